@@ -1,6 +1,24 @@
+"""The esb backend: daemonless, reproducible OCI images for a Python microservice monorepo."""
+
+from esb.goals import lock, package
+from esb.subsystems import image_tool, uv
+from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
+from esb.util_rules import base, dependencies, image, layers, service
+
+
 def target_types():
-    return []
+    return [EsbBaseImageTarget, EsbServiceImageTarget]
 
 
 def rules():
-    return []
+    return [
+        *base.rules(),
+        *dependencies.rules(),
+        *image.rules(),
+        *image_tool.rules(),
+        *layers.rules(),
+        *lock.rules(),
+        *package.rules(),
+        *service.rules(),
+        *uv.rules(),
+    ]

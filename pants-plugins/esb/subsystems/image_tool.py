@@ -1,0 +1,135 @@
+"""The image tool: the plain `imagetool` library, run by the backend as sandboxed processes.
+
+The library ships inside the plugin (like Pants' docker backend ships its Dockerfile parser) and
+is packed into a PEX with its third-party requirements from a user resolve, so that every
+image-building step is an ordinary, cacheable `Process` whose key covers the tool's code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from importlib.abc import Traversable
+from typing import Iterator, Mapping
+
+from pants.backend.python.subsystems.setup import PythonSetup
+from pants.backend.python.target_types import EntryPoint
+from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
+from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
+from pants.backend.python.util_rules.pex_requirements import PexRequirements, Resolve
+from pants.engine.fs import CreateDigest, Digest, FileContent
+from pants.engine.process import Process, ProcessCacheScope
+from pants.engine.rules import Get, collect_rules, rule
+from pants.option.global_options import GlobalOptions
+from pants.option.option_types import StrOption
+from pants.option.subsystem import Subsystem
+from pants.util.logging import LogLevel
+from pants.util.strutil import help_text
+
+IMAGE_TOOL_PACKAGE = "imagetool"
+
+
+class ImageToolSubsystem(Subsystem):
+    options_scope = "esb-image-tool"
+    help = help_text(
+        """
+        The image tool that builds layers and images in sandboxed, cacheable processes. Its
+        code ships with the esb backend; its third-party requirements come from a resolve of
+        your repository.
+        """
+    )
+
+    resolve = StrOption(
+        default="esb-image-tool",
+        advanced=True,
+        help=help_text(
+            """
+            The resolve (in `[python].resolves`) that provides the image tool's requirements:
+            `isal`, `python-debian`, `pyelftools`, `packaging` and `docker`. The tool runs on
+            that resolve's interpreter constraints; use the Python minor version of the base
+            images (3.11 for Debian 12) so that bytecode compiled at build time is valid there.
+            """
+        ),
+    )
+
+
+def _tool_files(directory: Traversable, prefix: str) -> Iterator[FileContent]:
+    for entry in sorted(directory.iterdir(), key=lambda e: e.name):
+        path = f"{prefix}/{entry.name}"
+        if entry.is_dir():
+            if entry.name != "__pycache__":
+                yield from _tool_files(entry, path)
+        elif entry.name.endswith(".py") and not entry.name.endswith("_test.py"):
+            yield FileContent(path, entry.read_bytes())
+
+
+@dataclass(frozen=True)
+class ImageTool:
+    pex: VenvPex
+
+
+@rule(desc="Build the image tool", level=LogLevel.DEBUG)
+async def build_image_tool(subsystem: ImageToolSubsystem, python_setup: PythonSetup) -> ImageTool:
+    sources = await Get(
+        Digest,
+        CreateDigest(_tool_files(resources.files(IMAGE_TOOL_PACKAGE), IMAGE_TOOL_PACKAGE)),
+    )
+    constraints = python_setup.resolves_to_interpreter_constraints.get(
+        subsystem.resolve, python_setup.interpreter_constraints
+    )
+    pex = await Get(
+        VenvPex,
+        PexRequest(
+            output_filename="imagetool.pex",
+            internal_only=True,
+            requirements=PexRequirements(
+                (),
+                from_superset=Resolve(subsystem.resolve, use_entire_lockfile=True),
+                description_of_origin=f"the `[{subsystem.options_scope}].resolve` option",
+            ),
+            interpreter_constraints=InterpreterConstraints(constraints),
+            sources=sources,
+            main=EntryPoint(f"{IMAGE_TOOL_PACKAGE}.cli", "main"),
+        ),
+    )
+    return ImageTool(pex)
+
+
+@dataclass(frozen=True)
+class ImageToolRequest:
+    """One run of the image tool: `argv` is a subcommand and its arguments."""
+
+    argv: tuple[str, ...]
+    description: str
+    input_digest: Digest
+    output_files: tuple[str, ...] = ()
+    output_directories: tuple[str, ...] = ()
+    needs_network_trust: bool = False
+    cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
+
+
+@rule
+async def image_tool_process(
+    request: ImageToolRequest, tool: ImageTool, global_options: GlobalOptions
+) -> Process:
+    env: Mapping[str, str] = {}
+    if request.needs_network_trust and global_options.ca_certs_path:
+        env = {"SSL_CERT_FILE": global_options.ca_certs_path}
+    return await Get(
+        Process,
+        VenvPexProcess(
+            tool.pex,
+            argv=request.argv,
+            description=request.description,
+            input_digest=request.input_digest,
+            output_files=request.output_files,
+            output_directories=request.output_directories,
+            extra_env=env,
+            cache_scope=request.cache_scope,
+            level=LogLevel.DEBUG,
+        ),
+    )
+
+
+def rules():
+    return collect_rules()

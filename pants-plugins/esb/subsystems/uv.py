@@ -1,0 +1,83 @@
+"""The uv binary the backend uses to install locks and ships in every service image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pants.engine.fs import Digest, DownloadFile, FileDigest
+from pants.engine.rules import Get, collect_rules, rule
+from pants.option.option_types import StrListOption, StrOption
+from pants.option.subsystem import Subsystem
+from pants.util.strutil import help_text
+
+
+class UvVersionError(ValueError):
+    pass
+
+
+class UvSubsystem(Subsystem):
+    options_scope = "esb-uv"
+    help = help_text(
+        """
+        The uv release used to lock and install every service's `uv.lock`, and shipped in every
+        service image as `/usr/local/bin/uv`. It is taken from uv's wheel on PyPI, pinned by
+        sha256, so no uv on the user's `PATH` is ever used.
+        """
+    )
+
+    version = StrOption(default="0.13.9", help="The uv version to use.")
+    known_versions = StrListOption(
+        default=[
+            "0.13.9|linux_x86_64|d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19"
+            "|17606939|https://files.pythonhosted.org/packages/3d/aa/26d64642d808de4a652579ef950d7cd2"
+            "d37f080a8babf9c67c6b75fc4c3f/uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "0.13.9|linux_arm64|ecb6028d79dc96fbeafffe5c8af62a7099487ebc05a701e76714eebcffd06375"
+            "|16864124|https://files.pythonhosted.org/packages/fe/2f/51a5de367c602592c018a42a23d57fba"
+            "5f2689fe6c3bf025dcf043b39c61/uv-0.13.9-py3-none-manylinux_2_28_aarch64.whl",
+        ],
+        help=help_text(
+            """
+            uv wheels, one per line: `<version>|<platform>|<sha256>|<size>|<url>`, where
+            platform is `linux_x86_64` or `linux_arm64` (the image's architecture and the build
+            host's). The sha256 and size are those PyPI lists for the wheel.
+            """
+        ),
+        advanced=True,
+    )
+
+    def wheel_download(self, platform: str) -> DownloadFile:
+        for line in self.known_versions:
+            version, known_platform, sha256, size, url = (part.strip() for part in line.split("|"))
+            if version == self.version and known_platform == platform:
+                return DownloadFile(url, FileDigest(sha256, int(size)))
+        raise UvVersionError(
+            f"No uv {self.version} wheel for the platform {platform} is listed in "
+            f"`[{self.options_scope}].known_versions`.\n\nFix: add a line "
+            f"`{self.version}|{platform}|<sha256>|<size>|<url>` with the wheel's details from "
+            f"https://pypi.org/project/uv/{self.version}/#files, or set "
+            f"`[{self.options_scope}].version` to a listed version."
+        )
+
+
+@dataclass(frozen=True)
+class UvWheelRequest:
+    platform: str
+
+
+@dataclass(frozen=True)
+class UvWheel:
+    """A digest holding exactly one file: uv's wheel for the requested platform."""
+
+    digest: Digest
+    filename: str
+
+
+@rule(desc="Fetch uv's wheel")
+async def fetch_uv_wheel(request: UvWheelRequest, uv: UvSubsystem) -> UvWheel:
+    download = uv.wheel_download(request.platform)
+    digest = await Get(Digest, DownloadFile, download)
+    return UvWheel(digest, download.url.rsplit("/", 1)[-1])
+
+
+def rules():
+    return collect_rules()

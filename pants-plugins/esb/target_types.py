@@ -1,0 +1,382 @@
+"""Targets of the esb backend: the shared base image and the service images built on it."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar, Iterable, Optional
+
+from pants.core.goals.package import OutputPathField
+from pants.engine.addresses import Address
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    AsyncFieldMixin,
+    Dependencies,
+    DictStringToStringField,
+    InvalidFieldException,
+    MultipleSourcesField,
+    StringField,
+    StringSequenceField,
+    Target,
+)
+from pants.util.frozendict import FrozenDict
+from pants.util.strutil import help_text
+
+# The OCI distribution spec's grammar for repository path components and tags.
+_REPOSITORY_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# POSIX shells accept these as variable names; anything else cannot be read by the entrypoint.
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Debian policy §5.6.7: lower case letters, digits, '+', '-', '.'; at least two characters.
+_DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_PORT = re.compile(r"^(?P<port>[0-9]{1,5})(?:/(?P<proto>tcp|udp|sctp))?$")
+
+BASE_LOCK_FILE = "packages.lock.json"
+TRUST_SCRIPT_FILE = "ensure_ca_trust.sh"
+ENTRYPOINT_SCRIPT_FILE = "entrypoint.sh"
+SERVICE_PYPROJECT_FILE = "pyproject.toml"
+SERVICE_LOCK_FILE = "uv.lock"
+
+
+def _invalid(field_alias: str, address: Address, problem: str, fix: str) -> InvalidFieldException:
+    return InvalidFieldException(
+        f"The `{field_alias}` field of the target {address} {problem}\n\nFix: {fix}"
+    )
+
+
+class EsbImageRepositoryField(StringField, AsyncFieldMixin):
+    alias = "repository"
+    help = help_text(
+        """
+        The image's repository name, e.g. `esb/api`: the name under which `package` labels the
+        image and `publish` pushes it (a registry prefix is added at publish time).
+
+        Defaults to the target's name. Must follow the OCI distribution grammar: lower-case
+        alphanumeric components separated by `.`, `_`, `__` or `-`, joined by `/`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is None:
+            return None
+        bad = [part for part in value.split("/") if not _REPOSITORY_COMPONENT.match(part)]
+        if bad:
+            raise _invalid(
+                cls.alias,
+                address,
+                f"is {value!r}, whose component(s) {', '.join(map(repr, bad))} are not valid OCI "
+                "repository name components.",
+                "use lower-case letters and digits, separated by '.', '_', '__' or '-', with '/' "
+                "between components, e.g. `repository=\"esb/api\"`.",
+            )
+        return value
+
+    def value_or_default(self) -> str:
+        return self.value or self.address.target_name
+
+
+class EsbImageTagsField(StringSequenceField):
+    alias = "image_tags"
+    default = ("latest",)
+    help = help_text(
+        """
+        Tags to give the image. The image's identity is its manifest digest, printed by `package`
+        and recorded in `<output>.image.json`; tags are names for people.
+
+        Each tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        bad = [tag for tag in value or () if not _TAG.match(tag)]
+        if bad:
+            raise _invalid(
+                cls.alias,
+                address,
+                f"has invalid tag(s) {', '.join(map(repr, bad))}.",
+                "a tag starts with a letter, digit or '_', continues with letters, digits, '_', "
+                "'.' or '-', and is at most 128 characters long.",
+            )
+        return value
+
+
+class EsbImageEnvironmentField(DictStringToStringField):
+    alias = "environment"
+    help = help_text(
+        """
+        Environment variables baked into the image's config, e.g.
+        `environment={"REQUIRE_CA_TRUST": "true"}`. A service image inherits its base's
+        environment and overrides it key by key.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[dict[str, str]], address: Address
+    ) -> Optional[FrozenDict[str, str]]:
+        value = super().compute_value(raw_value, address)
+        bad = sorted(name for name in value or {} if not _ENV_NAME.match(name))
+        if bad:
+            raise _invalid(
+                cls.alias,
+                address,
+                f"has invalid variable name(s) {', '.join(map(repr, bad))}.",
+                "names start with a letter or '_' and continue with letters, digits or '_'.",
+            )
+        return value
+
+
+class EsbImageLabelsField(DictStringToStringField):
+    alias = "labels"
+    help = help_text(
+        """
+        OCI labels for the image's config, e.g. `labels={"org.opencontainers.image.title": "api"}`.
+        """
+    )
+
+
+class EsbImageOutputPathField(OutputPathField):
+    help = help_text(
+        """
+        Where `package` writes the image, relative to `--distdir` (default `dist/`), without a
+        file ending: `<output_path>.image.json` (metadata: digest, config digest, repository, tags,
+        layers), `<output_path>.oci/` (an OCI image layout) and `<output_path>.docker.tar`
+        (an archive for `docker load`).
+
+        Defaults to the BUILD file's path with dots for slashes, then the target name, e.g.
+        `services.api/api`.
+        """
+    )
+
+
+class EsbImageDependenciesField(Dependencies):
+    help = help_text(
+        """
+        Extra dependencies. Leave empty in the normal case: a service image depends on its
+        `base` and on the files of its own directory, and those dependencies are added for you.
+        """
+    )
+
+
+_COMMON_IMAGE_FIELDS = (
+    *COMMON_TARGET_FIELDS,
+    EsbImageRepositoryField,
+    EsbImageTagsField,
+    EsbImageEnvironmentField,
+    EsbImageLabelsField,
+    EsbImageOutputPathField,
+    EsbImageDependenciesField,
+)
+
+
+# -----------------------------------------------------------------------------------------------
+# esb_base_image
+# -----------------------------------------------------------------------------------------------
+
+
+class EsbBaseSourcesField(MultipleSourcesField):
+    required_files: ClassVar[tuple[str, ...]] = (
+        BASE_LOCK_FILE,
+        TRUST_SCRIPT_FILE,
+        ENTRYPOINT_SCRIPT_FILE,
+    )
+    default = required_files
+    expected_num_files = range(3, 4)
+    help = help_text(
+        f"""
+        The base's own files, all in the BUILD file's directory: `{BASE_LOCK_FILE}` (the Debian
+        packages, pinned by URL and sha256, that make the root filesystem; written by
+        `pants esb-lock`), `{TRUST_SCRIPT_FILE}` (installed as
+        `/usr/local/bin/{TRUST_SCRIPT_FILE}`) and `{ENTRYPOINT_SCRIPT_FILE}` (installed as
+        `/usr/local/bin/{ENTRYPOINT_SCRIPT_FILE}`, the entrypoint of every image built on this
+        base).
+        """
+    )
+
+
+class EsbBasePackagesField(StringSequenceField):
+    alias = "packages"
+    required = True
+    help = help_text(
+        f"""
+        The Debian 12 (bookworm) packages to install, e.g.
+        `packages=["python3", "ca-certificates", "bash", "coreutils"]`. `pants esb-lock` resolves
+        them and their dependencies to exact versions and writes `{BASE_LOCK_FILE}`; `package`
+        fails when this list and the lock disagree.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        bad = [name for name in value or () if not _DEBIAN_PACKAGE.match(name)]
+        if bad:
+            raise _invalid(
+                cls.alias,
+                address,
+                f"has invalid Debian package name(s) {', '.join(map(repr, bad))}.",
+                "Debian package names use lower-case letters, digits, '+', '-' and '.', and are "
+                "at least two characters long (e.g. `python3`, `libpq5`).",
+            )
+        if value and len(set(value)) != len(value):
+            raise _invalid(
+                cls.alias, address, "lists a package more than once.", "remove the duplicates."
+            )
+        return value
+
+
+class EsbBaseImageTarget(Target):
+    alias = "esb_base_image"
+    core_fields = (*_COMMON_IMAGE_FIELDS, EsbBaseSourcesField, EsbBasePackagesField)
+    help = help_text(
+        f"""
+        The shared base image (`esb-service-base`) that every `esb_service_image` builds on:
+        Debian 12 assembled without a daemon from the `.deb` packages pinned in
+        `{BASE_LOCK_FILE}`, plus the trust contract (`/usr/local/bin/{TRUST_SCRIPT_FILE}`,
+        `/usr/local/bin/{ENTRYPOINT_SCRIPT_FILE}`).
+
+        Example BUILD:
+
+            esb_base_image(
+                name="esb-service-base",
+                packages=["python3", "ca-certificates", "bash", "coreutils", "openssl"],
+                environment={{"SSL_CERT_DIR": "/etc/esb/ca-certificates"}},
+            )
+
+        `pants package base:esb-service-base` writes the image to `dist/`; every service image
+        records the digest of the base it was built on.
+        """
+    )
+
+
+# -----------------------------------------------------------------------------------------------
+# esb_service_image
+# -----------------------------------------------------------------------------------------------
+
+
+class EsbServiceBaseField(StringField, AsyncFieldMixin):
+    alias = "base"
+    required = True
+    help = help_text(
+        """
+        The address of the `esb_base_image` target this service image builds on, e.g.
+        `base="//base:esb-service-base"`. The service's venv is installed for that base's Python
+        version and platform, and the image records the base's digest.
+        """
+    )
+
+
+class EsbServiceSourcesField(MultipleSourcesField):
+    required_files: ClassVar[tuple[str, ...]] = (SERVICE_PYPROJECT_FILE, SERVICE_LOCK_FILE)
+    default = (*required_files, "src/**/*.py")
+    help = help_text(
+        f"""
+        The service's files, all inside its own directory: its uv project (`{SERVICE_PYPROJECT_FILE}`
+        and `{SERVICE_LOCK_FILE}`, both required, at the directory's top) and the files shipped in
+        the image under `/app` (by default the Python modules under `src/`). `{SERVICE_LOCK_FILE}`
+        is installed into `/.venv`, and `/app/src` is put on the venv's `sys.path`.
+        """
+    )
+
+
+class EsbServiceCommandField(StringSequenceField):
+    alias = "command"
+    required = True
+    help = help_text(
+        """
+        The image's default command (OCI `Cmd`), run by the base's entrypoint after the CA trust
+        check, e.g. `command=["python", "-m", "esb_api"]`. `python` is the venv's interpreter
+        (`/.venv/bin` comes first on `PATH`).
+        """
+    )
+
+
+class EsbServiceWorkdirField(StringField):
+    alias = "workdir"
+    default = "/app"
+    help = "The working directory of the service's process (OCI `WorkingDir`); an absolute path."
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        if not value.startswith("/"):
+            raise _invalid(
+                cls.alias,
+                address,
+                f"is {value!r}, a relative path.",
+                f"use an absolute path inside the image, e.g. `workdir=\"/{value}\"`.",
+            )
+        return value
+
+
+class EsbServicePortsField(StringSequenceField):
+    alias = "ports"
+    default = ()
+    help = help_text(
+        """
+        Ports the service listens on (OCI `ExposedPorts`), as `"8080"` or `"8080/tcp"`
+        (`tcp`, `udp` or `sctp`). Prefer ports above 1023 so that the service can run as a
+        non-root user.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        bad = [
+            port
+            for port in value or ()
+            if not (match := _PORT.match(port)) or not 0 < int(match["port"]) < 65536
+        ]
+        if bad:
+            raise _invalid(
+                cls.alias,
+                address,
+                f"has invalid port(s) {', '.join(map(repr, bad))}.",
+                'give a number from 1 to 65535, optionally with "/tcp", "/udp" or "/sctp", e.g. '
+                '`ports=["8080/tcp"]`.',
+            )
+        return value
+
+    def normalized(self) -> tuple[str, ...]:
+        return tuple(port if "/" in port else f"{port}/tcp" for port in self.value or ())
+
+
+class EsbServiceImageTarget(Target):
+    alias = "esb_service_image"
+    core_fields = (
+        *_COMMON_IMAGE_FIELDS,
+        EsbServiceBaseField,
+        EsbServiceSourcesField,
+        EsbServiceCommandField,
+        EsbServiceWorkdirField,
+        EsbServicePortsField,
+    )
+    help = help_text(
+        f"""
+        A service's production image: the `base` image, then `/usr/local/bin/uv`, then the
+        service's `{SERVICE_LOCK_FILE}` installed into `/.venv`, then the service's own files under
+        `/app`, each a separate, cached layer. Built without a Docker daemon; the same inputs
+        give the same digest on any machine.
+
+        Example BUILD (in `services/api/`):
+
+            esb_service_image(
+                name="api",
+                base="//base:esb-service-base",
+                repository="esb/api",
+                command=["python", "-m", "esb_api"],
+                ports=["8080/tcp"],
+            )
+        """
+    )
+

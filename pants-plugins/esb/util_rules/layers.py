@@ -1,0 +1,131 @@
+"""Layers: each is one sandboxed image-tool process, so an unchanged layer is a cache hit.
+
+Every layer process writes the same two files, `layer.tar.gz` and `layer.json` (its digest,
+diff_id, size and media type), so that assembly treats all kinds of layers alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb.util_rules.platform import BasePlatform
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.platform import Platform
+from pants.engine.process import Process, ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+
+LAYER_BLOB = "layer.tar.gz"
+LAYER_DESCRIPTOR = "layer.json"
+_OUTPUTS = ("--out-blob", LAYER_BLOB, "--out-descriptor", LAYER_DESCRIPTOR)
+
+
+@dataclass(frozen=True)
+class BuiltLayer:
+    """A digest holding `layer.tar.gz` and `layer.json` at its root."""
+
+    name: str
+    digest: Digest
+
+
+async def run_layer_process(name: str, request: ImageToolRequest) -> BuiltLayer:
+    process = await Get(Process, ImageToolRequest, request)
+    result = await Get(ProcessResult, Process, process)
+    return BuiltLayer(name, result.output_digest)
+
+
+def layer_request(argv: tuple[str, ...], description: str, input_digest: Digest, **kwargs) -> ImageToolRequest:
+    return ImageToolRequest(
+        argv=(*argv, *_OUTPUTS),
+        description=description,
+        input_digest=input_digest,
+        output_files=(LAYER_BLOB, LAYER_DESCRIPTOR),
+        **kwargs,
+    )
+
+
+@dataclass(frozen=True)
+class FilesLayerRequest:
+    """Files of the repository, placed under `prefix` inside the image, owned by root."""
+
+    name: str
+    files: Digest
+    prefix: str
+    description: str
+
+
+@rule
+async def build_files_layer(request: FilesLayerRequest) -> BuiltLayer:
+    staged = await Get(Digest, AddPrefix(request.files, "root"))
+    return await run_layer_process(
+        request.name,
+        layer_request(
+            ("layer-from-dir", "--root", "root", "--prefix", request.prefix),
+            request.description,
+            staged,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class UvLayerRequest:
+    platform: str
+
+
+@rule(desc="Build the uv layer")
+async def build_uv_layer(request: UvLayerRequest) -> BuiltLayer:
+    wheel = await Get(UvWheel, UvWheelRequest(request.platform))
+    return await run_layer_process(
+        "uv",
+        layer_request(
+            ("uv-layer", "--wheel", wheel.filename),
+            f"Build the uv layer ({request.platform})",
+            wheel.digest,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class VenvLayerRequest:
+    """A service's uv project: only `pyproject.toml` and `uv.lock`, at the digest's root."""
+
+    project: Digest
+    platform: BasePlatform
+    source_path: str
+    description: str
+
+
+@rule
+async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLayer:
+    # The host's uv installs for the image's platform. The key holds only the lock and the base's platform facts, so services with identical
+    # locks share one process result, hence one byte-identical layer.
+    wheel, project, platform = await MultiGet(
+        Get(UvWheel, UvWheelRequest(host.value)),
+        Get(Digest, AddPrefix(request.project, "project")),
+        Get(Digest, CreateDigest([FileContent("platform.json", request.platform.facts_json)])),
+    )
+    inputs = await Get(Digest, MergeDigests([wheel.digest, project, platform]))
+    return await run_layer_process(
+        "venv",
+        layer_request(
+            (
+                "venv-layer",
+                "--project",
+                "project",
+                "--uv-wheel",
+                wheel.filename,
+                "--platform",
+                "platform.json",
+                "--source-path",
+                request.source_path,
+            ),
+            request.description,
+            inputs,
+            needs_network_trust=True,
+        ),
+    )
+
+
+def rules():
+    return collect_rules()
