@@ -232,9 +232,51 @@ class EsbBasePackagesField(StringSequenceField):
         return value
 
 
+class EsbBaseDebianSourcesField(StringSequenceField):
+    alias = "debian_sources"
+    default = (
+        "https://deb.debian.org/debian bookworm main",
+        "https://deb.debian.org/debian bookworm-updates main",
+        "https://deb.debian.org/debian-security bookworm-security main",
+    )
+    help = help_text(
+        """
+        The Debian archive suites `pants esb-lock` resolves `packages` against, each as
+        `"<archive URL> <suite> <component>..."`, highest priority first. Their `Release` files
+        must be signed by the Debian archive keyring. Builds never read these: they download
+        only the `.deb` URLs pinned in the lock.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        bad = [
+            source
+            for source in value or ()
+            if len(source.split()) < 3 or not source.startswith(("https://", "http://"))
+        ]
+        if bad:
+            raise _invalid(
+                cls.alias,
+                address,
+                f"has malformed source(s) {', '.join(map(repr, bad))}.",
+                'write each source as "<archive URL> <suite> <component>...", e.g. '
+                '"https://deb.debian.org/debian bookworm main".',
+            )
+        return value
+
+
 class EsbBaseImageTarget(Target):
     alias = "esb_base_image"
-    core_fields = (*_COMMON_IMAGE_FIELDS, EsbBaseSourcesField, EsbBasePackagesField)
+    core_fields = (
+        *_COMMON_IMAGE_FIELDS,
+        EsbBaseSourcesField,
+        EsbBasePackagesField,
+        EsbBaseDebianSourcesField,
+    )
     help = help_text(
         f"""
         The shared base image (`esb-service-base`) that every `esb_service_image` builds on:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import os
+from typing import Iterable
 
 from esb.subsystems.image_tool import ImageToolRequest
-from esb.target_types import BASE_LOCK_FILE, EsbBasePackagesField
+from esb.target_types import BASE_LOCK_FILE, EsbBaseDebianSourcesField, EsbBasePackagesField
 from pants.engine.console import Console
-from pants.engine.fs import CreateDigest, Digest, FileContent, Workspace
+from pants.engine.fs import EMPTY_DIGEST, Workspace
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
@@ -33,10 +33,14 @@ class EsbLock(Goal):
     environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
 
 
-@dataclass(frozen=True)
-class _LockRun:
-    lock_path: str
-    process: Process
+def debian_lock_argv(packages: Iterable[str], sources: Iterable[str]) -> tuple[str, ...]:
+    return (
+        "debian-lock",
+        *(arg for source in sources for arg in ("--source", source)),
+        *(arg for package in sorted(packages) for arg in ("--package", package)),
+        "--out-lock",
+        BASE_LOCK_FILE,
+    )
 
 
 @goal_rule
@@ -47,33 +51,28 @@ async def esb_lock(targets: Targets, console: Console, workspace: Workspace) -> 
             "No `esb_base_image` targets among the given addresses; try `pants esb-lock base:`."
         )
         return EsbLock(exit_code=1)
-    requests = []
-    for target in bases:
-        request_json = json.dumps(
-            {"packages": sorted(target[EsbBasePackagesField].value or ())}, sort_keys=True
-        ).encode()
-        inputs = await Get(Digest, CreateDigest([FileContent("request.json", request_json)]))
-        requests.append(
-            _LockRun(
-                f"{target.address.spec_path}/{BASE_LOCK_FILE}",
-                await Get(
-                    Process,
-                    ImageToolRequest(
-                        argv=("debian-lock", "--request", "request.json", "--out", BASE_LOCK_FILE),
-                        description=f"Lock the Debian packages of {target.address}",
-                        input_digest=inputs,
-                        output_files=(BASE_LOCK_FILE,),
-                        needs_network_trust=True,
-                        # The archive's indexes change with every point release.
-                        cache_scope=ProcessCacheScope.PER_SESSION,
-                    ),
+    processes = await MultiGet(
+        Get(
+            Process,
+            ImageToolRequest(
+                argv=debian_lock_argv(
+                    target[EsbBasePackagesField].value or (),
+                    target[EsbBaseDebianSourcesField].value or (),
                 ),
-            )
+                description=f"Lock the Debian packages of {target.address}",
+                input_digest=EMPTY_DIGEST,
+                output_files=(BASE_LOCK_FILE,),
+                needs_network_trust=True,
+                # The archive's indexes change with every point release.
+                cache_scope=ProcessCacheScope.PER_SESSION,
+            ),
         )
-    results = await MultiGet(Get(ProcessResult, Process, run.process) for run in requests)
-    for run, result in zip(requests, results):
-        workspace.write_digest(result.output_digest, path_prefix=run.lock_path.rsplit("/", 1)[0])
-        console.print_stdout(f"Wrote {run.lock_path}")
+        for target in bases
+    )
+    results = await MultiGet(Get(ProcessResult, Process, process) for process in processes)
+    for target, result in zip(bases, results):
+        workspace.write_digest(result.output_digest, path_prefix=target.address.spec_path)
+        console.print_stdout(f"Wrote {os.path.join(target.address.spec_path, BASE_LOCK_FILE)}")
     return EsbLock(exit_code=0)
 
 

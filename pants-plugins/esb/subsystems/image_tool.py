@@ -59,7 +59,9 @@ def _tool_files(directory: Traversable, prefix: str) -> Iterator[FileContent]:
         if entry.is_dir():
             if entry.name != "__pycache__":
                 yield from _tool_files(entry, path)
-        elif entry.name.endswith(".py") and not entry.name.endswith("_test.py"):
+        elif entry.name.endswith(".py") and not (
+            entry.name.endswith("_test.py") or entry.name == "conftest.py"
+        ):
             yield FileContent(path, entry.read_bytes())
 
 

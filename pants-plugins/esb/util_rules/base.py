@@ -134,9 +134,19 @@ async def build_rootfs_layer(request: RootfsLayerRequest) -> BuiltLayer:
     return await run_layer_process(
         "rootfs",
         layer_request(
-            ("debian-rootfs", "--lock", "packages.lock.json", "--debs", "debs"),
+            (
+                "debian-rootfs",
+                "--lock",
+                "packages.lock.json",
+                "--debs",
+                "debs",
+                "--compile-bytecode",
+                "--out-platform",
+                "platform.json",
+            ),
             request.description,
             request.inputs,
+            extra_outputs=("platform.json",),
         ),
     )
 
@@ -202,10 +212,10 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
             tags=target[EsbImageTagsField].value or (),
             architecture=lock.platform.architecture,
             config_json=config_json(
-                Cmd=["python3"],
-                Entrypoint=[ENTRYPOINT],
-                Env=environment,
-                Labels=dict(target[EsbImageLabelsField].value or {}),
+                cmd=["python3"],
+                entrypoint=[ENTRYPOINT],
+                env=environment,
+                labels=dict(target[EsbImageLabelsField].value or {}),
             ),
             layers=(rootfs, tools),
         ),

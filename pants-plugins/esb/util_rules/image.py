@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from esb.subsystems.image_tool import ImageToolRequest
-from esb.util_rules.layers import BuiltLayer
+from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, BuiltLayer
 from pants.engine.fs import (
     AddPrefix,
     CreateDigest,
@@ -46,9 +46,8 @@ class BuiltImage:
 
 @dataclass(frozen=True)
 class ImageAssemblyRequest:
-    """`config_json` holds the OCI config fields (Entrypoint, Cmd, ...) that this image sets over
-    its base's; its `Env` is a name → value mapping merged over the base's variables by the tool.
-    """
+    """`config_json` holds the config changes this image makes over its base's, in the image
+    tool's spec format: `env` and `labels` merge over the base's, the rest replaces it."""
 
     description: str
     repository: str
@@ -60,15 +59,30 @@ class ImageAssemblyRequest:
 
 
 def assembly_spec(request: ImageAssemblyRequest, layer_dirs: tuple[str, ...]) -> dict[str, Any]:
-    return {
-        "architecture": request.architecture,
-        "base_layout": _BASE_LAYOUT if request.base else None,
+    """The `assemble` command's image spec (see `imagetool.spec`)."""
+    spec: dict[str, Any] = {
         "config": json.loads(request.config_json),
-        "layers": list(layer_dirs),
-        "os": "linux",
+        "layers": [
+            {
+                "blob": f"{directory}/{LAYER_BLOB}",
+                "created_by": f"esb: {layer.name} layer",
+                "descriptor": f"{directory}/{LAYER_DESCRIPTOR}",
+            }
+            for layer, directory in zip(request.layers, layer_dirs)
+        ],
         "repository": request.repository,
         "tags": list(request.tags),
     }
+    if request.base:
+        spec["base"] = {"layout": _BASE_LAYOUT}
+    else:
+        spec["platform"] = {"architecture": request.architecture, "os": "linux"}
+    return spec
+
+
+async def _layout_only(image: BuiltImage) -> Digest:
+    subset = await Get(Digest, DigestSubset(image.digest, PathGlobs([f"{IMAGE_LAYOUT}/**"])))
+    return await Get(Digest, RemovePrefix(subset, IMAGE_LAYOUT))
 
 
 @rule
@@ -112,11 +126,6 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
     )
     contents = await Get(DigestContents, Digest, metadata_only)
     return BuiltImage(result.output_digest, contents[0].content.decode())
-
-
-async def _layout_only(image: BuiltImage) -> Digest:
-    subset = await Get(Digest, DigestSubset(image.digest, PathGlobs([f"{IMAGE_LAYOUT}/**"])))
-    return await Get(Digest, RemovePrefix(subset, IMAGE_LAYOUT))
 
 
 def config_json(**fields: Any) -> str:

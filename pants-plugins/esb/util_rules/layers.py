@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.util_rules.platform import BasePlatform
-from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.fs import AddPrefix, Digest, MergeDigests
 from pants.engine.platform import Platform
 from pants.engine.process import Process, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 LAYER_BLOB = "layer.tar.gz"
 LAYER_DESCRIPTOR = "layer.json"
+VENV_PACKAGES = "packages.json"
 _OUTPUTS = ("--out-blob", LAYER_BLOB, "--out-descriptor", LAYER_DESCRIPTOR)
 
 
@@ -35,13 +36,20 @@ async def run_layer_process(name: str, request: ImageToolRequest) -> BuiltLayer:
     return BuiltLayer(name, result.output_digest)
 
 
-def layer_request(argv: tuple[str, ...], description: str, input_digest: Digest, **kwargs) -> ImageToolRequest:
+def layer_request(
+    argv: tuple[str, ...],
+    description: str,
+    input_digest: Digest,
+    *,
+    extra_outputs: tuple[str, ...] = (),
+    needs_network_trust: bool = False,
+) -> ImageToolRequest:
     return ImageToolRequest(
         argv=(*argv, *_OUTPUTS),
         description=description,
         input_digest=input_digest,
-        output_files=(LAYER_BLOB, LAYER_DESCRIPTOR),
-        **kwargs,
+        output_files=(LAYER_BLOB, LAYER_DESCRIPTOR, *extra_outputs),
+        needs_network_trust=needs_network_trust,
     )
 
 
@@ -98,14 +106,15 @@ class VenvLayerRequest:
 
 @rule
 async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLayer:
-    # The host's uv installs for the image's platform. The key holds only the lock and the base's platform facts, so services with identical
-    # locks share one process result, hence one byte-identical layer.
-    wheel, project, platform = await MultiGet(
+    # The host's uv installs for the image's platform. The key holds only the lock and the
+    # base's platform facts, so services with identical locks share one process result, hence
+    # one byte-identical layer.
+    wheel, project = await MultiGet(
         Get(UvWheel, UvWheelRequest(host.value)),
         Get(Digest, AddPrefix(request.project, "project")),
-        Get(Digest, CreateDigest([FileContent("platform.json", request.platform.facts_json)])),
     )
-    inputs = await Get(Digest, MergeDigests([wheel.digest, project, platform]))
+    inputs = await Get(Digest, MergeDigests([wheel.digest, project]))
+    platform = request.platform
     return await run_layer_process(
         "venv",
         layer_request(
@@ -113,15 +122,22 @@ async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLa
                 "venv-layer",
                 "--project",
                 "project",
-                "--uv-wheel",
+                "--uv",
                 wheel.filename,
-                "--platform",
-                "platform.json",
+                "--python-version",
+                platform.python_version,
+                "--python-platform",
+                platform.uv_python_platform,
+                "--interpreter",
+                platform.interpreter,
                 "--source-path",
                 request.source_path,
+                "--out-packages",
+                VENV_PACKAGES,
             ),
             request.description,
             inputs,
+            extra_outputs=(VENV_PACKAGES,),
             needs_network_trust=True,
         ),
     )

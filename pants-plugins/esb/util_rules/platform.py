@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 # Debian architecture names → the platform names of tool downloads (`[esb-uv].known_versions`).
 _DEBIAN_TO_TOOL_PLATFORM = {"amd64": "linux_x86_64", "arm64": "linux_arm64"}
+_DEBIAN_TO_MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 class BasePlatformError(ValueError):
@@ -48,12 +48,13 @@ class BasePlatform:
         return _DEBIAN_TO_TOOL_PLATFORM[self.architecture]
 
     @property
-    def facts_json(self) -> bytes:
-        return json.dumps(
-            {
-                "architecture": self.architecture,
-                "glibc_version": self.glibc_version,
-                "python_version": self.python_version,
-            },
-            sort_keys=True,
-        ).encode()
+    def uv_python_platform(self) -> str:
+        """The platform uv installs wheels for, e.g. `x86_64-manylinux_2_36` for Debian 12."""
+        major, minor = self.glibc_version.split(".")[:2]
+        return f"{_DEBIAN_TO_MACHINE[self.architecture]}-manylinux_{major}_{minor}"
+
+    @property
+    def interpreter(self) -> str:
+        """The base's Python, which the venv's `bin/python` links to."""
+        major, minor = self.python_version.split(".")[:2]
+        return f"/usr/bin/python{major}.{minor}"

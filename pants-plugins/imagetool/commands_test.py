@@ -1,0 +1,236 @@
+from __future__ import annotations
+
+import argparse
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from imagetool.commands import COMMANDS
+from imagetool.oci import BASE_DIGEST_ANNOTATION, REF_NAME_ANNOTATION, OciLayout, sha256_digest
+
+
+def run(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, _) in COMMANDS.items():
+        add_arguments(subparsers.add_parser(name))
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command][1](args)
+
+
+def make_source(root: Path) -> None:
+    (root / "hello").mkdir(parents=True)
+    (root / "hello" / "__main__.py").write_text("print('hello')\n")
+    (root / "entrypoint.sh").write_text('#!/bin/sh\nexec "$@"\n')
+    (root / "entrypoint.sh").chmod(0o755)
+
+
+def build_layer(source: str, prefix: str, name: str) -> dict:
+    args = ["--root", source, "--prefix", prefix, "--out-blob", f"{name}.tar.gz"]
+    assert run("layer-from-dir", *args, "--out-descriptor", f"{name}.json") == 0
+    return json.loads(Path(f"{name}.json").read_text())
+
+
+def write_spec(path: str, **spec) -> str:
+    Path(path).write_text(json.dumps(spec))
+    return path
+
+
+def assemble(spec: str, name: str) -> dict:
+    outputs = ["--out-layout", name, "--out-archive", f"{name}.tar", "--out-metadata", f"{name}.image.json"]
+    assert run("assemble", "--spec", spec, *outputs) == 0
+    return json.loads(Path(f"{name}.image.json").read_text())
+
+
+def build_service_image(workdir: Path) -> dict:
+    make_source(workdir / "src")
+    layer = build_layer("src", "app/", "app")
+    assert layer["media_type"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+    spec = write_spec(
+        "spec.json",
+        platform={"os": "linux", "architecture": "amd64"},
+        layers=[{"descriptor": "app.json", "blob": "app.tar.gz", "created_by": "esb: service source"}],
+        config={
+            "env": {"PYTHONPATH": "/app"},
+            "entrypoint": ["/app/entrypoint.sh"],
+            "cmd": ["python3", "-m", "hello"],
+        },
+        repository="esb/hello",
+        tags=["latest", "1.0"],
+    )
+    return assemble(spec, "hello")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    return tmp_path
+
+
+def test_layer_from_dir(workdir: Path) -> None:
+    make_source(workdir / "src")
+    descriptor = build_layer("src", "app/", "layer")
+    blob = Path("layer.tar.gz").read_bytes()
+    assert (descriptor["digest"], descriptor["size"]) == (sha256_digest(blob), len(blob))
+    with tarfile.open("layer.tar.gz") as archive:
+        assert [(m.name, m.mode, m.mtime) for m in archive.getmembers()] == [
+            ("app", 0o755, 0),
+            ("app/entrypoint.sh", 0o755, 0),
+            ("app/hello", 0o755, 0),
+            ("app/hello/__main__.py", 0o644, 0),
+        ]
+
+
+def test_layer_from_dir_takes_its_time_from_source_date_epoch(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_source(workdir / "src")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    build_layer("src", "", "layer")
+    with tarfile.open("layer.tar.gz") as archive:
+        assert {m.mtime for m in archive.getmembers()} == {1_700_000_000}
+
+
+def test_golden_image_digest(workdir: Path) -> None:
+    # The image's identity for fixed inputs: a change here changes every image's digest.
+    metadata = build_service_image(workdir)
+    assert metadata == {
+        "digest": "sha256:0e79e0b014bee774a3cddf6da8f3174b345ea00a6ef9ddd6bde522a4abf68979",
+        "config_digest": "sha256:b009b9ed14b18c10ed26c477ad64a4b0f895e53c0b2dc35c65a44dd5fdbdf151",
+        "repository": "esb/hello",
+        "tags": ["latest", "1.0"],
+        "layers": [
+            {"digest": "sha256:d63b8eb66380c4005c14093a1fa8eb24e581c1cad1c1b7deb4fbe8084121d78a", "size": 237}
+        ],
+    }
+
+
+def test_assembled_image(workdir: Path) -> None:
+    metadata = build_service_image(workdir)
+    layout = OciLayout(Path("hello"))
+    image = layout.load_image(ref="latest")
+    assert image.manifest.digest == metadata["digest"]
+    assert image.manifest.annotations == {
+        REF_NAME_ANNOTATION: "latest",
+        "io.containerd.image.name": "docker.io/esb/hello:latest",
+    }
+    for blob in Path("hello/blobs/sha256").iterdir():
+        assert sha256_digest(blob.read_bytes()) == f"sha256:{blob.name}"
+    assert image.config == {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "1970-01-01T00:00:00Z",
+        "config": {
+            "Env": ["PYTHONPATH=/app"],
+            "Entrypoint": ["/app/entrypoint.sh"],
+            "Cmd": ["python3", "-m", "hello"],
+        },
+        "rootfs": {"type": "layers", "diff_ids": [json.loads(Path("app.json").read_text())["diff_id"]]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "esb: service source"}],
+    }
+    with tarfile.open("hello.tar") as archive:
+        [docker_manifest] = json.load(archive.extractfile("manifest.json"))
+    assert docker_manifest["RepoTags"] == ["esb/hello:latest", "esb/hello:1.0"]
+    assert docker_manifest["Layers"] == [f"blobs/sha256/{metadata['layers'][0]['digest'].split(':')[1]}"]
+
+
+def test_images_do_not_depend_on_the_checkout_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outputs = []
+    for checkout in (tmp_path / "one", tmp_path / "somewhere" / "else"):
+        checkout.mkdir(parents=True)
+        monkeypatch.chdir(checkout)
+        metadata = build_service_image(checkout)
+        outputs.append((metadata, Path("hello.tar").read_bytes()))
+    assert outputs[0] == outputs[1]
+
+
+def test_image_on_a_base(workdir: Path) -> None:
+    (workdir / "base-files" / "etc").mkdir(parents=True)
+    (workdir / "base-files" / "etc" / "os-release").write_text("ID=debian\n")
+    build_layer("base-files", "", "os")
+    base_spec = write_spec(
+        "base.json",
+        platform={"os": "linux", "architecture": "amd64"},
+        layers=[{"descriptor": "os.json", "blob": "os.tar.gz", "created_by": "esb: debian packages"}],
+        config={"env": {"PATH": "/usr/bin", "LANG": "C.UTF-8"}, "cmd": ["python3"]},
+        repository="esb/base",
+        tags=["latest"],
+    )
+    base = assemble(base_spec, "base")
+
+    make_source(workdir / "src")
+    build_layer("src", "app/", "app")
+    spec = write_spec(
+        "service.json",
+        base={"layout": "base", "ref": "latest"},
+        layers=[{"descriptor": "app.json", "blob": "app.tar.gz", "created_by": "esb: service source"}],
+        config={"env": {"PATH": "/.venv/bin:/usr/bin"}, "entrypoint": ["/app/entrypoint.sh"]},
+        repository="esb/hello",
+        tags=["latest"],
+        created=1_700_000_000,
+    )
+    metadata = assemble(spec, "hello")
+    app_layer = json.loads(Path("app.json").read_text())
+    assert metadata["base_digest"] == base["digest"]
+    assert metadata["layers"] == [*base["layers"], {"digest": app_layer["digest"], "size": app_layer["size"]}]
+    image = OciLayout(Path("hello")).load_image()
+    assert image.config["config"] == {
+        "Env": ["PATH=/.venv/bin:/usr/bin", "LANG=C.UTF-8"],
+        "Entrypoint": ["/app/entrypoint.sh"],
+    }
+    assert [entry["created_by"] for entry in image.config["history"]] == [
+        "esb: debian packages",
+        "esb: service source",
+    ]
+    assert [entry["created"] for entry in image.config["history"]] == [
+        "1970-01-01T00:00:00Z",
+        "2023-11-14T22:13:20Z",
+    ]
+    manifest = json.loads(image.layout.read_blob(image.manifest))
+    assert manifest["annotations"] == {BASE_DIGEST_ANNOTATION: base["digest"]}
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        pytest.param(
+            {"layers": [], "repository": "esb/x", "tags": ["latest"]},
+            "without a base needs a `platform`",
+            id="no-platform",
+        ),
+        pytest.param(
+            {"layers": [], "repository": "esb/x", "tags": ["latest"], "tag": "x"},
+            "unknown keys 'tag'",
+            id="unknown-key",
+        ),
+        pytest.param(
+            {"layers": [], "repository": "esb/x", "tags": "latest"}, "'tags' must be a list", id="wrong-type"
+        ),
+        pytest.param(
+            {"base": {"layout": "missing"}, "layers": [], "repository": "esb/x", "tags": ["latest"]},
+            "missing is not an OCI image layout",
+            id="missing-base",
+        ),
+        pytest.param(
+            {
+                "platform": {"os": "linux", "architecture": "amd64"},
+                "layers": [{"descriptor": "app.json", "blob": "other.tar.gz", "created_by": "x"}],
+                "repository": "esb/x",
+                "tags": ["latest"],
+            },
+            "other.tar.gz should be the blob",
+            id="blob-not-matching-its-descriptor",
+        ),
+    ],
+)
+def test_assemble_errors(workdir: Path, capsys: pytest.CaptureFixture[str], spec: dict, message: str) -> None:
+    make_source(workdir / "src")
+    build_layer("src", "app/", "app")
+    Path("other.tar.gz").write_bytes(Path("app.tar.gz").read_bytes() + b"\0")
+    write_spec("spec.json", **spec)
+    outputs = ["--out-layout", "out", "--out-archive", "out.tar", "--out-metadata", "out.image.json"]
+    assert run("assemble", "--spec", "spec.json", *outputs) == 1
+    assert message in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""Debian bases from pinned .deb packages: lock a package closure, assemble a root filesystem."""

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import argparse
+import json
+import lzma
+from pathlib import Path
+
+import pytest
+
+from imagetool.debian import commands
+from imagetool.debian.archive_test import PACKAGES, archive_files, signed_release
+from imagetool.debian.conftest import MakeDeb
+from imagetool.debian.lock import PackageLock, PlatformFacts
+from imagetool.debian.rootfs_test import BASE_PASSWD, TOOL
+
+
+def run(name: str, *argv: str) -> int:
+    add_arguments, run_command = commands.COMMANDS[name]
+    parser = argparse.ArgumentParser(prog=name)
+    add_arguments(parser)
+    return run_command(parser.parse_args(argv))
+
+
+def test_debian_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = lzma.compress(PACKAGES)
+    monkeypatch.setattr(commands, "fetch_https", archive_files(signed_release(index), index).__getitem__)
+    out = tmp_path / "packages.lock.json"
+    status = run(
+        "debian-lock",
+        "--source", "https://deb.example.org/debian bookworm main",
+        "--package", "mawk",
+        "--no-verify-release",
+        "--out-lock", str(out),
+    )  # fmt: skip
+    assert status == 0
+    lock = PackageLock.from_json(out.read_text())
+    assert [(p.name, p.version) for p in lock.packages] == [("mawk", "1.3.4.20200120-3.1")]
+
+
+def test_debian_lock_reports_resolution_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = lzma.compress(PACKAGES)
+    monkeypatch.setattr(commands, "fetch_https", archive_files(signed_release(index), index).__getitem__)
+    status = run(
+        "debian-lock",
+        "--source", "https://deb.example.org/debian bookworm main",
+        "--package", "awk",
+        "--no-verify-release",
+        "--out-lock", str(tmp_path / "lock.json"),
+    )  # fmt: skip
+    assert status == 1
+    assert "imagetool debian-lock: The requested package awk is in none of the indexes" in capsys.readouterr().err
+
+
+def _write_lock(make_deb: MakeDeb, directory: Path) -> Path:
+    lock = PackageLock(
+        architecture="amd64",
+        sources=(),
+        requested=("tool",),
+        platform=PlatformFacts("amd64", "2.36", "3.11.2"),
+        packages=(make_deb(BASE_PASSWD)[0], make_deb(TOOL)[0]),
+    )
+    path = directory / "packages.lock.json"
+    path.write_text(lock.to_json())
+    return path
+
+
+def test_debian_rootfs_is_reproducible(make_deb: MakeDeb, tmp_path: Path) -> None:
+    lock = _write_lock(make_deb, tmp_path)
+    descriptors = []
+    for attempt in ("first", "second"):
+        out = tmp_path / attempt
+        out.mkdir()
+        status = run(
+            "debian-rootfs",
+            "--lock", str(lock),
+            "--debs", str(tmp_path),
+            "--mtime", "1700000000",
+            "--out-blob", str(out / "rootfs.tar.gz"),
+            "--out-descriptor", str(out / "rootfs.json"),
+            "--out-platform", str(out / "platform.json"),
+        )  # fmt: skip
+        assert status == 0
+        descriptors.append(json.loads((out / "rootfs.json").read_text()))
+        platform = json.loads((out / "platform.json").read_text())
+        assert platform == {"architecture": "amd64", "glibc_version": "2.36", "python_version": "3.11.2"}
+    assert descriptors[0] == descriptors[1]
+    assert set(descriptors[0]) == {"digest", "diff_id", "size", "media_type"}
+
+
+def test_debian_rootfs_reports_a_tampered_download(
+    make_deb: MakeDeb, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = _write_lock(make_deb, tmp_path)
+    deb = tmp_path / "tool_2.0-1_amd64.deb"
+    deb.write_bytes(deb.read_bytes()[:-1])
+    status = run(
+        "debian-rootfs",
+        "--lock", str(lock),
+        "--debs", str(tmp_path),
+        "--out-blob", str(tmp_path / "rootfs.tar.gz"),
+        "--out-descriptor", str(tmp_path / "rootfs.json"),
+        "--out-platform", str(tmp_path / "platform.json"),
+    )  # fmt: skip
+    assert status == 1
+    assert "is not the locked tool 2.0-1" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""A service's `/.venv` from its `uv.lock`, and the `uv` binary, as image layers."""

@@ -1,0 +1,228 @@
+"""Subcommands for the uv binary's layer and a service's venv layer (see `imagetool.cli`).
+
+Each writes its layer blob and a JSON descriptor of it, `{"digest", "diff_id", "media_type",
+"size"}`; `venv-layer` also writes the installed packages, `[{"name", "version"}, ...]`.
+The CLI is the only place that reads the environment: `SOURCE_DATE_EPOCH` for the default mtime,
+and the variables that let uv reach the index through the machine's TLS trust and proxies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from imagetool.tarlayer import LayerBlob, LayerError, write_layer
+from imagetool.venv.install import (
+    DEFAULT_SOURCE_PATH,
+    PYPI_INDEX_URL,
+    TargetPython,
+    Uv,
+    VenvBuildError,
+    build_venv,
+    check_lock,
+    export_requirements,
+    venv_layer_members,
+)
+from imagetool.venv.uv_binary import (
+    UvWheelError,
+    extract_uv_binary,
+    read_uv_binary,
+    uv_layer_members,
+)
+
+NETWORK_ENV_VARS = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+)
+
+_ERRORS = (VenvBuildError, UvWheelError, LayerError)
+
+
+def add_uv_layer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Write the layer that installs uv's binary as /usr/local/bin/uv."
+    parser.add_argument("--wheel", type=Path, required=True, help="uv's wheel from PyPI.")
+    _add_layer_output_arguments(parser)
+
+
+def run_uv_layer(args: argparse.Namespace) -> int:
+    blob = write_layer(uv_layer_members(read_uv_binary(args.wheel)), args.out_blob, mtime=args.mtime)
+    _write_descriptor(args.out_descriptor, blob)
+    return 0
+
+
+def add_venv_layer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Install a service's uv.lock as /.venv for the base image's Python and platform, and "
+        "write it as a layer."
+    )
+    _add_project_arguments(parser)
+    parser.add_argument(
+        "--python-platform",
+        required=True,
+        help="The base's platform as uv names it, e.g. x86_64-manylinux_2_36 (Debian 12).",
+    )
+    parser.add_argument(
+        "--interpreter",
+        required=True,
+        help="The base's interpreter, which /.venv/bin/python links to, e.g. /usr/bin/python3.11.",
+    )
+    parser.add_argument(
+        "--source-path",
+        action="append",
+        dest="source_paths",
+        help=f"An in-image directory for sys.path; repeatable (default: {DEFAULT_SOURCE_PATH}).",
+    )
+    parser.add_argument(
+        "--extra",
+        action="append",
+        dest="extras",
+        default=[],
+        help="An optional-dependency group of the project to install too; repeatable.",
+    )
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_false",
+        dest="compile_bytecode",
+        help="Ship modules without .pyc files.",
+    )
+    parser.add_argument(
+        "--index-url", default=PYPI_INDEX_URL, help="The index uv downloads wheels from."
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, help="uv's cache, kept between runs (default: no cache)."
+    )
+    _add_layer_output_arguments(parser)
+    parser.add_argument(
+        "--out-packages",
+        type=Path,
+        required=True,
+        help="Where to write the installed packages as JSON: [{name, version}, ...].",
+    )
+
+
+def run_venv_layer(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="esb-venv-") as scratch:
+        uv = _uv(args.uv, Path(scratch), args.cache_dir)
+        target = TargetPython(args.python_version, args.python_platform, args.interpreter)
+        check_lock(uv, args.project, target.version)
+        requirements = export_requirements(uv, args.project, args.extras)
+        venv = build_venv(
+            uv,
+            requirements,
+            Path(scratch) / "venv",
+            target,
+            source_paths=args.source_paths or [DEFAULT_SOURCE_PATH],
+            compile_bytecode=args.compile_bytecode,
+            index_url=args.index_url,
+        )
+        blob = write_layer(venv_layer_members(venv), args.out_blob, mtime=args.mtime)
+    for module in venv.uncompiled_modules:
+        print(f"note: {module} does not compile, and ships without bytecode.", file=sys.stderr)
+    _write_descriptor(args.out_descriptor, blob)
+    _write_json(args.out_packages, [dataclasses.asdict(package) for package in venv.packages])
+    return 0
+
+
+def add_check_lock_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Fail unless a service's uv.lock matches its pyproject.toml and admits the base "
+        "image's Python (offline)."
+    )
+    _add_project_arguments(parser)
+
+
+def run_check_lock(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
+        check_lock(_uv(args.uv, Path(scratch)), args.project, args.python_version)
+    return 0
+
+
+def _add_project_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--project",
+        type=Path,
+        required=True,
+        help="The service's directory, holding pyproject.toml and uv.lock.",
+    )
+    parser.add_argument(
+        "--uv",
+        type=Path,
+        required=True,
+        help="uv's wheel from PyPI (a .whl file), or the uv binary itself.",
+    )
+    parser.add_argument(
+        "--python-version",
+        required=True,
+        help="The base image's Python version, X.Y.Z (e.g. 3.11.2).",
+    )
+
+
+def _add_layer_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out-blob", type=Path, required=True, help="Where to write the layer (tar+gzip)."
+    )
+    parser.add_argument(
+        "--out-descriptor",
+        type=Path,
+        required=True,
+        help="Where to write the layer's JSON descriptor: digest, diff_id, media_type, size.",
+    )
+    parser.add_argument(
+        "--mtime",
+        type=int,
+        default=os.environ.get("SOURCE_DATE_EPOCH", "0"),
+        help="The mtime of every entry (default: $SOURCE_DATE_EPOCH, else 0).",
+    )
+
+
+def _uv(wheel_or_binary: Path, scratch: Path, cache_dir: Optional[Path] = None) -> Uv:
+    if wheel_or_binary.suffix == ".whl":
+        binary = extract_uv_binary(wheel_or_binary, scratch)
+    else:
+        binary = wheel_or_binary
+    network_env = {name: os.environ[name] for name in NETWORK_ENV_VARS if name in os.environ}
+    return Uv(binary, cache_dir, network_env)
+
+
+def _write_descriptor(path: Path, blob: LayerBlob) -> None:
+    _write_json(path, dataclasses.asdict(blob))
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def _reporting_errors(
+    run: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """`run`, printing the library's errors, whose messages say how to fix them, traceback-free."""
+
+    def run_reporting_errors(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except _ERRORS as e:
+            print(e, file=sys.stderr)
+            return 1
+
+    return run_reporting_errors
+
+
+COMMANDS = {
+    "uv-layer": (add_uv_layer_arguments, _reporting_errors(run_uv_layer)),
+    "venv-layer": (add_venv_layer_arguments, _reporting_errors(run_venv_layer)),
+    "check-lock": (add_check_lock_arguments, _reporting_errors(run_check_lock)),
+}

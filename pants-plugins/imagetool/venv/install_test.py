@@ -1,0 +1,312 @@
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import marshal
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imagetool.tarlayer import write_layer
+from imagetool.venv.conftest import DEBIAN_12, MakeProject
+from imagetool.venv.install import (
+    SOURCE_PATHS_PTH,
+    BuiltVenv,
+    InstalledPackage,
+    LockError,
+    NoSuitableWheelError,
+    TargetPython,
+    Uv,
+    VenvBuildError,
+    _install_error,
+    _rewrite_script_shebangs,
+    build_venv,
+    check_lock,
+    export_args,
+    export_requirements,
+    install_args,
+    venv_layer_members,
+)
+
+DEMO_PACKAGES = (
+    InstalledPackage("idna", "3.20"),
+    InstalledPackage("markupsafe", "3.0.2"),
+    InstalledPackage("six", "1.17.0"),
+)
+
+
+def test_export_args() -> None:
+    assert export_args(["test"]) == [
+        "export",
+        "--frozen",
+        "--no-default-groups",
+        "--no-emit-project",
+        "--no-editable",
+        "--format=requirements-txt",
+        "--no-header",
+        "--no-annotate",
+        "--extra=test",
+    ]
+
+
+def test_install_args() -> None:
+    assert install_args(Path("/stage/venv"), DEBIAN_12, "https://pypi.org/simple") == [
+        "pip",
+        "install",
+        "--requirements=-",
+        "--no-deps",
+        "--require-hashes",
+        "--only-binary=:all:",
+        "--python-platform=x86_64-manylinux_2_36",
+        "--python-version=3.11.2",
+        f"--python={sys.executable}",
+        "--prefix=/stage/venv",
+        "--default-index=https://pypi.org/simple",
+        "--link-mode=copy",
+        "--no-config",
+    ]
+
+
+@pytest.mark.parametrize(
+    "version, interpreter, message",
+    [
+        pytest.param("3.11", "/usr/bin/python3.11", "not of the form X.Y.Z", id="minor-only"),
+        pytest.param("3.11.2rc1", "/usr/bin/python3.11", "not of the form X.Y.Z", id="pre-release"),
+        pytest.param("3.11.2", "usr/bin/python3.11", "not absolute", id="relative-interpreter"),
+    ],
+)
+def test_target_python_rejects(version: str, interpreter: str, message: str) -> None:
+    with pytest.raises(VenvBuildError, match=message):
+        TargetPython(version, "x86_64-manylinux_2_36", interpreter)
+
+
+def test_host_python_must_match_target_minor_version(tmp_path: Path) -> None:
+    other_minor = TargetPython("3.12.1", "x86_64-manylinux_2_36", "/usr/bin/python3.12")
+    with pytest.raises(VenvBuildError, match=r"must share the version X\.Y"):
+        build_venv(Uv(tmp_path / "uv"), "", tmp_path / "venv", other_minor)
+
+
+# What uv 0.13.9 prints for these failures.
+_SDIST_ONLY_OUTPUT = """\
+error: No solution found when resolving dependencies
+  cause: Because docopt==0.6.2 has no usable wheels and you require docopt==0.6.2, we can conclude that your requirements are unsatisfiable.
+
+hint: Wheels are required for `docopt` because building from source is disabled for all packages (i.e., with `--no-build`)"""
+_WRONG_PLATFORM_OUTPUT = """\
+error: No solution found when resolving dependencies
+  cause: Because pywin32==311 has no wheels with a matching platform tag (e.g., `manylinux_2_36_x86_64`) and you require pywin32==311, we can conclude that your requirements are unsatisfiable.
+
+hint: Wheels are available for `pywin32` (v311) on the following platforms: `win32`, `win_amd64`, `win_arm64`"""
+
+
+@pytest.mark.parametrize(
+    "uv_output, package, message",
+    [
+        pytest.param(_SDIST_ONLY_OUTPUT, "docopt", "only a source distribution", id="sdist-only"),
+        pytest.param(
+            _WRONG_PLATFORM_OUTPUT, "pywin32", "matching platform tag", id="wrong-platform"
+        ),
+    ],
+)
+def test_install_error_names_the_package(uv_output: str, package: str, message: str) -> None:
+    error = _install_error(uv_output, DEBIAN_12)
+    assert isinstance(error, NoSuitableWheelError)
+    assert error.package == package
+    assert message in str(error)
+    assert uv_output in str(error)
+
+
+def test_other_install_errors_carry_uv_output() -> None:
+    error = _install_error("error: Failed to fetch: `https://pypi.org/simple/six/`", DEBIAN_12)
+    assert type(error) is VenvBuildError
+    assert "Failed to fetch" in str(error)
+
+
+def test_rewrites_the_shell_wrapper_uv_writes_for_long_interpreter_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_path = "/" + "x" * 130 + "/bin/python"
+    monkeypatch.setattr(sys, "executable", long_path)
+    script = tmp_path / "tool"
+    script.write_bytes(
+        b"#!/bin/sh\n'''exec' '" + long_path.encode() + b"' \"$0\" \"$@\"\n' '''\nimport sys\n"
+    )
+    shell_script = tmp_path / "helper.sh"
+    shell_script.write_bytes(b"#!/bin/sh\necho hi\n")
+
+    assert _rewrite_script_shebangs(tmp_path) == {script: b"#!/.venv/bin/python\nimport sys\n"}
+    assert script.read_bytes() == b"#!/.venv/bin/python\nimport sys\n"
+    assert shell_script.read_bytes() == b"#!/bin/sh\necho hi\n"
+
+
+@pytest.fixture(scope="module")
+def demo_venv(uv: Uv, demo_project: Path, tmp_path_factory: pytest.TempPathFactory) -> BuiltVenv:
+    check_lock(uv, demo_project, DEBIAN_12.version)
+    requirements = export_requirements(uv, demo_project)
+    return build_venv(uv, requirements, tmp_path_factory.mktemp("stage") / "venv", DEBIAN_12)
+
+
+def test_venv_layout(demo_venv: BuiltVenv) -> None:
+    root = demo_venv.root
+    assert (root / "pyvenv.cfg").read_text() == (
+        "home = /usr/bin\n"
+        "include-system-site-packages = false\n"
+        "version = 3.11.2\n"
+        "executable = /usr/bin/python3.11\n"
+    )
+    for name in ("python", "python3", "python3.11"):
+        assert os.readlink(root / "bin" / name) == "/usr/bin/python3.11"
+    site_packages = root / "lib/python3.11/site-packages"
+    assert (site_packages / SOURCE_PATHS_PTH).read_text() == "/app/src\n"
+    assert (site_packages / "markupsafe/_speedups.cpython-311-x86_64-linux-gnu.so").is_file()
+    assert sorted(path.name for path in root.iterdir()) == ["bin", "lib", "pyvenv.cfg"]
+    assert demo_venv.packages == DEMO_PACKAGES
+    assert demo_venv.uncompiled_modules == ()
+
+
+def test_test_extra_stays_out(demo_venv: BuiltVenv) -> None:
+    site_packages = demo_venv.root / "lib/python3.11/site-packages"
+    assert not list(site_packages.glob("iniconfig*"))
+
+
+def test_scripts_run_the_venv_python_and_match_their_record(demo_venv: BuiltVenv) -> None:
+    script = demo_venv.root / "bin/idna"
+    content = script.read_bytes()
+    assert content.startswith(b"#!/.venv/bin/python\n")
+    digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+    record = demo_venv.root / "lib/python3.11/site-packages/idna-3.20.dist-info/RECORD"
+    rows = list(csv.reader(record.read_text().splitlines()))
+    assert ["../../../bin/idna", f"sha256={digest}", str(len(content))] in rows
+
+
+def test_bytecode_is_unchecked_hash_and_names_in_image_paths(demo_venv: BuiltVenv) -> None:
+    pyc = demo_venv.root / "lib/python3.11/site-packages/__pycache__/six.cpython-311.pyc"
+    data = pyc.read_bytes()
+    flags = int.from_bytes(data[4:8], "little")
+    assert flags == 0b01  # hash-based, not checked against the source
+    assert marshal.loads(data[16:]).co_filename == "/.venv/lib/python3.11/site-packages/six.py"
+
+
+def test_layer_is_identical_from_other_staging_paths_and_caches(
+    uv: Uv, demo_project: Path, demo_venv: BuiltVenv, tmp_path: Path
+) -> None:
+    without_cache = Uv(uv.binary, None, uv.network_env)
+    rebuilt = build_venv(
+        without_cache,
+        export_requirements(without_cache, demo_project),
+        tmp_path / "elsewhere" / "staging",
+        DEBIAN_12,
+    )
+    first = write_layer(venv_layer_members(demo_venv), tmp_path / "first.tar.gz", mtime=0)
+    second = write_layer(venv_layer_members(rebuilt), tmp_path / "second.tar.gz", mtime=0)
+    assert first == second
+    assert (tmp_path / "first.tar.gz").read_bytes() == (tmp_path / "second.tar.gz").read_bytes()
+
+
+def test_layer_golden_digest_without_bytecode(uv: Uv, demo_project: Path, tmp_path: Path) -> None:
+    # Bytecode is left out because it depends on the host CPython's patch release.
+    venv = build_venv(
+        uv,
+        export_requirements(uv, demo_project),
+        tmp_path / "venv",
+        DEBIAN_12,
+        compile_bytecode=False,
+    )
+    assert not list(venv.root.rglob("__pycache__"))
+    blob = write_layer(venv_layer_members(venv), tmp_path / "layer.tar.gz", mtime=1700000000)
+    assert blob.diff_id == "sha256:03ac705a34ebfc2c4712e7a5ffeea6186ef3629e1a3ca590f60193bec946c347"
+
+
+def test_venv_runs_on_a_real_cpython(
+    uv: Uv, demo_project: Path, make_project: MakeProject, tmp_path: Path
+) -> None:
+    # The venv links to the interpreter behind this test's own, so it runs here.
+    host = TargetPython(DEBIAN_12.version, DEBIAN_12.platform, os.path.realpath(sys.executable))
+    source_dir = tmp_path / "src"
+    (source_dir / "demo_service").mkdir(parents=True)
+    (source_dir / "demo_service/__init__.py").write_text("GREETING = 'hello'\n")
+    venv = build_venv(
+        uv,
+        export_requirements(uv, demo_project),
+        tmp_path / "venv",
+        host,
+        source_paths=[str(source_dir)],
+    )
+    result = subprocess.run(
+        [
+            str(venv.root / "bin/python"),
+            "-c",
+            "import sys, six, idna, markupsafe, demo_service;"
+            "from markupsafe import _speedups;"
+            "print(sys.prefix, demo_service.GREETING, markupsafe.escape('<'))",
+        ],
+        capture_output=True,
+        text=True,
+        env={},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(venv.root), "hello", "&lt;"]
+
+
+def test_extras_are_installed_when_asked(uv: Uv, demo_project: Path, tmp_path: Path) -> None:
+    requirements = export_requirements(uv, demo_project, extras=["test"])
+    venv = build_venv(uv, requirements, tmp_path / "venv", DEBIAN_12, compile_bytecode=False)
+    assert InstalledPackage("iniconfig", "2.0.0") in venv.packages
+
+
+def test_a_service_without_dependencies_gets_a_venv(
+    uv: Uv, make_project: MakeProject, tmp_path: Path
+) -> None:
+    project = make_project("no-dependencies", [])
+    venv = build_venv(uv, export_requirements(uv, project), tmp_path / "venv", DEBIAN_12)
+    assert venv.packages == ()
+    assert (venv.root / "lib/python3.11/site-packages" / SOURCE_PATHS_PTH).is_file()
+    assert os.readlink(venv.root / "bin/python") == "/usr/bin/python3.11"
+
+
+def test_sdist_only_dependency_fails_naming_it(
+    uv: Uv, make_project: MakeProject, tmp_path: Path
+) -> None:
+    project = make_project("sdist-only", ["docopt==0.6.2", "six==1.17.0"])
+    with pytest.raises(
+        NoSuitableWheelError, match="docopt 0.6.2 has no wheel, only a source distribution"
+    ) as error:
+        build_venv(uv, export_requirements(uv, project), tmp_path / "venv", DEBIAN_12)
+    assert error.value.package == "docopt"
+
+
+def test_dependency_without_a_wheel_for_the_platform_fails_naming_it(
+    uv: Uv, make_project: MakeProject, tmp_path: Path
+) -> None:
+    project = make_project("windows-only", ["pywin32==311"])
+    with pytest.raises(NoSuitableWheelError, match="pywin32 311 has no wheel for") as error:
+        build_venv(uv, export_requirements(uv, project), tmp_path / "venv", DEBIAN_12)
+    assert error.value.package == "pywin32"
+
+
+def test_check_lock_fails_on_a_stale_lock(uv: Uv, make_project: MakeProject) -> None:
+    project = make_project("stale", ["six==1.17.0"])
+    check_lock(uv, project, DEBIAN_12.version)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"six==1.17.0"', '"six==1.16.0"'))
+    with pytest.raises(LockError, match=f"Fix: run `uv lock --directory {project}`"):
+        check_lock(uv, project, DEBIAN_12.version)
+
+
+def test_check_lock_fails_without_a_lock(uv: Uv, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "0"\n')
+    with pytest.raises(LockError, match="has no uv.lock"):
+        check_lock(uv, tmp_path, DEBIAN_12.version)
+
+
+def test_check_lock_fails_when_the_lock_excludes_the_base_python(
+    uv: Uv, demo_project: Path
+) -> None:
+    with pytest.raises(
+        LockError, match=r"locked for Python `==3\.11\.\*`, which excludes .* 3\.12\.1"
+    ):
+        check_lock(uv, demo_project, "3.12.1")

@@ -1,0 +1,1 @@
+"""ESB background worker: processes JSON jobs dropped into a spool directory."""
