@@ -335,10 +335,7 @@ def _run_urllib(server: TlsServer) -> list[str]:
 
 
 def _run_requests(server: TlsServer) -> list[str]:
-    code = (
-        "import sys, requests;"
-        "print(requests.get(sys.argv[1], timeout=10).text, end='')"
-    )
+    code = "import sys, requests;" "print(requests.get(sys.argv[1], timeout=10).text, end='')"
     return [sys.executable, "-c", code, server.url]
 
 
@@ -448,9 +445,7 @@ def test_arguments_are_a_usage_error() -> None:
     assert "usage: ensure_ca_trust.sh (no arguments" in result.stderr
 
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0, reason="switching to another user needs root"
-)
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
 
 
 def ensure_ca_trust_as_nobody(shared_tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -463,9 +458,7 @@ def ensure_ca_trust_as_nobody(shared_tmp: Path, **env: str) -> subprocess.Comple
 
 
 @needs_root
-def test_non_root_user_writes_only_its_trust_dir(
-    certs: CertFactory, shared_tmp: Path
-) -> None:
+def test_non_root_user_writes_only_its_trust_dir(certs: CertFactory, shared_tmp: Path) -> None:
     ca_dir = shared_tmp / "mounted-cas"
     ca_dir.mkdir()
     shutil.copy(certs.root_ca("Root CA").cert, ca_dir / "ca.pem")

@@ -15,7 +15,7 @@
 set -euo pipefail
 
 if (($# == 0)); then
-  echo "entrypoint.sh: no command given: usage: entrypoint.sh COMMAND [ARG...] (the image's Cmd supplies one unless it is overridden with an empty command)" >&2
+  echo "entrypoint.sh: no command given: usage: entrypoint.sh COMMAND [ARG...]; the image's Cmd supplies one, but docker run --entrypoint resets it" >&2
   exit 2
 fi
 

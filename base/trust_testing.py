@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import os
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -26,68 +27,61 @@ class Issued:
 
 
 class CertFactory:
-    """Makes keys and certificates under a directory with the openssl CLI."""
+    """Makes EC keys and certificates under a directory with the openssl CLI."""
 
     def __init__(self, workdir: Path) -> None:
         self._workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
 
     def root_ca(self, name: str) -> Issued:
-        issued = self._paths(name)
-        self._openssl(
-            "req", "-x509", "-new", *self._new_key(issued), "-days", "30", "-subj", f"/CN={name}",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-out", str(issued.cert),
+        return self._self_signed(
+            name, ["basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign"]
         )
-        return issued
+
+    def self_signed_leaf(self, name: str) -> Issued:
+        return self._self_signed(name, ["basicConstraints=critical,CA:FALSE"])
 
     def dated_root_ca(self, name: str, *, not_before: str, not_after: str) -> Issued:
         """A self-signed CA valid from not_before to not_after (YYYYMMDDHHMMSSZ): `openssl req`
         only dates certificates from now, `openssl ca` takes any dates."""
-        issued = self._paths(name)
+        issued = self._new_key(name)
         ca_dir = self._workdir / f"{name}.ca"
         ca_dir.mkdir()
         (ca_dir / "index.txt").touch()
-        (ca_dir / "config").write_text(
-            f"""\
-[ca]
-default_ca = dated
-[dated]
-database = {ca_dir}/index.txt
-new_certs_dir = {ca_dir}
-rand_serial = yes
-default_md = sha256
-policy = any_name
-[any_name]
-commonName = supplied
-[root_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-"""
+        config = ca_dir / "config"
+        config.write_text(
+            "[ca]\n"
+            "default_ca = dated\n"
+            "[dated]\n"
+            f"database = {ca_dir}/index.txt\n"
+            f"new_certs_dir = {ca_dir}\n"
+            "rand_serial = yes\n"
+            "default_md = sha256\n"
+            f"default_startdate = {not_before}\n"
+            f"default_enddate = {not_after}\n"
+            "policy = any_name\n"
+            "x509_extensions = root_ca\n"
+            "[any_name]\n"
+            "commonName = supplied\n"
+            "[root_ca]\n"
+            "basicConstraints = critical,CA:TRUE\n"
+            "keyUsage = critical,keyCertSign,cRLSign\n"
         )
-        csr = ca_dir / "request.csr"
+        csr = self._request(issued, name)
         self._openssl(
-            "req", "-new", *self._new_key(issued), "-subj", f"/CN={name}", "-out", str(csr)
-        )
-        self._openssl(
-            "ca", "-batch", "-selfsign", "-notext", "-config", str(ca_dir / "config"),
-            "-keyfile", str(issued.key), "-in", str(csr), "-extensions", "root_ca",
-            "-startdate", not_before, "-enddate", not_after, "-out", str(issued.cert),
+            f"ca -batch -selfsign -notext -config {q(config)} -keyfile {q(issued.key)}"
+            f" -in {q(csr)} -out {q(issued.cert)}"
         )
         return issued
 
     def issued_by(self, issuer: Issued, name: str, *, extensions: Sequence[str]) -> Issued:
-        issued = self._paths(name)
-        csr = self._workdir / f"{name}.csr"
+        issued = self._new_key(name)
+        csr = self._request(issued, name)
         extfile = self._workdir / f"{name}.ext"
         extfile.write_text("".join(f"{line}\n" for line in extensions))
         self._openssl(
-            "req", "-new", *self._new_key(issued), "-subj", f"/CN={name}", "-out", str(csr)
-        )
-        self._openssl(
-            "x509", "-req", "-in", str(csr), "-CA", str(issuer.cert), "-CAkey", str(issuer.key),
-            "-days", "30", "-extfile", str(extfile), "-out", str(issued.cert),
+            f"x509 -req -in {q(csr)} -CA {q(issuer.cert)} -CAkey {q(issuer.key)} -days 30"
+            f" -extfile {q(extfile)} -out {q(issued.cert)}"
         )
         return issued
 
@@ -105,27 +99,35 @@ keyUsage = critical,keyCertSign,cRLSign
     def intermediate_ca(self, issuer: Issued, name: str) -> Issued:
         return self.issued_by(issuer, name, extensions=["basicConstraints=critical,CA:TRUE"])
 
-    def self_signed_leaf(self, name: str) -> Issued:
-        issued = self._paths(name)
+    def _self_signed(self, name: str, extensions: Sequence[str]) -> Issued:
+        issued = self._new_key(name)
+        addext = " ".join(f"-addext {q(extension)}" for extension in extensions)
         self._openssl(
-            "req", "-x509", "-new", *self._new_key(issued), "-days", "30", "-subj", f"/CN={name}",
-            "-addext", "basicConstraints=critical,CA:FALSE", "-out", str(issued.cert),
+            f"req -x509 -new -key {q(issued.key)} -days 30 -subj {q(f'/CN={name}')} {addext}"
+            f" -out {q(issued.cert)}"
         )
         return issued
 
-    def _paths(self, name: str) -> Issued:
-        return Issued(cert=self._workdir / f"{name}.pem", key=self._workdir / f"{name}.key")
+    def _new_key(self, name: str) -> Issued:
+        issued = Issued(cert=self._workdir / f"{name}.pem", key=self._workdir / f"{name}.key")
+        self._openssl(
+            f"genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {q(issued.key)}"
+        )
+        return issued
+
+    def _request(self, issued: Issued, name: str) -> Path:
+        csr = self._workdir / f"{name}.csr"
+        self._openssl(f"req -new -key {q(issued.key)} -subj {q(f'/CN={name}')} -out {q(csr)}")
+        return csr
 
     @staticmethod
-    def _new_key(issued: Issued) -> list[str]:
-        return [
-            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", str(issued.key),
-        ]
+    def _openssl(command_line: str) -> None:
+        subprocess.run(["openssl", *shlex.split(command_line)], check=True, capture_output=True)
 
-    @staticmethod
-    def _openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+def q(path_or_text: Path | str) -> str:
+    """Quotes a path or a value for an openssl command line."""
+    return shlex.quote(str(path_or_text))
 
 
 def clean_env(**variables: str) -> dict[str, str]:
@@ -170,5 +172,3 @@ class HelloHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-

@@ -52,7 +52,7 @@ start() {
   install_missing dockerd=docker.io docker=docker.io
   ((EUID == 0)) || die "dockerd needs root"
   ((${#LONGEST_SOCKET} <= 107)) ||
-    die "state path too long for unix sockets ($LONGEST_SOCKET); set ESB_TEST_STATE to a shorter directory"
+    die "state path too long for unix sockets ($LONGEST_SOCKET): set a shorter ESB_TEST_STATE"
   mkdir -p -- "$STATE_DIR"
   lock_state "$STATE_DIR/lock"
 
@@ -91,7 +91,10 @@ start() {
 }
 
 stop() {
-  mkdir -p -- "$STATE_DIR"
+  if [[ ! -d $STATE_DIR ]]; then
+    note "not running"
+    return
+  fi
   lock_state "$STATE_DIR/lock"
   local pid
   if ! pid=$(running_pid "$PIDFILE" "$(command -v dockerd || echo dockerd)"); then

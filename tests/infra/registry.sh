@@ -1,11 +1,12 @@
 #!/bin/bash
-# tests/infra/registry.sh: a private OCI registry for the integration tests, with TLS and basic auth.
+# tests/infra/registry.sh: a private OCI registry for the integration tests, with TLS and basic
+# auth.
 #
 # Usage: tests/infra/registry.sh start|stop|env
-#   start  Install Debian's docker-registry (distribution 2.8), apache2-utils (htpasswd) and curl
-#          when missing (needs root), make a CA, a server certificate and a user on first use,
-#          start the registry on 127.0.0.1 and wait until it answers. Starting a registry that
-#          runs already does nothing.
+#   start  Install Debian's docker-registry (distribution 2.8), apache2-utils (htpasswd), curl,
+#          openssl and python3 when missing (needs root); make a CA, a server certificate and a
+#          user on first use; start the registry on 127.0.0.1 and wait until it answers.
+#          Starting a registry that runs already does nothing.
 #   stop   Stop the registry and wait until it has exited. Its blobs stay for the next start.
 #   env    Print the client settings as shell exports: eval "$(tests/infra/registry.sh env)"
 #            ESB_TEST_REGISTRY           host:port, e.g. 127.0.0.1:40123
@@ -67,13 +68,14 @@ make_certificates() {
       -addext "keyUsage=critical,keyCertSign,cRLSign" \
       -out "$CA_CERT"
   fi
-  if [[ ! -s $SERVER_CERT ]] || ! openssl x509 -checkend 86400 -noout -in "$SERVER_CERT" >/dev/null; then
+  if [[ ! -s $SERVER_CERT ]] ||
+    ! openssl x509 -checkend 86400 -noout -in "$SERVER_CERT" >/dev/null; then
     new_key "$SERVER_KEY"
     openssl req -new -key "$SERVER_KEY" -subj "/CN=$HOST" -out "$STATE_DIR/server.csr"
     printf '%s\n' "basicConstraints=critical,CA:FALSE" "extendedKeyUsage=serverAuth" \
       "subjectAltName=IP:$HOST,DNS:localhost" >"$STATE_DIR/server.ext"
     openssl x509 -req -in "$STATE_DIR/server.csr" -CA "$CA_CERT" -CAkey "$CA_KEY" -days 365 \
-      -extfile "$STATE_DIR/server.ext" -out "$SERVER_CERT" 2>/dev/null
+      -extfile "$STATE_DIR/server.ext" -out "$SERVER_CERT"
     rm -f -- "$STATE_DIR/server.csr" "$STATE_DIR/server.ext"
   fi
 }
@@ -83,27 +85,30 @@ make_user() {
     openssl rand -hex 16 >"$PASSWORD_FILE"
   fi
   # bcrypt: the only hash that distribution's htpasswd auth accepts.
-  htpasswd -B -i -c "$HTPASSWD" "$USER_NAME" <"$PASSWORD_FILE" 2>/dev/null
+  htpasswd -B -i -c "$HTPASSWD" "$USER_NAME" <"$PASSWORD_FILE"
 }
 
-port_is_free() {
-  python3 - "$1" <<'EOF'
+# Prints port $1 when it is free on $HOST, or any free port for 0; fails when $1 is taken.
+free_port() {
+  python3 - "$HOST" "$1" <<'EOF'
 import socket, sys
 with socket.socket() as s:
     try:
-        s.bind(("127.0.0.1", int(sys.argv[1])))
+        s.bind((sys.argv[1], int(sys.argv[2])))
     except OSError:
         sys.exit(1)
+    print(s.getsockname()[1])
 EOF
 }
 
 choose_port() {
+  local chosen
   if [[ -n ${ESB_TEST_REGISTRY_PORT:-} ]]; then
-    echo "$ESB_TEST_REGISTRY_PORT" >"$PORT_FILE"
-  elif [[ ! -s $PORT_FILE ]] || ! port_is_free "$(port)"; then
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
-      >"$PORT_FILE"
+    chosen=$ESB_TEST_REGISTRY_PORT
+  elif ! { [[ -s $PORT_FILE ]] && chosen=$(free_port "$(port)"); }; then
+    chosen=$(free_port 0)
   fi
+  echo "$chosen" >"$PORT_FILE"
 }
 
 write_config() {
@@ -131,7 +136,8 @@ EOF
 }
 
 start() {
-  install_missing docker-registry=docker-registry htpasswd=apache2-utils curl=curl
+  install_missing docker-registry=docker-registry htpasswd=apache2-utils curl=curl \
+    openssl=openssl python3=python3
   # The keys and the password are for this user only.
   umask 077
   mkdir -p -- "$STATE_DIR"
@@ -164,7 +170,10 @@ start() {
 }
 
 stop() {
-  mkdir -p -- "$STATE_DIR"
+  if [[ ! -d $STATE_DIR ]]; then
+    note "not running"
+    return
+  fi
   lock_state "$STATE_DIR/lock"
   local pid
   if ! pid=$(running_pid "$PIDFILE" "$(command -v docker-registry || echo docker-registry)"); then

@@ -82,9 +82,7 @@ class SuiteIndex:
     paragraphs: tuple[deb822.Packages, ...]
 
 
-def read_suite(
-    source: Source, architecture: str, *, fetch: Fetch, read_release: ReadRelease
-) -> SuiteIndex:
+def read_suite(source: Source, architecture: str, *, fetch: Fetch, read_release: ReadRelease) -> SuiteIndex:
     """Fetch the suite's InRelease and its Packages indexes, each checked against the Release."""
     release = deb822.Release(read_release(fetch(source.release_url)))
     checksums = {entry["name"]: entry for entry in release.get("SHA256", [])}
@@ -118,12 +116,20 @@ def read_suite(
 def fetch_https(url: str) -> bytes:
     # urllib's default TLS context honours SSL_CERT_FILE/SSL_CERT_DIR (intercepting proxies' CAs)
     # and the *_proxy environment variables.
-    with urllib.request.urlopen(url, timeout=120) as response:
-        return response.read()
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            return response.read()
+    except OSError as e:  # urllib's URLError and HTTPError are OSErrors
+        raise ArchiveError(f"Cannot fetch {url}: {e}. Check the source URL and the network.") from e
 
 
 def gpgv_release_reader(keyring: Path) -> ReadRelease:
     """A Release reader that returns only what `gpgv` verified against the keyring."""
+    if not keyring.is_file():
+        raise ArchiveError(
+            f"The keyring {keyring} does not exist. Pass the archive's keyring with --keyring "
+            "(Debian's is in the debian-archive-keyring package)."
+        )
     gpgv = shutil.which("gpgv")
     if gpgv is None:
         raise ArchiveError(

@@ -2,10 +2,17 @@ from __future__ import annotations
 
 import hashlib
 import lzma
+from pathlib import Path
 
 import pytest
 
-from imagetool.debian.archive import ArchiveError, Source, read_suite, unverified_release_reader
+from imagetool.debian.archive import (
+    ArchiveError,
+    Source,
+    gpgv_release_reader,
+    read_suite,
+    unverified_release_reader,
+)
 
 SOURCE = Source.parse("https://deb.example.org/debian/ bookworm main")
 PACKAGES = b"""\
@@ -72,3 +79,8 @@ def test_the_signature_check_decides_what_is_parsed() -> None:
     verified_payload = signed_release(index).split(b"\n\n", 1)[1].split(b"-----BEGIN PGP SIGNATURE")[0]
     suite = read_suite(SOURCE, "amd64", fetch=files.__getitem__, read_release=lambda _: verified_payload)
     assert len(suite.paragraphs) == 1
+
+
+def test_a_missing_keyring_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError, match="The keyring .*absent.gpg does not exist"):
+        gpgv_release_reader(tmp_path / "absent.gpg")

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass
+
 CERTS_DIR = "usr/share/ca-certificates"
 CONF_HEADER = """\
 # This file lists certificates that you wish to use or to ignore to be
@@ -31,9 +32,7 @@ CONF_HEADER = """\
 #
 """
 
-_PEM_CERTIFICATE = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL
-)
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL)
 _SEQUENCE, _SET, _UTF8STRING = 0x30, 0x31, 0x0C
 # The string types that OpenSSL canonicalises, with how their bytes decode to characters
 # (T61String is read as Latin-1, as OpenSSL does).

@@ -55,9 +55,7 @@ def _add_lock_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="'URL SUITE COMPONENT...'",
         help="an archive suite, e.g. 'https://deb.debian.org/debian bookworm main' (repeatable)",
     )
-    parser.add_argument(
-        "--package", action="append", required=True, help="a package to install (repeatable)"
-    )
+    parser.add_argument("--package", action="append", required=True, help="a package to install (repeatable)")
     parser.add_argument("--architecture", default="amd64", help="Debian architecture (default: amd64)")
     parser.add_argument(
         "--keyring",
@@ -102,7 +100,9 @@ def _add_rootfs_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep /usr/share/{doc,man,info,lintian} (copyright files are always kept)",
     )
     parser.add_argument(
-        "--keep-translations", action="store_true", help="keep the message catalogs in /usr/share/locale"
+        "--keep-translations",
+        action="store_true",
+        help="keep the message catalogs in /usr/share/locale",
     )
     parser.add_argument(
         "--compile-bytecode",

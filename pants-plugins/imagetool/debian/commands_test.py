@@ -50,7 +50,10 @@ def test_debian_lock_reports_resolution_errors(
         "--out-lock", str(tmp_path / "lock.json"),
     )  # fmt: skip
     assert status == 1
-    assert "imagetool debian-lock: The requested package awk is in none of the indexes" in capsys.readouterr().err
+    assert (
+        "imagetool debian-lock: The requested package awk is in none of the indexes"
+        in capsys.readouterr().err
+    )
 
 
 def _write_lock(make_deb: MakeDeb, directory: Path) -> Path:
@@ -84,7 +87,11 @@ def test_debian_rootfs_is_reproducible(make_deb: MakeDeb, tmp_path: Path) -> Non
         assert status == 0
         descriptors.append(json.loads((out / "rootfs.json").read_text()))
         platform = json.loads((out / "platform.json").read_text())
-        assert platform == {"architecture": "amd64", "glibc_version": "2.36", "python_version": "3.11.2"}
+        assert platform == {
+            "architecture": "amd64",
+            "glibc_version": "2.36",
+            "python_version": "3.11.2",
+        }
     assert descriptors[0] == descriptors[1]
     assert set(descriptors[0]) == {"digest", "diff_id", "size", "media_type"}
 

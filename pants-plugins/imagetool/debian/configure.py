@@ -3,9 +3,9 @@
 Maintainer scripts cannot run here (no root, no chroot, and they are not reproducible), so each
 effect that a container needs is reproduced from the scripts' own logic, for a fresh,
 non-interactive install with debconf's defaults. A step runs only when its package is installed.
-Effects left out on purpose: `ldconfig`'s cache (glibc searches the multiarch directories without
-it), debconf's database, bytecode of the Python standard library (Python compiles it on demand),
-and man-page alternatives of excluded man pages.
+Left out on purpose: debconf's database, and the man-page alternatives of excluded man pages.
+`/etc/hostname` and `/etc/resolv.conf` come from no package (installers write them, container
+runtimes mount them). Bytecode is `bytecode.py`'s, on request.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Callable, Mapping
 
 from imagetool.debian import cacerts
 from imagetool.debian.deb import DebPackage
+from imagetool.debian.ldcache import ld_so_cache
 from imagetool.debian.tree import Accounts, Tree, TreeError, directory, regular_file, symlink
 from imagetool.tarlayer import LayerMember
 
 _PYTHON_MINIMAL = re.compile(r"(python3\.\d+)-minimal")
 _ALTERNATIVE = re.compile(
-    r"update-alternatives\s+--install\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)"
-    r"((?:\s+--slave\s+\S+\s+\S+\s+\S+)*)"
+    r"update-alternatives\s+--install\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)" r"((?:\s+--slave\s+\S+\s+\S+\s+\S+)*)"
 )
 _SLAVE = re.compile(r"--slave\s+(\S+)\s+(\S+)\s+(\S+)")
 
@@ -43,7 +43,7 @@ def _base_passwd(tree: Tree, accounts: Accounts) -> None:
     users, groups = _rows(accounts.passwd), _rows(accounts.group)
     tree.add(_table("etc/passwd", [[user[0], "x", *user[2:]] for user in users]), owner=owner)
     tree.add(_table("etc/group", [[group[0], "x", *group[2:]] for group in groups]), owner=owner)
-    shadow = accounts.gids["shadow"]
+    shadow = accounts.gid("shadow")
     # The date of the last change stays empty: that disables password ageing, and keeps the
     # file independent of the build date.
     shadowed_users = [[user[0], user[1], "", "0", "99999", "7", "", "", ""] for user in users]
@@ -75,24 +75,38 @@ def _base_files(tree: Tree, accounts: Accounts) -> None:
         tree.add(regular_file(target, _required(tree, f"{defaults}/{source}", owner)), owner=owner)
     for path in ("mnt", "srv", "opt", "etc/opt", "var/opt", "media"):
         tree.add(directory(path), owner=owner)
-    tree.add(
-        directory("var/mail", mode=0o2775, gid=accounts.gids["mail"], group="mail"), owner=owner
-    )
+    tree.add(directory("var/mail", mode=0o2775, gid=accounts.gid("mail"), group="mail"), owner=owner)
     tree.add(directory("run/lock", mode=0o1777), owner=owner)
     tree.add(symlink("var/spool/mail", "../mail"), owner=owner)
     # base-files ships /var/run and /var/lock as directories and turns them into links.
     tree.replace(symlink("var/run", "/run"), owner=owner)
     tree.replace(symlink("var/lock", "/run/lock"), owner=owner)
-    for path in ("", "/share", "/share/man", "/bin", "/games", "/lib", "/include", "/sbin",
-                 "/src", "/etc"):
+    for path in (
+        "",
+        "/share",
+        "/share/man",
+        "/bin",
+        "/games",
+        "/lib",
+        "/include",
+        "/sbin",
+        "/src",
+        "/etc",
+    ):
         tree.add(directory(f"usr/local{path}"), owner=owner)
     tree.add(symlink("usr/local/man", "share/man"), owner=owner)
-    utmp = accounts.gids["utmp"]
-    for path, mode in (("var/log/wtmp", 0o664), ("var/log/btmp", 0o660), ("var/log/lastlog", 0o664)):
+    utmp = accounts.gid("utmp")
+    for path, mode in (
+        ("var/log/wtmp", 0o664),
+        ("var/log/btmp", 0o660),
+        ("var/log/lastlog", 0o664),
+    ):
         tree.add(regular_file(path, b"", mode=mode, gid=utmp, group="utmp"), owner=owner)
     if tree.get("usr/share/info") is not None:
-        tree.add(regular_file("usr/share/info/dir", _required(tree, f"{defaults}/info.dir", owner)),
-                 owner=owner)
+        tree.add(
+            regular_file("usr/share/info/dir", _required(tree, f"{defaults}/info.dir", owner)),
+            owner=owner,
+        )
     if tree.get("etc/dpkg/origins/debian") is not None:
         tree.add(symlink("etc/dpkg/origins/default", "debian"), owner=owner)
 
@@ -102,6 +116,7 @@ def _libc_bin(tree: Tree, accounts: Accounts) -> None:
     owner = "libc-bin's postinst"
     nsswitch = _required(tree, "usr/share/libc-bin/nsswitch.conf", owner)
     tree.add(regular_file("etc/nsswitch.conf", nsswitch), owner=owner)
+    tree.add(regular_file("etc/ld.so.cache", ld_so_cache(tree)), owner=owner)
 
 
 def _dash(tree: Tree, accounts: Accounts) -> None:
@@ -131,8 +146,10 @@ def _debianutils(tree: Tree, accounts: Accounts) -> None:
             managed += [shell] if real == shell else [shell, real]
     etc_shells = template.decode().splitlines()
     etc_shells += [shell for shell in dict.fromkeys(managed) if shell not in etc_shells]
-    tree.add(regular_file("etc/shells", "".join(f"{line}\n" for line in etc_shells).encode()),
-             owner=owner)
+    tree.add(
+        regular_file("etc/shells", "".join(f"{line}\n" for line in etc_shells).encode()),
+        owner=owner,
+    )
     state = "".join(f"{shell}\n" for shell in managed)
     tree.add(regular_file("var/lib/shells.state", state.encode()), owner=owner)
 
@@ -152,8 +169,10 @@ def _netbase(tree: Tree, accounts: Accounts) -> None:
 
 def _readline_common(tree: Tree, accounts: Accounts) -> None:
     owner = "readline-common's postinst"
-    tree.add(regular_file("etc/inputrc", _required(tree, "usr/share/readline/inputrc", owner)),
-             owner=owner)
+    tree.add(
+        regular_file("etc/inputrc", _required(tree, "usr/share/readline/inputrc", owner)),
+        owner=owner,
+    )
 
 
 def _tzdata(tree: Tree, accounts: Accounts) -> None:
@@ -201,9 +220,7 @@ def _alternatives(tree: Tree, packages: Mapping[str, DebPackage]) -> None:
     for name in sorted(packages):
         script = packages[name].control_text("postinst").replace("\\\n", " ")
         for link, alternative, path, priority, slaves in _ALTERNATIVE.findall(script):
-            choices.setdefault(alternative, []).append(
-                (int(priority), path, link, _SLAVE.findall(slaves))
-            )
+            choices.setdefault(alternative, []).append((int(priority), path, link, _SLAVE.findall(slaves)))
     owner = "update-alternatives"
     for alternative, candidates in sorted(choices.items()):
         # Automatic mode picks the highest priority; the path breaks ties deterministically.
@@ -217,8 +234,10 @@ def _alternatives(tree: Tree, packages: Mapping[str, DebPackage]) -> None:
             if _is_installed(tree, slave_path):
                 _add_alternative_link(tree, slave_link, slave_name, slave_path, owner)
         tree.add(
-            regular_file(f"var/lib/dpkg/alternatives/{alternative}",
-                         _alternative_record(link, candidates).encode()),
+            regular_file(
+                f"var/lib/dpkg/alternatives/{alternative}",
+                _alternative_record(link, candidates).encode(),
+            ),
             owner=owner,
         )
 

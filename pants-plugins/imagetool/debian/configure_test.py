@@ -18,7 +18,16 @@ ACCOUNTS = Accounts(
 def _installed(*names: str) -> dict[str, DebPackage]:
     return {
         name: DebPackage(
-            LockedPackage(name, "1.0", "all", f"https://deb.example.org/{name}_1.0_all.deb", "0" * 64, 1, "", ""),
+            LockedPackage(
+                name,
+                "1.0",
+                "all",
+                f"https://deb.example.org/{name}_1.0_all.deb",
+                "0" * 64,
+                1,
+                "",
+                "",
+            ),
             deb822.Deb822({"Package": name, "Version": "1.0"}),
             {},
             (),
@@ -41,7 +50,10 @@ def _data(tree: Tree, path: str) -> bytes | None:
 
 
 def test_base_files_turns_var_run_into_a_link() -> None:
-    defaults = [(f"usr/share/base-files/{name}", name.encode()) for name in ("dot.profile", "dot.bashrc", "profile", "motd")]
+    defaults = [
+        (f"usr/share/base-files/{name}", name.encode())
+        for name in ("dot.profile", "dot.bashrc", "profile", "motd")
+    ]
     tree = _merged_tree(*defaults)
     tree.add(directory("var/run"), owner="base-files")
     configure.configure(tree, _installed("base-files"), ACCOUNTS)
@@ -60,7 +72,10 @@ def test_ca_certificates_builds_the_bundle_and_links() -> None:
     tree = _merged_tree(("usr/share/ca-certificates/mozilla/Plain_Root.crt", PLAIN))
     configure.configure(tree, _installed("ca-certificates"), ACCOUNTS)
     assert _data(tree, "etc/ssl/certs/ca-certificates.crt") == PLAIN
-    assert tree.get("etc/ssl/certs/Plain_Root.pem")[0].linkname == "/usr/share/ca-certificates/mozilla/Plain_Root.crt"
+    assert (
+        tree.get("etc/ssl/certs/Plain_Root.pem")[0].linkname
+        == "/usr/share/ca-certificates/mozilla/Plain_Root.crt"
+    )
     assert tree.get("etc/ssl/certs/fdae788a.0")[0].linkname == "Plain_Root.pem"
     assert _data(tree, "etc/ca-certificates.conf").endswith(b"#\nmozilla/Plain_Root.crt\n")
 
@@ -85,7 +100,9 @@ def test_small_steps() -> None:
         ("usr/share/readline/inputrc", b"set bell-style none\n"),
     )
     configure.configure(
-        tree, _installed("libc-bin", "readline-common", "tzdata", "netbase", "python3.11-minimal"), ACCOUNTS
+        tree,
+        _installed("libc-bin", "readline-common", "tzdata", "netbase", "python3.11-minimal"),
+        ACCOUNTS,
     )
     assert _data(tree, "etc/nsswitch.conf") == b"hosts: files dns\n"
     assert _data(tree, "etc/inputrc") == b"set bell-style none\n"
@@ -96,5 +113,16 @@ def test_small_steps() -> None:
 
 
 def test_a_step_names_the_file_it_misses() -> None:
-    with pytest.raises(TreeError, match="/usr/share/libc-bin/nsswitch.conf is not installed, but libc-bin's postinst"):
+    with pytest.raises(
+        TreeError,
+        match="/usr/share/libc-bin/nsswitch.conf is not installed, but libc-bin's postinst",
+    ):
         configure.configure(_merged_tree(), _installed("libc-bin"), ACCOUNTS)
+
+
+def test_a_step_needing_a_group_asks_for_base_passwd() -> None:
+    defaults = [
+        (f"usr/share/base-files/{name}", b"") for name in ("dot.profile", "dot.bashrc", "profile", "motd")
+    ]
+    with pytest.raises(TreeError, match="The group mail is not defined: add base-passwd"):
+        configure.configure(_merged_tree(*defaults), _installed("base-files"), Accounts(b"", b""))

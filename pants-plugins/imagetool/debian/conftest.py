@@ -76,7 +76,13 @@ def make_deb(tmp_path: Path) -> MakeDeb:
         )
         root = Entry("./", kind=tarfile.DIRTYPE, mode=0o755)
         data_tar = _tar([root] + spec.entries, compression="xz")
-        deb = _ar([("debian-binary", b"2.0\n"), ("control.tar.gz", control_tar), ("data.tar.xz", data_tar)])
+        deb = _ar(
+            [
+                ("debian-binary", b"2.0\n"),
+                ("control.tar.gz", control_tar),
+                ("data.tar.xz", data_tar),
+            ]
+        )
         filename = f"{spec.name}_{spec.version}_{spec.architecture}.deb"
         path = tmp_path / filename
         path.write_bytes(deb)

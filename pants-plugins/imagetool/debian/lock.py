@@ -158,9 +158,7 @@ def index_entries(suites: Iterable[SuiteIndex], architecture: str) -> list[Index
     ]
 
 
-def lock_packages(
-    suites: Sequence[SuiteIndex], architecture: str, requested: Iterable[str]
-) -> PackageLock:
+def lock_packages(suites: Sequence[SuiteIndex], architecture: str, requested: Iterable[str]) -> PackageLock:
     requested_names = tuple(sorted(set(requested)))
     closure = resolve_closure(index_entries(suites, architecture), requested_names)
     packages = tuple(

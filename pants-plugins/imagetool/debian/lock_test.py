@@ -80,14 +80,16 @@ def test_takes_the_highest_version_across_sources() -> None:
             ["app", "c", "needs-c"],
             id="alternative-already-needed",
         ),
-        pytest.param(
-            ["app 1.0; Depends: b (>= 2) | c", "b 1.0", "c 1.0"], ["app", "c"], id="first-too-old"
-        ),
+        pytest.param(["app 1.0; Depends: b (>= 2) | c", "b 1.0", "c 1.0"], ["app", "c"], id="first-too-old"),
         pytest.param(
             ["app 1.0; Depends: awk", "mawk 1.3; Provides: awk"], ["app", "mawk"], id="one-provider"
         ),
         pytest.param(
-            ["app 1.0; Depends: libx (>= 2)", "libx-ng 5.0; Provides: libx (= 2.5)", "plain 1; Provides: libx"],
+            [
+                "app 1.0; Depends: libx (>= 2)",
+                "libx-ng 5.0; Provides: libx (= 2.5)",
+                "plain 1; Provides: libx",
+            ],
             ["app", "libx-ng"],
             id="versioned-provides",
         ),
@@ -97,7 +99,11 @@ def test_takes_the_highest_version_across_sources() -> None:
             id="arch-qualifier",
         ),
         pytest.param(
-            ["app 1.0; Depends: tool", "tool 1.0; Architecture: all", "other 1.0; Architecture: arm64"],
+            [
+                "app 1.0; Depends: tool",
+                "tool 1.0; Architecture: all",
+                "other 1.0; Architecture: arm64",
+            ],
             ["app", "tool"],
             id="architecture-all",
         ),
@@ -131,7 +137,11 @@ def test_unknown_dependency_names_the_chain() -> None:
     "requested, message",
     [
         pytest.param("nothing", "nothing is in none of the indexes: check the spelling", id="unknown"),
-        pytest.param("awk", "awk is in none of the indexes: it is a virtual package provided by mawk", id="virtual"),
+        pytest.param(
+            "awk",
+            "awk is in none of the indexes: it is a virtual package provided by mawk",
+            id="virtual",
+        ),
     ],
 )
 def test_requested_package_must_exist(requested: str, message: str) -> None:
@@ -153,7 +163,11 @@ def test_platform_facts_come_from_libc6_and_the_interpreter() -> None:
         "libc6 2.36-9+deb12u4",
     )
     platform = lock_packages([index], "amd64", ["python3"]).platform
-    assert (platform.architecture, platform.glibc_version, platform.python_version) == ("amd64", "2.36", "3.11.2")
+    assert (platform.architecture, platform.glibc_version, platform.python_version) == (
+        "amd64",
+        "2.36",
+        "3.11.2",
+    )
 
 
 def test_lock_is_canonical_and_independent_of_input_order() -> None:
@@ -192,7 +206,11 @@ def test_lock_is_canonical_and_independent_of_input_order() -> None:
     [
         pytest.param("{", "not valid JSON", id="json"),
         pytest.param('{"format_version": 2}', "not of format_version 1", id="version"),
-        pytest.param('{"format_version": 1, "architecture": "amd64"}', "lacks or misspells a field", id="fields"),
+        pytest.param(
+            '{"format_version": 1, "architecture": "amd64"}',
+            "lacks or misspells a field",
+            id="fields",
+        ),
     ],
 )
 def test_reading_a_bad_lock(text: str, message: str) -> None:

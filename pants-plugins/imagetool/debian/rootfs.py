@@ -132,9 +132,7 @@ def _installed_member(
     installed.type = info.type
     installed.mode = info.mode
     installed.size = info.size if data is not None else 0
-    installed.linkname = (
-        _merged_path(package_path(info.linkname), merged) if info.islnk() else info.linkname
-    )
+    installed.linkname = _merged_path(package_path(info.linkname), merged) if info.islnk() else info.linkname
     installed.devmajor, installed.devminor = info.devmajor, info.devminor
     installed.uname, installed.gname = info.uname, info.gname
     installed.uid = accounts.uids.get(info.uname, info.uid)

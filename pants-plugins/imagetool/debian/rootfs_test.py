@@ -22,14 +22,21 @@ BASE_PASSWD = DebSpec(
             "usr/share/base-passwd/passwd.master",
             b"root:*:0:0:root:/root:/bin/bash\nmail:*:8:8:mail:/var/mail:/usr/sbin/nologin\n",
         ),
-        file("usr/share/base-passwd/group.master", b"root:*:0:\nmail:*:8:\nshadow:*:42:\nstaff:*:50:\n"),
+        file(
+            "usr/share/base-passwd/group.master",
+            b"root:*:0:\nmail:*:8:\nshadow:*:42:\nstaff:*:50:\n",
+        ),
     ],
 )
 TOOL_SCRIPT = b"#!/bin/sh\necho tool\n"
 TOOL = DebSpec(
     "tool",
     "2.0-1",
-    control_fields={"Multi-Arch": "same", "Depends": "base-passwd", "Homepage": "https://example.org"},
+    control_fields={
+        "Multi-Arch": "same",
+        "Depends": "base-passwd",
+        "Homepage": "https://example.org",
+    },
     entries=[
         directory("bin"),
         file("bin/tool", TOOL_SCRIPT, mode=0o4755),
@@ -97,7 +104,12 @@ def test_members_keep_ownership_and_modes(make_deb: MakeDeb) -> None:
     secret, _ = members["etc/tool.secret"]
     assert (secret.mode, secret.gid, secret.gname) == (0o640, 42, "shadow")
     local, _ = members["var/local"]
-    assert (local.type, local.mode, local.gid, local.gname) == (tarfile.DIRTYPE, 0o2775, 50, "staff")
+    assert (local.type, local.mode, local.gid, local.gname) == (
+        tarfile.DIRTYPE,
+        0o2775,
+        50,
+        "staff",
+    )
 
 
 def test_top_level_directories_merge_into_usr(make_deb: MakeDeb) -> None:
@@ -112,13 +124,21 @@ def test_top_level_directories_merge_into_usr(make_deb: MakeDeb) -> None:
 def test_documentation_is_excluded_but_copyright_kept(make_deb: MakeDeb) -> None:
     slim = _by_name(rootfs_members(_packages(make_deb, BASE_PASSWD, TOOL)))
     assert "usr/share/doc/tool/copyright" in slim
-    assert not {"usr/share/doc/tool/README", "usr/share/man/man1/tool.1.gz", "usr/share/locale"} & set(slim)
+    assert not {
+        "usr/share/doc/tool/README",
+        "usr/share/man/man1/tool.1.gz",
+        "usr/share/locale",
+    } & set(slim)
     full = _by_name(
         rootfs_members(
             _packages(make_deb, BASE_PASSWD, TOOL), keep_documentation=True, keep_translations=True
         )
     )
-    assert {"usr/share/doc/tool/README", "usr/share/man/man1/tool.1.gz", "usr/share/locale/de/tool.mo"} <= set(full)
+    assert {
+        "usr/share/doc/tool/README",
+        "usr/share/man/man1/tool.1.gz",
+        "usr/share/locale/de/tool.mo",
+    } <= set(full)
     assert full["usr/share/man/man1/tl.1.gz"][0].linkname == "/etc/alternatives/tl.1.gz"
 
 
@@ -173,7 +193,10 @@ def test_alternatives_and_accounts(make_deb: MakeDeb) -> None:
 
 
 def test_the_same_path_shipped_differently_is_an_error(make_deb: MakeDeb) -> None:
-    other = DebSpec("other", entries=[directory("usr"), directory("usr/bin"), file("usr/bin/tool", b"different")])
+    other = DebSpec(
+        "other",
+        entries=[directory("usr"), directory("usr/bin"), file("usr/bin/tool", b"different")],
+    )
     with pytest.raises(TreeError, match=r"/usr/bin/tool is shipped by both tool and other"):
         rootfs_members(_packages(make_deb, BASE_PASSWD, TOOL, other))
 
@@ -190,5 +213,7 @@ def test_debs_are_found_by_pool_file_name(make_deb: MakeDeb, tmp_path: Path) -> 
     lock = _lock(*packages)
     assert deb_paths_in(tmp_path, lock)["tool"] == tmp_path / "tool_2.0-1_amd64.deb"
     (tmp_path / "tool_2.0-1_amd64.deb").unlink()
-    with pytest.raises(DebError, match=r"lacks the .deb files of tool \(expected e.g. tool_2.0-1_amd64.deb\)"):
+    with pytest.raises(
+        DebError, match=r"lacks the .deb files of tool \(expected e.g. tool_2.0-1_amd64.deb\)"
+    ):
         deb_paths_in(tmp_path, lock)

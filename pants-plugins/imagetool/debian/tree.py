@@ -8,7 +8,6 @@ from functools import cached_property
 
 from imagetool.tarlayer import LayerMember
 
-
 _MAX_SYMLINK_HOPS = 40
 
 
@@ -31,6 +30,15 @@ class Accounts:
     def gids(self) -> dict[str, int]:
         return _ids(self.group)
 
+    def gid(self, group: str) -> int:
+        """The id of a group that a configuration step needs."""
+        if group not in self.gids:
+            raise TreeError(
+                f"The group {group} is not defined: add base-passwd, which defines Debian's "
+                "system accounts, to the requested packages."
+            )
+        return self.gids[group]
+
 
 def _ids(table: bytes) -> dict[str, int]:
     return {
@@ -40,8 +48,9 @@ def _ids(table: bytes) -> dict[str, int]:
     }
 
 
-def regular_file(path: str, data: bytes, *, mode: int = 0o644, uid: int = 0, gid: int = 0,
-                 group: str = "root") -> LayerMember:
+def regular_file(
+    path: str, data: bytes, *, mode: int = 0o644, uid: int = 0, gid: int = 0, group: str = "root"
+) -> LayerMember:
     info = _info(path, tarfile.REGTYPE, mode, uid, gid, group)
     info.size = len(data)
     return info, data
@@ -124,6 +133,18 @@ class Tree:
                 resolved = []
             pending = entry[0].linkname.strip("/").split("/") + pending
         return "/".join(resolved + pending)
+
+    def resolve(self, path: str) -> str:
+        """The path with every symbolic link resolved, its last component's included."""
+        resolved = self.real_path(path)
+        for _ in range(_MAX_SYMLINK_HOPS):
+            entry = self.get(resolved)
+            if entry is None or not entry[0].issym():
+                return resolved
+            target = entry[0].linkname
+            parent = resolved.rsplit("/", 1)[0] if "/" in resolved else ""
+            resolved = self.real_path(target if target.startswith("/") else f"{parent}/{target}")
+        raise TreeError(f"/{path} has too many levels of symbolic links.")
 
     def paths_under(self, directory_path: str) -> list[str]:
         prefix = directory_path.rstrip("/") + "/"

@@ -39,7 +39,10 @@ def test_first_directory_wins_and_identical_files_merge() -> None:
     tree.add(directory("var/local"), owner="other")
     tree.add(regular_file("etc/x", b"same"), owner="a")
     tree.add(regular_file("etc/x", b"same"), owner="b")
-    assert [(info.name, info.mode) for info, _ in tree.members()] == [("etc/x", 0o644), ("var/local", 0o2775)]
+    assert [(info.name, info.mode) for info, _ in tree.members()] == [
+        ("etc/x", 0o644),
+        ("var/local", 0o2775),
+    ]
     with pytest.raises(TreeError, match="/etc/x is shipped by both a and c, differently"):
         tree.add(regular_file("etc/x", b"other"), owner="c")
     with pytest.raises(TreeError, match="/etc/x is shipped by both a and d, differently"):
