@@ -1,6 +1,6 @@
 """The esb backend: daemonless, reproducible OCI images for a Python microservice monorepo."""
 
-from esb.goals import lock, package
+from esb.goals import lock, package, run
 from esb.subsystems import image_tool, uv
 from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
 from esb.util_rules import base, dependencies, image, layers, service
@@ -19,6 +19,7 @@ def rules():
         *layers.rules(),
         *lock.rules(),
         *package.rules(),
+        *run.rules(),
         *service.rules(),
         *uv.rules(),
     ]

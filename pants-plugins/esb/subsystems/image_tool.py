@@ -66,12 +66,19 @@ def _tool_files(directory: Traversable, prefix: str) -> Iterator[FileContent]:
 
 
 @dataclass(frozen=True)
+class ImageToolPexRequest:
+    pex_request: PexRequest
+
+
+@dataclass(frozen=True)
 class ImageTool:
     pex: VenvPex
 
 
-@rule(desc="Build the image tool", level=LogLevel.DEBUG)
-async def build_image_tool(subsystem: ImageToolSubsystem, python_setup: PythonSetup) -> ImageTool:
+@rule
+async def image_tool_pex_request(
+    subsystem: ImageToolSubsystem, python_setup: PythonSetup
+) -> ImageToolPexRequest:
     sources = await Get(
         Digest,
         CreateDigest(_tool_files(resources.files(IMAGE_TOOL_PACKAGE), IMAGE_TOOL_PACKAGE)),
@@ -79,8 +86,7 @@ async def build_image_tool(subsystem: ImageToolSubsystem, python_setup: PythonSe
     constraints = python_setup.resolves_to_interpreter_constraints.get(
         subsystem.resolve, python_setup.interpreter_constraints
     )
-    pex = await Get(
-        VenvPex,
+    return ImageToolPexRequest(
         PexRequest(
             output_filename="imagetool.pex",
             internal_only=True,
@@ -92,9 +98,13 @@ async def build_image_tool(subsystem: ImageToolSubsystem, python_setup: PythonSe
             interpreter_constraints=InterpreterConstraints(constraints),
             sources=sources,
             main=EntryPoint(f"{IMAGE_TOOL_PACKAGE}.cli", "main"),
-        ),
+        )
     )
-    return ImageTool(pex)
+
+
+@rule(desc="Build the image tool", level=LogLevel.DEBUG)
+async def build_image_tool(request: ImageToolPexRequest) -> ImageTool:
+    return ImageTool(await Get(VenvPex, PexRequest, request.pex_request))
 
 
 @dataclass(frozen=True)
@@ -128,7 +138,9 @@ async def image_tool_process(
             output_directories=request.output_directories,
             extra_env=env,
             cache_scope=request.cache_scope,
-            level=LogLevel.DEBUG,
+            # Shown as "Completed: <description>" when it runs, and silent on a cache hit: the
+            # console says exactly which steps a change re-ran.
+            level=LogLevel.INFO,
         ),
     )
 

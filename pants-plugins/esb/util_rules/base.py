@@ -141,12 +141,9 @@ async def build_rootfs_layer(request: RootfsLayerRequest) -> BuiltLayer:
                 "--debs",
                 "debs",
                 "--compile-bytecode",
-                "--out-platform",
-                "platform.json",
             ),
             request.description,
             request.inputs,
-            extra_outputs=("platform.json",),
         ),
     )
 

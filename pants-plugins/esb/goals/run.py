@@ -1,0 +1,118 @@
+"""`pants run` for image targets: load the image into the local Docker engine and run it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet
+from esb.subsystems.image_tool import ImageToolPexRequest
+from esb.target_types import EsbImageEnvironmentField, EsbServicePortsField
+from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
+from esb.util_rules.image import IMAGE_ARCHIVE, IMAGE_METADATA, BuiltImage
+from esb.util_rules.service import ServiceImageRequest
+from pants.backend.python.util_rules.pex import VenvPex, VenvPexRequest
+from pants.backend.python.util_rules.pex_environment import PexEnvironment
+from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
+from pants.engine.fs import Digest, DigestSubset, MergeDigests, PathGlobs
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.option.option_types import BoolOption, StrOption
+from pants.option.subsystem import Subsystem
+from pants.util.strutil import help_text
+
+
+class EsbRunSubsystem(Subsystem):
+    options_scope = "esb-run"
+    help = help_text(
+        """
+        How `pants run` starts an image target: it loads the image into the Docker engine that
+        `DOCKER_HOST` names (skipped when the engine has it already), then runs it like
+        `docker run --rm`, with the image's entrypoint and command; arguments after `--` replace
+        the command.
+        """
+    )
+
+    network = StrOption(
+        default=None,
+        help="The container's network (`docker run --network`), e.g. `none`. Default: the engine's.",
+    )
+    publish_ports = BoolOption(
+        default=True,
+        help="Publish the target's `ports` on the same host ports (`docker run -p 8080:8080`).",
+    )
+    load_only = BoolOption(
+        default=False, help="Load the image into the engine and print its name; run nothing."
+    )
+
+
+@dataclass(frozen=True)
+class EsbServiceImageRunFieldSet(EsbServiceImageFieldSet, RunFieldSet):
+    run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
+
+    ports: EsbServicePortsField
+
+
+@dataclass(frozen=True)
+class EsbBaseImageRunFieldSet(EsbBaseImageFieldSet, RunFieldSet):
+    run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
+
+
+def run_image_args(
+    tool_argv0: str, ports: tuple[str, ...], subsystem: EsbRunSubsystem
+) -> tuple[str, ...]:
+    args = [
+        f"{{chroot}}/{tool_argv0}",
+        "run-image",
+        "--archive",
+        f"{{chroot}}/{IMAGE_ARCHIVE}",
+        "--metadata",
+        f"{{chroot}}/{IMAGE_METADATA}",
+    ]
+    if subsystem.load_only:
+        args.append("--load-only")
+    if subsystem.network:
+        args += ["--network", subsystem.network]
+    if subsystem.publish_ports:
+        for port in ports:
+            args += ["--publish", f"{port.split('/')[0]}:{port}"]
+    return tuple(args)
+
+
+async def _run_request(
+    image: BuiltImage, ports: tuple[str, ...], subsystem: EsbRunSubsystem, pex_env: PexEnvironment
+) -> RunRequest:
+    tool_request = await Get(ImageToolPexRequest)
+    complete_env = pex_env.in_workspace()
+    tool, files = await MultiGet(
+        Get(VenvPex, VenvPexRequest(tool_request.pex_request, complete_env)),
+        Get(Digest, DigestSubset(image.digest, PathGlobs([IMAGE_ARCHIVE, IMAGE_METADATA]))),
+    )
+    return RunRequest(
+        digest=await Get(Digest, MergeDigests([tool.digest, files])),
+        args=run_image_args(tool.pex.argv0, ports, subsystem),
+        extra_env=complete_env.environment_dict(python=None),
+        append_only_caches={**complete_env.append_only_caches, **(tool.append_only_caches or {})},
+    )
+
+
+@rule
+async def run_service_image(
+    field_set: EsbServiceImageRunFieldSet, subsystem: EsbRunSubsystem, pex_env: PexEnvironment
+) -> RunRequest:
+    image = await Get(BuiltImage, ServiceImageRequest(field_set.address))
+    return await _run_request(image, field_set.ports.normalized(), subsystem, pex_env)
+
+
+@rule
+async def run_base_image(
+    field_set: EsbBaseImageRunFieldSet, subsystem: EsbRunSubsystem, pex_env: PexEnvironment
+) -> RunRequest:
+    base = await Get(BuiltBaseImage, BaseImageRequest(field_set.address))
+    return await _run_request(base.image, (), subsystem, pex_env)
+
+
+def rules():
+    return [
+        *collect_rules(),
+        *EsbServiceImageRunFieldSet.rules(),
+        *EsbBaseImageRunFieldSet.rules(),
+    ]
