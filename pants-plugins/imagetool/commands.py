@@ -1,9 +1,10 @@
-"""The image tool's core commands: `layer-from-dir` and `assemble`.
+"""The image tool's core commands, `layer-from-dir` and `assemble`, and what all commands share.
 
-`COMMANDS` maps each subcommand's name to `(add_arguments(parser), run(args) -> exit status)`.
+`COMMANDS` maps each subcommand's name to `(add_arguments(parser), run(args) -> exit status)`;
+a run raises `ToolError` for an input the user must fix, which `imagetool.cli` reports.
 Every input is a file or an argument and every output a file, so a run is a cacheable process.
-Time comes from `--mtime` or the spec's `created`, else `SOURCE_DATE_EPOCH`, else 0: the
-library itself never reads the clock or the environment.
+Time comes from `--mtime` or the spec's `created`, else `SOURCE_DATE_EPOCH`, else 0
+(`source_date_epoch`): the library itself never reads the clock or the environment.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
+from imagetool.errors import ToolError
 from imagetool.oci import (
     BASE_DIGEST_ANNOTATION,
     CONFIG_MEDIA_TYPE,
@@ -24,7 +26,6 @@ from imagetool.oci import (
     REF_NAME_ANNOTATION,
     Descriptor,
     LoadedImage,
-    OciError,
     OciLayout,
     Platform,
     build_image_config,
@@ -34,24 +35,91 @@ from imagetool.oci import (
     oci_layer_descriptor,
     write_docker_archive,
 )
-from imagetool.spec import ImageMetadata, ImageSpec, LayerSummary, SpecError, layer_descriptor_fields
-from imagetool.tarlayer import LayerBlob, LayerError, members_from_directory, write_layer
+from imagetool.spec import ImageMetadata, ImageSpec, LayerSummary, layer_descriptor_fields
+from imagetool.tarlayer import LayerBlob, LayerMember, members_from_directory, write_layer
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
 
 
-class CommandError(ValueError):
+class CommandError(ToolError, ValueError):
     """An input file is missing or is not what the command needs."""
+
+
+def source_date_epoch(explicit: int | None) -> int:
+    """`explicit` if given, else `$SOURCE_DATE_EPOCH`, else 0: the time every output records."""
+    if explicit is not None:
+        return explicit
+    value = os.environ.get("SOURCE_DATE_EPOCH", "0")
+    if not value.isdigit():
+        raise CommandError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds since the epoch.")
+    return int(value)
+
+
+def add_layer_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of every command that writes a layer: see `LayerOutputs`."""
+    parser.add_argument("--out-blob", type=Path, required=True, help="the layer blob (.tar.gz) to write")
+    parser.add_argument(
+        "--out-descriptor", type=Path, required=True, help="the layer descriptor (JSON) to write"
+    )
+    parser.add_argument(
+        "--mtime",
+        type=int,
+        default=None,
+        help="timestamp of every entry, in seconds since the epoch (default: $SOURCE_DATE_EPOCH, else 0)",
+    )
+
+
+@dataclass(frozen=True)
+class LayerOutputs:
+    """Where a command writes its layer blob and descriptor, and the mtime of every entry."""
+
+    blob: Path
+    descriptor: Path
+    mtime: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> LayerOutputs:
+        """The outputs `add_layer_output_arguments` parsed.
+
+        A command calls this before its work, so that a bad `SOURCE_DATE_EPOCH` fails it at once.
+        """
+        return cls(args.out_blob, args.out_descriptor, source_date_epoch(args.mtime))
+
+    def write(self, members: Iterable[LayerMember]) -> LayerBlob:
+        blob = write_layer(members, self.blob, mtime=self.mtime)
+        write_layer_descriptor(blob, self.descriptor)
+        return blob
 
 
 def write_layer_descriptor(blob: LayerBlob, path: Path) -> None:
     """Write the layer descriptor JSON file that `assemble` reads (see `imagetool.spec`)."""
-    path.write_text(json.dumps(dataclasses.asdict(blob), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_json(path, dataclasses.asdict(blob))
 
 
 def read_layer_descriptor(path: Path) -> LayerBlob:
-    return LayerBlob(**layer_descriptor_fields(_read_json(path), where=str(path)))
+    return LayerBlob(**layer_descriptor_fields(read_json(path), where=str(path)))
+
+
+def read_input(path: Path) -> bytes:
+    """The contents of an input file, or a `CommandError` naming it."""
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise CommandError(f"Cannot read {path}: {e.strerror}.") from e
+
+
+def read_json(path: Path) -> Any:
+    data = read_input(path)
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        raise CommandError(f"{path} is not valid JSON: {e}.") from e
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write `value` as the tool writes every JSON output: indented, keys sorted."""
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def assemble(spec: ImageSpec, *, created: int, layout_dir: Path, archive_path: Path) -> ImageMetadata:
@@ -140,24 +208,14 @@ def _add_layer_from_dir_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--uid", type=int, default=0, help="owner of every entry (default: 0)")
     parser.add_argument("--gid", type=int, default=0, help="group of every entry (default: 0)")
-    parser.add_argument(
-        "--mtime",
-        type=int,
-        default=None,
-        help="timestamp of every entry, in seconds since the epoch (default: $SOURCE_DATE_EPOCH, else 0)",
-    )
-    parser.add_argument("--out-blob", type=Path, required=True, help="the layer blob (.tar.gz) to write")
-    parser.add_argument(
-        "--out-descriptor", type=Path, required=True, help="the layer descriptor (JSON) to write"
-    )
+    add_layer_output_arguments(parser)
 
 
 def _layer_from_dir(args: argparse.Namespace) -> int:
+    outputs = LayerOutputs.from_args(args)
     if not args.root.is_dir():
         raise CommandError(f"--root {args.root} is not a directory.")
-    members = members_from_directory(args.root, prefix=args.prefix, uid=args.uid, gid=args.gid)
-    blob = write_layer(members, args.out_blob, mtime=_timestamp(args.mtime))
-    write_layer_descriptor(blob, args.out_descriptor)
+    outputs.write(members_from_directory(args.root, prefix=args.prefix, uid=args.uid, gid=args.gid))
     return 0
 
 
@@ -177,48 +235,18 @@ def _add_assemble_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _assemble(args: argparse.Namespace) -> int:
-    spec = ImageSpec.from_json(_read_json(args.spec), where=str(args.spec))
+    spec = ImageSpec.from_json(read_json(args.spec), where=str(args.spec))
     metadata = assemble(
-        spec, created=_timestamp(spec.created), layout_dir=args.out_layout, archive_path=args.out_archive
+        spec,
+        created=source_date_epoch(spec.created),
+        layout_dir=args.out_layout,
+        archive_path=args.out_archive,
     )
-    args.out_metadata.write_text(
-        json.dumps(metadata.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    write_json(args.out_metadata, metadata.to_json())
     return 0
 
 
-def _timestamp(explicit: int | None) -> int:
-    if explicit is not None:
-        return explicit
-    value = os.environ.get("SOURCE_DATE_EPOCH", "0")
-    if not value.isdigit():
-        raise CommandError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds since the epoch.")
-    return int(value)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes())
-    except OSError as e:
-        raise CommandError(f"Cannot read {path}: {e.strerror}.") from e
-    except ValueError as e:
-        raise CommandError(f"{path} is not valid JSON: {e}.") from e
-
-
-def _reporting_errors(name: str, run: Run) -> Run:
-    """Input errors become one line on stderr and exit status 1, not a traceback."""
-
-    def checked(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except (CommandError, LayerError, OciError, SpecError) as e:
-            print(f"imagetool {name}: {e}", file=sys.stderr)
-            return 1
-
-    return checked
-
-
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
-    "layer-from-dir": (_add_layer_from_dir_arguments, _reporting_errors("layer-from-dir", _layer_from_dir)),
-    "assemble": (_add_assemble_arguments, _reporting_errors("assemble", _assemble)),
+    "layer-from-dir": (_add_layer_from_dir_arguments, _layer_from_dir),
+    "assemble": (_add_assemble_arguments, _assemble),
 }

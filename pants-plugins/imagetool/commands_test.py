@@ -1,23 +1,17 @@
 from __future__ import annotations
 
-import argparse
 import json
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from imagetool.commands import COMMANDS
+from imagetool.cli import main
 from imagetool.oci import BASE_DIGEST_ANNOTATION, REF_NAME_ANNOTATION, OciLayout, sha256_digest
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for name, (add_arguments, _) in COMMANDS.items():
-        add_arguments(subparsers.add_parser(name))
-    args = parser.parse_args(argv)
-    return COMMANDS[args.command][1](args)
+    return main(argv)
 
 
 def make_source(root: Path) -> None:
@@ -233,4 +227,6 @@ def test_assemble_errors(workdir: Path, capsys: pytest.CaptureFixture[str], spec
     write_spec("spec.json", **spec)
     outputs = ["--out-layout", "out", "--out-archive", "out.tar", "--out-metadata", "out.image.json"]
     assert run("assemble", "--spec", "spec.json", *outputs) == 1
-    assert message in capsys.readouterr().err
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("imagetool assemble: ")
+    assert message in stderr

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imagetool.errors import ToolError
+
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -56,7 +58,7 @@ _PORT = re.compile(r"[0-9]{1,5}(?:/(?:tcp|udp|sctp))?")
 _COPY_CHUNK_SIZE = 1 << 20
 
 
-class OciError(ValueError):
+class OciError(ToolError, ValueError):
     """An image or layout is malformed, or an input does not match its digest."""
 
 

@@ -35,10 +35,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from imagetool.errors import ToolError
 from imagetool.oci import ConfigChanges, Platform
 
 
-class SpecError(ValueError):
+class SpecError(ToolError, ValueError):
     """A spec file is malformed; the message names the file and the key."""
 
 

@@ -34,6 +34,7 @@ from typing import BinaryIO, Callable, Optional
 
 from isal import isal_zlib
 
+from imagetool.errors import ToolError
 from imagetool.oci import GZIP_LAYER_MEDIA_TYPE
 
 LayerMember = tuple[tarfile.TarInfo, Optional[bytes]]
@@ -68,7 +69,7 @@ _TYPE_NAMES = {
 _KEPT_PAX_PREFIX = "SCHILY.xattr."
 
 
-class LayerError(ValueError):
+class LayerError(ToolError, ValueError):
     """The members cannot form a well-defined layer; the message names the path and the reason."""
 
 

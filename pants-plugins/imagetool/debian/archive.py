@@ -18,6 +18,8 @@ from typing import Callable, Mapping
 
 from debian import deb822
 
+from imagetool.errors import ToolError
+
 Fetch = Callable[[str], bytes]
 # Takes an InRelease file, returns its payload once the signature is checked (or not).
 ReadRelease = Callable[[bytes], bytes]
@@ -37,7 +39,7 @@ INDEX_FIELDS = (
 )
 
 
-class ArchiveError(Exception):
+class ArchiveError(ToolError):
     """An archive index is missing, unsigned, or does not match its Release file."""
 
 

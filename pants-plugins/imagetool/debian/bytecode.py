@@ -15,12 +15,13 @@ import sys
 from typing import Iterator
 
 from imagetool.debian.tree import Tree, directory, regular_file
+from imagetool.errors import ToolError
 from imagetool.tarlayer import LayerMember
 
 _UNCHECKED_HASH_FLAGS = 0b01
 
 
-class BytecodeError(Exception):
+class BytecodeError(ToolError):
     """The running interpreter cannot compile for the base's Python."""
 
 

@@ -17,6 +17,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from imagetool.errors import ToolError
+
 CERTS_DIR = "usr/share/ca-certificates"
 CONF_HEADER = """\
 # This file lists certificates that you wish to use or to ignore to be
@@ -48,7 +50,7 @@ _STRING_ENCODINGS = {
 _ASCII_SPACE = b" \t\n\v\f\r"
 
 
-class CertificateError(ValueError):
+class CertificateError(ToolError, ValueError):
     """A file under /usr/share/ca-certificates is not a PEM certificate this code can read."""
 
 

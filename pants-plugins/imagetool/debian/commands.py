@@ -6,41 +6,28 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-from dataclasses import asdict
 from pathlib import Path
 
-from imagetool.commands import AddArguments, CommandError, Run, write_layer_descriptor
+from imagetool.commands import (
+    AddArguments,
+    CommandError,
+    LayerOutputs,
+    Run,
+    add_layer_output_arguments,
+    read_input,
+)
 from imagetool.debian.archive import (
-    ArchiveError,
     Source,
     fetch_https,
     gpgv_release_reader,
     read_suite,
     unverified_release_reader,
 )
-from imagetool.debian.bytecode import BytecodeError
-from imagetool.debian.cacerts import CertificateError
-from imagetool.debian.deb import DebError, deb_paths_in, read_deb
-from imagetool.debian.lock import LockFormatError, PackageLock, ResolutionError, lock_packages
+from imagetool.debian.deb import deb_paths_in, read_deb
+from imagetool.debian.lock import PackageLock, lock_packages
 from imagetool.debian.rootfs import rootfs_members
-from imagetool.debian.tree import TreeError
-from imagetool.tarlayer import LayerError, write_layer
 
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-_ERRORS = (
-    ArchiveError,
-    BytecodeError,
-    CertificateError,
-    CommandError,
-    DebError,
-    LayerError,
-    LockFormatError,
-    ResolutionError,
-    TreeError,
-)
 
 
 def _add_lock_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,26 +96,12 @@ def _add_rootfs_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add bytecode for the base's Python modules (the tool must run on the base's Python minor version)",
     )
-    parser.add_argument(
-        "--mtime",
-        type=int,
-        default=None,
-        help="timestamp of every entry, in seconds since the epoch (default: $SOURCE_DATE_EPOCH, else 0)",
-    )
-    parser.add_argument("--out-blob", type=Path, required=True, help="the layer blob (.tar.gz) to write")
-    parser.add_argument(
-        "--out-descriptor", type=Path, required=True, help="the layer descriptor (JSON) to write"
-    )
-    parser.add_argument(
-        "--out-platform", type=Path, required=True, help="the base's platform facts (JSON) to write"
-    )
+    add_layer_output_arguments(parser)
 
 
 def _rootfs(args: argparse.Namespace) -> int:
-    try:
-        lock = PackageLock.from_json(args.lock.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise CommandError(f"Cannot read {args.lock}: {e.strerror}.") from e
+    outputs = LayerOutputs.from_args(args)
+    lock = PackageLock.from_json(read_input(args.lock).decode("utf-8"))
     python_version = lock.platform.python_version
     if args.compile_bytecode and python_version is None:
         raise CommandError("--compile-bytecode was given, but the lock's packages hold no Python.")
@@ -140,37 +113,11 @@ def _rootfs(args: argparse.Namespace) -> int:
         keep_translations=args.keep_translations,
         bytecode_for_python=python_version if args.compile_bytecode else None,
     )
-    blob = write_layer(members, args.out_blob, mtime=_mtime(args.mtime))
-    write_layer_descriptor(blob, args.out_descriptor)
-    args.out_platform.write_text(
-        json.dumps(asdict(lock.platform), indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    outputs.write(members)
     return 0
 
 
-def _mtime(explicit: int | None) -> int:
-    if explicit is not None:
-        return explicit
-    value = os.environ.get("SOURCE_DATE_EPOCH", "0")
-    if not value.isdigit():
-        raise CommandError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds since the epoch.")
-    return int(value)
-
-
-def _reporting_errors(name: str, run: Run) -> Run:
-    """Input errors become one line on stderr and exit status 1, not a traceback."""
-
-    def checked(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except _ERRORS as e:
-            print(f"imagetool {name}: {e}", file=sys.stderr)
-            return 1
-
-    return checked
-
-
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
-    "debian-lock": (_add_lock_arguments, _reporting_errors("debian-lock", _lock)),
-    "debian-rootfs": (_add_rootfs_arguments, _reporting_errors("debian-rootfs", _rootfs)),
+    "debian-lock": (_add_lock_arguments, _lock),
+    "debian-rootfs": (_add_rootfs_arguments, _rootfs),
 }

@@ -12,10 +12,11 @@ from debian import deb822
 from debian.debfile import DebFile
 
 from imagetool.debian.lock import LockedPackage, PackageLock
+from imagetool.errors import ToolError
 from imagetool.tarlayer import LayerMember
 
 
-class DebError(Exception):
+class DebError(ToolError):
     """A downloaded .deb is missing, or is not the package the lock pins."""
 
 

@@ -19,6 +19,7 @@ from debian.deb822 import PkgRelation
 from debian.debian_support import Version, version_compare
 
 from imagetool.debian.archive import SuiteIndex
+from imagetool.errors import ToolError
 
 FORMAT_VERSION = 1
 
@@ -32,11 +33,11 @@ _VERSION_TESTS = {
 _PYTHON_INTERPRETER_PACKAGE = re.compile(r"python3\.\d+")
 
 
-class ResolutionError(Exception):
+class ResolutionError(ToolError):
     """The requested packages have no consistent closure in the indexes."""
 
 
-class LockFormatError(Exception):
+class LockFormatError(ToolError):
     """A lock file is not one this tool writes."""
 
 

@@ -6,12 +6,13 @@ import tarfile
 from dataclasses import dataclass
 from functools import cached_property
 
+from imagetool.errors import ToolError
 from imagetool.tarlayer import LayerMember
 
 _MAX_SYMLINK_HOPS = 40
 
 
-class TreeError(Exception):
+class TreeError(ToolError):
     """Two packages (or a package and a configuration step) disagree about a path."""
 
 

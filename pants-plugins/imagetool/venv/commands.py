@@ -1,40 +1,40 @@
 """Subcommands for the uv binary's layer and a service's venv layer (see `imagetool.cli`).
 
 Each writes its layer blob and a JSON descriptor of it, `{"digest", "diff_id", "media_type",
-"size"}`; `venv-layer` also writes the installed packages, `[{"name", "version"}, ...]`.
-The CLI is the only place that reads the environment: `SOURCE_DATE_EPOCH` for the default mtime,
-and the variables that let uv reach the index through the machine's TLS trust and proxies.
+"size"}` (see `imagetool.commands.LayerOutputs`); `venv-layer` also writes the installed
+packages, `[{"name", "version"}, ...]`. The commands are the only place that reads the
+environment: `SOURCE_DATE_EPOCH` for the default mtime, and the variables that let uv reach the
+index through the machine's TLS trust and proxies.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Optional
 
-from imagetool.tarlayer import LayerBlob, LayerError, write_layer
+from imagetool.commands import (
+    AddArguments,
+    LayerOutputs,
+    Run,
+    add_layer_output_arguments,
+    write_json,
+)
 from imagetool.venv.install import (
     DEFAULT_SOURCE_PATH,
     PYPI_INDEX_URL,
     TargetPython,
     Uv,
-    VenvBuildError,
     build_venv,
     check_lock,
     export_requirements,
     venv_layer_members,
 )
-from imagetool.venv.uv_binary import (
-    UvWheelError,
-    extract_uv_binary,
-    read_uv_binary,
-    uv_layer_members,
-)
+from imagetool.venv.uv_binary import extract_uv_binary, read_uv_binary, uv_layer_members
 
 NETWORK_ENV_VARS = (
     "SSL_CERT_FILE",
@@ -49,18 +49,16 @@ NETWORK_ENV_VARS = (
     "all_proxy",
 )
 
-_ERRORS = (VenvBuildError, UvWheelError, LayerError)
-
 
 def add_uv_layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Write the layer that installs uv's binary as /usr/local/bin/uv."
     parser.add_argument("--wheel", type=Path, required=True, help="uv's wheel from PyPI.")
-    _add_layer_output_arguments(parser)
+    add_layer_output_arguments(parser)
 
 
 def run_uv_layer(args: argparse.Namespace) -> int:
-    blob = write_layer(uv_layer_members(read_uv_binary(args.wheel)), args.out_blob, mtime=args.mtime)
-    _write_descriptor(args.out_descriptor, blob)
+    outputs = LayerOutputs.from_args(args)
+    outputs.write(uv_layer_members(read_uv_binary(args.wheel)))
     return 0
 
 
@@ -105,7 +103,7 @@ def add_venv_layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir", type=Path, help="uv's cache, kept between runs (default: no cache)."
     )
-    _add_layer_output_arguments(parser)
+    add_layer_output_arguments(parser)
     parser.add_argument(
         "--out-packages",
         type=Path,
@@ -115,6 +113,7 @@ def add_venv_layer_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_venv_layer(args: argparse.Namespace) -> int:
+    outputs = LayerOutputs.from_args(args)
     with tempfile.TemporaryDirectory(prefix="esb-venv-") as scratch:
         uv = _uv(args.uv, Path(scratch), args.cache_dir)
         target = TargetPython(args.python_version, args.python_platform, args.interpreter)
@@ -129,11 +128,10 @@ def run_venv_layer(args: argparse.Namespace) -> int:
             compile_bytecode=args.compile_bytecode,
             index_url=args.index_url,
         )
-        blob = write_layer(venv_layer_members(venv), args.out_blob, mtime=args.mtime)
+        outputs.write(venv_layer_members(venv))
     for module in venv.uncompiled_modules:
         print(f"note: {module} does not compile, and ships without bytecode.", file=sys.stderr)
-    _write_descriptor(args.out_descriptor, blob)
-    _write_json(args.out_packages, [dataclasses.asdict(package) for package in venv.packages])
+    write_json(args.out_packages, [dataclasses.asdict(package) for package in venv.packages])
     return 0
 
 
@@ -171,24 +169,6 @@ def _add_project_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_layer_output_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--out-blob", type=Path, required=True, help="Where to write the layer (tar+gzip)."
-    )
-    parser.add_argument(
-        "--out-descriptor",
-        type=Path,
-        required=True,
-        help="Where to write the layer's JSON descriptor: digest, diff_id, media_type, size.",
-    )
-    parser.add_argument(
-        "--mtime",
-        type=int,
-        default=os.environ.get("SOURCE_DATE_EPOCH", "0"),
-        help="The mtime of every entry (default: $SOURCE_DATE_EPOCH, else 0).",
-    )
-
-
 def _uv(wheel_or_binary: Path, scratch: Path, cache_dir: Optional[Path] = None) -> Uv:
     if wheel_or_binary.suffix == ".whl":
         binary = extract_uv_binary(wheel_or_binary, scratch)
@@ -198,31 +178,8 @@ def _uv(wheel_or_binary: Path, scratch: Path, cache_dir: Optional[Path] = None) 
     return Uv(binary, cache_dir, network_env)
 
 
-def _write_descriptor(path: Path, blob: LayerBlob) -> None:
-    _write_json(path, dataclasses.asdict(blob))
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-
-
-def _reporting_errors(
-    run: Callable[[argparse.Namespace], int],
-) -> Callable[[argparse.Namespace], int]:
-    """`run`, printing the library's errors, whose messages say how to fix them, traceback-free."""
-
-    def run_reporting_errors(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except _ERRORS as e:
-            print(e, file=sys.stderr)
-            return 1
-
-    return run_reporting_errors
-
-
-COMMANDS = {
-    "uv-layer": (add_uv_layer_arguments, _reporting_errors(run_uv_layer)),
-    "venv-layer": (add_venv_layer_arguments, _reporting_errors(run_venv_layer)),
-    "check-lock": (add_check_lock_arguments, _reporting_errors(run_check_lock)),
+COMMANDS: dict[str, tuple[AddArguments, Run]] = {
+    "uv-layer": (add_uv_layer_arguments, run_uv_layer),
+    "venv-layer": (add_venv_layer_arguments, run_venv_layer),
+    "check-lock": (add_check_lock_arguments, run_check_lock),
 }

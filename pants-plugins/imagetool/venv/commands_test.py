@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import argparse
 import json
 import tarfile
 from pathlib import Path
@@ -8,16 +7,12 @@ from typing import Sequence
 
 import pytest
 
-from imagetool.venv.commands import COMMANDS
+from imagetool.cli import main
 from imagetool.venv.conftest import DEBIAN_12, MakeProject
 
 
 def run_command(argv: Sequence[str]) -> int:
-    name, *args = argv
-    add_arguments, run = COMMANDS[name]
-    parser = argparse.ArgumentParser(prog=name)
-    add_arguments(parser)
-    return run(parser.parse_args(args))
+    return main(argv)
 
 
 def test_uv_layer(uv_wheel: Path, tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from typing import Iterator, Mapping, Optional, Sequence
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
+from imagetool.errors import ToolError
 from imagetool.tarlayer import LayerMember, members_from_directory
 
 VENV_PATH = "/.venv"
@@ -53,7 +54,7 @@ _NO_MATCHING_WHEEL = re.compile(
 )
 
 
-class VenvBuildError(Exception):
+class VenvBuildError(ToolError):
     """A service's venv cannot be built; the message says why and how to fix it."""
 
 

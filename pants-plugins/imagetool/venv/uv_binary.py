@@ -17,6 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagetool.errors import ToolError
 from imagetool.tarlayer import LayerMember
 
 UV_LAYER_PATH = "usr/local/bin/uv"
@@ -24,7 +25,7 @@ UV_LAYER_PATH = "usr/local/bin/uv"
 _BINARY_PATH = re.compile(r"uv-(?P<version>[^/]+)\.data/scripts/uv")
 
 
-class UvWheelError(ValueError):
+class UvWheelError(ToolError, ValueError):
     """The file is not a uv wheel, or its binary does not match the wheel's RECORD."""
 
 

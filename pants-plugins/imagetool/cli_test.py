@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from imagetool.cli import COMMANDS, main
+from imagetool.commands import CommandError
+from imagetool.debian.archive import ArchiveError
+from imagetool.debian.bytecode import BytecodeError
+from imagetool.debian.cacerts import CertificateError
+from imagetool.debian.deb import DebError
+from imagetool.debian.lock import LockFormatError, ResolutionError
+from imagetool.debian.tree import TreeError
+from imagetool.engine import EngineError
+from imagetool.errors import ToolError
+from imagetool.oci import OciError
+from imagetool.spec import SpecError
+from imagetool.tarlayer import LayerError
+from imagetool.venv.install import LockError, NoSuitableWheelError, VenvBuildError
+from imagetool.venv.uv_binary import UvWheelError
+
+
+def test_help_lists_every_subcommand_with_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit:
+        main(["--help"])
+    assert exit.value.code == 0
+    listing = " ".join(capsys.readouterr().out.split())
+    for name, (add_arguments, _) in COMMANDS.items():
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        summary = " ".join(parser.description.split()).split(". ")[0]
+        assert f"{name} {summary}" in listing
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ArchiveError,
+        BytecodeError,
+        CertificateError,
+        CommandError,
+        DebError,
+        EngineError,
+        LayerError,
+        LockError,
+        LockFormatError,
+        NoSuitableWheelError,
+        OciError,
+        ResolutionError,
+        SpecError,
+        TreeError,
+        UvWheelError,
+        VenvBuildError,
+    ],
+)
+def test_every_library_error_is_a_tool_error(error: type[Exception]) -> None:
+    assert issubclass(error, ToolError)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["layer-from-dir", "--root", "."],
+        ["debian-rootfs", "--lock", "absent.json", "--debs", "."],
+        ["uv-layer", "--wheel", "absent.whl"],
+        [
+            "venv-layer",
+            "--project", "absent",
+            "--uv", "absent.whl",
+            "--python-version", "3.11.2",
+            "--python-platform", "x86_64-manylinux_2_36",
+            "--interpreter", "/usr/bin/python3.11",
+            "--out-packages", "packages.json",
+        ],
+    ],
+    ids=lambda argv: argv[0],
+)  # fmt: skip
+def test_a_bad_source_date_epoch_is_one_error_for_every_layer(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+
+    assert main([*argv, "--out-blob", "layer.tar.gz", "--out-descriptor", "layer.json"]) == 1
+
+    assert capsys.readouterr().err == (
+        f"imagetool {argv[0]}: SOURCE_DATE_EPOCH='yesterday' is not a number of seconds since the epoch.\n"
+    )
+
+
+def test_debian_rootfs_writes_no_platform(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["debian-rootfs", "--lock", "l", "--debs", "d", "--out-blob", "b", "--out-descriptor", "j"]
+    with pytest.raises(SystemExit) as exit:
+        main([*argv, "--out-platform", "platform.json"])
+    assert exit.value.code == 2
+    assert "unrecognized arguments: --out-platform" in capsys.readouterr().err

@@ -1,0 +1,11 @@
+"""The one base class of the image tool's errors."""
+
+from __future__ import annotations
+
+
+class ToolError(Exception):
+    """An input the user must fix; the message names the file/package and the fix.
+
+    The CLI prints it as one line, `imagetool <subcommand>: <message>`, with no traceback; any
+    other exception is a bug in the tool.
+    """
