@@ -29,6 +29,10 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Debian policy §5.6.7: lower case letters, digits, '+', '-', '.'; at least two characters.
 _DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _PORT = re.compile(r"^(?P<port>[0-9]{1,5})(?:/(?P<proto>tcp|udp|sctp))?$")
+_ACCOUNT_NAME = r"[a-z_][a-z0-9_-]{0,31}"
+_USER = re.compile(rf"^(?:{_ACCOUNT_NAME}|[0-9]+)(?::(?:{_ACCOUNT_NAME}|[0-9]+))?$")
+_SERVICE_ACCOUNT = re.compile(rf"^{_ACCOUNT_NAME}:[0-9]+$")
+_SIGNAL = re.compile(r"^(?:SIG[A-Z0-9+-]+|[0-9]+)$")
 
 BASE_LOCK_FILE = "packages.lock.json"
 TRUST_SCRIPT_FILE = "ensure_ca_trust.sh"
@@ -140,6 +144,60 @@ class EsbImageLabelsField(DictStringToStringField):
     )
 
 
+class EsbImageUserField(StringField):
+    alias = "user"
+    help = help_text(
+        """
+        The user the image's process runs as (OCI `User`): a name or uid, optionally with
+        `:group` or `:gid`, e.g. `user="esb"`. Unset, an image inherits its base's (root for
+        `esb_base_image`). The base defines the unprivileged accounts of its `service_accounts`
+        field; the trust check works for them (it writes only under `/tmp`). A non-root
+        service must listen on a port above 1023, e.g. 8443 instead of 443.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and not _USER.match(value):
+            raise _invalid(
+                cls.alias,
+                address,
+                f"is {value!r}, not a user name or uid with an optional `:group` or `:gid`.",
+                'use e.g. `user="esb"`, `user="10001"` or `user="10001:10001"`.',
+            )
+        return value
+
+
+class EsbImageStopSignalField(StringField):
+    alias = "stop_signal"
+    help = help_text(
+        """
+        The signal `docker stop` sends (OCI `StopSignal`), e.g. `"SIGTERM"`. `esb_base_image`
+        defaults to `SIGINT`: a Python process that is PID 1 ignores SIGTERM unless it installs
+        a handler, but always handles SIGINT (as `KeyboardInterrupt`), so services stop at once
+        instead of being killed after docker's 10 s grace period. Unset on a service image,
+        the base's value is inherited.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and not _SIGNAL.match(value):
+            raise _invalid(
+                cls.alias,
+                address,
+                f"is {value!r}, not a signal name or number.",
+                'use a name such as `"SIGTERM"` or `"SIGINT"`, or a number.',
+            )
+        return value
+
+
+class EsbBaseStopSignalField(EsbImageStopSignalField):
+    default = "SIGINT"
+
+
 class EsbImageOutputPathField(OutputPathField):
     help = help_text(
         """
@@ -171,6 +229,7 @@ _COMMON_IMAGE_FIELDS = (
     EsbImageLabelsField,
     EsbImageOutputPathField,
     EsbImageDependenciesField,
+    EsbImageUserField,
 )
 
 
@@ -269,6 +328,38 @@ class EsbBaseDebianSourcesField(StringSequenceField):
         return value
 
 
+class EsbBaseServiceAccountsField(StringSequenceField):
+    alias = "service_accounts"
+    default = ("esb:10001",)
+    help = help_text(
+        """
+        Unprivileged accounts the base defines, as `name:uid` (each gets a group of the same
+        name and id, no password, no login shell, home `/nonexistent`), for service images to
+        run as with `user="<name>"`. Uids from 1000 to 59999.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        bad = [
+            account
+            for account in value or ()
+            if not _SERVICE_ACCOUNT.match(account) or not 1000 <= int(account.split(":")[1]) <= 59999
+        ]
+        if bad:
+            raise _invalid(
+                cls.alias,
+                address,
+                f"has invalid account(s) {', '.join(map(repr, bad))}.",
+                'write each as `"name:uid"` with a lower-case name and a uid from 1000 to 59999, '
+                'e.g. `"esb:10001"`.',
+            )
+        return value
+
+
 class EsbBaseImageTarget(Target):
     alias = "esb_base_image"
     core_fields = (
@@ -276,6 +367,8 @@ class EsbBaseImageTarget(Target):
         EsbBaseSourcesField,
         EsbBasePackagesField,
         EsbBaseDebianSourcesField,
+        EsbBaseServiceAccountsField,
+        EsbBaseStopSignalField,
     )
     help = help_text(
         f"""
@@ -402,6 +495,7 @@ class EsbServiceImageTarget(Target):
         EsbServiceCommandField,
         EsbServiceWorkdirField,
         EsbServicePortsField,
+        EsbImageStopSignalField,
     )
     help = help_text(
         f"""

@@ -180,6 +180,7 @@ class ConfigChanges:
     cmd: Sequence[str] | None = None
     working_dir: str | None = None
     user: str | None = None
+    stop_signal: str | None = None
     exposed_ports: Sequence[str] = ()
     """Added to the base's, e.g. `8443/tcp` (`/tcp` when no protocol is given)."""
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -200,6 +201,8 @@ class ConfigChanges:
             config["WorkingDir"] = self.working_dir
         if self.user is not None:
             config["User"] = self.user
+        if self.stop_signal is not None:
+            config["StopSignal"] = self.stop_signal
         if self.exposed_ports:
             config["ExposedPorts"] = {
                 **(config.get("ExposedPorts") or {}),

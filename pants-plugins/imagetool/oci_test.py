@@ -99,6 +99,7 @@ def test_config_changes_follow_dockerfile_semantics() -> None:
         entrypoint=["/usr/local/bin/entrypoint.sh"],
         working_dir="/app",
         user="0:0",
+        stop_signal="SIGINT",
         exposed_ports=["8443"],
         labels={"service": "hello"},
     )
@@ -109,7 +110,7 @@ def test_config_changes_follow_dockerfile_semantics() -> None:
         "User": "0:0",
         "ExposedPorts": {"80/tcp": {}, "8443/tcp": {}},
         "Labels": {"base": "yes", "service": "hello"},
-        "StopSignal": "SIGTERM",
+        "StopSignal": "SIGINT",
     }
     assert BASE_RUNTIME_CONFIG["Cmd"] == ["python3"]
 

@@ -13,7 +13,7 @@ Image spec (read by `assemble`), see `ImageSpec`; paths are relative to the work
       "layers": [{"descriptor": "app/layer.json", "blob": "app/layer.tar.gz",
                   "created_by": "esb: service source"}],
       "config": {"env": {"PATH": "/.venv/bin:/usr/bin"}, "entrypoint": ["/entrypoint.sh"],
-                 "cmd": ["python", "-m", "app"], "working_dir": "/app", "user": "0:0",
+                 "cmd": ["python", "-m", "app"], "working_dir": "/app", "user": "0:0", "stop_signal": "SIGINT",
                  "exposed_ports": ["8443/tcp"], "labels": {"org.example": "x"}},  # all optional
       "repository": "esb/hello",
       "tags": ["latest"],
@@ -200,6 +200,8 @@ def _config_to_json(config: ConfigChanges) -> dict[str, Any]:
         value["working_dir"] = config.working_dir
     if config.user is not None:
         value["user"] = config.user
+    if config.stop_signal is not None:
+        value["stop_signal"] = config.stop_signal
     if config.exposed_ports:
         value["exposed_ports"] = list(config.exposed_ports)
     if config.labels:
@@ -215,6 +217,7 @@ def _config_from_json(value: dict, where: str) -> ConfigChanges:
         cmd=fields.optional("cmd", list, of=str),
         working_dir=fields.optional("working_dir", str),
         user=fields.optional("user", str),
+        stop_signal=fields.optional("stop_signal", str),
         exposed_ports=fields.optional("exposed_ports", list, of=str) or (),
         labels=fields.optional("labels", dict, of=str) or {},
     )

@@ -25,6 +25,7 @@ FULL_SPEC = ImageSpec(
         cmd=[],
         working_dir="/app",
         user="0:0",
+        stop_signal="SIGINT",
         exposed_ports=["8443/tcp"],
         labels={"org.example": "x"},
     ),

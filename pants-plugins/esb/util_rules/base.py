@@ -12,13 +12,16 @@ from esb.target_types import (
     TRUST_SCRIPT_FILE,
     EsbBaseImageTarget,
     EsbBasePackagesField,
+    EsbBaseServiceAccountsField,
     EsbBaseSourcesField,
+    EsbBaseStopSignalField,
     EsbImageEnvironmentField,
     EsbImageLabelsField,
     EsbImageRepositoryField,
     EsbImageTagsField,
+    EsbImageUserField,
 )
-from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json
+from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json, optional_config
 from esb.util_rules.layers import BuiltLayer, FilesLayerRequest, layer_request, run_layer_process
 from esb.util_rules.platform import BasePlatform
 from pants.engine.addresses import Address
@@ -126,6 +129,7 @@ class RootfsLayerRequest:
     """`inputs` holds `packages.lock.json` and the locked `.deb` files under `debs/`."""
 
     inputs: Digest
+    service_accounts: tuple[str, ...]
     description: str
 
 
@@ -141,6 +145,7 @@ async def build_rootfs_layer(request: RootfsLayerRequest) -> BuiltLayer:
                 "--debs",
                 "debs",
                 "--compile-bytecode",
+                *(arg for account in request.service_accounts for arg in ("--account", account)),
             ),
             request.description,
             request.inputs,
@@ -191,7 +196,11 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
     rootfs, tools = await MultiGet(
         Get(
             BuiltLayer,
-            RootfsLayerRequest(rootfs_inputs, f"Assemble the Debian root filesystem of {spec}"),
+            RootfsLayerRequest(
+                rootfs_inputs,
+                target[EsbBaseServiceAccountsField].value or (),
+                f"Assemble the Debian root filesystem of {spec}",
+            ),
         ),
         Get(
             BuiltLayer,
@@ -213,6 +222,8 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
                 entrypoint=[ENTRYPOINT],
                 env=environment,
                 labels=dict(target[EsbImageLabelsField].value or {}),
+                stop_signal=target[EsbBaseStopSignalField].value,
+                **optional_config(user=target[EsbImageUserField].value),
             ),
             layers=(rootfs, tools),
         ),

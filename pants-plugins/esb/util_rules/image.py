@@ -132,5 +132,10 @@ def config_json(**fields: Any) -> str:
     return json.dumps(fields, sort_keys=True)
 
 
+def optional_config(**fields: Any) -> dict[str, Any]:
+    """The fields that are set: an unset one inherits the base's value."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
 def rules():
     return collect_rules()

@@ -10,7 +10,9 @@ from esb.target_types import (
     EsbImageEnvironmentField,
     EsbImageLabelsField,
     EsbImageRepositoryField,
+    EsbImageStopSignalField,
     EsbImageTagsField,
+    EsbImageUserField,
     EsbServiceBaseField,
     EsbServiceCommandField,
     EsbServicePortsField,
@@ -19,7 +21,7 @@ from esb.target_types import (
 )
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
 from esb.util_rules.dependencies import ResolvedBaseAddress
-from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json
+from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json, optional_config
 from esb.util_rules.layers import BuiltLayer, FilesLayerRequest, UvLayerRequest, VenvLayerRequest
 from pants.engine.addresses import Address
 from pants.engine.fs import Digest, DigestSubset, PathGlobs, RemovePrefix
@@ -124,6 +126,10 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
                 exposed_ports=list(target[EsbServicePortsField].normalized()),
                 labels=labels,
                 working_dir=target[EsbServiceWorkdirField].value,
+                **optional_config(
+                    user=target[EsbImageUserField].value,
+                    stop_signal=target[EsbImageStopSignalField].value,
+                ),
             ),
             layers=(uv, venv, app),
             base=base.image,

@@ -26,6 +26,7 @@ from imagetool.debian.archive import (
 from imagetool.debian.deb import deb_paths_in, read_deb
 from imagetool.debian.lock import PackageLock, lock_packages
 from imagetool.debian.rootfs import rootfs_members
+from imagetool.debian.tree import ServiceAccount
 
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
@@ -96,6 +97,13 @@ def _add_rootfs_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add bytecode for the base's Python modules (the tool must run on the base's Python minor version)",
     )
+    parser.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="NAME:UID",
+        help="add an unprivileged account (and its group) for services to run as (repeatable)",
+    )
     add_layer_output_arguments(parser)
 
 
@@ -112,6 +120,7 @@ def _rootfs(args: argparse.Namespace) -> int:
         keep_documentation=args.keep_documentation,
         keep_translations=args.keep_translations,
         bytecode_for_python=python_version if args.compile_bytecode else None,
+        service_accounts=[ServiceAccount.parse(account) for account in args.account],
     )
     outputs.write(members)
     return 0

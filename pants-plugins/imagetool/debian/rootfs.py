@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Sequence
 
 from debian import deb822
 
 from imagetool.debian import configure
 from imagetool.debian.bytecode import bytecode_members
 from imagetool.debian.deb import DebPackage, package_path
-from imagetool.debian.tree import Accounts, Tree, directory, regular_file, symlink
+from imagetool.debian.tree import Accounts, ServiceAccount, Tree, directory, regular_file, symlink
 from imagetool.tarlayer import LayerMember
 
 # Paths that a container never reads, dropped unless asked for. A package's copyright file
@@ -67,15 +67,17 @@ def rootfs_members(
     keep_documentation: bool = False,
     keep_translations: bool = False,
     bytecode_for_python: str | None = None,
+    service_accounts: Sequence[ServiceAccount] = (),
 ) -> list[LayerMember]:
     """The root filesystem of the installed packages, configured, in path order.
 
     With `bytecode_for_python` (the base's Python version), the Python modules get bytecode.
+    `service_accounts` are added to base-passwd's accounts, for services that run as non-root.
     """
     excluded = (() if keep_documentation else DOCUMENTATION_PATHS) + (
         () if keep_translations else TRANSLATION_PATHS
     )
-    accounts = _accounts(packages)
+    accounts = _accounts(packages).with_service_accounts(service_accounts)
     merged = _merged_directories(packages)
     tree = Tree()
     for name in merged:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import tarfile
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Sequence
 
 from imagetool.errors import ToolError
 from imagetool.tarlayer import LayerMember
@@ -14,6 +16,26 @@ _MAX_SYMLINK_HOPS = 40
 
 class TreeError(ToolError):
     """Two packages (or a package and a configuration step) disagree about a path."""
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    """An unprivileged account, `name:uid`, that images built on the base can run as."""
+
+    name: str
+    uid: int
+
+    _NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+    @classmethod
+    def parse(cls, value: str) -> ServiceAccount:
+        name, _, uid = value.partition(":")
+        if not cls._NAME.match(name) or not uid.isdigit() or not 1000 <= int(uid) <= 59999:
+            raise TreeError(
+                f"The service account {value!r} is not `name:uid` with a lower-case name and a uid "
+                "from 1000 to 59999 (Debian's range for ordinary accounts), e.g. `esb:10001`."
+            )
+        return cls(name, int(uid))
 
 
 @dataclass(frozen=True)
@@ -30,6 +52,28 @@ class Accounts:
     @cached_property
     def gids(self) -> dict[str, int]:
         return _ids(self.group)
+
+    def with_service_accounts(self, service_accounts: Sequence[ServiceAccount]) -> Accounts:
+        """These accounts plus unprivileged ones, each with a group of its own and no login."""
+        passwd, group = self.passwd, self.group
+        for account in service_accounts:
+            clash = [
+                f"the {kind} {name!r} ({id_})"
+                for kind, table in (("user", self.uids), ("group", self.gids))
+                for name, id_ in table.items()
+                if name == account.name or id_ == account.uid
+            ]
+            if clash:
+                raise TreeError(
+                    f"The service account {account.name}:{account.uid} clashes with {', '.join(clash)} "
+                    "of base-passwd. Pick another name, and an id from 1000 to 59999."
+                )
+            passwd += (
+                f"{account.name}:*:{account.uid}:{account.uid}:{account.name} service:"
+                "/nonexistent:/usr/sbin/nologin\n"
+            ).encode()
+            group += f"{account.name}:*:{account.uid}:\n".encode()
+        return Accounts(passwd=passwd, group=group)
 
     def gid(self, group: str) -> int:
         """The id of a group that a configuration step needs."""

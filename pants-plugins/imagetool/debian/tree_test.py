@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagetool.debian.tree import Tree, TreeError, directory, regular_file, symlink
+from imagetool.debian.tree import Accounts, ServiceAccount, Tree, TreeError, directory, regular_file, symlink
 
 
 @pytest.fixture
@@ -47,3 +47,23 @@ def test_first_directory_wins_and_identical_files_merge() -> None:
         tree.add(regular_file("etc/x", b"other"), owner="c")
     with pytest.raises(TreeError, match="/etc/x is shipped by both a and d, differently"):
         tree.add(directory("etc/x"), owner="d")
+
+
+def test_service_accounts_join_base_passwd_accounts() -> None:
+    accounts = Accounts(passwd=b"root:*:0:0:root:/root:/bin/sh\n", group=b"root:*:0:\n")
+    extended = accounts.with_service_accounts([ServiceAccount.parse("esb:10001")])
+    assert extended.uids == {"root": 0, "esb": 10001}
+    assert extended.gids == {"root": 0, "esb": 10001}
+    assert b"esb:*:10001:10001:esb service:/nonexistent:/usr/sbin/nologin\n" in extended.passwd
+
+
+@pytest.mark.parametrize("value", ["Esb:10001", "esb", "esb:99", "esb:70000", "esb:x"])
+def test_malformed_service_account(value: str) -> None:
+    with pytest.raises(TreeError, match="e.g. `esb:10001`"):
+        ServiceAccount.parse(value)
+
+
+def test_service_account_clash_is_named() -> None:
+    accounts = Accounts(passwd=b"nobody:*:65534:65534::/:/bin/sh\nesb:*:1000:1000::/:/bin/sh\n", group=b"")
+    with pytest.raises(TreeError, match="clashes with the user 'esb' \\(1000\\)"):
+        accounts.with_service_accounts([ServiceAccount("esb", 10001)])
