@@ -11,7 +11,13 @@ from esb.target_types import (
     EsbServiceSourcesField,
 )
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
-from esb.util_rules.image import IMAGE_ARCHIVE, IMAGE_LAYOUT, IMAGE_METADATA, BuiltImage
+from esb.util_rules.image import (
+    IMAGE_ARCHIVE,
+    IMAGE_INVENTORY,
+    IMAGE_LAYOUT,
+    IMAGE_METADATA,
+    BuiltImage,
+)
 from esb.util_rules.service import ServiceImageRequest
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
 from pants.engine.fs import CreateDigest, Digest, DigestEntries, FileEntry
@@ -19,7 +25,12 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-_OUTPUT_SUFFIXES = {IMAGE_LAYOUT: ".oci", IMAGE_ARCHIVE: ".docker.tar", IMAGE_METADATA: ".image.json"}
+_OUTPUT_SUFFIXES = {
+    IMAGE_LAYOUT: ".oci",
+    IMAGE_ARCHIVE: ".docker.tar",
+    IMAGE_METADATA: ".image.json",
+    IMAGE_INVENTORY: ".inventory.json",
+}
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,8 @@ async def _package(image: BuiltImage, output_path: EsbImageOutputPathField) -> B
                 f"{prefix}.image.json",
                 extra_log_lines=(
                     f"Image {metadata['repository']} ({tags}): {metadata['digest']}",
-                    f"OCI layout: {prefix}.oci  docker archive: {prefix}.docker.tar",
+                    f"OCI layout: {prefix}.oci  docker archive: {prefix}.docker.tar  "
+                    f"packages: {prefix}.inventory.json",
                 ),
             ),
         ),

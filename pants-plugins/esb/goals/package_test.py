@@ -10,6 +10,7 @@ from esb.goals.package import output_path_for
     [
         ("image.image.json", "services.api/api.image.json"),
         ("image.docker.tar", "services.api/api.docker.tar"),
+        ("image.inventory.json", "services.api/api.inventory.json"),
         ("image.oci/index.json", "services.api/api.oci/index.json"),
         ("image.oci/blobs/sha256/ab", "services.api/api.oci/blobs/sha256/ab"),
     ],

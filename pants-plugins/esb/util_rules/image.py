@@ -25,12 +25,14 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 IMAGE_LAYOUT = "image.oci"
 IMAGE_ARCHIVE = "image.docker.tar"
 IMAGE_METADATA = "image.image.json"
+IMAGE_INVENTORY = "image.inventory.json"
 _BASE_LAYOUT = "base.oci"
 
 
 @dataclass(frozen=True)
 class BuiltImage:
-    """A digest with `image.oci/`, `image.docker.tar` and `image.image.json` at its root."""
+    """A digest with `image.oci/`, `image.docker.tar`, `image.image.json` and
+    `image.inventory.json` at its root."""
 
     digest: Digest
     metadata_json: str
@@ -121,11 +123,23 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
         ),
     )
     result = await Get(ProcessResult, Process, process)
-    metadata_only = await Get(
-        Digest, DigestSubset(result.output_digest, PathGlobs([IMAGE_METADATA]))
+    layout = await Get(Digest, DigestSubset(result.output_digest, PathGlobs([f"{IMAGE_LAYOUT}/**"])))
+    inventory_process = await Get(
+        Process,
+        ImageToolRequest(
+            argv=("inventory", "--layout", IMAGE_LAYOUT, "--out", IMAGE_INVENTORY),
+            description=f"List the packages of {request.repository}",
+            input_digest=layout,
+            output_files=(IMAGE_INVENTORY,),
+        ),
+    )
+    metadata_only, inventory = await MultiGet(
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs([IMAGE_METADATA]))),
+        Get(ProcessResult, Process, inventory_process),
     )
     contents = await Get(DigestContents, Digest, metadata_only)
-    return BuiltImage(result.output_digest, contents[0].content.decode())
+    image = await Get(Digest, MergeDigests([result.output_digest, inventory.output_digest]))
+    return BuiltImage(image, contents[0].content.decode())
 
 
 def config_json(**fields: Any) -> str:
