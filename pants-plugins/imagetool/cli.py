@@ -12,15 +12,18 @@ import argparse
 import sys
 from typing import Sequence
 
-from imagetool import commands, engine
+from imagetool import commands, engine, inventory
 from imagetool.debian import commands as debian_commands
 from imagetool.errors import ToolError
+from imagetool.registry import commands as registry_commands
 from imagetool.venv import commands as venv_commands
 
 COMMANDS = {
     **commands.COMMANDS,
     **debian_commands.COMMANDS,
     **engine.COMMANDS,
+    **inventory.COMMANDS,
+    **registry_commands.COMMANDS,
     **venv_commands.COMMANDS,
 }
 

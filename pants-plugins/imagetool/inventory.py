@@ -1,8 +1,10 @@
 """What an image contains, as scanners see it: Debian packages (the dpkg status database) and
-Python distributions (`*.dist-info`), with versions, read from the image's layers.
+Python distributions (`*.dist-info`), with versions.
 
-Layers are applied bottom to top with OCI whiteouts, so a file a later layer deletes or
-replaces is reported as the image has it, not as some layer had it.
+Each layer is read once, on its own (`layer-inventory`), so that an image's inventory costs
+one small merge (`merge-inventory`) when only its top layer changed. Merging applies the layers
+bottom to top with OCI whiteouts, so a record that a later layer deletes or replaces is
+reported as the image has it, not as some layer had it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import gzip
 import posixpath
 import re
 import tarfile
-from dataclasses import asdict, dataclass
-from pathlib import Path, PurePosixPath
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
 
 from debian import deb822
 
-from imagetool.commands import AddArguments, Run, write_json
-from imagetool.oci import OciLayout
+from imagetool.commands import AddArguments, Run, read_json, write_json
 
 DPKG_STATUS = "var/lib/dpkg/status"
 _DIST_INFO_METADATA = re.compile(r"(?:^|/)site-packages/[^/]+\.dist-info/METADATA$")
@@ -37,58 +39,101 @@ class InventoryEntry:
     """The file that records it: the dpkg status file, or the distribution's METADATA."""
 
 
-def image_files(layout: OciLayout, wanted: re.Pattern[str]) -> dict[str, bytes]:
-    """The image's regular files whose path matches `wanted`, as the merged filesystem has them."""
-    image = layout.load_image()
-    files: dict[str, bytes] = {}
-    for layer in image.layers:
-        with gzip.open(layout.blob_path(layer.digest)) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-            for member in tar:
-                path = PurePosixPath(posixpath.normpath(member.name).lstrip("/"))
-                if path.name == _OPAQUE_WHITEOUT:
-                    _drop_under(files, str(path.parent))
-                elif path.name.startswith(_WHITEOUT):
-                    hidden = str(path.parent / path.name[len(_WHITEOUT) :])
-                    files.pop(hidden, None)
-                    _drop_under(files, hidden)
-                elif member.isfile() and wanted.search(str(path)):
-                    files[str(path)] = tar.extractfile(member).read()
-                else:
-                    files.pop(str(path), None)
-    return files
+@dataclass
+class LayerInventory:
+    """The package records one layer adds, and what it deletes from the layers below."""
+
+    records: dict[str, list[InventoryEntry]] = field(default_factory=dict)
+    """Entries by the path of the file that records them."""
+    deleted: list[str] = field(default_factory=list)
+    """Paths whiteouts delete, with everything under them."""
+    opaque: list[str] = field(default_factory=list)
+    """Directories whose lower-layer contents an opaque whiteout hides."""
+
+    def to_json(self) -> dict:
+        return {
+            "deleted": self.deleted,
+            "opaque": self.opaque,
+            "records": {path: [asdict(e) for e in entries] for path, entries in sorted(self.records.items())},
+        }
+
+    @classmethod
+    def from_json(cls, value: dict) -> LayerInventory:
+        return cls(
+            records={path: [InventoryEntry(**e) for e in entries] for path, entries in value["records"].items()},
+            deleted=list(value["deleted"]),
+            opaque=list(value["opaque"]),
+        )
 
 
-def _drop_under(files: dict[str, bytes], directory: str) -> None:
-    for path in [p for p in files if p.startswith(directory + "/")]:
-        del files[path]
+def layer_inventory(blob: Path) -> LayerInventory:
+    inventory = LayerInventory()
+    with gzip.open(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            path = posixpath.normpath(member.name).lstrip("/")
+            directory, name = posixpath.split(path)
+            if name == _OPAQUE_WHITEOUT:
+                inventory.opaque.append(directory)
+            elif name.startswith(_WHITEOUT):
+                inventory.deleted.append(posixpath.join(directory, name[len(_WHITEOUT) :]))
+            elif member.isfile() and (path == DPKG_STATUS or _DIST_INFO_METADATA.search(path)):
+                inventory.records[path] = _entries(path, tar.extractfile(member).read())
+    return inventory
 
 
-def inventory(layout: OciLayout) -> list[InventoryEntry]:
-    files = image_files(layout, re.compile(rf"^{re.escape(DPKG_STATUS)}$|{_DIST_INFO_METADATA.pattern}"))
-    entries = []
-    if DPKG_STATUS in files:
-        for paragraph in deb822.Deb822.iter_paragraphs(files[DPKG_STATUS].decode()):
-            if paragraph.get("Status", "").endswith(" installed"):
-                entries.append(InventoryEntry("deb", paragraph["Package"], paragraph["Version"], f"/{DPKG_STATUS}"))
-    for path, content in files.items():
-        if _DIST_INFO_METADATA.search(path):
-            metadata = email.parser.BytesHeaderParser().parsebytes(content)
-            entries.append(InventoryEntry("python", metadata["Name"], metadata["Version"], f"/{path}"))
-    return sorted(entries)
+def _entries(path: str, content: bytes) -> list[InventoryEntry]:
+    if path == DPKG_STATUS:
+        return [
+            InventoryEntry("deb", paragraph["Package"], paragraph["Version"], f"/{path}")
+            for paragraph in deb822.Deb822.iter_paragraphs(content.decode())
+            if paragraph.get("Status", "").endswith(" installed")
+        ]
+    metadata = email.parser.BytesHeaderParser().parsebytes(content)
+    return [InventoryEntry("python", metadata["Name"], metadata["Version"], f"/{path}")]
 
 
-def _add_inventory_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "List the Debian packages and Python distributions an image holds, with versions, from "
-        "the records scanners read (dpkg status, dist-info)."
-    )
-    parser.add_argument("--layout", type=Path, required=True, help="the image's OCI layout directory")
-    parser.add_argument("--out", type=Path, required=True, help="the inventory (JSON) to write")
+def merged_inventory(layers: Iterable[LayerInventory]) -> list[InventoryEntry]:
+    """The inventory of the image whose layers, bottom to top, are `layers`."""
+    records: dict[str, list[InventoryEntry]] = {}
+    for layer in layers:
+        for hidden in [*layer.opaque, *layer.deleted]:
+            for path in [p for p in records if p.startswith(hidden + "/")]:
+                del records[path]
+        for path in layer.deleted:
+            records.pop(path, None)
+        records.update(layer.records)
+    return sorted(entry for entries in records.values() for entry in entries)
 
 
-def _inventory(args: argparse.Namespace) -> int:
-    write_json(args.out, [asdict(entry) for entry in inventory(OciLayout(args.layout))])
+def _add_layer_inventory_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Read the package records (dpkg status, dist-info) of one layer."
+    parser.add_argument("--blob", type=Path, required=True, help="the layer (.tar.gz)")
+    parser.add_argument("--out", type=Path, required=True, help="the layer's inventory (JSON) to write")
+
+
+def _layer_inventory(args: argparse.Namespace) -> int:
+    write_json(args.out, layer_inventory(args.blob).to_json())
     return 0
 
 
-COMMANDS: dict[str, tuple[AddArguments, Run]] = {"inventory": (_add_inventory_arguments, _inventory)}
+def _add_merge_inventory_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "List the Debian packages and Python distributions an image holds, with versions, from "
+        "its layers' inventories."
+    )
+    parser.add_argument(
+        "--layer", type=Path, action="append", required=True, help="a layer's inventory, bottom first (repeatable)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="the image's inventory (JSON) to write")
+
+
+def _merge_inventory(args: argparse.Namespace) -> int:
+    layers = [LayerInventory.from_json(read_json(path)) for path in args.layer]
+    write_json(args.out, [asdict(entry) for entry in merged_inventory(layers)])
+    return 0
+
+
+COMMANDS: dict[str, tuple[AddArguments, Run]] = {
+    "layer-inventory": (_add_layer_inventory_arguments, _layer_inventory),
+    "merge-inventory": (_add_merge_inventory_arguments, _merge_inventory),
+}

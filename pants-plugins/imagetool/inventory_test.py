@@ -1,13 +1,10 @@
 from __future__ import annotations
 
+import json
 import tarfile
-from io import BytesIO
 from pathlib import Path
 
-from imagetool.commands import assemble, write_layer_descriptor
-from imagetool.inventory import InventoryEntry, inventory
-from imagetool.oci import OciLayout, Platform
-from imagetool.spec import ImageSpec, LayerInput
+from imagetool.inventory import InventoryEntry, LayerInventory, layer_inventory, merged_inventory
 from imagetool.tarlayer import write_layer
 
 _STATUS = b"""Package: libc6
@@ -35,33 +32,41 @@ def _metadata(name: str, version: str) -> bytes:
     return f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nLong description\n".encode()
 
 
-def _image(tmp_path: Path, layers: list[list[tuple[tarfile.TarInfo, bytes]]]) -> OciLayout:
-    inputs = []
-    for index, members in enumerate(layers):
-        blob, descriptor = tmp_path / f"{index}.tar.gz", tmp_path / f"{index}.json"
-        write_layer_descriptor(write_layer(members, blob, mtime=0), descriptor)
-        inputs.append(LayerInput(descriptor=str(descriptor), blob=str(blob), created_by=f"layer {index}"))
-    spec = ImageSpec(repository="t/inv", tags=["latest"], layers=inputs, platform=Platform("amd64"))
-    assemble(spec, created=0, layout_dir=tmp_path / "oci", archive_path=tmp_path / "image.tar")
-    return OciLayout(tmp_path / "oci")
+def _layer(tmp_path: Path, index: int, members: list[tuple[tarfile.TarInfo, bytes]]) -> LayerInventory:
+    blob = tmp_path / f"{index}.tar.gz"
+    write_layer(members, blob, mtime=0)
+    inventory = layer_inventory(blob)
+    assert LayerInventory.from_json(json.loads(json.dumps(inventory.to_json()))) == inventory
+    return inventory
 
 
 def test_inventory_lists_installed_debs_and_venv_distributions(tmp_path: Path) -> None:
     site = ".venv/lib/python3.11/site-packages"
-    layout = _image(
-        tmp_path,
-        [
-            [_file("var/lib/dpkg/status", _STATUS)],
+    layers = [
+        _layer(tmp_path, 0, [_file("var/lib/dpkg/status", _STATUS)]),
+        _layer(
+            tmp_path,
+            1,
             [
                 _file(f"{site}/starlette-1.10.0.dist-info/METADATA", _metadata("starlette", "1.10.0")),
                 _file(f"{site}/old-1.0.dist-info/METADATA", _metadata("old", "1.0")),
+                _file(f"{site}/starlette/__init__.py", b""),
             ],
-            # A later layer deletes a distribution, as `pip uninstall` in a Dockerfile would.
-            [_file(f"{site}/.wh.old-1.0.dist-info", b"")],
-        ],
-    )
-    assert inventory(layout) == [
+        ),
+        # A later layer deletes a distribution, as `pip uninstall` in a Dockerfile would.
+        _layer(tmp_path, 2, [_file(f"{site}/.wh.old-1.0.dist-info", b"")]),
+    ]
+    assert merged_inventory(layers) == [
         InventoryEntry("deb", "libc6", "2.36-9+deb12u13", "/var/lib/dpkg/status"),
         InventoryEntry("deb", "python3.11", "3.11.2-6+deb12u6", "/var/lib/dpkg/status"),
         InventoryEntry("python", "starlette", "1.10.0", f"/{site}/starlette-1.10.0.dist-info/METADATA"),
     ]
+
+
+def test_opaque_whiteout_hides_lower_records(tmp_path: Path) -> None:
+    site = ".venv/lib/python3.11/site-packages"
+    layers = [
+        _layer(tmp_path, 0, [_file(f"{site}/a-1.dist-info/METADATA", _metadata("a", "1"))]),
+        _layer(tmp_path, 1, [_file(".venv/.wh..wh..opq", b""), _file(f"{site}/b-2.dist-info/METADATA", _metadata("b", "2"))]),
+    ]
+    assert [(e.name, e.version) for e in merged_inventory(layers)] == [("b", "2")]

@@ -153,8 +153,17 @@ async def build_rootfs_layer(request: RootfsLayerRequest) -> BuiltLayer:
     )
 
 
-@rule(desc="Build a base image", level=LogLevel.DEBUG)
-async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
+@dataclass(frozen=True)
+class BaseSources:
+    """A base target's own files by name, and its parsed, checked package lock."""
+
+    target: EsbBaseImageTarget
+    files: FrozenDict[str, FileContent]
+    lock: BaseLock
+
+
+@rule
+async def read_base_sources(request: BaseImageRequest) -> BaseSources:
     wrapped = await Get(
         WrappedTarget,
         WrappedTargetRequest(request.address, description_of_origin="the esb backend"),
@@ -162,15 +171,31 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
     target = wrapped.target
     assert isinstance(target, EsbBaseImageTarget)
     sources = await Get(HydratedSources, HydrateSourcesRequest(target[EsbBaseSourcesField]))
-    contents = {
-        c.path.rsplit("/", 1)[-1]: c for c in await Get(DigestContents, Digest, sources.snapshot.digest)
-    }
-    lock_file = contents[BASE_LOCK_FILE]
+    files = FrozenDict(
+        {c.path.rsplit("/", 1)[-1]: c for c in await Get(DigestContents, Digest, sources.snapshot.digest)}
+    )
+    lock_file = files[BASE_LOCK_FILE]
     spec = str(request.address)
     lock = parse_base_lock(lock_file.content, lock_path=lock_file.path, target=spec)
     check_lock_matches_target(
         lock, target[EsbBasePackagesField].value or (), lock_path=lock_file.path, target=spec
     )
+    return BaseSources(target, files, lock)
+
+
+@rule
+async def read_base_platform(request: BaseImageRequest) -> BasePlatform:
+    """Read from the lock, so that images on the base can build their layers in parallel with it."""
+    sources = await Get(BaseSources, BaseImageRequest, request)
+    return sources.lock.platform
+
+
+@rule(desc="Build a base image", level=LogLevel.DEBUG)
+async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
+    sources = await Get(BaseSources, BaseImageRequest, request)
+    target, contents, lock = sources.target, sources.files, sources.lock
+    lock_file = contents[BASE_LOCK_FILE]
+    spec = str(request.address)
 
     debs = await MultiGet(
         Get(Digest, DownloadFile(p.url, FileDigest(p.sha256, p.size))) for p in lock.packages

@@ -26,6 +26,7 @@ IMAGE_LAYOUT = "image.oci"
 IMAGE_ARCHIVE = "image.docker.tar"
 IMAGE_METADATA = "image.image.json"
 IMAGE_INVENTORY = "image.inventory.json"
+_LAYER_INVENTORY = "layer.inventory.json"
 _BASE_LAYOUT = "base.oci"
 
 
@@ -36,6 +37,8 @@ class BuiltImage:
 
     digest: Digest
     metadata_json: str
+    layer_inventories: tuple[Digest, ...]
+    """Each layer's package records (`layer-inventory`), bottom first, base layers included."""
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -82,6 +85,66 @@ def assembly_spec(request: ImageAssemblyRequest, layer_dirs: tuple[str, ...]) ->
     return spec
 
 
+@dataclass(frozen=True)
+class LayerInventory:
+    """A digest holding `layer.inventory.json`: the package records of one layer."""
+
+    digest: Digest
+
+
+@rule
+async def read_layer_inventory(layer: BuiltLayer) -> LayerInventory:
+    process = await Get(
+        Process,
+        ImageToolRequest(
+            argv=("layer-inventory", "--blob", LAYER_BLOB, "--out", _LAYER_INVENTORY),
+            description=f"List the packages of the {layer.name} layer",
+            input_digest=layer.digest,
+            output_files=(_LAYER_INVENTORY,),
+        ),
+    )
+    result = await Get(ProcessResult, Process, process)
+    return LayerInventory(result.output_digest)
+
+
+@dataclass(frozen=True)
+class ImageInventoryRequest:
+    repository: str
+    layer_inventories: tuple[Digest, ...]
+
+
+@dataclass(frozen=True)
+class ImageInventory:
+    """A digest holding `image.inventory.json`."""
+
+    digest: Digest
+
+
+@rule
+async def merge_image_inventory(request: ImageInventoryRequest) -> ImageInventory:
+    directories = tuple(f"inventories/{i:03d}" for i in range(len(request.layer_inventories)))
+    inputs = await MultiGet(
+        Get(Digest, AddPrefix(digest, directory))
+        for digest, directory in zip(request.layer_inventories, directories)
+    )
+    process = await Get(
+        Process,
+        ImageToolRequest(
+            argv=(
+                "merge-inventory",
+                *(arg for d in directories for arg in ("--layer", f"{d}/{_LAYER_INVENTORY}")),
+                "--out",
+                IMAGE_INVENTORY,
+            ),
+            description=f"List the packages of {request.repository}",
+            input_digest=await Get(Digest, MergeDigests(inputs)),
+            output_files=(IMAGE_INVENTORY,),
+        ),
+    )
+    result = await Get(ProcessResult, Process, process)
+    return ImageInventory(result.output_digest)
+
+
 async def _layout_only(image: BuiltImage) -> Digest:
     subset = await Get(Digest, DigestSubset(image.digest, PathGlobs([f"{IMAGE_LAYOUT}/**"])))
     return await Get(Digest, RemovePrefix(subset, IMAGE_LAYOUT))
@@ -122,24 +185,21 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
             output_directories=(IMAGE_LAYOUT,),
         ),
     )
-    result = await Get(ProcessResult, Process, process)
-    layout = await Get(Digest, DigestSubset(result.output_digest, PathGlobs([f"{IMAGE_LAYOUT}/**"])))
-    inventory_process = await Get(
-        Process,
-        ImageToolRequest(
-            argv=("inventory", "--layout", IMAGE_LAYOUT, "--out", IMAGE_INVENTORY),
-            description=f"List the packages of {request.repository}",
-            input_digest=layout,
-            output_files=(IMAGE_INVENTORY,),
-        ),
+    own_inventories = await MultiGet(
+        Get(LayerInventory, BuiltLayer, layer) for layer in request.layers
     )
-    metadata_only, inventory = await MultiGet(
-        Get(Digest, DigestSubset(result.output_digest, PathGlobs([IMAGE_METADATA]))),
-        Get(ProcessResult, Process, inventory_process),
+    layer_inventories = (
+        *(request.base.layer_inventories if request.base else ()),
+        *(inventory.digest for inventory in own_inventories),
     )
+    result, inventory = await MultiGet(
+        Get(ProcessResult, Process, process),
+        Get(ImageInventory, ImageInventoryRequest(request.repository, layer_inventories)),
+    )
+    metadata_only = await Get(Digest, DigestSubset(result.output_digest, PathGlobs([IMAGE_METADATA])))
     contents = await Get(DigestContents, Digest, metadata_only)
-    image = await Get(Digest, MergeDigests([result.output_digest, inventory.output_digest]))
-    return BuiltImage(image, contents[0].content.decode())
+    image = await Get(Digest, MergeDigests([result.output_digest, inventory.digest]))
+    return BuiltImage(image, contents[0].content.decode(), layer_inventories)
 
 
 def config_json(**fields: Any) -> str:

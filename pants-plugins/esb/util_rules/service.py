@@ -22,6 +22,7 @@ from esb.target_types import (
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
 from esb.util_rules.dependencies import ResolvedBaseAddress
 from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json, optional_config
+from esb.util_rules.platform import BasePlatform
 from esb.util_rules.layers import BuiltLayer, FilesLayerRequest, UvLayerRequest, VenvLayerRequest
 from pants.engine.addresses import Address
 from pants.engine.fs import Digest, DigestSubset, PathGlobs, RemovePrefix
@@ -75,7 +76,8 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
         Get(HydratedSources, HydrateSourcesRequest(target[EsbServiceSourcesField])),
     )
     check_service_files(request.address, sources.snapshot.files)
-    base = await Get(BuiltBaseImage, BaseImageRequest(base_address.address))
+    base_request = BaseImageRequest(base_address.address)
+    platform = await Get(BasePlatform, BaseImageRequest, base_request)
 
     project_globs = [f"{root}/{name}" for name in EsbServiceSourcesField.required_files]
     project, app_files = await MultiGet(
@@ -91,13 +93,14 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
     project, app_files = await MultiGet(
         Get(Digest, RemovePrefix(project, root)), Get(Digest, RemovePrefix(app_files, root))
     )
-    uv, venv, app = await MultiGet(
-        Get(BuiltLayer, UvLayerRequest(base.platform.tool_platform)),
+    base, uv, venv, app = await MultiGet(
+        Get(BuiltBaseImage, BaseImageRequest, base_request),
+        Get(BuiltLayer, UvLayerRequest(platform.tool_platform)),
         Get(
             BuiltLayer,
             VenvLayerRequest(
                 project,
-                base.platform,
+                platform,
                 APP_SOURCE_PATH,
                 f"Install {root}/{SERVICE_LOCK_FILE} into the venv layer",
             ),
@@ -119,7 +122,7 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
             description=f"Assemble the image {spec}",
             repository=target[EsbImageRepositoryField].value_or_default(),
             tags=target[EsbImageTagsField].value or (),
-            architecture=base.platform.architecture,
+            architecture=platform.architecture,
             config_json=config_json(
                 cmd=list(target[EsbServiceCommandField].value or ()),
                 env=dict(target[EsbImageEnvironmentField].value or {}),

@@ -1,0 +1,182 @@
+"""The registry commands: `pull-image` (a base image, by digest) and `push-image` (a built layout).
+
+`COMMANDS` maps each subcommand's name to `(add_arguments(parser), run(args) -> exit status)`.
+Only these read the environment: `DOCKER_CONFIG` (and the home directory) for the default
+Docker config, and `PATH` to find credential helpers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+from imagetool.commands import AddArguments, CommandError, Run, write_json
+from imagetool.oci import Descriptor, Platform
+from imagetool.registry.credentials import DockerConfig, default_docker_config_path
+from imagetool.registry.pull import pull_image
+from imagetool.registry.push import BlobOutcome, push_image
+from imagetool.registry.reference import (
+    parse_reference,
+    parse_registry,
+    parse_repository,
+    reference_requiring_digest,
+)
+from imagetool.registry.transport import RegistryClient, RegistryOptions
+
+
+def parse_platform(text: str) -> Platform:
+    """`os/architecture[/variant]`, e.g. `linux/amd64` or `linux/arm64/v8`."""
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise CommandError(f"--platform {text!r} is not `os/architecture[/variant]`, e.g. `linux/amd64`.")
+    return Platform(architecture=parts[1], os=parts[0], variant=parts[2] if len(parts) == 3 else None)
+
+
+def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--docker-config",
+        type=Path,
+        help="the Docker config file with credentials (default: $DOCKER_CONFIG/config.json, else "
+        "~/.docker/config.json)",
+    )
+    parser.add_argument(
+        "--registry-ca",
+        action="append",
+        default=[],
+        metavar="REGISTRY=PATH",
+        help="a PEM CA bundle to trust for REGISTRY, besides the system's (repeatable)",
+    )
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="REGISTRY",
+        help="reach REGISTRY over plain HTTP instead of HTTPS (repeatable)",
+    )
+
+
+def _options(args: argparse.Namespace, mirrors: list[str]) -> RegistryOptions:
+    config_path = args.docker_config or default_docker_config_path(os.environ, Path.home())
+    mirror_urls: dict[str, list[str]] = {}
+    for registry, url in (_assignment("--mirror", value) for value in mirrors):
+        mirror_urls.setdefault(registry, []).append(url)
+    ca_bundles = dict(_assignment("--registry-ca", value) for value in args.registry_ca)
+    return RegistryOptions(
+        docker_config=DockerConfig.load(config_path, helper_search_path=os.environ.get("PATH", os.defpath)),
+        ca_bundles={registry: Path(path) for registry, path in ca_bundles.items()},
+        insecure_registries=frozenset(parse_registry(registry) for registry in args.insecure_registry),
+        mirrors=mirror_urls,
+    )
+
+
+def _assignment(option: str, value: str) -> tuple[str, str]:
+    registry, equals, setting = value.partition("=")
+    if not equals or not setting:
+        raise CommandError(f"{option} {value!r} is not `REGISTRY=VALUE`.")
+    return parse_registry(registry), setting
+
+
+def _add_pull_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Pull an image by digest into an OCI layout directory, verifying the manifest and every "
+        "blob against its digest; for a multi-platform image, the one for --platform."
+    )
+    parser.add_argument(
+        "--reference",
+        required=True,
+        help="the image, pinned: `[registry/]repository[:tag]@sha256:<digest>`",
+    )
+    parser.add_argument("--platform", required=True, help="`os/architecture[/variant]`, e.g. linux/amd64")
+    parser.add_argument("--out-layout", type=Path, required=True, help="the OCI layout directory to write")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="a directory of blobs by digest, shared between pulls, so that nothing is downloaded twice",
+    )
+    _add_connection_arguments(parser)
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="REGISTRY=URL",
+        help="a mirror of REGISTRY (`https://host[:port]`) to pull from first; repeatable, tried in order",
+    )
+
+
+def _pull(args: argparse.Namespace) -> int:
+    reference = reference_requiring_digest(args.reference)
+    platform = parse_platform(args.platform)
+    with RegistryClient(_options(args, args.mirror)) as client:
+        result = pull_image(client, reference, platform, args.out_layout, cache_dir=args.cache_dir)
+    print(
+        f"Pulled {reference} for {args.platform}: {result.manifest.digest}; "
+        f"{result.downloaded} downloaded ({result.bytes_downloaded} bytes), {result.reused} from the cache."
+    )
+    return 0
+
+
+def _add_push_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Push the image of an OCI layout directory: blobs the repository lacks, then the manifest "
+        "by digest, then the tags, so that no tag ever names an incomplete image."
+    )
+    parser.add_argument("--layout", type=Path, required=True, help="the OCI layout holding one image")
+    parser.add_argument(
+        "--reference",
+        required=True,
+        help="where to push: `registry/repository[:tag]` (a tag given here is pushed too)",
+    )
+    parser.add_argument("--tag", action="append", default=[], help="a tag to push (repeatable)")
+    _add_connection_arguments(parser)
+    parser.add_argument(
+        "--mount-from",
+        action="append",
+        default=[],
+        metavar="REPOSITORY",
+        help="a repository of the same registry to mount blobs from instead of uploading them, e.g. "
+        "esb/service-base (repeatable)",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        help="upload blobs larger than this many bytes in chunks of it (default: each in one request)",
+    )
+    parser.add_argument("--out-stats", type=Path, help="a JSON file to write what was pushed to")
+
+
+def _push(args: argparse.Namespace) -> int:
+    reference = parse_reference(args.reference)
+    mount_from = [parse_repository(repository) for repository in args.mount_from]
+    if args.chunk_size is not None and args.chunk_size <= 0:
+        raise CommandError(f"--chunk-size {args.chunk_size} is not a positive number of bytes.")
+
+    def report(blob: Descriptor, outcome: BlobOutcome) -> None:
+        print(f"{blob.digest} ({blob.size} bytes): {outcome.value}", file=sys.stderr)
+
+    with RegistryClient(_options(args, mirrors=[])) as client:
+        result = push_image(
+            client,
+            args.layout,
+            reference,
+            tags=args.tag,
+            mount_from=mount_from,
+            chunk_size=args.chunk_size,
+            on_blob=report,
+        )
+    if args.out_stats:
+        write_json(args.out_stats, dataclasses.asdict(result))
+    print(
+        f"Pushed {result.reference} (tags: {', '.join(result.tags) or 'none'}): "
+        f"{result.blobs_uploaded} blobs uploaded ({result.bytes_uploaded} bytes), "
+        f"{result.blobs_skipped} present, {result.blobs_mounted} mounted."
+    )
+    return 0
+
+
+COMMANDS: dict[str, tuple[AddArguments, Run]] = {
+    "pull-image": (_add_pull_arguments, _pull),
+    "push-image": (_add_push_arguments, _push),
+}

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagetool.cli import main
+from imagetool.commands import CommandError
+from imagetool.oci import Platform
+from imagetool.registry.commands import parse_platform
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    "text, platform",
+    [
+        pytest.param("linux/amd64", Platform("amd64"), id="os-arch"),
+        pytest.param("linux/arm64/v8", Platform("arm64", variant="v8"), id="variant"),
+    ],
+)
+def test_parse_platform(text: str, platform: Platform) -> None:
+    assert parse_platform(text) == platform
+
+
+@pytest.mark.parametrize("text", ["amd64", "linux/", "linux/arm64/v8/x"])
+def test_invalid_platform(text: str) -> None:
+    with pytest.raises(CommandError, match="is not `os/architecture"):
+        parse_platform(text)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    status = main(argv)
+    return status, capsys.readouterr().err
+
+
+def test_pull_refuses_a_tag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    status, err = run(
+        capsys,
+        "pull-image",
+        "--reference",
+        "python:3.12-slim-bookworm",
+        "--platform",
+        "linux/amd64",
+        "--out-layout",
+        str(tmp_path / "out"),
+    )
+    assert status == 1
+    assert err.startswith(
+        "imagetool pull-image: 'python:3.12-slim-bookworm' names no digest, and a build pulls only by digest"
+    )
+    assert "`python:3.12-slim-bookworm@sha256:<digest>`" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        pytest.param(
+            "--registry-ca",
+            "127.0.0.1:5000",
+            "--registry-ca '127.0.0.1:5000' is not `REGISTRY=VALUE`",
+            id="no-equals",
+        ),
+        pytest.param(
+            "--mirror", "https://m.example=docker.io", "'https://m.example' is not a registry", id="swapped"
+        ),
+        pytest.param("--insecure-registry", "http://127.0.0.1:5000", "is not a registry", id="url"),
+    ],
+)
+def test_invalid_connection_options(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, option: str, value: str, message: str
+) -> None:
+    status, err = run(
+        capsys,
+        "pull-image",
+        "--reference",
+        f"127.0.0.1:5000/esb/base@{DIGEST}",
+        "--platform",
+        "linux/amd64",
+        "--out-layout",
+        str(tmp_path / "out"),
+        "--docker-config",
+        str(tmp_path / "none.json"),
+        option,
+        value,
+    )
+    assert status == 1
+    assert message in err
+
+
+def test_push_options_are_checked_first(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    status, err = run(
+        capsys,
+        "push-image",
+        "--layout",
+        str(tmp_path),
+        "--reference",
+        "127.0.0.1:5000/esb/api:1",
+        "--mount-from",
+        "esb/Base",
+    )
+    assert (status, err) == (
+        1,
+        "imagetool push-image: 'esb/Base' is not a repository name (repository names are lowercase); "
+        "use lowercase letters, digits and separators (`.`, `_`, `__`, `-`) in `/`-separated parts, "
+        "e.g. `esb/api`.\n",
+    )

@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import random
+import re
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from imagetool.oci import Descriptor, sha256_digest
+from imagetool.registry.conftest import (
+    FAST_RETRIES,
+    Answer,
+    Recorded,
+    Respond,
+    SampleImage,
+    ScriptedServer,
+    make_image,
+    registry_errors,
+)
+from imagetool.registry.push import BlobOutcome, PushResult, push_image
+from imagetool.registry.reference import InvalidReferenceError, Reference
+from imagetool.registry.transport import RegistryClient, RegistryError, RegistryOptions
+
+StartServer = Callable[[Respond], ScriptedServer]
+_BLOB = re.compile(r"/v2/(?P<repository>.+)/blobs/(?P<digest>sha256:[0-9a-f]{64})")
+_UPLOADS = re.compile(r"/v2/(?P<repository>.+)/blobs/uploads/(?P<session>[^/]*)")
+_MANIFEST = re.compile(r"/v2/(?P<repository>.+)/manifests/(?P<reference>[^/]+)")
+
+
+class FakeRegistry:
+    """Enough of the distribution API for pushes, with content per repository, and hooks to
+    misbehave: decline mounts, lose the answer to an upload, store under another digest, refuse
+    manifests."""
+
+    def __init__(self, start: StartServer) -> None:
+        self.blobs: dict[str, dict[str, bytes]] = {}
+        self.manifests: dict[str, dict[str, bytes]] = {}
+        self.sessions: dict[str, bytes] = {}
+        self.decline_mounts = False
+        self.lose_answers = 0
+        self.reported_digest: str | None = None
+        self.manifest_refusal: Answer | None = None
+        self.server = start(self.respond)
+
+    def respond(self, request: Recorded) -> Answer:
+        url = urllib.parse.urlsplit(request.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        if (match := _UPLOADS.fullmatch(url.path)) is not None:
+            return self._upload(request, match["repository"], match["session"], query)
+        if (match := _BLOB.fullmatch(url.path)) is not None:
+            present = match["digest"] in self.blobs.get(match["repository"], {})
+            return Answer(200) if present else registry_errors(404, "BLOB_UNKNOWN", "blob unknown")
+        if (match := _MANIFEST.fullmatch(url.path)) is not None:
+            manifests = self.manifests.setdefault(match["repository"], {})
+            if request.method == "PUT" and self.manifest_refusal is not None:
+                return self.manifest_refusal
+            if request.method == "PUT":
+                manifests[match["reference"]] = request.body
+                digest = self.reported_digest or sha256_digest(request.body)
+                return Answer(201, {"Docker-Content-Digest": digest})
+            present = match["reference"] in manifests
+            return Answer(200) if present else registry_errors(404, "MANIFEST_UNKNOWN", "manifest unknown")
+        return Answer(404)
+
+    def _upload(self, request: Recorded, repository: str, session: str, query: dict[str, str]) -> Answer:
+        blobs = self.blobs.setdefault(repository, {})
+        if request.method == "POST":
+            source = self.blobs.get(query.get("from", ""), {})
+            if "mount" in query and query["mount"] in source and not self.decline_mounts:
+                blobs[query["mount"]] = source[query["mount"]]
+                return Answer(201)
+            session = f"session-{len(self.sessions)}"
+            self.sessions[session] = b""
+            return Answer(202, {"Location": f"/v2/{repository}/blobs/uploads/{session}?_state=opaque"})
+        self.sessions[session] += request.body
+        if request.method == "PATCH":
+            return Answer(202, {"Location": f"/v2/{repository}/blobs/uploads/{session}?_state=next"})
+        digest = query["digest"]
+        blobs[digest] = self.sessions.pop(session)
+        if self.lose_answers:
+            self.lose_answers -= 1
+            return Answer(500)
+        return Answer(201, {"Docker-Content-Digest": self.reported_digest or digest})
+
+    def writes(self) -> list[str]:
+        return [
+            f"{r.method} {urllib.parse.urlsplit(r.path).path}"
+            for r in self.server.requests
+            if r.method != "HEAD"
+        ]
+
+
+@pytest.fixture
+def registry(scripted_server: StartServer) -> FakeRegistry:
+    return FakeRegistry(scripted_server)
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> SampleImage:
+    # Incompressible, so that the second layer's blob spans chunks of 1 KiB.
+    return make_image(tmp_path / "image", [b"a" * 1000, random.Random(0).randbytes(3000)])
+
+
+def push(registry: FakeRegistry, image: SampleImage, repository: str = "esb/api", **kwargs) -> PushResult:
+    options = RegistryOptions(
+        insecure_registries=frozenset({registry.server.host}), retry=FAST_RETRIES, sleep=lambda _: None
+    )
+    reference = kwargs.pop("reference", Reference(registry.server.host, repository, "1"))
+    with RegistryClient(options) as client:
+        return push_image(client, image.layout, reference, **kwargs)
+
+
+def test_push_order_and_stats(registry: FakeRegistry, image: SampleImage) -> None:
+    outcomes: list[tuple[Descriptor, BlobOutcome]] = []
+    result = push(
+        registry, image, tags=["latest", "1"], on_blob=lambda blob, outcome: outcomes.append((blob, outcome))
+    )
+    digest = image.manifest.digest
+    assert result == PushResult(
+        reference=f"{registry.server.host}/esb/api@{digest}",
+        digest=digest,
+        tags=("1", "latest"),
+        blobs_uploaded=3,
+        blobs_skipped=0,
+        blobs_mounted=0,
+        bytes_uploaded=sum(blob.size for blob in image.blobs),
+        manifest_uploaded=True,
+    )
+    assert outcomes == [(blob, BlobOutcome.UPLOADED) for blob in image.blobs]
+    assert registry.writes()[-3:] == [
+        f"PUT /v2/esb/api/manifests/{digest}",
+        "PUT /v2/esb/api/manifests/1",
+        "PUT /v2/esb/api/manifests/latest",
+    ]
+    assert registry.blobs["esb/api"] == {
+        blob.digest: (image.layout / "blobs" / "sha256" / blob.digest[7:]).read_bytes()
+        for blob in image.blobs
+    }
+
+
+def test_chunked_upload(registry: FakeRegistry, image: SampleImage) -> None:
+    push(registry, image, chunk_size=1024)
+    big = image.layers[1]
+    assert big.size > 1024
+    patches = [r for r in registry.server.requests if r.method == "PATCH"]
+    assert [r.headers["Content-Range"] for r in patches] == [
+        f"{start}-{min(start + 1024, big.size) - 1}" for start in range(0, big.size, 1024)
+    ]
+    assert (
+        registry.blobs["esb/api"][big.digest]
+        == (image.layout / "blobs" / "sha256" / big.digest[7:]).read_bytes()
+    )
+
+
+def test_second_push_uploads_nothing(registry: FakeRegistry, image: SampleImage) -> None:
+    push(registry, image)
+    writes = len(registry.writes())
+    again = push(registry, image)
+    assert (again.blobs_uploaded, again.blobs_skipped, again.bytes_uploaded, again.manifest_uploaded) == (
+        0,
+        3,
+        0,
+        False,
+    )
+    assert registry.writes()[writes:] == ["PUT /v2/esb/api/manifests/1"]
+
+
+def test_mount(registry: FakeRegistry, image: SampleImage) -> None:
+    push(registry, image, repository="esb/base")
+    result = push(registry, image, mount_from=["esb/absent", "esb/base"])
+    assert (result.blobs_mounted, result.blobs_uploaded, result.bytes_uploaded) == (3, 0, 0)
+
+
+def test_declined_mount_uploads_into_the_session_it_opened(
+    registry: FakeRegistry, image: SampleImage
+) -> None:
+    push(registry, image, repository="esb/base")
+    registry.decline_mounts = True
+    result = push(registry, image, mount_from=["esb/base"])
+    assert (result.blobs_mounted, result.blobs_uploaded) == (0, 3)
+    posts = [r.path for r in registry.server.requests if r.method == "POST" and "/esb/api/" in r.path]
+    assert len(posts) == 3 and all("mount=" in path for path in posts)
+
+
+def test_upload_whose_answer_was_lost_is_not_repeated(registry: FakeRegistry, image: SampleImage) -> None:
+    registry.lose_answers = 1
+    result = push(registry, image)
+    assert result.blobs_uploaded == 3
+    puts = [r for r in registry.server.requests if r.method == "PUT" and "/blobs/uploads/" in r.path]
+    assert len(puts) == 3, "the retry found the blob with HEAD and sent nothing again"
+
+
+def test_registry_storing_another_digest(registry: FakeRegistry, image: SampleImage) -> None:
+    registry.reported_digest = "sha256:" + "0" * 64
+    with pytest.raises(
+        RegistryError, match=rf"stored the blob {image.layers[0].digest} in esb/api as sha256:0{{64}}, not"
+    ):
+        push(registry, image)
+
+
+def test_failed_manifest_leaves_no_tag(registry: FakeRegistry, image: SampleImage) -> None:
+    registry.manifest_refusal = registry_errors(400, "MANIFEST_INVALID", "manifest invalid")
+    with pytest.raises(RegistryError, match="MANIFEST_INVALID"):
+        push(registry, image, tags=["latest"])
+    assert [w for w in registry.writes() if "/manifests/" in w] == [
+        f"PUT /v2/esb/api/manifests/{image.manifest.digest}"
+    ]
+
+
+def test_reference_digest_must_match_the_layout(registry: FakeRegistry, image: SampleImage) -> None:
+    other = "sha256:" + "1" * 64
+    with pytest.raises(InvalidReferenceError, match=f"names the digest {other}, but the image in"):
+        push(registry, image, reference=Reference(registry.server.host, "esb/api", None, other))
