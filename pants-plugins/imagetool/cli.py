@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from imagetool import commands, engine, inventory
+from imagetool import commands, engine
 from imagetool.debian import commands as debian_commands
 from imagetool.errors import ToolError
 from imagetool.registry import commands as registry_commands
@@ -22,7 +22,6 @@ COMMANDS = {
     **commands.COMMANDS,
     **debian_commands.COMMANDS,
     **engine.COMMANDS,
-    **inventory.COMMANDS,
     **registry_commands.COMMANDS,
     **venv_commands.COMMANDS,
 }

@@ -35,8 +35,15 @@ from imagetool.oci import (
     oci_layer_descriptor,
     write_docker_archive,
 )
+from imagetool.inventory import LayerInventory, layer_inventory, merged_inventory
 from imagetool.spec import ImageMetadata, ImageSpec, LayerSummary, layer_descriptor_fields
-from imagetool.tarlayer import LayerBlob, LayerMember, members_from_directory, write_layer
+from imagetool.tarlayer import (
+    LayerBlob,
+    LayerMember,
+    members_from_directory,
+    read_layer_members,
+    write_layer,
+)
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
@@ -63,6 +70,11 @@ def add_layer_output_arguments(parser: argparse.ArgumentParser) -> None:
         "--out-descriptor", type=Path, required=True, help="the layer descriptor (JSON) to write"
     )
     parser.add_argument(
+        "--out-inventory",
+        type=Path,
+        help="the layer's package records (JSON) to write, for `merge-inventory`",
+    )
+    parser.add_argument(
         "--mtime",
         type=int,
         default=None,
@@ -72,10 +84,13 @@ def add_layer_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True)
 class LayerOutputs:
-    """Where a command writes its layer blob and descriptor, and the mtime of every entry."""
+    """Where a command writes its layer blob, descriptor and package records, and the mtime of
+    every entry. The records are taken from the members as they are written, so that no step
+    ever reads a layer again to list an image's packages."""
 
     blob: Path
     descriptor: Path
+    inventory: Path | None
     mtime: int
 
     @classmethod
@@ -84,11 +99,16 @@ class LayerOutputs:
 
         A command calls this before its work, so that a bad `SOURCE_DATE_EPOCH` fails it at once.
         """
-        return cls(args.out_blob, args.out_descriptor, source_date_epoch(args.mtime))
+        return cls(
+            args.out_blob, args.out_descriptor, args.out_inventory, source_date_epoch(args.mtime)
+        )
 
     def write(self, members: Iterable[LayerMember]) -> LayerBlob:
+        members = list(members)
         blob = write_layer(members, self.blob, mtime=self.mtime)
         write_layer_descriptor(blob, self.descriptor)
+        if self.inventory:
+            write_json(self.inventory, layer_inventory(members).to_json())
         return blob
 
 
@@ -246,7 +266,45 @@ def _assemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_layer_inventory_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Read the package records (dpkg status, dist-info) of a layer that no command of ours "
+        "wrote, e.g. one pulled from a registry."
+    )
+    parser.add_argument("--blob", type=Path, required=True, help="the layer (.tar.gz)")
+    parser.add_argument("--out", type=Path, required=True, help="the layer's records (JSON) to write")
+
+
+def _layer_inventory(args: argparse.Namespace) -> int:
+    with read_layer_members(args.blob) as members:
+        write_json(args.out, layer_inventory(members).to_json())
+    return 0
+
+
+def _add_merge_inventory_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "List the Debian packages and Python distributions an image holds, with versions, from "
+        "its layers' package records, bottom layer first."
+    )
+    parser.add_argument(
+        "--layer",
+        type=Path,
+        action="append",
+        required=True,
+        help="a layer's records (`--out-inventory` of the command that wrote it); repeatable",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="the image's inventory (JSON) to write")
+
+
+def _merge_inventory(args: argparse.Namespace) -> int:
+    layers = [LayerInventory.from_json(read_json(path)) for path in args.layer]
+    write_json(args.out, [dataclasses.asdict(entry) for entry in merged_inventory(layers)])
+    return 0
+
+
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
+    "layer-inventory": (_add_layer_inventory_arguments, _layer_inventory),
+    "merge-inventory": (_add_merge_inventory_arguments, _merge_inventory),
     "layer-from-dir": (_add_layer_from_dir_arguments, _layer_from_dir),
     "assemble": (_add_assemble_arguments, _assemble),
 }

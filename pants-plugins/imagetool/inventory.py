@@ -1,27 +1,23 @@
 """What an image contains, as scanners see it: Debian packages (the dpkg status database) and
 Python distributions (`*.dist-info`), with versions.
 
-Each layer is read once, on its own (`layer-inventory`), so that an image's inventory costs
-one small merge (`merge-inventory`) when only its top layer changed. Merging applies the layers
-bottom to top with OCI whiteouts, so a record that a later layer deletes or replaces is
-reported as the image has it, not as some layer had it.
+Every layer command records its layer's package records as it writes the layer (see
+`commands.LayerOutputs`), so that an image's inventory is one small merge of its layers'
+records. Merging applies the layers bottom to top with OCI whiteouts, so a record that a later
+layer deletes or replaces is reported as the image has it, not as some layer had it.
 """
 
 from __future__ import annotations
 
-import argparse
 import email.parser
-import gzip
 import posixpath
 import re
-import tarfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 from debian import deb822
 
-from imagetool.commands import AddArguments, Run, read_json, write_json
+from imagetool.tarlayer import LayerMember
 
 DPKG_STATUS = "var/lib/dpkg/status"
 _DIST_INFO_METADATA = re.compile(r"(?:^|/)site-packages/[^/]+\.dist-info/METADATA$")
@@ -66,18 +62,18 @@ class LayerInventory:
         )
 
 
-def layer_inventory(blob: Path) -> LayerInventory:
+def layer_inventory(members: Iterable[LayerMember]) -> LayerInventory:
+    """The package records of a layer made of `members`, and what its whiteouts delete."""
     inventory = LayerInventory()
-    with gzip.open(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            path = posixpath.normpath(member.name).lstrip("/")
-            directory, name = posixpath.split(path)
-            if name == _OPAQUE_WHITEOUT:
-                inventory.opaque.append(directory)
-            elif name.startswith(_WHITEOUT):
-                inventory.deleted.append(posixpath.join(directory, name[len(_WHITEOUT) :]))
-            elif member.isfile() and (path == DPKG_STATUS or _DIST_INFO_METADATA.search(path)):
-                inventory.records[path] = _entries(path, tar.extractfile(member).read())
+    for info, data in members:
+        path = posixpath.normpath(info.name).lstrip("/")
+        directory, name = posixpath.split(path)
+        if name == _OPAQUE_WHITEOUT:
+            inventory.opaque.append(directory)
+        elif name.startswith(_WHITEOUT):
+            inventory.deleted.append(posixpath.join(directory, name[len(_WHITEOUT) :]))
+        elif info.isfile() and data is not None and (path == DPKG_STATUS or _DIST_INFO_METADATA.search(path)):
+            inventory.records[path] = _entries(path, data)
     return inventory
 
 
@@ -103,37 +99,3 @@ def merged_inventory(layers: Iterable[LayerInventory]) -> list[InventoryEntry]:
             records.pop(path, None)
         records.update(layer.records)
     return sorted(entry for entries in records.values() for entry in entries)
-
-
-def _add_layer_inventory_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Read the package records (dpkg status, dist-info) of one layer."
-    parser.add_argument("--blob", type=Path, required=True, help="the layer (.tar.gz)")
-    parser.add_argument("--out", type=Path, required=True, help="the layer's inventory (JSON) to write")
-
-
-def _layer_inventory(args: argparse.Namespace) -> int:
-    write_json(args.out, layer_inventory(args.blob).to_json())
-    return 0
-
-
-def _add_merge_inventory_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "List the Debian packages and Python distributions an image holds, with versions, from "
-        "its layers' inventories."
-    )
-    parser.add_argument(
-        "--layer", type=Path, action="append", required=True, help="a layer's inventory, bottom first (repeatable)"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="the image's inventory (JSON) to write")
-
-
-def _merge_inventory(args: argparse.Namespace) -> int:
-    layers = [LayerInventory.from_json(read_json(path)) for path in args.layer]
-    write_json(args.out, [asdict(entry) for entry in merged_inventory(layers)])
-    return 0
-
-
-COMMANDS: dict[str, tuple[AddArguments, Run]] = {
-    "layer-inventory": (_add_layer_inventory_arguments, _layer_inventory),
-    "merge-inventory": (_add_merge_inventory_arguments, _merge_inventory),
-}

@@ -21,6 +21,7 @@ with ISA-L. What makes it reproducible:
 from __future__ import annotations
 
 import copy
+import gzip
 import hashlib
 import os
 import stat
@@ -28,6 +29,7 @@ import struct
 import tarfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Optional
@@ -107,6 +109,14 @@ def write_layer(members: Iterable[LayerMember], out_path: Path, *, mtime: int) -
                 sink.write(b"\0" * (-len(data) % tarfile.BLOCKSIZE))
         sink.write(_END_OF_ARCHIVE)
         return sink.finish()
+
+
+@contextmanager
+def read_layer_members(blob: Path) -> Iterator[Iterator[LayerMember]]:
+    """The members of a gzipped layer, streamed: each member's data is read only when the
+    iteration reaches it, and is `None` for anything but a regular file."""
+    with gzip.open(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        yield ((info, tar.extractfile(info).read() if info.isfile() else None) for info in tar)
 
 
 def portable_mode(name: str, st_mode: int) -> int:

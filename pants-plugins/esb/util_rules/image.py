@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from esb.subsystems.image_tool import ImageToolRequest
-from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, BuiltLayer
+from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
 from pants.engine.fs import (
     AddPrefix,
     CreateDigest,
@@ -26,7 +26,6 @@ IMAGE_LAYOUT = "image.oci"
 IMAGE_ARCHIVE = "image.docker.tar"
 IMAGE_METADATA = "image.image.json"
 IMAGE_INVENTORY = "image.inventory.json"
-_LAYER_INVENTORY = "layer.inventory.json"
 _BASE_LAYOUT = "base.oci"
 
 
@@ -86,28 +85,6 @@ def assembly_spec(request: ImageAssemblyRequest, layer_dirs: tuple[str, ...]) ->
 
 
 @dataclass(frozen=True)
-class LayerInventory:
-    """A digest holding `layer.inventory.json`: the package records of one layer."""
-
-    digest: Digest
-
-
-@rule
-async def read_layer_inventory(layer: BuiltLayer) -> LayerInventory:
-    process = await Get(
-        Process,
-        ImageToolRequest(
-            argv=("layer-inventory", "--blob", LAYER_BLOB, "--out", _LAYER_INVENTORY),
-            description=f"List the packages of the {layer.name} layer",
-            input_digest=layer.digest,
-            output_files=(_LAYER_INVENTORY,),
-        ),
-    )
-    result = await Get(ProcessResult, Process, process)
-    return LayerInventory(result.output_digest)
-
-
-@dataclass(frozen=True)
 class ImageInventoryRequest:
     repository: str
     layer_inventories: tuple[Digest, ...]
@@ -132,7 +109,7 @@ async def merge_image_inventory(request: ImageInventoryRequest) -> ImageInventor
         ImageToolRequest(
             argv=(
                 "merge-inventory",
-                *(arg for d in directories for arg in ("--layer", f"{d}/{_LAYER_INVENTORY}")),
+                *(arg for d in directories for arg in ("--layer", f"{d}/{LAYER_INVENTORY}")),
                 "--out",
                 IMAGE_INVENTORY,
             ),
@@ -186,11 +163,12 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
         ),
     )
     own_inventories = await MultiGet(
-        Get(LayerInventory, BuiltLayer, layer) for layer in request.layers
+        Get(Digest, DigestSubset(layer.digest, PathGlobs([LAYER_INVENTORY])))
+        for layer in request.layers
     )
     layer_inventories = (
         *(request.base.layer_inventories if request.base else ()),
-        *(inventory.digest for inventory in own_inventories),
+        *own_inventories,
     )
     result, inventory = await MultiGet(
         Get(ProcessResult, Process, process),

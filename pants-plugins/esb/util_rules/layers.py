@@ -1,7 +1,8 @@
 """Layers: each is one sandboxed image-tool process, so an unchanged layer is a cache hit.
 
-Every layer process writes the same two files, `layer.tar.gz` and `layer.json` (its digest,
-diff_id, size and media type), so that assembly treats all kinds of layers alike.
+Every layer process writes the same three files, `layer.tar.gz`, `layer.json` (its digest,
+diff_id, size and media type) and `layer.inventory.json` (its package records), so that assembly
+treats all kinds of layers alike.
 """
 
 from __future__ import annotations
@@ -18,13 +19,21 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 LAYER_BLOB = "layer.tar.gz"
 LAYER_DESCRIPTOR = "layer.json"
+LAYER_INVENTORY = "layer.inventory.json"
 VENV_PACKAGES = "packages.json"
-_OUTPUTS = ("--out-blob", LAYER_BLOB, "--out-descriptor", LAYER_DESCRIPTOR)
+_OUTPUTS = (
+    "--out-blob",
+    LAYER_BLOB,
+    "--out-descriptor",
+    LAYER_DESCRIPTOR,
+    "--out-inventory",
+    LAYER_INVENTORY,
+)
 
 
 @dataclass(frozen=True)
 class BuiltLayer:
-    """A digest holding `layer.tar.gz` and `layer.json` at its root."""
+    """A digest holding `layer.tar.gz`, `layer.json` and `layer.inventory.json` at its root."""
 
     name: str
     digest: Digest
@@ -48,7 +57,7 @@ def layer_request(
         argv=(*argv, *_OUTPUTS),
         description=description,
         input_digest=input_digest,
-        output_files=(LAYER_BLOB, LAYER_DESCRIPTOR, *extra_outputs),
+        output_files=(LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, *extra_outputs),
         needs_network_trust=needs_network_trust,
     )
 

@@ -1,0 +1,184 @@
+"""Copies of the checkout under test, and the Pants runs made in them.
+
+Each copy is the working tree as git sees it (tracked and untracked files, less ignored ones), so
+uncommitted work is tested too. Pants runs there without its daemon, with the plain console (one
+`Completed: <description>` line per process that actually ran, none for a cache hit), and with
+an environment of its own rather than the test's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+# The working tree as git sees it: tracked and untracked files, less ignored ones.
+LIST_WORKING_TREE = ("ls-files", "-z", "--cached", "--others", "--exclude-standard")
+# Never copied, even where a .gitignore forgets them: build outputs and the test engines' state.
+EXCLUDED_TOP_LEVEL = frozenset({"dist", ".ci-state"})
+# The variables a Pants run needs from the test's environment: the launcher finds CPython 3.9 on
+# PATH or under ~/.pyenv and keeps Pants and its caches under ~/.cache; HTTPS may need a bundle.
+PANTS_ENVIRONMENT = ("PATH", "HOME", "SSL_CERT_FILE")
+PANTS_TIMEOUT_S = 900
+IMAGE_TARGET_TYPES = ("esb_base_image", "esb_service_image")
+_COMPLETED = re.compile(r"^\S+ \[INFO\] Completed: (.+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class PantsRun:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def completed_steps(self) -> list[str]:
+        """The descriptions of the processes that ran, in the order they finished."""
+        return _COMPLETED.findall(self.stderr)
+
+    def report(self, tail_lines: int = 60) -> str:
+        """The command, its status and the end of its log, for assertion messages."""
+        tail = "\n".join(self.stderr.splitlines()[-tail_lines:])
+        return f"`{' '.join(self.argv)}` exited with {self.returncode}; its log ends with:\n{tail}"
+
+
+@dataclass(frozen=True)
+class ImageTarget:
+    """An `esb_base_image` or `esb_service_image` target, as `pants peek` shows it."""
+
+    address: str
+    target_type: str
+    sources: tuple[str, ...]
+
+    @property
+    def is_service(self) -> bool:
+        return self.target_type == "esb_service_image"
+
+    @property
+    def spec_path(self) -> str:
+        return self.address.partition(":")[0]
+
+    def output_prefix(self, dist: Path) -> Path:
+        """Where `package` writes the image: Pants' default output path, `<spec_path with dots
+        for slashes>/<name>`, followed by `.oci`, `.docker.tar` and `.image.json`."""
+        name = self.address.partition(":")[2]
+        return dist / self.spec_path.replace("/", ".") / name
+
+    def source(self, suffix: str) -> str:
+        """The first of the target's source files whose path ends with `suffix`."""
+        return next(path for path in self.sources if path.endswith(suffix))
+
+
+@dataclass(frozen=True)
+class ImageOutputs:
+    """The three outputs `package` writes for one image."""
+
+    layout: Path
+    archive: Path
+    metadata_file: Path
+
+    @classmethod
+    def of(cls, target: ImageTarget, dist: Path) -> ImageOutputs:
+        prefix = target.output_prefix(dist)
+        return cls(
+            layout=prefix.with_name(f"{prefix.name}.oci"),
+            archive=prefix.with_name(f"{prefix.name}.docker.tar"),
+            metadata_file=prefix.with_name(f"{prefix.name}.image.json"),
+        )
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return json.loads(self.metadata_file.read_text())
+
+    @property
+    def digest(self) -> str:
+        return self.metadata["digest"]
+
+
+class Checkout:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dist = root / "dist"
+
+    @classmethod
+    def copy_of(cls, repo_root: Path, destination: Path) -> Checkout:
+        """Copies the working tree of `repo_root` to `destination`, which must not exist yet."""
+        listed = subprocess.run(
+            ["git", "-C", str(repo_root), *LIST_WORKING_TREE], check=True, capture_output=True
+        ).stdout
+        destination.mkdir(parents=True)
+        for relative in sorted({os.fsdecode(path) for path in listed.split(b"\0") if path}):
+            source = repo_root / relative
+            # A tracked file deleted in the working tree is listed, and is not part of it.
+            if relative.split("/")[0] in EXCLUDED_TOP_LEVEL or not os.path.lexists(source):
+                continue
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target, follow_symlinks=False)
+        return cls(destination)
+
+    def pants(self, *args: str, wrapper: Sequence[str] = ()) -> PantsRun:
+        """Runs `./pants ARGS` here, as `WRAPPER ./pants ARGS` when a wrapper is given."""
+        argv = (*wrapper, "./pants", "--no-pantsd", "--no-dynamic-ui", *args)
+        environment = {name: os.environ[name] for name in PANTS_ENVIRONMENT if name in os.environ}
+        completed = subprocess.run(
+            argv,
+            cwd=self.root,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=PANTS_TIMEOUT_S,
+        )
+        return PantsRun(argv, completed.returncode, completed.stdout, completed.stderr)
+
+    def image_targets(self) -> list[ImageTarget]:
+        run = self.pants(f"--filter-target-type={','.join(IMAGE_TARGET_TYPES)}", "peek", "::")
+        assert run.returncode == 0, run.report()
+        return [
+            ImageTarget(entry["address"], entry["target_type"], tuple(entry["sources"]))
+            for entry in json.loads(run.stdout)
+        ]
+
+    def outputs(self, target: ImageTarget) -> ImageOutputs:
+        return ImageOutputs.of(target, self.dist)
+
+    def digests(self, targets: Sequence[ImageTarget]) -> dict[str, str]:
+        """Image address → manifest digest, from the `.image.json` files under `dist/`."""
+        return {target.address: self.outputs(target).digest for target in targets}
+
+    def files_under_output_prefix(self, target: ImageTarget) -> list[Path]:
+        """Whatever `package` wrote for the image, complete or not: its outputs share a prefix."""
+        prefix = target.output_prefix(self.dist)
+        return sorted(prefix.parent.glob(f"{prefix.name}.*"))
+
+    def substitute(self, relative: str, pattern: str, replacement: str) -> None:
+        """Replaces the one match of the regular expression `pattern` in a file of the checkout."""
+        path = self.root / relative
+        text, count = re.subn(pattern, replacement, path.read_text())
+        assert count == 1, f"expected exactly one match of {pattern!r} in {relative}, found {count}"
+        path.write_text(text)
+
+    def append(self, relative: str, text: str) -> None:
+        with (self.root / relative).open("a") as file:
+            file.write(text)
+
+
+def image_steps(targets: Sequence[ImageTarget]) -> set[str]:
+    """The `Completed:` descriptions of every image-building process of a full build, less the
+    uv layer's, whose description names a platform."""
+    steps: set[str] = set()
+    for target in targets:
+        steps.add(f"Assemble the image {target.address}")
+        if target.is_service:
+            steps.add(f"Build the source layer of {target.address}")
+            steps.add(f"Install {target.spec_path}/uv.lock into the venv layer")
+        else:
+            steps.add(f"Assemble the Debian root filesystem of {target.address}")
+            steps.add(f"Build the trust/tools layer of {target.address}")
+    return steps

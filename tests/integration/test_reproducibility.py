@@ -1,0 +1,64 @@
+"""Same inputs, same digests: from another checkout path, with nothing cached, on another day."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from integration.checkouts import Checkout, ImageTarget, image_steps
+from integration.fake_clock import (
+    date_seen_by_sandboxed_processes,
+    fake_clock_wrapper,
+    missing_requirement,
+)
+from integration.prerequisites import require
+
+# Years before the build machines' real clock, and within the validity of the certificates that
+# the downloads from PyPI and Debian present.
+FAKE_MOMENT = "2021-06-01 10:00:00"
+UV_LAYER_STEP = "Build the uv layer ("
+
+
+@pytest.fixture
+def fake_clock(scratch: Path) -> tuple[str, ...]:
+    """A command prefix: the command, and every process it starts, see FAKE_MOMENT as now."""
+    require(missing_requirement())
+    mountpoint = scratch / "fake-clock"
+    mountpoint.mkdir()
+    return fake_clock_wrapper(FAKE_MOMENT, mountpoint)
+
+
+def clean_build_options(caches: Path) -> tuple[str, ...]:
+    """Pants options for a build that reuses nothing: no process cache, and a store (downloads,
+    files, process results) and named caches (pip's and pex's) of its own."""
+    return (
+        "--no-local-cache",
+        f"--local-store-dir={caches / 'store'}",
+        f"--named-caches-dir={caches / 'named'}",
+    )
+
+
+def test_clean_builds_at_two_paths_on_two_clocks_give_identical_digests(
+    repo_root: Path, image_targets: list[ImageTarget], scratch: Path, fake_clock: tuple[str, ...]
+) -> None:
+    # Paths of different lengths: tar headers and padding would differ if a path leaked in.
+    first = Checkout.copy_of(repo_root, scratch / "first" / "checkout")
+    second = Checkout.copy_of(
+        repo_root, scratch / "second" / "a-checkout-at-a-longer-path" / "checkout"
+    )
+    first_options = clean_build_options(scratch / "first" / "caches")
+    second_options = clean_build_options(scratch / "second" / "caches")
+
+    first_run = first.pants(*first_options, "package", "::")
+    assert first_run.returncode == 0, first_run.report()
+    second_run = second.pants(*second_options, "package", "::", wrapper=fake_clock)
+    assert second_run.returncode == 0, second_run.report()
+
+    for run in (first_run, second_run):
+        missing = image_steps(image_targets) - set(run.completed_steps)
+        assert not missing, f"steps that did not run: {sorted(missing)}\n{run.report()}"
+        assert any(step.startswith(UV_LAYER_STEP) for step in run.completed_steps), run.report()
+    # The clock the second build's processes saw: a process run the same way, in the same place.
+    fake_date = FAKE_MOMENT.split()[0]
+    assert date_seen_by_sandboxed_processes(second, second_options, fake_clock) == fake_date
+    assert second.digests(image_targets) == first.digests(image_targets)
