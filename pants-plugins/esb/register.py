@@ -1,9 +1,9 @@
 """The esb backend: daemonless, reproducible OCI images for a Python microservice monorepo."""
 
-from esb.goals import lock, package, run
+from esb.goals import lint, lock, package, run
 from esb.subsystems import image_tool, uv
 from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
-from esb.util_rules import base, dependencies, image, layers, service
+from esb.util_rules import base, dependencies, image, layers, service, upstream
 
 
 def target_types():
@@ -17,9 +17,11 @@ def rules():
         *image.rules(),
         *image_tool.rules(),
         *layers.rules(),
+        *lint.rules(),
         *lock.rules(),
         *package.rules(),
         *run.rules(),
         *service.rules(),
         *uv.rules(),
+        *upstream.rules(),
     ]

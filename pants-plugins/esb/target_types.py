@@ -239,34 +239,33 @@ _COMMON_IMAGE_FIELDS = (
 
 
 class EsbBaseSourcesField(MultipleSourcesField):
-    required_files: ClassVar[tuple[str, ...]] = (
-        BASE_LOCK_FILE,
-        TRUST_SCRIPT_FILE,
-        ENTRYPOINT_SCRIPT_FILE,
-    )
+    script_files: ClassVar[tuple[str, ...]] = (TRUST_SCRIPT_FILE, ENTRYPOINT_SCRIPT_FILE)
+    required_files: ClassVar[tuple[str, ...]] = (BASE_LOCK_FILE, *script_files)
+    """With `packages`; with `upstream`, only `script_files` (and no lock)."""
     default = required_files
-    expected_num_files = range(3, 4)
+    expected_num_files = range(2, 4)
     help = help_text(
         f"""
-        The base's own files, all in the BUILD file's directory: `{BASE_LOCK_FILE}` (the Debian
-        packages, pinned by URL and sha256, that make the root filesystem; written by
-        `pants esb-lock`), `{TRUST_SCRIPT_FILE}` (installed as
-        `/usr/local/bin/{TRUST_SCRIPT_FILE}`) and `{ENTRYPOINT_SCRIPT_FILE}` (installed as
-        `/usr/local/bin/{ENTRYPOINT_SCRIPT_FILE}`, the entrypoint of every image built on this
-        base).
+        The base's own files, all in the BUILD file's directory: `{TRUST_SCRIPT_FILE}`
+        (installed as `/usr/local/bin/{TRUST_SCRIPT_FILE}`), `{ENTRYPOINT_SCRIPT_FILE}`
+        (installed as `/usr/local/bin/{ENTRYPOINT_SCRIPT_FILE}`, the entrypoint of every image
+        built on this base) and, for a base assembled from `packages`, `{BASE_LOCK_FILE}` (the
+        Debian packages, pinned by URL and sha256, that make the root filesystem; written by
+        `pants esb-lock`). A base on an `upstream` image has no `{BASE_LOCK_FILE}`.
         """
     )
 
 
 class EsbBasePackagesField(StringSequenceField):
     alias = "packages"
-    required = True
     help = help_text(
         f"""
         The Debian 12 (bookworm) packages to install, e.g.
         `packages=["python3", "ca-certificates", "bash", "coreutils"]`. `pants esb-lock` resolves
         them and their dependencies to exact versions and writes `{BASE_LOCK_FILE}`; `package`
         fails when this list and the lock disagree.
+
+        A base sets either `packages` or `upstream`, not both.
         """
     )
 
@@ -287,6 +286,69 @@ class EsbBasePackagesField(StringSequenceField):
         if value and len(set(value)) != len(value):
             raise _invalid(
                 cls.alias, address, "lists a package more than once.", "remove the duplicates."
+            )
+        return value
+
+
+class EsbBaseUpstreamField(StringField):
+    alias = "upstream"
+    help = help_text(
+        f"""
+        An image to build the base on instead of Debian packages, pinned by digest, e.g.
+        `upstream="python:3.12-slim-bookworm@sha256:<64 hex digits>"` or
+        `upstream="registry.example:5000/base/python:3.12@sha256:<64 hex digits>"`.
+
+        The image is pulled through the OCI distribution API (credentials from the Docker
+        config, registry CAs, insecure registries and mirrors from `[esb-registries]`), every
+        blob verified against its digest, and cached by content: the digest decides what is
+        pulled, so the pull is an ordinary cached step. The base is that image plus the
+        trust/tools layer (and the `service_accounts`), with this target's `environment`,
+        `labels`, `user` and `stop_signal` and the entrypoint
+        `/usr/local/bin/{ENTRYPOINT_SCRIPT_FILE}`. Services on it are installed for the
+        image's own Python, read from the image (the official python images' `/usr/local/bin`,
+        or Debian's `/usr/bin`). A reference without a digest is refused, with the command
+        that finds the digest.
+
+        A base sets either `upstream` or `packages`, not both; with `upstream` there is no
+        `{BASE_LOCK_FILE}`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and (not value.strip() or value != value.strip()):
+            raise _invalid(
+                cls.alias,
+                address,
+                f"is {value!r}, not an image reference.",
+                'write `[registry/]repository[:tag]@sha256:<digest>`, e.g. '
+                '`upstream="python:3.12-slim-bookworm@sha256:<64 hex digits>"`.',
+            )
+        return value
+
+
+class EsbBaseUpstreamPlatformField(StringField):
+    alias = "upstream_platform"
+    default = "linux/amd64"
+    help = help_text(
+        """
+        The platform of the `upstream` image to build on, `os/architecture[/variant]`, when
+        its digest pins a multi-platform index (as the official images' tags do): the index's
+        image for this platform is pulled. The image's own platform must match it.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        parts = value.split("/")
+        if len(parts) not in (2, 3) or not all(parts) or parts[0] != "linux":
+            raise _invalid(
+                cls.alias,
+                address,
+                f"is {value!r}, not a Linux platform `linux/architecture[/variant]`.",
+                'use e.g. `upstream_platform="linux/amd64"` or `"linux/arm64/v8"`.',
             )
         return value
 
@@ -366,6 +428,8 @@ class EsbBaseImageTarget(Target):
         *_COMMON_IMAGE_FIELDS,
         EsbBaseSourcesField,
         EsbBasePackagesField,
+        EsbBaseUpstreamField,
+        EsbBaseUpstreamPlatformField,
         EsbBaseDebianSourcesField,
         EsbBaseServiceAccountsField,
         EsbBaseStopSignalField,
@@ -374,8 +438,8 @@ class EsbBaseImageTarget(Target):
         f"""
         The shared base image (`esb-service-base`) that every `esb_service_image` builds on:
         Debian 12 assembled without a daemon from the `.deb` packages pinned in
-        `{BASE_LOCK_FILE}`, plus the trust contract (`/usr/local/bin/{TRUST_SCRIPT_FILE}`,
-        `/usr/local/bin/{ENTRYPOINT_SCRIPT_FILE}`).
+        `{BASE_LOCK_FILE}` (`packages`), or an `upstream` image pinned by digest, plus the trust
+        contract (`/usr/local/bin/{TRUST_SCRIPT_FILE}`, `/usr/local/bin/{ENTRYPOINT_SCRIPT_FILE}`).
 
         Example BUILD:
 
@@ -385,10 +449,36 @@ class EsbBaseImageTarget(Target):
                 environment={{"SSL_CERT_DIR": "/etc/esb/ca-certificates"}},
             )
 
+        or, on an upstream image:
+
+            esb_base_image(
+                name="esb-service-base",
+                upstream="python:3.12-slim-bookworm@sha256:<64 hex digits>",
+            )
+
         `pants package base:esb-service-base` writes the image to `dist/`; every service image
         records the digest of the base it was built on.
         """
     )
+
+    def validate(self) -> None:
+        packages = self[EsbBasePackagesField].value
+        upstream = self[EsbBaseUpstreamField].value
+        if packages is not None and upstream is not None:
+            raise InvalidFieldException(
+                f"The target {self.address} sets both `{EsbBasePackagesField.alias}` and "
+                f"`{EsbBaseUpstreamField.alias}`: a base is either assembled from Debian packages "
+                "or built on an upstream image.\n\nFix: remove one of the two fields (with "
+                f"`{EsbBaseUpstreamField.alias}`, also delete {BASE_LOCK_FILE})."
+            )
+        if packages is None and upstream is None:
+            raise InvalidFieldException(
+                f"The target {self.address} sets neither `{EsbBasePackagesField.alias}` nor "
+                f"`{EsbBaseUpstreamField.alias}`, so it has no root file system.\n\nFix: set "
+                f'`{EsbBasePackagesField.alias}=["python3", "ca-certificates", ...]` (then run '
+                f"`pants esb-lock {self.address}`), or "
+                f'`{EsbBaseUpstreamField.alias}="python:3.12-slim-bookworm@sha256:<digest>"`.'
+            )
 
 
 # -----------------------------------------------------------------------------------------------

@@ -6,6 +6,9 @@ import pytest
 
 from esb.target_types import (
     EsbBaseImageTarget,
+    EsbBasePackagesField,
+    EsbBaseUpstreamField,
+    EsbBaseUpstreamPlatformField,
     EsbImageRepositoryField,
     EsbServiceImageTarget,
     EsbServicePortsField,
@@ -82,3 +85,54 @@ def test_valid_service_defaults(rule_runner: RuleRunner) -> None:
 def test_repository_validation_is_a_field_error() -> None:
     with pytest.raises(InvalidFieldException, match="repository"):
         EsbImageRepositoryField("a//b", Address("x"))
+
+
+_DIGEST = "sha256:" + "ab" * 32
+
+
+def _base_error(rule_runner: RuleRunner, build: str) -> str:
+    rule_runner.write_files({"base/BUILD": build})
+    with pytest.raises(ExecutionError) as exc:
+        rule_runner.get_target(Address("base", target_name="b"))
+    return str(exc.value)
+
+
+def test_base_from_upstream(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {"base/BUILD": f'esb_base_image(name="b", upstream="python:3.12-slim-bookworm@{_DIGEST}")\n'}
+    )
+    target = rule_runner.get_target(Address("base", target_name="b"))
+    assert target[EsbBaseUpstreamField].value == f"python:3.12-slim-bookworm@{_DIGEST}"
+    assert target[EsbBaseUpstreamPlatformField].value == "linux/amd64"
+    assert target[EsbBasePackagesField].value is None
+
+
+def test_base_with_packages_and_upstream(rule_runner: RuleRunner) -> None:
+    message = _base_error(
+        rule_runner, f'esb_base_image(name="b", packages=["python3"], upstream="python@{_DIGEST}")\n'
+    )
+    assert "The target base:b sets both `packages` and `upstream`" in message
+    assert "Fix: remove one of the two fields" in message
+
+
+def test_base_with_neither_packages_nor_upstream(rule_runner: RuleRunner) -> None:
+    message = _base_error(rule_runner, 'esb_base_image(name="b")\n')
+    assert "The target base:b sets neither `packages` nor `upstream`" in message
+    assert 'upstream="python:3.12-slim-bookworm@sha256:<digest>"' in message
+    assert "pants esb-lock base:b" in message
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        pytest.param('upstream=" python@x"', "The `upstream` field of the target base:b is ' python@x'", id="upstream"),
+        pytest.param(
+            f'upstream="python@{_DIGEST}", upstream_platform="amd64"',
+            "The `upstream_platform` field of the target base:b is 'amd64'",
+            id="platform",
+        ),
+    ],
+)
+def test_invalid_upstream_fields(rule_runner: RuleRunner, fields: str, expected: str) -> None:
+    message = _base_error(rule_runner, f'esb_base_image(name="b", {fields})\n')
+    assert expected in message and "Fix:" in message

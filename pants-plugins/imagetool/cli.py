@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from imagetool import commands, engine
+from imagetool import commands, engine, upstream
 from imagetool.debian import commands as debian_commands
 from imagetool.errors import ToolError
 from imagetool.registry import commands as registry_commands
@@ -23,6 +23,7 @@ COMMANDS = {
     **debian_commands.COMMANDS,
     **engine.COMMANDS,
     **registry_commands.COMMANDS,
+    **upstream.COMMANDS,
     **venv_commands.COMMANDS,
 }
 

@@ -1,4 +1,5 @@
-"""`pants esb-lock`: (re)write the package lock of each `esb_base_image` target given."""
+"""`pants esb-lock`: (re)write the lock of each target given: the Debian package lock of an
+`esb_base_image`, the `uv.lock` of an `esb_service_image`."""
 
 from __future__ import annotations
 
@@ -6,13 +7,23 @@ import os
 from typing import Iterable
 
 from esb.subsystems.image_tool import ImageToolRequest
-from esb.target_types import BASE_LOCK_FILE, EsbBaseDebianSourcesField, EsbBasePackagesField
+from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb.target_types import (
+    BASE_LOCK_FILE,
+    SERVICE_LOCK_FILE,
+    EsbBaseDebianSourcesField,
+    EsbBasePackagesField,
+    EsbServiceBaseField,
+)
+from esb.util_rules.service import ServiceProject, ServiceProjectRequest
 from pants.engine.console import Console
-from pants.engine.fs import EMPTY_DIGEST, Workspace
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests, RemovePrefix, Workspace
+from pants.engine.platform import Platform
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
 from pants.engine.target import Targets
+from pants.option.option_types import BoolOption
 from pants.util.strutil import help_text
 
 
@@ -24,7 +35,17 @@ class EsbLockSubsystem(GoalSubsystem):
         dependencies, against the Debian 12 archive, and write `{BASE_LOCK_FILE}` (exact
         versions, URLs and sha256) beside its BUILD file. Commit the result: builds only ever
         download what the lock pins.
+
+        For each given `esb_service_image`, run `uv lock` (the uv of `[esb-uv]`, never one from
+        `PATH`) on the service's `pyproject.toml` and write `{SERVICE_LOCK_FILE}` beside it.
+        Versions the existing lock pins are kept unless `--upgrade` is given. The lock must
+        admit the Python of the service's base, read from the base's lock.
         """
+    )
+
+    upgrade = BoolOption(
+        default=False,
+        help="With service targets: let uv upgrade every locked package (`uv lock --upgrade`).",
     )
 
 
@@ -43,15 +64,41 @@ def debian_lock_argv(packages: Iterable[str], sources: Iterable[str]) -> tuple[s
     )
 
 
+def uv_lock_argv(project: ServiceProject, uv_wheel: str, upgrade: bool) -> tuple[str, ...]:
+    return (
+        "uv-lock",
+        "--project",
+        "project",
+        "--uv",
+        uv_wheel,
+        "--python-version",
+        project.platform.python_version,
+        "--display-dir",
+        project.address.spec_path or ".",
+        *(("--upgrade",) if upgrade else ()),
+    )
+
+
 @goal_rule
-async def esb_lock(targets: Targets, console: Console, workspace: Workspace) -> EsbLock:
-    bases = [t for t in targets if t.has_field(EsbBasePackagesField)]
-    if not bases:
+async def esb_lock(
+    targets: Targets,
+    console: Console,
+    workspace: Workspace,
+    subsystem: EsbLockSubsystem,
+    host: Platform,
+) -> EsbLock:
+    # A base on an `upstream` image has no packages to lock.
+    bases = [
+        t for t in targets if t.has_field(EsbBasePackagesField) and t[EsbBasePackagesField].value is not None
+    ]
+    services = [t for t in targets if t.has_field(EsbServiceBaseField)]
+    if not bases and not services:
         console.print_stderr(
-            "No `esb_base_image` targets among the given addresses; try `pants esb-lock base:`."
+            "No `esb_base_image` or `esb_service_image` targets among the given addresses; try "
+            "`pants esb-lock base:` or `pants esb-lock services/api:api`."
         )
         return EsbLock(exit_code=1)
-    processes = await MultiGet(
+    base_processes = await MultiGet(
         Get(
             Process,
             ImageToolRequest(
@@ -69,10 +116,42 @@ async def esb_lock(targets: Targets, console: Console, workspace: Workspace) -> 
         )
         for target in bases
     )
-    results = await MultiGet(Get(ProcessResult, Process, process) for process in processes)
-    for target, result in zip(bases, results):
+    projects = await MultiGet(
+        Get(ServiceProject, ServiceProjectRequest(target.address)) for target in services
+    )
+    wheel = await Get(UvWheel, UvWheelRequest(host.value))
+    staged = await MultiGet(Get(Digest, AddPrefix(p.digest, "project")) for p in projects)
+    inputs = await MultiGet(
+        Get(Digest, MergeDigests([wheel.digest, digest])) for digest in staged
+    )
+    service_processes = await MultiGet(
+        Get(
+            Process,
+            ImageToolRequest(
+                argv=uv_lock_argv(project, wheel.filename, subsystem.upgrade),
+                description=f"Lock the Python dependencies of {project.address}",
+                input_digest=digest,
+                output_files=(f"project/{SERVICE_LOCK_FILE}",),
+                needs_network_trust=True,
+                # The index changes at any time: a lock is resolved anew in each run.
+                cache_scope=ProcessCacheScope.PER_SESSION,
+            ),
+        )
+        for project, digest in zip(projects, inputs)
+    )
+    results = await MultiGet(
+        Get(ProcessResult, Process, process) for process in (*base_processes, *service_processes)
+    )
+    base_results, service_results = results[: len(bases)], results[len(bases) :]
+    for target, result in zip(bases, base_results):
         workspace.write_digest(result.output_digest, path_prefix=target.address.spec_path)
         console.print_stdout(f"Wrote {os.path.join(target.address.spec_path, BASE_LOCK_FILE)}")
+    outputs = await MultiGet(
+        Get(Digest, RemovePrefix(result.output_digest, "project")) for result in service_results
+    )
+    for project, output in zip(projects, outputs):
+        workspace.write_digest(output, path_prefix=project.address.spec_path)
+        console.print_stdout(f"Wrote {project.lock_path}")
     return EsbLock(exit_code=0)
 
 

@@ -23,6 +23,7 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.option.global_options import GlobalOptions
 from pants.option.option_types import StrOption
 from pants.option.subsystem import Subsystem
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 from pants.util.strutil import help_text
 
@@ -118,6 +119,9 @@ class ImageToolRequest:
     output_directories: tuple[str, ...] = ()
     needs_network_trust: bool = False
     cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
+    append_only_caches: FrozenDict[str, str] = FrozenDict()
+    """Named caches (name → path in the sandbox), kept between runs; their contents are not part
+    of the cache key."""
 
 
 @rule
@@ -138,6 +142,7 @@ async def image_tool_process(
             output_directories=request.output_directories,
             extra_env=env,
             cache_scope=request.cache_scope,
+            append_only_caches=request.append_only_caches,
             # Shown as "Completed: <description>" when it runs, and silent on a cache hit: the
             # console says exactly which steps a change re-ran.
             level=LogLevel.INFO,

@@ -1,4 +1,5 @@
-"""The base image: pinned Debian packages → a root filesystem layer, plus the trust/tools layer."""
+"""The base image: pinned Debian packages → a root filesystem layer, or an upstream image pulled
+by digest (plus its service accounts), then the trust/tools layer."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from esb.target_types import (
     EsbBaseServiceAccountsField,
     EsbBaseSourcesField,
     EsbBaseStopSignalField,
+    EsbBaseUpstreamField,
+    EsbBaseUpstreamPlatformField,
     EsbImageEnvironmentField,
     EsbImageLabelsField,
     EsbImageRepositoryField,
@@ -24,6 +27,12 @@ from esb.target_types import (
 from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json, optional_config
 from esb.util_rules.layers import BuiltLayer, FilesLayerRequest, layer_request, run_layer_process
 from esb.util_rules.platform import BasePlatform
+from esb.util_rules.upstream import (
+    AccountsLayerRequest,
+    PulledUpstreamImage,
+    UpstreamImageRequest,
+    UpstreamPlatformRequest,
+)
 from pants.engine.addresses import Address
 from pants.engine.fs import (
     AddPrefix,
@@ -39,6 +48,7 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     HydratedSources,
     HydrateSourcesRequest,
+    InvalidFieldException,
     WrappedTarget,
     WrappedTargetRequest,
 )
@@ -153,13 +163,54 @@ async def build_rootfs_layer(request: RootfsLayerRequest) -> BuiltLayer:
     )
 
 
+def check_base_files(address: Address, files: tuple[str, ...], *, upstream: bool) -> None:
+    """A base's own files sit in its directory: the scripts always, the lock only without
+    `upstream`."""
+    root = address.spec_path
+    prefix = f"{root}/" if root else ""
+    present = {path[len(prefix) :] for path in files if path.startswith(prefix)}
+    expected = EsbBaseSourcesField.script_files if upstream else EsbBaseSourcesField.required_files
+    missing = [name for name in expected if name not in present]
+    where = f"{root}/" if root else "the build root"
+    alias = EsbBaseSourcesField.alias
+    if missing:
+        raise InvalidFieldException(
+            f"The `{alias}` field of the target {address} selects no {' and no '.join(missing)} in "
+            f"{where}.\n\nFix: keep {', '.join(f'`{name}`' for name in expected)} in the base's "
+            f"directory and in `{alias}`"
+            + (
+                f" (`{BASE_LOCK_FILE}` is written by `pants esb-lock {address}`)."
+                if BASE_LOCK_FILE in missing
+                else "."
+            )
+        )
+    if upstream and BASE_LOCK_FILE in present:
+        raise InvalidFieldException(
+            f"The `{alias}` field of the target {address} selects {where.rstrip('/')}/"
+            f"{BASE_LOCK_FILE}, but the base is built on its `{EsbBaseUpstreamField.alias}` image, "
+            "so a package lock would be ignored.\n\nFix: delete "
+            f"{where.rstrip('/')}/{BASE_LOCK_FILE} (and its `{EsbBasePackagesField.alias}` field), "
+            f'or leave it out with `{alias}=["{TRUST_SCRIPT_FILE}", "{ENTRYPOINT_SCRIPT_FILE}"]`.'
+        )
+
+
 @dataclass(frozen=True)
 class BaseSources:
-    """A base target's own files by name, and its parsed, checked package lock."""
+    """A base target's own files by name, and its parsed, checked package lock (None for a base
+    on an upstream image)."""
 
     target: EsbBaseImageTarget
     files: FrozenDict[str, FileContent]
-    lock: BaseLock
+    lock: BaseLock | None
+
+    @property
+    def upstream(self) -> UpstreamImageRequest | None:
+        reference = self.target[EsbBaseUpstreamField].value
+        if reference is None:
+            return None
+        return UpstreamImageRequest(
+            reference, self.target[EsbBaseUpstreamPlatformField].value, str(self.target.address)
+        )
 
 
 @rule
@@ -171,9 +222,13 @@ async def read_base_sources(request: BaseImageRequest) -> BaseSources:
     target = wrapped.target
     assert isinstance(target, EsbBaseImageTarget)
     sources = await Get(HydratedSources, HydrateSourcesRequest(target[EsbBaseSourcesField]))
+    upstream = target[EsbBaseUpstreamField].value is not None
+    check_base_files(request.address, sources.snapshot.files, upstream=upstream)
     files = FrozenDict(
         {c.path.rsplit("/", 1)[-1]: c for c in await Get(DigestContents, Digest, sources.snapshot.digest)}
     )
+    if upstream:
+        return BaseSources(target, files, None)
     lock_file = files[BASE_LOCK_FILE]
     spec = str(request.address)
     lock = parse_base_lock(lock_file.content, lock_path=lock_file.path, target=spec)
@@ -185,20 +240,21 @@ async def read_base_sources(request: BaseImageRequest) -> BaseSources:
 
 @rule
 async def read_base_platform(request: BaseImageRequest) -> BasePlatform:
-    """Read from the lock, so that images on the base can build their layers in parallel with it."""
+    """Read from the lock, or from the pulled upstream image, so that images on the base can
+    build their layers in parallel with it."""
     sources = await Get(BaseSources, BaseImageRequest, request)
+    if sources.upstream is not None:
+        return await Get(BasePlatform, UpstreamPlatformRequest(sources.upstream))
+    assert sources.lock is not None
     return sources.lock.platform
 
 
-@rule(desc="Build a base image", level=LogLevel.DEBUG)
-async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
-    sources = await Get(BaseSources, BaseImageRequest, request)
-    target, contents, lock = sources.target, sources.files, sources.lock
-    lock_file = contents[BASE_LOCK_FILE]
-    spec = str(request.address)
-
+async def _rootfs_request(sources: BaseSources) -> RootfsLayerRequest:
+    """The locked `.deb` files (downloaded, checked by sha256) and the lock, to assemble."""
+    assert sources.lock is not None
+    lock_file = sources.files[BASE_LOCK_FILE]
     debs = await MultiGet(
-        Get(Digest, DownloadFile(p.url, FileDigest(p.sha256, p.size))) for p in lock.packages
+        Get(Digest, DownloadFile(p.url, FileDigest(p.sha256, p.size))) for p in sources.lock.packages
     )
     rootfs_inputs = await Get(
         Digest,
@@ -209,51 +265,94 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
             ]
         ),
     )
+    return RootfsLayerRequest(
+        rootfs_inputs,
+        sources.target[EsbBaseServiceAccountsField].value or (),
+        f"Assemble the Debian root filesystem of {sources.target.address}",
+    )
+
+
+async def _tools_request(sources: BaseSources) -> FilesLayerRequest:
     scripts = await Get(
         Digest,
         CreateDigest(
             [
-                FileContent(name, contents[name].content, is_executable=True)
+                FileContent(name, sources.files[name].content, is_executable=True)
                 for name in (TRUST_SCRIPT_FILE, ENTRYPOINT_SCRIPT_FILE)
             ]
         ),
     )
-    rootfs, tools = await MultiGet(
-        Get(
-            BuiltLayer,
-            RootfsLayerRequest(
-                rootfs_inputs,
-                target[EsbBaseServiceAccountsField].value or (),
-                f"Assemble the Debian root filesystem of {spec}",
-            ),
-        ),
-        Get(
-            BuiltLayer,
-            FilesLayerRequest(
-                "trust-tools", scripts, "usr/local/bin", f"Build the trust/tools layer of {spec}"
-            ),
-        ),
+    return FilesLayerRequest(
+        "trust-tools",
+        scripts,
+        "usr/local/bin",
+        f"Build the trust/tools layer of {sources.target.address}",
     )
-    environment = {**BASE_ENVIRONMENT, **(target[EsbImageEnvironmentField].value or {})}
+
+
+def base_config_json(target: EsbBaseImageTarget) -> str:
+    """The base's config over its root file system's (an upstream image's config, if any)."""
+    return config_json(
+        cmd=["python3"],
+        entrypoint=[ENTRYPOINT],
+        env={**BASE_ENVIRONMENT, **(target[EsbImageEnvironmentField].value or {})},
+        labels=dict(target[EsbImageLabelsField].value or {}),
+        stop_signal=target[EsbBaseStopSignalField].value,
+        **optional_config(user=target[EsbImageUserField].value),
+    )
+
+
+@rule(desc="Build a base image", level=LogLevel.DEBUG)
+async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
+    sources = await Get(BaseSources, BaseImageRequest, request)
+    target = sources.target
+    spec = str(request.address)
+    tools_request = await _tools_request(sources)
+    upstream_base: BuiltImage | None = None
+    layers: tuple[BuiltLayer, ...]
+    if sources.upstream is not None:
+        pulled, platform = await MultiGet(
+            Get(PulledUpstreamImage, UpstreamImageRequest, sources.upstream),
+            Get(BasePlatform, UpstreamPlatformRequest(sources.upstream)),
+        )
+        accounts = target[EsbBaseServiceAccountsField].value or ()
+        accounts_request = AccountsLayerRequest(
+            pulled, sources.upstream.reference, accounts, f"Build the service accounts layer of {spec}"
+        )
+        if accounts:
+            upstream_base, accounts_layer, tools = await MultiGet(
+                Get(BuiltImage, PulledUpstreamImage, pulled),
+                Get(BuiltLayer, AccountsLayerRequest, accounts_request),
+                Get(BuiltLayer, FilesLayerRequest, tools_request),
+            )
+            layers = (accounts_layer, tools)
+        else:
+            upstream_base, tools = await MultiGet(
+                Get(BuiltImage, PulledUpstreamImage, pulled),
+                Get(BuiltLayer, FilesLayerRequest, tools_request),
+            )
+            layers = (tools,)
+    else:
+        assert sources.lock is not None
+        platform = sources.lock.platform
+        rootfs, tools = await MultiGet(
+            Get(BuiltLayer, RootfsLayerRequest, await _rootfs_request(sources)),
+            Get(BuiltLayer, FilesLayerRequest, tools_request),
+        )
+        layers = (rootfs, tools)
     image = await Get(
         BuiltImage,
         ImageAssemblyRequest(
             description=f"Assemble the image {spec}",
             repository=target[EsbImageRepositoryField].value_or_default(),
             tags=target[EsbImageTagsField].value or (),
-            architecture=lock.platform.architecture,
-            config_json=config_json(
-                cmd=["python3"],
-                entrypoint=[ENTRYPOINT],
-                env=environment,
-                labels=dict(target[EsbImageLabelsField].value or {}),
-                stop_signal=target[EsbBaseStopSignalField].value,
-                **optional_config(user=target[EsbImageUserField].value),
-            ),
-            layers=(rootfs, tools),
+            architecture=platform.architecture,
+            config_json=base_config_json(target),
+            layers=layers,
+            base=upstream_base,
         ),
     )
-    return BuiltBaseImage(image, lock.platform)
+    return BuiltBaseImage(image, platform)
 
 
 def rules():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.util_rules.platform import BasePlatform
-from pants.engine.fs import AddPrefix, Digest, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
 from pants.engine.platform import Platform
 from pants.engine.process import Process, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -150,6 +150,94 @@ async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLa
             needs_network_trust=True,
         ),
     )
+
+
+BASE_LIBRARIES = "base-libraries.json"
+
+
+@dataclass(frozen=True)
+class BaseLibrariesRequest:
+    """A base image's OCI layout (at the digest's root), whose shared libraries to list."""
+
+    layout: Digest
+    description: str
+
+
+@dataclass(frozen=True)
+class BaseLibraries:
+    """A digest holding `base-libraries.json`: the libraries the base's dynamic linker finds."""
+
+    digest: Digest
+
+
+@rule
+async def list_base_libraries(request: BaseLibrariesRequest) -> BaseLibraries:
+    # Depends on the base alone: every service on the base shares the one result.
+    layout = await Get(Digest, AddPrefix(request.layout, "base.oci"))
+    process = await Get(
+        Process,
+        ImageToolRequest(
+            argv=("base-libraries", "--layout", "base.oci", "--out", BASE_LIBRARIES),
+            description=request.description,
+            input_digest=layout,
+            output_files=(BASE_LIBRARIES,),
+        ),
+    )
+    result = await Get(ProcessResult, Process, process)
+    return BaseLibraries(result.output_digest)
+
+
+@dataclass(frozen=True)
+class NativeCheckRequest:
+    """Check that the venv layer's ELF files find their libraries in the venv or the base.
+
+    `base_lock` holds the base's `packages.lock.json` at its root (or nothing): it lets the
+    message tell a package the base lacks from one it has.
+    """
+
+    venv: BuiltLayer
+    base_libraries: BaseLibraries
+    base_lock: Digest
+    base_name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class NativeCheck:
+    """The venv's native libraries are all found."""
+
+
+def check_native_argv(base_name: str, has_base_lock: bool) -> tuple[str, ...]:
+    return (
+        "check-native",
+        "--venv-blob",
+        f"venv/{LAYER_BLOB}",
+        "--base-libraries",
+        BASE_LIBRARIES,
+        "--base",
+        base_name,
+        *(("--base-lock", "packages.lock.json") if has_base_lock else ()),
+    )
+
+
+@rule
+async def check_native_libraries(request: NativeCheckRequest) -> NativeCheck:
+    # A process of its own, after the venv layer: the layer stays keyed by the lock alone (so
+    # identical locks share it), and only this small check re-runs when the base changes.
+    venv = await Get(Digest, AddPrefix(request.venv.digest, "venv"))
+    inputs = await Get(
+        Digest, MergeDigests([venv, request.base_libraries.digest, request.base_lock])
+    )
+    process = await Get(
+        Process,
+        ImageToolRequest(
+            argv=check_native_argv(request.base_name, request.base_lock != EMPTY_DIGEST),
+            description=request.description,
+            input_digest=inputs,
+        ),
+    )
+    await Get(ProcessResult, Process, process)
+    return NativeCheck()
 
 
 def rules():

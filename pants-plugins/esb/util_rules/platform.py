@@ -1,8 +1,11 @@
-"""The facts about a base image that builds on top of it depend on, read from its package lock."""
+"""The facts about a base image that builds on top of it depend on: read from its package lock
+(a base assembled from Debian packages), or from the image itself (a base on an upstream image,
+by the image tool's `image-platform`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 # Debian architecture names → the platform names of tool downloads (`[esb-uv].known_versions`).
 _DEBIAN_TO_TOOL_PLATFORM = {"amd64": "linux_x86_64", "arm64": "linux_arm64"}
@@ -15,32 +18,58 @@ class BasePlatformError(ValueError):
 
 @dataclass(frozen=True)
 class BasePlatform:
-    """Python version, C library and architecture of a base image, as its lock records them."""
+    """Python version and interpreter, C library and architecture of a base image."""
 
     python_version: str
     glibc_version: str
     architecture: str
+    interpreter: str
+    """The base's Python, which the venv's `bin/python` links to, e.g. `/usr/bin/python3.11`
+    (Debian's) or `/usr/local/bin/python3.12` (the official python images')."""
 
     @classmethod
     def from_lock(cls, lock: dict, *, lock_path: str, target: str) -> BasePlatform:
+        """From a Debian base's lock, whose Python is Debian's, at `/usr/bin/python3.X`."""
+        where = f"{lock_path} (the package lock of {target})"
         try:
             facts = lock["platform"]
+            python_version = str(facts["python_version"])
+            major, minor = python_version.split(".")[:2]
+            platform = cls(
+                python_version=python_version,
+                glibc_version=str(facts["glibc_version"]),
+                architecture=str(facts["architecture"]),
+                interpreter=str(facts.get("interpreter") or f"/usr/bin/python{major}.{minor}"),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise BasePlatformError(
+                f"{where} has no complete `platform` table (missing or malformed {e}).\n\n"
+                f"Fix: regenerate it with `pants esb-lock {target}`."
+            )
+        platform._check_architecture(where)
+        return platform
+
+    @classmethod
+    def from_facts(cls, facts: Mapping[str, Any], *, where: str) -> BasePlatform:
+        """From the facts `image-platform` reads from an image."""
+        try:
             platform = cls(
                 python_version=str(facts["python_version"]),
                 glibc_version=str(facts["glibc_version"]),
                 architecture=str(facts["architecture"]),
+                interpreter=str(facts["interpreter"]),
             )
         except (KeyError, TypeError) as e:
-            raise BasePlatformError(
-                f"{lock_path} (the package lock of {target}) has no complete `platform` table "
-                f"(missing {e}).\n\nFix: regenerate it with `pants esb-lock {target}`."
-            )
-        if platform.architecture not in _DEBIAN_TO_TOOL_PLATFORM:
-            raise BasePlatformError(
-                f"{lock_path} (the package lock of {target}) is for the architecture "
-                f"{platform.architecture!r}; supported: {', '.join(sorted(_DEBIAN_TO_TOOL_PLATFORM))}."
-            )
+            raise BasePlatformError(f"The platform facts of {where} lack {e}.")
+        platform._check_architecture(where)
         return platform
+
+    def _check_architecture(self, where: str) -> None:
+        if self.architecture not in _DEBIAN_TO_TOOL_PLATFORM:
+            raise BasePlatformError(
+                f"{where} is for the architecture {self.architecture!r}; supported: "
+                f"{', '.join(sorted(_DEBIAN_TO_TOOL_PLATFORM))}."
+            )
 
     @property
     def tool_platform(self) -> str:
@@ -52,9 +81,3 @@ class BasePlatform:
         """The platform uv installs wheels for, e.g. `x86_64-manylinux_2_36` for Debian 12."""
         major, minor = self.glibc_version.split(".")[:2]
         return f"{_DEBIAN_TO_MACHINE[self.architecture]}-manylinux_{major}_{minor}"
-
-    @property
-    def interpreter(self) -> str:
-        """The base's Python, which the venv's `bin/python` links to."""
-        major, minor = self.python_version.split(".")[:2]
-        return f"/usr/bin/python{major}.{minor}"

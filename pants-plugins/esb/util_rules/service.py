@@ -19,13 +19,42 @@ from esb.target_types import (
     EsbServiceSourcesField,
     EsbServiceWorkdirField,
 )
-from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
+from esb.target_types import BASE_LOCK_FILE
+from esb.util_rules.base import BaseImageRequest, BaseSources, BuiltBaseImage
 from esb.util_rules.dependencies import ResolvedBaseAddress
-from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json, optional_config
+from esb.util_rules.image import (
+    IMAGE_LAYOUT,
+    BuiltImage,
+    ImageAssemblyRequest,
+    config_json,
+    optional_config,
+)
 from esb.util_rules.platform import BasePlatform
-from esb.util_rules.layers import BuiltLayer, FilesLayerRequest, UvLayerRequest, VenvLayerRequest
+from esb.util_rules.layers import (
+    BaseLibraries,
+    BaseLibrariesRequest,
+    BuiltLayer,
+    FilesLayerRequest,
+    NativeCheck,
+    NativeCheckRequest,
+    UvLayerRequest,
+    VenvLayerRequest,
+)
 from pants.engine.addresses import Address
-from pants.engine.fs import Digest, DigestSubset, PathGlobs, RemovePrefix
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.uv import UvWheel, UvWheelRequest
+from pants.engine.fs import (
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestSubset,
+    FileContent,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+)
+from pants.engine.platform import Platform
+from pants.engine.process import Process, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     HydratedSources,
@@ -62,6 +91,134 @@ def check_service_files(address: Address, files: tuple[str, ...]) -> None:
         )
 
 
+@dataclass(frozen=True)
+class ServiceProjectRequest:
+    address: Address
+
+
+@dataclass(frozen=True)
+class ServiceProject:
+    """A service's uv project: `pyproject.toml` and `uv.lock` (those that exist) at the root of
+    `digest`, and the platform of its base, for which it is locked and installed."""
+
+    address: Address
+    digest: Digest
+    platform: BasePlatform
+    base_address: Address
+
+    @property
+    def lock_path(self) -> str:
+        root = self.address.spec_path
+        return f"{root}/{SERVICE_LOCK_FILE}" if root else SERVICE_LOCK_FILE
+
+    @property
+    def relock_command(self) -> str:
+        return f"pants esb-lock {self.address}"
+
+
+@rule
+async def read_service_project(request: ServiceProjectRequest) -> ServiceProject:
+    wrapped = await Get(
+        WrappedTarget,
+        WrappedTargetRequest(request.address, description_of_origin="the esb backend"),
+    )
+    target = wrapped.target
+    root = request.address.spec_path
+    base_address, sources = await MultiGet(
+        Get(ResolvedBaseAddress, EsbServiceBaseField, target[EsbServiceBaseField]),
+        Get(HydratedSources, HydrateSourcesRequest(target[EsbServiceSourcesField])),
+    )
+    project_globs = [
+        f"{root}/{name}" if root else name for name in EsbServiceSourcesField.required_files
+    ]
+    project, platform = await MultiGet(
+        Get(Digest, DigestSubset(sources.snapshot.digest, PathGlobs(project_globs))),
+        Get(BasePlatform, BaseImageRequest, BaseImageRequest(base_address.address)),
+    )
+    project = await Get(Digest, RemovePrefix(project, root)) if root else project
+    return ServiceProject(request.address, project, platform, base_address.address)
+
+
+def check_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
+    return (
+        "check-lock",
+        "--project",
+        "project",
+        "--uv",
+        uv_wheel,
+        "--python-version",
+        project.platform.python_version,
+        "--display-dir",
+        project.address.spec_path or ".",
+        "--relock-command",
+        project.relock_command,
+    )
+
+
+@dataclass(frozen=True)
+class LockCheckProcessRequest:
+    project: ServiceProject
+
+
+@rule
+async def lock_check_process(request: LockCheckProcessRequest, host: Platform) -> Process:
+    """`uv lock --check --offline` and the checks around it, for `lint` and `package`."""
+    project = request.project
+    wheel, staged = await MultiGet(
+        Get(UvWheel, UvWheelRequest(host.value)),
+        Get(Digest, AddPrefix(project.digest, "project")),
+    )
+    inputs = await Get(Digest, MergeDigests([wheel.digest, staged]))
+    return await Get(
+        Process,
+        ImageToolRequest(
+            argv=check_lock_argv(project, wheel.filename),
+            description=f"Check {project.lock_path}",
+            input_digest=inputs,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class LockChecked:
+    """The service's lock is present, readable, up to date and admits the base's Python."""
+
+
+@rule
+async def check_service_lock(project: ServiceProject) -> LockChecked:
+    process = await Get(Process, LockCheckProcessRequest(project))
+    await Get(ProcessResult, Process, process)
+    return LockChecked()
+
+
+async def native_check_request(
+    base: BuiltBaseImage, base_request: BaseImageRequest, venv: BuiltLayer, spec: str
+) -> NativeCheckRequest:
+    base_spec = str(base_request.address)
+    layout_files, base_sources = await MultiGet(
+        Get(Digest, DigestSubset(base.image.digest, PathGlobs([f"{IMAGE_LAYOUT}/**"]))),
+        Get(BaseSources, BaseImageRequest, base_request),
+    )
+    # A base pulled from a registry has no Debian lock: the message then names no package.
+    lock_file = base_sources.files.get(BASE_LOCK_FILE)
+    lock_files = [FileContent("packages.lock.json", lock_file.content)] if lock_file else []
+    layout, base_lock = await MultiGet(
+        Get(Digest, RemovePrefix(layout_files, IMAGE_LAYOUT)),
+        Get(Digest, CreateDigest(lock_files)),
+    )
+    libraries = await Get(
+        BaseLibraries,
+        BaseLibrariesRequest(layout, f"List the shared libraries of {base_spec}"),
+    )
+    return NativeCheckRequest(
+        venv,
+        libraries,
+        base_lock,
+        base_spec,
+        f"Check the native libraries of the venv of {spec}",
+    )
+
+
 @rule(desc="Build a service image", level=LogLevel.DEBUG)
 async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
     wrapped = await Get(
@@ -78,6 +235,10 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
     check_service_files(request.address, sources.snapshot.files)
     base_request = BaseImageRequest(base_address.address)
     platform = await Get(BasePlatform, BaseImageRequest, base_request)
+    # Before the venv layer, so that a stale lock is reported with this service's lock file and
+    # fix; the venv layer's own check cannot name them (its key holds only the lock's content).
+    service_project = await Get(ServiceProject, ServiceProjectRequest(request.address))
+    await Get(LockChecked, ServiceProject, service_project)
 
     project_globs = [f"{root}/{name}" for name in EsbServiceSourcesField.required_files]
     project, app_files = await MultiGet(
@@ -110,6 +271,7 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
             FilesLayerRequest("app", app_files, APP_DIR, f"Build the source layer of {spec}"),
         ),
     )
+    await Get(NativeCheck, NativeCheckRequest, await native_check_request(base, base_request, venv, spec))
     base_metadata = base.image.metadata
     labels = {
         "org.opencontainers.image.base.digest": base.image.image_digest,

@@ -2,7 +2,10 @@
 
 `COMMANDS` maps each subcommand's name to `(add_arguments(parser), run(args) -> exit status)`.
 Only these read the environment: `DOCKER_CONFIG` (and the home directory) for the default
-Docker config, and `PATH` to find credential helpers.
+Docker config, and `PATH` to find credential helpers unless `--credential-helper-path` says
+where. The home directory comes from `HOME`, else from the password database, so a process run
+without `HOME` (as Pants runs it, keeping it out of the cache key) still finds
+`~/.docker/config.json` of the user it runs as.
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ import sys
 from pathlib import Path
 
 from imagetool.commands import AddArguments, CommandError, Run, write_json
-from imagetool.oci import Descriptor, Platform
+from imagetool.oci import Descriptor, LoadedImage, OciLayout, Platform
 from imagetool.registry.credentials import DockerConfig, default_docker_config_path
 from imagetool.registry.pull import pull_image
 from imagetool.registry.push import BlobOutcome, push_image
 from imagetool.registry.reference import (
+    Reference,
     parse_reference,
     parse_registry,
     parse_repository,
     reference_requiring_digest,
 )
 from imagetool.registry.transport import RegistryClient, RegistryOptions
+from imagetool.spec import ImageMetadata, LayerSummary
 
 
 def parse_platform(text: str) -> Platform:
@@ -39,8 +44,14 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--docker-config",
         type=Path,
-        help="the Docker config file with credentials (default: $DOCKER_CONFIG/config.json, else "
-        "~/.docker/config.json)",
+        help="the Docker config file with credentials; a leading `~` is the user's home directory "
+        "(default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json)",
+    )
+    parser.add_argument(
+        "--credential-helper-path",
+        metavar="DIRS",
+        help="where to look for `docker-credential-*` helpers, as `:`-separated directories "
+        "(default: $PATH)",
     )
     parser.add_argument(
         "--registry-ca",
@@ -59,14 +70,19 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace, mirrors: list[str]) -> RegistryOptions:
-    config_path = args.docker_config or default_docker_config_path(os.environ, Path.home())
+    config_path = (
+        args.docker_config.expanduser()
+        if args.docker_config
+        else default_docker_config_path(os.environ, Path.home())
+    )
+    helper_search_path = args.credential_helper_path or os.environ.get("PATH", os.defpath)
     mirror_urls: dict[str, list[str]] = {}
     for registry, url in (_assignment("--mirror", value) for value in mirrors):
         mirror_urls.setdefault(registry, []).append(url)
     ca_bundles = dict(_assignment("--registry-ca", value) for value in args.registry_ca)
     return RegistryOptions(
-        docker_config=DockerConfig.load(config_path, helper_search_path=os.environ.get("PATH", os.defpath)),
-        ca_bundles={registry: Path(path) for registry, path in ca_bundles.items()},
+        docker_config=DockerConfig.load(config_path, helper_search_path=helper_search_path),
+        ca_bundles={registry: Path(path).expanduser() for registry, path in ca_bundles.items()},
         insecure_registries=frozenset(parse_registry(registry) for registry in args.insecure_registry),
         mirrors=mirror_urls,
     )
@@ -96,6 +112,12 @@ def _add_pull_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="a directory of blobs by digest, shared between pulls, so that nothing is downloaded twice",
     )
+    parser.add_argument(
+        "--out-metadata",
+        type=Path,
+        help="a JSON file to write the pulled image's metadata to, as `assemble` writes it for an "
+        "image it built: digest, config_digest, repository, tags and layers",
+    )
     _add_connection_arguments(parser)
     parser.add_argument(
         "--mirror",
@@ -111,11 +133,32 @@ def _pull(args: argparse.Namespace) -> int:
     platform = parse_platform(args.platform)
     with RegistryClient(_options(args, args.mirror)) as client:
         result = pull_image(client, reference, platform, args.out_layout, cache_dir=args.cache_dir)
+    if args.out_metadata:
+        write_json(args.out_metadata, pulled_image_metadata(reference, args.out_layout).to_json())
     print(
         f"Pulled {reference} for {args.platform}: {result.manifest.digest}; "
         f"{result.downloaded} downloaded ({result.bytes_downloaded} bytes), {result.reused} from the cache."
     )
     return 0
+
+
+def pulled_image_metadata(reference: Reference, layout: Path) -> ImageMetadata:
+    """The metadata of the image a pull wrote: its manifest's digest (the pinned digest, or for
+    a pinned multi-platform index the digest of the platform's manifest in it), its config's
+    digest, its name and tag as referenced, and its layers, bottom first."""
+    image = OciLayout(layout).load_image()
+    return ImageMetadata(
+        digest=image.manifest.digest,
+        config_digest=_config_descriptor(image).digest,
+        repository=reference.name,
+        tags=[reference.tag] if reference.tag else [],
+        layers=[LayerSummary(layer.digest, layer.size) for layer in image.layers],
+    )
+
+
+def _config_descriptor(image: LoadedImage) -> Descriptor:
+    manifest = image.layout.read_json_blob(image.manifest)
+    return Descriptor.from_json(manifest["config"], where=f"{image.layout.root}: {image.manifest.digest}")
 
 
 def _add_push_arguments(parser: argparse.ArgumentParser) -> None:

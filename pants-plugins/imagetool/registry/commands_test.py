@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import os
+import pwd
 from pathlib import Path
 
 import pytest
 
-from imagetool.cli import main
+from imagetool.cli import build_parser, main
 from imagetool.commands import CommandError
 from imagetool.oci import Platform
-from imagetool.registry.commands import parse_platform
+from imagetool.registry.commands import _options, parse_platform, pulled_image_metadata
+from imagetool.registry.conftest import make_image
+from imagetool.registry.reference import Reference
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -107,3 +111,37 @@ def test_push_options_are_checked_first(capsys: pytest.CaptureFixture[str], tmp_
         "use lowercase letters, digits and separators (`.`, `_`, `__`, `-`) in `/`-separated parts, "
         "e.g. `esb/api`.\n",
     )
+
+
+def test_pulled_image_metadata(tmp_path: Path) -> None:
+    image = make_image(tmp_path, [b"one", b"two"])
+    reference = Reference("127.0.0.1:5000", "esb/base", "1", image.manifest.digest)
+    metadata = pulled_image_metadata(reference, image.layout)
+    assert metadata.to_json() == {
+        "digest": image.manifest.digest,
+        "config_digest": image.config.digest,
+        "repository": "127.0.0.1:5000/esb/base",
+        "tags": ["1"],
+        "layers": [{"digest": layer.digest, "size": layer.size} for layer in image.layers],
+    }
+
+
+def test_docker_config_and_credential_helper_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without HOME (as Pants runs the tool), `~` is the home directory of the password database."""
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin")
+    parser = build_parser()
+    common = ["pull-image", "--reference", f"r.example/x@{DIGEST}", "--platform", "linux/amd64", "--out-layout", "o"]
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+
+    default = _options(parser.parse_args(common), mirrors=[])
+    assert default.docker_config.path == home / ".docker" / "config.json"
+    assert default.docker_config.helper_search_path == "/usr/bin"
+
+    chosen = _options(
+        parser.parse_args([*common, "--docker-config", "~/ci/config.json", "--credential-helper-path", "/opt/h:/bin"]),
+        mirrors=[],
+    )
+    assert chosen.docker_config.path == home / "ci" / "config.json"
+    assert chosen.docker_config.helper_search_path == "/opt/h:/bin"

@@ -22,8 +22,10 @@ from imagetool.commands import (
     LayerOutputs,
     Run,
     add_layer_output_arguments,
+    read_json,
     write_json,
 )
+from imagetool.oci import OciLayout
 from imagetool.venv.install import (
     DEFAULT_SOURCE_PATH,
     PYPI_INDEX_URL,
@@ -32,7 +34,15 @@ from imagetool.venv.install import (
     build_venv,
     check_lock,
     export_requirements,
+    lock_project,
     venv_layer_members,
+)
+from imagetool.venv.native import (
+    BaseLibraries,
+    base_libraries,
+    check_native_libraries,
+    read_layer_members,
+    read_venv_layer,
 )
 from imagetool.venv.uv_binary import extract_uv_binary, read_uv_binary, uv_layer_members
 
@@ -129,6 +139,12 @@ def run_venv_layer(args: argparse.Namespace) -> int:
             index_url=args.index_url,
         )
         outputs.write(venv_layer_members(venv))
+    if venv.bytecode_skipped:
+        print(
+            f"note: the venv ships without bytecode: {venv.bytecode_skipped}. Its modules are "
+            "compiled in memory whenever a process imports them (see docs/upstream-bases.md).",
+            file=sys.stderr,
+        )
     for module in venv.uncompiled_modules:
         print(f"note: {module} does not compile, and ships without bytecode.", file=sys.stderr)
     write_json(args.out_packages, [dataclasses.asdict(package) for package in venv.packages])
@@ -141,11 +157,24 @@ def add_check_lock_arguments(parser: argparse.ArgumentParser) -> None:
         "image's Python (offline)."
     )
     _add_project_arguments(parser)
+    parser.add_argument(
+        "--display-dir", help="The project's directory as messages name it, e.g. services/api."
+    )
+    parser.add_argument(
+        "--relock-command",
+        help="The command that re-locks the project, for messages (default: `uv lock`).",
+    )
 
 
 def run_check_lock(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
-        check_lock(_uv(args.uv, Path(scratch)), args.project, args.python_version)
+        check_lock(
+            _uv(args.uv, Path(scratch)),
+            args.project,
+            args.python_version,
+            display_dir=args.display_dir,
+            relock_command=args.relock_command,
+        )
     return 0
 
 
@@ -178,7 +207,87 @@ def _uv(wheel_or_binary: Path, scratch: Path, cache_dir: Optional[Path] = None) 
     return Uv(binary, cache_dir, network_env)
 
 
+def add_base_libraries_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "List the shared libraries the dynamic linker finds in an image (its default and "
+        "ld.so.conf directories), read from the layers of an OCI layout."
+    )
+    parser.add_argument("--layout", type=Path, required=True, help="The image's OCI layout.")
+    parser.add_argument("--out", type=Path, required=True, help="Where to write the JSON list.")
+
+
+def run_base_libraries(args: argparse.Namespace) -> int:
+    image = OciLayout(args.layout).load_image()
+    layers = [
+        read_layer_members(image.layout.blob_path(descriptor.digest)) for descriptor in image.layers
+    ]
+    architecture = {"amd64": "amd64", "arm64": "arm64"}.get(image.config["architecture"], "")
+    write_json(args.out, base_libraries(layers, architecture).to_json())
+    return 0
+
+
+def add_check_native_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Fail unless every ELF file of a venv layer finds each of its DT_NEEDED libraries in "
+        "its wheel, in the venv, or in the base image."
+    )
+    parser.add_argument("--venv-blob", type=Path, required=True, help="The venv layer (.tar.gz).")
+    parser.add_argument(
+        "--base-libraries", type=Path, required=True, help="The base's `base-libraries` JSON."
+    )
+    parser.add_argument("--base", required=True, help="The base image's name, for messages.")
+    parser.add_argument(
+        "--base-lock",
+        type=Path,
+        help="The base's packages.lock.json, to tell apart packages it already installs.",
+    )
+
+
+def run_check_native(args: argparse.Namespace) -> int:
+    locked: list[str] = []
+    if args.base_lock:
+        locked = [package["name"] for package in read_json(args.base_lock).get("packages", [])]
+    check_native_libraries(
+        read_venv_layer(args.venv_blob),
+        BaseLibraries.from_json(read_json(args.base_libraries)),
+        base_name=args.base,
+        locked_packages=locked,
+    )
+    return 0
+
+
+def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "(Re)write a service's uv.lock with uv lock (needs the index), keeping the versions an "
+        "existing lock pins, and check that it admits the base image's Python."
+    )
+    _add_project_arguments(parser)
+    parser.add_argument("--display-dir", help="The project's directory as messages name it.")
+    parser.add_argument(
+        "--upgrade", action="store_true", help="Let uv upgrade every locked package."
+    )
+    parser.add_argument(
+        "--index-url", default=PYPI_INDEX_URL, help="The index uv resolves against."
+    )
+
+
+def run_lock(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
+        lock_project(
+            _uv(args.uv, Path(scratch)),
+            args.project,
+            args.python_version,
+            display_dir=args.display_dir,
+            upgrade=args.upgrade,
+            index_url=args.index_url,
+        )
+    return 0
+
+
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
+    "uv-lock": (add_lock_arguments, run_lock),
+    "base-libraries": (add_base_libraries_arguments, run_base_libraries),
+    "check-native": (add_check_native_arguments, run_check_native),
     "uv-layer": (add_uv_layer_arguments, run_uv_layer),
     "venv-layer": (add_venv_layer_arguments, run_venv_layer),
     "check-lock": (add_check_lock_arguments, run_check_lock),

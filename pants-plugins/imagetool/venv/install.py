@@ -1,9 +1,10 @@
 """A service's venv, installed from its `uv.lock` for the base image's Python and platform.
 
 The image's interpreter never runs. uv installs the locked wheels into a staging prefix for the
-target's Python version and platform; the image tool's own interpreter, which must have the
-target's major.minor version, serves only as uv's model of the prefix layout and as the bytecode
-compiler. The prefix then becomes a venv that is valid at `/.venv` in the image:
+target's Python version and platform; the image tool's own interpreter serves only as uv's model
+of the prefix layout (`lib/python3.X/` is renamed for the target's version when the two differ)
+and as the bytecode compiler. The prefix then becomes a venv that is valid at `/.venv` in the
+image:
 
 - `pyvenv.cfg` and `bin/python*` point at the base's interpreter;
 - scripts start with `#!/.venv/bin/python`, and the RECORD rows of the distributions that own
@@ -11,7 +12,10 @@ compiler. The prefix then becomes a venv that is valid at `/.venv` in the image:
 - a `.pth` file puts the service's source directories on `sys.path`: the service's own package
   ships in a layer of its own, so that editing it leaves this layer (and its cache entry) alone;
 - bytecode, when wanted, is compiled in `unchecked-hash` mode with in-image paths as file names,
-  so it is a pure function of the sources.
+  so it is a pure function of the sources. Only an interpreter of the target's major.minor
+  version writes bytecode the target reads (the format changes with every minor release), so
+  for a base with another Python (e.g. 3.12 in `python:3.12-slim-bookworm`, while the tool runs
+  on 3.11) the venv ships without bytecode, and `BuiltVenv.bytecode_skipped` says why.
 
 `build_venv` checks that no path of the build host is left in the venv before it is packed.
 """
@@ -145,9 +149,18 @@ class BuiltVenv:
     uncompiled_modules: tuple[str, ...]
     """In-image paths of modules that do not compile (e.g. test data in another Python's
     syntax); they stay source-only, as pip and uv leave them."""
+    bytecode_skipped: Optional[str] = None
+    """Why the venv has no bytecode although it was asked for, if so."""
 
 
-def check_lock(uv: Uv, project_dir: Path, python_version: str) -> None:
+def check_lock(
+    uv: Uv,
+    project_dir: Path,
+    python_version: str,
+    *,
+    display_dir: Optional[str] = None,
+    relock_command: Optional[str] = None,
+) -> None:
     """Fail unless `project_dir` has a `uv.lock` that matches its `pyproject.toml` and admits
     the base image's `python_version` (X.Y.Z).
 
@@ -155,37 +168,64 @@ def check_lock(uv: Uv, project_dir: Path, python_version: str) -> None:
     project's requirements are those recorded in the lock; when they are not, uv would need the
     index to tell whether a new resolution changes anything, and the lock is reported as stale:
     re-locking is the fix either way.
+
+    Messages name the project as `display_dir` (the service's directory in the repository;
+    default `project_dir`) and give `relock_command` (default `uv lock --directory <dir>`) as
+    the fix.
     """
+    shown = display_dir if display_dir is not None else str(project_dir)
     pyproject, lock = project_dir / "pyproject.toml", project_dir / "uv.lock"
-    relock = f"run `uv lock --directory {project_dir}` and commit {lock}"
+    shown_pyproject, shown_lock = f"{shown}/pyproject.toml", f"{shown}/uv.lock"
+    relock = f"run `{relock_command or f'uv lock --directory {shown}'}` and commit {shown_lock}"
     if not pyproject.is_file():
         raise LockError(
-            f"{project_dir} has no pyproject.toml: a service declares its dependencies there "
+            f"{shown} has no pyproject.toml: a service declares its dependencies there "
             "and locks them in uv.lock beside it."
         )
+    try:
+        tomllib.loads(pyproject.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise LockError(f"{shown_pyproject} is not valid TOML: {e}.") from None
     if not lock.is_file():
-        raise LockError(f"{project_dir} has no uv.lock.\n\nFix: {relock}.")
-    _check_requires_python(lock, python_version)
+        raise LockError(f"{shown} has no uv.lock: every service installs exactly what its lock pins.\n\nFix: {relock}.")
+    _check_requires_python(lock, python_version, shown_lock, relock)
+    check_path_sources(project_dir, display_dir)
     result = uv.run(["lock", "--check", "--offline", "--python", sys.executable], cwd=project_dir)
     if result.returncode != 0:
         raise LockError(
-            f"{lock} does not match {pyproject} (checked offline by `uv lock --check "
-            f"--offline`).\n\nFix: {relock}.\n\nuv said:\n{result.stderr.strip()}"
+            f"{shown_lock} does not match {shown_pyproject} (checked offline by `uv lock --check "
+            f"--offline`): the lock is stale, or uv cannot read it.\n\nFix: {relock}.\n\n"
+            f"uv said:\n{result.stderr.strip()}"
         )
 
 
-def _check_requires_python(lock: Path, python_version: str) -> None:
+def _check_requires_python(lock: Path, python_version: str, shown_lock: str, relock: str) -> None:
     try:
-        requires_python = tomllib.loads(lock.read_text()).get("requires-python", "")
+        content = tomllib.loads(lock.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise LockError(
+            f"{shown_lock} is malformed: it is not valid TOML ({e}). Do not edit a lock by hand."
+            f"\n\nFix: {relock}."
+        ) from None
+    if not isinstance(content.get("version"), int) or not isinstance(content.get("package", []), list):
+        raise LockError(
+            f"{shown_lock} is malformed: it is not a uv lockfile (no integer `version`, or "
+            f"`package` is not an array of tables).\n\nFix: {relock}."
+        )
+    requires_python = content.get("requires-python", "")
+    try:
         specifier = SpecifierSet(requires_python)
-    except (tomllib.TOMLDecodeError, InvalidSpecifier) as e:
-        raise LockError(f"{lock} cannot be read: {e}.") from None
+    except (InvalidSpecifier, TypeError) as e:
+        raise LockError(
+            f"{shown_lock} is malformed: its `requires-python` {requires_python!r} is not a "
+            f"version specifier ({e}).\n\nFix: {relock}."
+        ) from None
     if not specifier.contains(python_version, prereleases=True):
         raise LockError(
-            f"{lock} is locked for Python `{requires_python}`, which excludes the base image's "
+            f"{shown_lock} is locked for Python `{requires_python}`, which excludes the base image's "
             f"Python {python_version}.\n\nFix: include {python_version} in "
-            f"`requires-python` in pyproject.toml and re-lock, or build the service on a base "
-            "whose Python the project supports."
+            f"`requires-python` in pyproject.toml and re-lock ({relock.removeprefix('run ')}), "
+            "or build the service on a base whose Python the project supports."
         )
 
 
@@ -251,9 +291,9 @@ def build_venv(
     """Install `requirements` (from `export_requirements`) as a venv for `/.venv` in `venv_dir`.
 
     `venv_dir` must not exist yet. `source_paths` are the in-image directories that the `.pth`
-    file puts on `sys.path`.
+    file puts on `sys.path`. Bytecode is compiled only when this interpreter can write it for
+    the target (see `bytecode_incompatibility`).
     """
-    _check_host_python(target)
     for path in source_paths:
         if not posixpath.isabs(path):
             raise VenvBuildError(f"The source path {path!r} is not absolute.")
@@ -264,16 +304,19 @@ def build_venv(
         raise _install_error(result.stderr.strip(), target)
     # uv's lock file for concurrent installs into the same prefix.
     (venv_dir / ".lock").unlink(missing_ok=True)
+    _relocate_version_directories(venv_dir, target)
 
     site_packages = venv_dir / "lib" / f"python{target.minor_version}" / "site-packages"
+    site_packages.mkdir(parents=True, exist_ok=True)
     _update_records(site_packages, _rewrite_script_shebangs(venv_dir / "bin"))
     _write_venv_files(venv_dir, site_packages, target, source_paths)
-    uncompiled = _compile_bytecode(site_packages, venv_dir) if compile_bytecode else ()
+    skipped = bytecode_incompatibility(target) if compile_bytecode else None
+    uncompiled = _compile_bytecode(site_packages, venv_dir) if compile_bytecode and not skipped else ()
     # The target's interpreter may be the host's own (Debian's /usr/bin/python3.11), and then
     # its path is rightly everywhere in the venv.
     host_paths = {str(venv_dir), sys.executable} - {target.interpreter}
     _check_no_host_paths(venv_dir, sorted(host_paths))
-    return BuiltVenv(venv_dir, _installed_packages(site_packages), tuple(uncompiled))
+    return BuiltVenv(venv_dir, _installed_packages(site_packages), tuple(uncompiled), skipped)
 
 
 def venv_layer_members(venv: BuiltVenv) -> Iterator[LayerMember]:
@@ -281,16 +324,38 @@ def venv_layer_members(venv: BuiltVenv) -> Iterator[LayerMember]:
     return members_from_directory(venv.root, prefix=VENV_PATH)
 
 
-def _check_host_python(target: TargetPython) -> None:
-    host = f"{sys.version_info.major}.{sys.version_info.minor}"
-    if sys.implementation.name != "cpython" or host != target.minor_version:
-        raise VenvBuildError(
-            f"The image tool runs on {sys.implementation.name} {host}, but the base image's Python "
-            f"is CPython {target.version}. They must share the version X.Y: uv lays out "
-            f"site-packages for the running interpreter, and bytecode is compiled by it.\n\n"
-            f"Fix: run the image tool on CPython {target.minor_version} (its resolve's "
-            "interpreter constraints)."
-        )
+def host_minor_version() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def bytecode_incompatibility(target: TargetPython) -> Optional[str]:
+    """Why this interpreter cannot compile bytecode for `target`, or None when it can.
+
+    A `.pyc` file starts with the magic number of the CPython minor release that wrote it, and
+    any other release ignores it (and, with `PYTHONDONTWRITEBYTECODE=1` as in our images,
+    compiles the module anew at every start); the code objects inside change between minor
+    releases too. So only CPython X.Y compiles for X.Y.
+    """
+    host = host_minor_version()
+    if sys.implementation.name == "cpython" and host == target.minor_version:
+        return None
+    return (
+        f"the image tool runs on {sys.implementation.name} {host} and the base's Python is "
+        f"CPython {target.minor_version}; bytecode is valid only for the minor version that "
+        "wrote it"
+    )
+
+
+def _relocate_version_directories(venv_dir: Path, target: TargetPython) -> None:
+    """uv lays the prefix out for the interpreter it runs with (`lib/python3.11/...`); the
+    target's Python looks in `lib/python<its X.Y>/`."""
+    host, wanted = host_minor_version(), target.minor_version
+    if host == wanted:
+        return
+    for parent in (venv_dir / "lib", venv_dir / "include", venv_dir / "include" / "site"):
+        source = parent / f"python{host}"
+        if source.is_dir() and not source.is_symlink():
+            source.rename(parent / f"python{wanted}")
 
 
 def _install_error(uv_output: str, target: TargetPython) -> VenvBuildError:
@@ -433,3 +498,121 @@ def _installed_packages(site_packages: Path) -> tuple[InstalledPackage, ...]:
         for dist in importlib.metadata.distributions(path=[str(site_packages)])
     )
     return tuple(sorted(packages, key=lambda package: package.name))
+
+
+def check_path_sources(project_dir: Path, display_dir: Optional[str] = None) -> None:
+    """Refuse local (path, directory, editable) sources that point outside the project.
+
+    A service image sees only its own directory: a dependency on `../shared` would make the
+    image depend on files its target does not own, which the sandbox rule forbids.
+    """
+    shown = display_dir if display_dir is not None else str(project_dir)
+    outside = []
+    pyproject = project_dir / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            sources = tomllib.loads(pyproject.read_text()).get("tool", {}).get("uv", {}).get("sources", {})
+        except tomllib.TOMLDecodeError:
+            sources = {}
+        for name, entries in sorted(sources.items()):
+            for entry in entries if isinstance(entries, list) else [entries]:
+                path = entry.get("path") if isinstance(entry, dict) else None
+                if isinstance(path, str) and _leaves_project(path):
+                    outside.append((f"{shown}/pyproject.toml", name, path))
+    lock = project_dir / "uv.lock"
+    if lock.is_file():
+        try:
+            packages = tomllib.loads(lock.read_text()).get("package", [])
+        except tomllib.TOMLDecodeError:
+            packages = []
+        for package in packages:
+            source = package.get("source", {}) if isinstance(package, dict) else {}
+            for kind in ("path", "directory", "editable"):
+                path = source.get(kind) if isinstance(source, dict) else None
+                if isinstance(path, str) and _leaves_project(path):
+                    outside.append((f"{shown}/uv.lock", package.get("name", "?"), path))
+    if outside:
+        listed = "\n".join(f"  - {name} = {path!r} (in {where})" for where, name, path in outside)
+        raise LockError(
+            f"The uv project in {shown} depends on local paths outside its directory:\n{listed}\n\n"
+            "A service image sees only files under its own directory (the sandbox rule), so such a "
+            f"dependency cannot be installed.\n\nFix: move the code under {shown}/ and point the "
+            "source there, or publish it as a package to an index and depend on it by version."
+        )
+
+
+def _leaves_project(path: str) -> bool:
+    if posixpath.isabs(path) or path.startswith("~"):
+        return True
+    normalised = posixpath.normpath(path)
+    return normalised == ".." or normalised.startswith("../")
+
+
+def lock_project(
+    uv: Uv,
+    project_dir: Path,
+    python_version: str,
+    *,
+    display_dir: Optional[str] = None,
+    upgrade: bool = False,
+    index_url: str = PYPI_INDEX_URL,
+) -> None:
+    """(Re)write `project_dir/uv.lock` with `uv lock`, keeping the versions an existing lock pins
+    unless `upgrade`, then check that it admits the base image's `python_version`.
+
+    uv resolves universally (for every Python `requires-python` allows); the image tool's own
+    interpreter, of the base's minor version, only stands in for "the" Python uv wants to find,
+    since uv never downloads one here.
+    """
+    shown = display_dir if display_dir is not None else str(project_dir)
+    if not (project_dir / "pyproject.toml").is_file():
+        raise LockError(f"{shown} has no pyproject.toml to lock.")
+    check_path_sources(project_dir, display_dir)
+    _check_project_requires_python(project_dir / "pyproject.toml", python_version, shown)
+    args = ["lock", "--python", sys.executable]
+    if index_url != PYPI_INDEX_URL:
+        args.append(f"--default-index={index_url}")
+    if upgrade:
+        args.append("--upgrade")
+    result = uv.run(args, cwd=project_dir)
+    if result.returncode != 0:
+        raise LockError(f"uv could not lock {shown}:\n{result.stderr.strip()}")
+    _check_requires_python(
+        project_dir / "uv.lock",
+        python_version,
+        f"{shown}/uv.lock",
+        f"run `uv lock` in {shown}",
+    )
+
+
+def _check_project_requires_python(pyproject: Path, python_version: str, shown: str) -> None:
+    try:
+        project = tomllib.loads(pyproject.read_text()).get("project", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise LockError(f"{shown}/pyproject.toml is not valid TOML: {e}.") from None
+    requires_python = project.get("requires-python") if isinstance(project, dict) else None
+    if not isinstance(requires_python, str):
+        raise LockError(
+            f"{shown}/pyproject.toml declares no `requires-python`.\n\nFix: add "
+            f'`requires-python = ">={".".join(python_version.split(".")[:2])}"` to its '
+            "[project] table: the lock must cover the base image's Python."
+        )
+    try:
+        specifier = SpecifierSet(requires_python)
+    except InvalidSpecifier as e:
+        raise LockError(f"{shown}/pyproject.toml: `requires-python` is invalid: {e}.") from None
+    if not specifier.contains(python_version, prereleases=True):
+        raise LockError(
+            f"{shown}/pyproject.toml requires Python `{requires_python}`, which excludes the base "
+            f"image's Python {python_version}.\n\nFix: include {python_version} in "
+            "`requires-python`, or build the service on a base whose Python the project supports."
+        )
+    major_minor = ".".join(python_version.split(".")[:2])
+    host = ".".join(str(part) for part in sys.version_info[:3])
+    if not specifier.contains(host, prereleases=True):
+        # uv wants an interpreter inside `requires-python` and never downloads one here.
+        raise LockError(
+            f"{shown}/pyproject.toml requires Python `{requires_python}`, which admits the base's "
+            f"{python_version} but not the image tool's {host}, which uv needs to lock.\n\nFix: "
+            f"widen `requires-python` to a range such as `=={major_minor}.*` or `>={major_minor}`."
+        )

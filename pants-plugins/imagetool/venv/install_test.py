@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import glob
 import hashlib
 import marshal
 import os
@@ -25,6 +26,7 @@ from imagetool.venv.install import (
     _install_error,
     _rewrite_script_shebangs,
     build_venv,
+    bytecode_incompatibility,
     check_lock,
     export_args,
     export_requirements,
@@ -84,10 +86,81 @@ def test_target_python_rejects(version: str, interpreter: str, message: str) -> 
         TargetPython(version, "x86_64-manylinux_2_36", interpreter)
 
 
-def test_host_python_must_match_target_minor_version(tmp_path: Path) -> None:
-    other_minor = TargetPython("3.12.1", "x86_64-manylinux_2_36", "/usr/bin/python3.12")
-    with pytest.raises(VenvBuildError, match=r"must share the version X\.Y"):
-        build_venv(Uv(tmp_path / "uv"), "", tmp_path / "venv", other_minor)
+# The official python image's: another minor version than the image tool's CPython 3.11.
+PYTHON_3_12 = TargetPython("3.12.7", "x86_64-manylinux_2_36", "/usr/local/bin/python3.12")
+
+
+def test_bytecode_only_for_the_tool_interpreters_minor_version() -> None:
+    assert bytecode_incompatibility(DEBIAN_12) is None
+    reason = bytecode_incompatibility(PYTHON_3_12)
+    assert reason == (
+        f"the image tool runs on cpython {sys.version_info.major}.{sys.version_info.minor} and the "
+        "base's Python is CPython 3.12; bytecode is valid only for the minor version that wrote it"
+    )
+
+
+@pytest.fixture(scope="module")
+def wide_project(uv: Uv, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo project's dependencies, locked for every Python from 3.11 on (the demo project
+    is locked for 3.11 only, so its lock has no wheels for 3.12)."""
+    project = tmp_path_factory.mktemp("services") / "wide"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "wide"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+        'dependencies = ["six==1.17.0", "markupsafe==3.0.2", "idna==3.20"]\n'
+    )
+    result = uv.run(["lock", "--python", sys.executable], cwd=project)
+    assert result.returncode == 0, result.stderr
+    return project
+
+
+def test_venv_for_another_minor_version_ships_without_bytecode(
+    uv: Uv, wide_project: Path, tmp_path: Path
+) -> None:
+    check_lock(uv, wide_project, PYTHON_3_12.version)
+    venv = build_venv(uv, export_requirements(uv, wide_project), tmp_path / "venv", PYTHON_3_12)
+    assert venv.bytecode_skipped == bytecode_incompatibility(PYTHON_3_12)
+    assert not list(venv.root.rglob("__pycache__")) and not list(venv.root.rglob("*.pyc"))
+    # Laid out for the target's Python, with its wheels (cp312), linked to its interpreter.
+    assert sorted(path.name for path in (venv.root / "lib").iterdir()) == ["python3.12"]
+    site_packages = venv.root / "lib/python3.12/site-packages"
+    assert (site_packages / "markupsafe/_speedups.cpython-312-x86_64-linux-gnu.so").is_file()
+    assert (site_packages / SOURCE_PATHS_PTH).read_text() == "/app/src\n"
+    assert os.readlink(venv.root / "bin/python3.12") == "/usr/local/bin/python3.12"
+    assert "version = 3.12.7\n" in (venv.root / "pyvenv.cfg").read_text()
+    assert (venv.root / "bin/idna").read_bytes().startswith(b"#!/.venv/bin/python\n")
+    assert venv.packages == DEMO_PACKAGES
+
+
+def _cpython_3_12() -> tuple[str, str] | None:
+    """A CPython 3.12 of this machine (pyenv's, else the system's) and its version, if any."""
+    candidates = sorted(glob.glob("/root/.pyenv/versions/3.12.*/bin/python3.12"))
+    candidates += ["/usr/local/bin/python3.12", "/usr/bin/python3.12"]
+    for candidate in candidates:
+        if os.path.exists(candidate):
+            version = subprocess.run(
+                [candidate, "-c", "import platform; print(platform.python_version())"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            return os.path.realpath(candidate), version
+    return None
+
+
+def test_venv_for_another_minor_version_runs_there(uv: Uv, wide_project: Path, tmp_path: Path) -> None:
+    found = _cpython_3_12()
+    if found is None:
+        pytest.skip("no CPython 3.12 on this machine")
+    python312, version = found
+    target = TargetPython(version, PYTHON_3_12.platform, python312)
+    venv = build_venv(uv, export_requirements(uv, wide_project), tmp_path / "venv", target)
+    result = subprocess.run(
+        [str(venv.root / "bin/python"), "-c", "import six, idna, markupsafe._speedups; print('ok')"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
 
 
 # What uv 0.13.9 prints for these failures.

@@ -1,0 +1,72 @@
+"""`pants lint`: a service's `uv.lock` must be present, readable, up to date with its
+`pyproject.toml`, and admit its base image's Python.
+
+The check is the one `package` runs before installing a lock (`imagetool check-lock`: `uv lock
+--check --offline` with the plugin's pinned uv), so lint and package agree; it needs no network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from esb.target_types import EsbServiceBaseField, EsbServiceSourcesField
+from esb.util_rules.service import LockCheckProcessRequest, ServiceProject, ServiceProjectRequest
+from pants.core.goals.lint import LintResult, LintTargetsRequest
+from pants.core.util_rules.partitions import PartitionerType
+from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import FieldSet
+from pants.option.option_types import SkipOption
+from pants.option.subsystem import Subsystem
+from pants.util.logging import LogLevel
+from pants.util.strutil import help_text
+
+
+class EsbUvLockCheck(Subsystem):
+    options_scope = "esb-uv-lock"
+    name = "esb-uv-lock"
+    help = help_text(
+        """
+        Checks, under `pants lint`, that each `esb_service_image`'s `uv.lock` exists, is a
+        readable uv lockfile, matches its `pyproject.toml` (`uv lock --check --offline` with
+        the uv of `[esb-uv]`), admits its base image's Python, and has no local path source
+        outside the service's directory. The fix for a stale lock is `pants esb-lock <target>`.
+        """
+    )
+
+    skip = SkipOption("lint")
+
+
+@dataclass(frozen=True)
+class ServiceLockFieldSet(FieldSet):
+    required_fields = (EsbServiceBaseField, EsbServiceSourcesField)
+
+    base: EsbServiceBaseField
+    sources: EsbServiceSourcesField
+
+
+class ServiceLockLintRequest(LintTargetsRequest):
+    field_set_type = ServiceLockFieldSet
+    tool_subsystem = EsbUvLockCheck
+    partitioner_type = PartitionerType.DEFAULT_ONE_PARTITION_PER_INPUT
+
+
+@rule(desc="Check a service's uv.lock", level=LogLevel.DEBUG)
+async def lint_service_lock(
+    request: ServiceLockLintRequest.Batch[ServiceLockFieldSet, object]
+) -> LintResult:
+    (field_set,) = request.elements
+    project = await Get(ServiceProject, ServiceProjectRequest(field_set.address))
+    process = await Get(Process, LockCheckProcessRequest(project))
+    result = await Get(FallibleProcessResult, Process, process)
+    return LintResult(
+        exit_code=result.exit_code,
+        stdout=result.stdout.decode(),
+        stderr=result.stderr.decode(),
+        linter_name=request.tool_name,
+        partition_description=str(field_set.address),
+    )
+
+
+def rules():
+    return [*collect_rules(), *ServiceLockLintRequest.rules()]

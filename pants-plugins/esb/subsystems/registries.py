@@ -1,0 +1,177 @@
+"""How builds reach container registries: `[esb-registries]`, for pulls of upstream bases."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from pants.option.option_types import DictOption, StrListOption, StrOption
+from pants.option.subsystem import Subsystem
+from pants.util.strutil import help_text
+
+# `host[:port]`, as references and Docker's `certs.d` name registries.
+_DOMAIN_COMPONENT = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_REGISTRY = re.compile(
+    rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$"
+)
+_MIRROR = re.compile(r"^https?://[^/?#\s]+/?$")
+_SETTINGS = ("ca_bundle", "insecure", "mirrors")
+PATH_PLACEHOLDER = "<PATH>"
+
+
+class RegistrySettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """One entry of `[esb-registries].registries`."""
+
+    registry: str
+    ca_bundle: Optional[str] = None
+    insecure: bool = False
+    mirrors: tuple[str, ...] = ()
+
+
+def parse_registry_settings(value: Mapping[str, Any], option: str) -> tuple[RegistrySettings, ...]:
+    """The entries of the `registries` option, checked, sorted by registry."""
+    fix = (
+        f'Fix: write each entry as `"host:port" = {{ ca_bundle = "path/to/ca.pem", insecure = '
+        f'false, mirrors = ["https://mirror.example"] }}` in `{option}` (all three settings are '
+        "optional)."
+    )
+    entries = []
+    for registry, settings in sorted(value.items()):
+        where = f"The entry {registry!r} of `{option}`"
+        if not _REGISTRY.match(registry):
+            raise RegistrySettingsError(
+                f"{where} does not name a registry as `host` or `host:port`.\n\n{fix}"
+            )
+        if not isinstance(settings, Mapping):
+            raise RegistrySettingsError(f"{where} is {settings!r}, not a table of settings.\n\n{fix}")
+        unknown = sorted(set(settings) - set(_SETTINGS))
+        if unknown:
+            raise RegistrySettingsError(
+                f"{where} has unknown settings {', '.join(map(repr, unknown))}; known: "
+                f"{', '.join(_SETTINGS)}.\n\n{fix}"
+            )
+        ca_bundle = settings.get("ca_bundle")
+        insecure = settings.get("insecure", False)
+        mirrors = settings.get("mirrors", [])
+        if ca_bundle is not None and (not isinstance(ca_bundle, str) or not ca_bundle):
+            raise RegistrySettingsError(f"{where}: `ca_bundle` must be a path, got {ca_bundle!r}.\n\n{fix}")
+        if not isinstance(insecure, bool):
+            raise RegistrySettingsError(f"{where}: `insecure` must be true or false, got {insecure!r}.\n\n{fix}")
+        if not isinstance(mirrors, (list, tuple)) or not all(
+            isinstance(m, str) and _MIRROR.match(m) for m in mirrors
+        ):
+            raise RegistrySettingsError(
+                f"{where}: `mirrors` must be a list of URLs `https://host[:port]` (or `http://` for "
+                f"a mirror that is itself listed as insecure), got {mirrors!r}.\n\n{fix}"
+            )
+        entries.append(RegistrySettings(registry, ca_bundle, insecure, tuple(m.rstrip("/") for m in mirrors)))
+    return tuple(entries)
+
+
+def helper_search_path(entries: tuple[str, ...], pants_path: Optional[str]) -> Optional[str]:
+    """`PATH`-style directories for credential helpers; `<PATH>` is Pants' own `PATH`. None
+    (no entries) leaves the image tool's `PATH`, which `[pex].executable_search_paths` sets."""
+    if not entries:
+        return None
+    directories: list[str] = []
+    for entry in entries:
+        if entry == PATH_PLACEHOLDER:
+            directories.extend(d for d in (pants_path or "").split(os.pathsep) if d)
+        else:
+            directories.append(entry)
+    return os.pathsep.join(directories)
+
+
+class RegistriesSubsystem(Subsystem):
+    options_scope = "esb-registries"
+    help = help_text(
+        """
+        How builds reach container registries: credentials, trust, plain HTTP and mirrors, for
+        pulling `esb_base_image(upstream=...)` images.
+
+        A pull is a cached step keyed by what it fetches (the pinned digest and platform) and by
+        these settings as written (paths, not file contents, for files outside the repository);
+        credentials never enter the key: the image tool reads them from the Docker config when
+        it runs. See docs/upstream-bases.md.
+        """
+    )
+
+    _registries = DictOption[Any](
+        default={},
+        help=help_text(
+            """
+            Settings per registry, keyed by `host[:port]` as references name it (`docker.io`
+            for Docker Hub), e.g. in pants.toml:
+
+                [esb-registries.registries."registry.example:5000"]
+                ca_bundle = "certs/registry-ca.pem"
+                insecure = false
+                mirrors = ["https://mirror.example"]
+
+            `ca_bundle`: a PEM file of CAs to trust for the registry besides the system's (as
+            Docker's `certs.d/<registry>/ca.crt`): relative to the build root (its content then
+            enters the pull's cache key), or absolute, or starting with `~/` (then its path
+            does). `insecure`: reach the registry over plain HTTP. `mirrors`: URLs tried in
+            order before the registry itself; a mirror is reached with the settings of its own
+            `host[:port]` entry. Every blob is verified against its digest whichever server
+            sends it.
+            """
+        ),
+    )
+    docker_config = StrOption(
+        default=None,
+        help=help_text(
+            """
+            The Docker config file (`config.json`) whose `auths`, `credHelpers` and
+            `credsStore` give registry credentials, as `docker login` writes them: an absolute
+            path, or one starting with `~/`. Default: `$DOCKER_CONFIG/config.json` when Pants
+            runs with `DOCKER_CONFIG` set, else `~/.docker/config.json` of the user running the
+            build. The path is part of the pull's cache key (the default `~` path is the same on
+            every machine); the file's content is not.
+            """
+        ),
+    )
+    _credential_helper_search_path = StrListOption(
+        default=[],
+        help=help_text(
+            f"""
+            Directories to find `docker-credential-<helper>` programs in, for a Docker config
+            that names credential helpers; `{PATH_PLACEHOLDER}` stands for the `PATH` Pants runs
+            with. Default: the image tool's `PATH`, which `[pex].executable_search_paths` sets.
+            These directories are part of the pull's cache key: keep them the same on every
+            machine (prefer fixed directories to `{PATH_PLACEHOLDER}`) so that pulls are
+            remote cache hits everywhere.
+            """
+        ),
+        advanced=True,
+    )
+
+    @property
+    def registries(self) -> tuple[RegistrySettings, ...]:
+        return parse_registry_settings(self._registries, f"[{self.options_scope}].registries")
+
+    @property
+    def credential_helper_search_path(self) -> tuple[str, ...]:
+        return tuple(self._credential_helper_search_path)
+
+    def docker_config_path(self, docker_config_env: Optional[str]) -> Optional[str]:
+        """The Docker config to pass to the image tool, or None for its default
+        (`~/.docker/config.json` of the user running the build)."""
+        if self.docker_config:
+            if not (self.docker_config.startswith("/") or self.docker_config.startswith("~/")):
+                raise RegistrySettingsError(
+                    f"`[{self.options_scope}].docker_config` is {self.docker_config!r}, a relative "
+                    "path.\n\nFix: give an absolute path, or one starting with `~/`, e.g. "
+                    '`docker_config = "~/.docker/config.json"`.'
+                )
+            return self.docker_config
+        if docker_config_env:
+            return f"{docker_config_env.rstrip('/')}/config.json"
+        return None

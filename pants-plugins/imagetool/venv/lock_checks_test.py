@@ -1,0 +1,123 @@
+"""Lock checks and locking: malformed locks, path sources, `lock_project`, messages for services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagetool.cli import main
+from imagetool.venv.conftest import DEBIAN_12, MakeProject
+from imagetool.venv.install import LockError, Uv, check_lock, check_path_sources, lock_project
+
+
+def test_check_lock_names_the_service_and_the_pants_fix(uv: Uv, make_project: MakeProject) -> None:
+    project = make_project("stale-named", ["six==1.17.0"])
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"six==1.17.0"', '"six==1.16.0"'))
+
+    with pytest.raises(LockError) as error:
+        check_lock(
+            uv,
+            project,
+            DEBIAN_12.version,
+            display_dir="services/api",
+            relock_command="pants esb-lock services/api:api",
+        )
+
+    message = str(error.value)
+    assert "services/api/uv.lock does not match services/api/pyproject.toml" in message
+    assert "Fix: run `pants esb-lock services/api:api` and commit services/api/uv.lock" in message
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        pytest.param("version = \n", "is not valid TOML", id="not-toml"),
+        pytest.param('name = "x"\n', "is not a uv lockfile", id="not-a-lock"),
+        pytest.param('version = 1\nrequires-python = "=>3"\n', "is not a version specifier", id="bad-specifier"),
+    ],
+)
+def test_check_lock_reports_a_malformed_lock(
+    uv: Uv, make_project: MakeProject, content: str, problem: str
+) -> None:
+    project = make_project("malformed", ["six==1.17.0"])
+    (project / "uv.lock").write_text(content)
+
+    with pytest.raises(LockError, match=f"uv.lock is malformed: .*{problem}"):
+        check_lock(uv, project, DEBIAN_12.version)
+
+
+def test_check_lock_reports_a_lock_uv_rejects_as_stale_or_malformed(
+    uv: Uv, make_project: MakeProject
+) -> None:
+    project = make_project("garbled", ["six==1.17.0"])
+    lock = project / "uv.lock"
+    lock.write_text(lock.read_text().replace('version = "1.17.0"', 'version = "not a version"'))
+
+    with pytest.raises(LockError, match="the lock is stale, or uv cannot read it"):
+        check_lock(uv, project, DEBIAN_12.version)
+
+
+@pytest.mark.parametrize(
+    "path, refused",
+    [
+        pytest.param("libs/helper", False, id="inside"),
+        pytest.param("./libs/../libs/helper", False, id="inside-normalised"),
+        pytest.param("../shared", True, id="parent"),
+        pytest.param("libs/../../shared", True, id="escapes-through-subdir"),
+        pytest.param("/opt/shared", True, id="absolute"),
+    ],
+)
+def test_check_path_sources(tmp_path: Path, path: str, refused: bool) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        f'[project]\nname = "svc"\nversion = "0"\n\n[tool.uv.sources]\nhelper = {{ path = "{path}" }}\n'
+    )
+    if refused:
+        with pytest.raises(LockError, match=r"helper = .* outside its directory|outside its directory"):
+            check_path_sources(tmp_path, "services/svc")
+    else:
+        check_path_sources(tmp_path, "services/svc")
+
+
+def test_check_path_sources_reads_the_lock_too(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "svc"\nversion = "0"\n')
+    (tmp_path / "uv.lock").write_text(
+        'version = 1\n\n[[package]]\nname = "shared"\nversion = "1"\nsource = { editable = "../shared" }\n'
+    )
+
+    with pytest.raises(LockError, match=r"shared = '\.\./shared' \(in services/svc/uv.lock\)"):
+        check_path_sources(tmp_path, "services/svc")
+
+
+def _write_project(directory: Path, requires_python: str, dependencies: str) -> Path:
+    directory.mkdir(parents=True)
+    (directory / "pyproject.toml").write_text(
+        f'[project]\nname = "svc"\nversion = "0.1.0"\nrequires-python = "{requires_python}"\n'
+        f"dependencies = [{dependencies}]\n"
+    )
+    return directory
+
+
+def test_lock_project_writes_a_lock_that_passes_the_check(uv: Uv, tmp_path: Path) -> None:
+    project = _write_project(tmp_path / "svc", ">=3.11", '"six==1.17.0"')
+
+    lock_project(uv, project, DEBIAN_12.version, display_dir="services/svc")
+
+    assert 'name = "six"' in (project / "uv.lock").read_text()
+    check_lock(uv, project, DEBIAN_12.version)
+
+
+def test_lock_project_refuses_a_project_whose_python_excludes_the_base(uv: Uv, tmp_path: Path) -> None:
+    project = _write_project(tmp_path / "svc", ">=3.11,<3.11.1", '"six==1.17.0"')
+
+    with pytest.raises(LockError, match=r"pyproject.toml requires Python .* excludes the base image's Python 3\.11\.2"):
+        lock_project(uv, project, DEBIAN_12.version, display_dir="services/svc")
+
+
+def test_uv_lock_command(uv_wheel: Path, tmp_path: Path) -> None:
+    project = _write_project(tmp_path / "svc", ">=3.11", '"six==1.17.0"')
+    argv = ["uv-lock", f"--project={project}", f"--uv={uv_wheel}", "--python-version=3.11.2"]
+
+    assert main(argv) == 0
+    assert (project / "uv.lock").is_file()
