@@ -47,6 +47,30 @@ def _invalid(field_alias: str, address: Address, problem: str, fix: str) -> Inva
     )
 
 
+class _CheckedStringSequenceField(StringSequenceField):
+    """A list of strings whose every item must pass `is_valid`; the error lists the bad ones."""
+
+    invalid_items: ClassVar[str]
+    """What the bad items are, e.g. "invalid tag(s)"."""
+    fix: ClassVar[str]
+
+    @staticmethod
+    def is_valid(item: str) -> bool:
+        raise NotImplementedError
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        bad = [item for item in value or () if not cls.is_valid(item)]
+        if bad:
+            raise _invalid(
+                cls.alias, address, f"has {cls.invalid_items} {', '.join(map(repr, bad))}.", cls.fix
+            )
+        return value
+
+
 class EsbImageRepositoryField(StringField, AsyncFieldMixin):
     alias = "repository"
     help = help_text(
@@ -80,7 +104,7 @@ class EsbImageRepositoryField(StringField, AsyncFieldMixin):
         return self.value or self.address.target_name
 
 
-class EsbImageTagsField(StringSequenceField):
+class EsbImageTagsField(_CheckedStringSequenceField):
     alias = "image_tags"
     default = ("latest",)
     help = help_text(
@@ -92,21 +116,15 @@ class EsbImageTagsField(StringSequenceField):
         """
     )
 
-    @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        bad = [tag for tag in value or () if not _TAG.match(tag)]
-        if bad:
-            raise _invalid(
-                cls.alias,
-                address,
-                f"has invalid tag(s) {', '.join(map(repr, bad))}.",
-                "a tag starts with a letter, digit or '_', continues with letters, digits, '_', "
-                "'.' or '-', and is at most 128 characters long.",
-            )
-        return value
+    invalid_items = "invalid tag(s)"
+    fix = (
+        "a tag starts with a letter, digit or '_', continues with letters, digits, '_', '.' or "
+        "'-', and is at most 128 characters long."
+    )
+
+    @staticmethod
+    def is_valid(item: str) -> bool:
+        return bool(_TAG.match(item))
 
 
 class EsbImageEnvironmentField(DictStringToStringField):
@@ -256,7 +274,7 @@ class EsbBaseSourcesField(MultipleSourcesField):
     )
 
 
-class EsbBasePackagesField(StringSequenceField):
+class EsbBasePackagesField(_CheckedStringSequenceField):
     alias = "packages"
     help = help_text(
         f"""
@@ -269,20 +287,21 @@ class EsbBasePackagesField(StringSequenceField):
         """
     )
 
+    invalid_items = "invalid Debian package name(s)"
+    fix = (
+        "Debian package names use lower-case letters, digits, '+', '-' and '.', and are at "
+        "least two characters long (e.g. `python3`, `libpq5`)."
+    )
+
+    @staticmethod
+    def is_valid(item: str) -> bool:
+        return bool(_DEBIAN_PACKAGE.match(item))
+
     @classmethod
     def compute_value(
         cls, raw_value: Optional[Iterable[str]], address: Address
     ) -> Optional[tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
-        bad = [name for name in value or () if not _DEBIAN_PACKAGE.match(name)]
-        if bad:
-            raise _invalid(
-                cls.alias,
-                address,
-                f"has invalid Debian package name(s) {', '.join(map(repr, bad))}.",
-                "Debian package names use lower-case letters, digits, '+', '-' and '.', and are "
-                "at least two characters long (e.g. `python3`, `libpq5`).",
-            )
         if value and len(set(value)) != len(value):
             raise _invalid(
                 cls.alias, address, "lists a package more than once.", "remove the duplicates."
@@ -353,7 +372,7 @@ class EsbBaseUpstreamPlatformField(StringField):
         return value
 
 
-class EsbBaseDebianSourcesField(StringSequenceField):
+class EsbBaseDebianSourcesField(_CheckedStringSequenceField):
     alias = "debian_sources"
     default = (
         "https://deb.debian.org/debian bookworm main",
@@ -369,28 +388,18 @@ class EsbBaseDebianSourcesField(StringSequenceField):
         """
     )
 
-    @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        bad = [
-            source
-            for source in value or ()
-            if len(source.split()) < 3 or not source.startswith(("https://", "http://"))
-        ]
-        if bad:
-            raise _invalid(
-                cls.alias,
-                address,
-                f"has malformed source(s) {', '.join(map(repr, bad))}.",
-                'write each source as "<archive URL> <suite> <component>...", e.g. '
-                '"https://deb.debian.org/debian bookworm main".',
-            )
-        return value
+    invalid_items = "malformed source(s)"
+    fix = (
+        'write each source as "<archive URL> <suite> <component>...", e.g. '
+        '"https://deb.debian.org/debian bookworm main".'
+    )
+
+    @staticmethod
+    def is_valid(item: str) -> bool:
+        return len(item.split()) >= 3 and item.startswith(("https://", "http://"))
 
 
-class EsbBaseServiceAccountsField(StringSequenceField):
+class EsbBaseServiceAccountsField(_CheckedStringSequenceField):
     alias = "service_accounts"
     default = ("esb:10001",)
     help = help_text(
@@ -401,25 +410,15 @@ class EsbBaseServiceAccountsField(StringSequenceField):
         """
     )
 
-    @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        bad = [
-            account
-            for account in value or ()
-            if not _SERVICE_ACCOUNT.match(account) or not 1000 <= int(account.split(":")[1]) <= 59999
-        ]
-        if bad:
-            raise _invalid(
-                cls.alias,
-                address,
-                f"has invalid account(s) {', '.join(map(repr, bad))}.",
-                'write each as `"name:uid"` with a lower-case name and a uid from 1000 to 59999, '
-                'e.g. `"esb:10001"`.',
-            )
-        return value
+    invalid_items = "invalid account(s)"
+    fix = (
+        'write each as `"name:uid"` with a lower-case name and a uid from 1000 to 59999, e.g. '
+        '`"esb:10001"`.'
+    )
+
+    @staticmethod
+    def is_valid(item: str) -> bool:
+        return bool(_SERVICE_ACCOUNT.match(item)) and 1000 <= int(item.split(":")[1]) <= 59999
 
 
 class EsbBaseImageTarget(Target):
@@ -541,7 +540,7 @@ class EsbServiceWorkdirField(StringField):
         return value
 
 
-class EsbServicePortsField(StringSequenceField):
+class EsbServicePortsField(_CheckedStringSequenceField):
     alias = "ports"
     default = ()
     help = help_text(
@@ -552,25 +551,16 @@ class EsbServicePortsField(StringSequenceField):
         """
     )
 
-    @classmethod
-    def compute_value(
-        cls, raw_value: Optional[Iterable[str]], address: Address
-    ) -> Optional[tuple[str, ...]]:
-        value = super().compute_value(raw_value, address)
-        bad = [
-            port
-            for port in value or ()
-            if not (match := _PORT.match(port)) or not 0 < int(match["port"]) < 65536
-        ]
-        if bad:
-            raise _invalid(
-                cls.alias,
-                address,
-                f"has invalid port(s) {', '.join(map(repr, bad))}.",
-                'give a number from 1 to 65535, optionally with "/tcp", "/udp" or "/sctp", e.g. '
-                '`ports=["8080/tcp"]`.',
-            )
-        return value
+    invalid_items = "invalid port(s)"
+    fix = (
+        'give a number from 1 to 65535, optionally with "/tcp", "/udp" or "/sctp", e.g. '
+        '`ports=["8080/tcp"]`.'
+    )
+
+    @staticmethod
+    def is_valid(item: str) -> bool:
+        match = _PORT.match(item)
+        return bool(match) and 0 < int(match["port"]) < 65536
 
     def normalized(self) -> tuple[str, ...]:
         return tuple(port if "/" in port else f"{port}/tcp" for port in self.value or ())
