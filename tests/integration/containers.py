@@ -160,3 +160,54 @@ while True:
             raise
         time.sleep(0.2)
 """
+
+
+def run_to_exit_with(
+    client: DockerClient,
+    image_id: str,
+    command: Sequence[str] | None = None,
+    environment: Mapping[str, str] | None = None,
+    **create_options: Any,
+) -> ContainerExit:
+    """Like `run_to_exit`, with more `containers.create` options (volumes, user, read_only, tmpfs)."""
+    container = client.containers.create(
+        image_id,
+        command,
+        environment=dict(environment or {}),
+        network_mode="none",
+        **create_options,
+    )
+    try:
+        container.start()
+        status = container.wait(timeout=CONTAINER_TIMEOUT_S)["StatusCode"]
+        return ContainerExit(
+            status,
+            container.logs(stdout=True, stderr=False).decode(errors="replace"),
+            container.logs(stdout=False, stderr=True).decode(errors="replace"),
+        )
+    finally:
+        container.remove(force=True)
+
+
+@contextmanager
+def running_container_with(
+    client: DockerClient,
+    image_id: str,
+    command: Sequence[str] | None = None,
+    environment: Mapping[str, str] | None = None,
+    **run_options: Any,
+) -> Iterator[Container]:
+    """Like `running_container`, with a command, an environment and more `containers.run`
+    options; removed afterwards."""
+    container = client.containers.run(
+        image_id,
+        command,
+        environment=dict(environment or {}),
+        detach=True,
+        network_mode="none",
+        **run_options,
+    )
+    try:
+        yield container
+    finally:
+        container.remove(force=True)
