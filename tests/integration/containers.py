@@ -33,10 +33,16 @@ def run_to_exit(
     image_id: str,
     command: Sequence[str] | None = None,
     environment: Mapping[str, str] | None = None,
+    **create_options: Any,
 ) -> ContainerExit:
-    """Runs a container of the image (its default command when `command` is None) to its end."""
+    """Runs a container of the image (its default command when `command` is None) to its end;
+    `create_options` go to `containers.create` (volumes, user, read_only, tmpfs, ...)."""
     container = client.containers.create(
-        image_id, command, environment=dict(environment or {}), network_mode="none"
+        image_id,
+        command,
+        environment=dict(environment or {}),
+        network_mode="none",
+        **create_options,
     )
     try:
         container.start()
@@ -51,9 +57,23 @@ def run_to_exit(
 
 
 @contextmanager
-def running_container(client: DockerClient, image_id: str) -> Iterator[Container]:
-    """A detached container of the image running its default command; removed afterwards."""
-    container = client.containers.run(image_id, detach=True, network_mode="none")
+def running_container(
+    client: DockerClient,
+    image_id: str,
+    command: Sequence[str] | None = None,
+    environment: Mapping[str, str] | None = None,
+    **run_options: Any,
+) -> Iterator[Container]:
+    """A detached container of the image (its default command when `command` is None), with
+    `run_options` for `containers.run`; removed afterwards."""
+    container = client.containers.run(
+        image_id,
+        command,
+        environment=dict(environment or {}),
+        detach=True,
+        network_mode="none",
+        **run_options,
+    )
     try:
         yield container
     finally:
@@ -160,54 +180,3 @@ while True:
             raise
         time.sleep(0.2)
 """
-
-
-def run_to_exit_with(
-    client: DockerClient,
-    image_id: str,
-    command: Sequence[str] | None = None,
-    environment: Mapping[str, str] | None = None,
-    **create_options: Any,
-) -> ContainerExit:
-    """Like `run_to_exit`, with more `containers.create` options (volumes, user, read_only, tmpfs)."""
-    container = client.containers.create(
-        image_id,
-        command,
-        environment=dict(environment or {}),
-        network_mode="none",
-        **create_options,
-    )
-    try:
-        container.start()
-        status = container.wait(timeout=CONTAINER_TIMEOUT_S)["StatusCode"]
-        return ContainerExit(
-            status,
-            container.logs(stdout=True, stderr=False).decode(errors="replace"),
-            container.logs(stdout=False, stderr=True).decode(errors="replace"),
-        )
-    finally:
-        container.remove(force=True)
-
-
-@contextmanager
-def running_container_with(
-    client: DockerClient,
-    image_id: str,
-    command: Sequence[str] | None = None,
-    environment: Mapping[str, str] | None = None,
-    **run_options: Any,
-) -> Iterator[Container]:
-    """Like `running_container`, with a command, an environment and more `containers.run`
-    options; removed afterwards."""
-    container = client.containers.run(
-        image_id,
-        command,
-        environment=dict(environment or {}),
-        detach=True,
-        network_mode="none",
-        **run_options,
-    )
-    try:
-        yield container
-    finally:
-        container.remove(force=True)

@@ -16,8 +16,8 @@ from docker.models.images import Image
 from integration.checkouts import Checkout, ImageTarget
 from integration.containers import (
     HEALTHZ_SCRIPT,
-    run_to_exit_with,
-    running_container_with,
+    run_to_exit,
+    running_container,
     wait_for_log,
 )
 
@@ -142,7 +142,7 @@ def test_required_trust_with_a_garbage_file_stops_before_the_command(
     garbage = tmp_path / "garbage.crt"
     garbage.write_text("this is not a certificate\n")
     garbage.chmod(0o644)
-    result = run_to_exit_with(
+    result = run_to_exit(
         docker_client,
         loaded_images[API].id,
         MARKER_COMMAND,
@@ -159,7 +159,7 @@ def test_required_trust_with_a_ca_gives_verified_tls_inside_the_container(
     loaded_images: dict[str, Image], docker_client: DockerClient, tls_files: dict[str, Path]
 ) -> None:
     tls_volume = {str(tls_files["tls"]): {"bind": TLS_DIR, "mode": "ro"}}
-    result = run_to_exit_with(
+    result = run_to_exit(
         docker_client,
         loaded_images[API].id,
         ["python", "-c", TLS_SCRIPT],
@@ -175,7 +175,7 @@ def test_required_trust_with_a_ca_gives_verified_tls_inside_the_container(
     )
 
     # The same client without the CA: the handshake fails, so the success above proves the trust.
-    untrusted = run_to_exit_with(
+    untrusted = run_to_exit(
         docker_client, loaded_images[API].id, ["python", "-c", TLS_SCRIPT], volumes=tls_volume
     )
     assert untrusted.status == 0, untrusted.report()
@@ -188,7 +188,7 @@ def test_required_trust_with_a_ca_gives_verified_tls_inside_the_container(
 def test_optional_trust_without_a_ca_warns_and_runs_the_command(
     loaded_images: dict[str, Image], docker_client: DockerClient
 ) -> None:
-    result = run_to_exit_with(docker_client, loaded_images[API].id, MARKER_COMMAND)
+    result = run_to_exit(docker_client, loaded_images[API].id, MARKER_COMMAND)
     assert result.status == 0, result.report()
     assert MARKER in result.stdout, result.report()
     assert (
@@ -201,7 +201,7 @@ def test_docker_stop_ends_the_api_through_its_stop_signal(
 ) -> None:
     image = loaded_images[API]
     assert image.attrs["Config"].get("StopSignal") == "SIGINT", image.attrs["Config"]
-    with running_container_with(docker_client, image.id) as container:
+    with running_container(docker_client, image.id) as container:
         logs = wait_for_log(container, "Uvicorn running on")
         assert "Uvicorn running on" in logs, logs
         container.stop(timeout=STOP_TIMEOUT_S)
@@ -215,7 +215,7 @@ def test_docker_stop_ends_the_api_through_its_stop_signal(
 def test_docker_stop_ends_the_worker_through_its_stop_signal(
     loaded_images: dict[str, Image], docker_client: DockerClient
 ) -> None:
-    with running_container_with(docker_client, loaded_images[WORKER].id) as container:
+    with running_container(docker_client, loaded_images[WORKER].id) as container:
         logs = wait_for_log(container, "worker_started")
         assert "worker_started" in logs, logs
         container.stop(timeout=STOP_TIMEOUT_S)
@@ -244,7 +244,7 @@ def healthz(container) -> dict:  # type: ignore[no-untyped-def,type-arg]
 def test_api_runs_as_non_root_and_serves(
     loaded_images: dict[str, Image], docker_client: DockerClient
 ) -> None:
-    with running_container_with(docker_client, loaded_images[API].id) as container:
+    with running_container(docker_client, loaded_images[API].id) as container:
         assert healthz(container) == {"status": "ok"}
         # Real, effective, saved and filesystem uid of the service, PID 1.
         assert process_uids(container) == [ESB_UID] * 4
@@ -255,7 +255,7 @@ def test_api_runs_as_non_root_and_serves(
 def test_api_on_a_read_only_root_with_required_trust_starts_and_serves(
     loaded_images: dict[str, Image], docker_client: DockerClient, tls_files: dict[str, Path]
 ) -> None:
-    with running_container_with(
+    with running_container(
         docker_client,
         loaded_images[API].id,
         environment={"REQUIRE_CA_TRUST": "true"},
@@ -313,7 +313,7 @@ def test_api_inventory_lists_debian_and_python_packages_found_in_the_image(
         "m = email.message_from_string(pathlib.Path(sys.argv[1]).read_text())\n"
         "print(m['Name'], m['Version'])\n"
     )
-    result = run_to_exit_with(
+    result = run_to_exit(
         docker_client, loaded_images[API].id, ["python", "-c", script, metadata]
     )
     assert result.status == 0, result.report()
@@ -327,7 +327,7 @@ def test_measure_python_start_up_in_the_api_container(
     loaded_images: dict[str, Image], docker_client: DockerClient
 ) -> None:
     """Measures, does not assert: `python -c pass`, 20 runs inside one container."""
-    result = run_to_exit_with(docker_client, loaded_images[API].id, ["python", "-c", STARTUP_SCRIPT])
+    result = run_to_exit(docker_client, loaded_images[API].id, ["python", "-c", STARTUP_SCRIPT])
     assert result.status == 0, result.report()
     measured = json.loads(result.stdout)
     print(
