@@ -35,11 +35,6 @@ engine_answers() {
   docker --host "unix://$SOCKET" version >/dev/null 2>&1
 }
 
-# Succeeds once the engine answers or dockerd $1 has exited.
-engine_answers_or_exited() {
-  engine_answers || process_gone "$1"
-}
-
 # dockerd bind-mounts its data root onto itself and unmounts it only when it exits cleanly: a
 # leftover mount would make the state directory impossible to delete.
 release_data_root() {
@@ -79,11 +74,7 @@ start() {
       --storage-driver=vfs)
   fi
   local timeout=${ESB_DOCKER_START_TIMEOUT:-60}
-  if ! wait_until "$timeout" engine_answers_or_exited "$pid" || ! engine_answers; then
-    log_tail "$LOG"
-    if process_alive "$pid"; then
-      die "dockerd (pid $pid) does not answer on $SOCKET after ${timeout}s; stop it with $0 stop"
-    fi
+  if ! await_daemon "$pid" "$timeout" dockerd engine_answers "$LOG" "$SOCKET"; then
     release_data_root
     die "dockerd exited during start"
   fi

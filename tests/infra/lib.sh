@@ -92,6 +92,23 @@ process_gone() {
   ! process_alive "$1"
 }
 
+# Waits up to $2 seconds for daemon $3 (pid $1) to pass the check `$4`. When it does not, shows
+# the tail of its log $5 and dies if it still runs (it hangs: where $6 says nothing answers);
+# returns 1 if it exited, so that the caller can clean up before it dies.
+await_daemon() {
+  local pid=$1 timeout=$2 name=$3 answers=$4 log=$5 where=$6
+  # shellcheck disable=SC2317  # called through wait_until
+  answers_or_exited() { "$answers" || process_gone "$pid"; }
+  if wait_until "$timeout" answers_or_exited && "$answers"; then
+    return 0
+  fi
+  log_tail "$log"
+  if process_alive "$pid"; then
+    die "$name (pid $pid) does not answer on $where after ${timeout}s; stop it with $0 stop"
+  fi
+  return 1
+}
+
 # Stops process $1 (named $2 in messages) with SIGTERM, or SIGKILL after $3 seconds.
 stop_process() {
   local pid=$1 name=$2 grace=$3

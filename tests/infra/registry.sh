@@ -49,11 +49,6 @@ registry_answers() {
     "https://$HOST:$(port)/v2/" >/dev/null
 }
 
-# Succeeds once the registry answers or process $1 has exited.
-registry_answers_or_exited() {
-  registry_answers || process_gone "$1"
-}
-
 new_key() {
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"
 }
@@ -159,13 +154,8 @@ start() {
     pid=$(start_daemon "$LOG" "$registry" serve "$STATE_DIR/config.yml")
     echo "$pid" >"$PIDFILE"
   fi
-  if ! wait_until 30 registry_answers_or_exited "$pid" || ! registry_answers; then
-    log_tail "$LOG"
-    if process_alive "$pid"; then
-      die "docker-registry (pid $pid) does not answer on https://$HOST:$(port) after 30s"
-    fi
+  await_daemon "$pid" 30 docker-registry registry_answers "$LOG" "https://$HOST:$(port)" ||
     die "docker-registry exited during start"
-  fi
   note "registry ready in $(seconds_since "$started"): https://$HOST:$(port)"
 }
 

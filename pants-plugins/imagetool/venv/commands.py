@@ -221,7 +221,7 @@ def run_base_libraries(args: argparse.Namespace) -> int:
     layers = [
         read_layer_members(image.layout.blob_path(descriptor.digest)) for descriptor in image.layers
     ]
-    architecture = {"amd64": "amd64", "arm64": "arm64"}.get(image.config["architecture"], "")
+    architecture = image.config["architecture"] if image.config["architecture"] in ("amd64", "arm64") else ""
     write_json(args.out, base_libraries(layers, architecture).to_json())
     return 0
 
