@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from docker import DockerClient
 
 from integration.checkouts import Checkout
+from integration.containers import run_to_exit
 
 SERVICE = "services/worker"
 TARGET = f"{SERVICE}:worker"
@@ -88,7 +90,7 @@ def test_a_bad_lock_fails_lint_with_a_clear_message(
 
 
 def test_a_compiled_dependency_needing_a_library_the_base_lacks_fails_until_the_base_adds_it(
-    checkout: Checkout,
+    checkout: Checkout, docker_client: DockerClient
 ) -> None:
     add_dependency(checkout, COMPILED_DEPENDENCY)
     assert checkout.pants("esb-lock", TARGET).returncode == 0
@@ -106,3 +108,76 @@ def test_a_compiled_dependency_needing_a_library_the_base_lacks_fails_until_the_
     passed = checkout.pants("package", TARGET)
 
     assert passed.returncode == 0, passed.report()
+    used = run_in_image(
+        checkout,
+        docker_client,
+        "import greenlet; print(greenlet.greenlet(lambda: 6 * 7).switch())",
+    )
+    assert used.status == 0 and used.stdout == "42\n", used.report()
+
+
+def run_in_image(checkout: Checkout, docker_client: DockerClient, code: str):
+    """Loads the worker image built in `checkout` and runs `python -c code` in it."""
+    target = next(t for t in checkout.image_targets() if t.address == TARGET)
+    with open(checkout.outputs(target).archive, "rb") as archive:
+        (image,) = docker_client.images.load(archive)
+    return run_to_exit(docker_client, image.id, ["python", "-c", code])
+
+
+def test_an_sdist_only_dependency_is_refused_naming_it_and_the_options(
+    checkout: Checkout,
+) -> None:
+    # docopt 0.6.2 was only ever published as a source distribution.
+    add_dependency(checkout, "docopt==0.6.2")
+    assert checkout.pants("esb-lock", TARGET).returncode == 0
+
+    package = checkout.pants("package", TARGET)
+
+    assert package.returncode != 0, package.report()
+    assert "docopt 0.6.2 has no wheel, only a source distribution" in package.stderr, package.report()
+    assert "uv lock --upgrade-package docopt" in package.stderr, package.report()
+    assert not checkout.files_under_output_prefix(
+        next(t for t in checkout.image_targets() if t.address == TARGET)
+    )
+
+
+def test_a_local_package_inside_the_service_is_built_and_installed(
+    checkout: Checkout, docker_client: DockerClient
+) -> None:
+    package_dir = checkout.root / SERVICE / "libs" / "greeting"
+    (package_dir / "greeting").mkdir(parents=True)
+    (package_dir / "pyproject.toml").write_text(
+        '[project]\nname = "greeting"\nversion = "1.0"\ndescription = "Hello."\n\n'
+        '[build-system]\nrequires = ["flit_core==3.10.1"]\nbuild-backend = "flit_core.buildapi"\n'
+    )
+    (package_dir / "greeting" / "__init__.py").write_text('def hello():\n    return "hello"\n')
+    add_dependency(checkout, "greeting")
+    checkout.append(
+        f"{SERVICE}/pyproject.toml",
+        '\n[tool.uv.sources]\ngreeting = { path = "libs/greeting", editable = true }\n',
+    )
+
+    for goal in ("esb-lock", "package"):
+        unselected = checkout.pants(goal, TARGET)
+        assert unselected.returncode != 0, unselected.report()
+        assert f"uses the local package(s) `{SERVICE}/libs/greeting`" in unselected.stderr, unselected.report()
+        assert 'add "libs/greeting/**" to `sources`' in unselected.stderr, unselected.report()
+
+    checkout.substitute(
+        f"{SERVICE}/BUILD",
+        r"esb_service_image\(",
+        'esb_service_image(\n    sources=["pyproject.toml", "uv.lock", "src/**/*.py", "libs/**"],',
+    )
+    assert checkout.pants("esb-lock", TARGET).returncode == 0
+    package = checkout.pants("package", TARGET)
+
+    assert package.returncode == 0, package.report()
+    used = run_in_image(
+        checkout,
+        docker_client,
+        "import os, greeting; print(greeting.hello(), greeting.__file__, os.path.exists('/app/libs'))",
+    )
+    assert used.status == 0, used.report()
+    assert used.stdout == (
+        "hello /.venv/lib/python3.11/site-packages/greeting/__init__.py False\n"
+    ), used.report()

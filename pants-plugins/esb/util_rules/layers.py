@@ -8,6 +8,7 @@ treats all kinds of layers alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
@@ -105,17 +106,20 @@ async def build_uv_layer(request: UvLayerRequest) -> BuiltLayer:
 
 @dataclass(frozen=True)
 class VenvLayerRequest:
-    """A service's uv project: only `pyproject.toml` and `uv.lock`, at the digest's root."""
+    """A service's uv project at the digest's root: `pyproject.toml`, `uv.lock` and the files
+    of the local packages the lock names, nothing else."""
 
     project: Digest
     platform: BasePlatform
     source_path: str
     description: str
+    display_dir: Optional[str] = None
+    """The service's directory, for messages; it enters the process's key."""
 
 
 @rule
 async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLayer:
-    # The host's uv installs for the image's platform. The key holds only the lock and the
+    # The host's uv installs for the image's platform. The key holds only the project and the
     # base's platform facts, so services with identical locks share one process result, hence
     # one byte-identical layer.
     wheel, project = await MultiGet(
@@ -143,6 +147,7 @@ async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLa
                 request.source_path,
                 "--out-packages",
                 VENV_PACKAGES,
+                *(("--display-dir", request.display_dir) if request.display_dir else ()),
             ),
             request.description,
             inputs,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
+
+import toml
 
 from esb.target_types import (
     SERVICE_LOCK_FILE,
@@ -47,11 +50,13 @@ from pants.engine.fs import (
     AddPrefix,
     CreateDigest,
     Digest,
+    DigestContents,
     DigestSubset,
     FileContent,
     MergeDigests,
     PathGlobs,
     RemovePrefix,
+    Snapshot,
 )
 from pants.engine.platform import Platform
 from pants.engine.process import Process, ProcessResult
@@ -98,22 +103,86 @@ class ServiceProjectRequest:
 
 @dataclass(frozen=True)
 class ServiceProject:
-    """A service's uv project: `pyproject.toml` and `uv.lock` (those that exist) at the root of
-    `digest`, and the platform of its base, for which it is locked and installed."""
+    """A service's uv project: `pyproject.toml` and `uv.lock` (those that exist) and the files of
+    its local packages at the root of `digest`, and the platform of its base, for which it is
+    locked and installed."""
 
     address: Address
     digest: Digest
     platform: BasePlatform
     base_address: Address
+    local_packages: tuple[str, ...] = ()
+    """The directories, relative to the service's, of the path and editable sources its lock
+    names; their files belong to the venv, not to the source layer."""
 
     @property
     def lock_path(self) -> str:
-        root = self.address.spec_path
-        return f"{root}/{SERVICE_LOCK_FILE}" if root else SERVICE_LOCK_FILE
+        return in_service(self.address, SERVICE_LOCK_FILE)
 
     @property
     def relock_command(self) -> str:
         return f"pants esb-lock {self.address}"
+
+
+def in_service(address: Address, path: str) -> str:
+    """The repository path of `path`, relative to the service's directory."""
+    return f"{address.spec_path}/{path}" if address.spec_path else path
+
+
+def project_globs(address: Address, local_packages: tuple[str, ...]) -> tuple[str, ...]:
+    """The service's files (repository paths) that make its uv project."""
+    names = (*EsbServiceSourcesField.required_files, *(f"{d}/**" for d in local_packages))
+    return tuple(in_service(address, name) for name in names)
+
+
+def local_package_directories(pyproject: bytes, lock: bytes) -> tuple[str, ...]:
+    """The directories inside the project that its path and editable sources name: in
+    `[tool.uv.sources]` of `pyproject.toml` (what `uv lock` reads) and in `uv.lock` (what the
+    venv installs).
+
+    A file that does not parse names none: the lock check reports it with its fix. Sources
+    outside the project are the lock check's to refuse.
+    """
+    paths = []
+    sources = _toml_table(pyproject).get("tool", {}).get("uv", {}).get("sources", {})
+    for entries in sources.values() if isinstance(sources, dict) else []:
+        for entry in entries if isinstance(entries, list) else [entries]:
+            paths.append(entry.get("path") if isinstance(entry, dict) else None)
+    packages = _toml_table(lock).get("package", [])
+    for package in packages if isinstance(packages, list) else []:
+        source = package.get("source") if isinstance(package, dict) else None
+        if isinstance(source, dict):
+            paths.extend(source.get(kind) for kind in ("editable", "directory"))
+    inside = set()
+    for path in paths:
+        if isinstance(path, str) and not posixpath.isabs(path):
+            normalised = posixpath.normpath(path)
+            if normalised != "." and normalised != ".." and not normalised.startswith("../"):
+                inside.add(normalised)
+    return tuple(sorted(inside))
+
+
+def _toml_table(content: bytes) -> dict:
+    try:
+        table = toml.loads(content.decode())
+    except (toml.TomlDecodeError, UnicodeDecodeError):
+        return {}
+    return table if isinstance(table, dict) else {}
+
+
+def check_local_packages(address: Address, files: tuple[str, ...], directories: tuple[str, ...]) -> None:
+    root = address.spec_path
+    empty = [d for d in directories if not any(f.startswith(f"{root}/{d}/") for f in files)]
+    if empty:
+        listed = ", ".join(f"`{root}/{d}`" for d in empty)
+        globs = ", ".join(f'"{d}/**"' for d in empty)
+        raise InvalidFieldException(
+            f"The uv project in {root}/ uses the local package(s) {listed}, but the "
+            f"`{EsbServiceSourcesField.alias}` field of the target {address} selects none of "
+            f"their files, so the venv could not build them.\n\nFix: add {globs} to "
+            f"`{EsbServiceSourcesField.alias}`, e.g. `{EsbServiceSourcesField.alias}=["
+            f"{', '.join(repr(g) for g in EsbServiceSourcesField.default)}, {globs}]`."
+        )
 
 
 @rule
@@ -128,15 +197,29 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         Get(ResolvedBaseAddress, EsbServiceBaseField, target[EsbServiceBaseField]),
         Get(HydratedSources, HydrateSourcesRequest(target[EsbServiceSourcesField])),
     )
-    project_globs = [
-        f"{root}/{name}" if root else name for name in EsbServiceSourcesField.required_files
-    ]
+    project_files = await Get(
+        DigestContents,
+        DigestSubset(sources.snapshot.digest, PathGlobs(project_globs(request.address, ()))),
+    )
+    contents = {file.path: file.content for file in project_files}
+    local_packages = local_package_directories(
+        contents.get(in_service(request.address, SERVICE_PYPROJECT_FILE), b""),
+        contents.get(in_service(request.address, SERVICE_LOCK_FILE), b""),
+    )
+    check_local_packages(request.address, sources.snapshot.files, local_packages)
     project, platform = await MultiGet(
-        Get(Digest, DigestSubset(sources.snapshot.digest, PathGlobs(project_globs))),
+        Get(
+            Digest,
+            DigestSubset(
+                sources.snapshot.digest, PathGlobs(project_globs(request.address, local_packages))
+            ),
+        ),
         Get(BasePlatform, BaseImageRequest, BaseImageRequest(base_address.address)),
     )
     project = await Get(Digest, RemovePrefix(project, root)) if root else project
-    return ServiceProject(request.address, project, platform, base_address.address)
+    return ServiceProject(
+        request.address, project, platform, base_address.address, local_packages
+    )
 
 
 def check_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
@@ -228,42 +311,43 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
     target = wrapped.target
     spec = str(request.address)
     root = request.address.spec_path
-    base_address, sources = await MultiGet(
-        Get(ResolvedBaseAddress, EsbServiceBaseField, target[EsbServiceBaseField]),
-        Get(HydratedSources, HydrateSourcesRequest(target[EsbServiceSourcesField])),
-    )
+    sources = await Get(HydratedSources, HydrateSourcesRequest(target[EsbServiceSourcesField]))
     check_service_files(request.address, sources.snapshot.files)
-    base_request = BaseImageRequest(base_address.address)
-    platform = await Get(BasePlatform, BaseImageRequest, base_request)
     # Before the venv layer, so that a stale lock is reported with this service's lock file and
     # fix; the venv layer's own check cannot name them (its key holds only the lock's content).
-    service_project = await Get(ServiceProject, ServiceProjectRequest(request.address))
-    await Get(LockChecked, ServiceProject, service_project)
-
-    project_globs = [f"{root}/{name}" for name in EsbServiceSourcesField.required_files]
-    project, app_files = await MultiGet(
-        Get(Digest, DigestSubset(sources.snapshot.digest, PathGlobs(project_globs))),
-        Get(
-            Digest,
-            DigestSubset(
-                sources.snapshot.digest,
-                PathGlobs([f"{root}/**", *(f"!{glob}" for glob in project_globs)]),
-            ),
+    project = await Get(ServiceProject, ServiceProjectRequest(request.address))
+    await Get(LockChecked, ServiceProject, project)
+    platform = project.platform
+    base_request = BaseImageRequest(project.base_address)
+    # By file, not by exclusion globs: those would keep the directories of the project's files.
+    project_files = await Get(
+        Snapshot,
+        DigestSubset(
+            sources.snapshot.digest,
+            PathGlobs(project_globs(request.address, project.local_packages)),
         ),
     )
-    project, app_files = await MultiGet(
-        Get(Digest, RemovePrefix(project, root)), Get(Digest, RemovePrefix(app_files, root))
+    app_files = await Get(
+        Digest,
+        DigestSubset(
+            sources.snapshot.digest,
+            PathGlobs(sorted(set(sources.snapshot.files) - set(project_files.files))),
+        ),
     )
+    app_files = await Get(Digest, RemovePrefix(app_files, root)) if root else app_files
     base, uv, venv, app = await MultiGet(
         Get(BuiltBaseImage, BaseImageRequest, base_request),
         Get(BuiltLayer, UvLayerRequest(platform.tool_platform)),
         Get(
             BuiltLayer,
             VenvLayerRequest(
-                project,
+                project.digest,
                 platform,
                 APP_SOURCE_PATH,
-                f"Install {root}/{SERVICE_LOCK_FILE} into the venv layer",
+                f"Install {project.lock_path} into the venv layer",
+                # Only then: messages about local packages need the service's directory, and
+                # naming it in the key would keep services with identical locks from sharing.
+                display_dir=root if project.local_packages else None,
             ),
         ),
         Get(

@@ -31,6 +31,7 @@ from imagetool.venv.install import (
     PYPI_INDEX_URL,
     TargetPython,
     Uv,
+    build_local_wheels,
     build_venv,
     check_lock,
     export_requirements,
@@ -127,13 +128,23 @@ def run_venv_layer(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="esb-venv-") as scratch:
         uv = _uv(args.uv, Path(scratch), args.cache_dir)
         target = TargetPython(args.python_version, args.python_platform, args.interpreter)
-        check_lock(uv, args.project, target.version)
+        check_lock(uv, args.project, target.version, display_dir=args.display_dir)
         requirements = export_requirements(uv, args.project, args.extras)
+        local_wheels = build_local_wheels(
+            uv,
+            args.project,
+            requirements.local_directories,
+            Path(scratch) / "wheels",
+            source_date_epoch=outputs.mtime,
+            display_dir=args.display_dir,
+            index_url=args.index_url,
+        )
         venv = build_venv(
             uv,
-            requirements,
+            requirements.hashed,
             Path(scratch) / "venv",
             target,
+            local_wheels=local_wheels,
             source_paths=args.source_paths or [DEFAULT_SOURCE_PATH],
             compile_bytecode=args.compile_bytecode,
             index_url=args.index_url,
@@ -157,9 +168,6 @@ def add_check_lock_arguments(parser: argparse.ArgumentParser) -> None:
         "image's Python (offline)."
     )
     _add_project_arguments(parser)
-    parser.add_argument(
-        "--display-dir", help="The project's directory as messages name it, e.g. services/api."
-    )
     parser.add_argument(
         "--relock-command",
         help="The command that re-locks the project, for messages (default: `uv lock`).",
@@ -195,6 +203,9 @@ def _add_project_arguments(parser: argparse.ArgumentParser) -> None:
         "--python-version",
         required=True,
         help="The base image's Python version, X.Y.Z (e.g. 3.11.2).",
+    )
+    parser.add_argument(
+        "--display-dir", help="The project's directory as messages name it, e.g. services/api."
     )
 
 
@@ -262,7 +273,6 @@ def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
         "existing lock pins, and check that it admits the base image's Python."
     )
     _add_project_arguments(parser)
-    parser.add_argument("--display-dir", help="The project's directory as messages name it.")
     parser.add_argument(
         "--upgrade", action="store_true", help="Let uv upgrade every locked package."
     )

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
@@ -113,7 +114,12 @@ class Uv:
     network_env: Mapping[str, str] = field(default_factory=dict)
 
     def run(
-        self, args: Sequence[str], *, cwd: Path, stdin: str = ""
+        self,
+        args: Sequence[str],
+        *,
+        cwd: Path,
+        stdin: str = "",
+        extra_env: Mapping[str, str] = {},
     ) -> subprocess.CompletedProcess[str]:
         cache = (
             ["--cache-dir", str(self.cache_dir.absolute())] if self.cache_dir else ["--no-cache"]
@@ -123,6 +129,7 @@ class Uv:
             # Without it uv reads the user's `~/.config/uv/uv.toml` (found through the password
             # database when HOME is unset), which would make the result depend on the machine.
             "XDG_CONFIG_HOME": os.devnull,
+            **extra_env,
         }
         return subprocess.run(
             [str(self.binary.absolute()), *args, *cache, "--no-python-downloads", "--no-progress"],
@@ -229,11 +236,21 @@ def _check_requires_python(lock: Path, python_version: str, shown_lock: str, rel
         )
 
 
-def export_requirements(uv: Uv, project_dir: Path, extras: Sequence[str] = ()) -> str:
-    """The locked requirements of the project's runtime, with hashes, as a requirements.txt.
+@dataclass(frozen=True)
+class LockedRequirements:
+    """What the lock installs: index packages as a hashed requirements.txt, and the
+    directories (relative to the project) of the local packages, which are built into wheels."""
+
+    hashed: str
+    local_directories: tuple[str, ...] = ()
+
+
+def export_requirements(uv: Uv, project_dir: Path, extras: Sequence[str] = ()) -> LockedRequirements:
+    """The locked requirements of the project's runtime.
 
     Dependency groups (`dev` and any other default group) and extras not asked for stay out, so
-    test-only dependencies never enter the image.
+    test-only dependencies never enter the image. Editable sources are exported as plain local
+    directories: an image is immutable, so there is nothing to edit in place.
     """
     result = uv.run(export_args(extras), cwd=project_dir)
     if result.returncode != 0:
@@ -241,7 +258,29 @@ def export_requirements(uv: Uv, project_dir: Path, extras: Sequence[str] = ()) -
             f"uv could not export the locked requirements of {project_dir}:\n"
             + result.stderr.strip()
         )
-    return result.stdout
+    return split_local_requirements(result.stdout)
+
+
+def split_local_requirements(requirements: str) -> LockedRequirements:
+    """Separate the `./dir` lines uv exports for path sources from the hashed requirements."""
+    hashed, local, git = [], [], []
+    for line in requirements.splitlines(keepends=True):
+        requirement = line.strip().removeprefix("-e ").strip()
+        if requirement.startswith("./"):
+            local.append(posixpath.normpath(requirement))
+        elif " @ git+" in requirement:
+            git.append(requirement.rstrip(" \\"))
+        else:
+            hashed.append(line)
+    if git:
+        raise LockError(
+            "The lock installs packages from git, which images do not: a git source has no "
+            "hash to verify, and the build would need the git host:\n"
+            + "".join(f"  - {requirement}\n" for requirement in git)
+            + "\nFix: depend on a released version from the index, or vendor the code under "
+            "the service's directory and use a path source."
+        )
+    return LockedRequirements("".join(hashed), tuple(local))
 
 
 def export_args(extras: Sequence[str]) -> list[str]:
@@ -278,17 +317,106 @@ def install_args(prefix: Path, target: TargetPython, index_url: str) -> list[str
     ]
 
 
+def build_local_wheels(
+    uv: Uv,
+    project_dir: Path,
+    directories: Sequence[str],
+    wheel_dir: Path,
+    *,
+    source_date_epoch: int,
+    display_dir: Optional[str] = None,
+    index_url: str = PYPI_INDEX_URL,
+) -> list[Path]:
+    """Build a wheel of each local package (a directory inside the project) with `uv build`.
+
+    The build backends are those each package pins exactly in `[build-system].requires`, fetched
+    from the index into an isolated build environment; `SOURCE_DATE_EPOCH` fixes the timestamps
+    that backends write into wheels, so the same sources give the same wheel.
+    """
+    shown = display_dir if display_dir is not None else str(project_dir)
+    wheels = []
+    for index, directory in enumerate(directories):
+        _check_pinned_build_backend(project_dir / directory, f"{shown}/{directory}")
+        out_dir = wheel_dir.absolute() / str(index)
+        result = uv.run(
+            [
+                "build",
+                "--wheel",
+                f"--out-dir={out_dir}",
+                f"--python={sys.executable}",
+                f"--default-index={index_url}",
+                "--no-config",
+                directory,
+            ],
+            cwd=project_dir,
+            extra_env={"SOURCE_DATE_EPOCH": str(source_date_epoch)},
+        )
+        built = sorted(out_dir.glob("*.whl")) if out_dir.is_dir() else []
+        if result.returncode != 0 or len(built) != 1:
+            raise VenvBuildError(
+                f"uv could not build a wheel of the local package {shown}/{directory}:\n"
+                f"{result.stderr.strip()}"
+            )
+        wheels.append(built[0])
+    return wheels
+
+
+def _check_pinned_build_backend(package_dir: Path, shown: str) -> None:
+    pyproject = package_dir / "pyproject.toml"
+    fix = (
+        "Fix: give the package a pyproject.toml whose [build-system] pins each requirement "
+        'exactly, e.g. `requires = ["flit_core==3.10.1"]` and '
+        '`build-backend = "flit_core.buildapi"`.'
+    )
+    if not pyproject.is_file():
+        raise VenvBuildError(
+            f"The local package {shown} has no pyproject.toml: images build local packages "
+            f"only with a declared, pinned build backend.\n\n{fix}"
+        )
+    try:
+        build_system = tomllib.loads(pyproject.read_text()).get("build-system", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise VenvBuildError(f"{shown}/pyproject.toml is not valid TOML: {e}.") from None
+    requires = build_system.get("requires") if isinstance(build_system, dict) else None
+    if not isinstance(requires, list) or not requires:
+        raise VenvBuildError(
+            f"{shown}/pyproject.toml declares no [build-system] requires: the build would fall "
+            f"back to whatever setuptools the index offers that day.\n\n{fix}"
+        )
+    unpinned = [requirement for requirement in requires if not _is_exact_pin(requirement)]
+    if unpinned:
+        raise VenvBuildError(
+            f"{shown}/pyproject.toml does not pin its build requirements exactly: "
+            f"{', '.join(map(repr, unpinned))}. An unpinned backend could build another wheel "
+            f"tomorrow from the same sources.\n\n{fix}"
+        )
+
+
+def _is_exact_pin(requirement: object) -> bool:
+    try:
+        specifiers = list(Requirement(str(requirement)).specifier)
+    except InvalidRequirement:
+        return False
+    return (
+        len(specifiers) == 1
+        and specifiers[0].operator in ("==", "===")
+        and "*" not in specifiers[0].version
+    )
+
+
 def build_venv(
     uv: Uv,
     requirements: str,
     venv_dir: Path,
     target: TargetPython,
     *,
+    local_wheels: Sequence[Path] = (),
     source_paths: Sequence[str] = (DEFAULT_SOURCE_PATH,),
     compile_bytecode: bool = True,
     index_url: str = PYPI_INDEX_URL,
 ) -> BuiltVenv:
-    """Install `requirements` (from `export_requirements`) as a venv for `/.venv` in `venv_dir`.
+    """Install `requirements` (hashed, from `export_requirements`) and `local_wheels` (from
+    `build_local_wheels`) as a venv for `/.venv` in `venv_dir`.
 
     `venv_dir` must not exist yet. `source_paths` are the in-image directories that the `.pth`
     file puts on `sys.path`. Bytecode is compiled only when this interpreter can write it for
@@ -299,7 +427,14 @@ def build_venv(
             raise VenvBuildError(f"The source path {path!r} is not absolute.")
     venv_dir = venv_dir.absolute()
     venv_dir.mkdir(parents=True)
-    result = uv.run(install_args(venv_dir, target, index_url), cwd=venv_dir, stdin=requirements)
+    # Hashed like the rest, so that `--require-hashes` holds for every file installed.
+    wheel_lines = "".join(
+        f"{wheel.absolute()} --hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}\n"
+        for wheel in local_wheels
+    )
+    result = uv.run(
+        install_args(venv_dir, target, index_url), cwd=venv_dir, stdin=requirements + wheel_lines
+    )
     if result.returncode != 0:
         raise _install_error(result.stderr.strip(), target)
     # uv's lock file for concurrent installs into the same prefix.
@@ -308,6 +443,7 @@ def build_venv(
 
     site_packages = venv_dir / "lib" / f"python{target.minor_version}" / "site-packages"
     site_packages.mkdir(parents=True, exist_ok=True)
+    _remove_install_provenance(site_packages)
     _update_records(site_packages, _rewrite_script_shebangs(venv_dir / "bin"))
     _write_venv_files(venv_dir, site_packages, target, source_paths)
     skipped = bytecode_incompatibility(target) if compile_bytecode else None
@@ -415,6 +551,26 @@ def _rewrite_script_shebangs(bin_dir: Path) -> dict[Path, bytes]:
                 rewritten[script] = content
                 break
     return rewritten
+
+
+# What an installer records about where a wheel came from: for a locally built wheel, the build
+# host's path (PEP 610's direct_url.json) and the time of the install (uv's uv_cache.json).
+_INSTALL_PROVENANCE = ("direct_url.json", "uv_cache.json")
+
+
+def _remove_install_provenance(site_packages: Path) -> None:
+    for dist_info in sorted(site_packages.glob("*.dist-info")):
+        removed = {name for name in _INSTALL_PROVENANCE if (dist_info / name).is_file()}
+        if not removed:
+            continue
+        for name in removed:
+            (dist_info / name).unlink()
+        record = dist_info / "RECORD"
+        rows = [row for row in csv.reader(io.StringIO(record.read_text(encoding="utf-8"))) if row]
+        kept = [row for row in rows if posixpath.basename(row[0]) not in removed or not row[0].startswith(dist_info.name + "/")]
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(kept)
+        record.write_text(text.getvalue(), encoding="utf-8")
 
 
 def _update_records(site_packages: Path, rewritten: Mapping[Path, bytes]) -> None:

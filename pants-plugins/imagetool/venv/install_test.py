@@ -118,7 +118,7 @@ def test_venv_for_another_minor_version_ships_without_bytecode(
     uv: Uv, wide_project: Path, tmp_path: Path
 ) -> None:
     check_lock(uv, wide_project, PYTHON_3_12.version)
-    venv = build_venv(uv, export_requirements(uv, wide_project), tmp_path / "venv", PYTHON_3_12)
+    venv = build_venv(uv, export_requirements(uv, wide_project).hashed, tmp_path / "venv", PYTHON_3_12)
     assert venv.bytecode_skipped == bytecode_incompatibility(PYTHON_3_12)
     assert not list(venv.root.rglob("__pycache__")) and not list(venv.root.rglob("*.pyc"))
     # Laid out for the target's Python, with its wheels (cp312), linked to its interpreter.
@@ -153,7 +153,7 @@ def test_venv_for_another_minor_version_runs_there(uv: Uv, wide_project: Path, t
         pytest.skip("no CPython 3.12 on this machine")
     python312, version = found
     target = TargetPython(version, PYTHON_3_12.platform, python312)
-    venv = build_venv(uv, export_requirements(uv, wide_project), tmp_path / "venv", target)
+    venv = build_venv(uv, export_requirements(uv, wide_project).hashed, tmp_path / "venv", target)
     result = subprocess.run(
         [str(venv.root / "bin/python"), "-c", "import six, idna, markupsafe._speedups; print('ok')"],
         capture_output=True,
@@ -219,7 +219,7 @@ def test_rewrites_the_shell_wrapper_uv_writes_for_long_interpreter_paths(
 @pytest.fixture(scope="module")
 def demo_venv(uv: Uv, demo_project: Path, tmp_path_factory: pytest.TempPathFactory) -> BuiltVenv:
     check_lock(uv, demo_project, DEBIAN_12.version)
-    requirements = export_requirements(uv, demo_project)
+    requirements = export_requirements(uv, demo_project).hashed
     return build_venv(uv, requirements, tmp_path_factory.mktemp("stage") / "venv", DEBIAN_12)
 
 
@@ -270,7 +270,7 @@ def test_layer_is_identical_from_other_staging_paths_and_caches(
     without_cache = Uv(uv.binary, None, uv.network_env)
     rebuilt = build_venv(
         without_cache,
-        export_requirements(without_cache, demo_project),
+        export_requirements(without_cache, demo_project).hashed,
         tmp_path / "elsewhere" / "staging",
         DEBIAN_12,
     )
@@ -284,7 +284,7 @@ def test_layer_golden_digest_without_bytecode(uv: Uv, demo_project: Path, tmp_pa
     # Bytecode is left out because it depends on the host CPython's patch release.
     venv = build_venv(
         uv,
-        export_requirements(uv, demo_project),
+        export_requirements(uv, demo_project).hashed,
         tmp_path / "venv",
         DEBIAN_12,
         compile_bytecode=False,
@@ -304,7 +304,7 @@ def test_venv_runs_on_a_real_cpython(
     (source_dir / "demo_service/__init__.py").write_text("GREETING = 'hello'\n")
     venv = build_venv(
         uv,
-        export_requirements(uv, demo_project),
+        export_requirements(uv, demo_project).hashed,
         tmp_path / "venv",
         host,
         source_paths=[str(source_dir)],
@@ -326,7 +326,7 @@ def test_venv_runs_on_a_real_cpython(
 
 
 def test_extras_are_installed_when_asked(uv: Uv, demo_project: Path, tmp_path: Path) -> None:
-    requirements = export_requirements(uv, demo_project, extras=["test"])
+    requirements = export_requirements(uv, demo_project, extras=["test"]).hashed
     venv = build_venv(uv, requirements, tmp_path / "venv", DEBIAN_12, compile_bytecode=False)
     assert InstalledPackage("iniconfig", "2.0.0") in venv.packages
 
@@ -335,7 +335,7 @@ def test_a_service_without_dependencies_gets_a_venv(
     uv: Uv, make_project: MakeProject, tmp_path: Path
 ) -> None:
     project = make_project("no-dependencies", [])
-    venv = build_venv(uv, export_requirements(uv, project), tmp_path / "venv", DEBIAN_12)
+    venv = build_venv(uv, export_requirements(uv, project).hashed, tmp_path / "venv", DEBIAN_12)
     assert venv.packages == ()
     assert (venv.root / "lib/python3.11/site-packages" / SOURCE_PATHS_PTH).is_file()
     assert os.readlink(venv.root / "bin/python") == "/usr/bin/python3.11"
@@ -348,7 +348,7 @@ def test_sdist_only_dependency_fails_naming_it(
     with pytest.raises(
         NoSuitableWheelError, match="docopt 0.6.2 has no wheel, only a source distribution"
     ) as error:
-        build_venv(uv, export_requirements(uv, project), tmp_path / "venv", DEBIAN_12)
+        build_venv(uv, export_requirements(uv, project).hashed, tmp_path / "venv", DEBIAN_12)
     assert error.value.package == "docopt"
 
 
@@ -357,7 +357,7 @@ def test_dependency_without_a_wheel_for_the_platform_fails_naming_it(
 ) -> None:
     project = make_project("windows-only", ["pywin32==311"])
     with pytest.raises(NoSuitableWheelError, match="pywin32 311 has no wheel for") as error:
-        build_venv(uv, export_requirements(uv, project), tmp_path / "venv", DEBIAN_12)
+        build_venv(uv, export_requirements(uv, project).hashed, tmp_path / "venv", DEBIAN_12)
     assert error.value.package == "pywin32"
 
 
