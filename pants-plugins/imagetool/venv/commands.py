@@ -126,7 +126,7 @@ def add_venv_layer_arguments(parser: argparse.ArgumentParser) -> None:
 def run_venv_layer(args: argparse.Namespace) -> int:
     outputs = LayerOutputs.from_args(args)
     with tempfile.TemporaryDirectory(prefix="esb-venv-") as scratch:
-        uv = _uv(args.uv, Path(scratch), args.cache_dir)
+        uv = uv_from(args.uv, Path(scratch), args.cache_dir)
         target = TargetPython(args.python_version, args.python_platform, args.interpreter)
         check_lock(uv, args.project, target.version, display_dir=args.display_dir)
         requirements = export_requirements(uv, args.project, args.extras)
@@ -177,7 +177,7 @@ def add_check_lock_arguments(parser: argparse.ArgumentParser) -> None:
 def run_check_lock(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
         check_lock(
-            _uv(args.uv, Path(scratch)),
+            uv_from(args.uv, Path(scratch)),
             args.project,
             args.python_version,
             display_dir=args.display_dir,
@@ -209,7 +209,7 @@ def _add_project_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _uv(wheel_or_binary: Path, scratch: Path, cache_dir: Optional[Path] = None) -> Uv:
+def uv_from(wheel_or_binary: Path, scratch: Path, cache_dir: Optional[Path] = None) -> Uv:
     if wheel_or_binary.suffix == ".whl":
         binary = extract_uv_binary(wheel_or_binary, scratch)
     else:
@@ -284,7 +284,7 @@ def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
 def run_lock(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
         lock_project(
-            _uv(args.uv, Path(scratch)),
+            uv_from(args.uv, Path(scratch)),
             args.project,
             args.python_version,
             display_dir=args.display_dir,

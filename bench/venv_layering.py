@@ -1,0 +1,215 @@
+"""Measures what one layer per installed distribution would save over one venv layer per lock.
+
+Usage: ./pants run bench/venv_layering.py -- --uv <uv binary or uv 0.13.9 wheel> [--out FILE]
+
+It writes a synthetic monorepo of services whose dependency sets overlap as they do in practice
+(a shared web stack, some with a database or cloud client, some with compiled packages, a few
+with identical locks), locks each with uv, installs each lock with the image tool's own code
+(`build_venv`, for Debian 12's CPython 3.11), and writes, per service:
+
+- the venv as one layer, as `pants package` does today;
+- the same files split by distribution (the files each `RECORD` lists, plus their bytecode) into
+  one layer per distribution and one layer for the rest (`pyvenv.cfg`, `bin/python*`, the `.pth`).
+
+Layers are written by `imagetool.tarlayer.write_layer`, so equal contents give equal digests, as
+in a registry. It prints the unique compressed bytes (what a registry stores and a cold node
+pulls) and the layers per image for both ways, and the time each took to write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import posixpath
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagetool.tarlayer import LayerBlob, members_from_directory, write_layer
+from imagetool.venv.commands import uv_from
+from imagetool.venv.install import (
+    VENV_PATH,
+    TargetPython,
+    Uv,
+    build_venv,
+    export_requirements,
+    venv_layer_members,
+)
+
+DEBIAN_12 = TargetPython("3.11.2", "x86_64-manylinux_2_36", "/usr/bin/python3.11")
+MTIME = 315532800
+# Top-level dependencies of each synthetic service. Shapes seen in ESB-like monorepos: most
+# services are HTTP APIs on one stack, workers add a queue or database client, a few need
+# compiled packages, and some are copies of another's dependency set.
+STACKS = {
+    "web": ["fastapi==0.115.6", "uvicorn==0.34.0", "pydantic-settings==2.7.1", "structlog==24.4.0"],
+    "http-client": ["httpx==0.28.1"],
+    "db": ["sqlalchemy==2.0.36", "psycopg[binary]==3.2.3"],
+    "queue": ["redis==5.2.1"],
+    "crypto": ["cryptography==44.0.0", "orjson==3.10.12"],
+    "cloud": ["boto3==1.35.90"],
+    "data": ["numpy==2.2.1"],
+}
+SERVICES = {
+    "orders": ["web", "db", "http-client"],
+    "payments": ["web", "db", "crypto"],
+    "users": ["web", "db"],
+    "catalog": ["web", "db", "queue"],
+    "search": ["web", "http-client", "data"],
+    "notifier": ["queue", "http-client"],
+    "exporter": ["cloud", "db"],
+    "signer": ["crypto", "web"],
+    "gateway": ["web", "http-client"],
+    "gateway-eu": ["web", "http-client"],
+}
+
+
+@dataclass
+class Totals:
+    layers_per_image: list[int]
+    unique: dict[str, int]
+    """Compressed size by digest, each layer once."""
+    seconds: float
+
+    @property
+    def unique_bytes(self) -> int:
+        return sum(self.unique.values())
+
+
+def write_service(root: Path, name: str, stacks: list[str]) -> Path:
+    project = root / name
+    project.mkdir()
+    dependencies = [requirement for stack in stacks for requirement in STACKS[stack]]
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""\
+            [project]
+            name = "{name}"
+            version = "0.1.0"
+            requires-python = "==3.11.*"
+            dependencies = {json.dumps(dependencies)}
+            """
+        )
+    )
+    return project
+
+
+def distribution_files(venv_root: Path) -> dict[str, set[str]]:
+    """The venv's files (relative paths) owned by each distribution, bytecode included."""
+    site_packages = venv_root / "lib" / f"python{DEBIAN_12.minor_version}" / "site-packages"
+    owned: dict[str, set[str]] = {}
+    for record in sorted(site_packages.glob("*.dist-info/RECORD")):
+        files = set()
+        for row in csv.reader(io.StringIO(record.read_text())):
+            if not row:
+                continue
+            path = posixpath.normpath((site_packages.relative_to(venv_root) / row[0]).as_posix())
+            files.add(path)
+            if path.endswith(".py"):
+                directory, module = posixpath.split(path)
+                stem = module[: -len(".py")]
+                files.add(f"{directory}/__pycache__/{stem}.cpython-311.pyc")
+        owned[record.parent.name] = {path for path in files if (venv_root / path).exists()}
+    return owned
+
+
+def split_layers(venv_root: Path, out_dir: Path, written: dict[str, LayerBlob]) -> list[LayerBlob]:
+    """The venv as one layer per distribution and one for the rest. A layer whose files were
+    already written for another service is not written again: `written` stands for the cache
+    that shares it (keyed here by its paths and contents)."""
+    owned = distribution_files(venv_root)
+    # Parent directories are implied (0755 root:root, as `members_from_directory` makes them).
+    files = {
+        posixpath.relpath(f"/{info.name.lstrip('/')}", VENV_PATH): (info, data)
+        for info, data in members_from_directory(venv_root, prefix=VENV_PATH)
+        if not info.isdir()
+    }
+    groups = dict(owned)
+    groups["(venv)"] = set(files) - set().union(*owned.values())
+    blobs = []
+    for index, (name, paths) in enumerate(sorted(groups.items())):
+        members = [files[path] for path in sorted(paths)]
+        digest = hashlib.sha256()
+        for info, data in members:
+            digest.update(f"{info.name}\0{info.mode}\0{info.linkname}\0".encode())
+            digest.update(hashlib.sha256(data or b"").digest())
+        key = digest.hexdigest()
+        if key not in written:
+            written[key] = write_layer(members, out_dir / f"{index}.tar.gz", mtime=MTIME)
+        blobs.append(written[key])
+    return blobs
+
+
+def measure(uv: Uv, services: dict[str, Path], scratch: Path) -> tuple[Totals, Totals]:
+    whole = Totals([], {}, 0.0)
+    split = Totals([], {}, 0.0)
+    written_whole: set[str] = set()
+    written_split: dict[str, LayerBlob] = {}
+    for name, project in services.items():
+        requirements = export_requirements(uv, project).hashed
+        venv = build_venv(uv, requirements, scratch / name / "venv", DEBIAN_12)
+        started = time.perf_counter()
+        # Services with identical locks share the one venv layer (one process, one cache entry).
+        if requirements not in written_whole:
+            written_whole.add(requirements)
+            blob = write_layer(venv_layer_members(venv), scratch / name / "venv.tar.gz", mtime=MTIME)
+            whole.unique[blob.digest] = blob.size
+        whole.seconds += time.perf_counter() - started
+        whole.layers_per_image.append(1)
+
+        (scratch / name / "split").mkdir()
+        started = time.perf_counter()
+        blobs = split_layers(venv.root, scratch / name / "split", written_split)
+        split.seconds += time.perf_counter() - started
+        split.layers_per_image.append(len(blobs))
+        split.unique.update({blob.digest: blob.size for blob in blobs})
+    return whole, split
+
+
+def report(whole: Totals, split: Totals, services: int) -> str:
+    mb = 1_000_000
+    return textwrap.dedent(
+        f"""\
+        | venv layering ({services} services) | one layer per lock | one layer per distribution |
+        |---|---:|---:|
+        | unique compressed bytes (registry, cold pull of all) | {whole.unique_bytes / mb:.1f} MB | {split.unique_bytes / mb:.1f} MB |
+        | distinct venv layers | {len(whole.unique)} | {len(split.unique)} |
+        | venv layers per image (max) | {max(whole.layers_per_image)} | {max(split.layers_per_image)} |
+        | time to write the layers (s) | {whole.seconds:.1f} | {split.seconds:.1f} |
+        """
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uv", type=Path, required=True, help="uv's binary or its wheel.")
+    parser.add_argument("--out", type=Path, help="Also write the table (Markdown) here.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="esb-venv-layering-") as scratch_name:
+        scratch = Path(scratch_name)
+        uv = uv_from(args.uv.absolute(), scratch, scratch / "uv-cache")
+        services = {}
+        (scratch / "services").mkdir()
+        for name, stacks in SERVICES.items():
+            project = write_service(scratch / "services", name, stacks)
+            locked = uv.run(["lock", "--python", sys.executable], cwd=project)
+            if locked.returncode != 0:
+                print(locked.stderr, file=sys.stderr)
+                return 1
+            services[name] = project
+        whole, split = measure(uv, services, scratch / "work")
+    table = report(whole, split, len(services))
+    print(table)
+    if args.out:
+        args.out.write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
