@@ -36,7 +36,7 @@ from imagetool.oci import (
     write_docker_archive,
 )
 from imagetool.inventory import LayerInventory, layer_inventory, merged_inventory
-from imagetool.spec import ImageMetadata, ImageSpec, LayerSummary, layer_descriptor_fields
+from imagetool.spec import ImageMetadata, ImageSpec, LayerSummary, SpecError, layer_descriptor_fields
 from imagetool.tarlayer import (
     LayerBlob,
     LayerMember,
@@ -142,12 +142,25 @@ def write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+# What Docker's overlay2 driver, and so every common engine, stacks in one image.
+MAX_LAYERS = 127
+
+
 def assemble(spec: ImageSpec, *, created: int, layout_dir: Path, archive_path: Path) -> ImageMetadata:
     """Build the image `spec` describes into an OCI layout directory and a docker archive."""
     references = [image_reference(spec.repository, tag) for tag in spec.tags]
     base = _load_base(spec)
     platform = _image_platform(spec, base)
     new_layers = [(read_layer_descriptor(Path(layer.descriptor)), layer) for layer in spec.layers]
+    base_layers = len(base.layers) if base is not None else 0
+    if base_layers + len(new_layers) > MAX_LAYERS:
+        raise SpecError(
+            f"The image {spec.repository} would have {base_layers + len(new_layers)} layers "
+            f"({base_layers} of its base, {len(new_layers)} of its own); overlay filesystems "
+            f"stack at most {MAX_LAYERS}, so engines could not run it.\n\nFix: build on a base "
+            "with fewer layers (e.g. flatten an upstream image), or depend on fewer "
+            "distributions."
+        )
 
     layout = OciLayout.create(layout_dir)
     layers = []

@@ -230,3 +230,25 @@ def test_assemble_errors(workdir: Path, capsys: pytest.CaptureFixture[str], spec
     stderr = capsys.readouterr().err
     assert stderr.startswith("imagetool assemble: ")
     assert message in stderr
+
+
+def test_an_image_of_more_than_127_layers_is_refused_naming_the_counts(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_source(workdir / "src")
+    build_layer("src", "app/", "app")
+    layer = {"descriptor": "app.json", "blob": "app.tar.gz", "created_by": "esb: layer"}
+    spec = write_spec(
+        "spec.json",
+        platform={"os": "linux", "architecture": "amd64"},
+        layers=[layer] * 128,
+        config={"cmd": ["true"]},
+        repository="esb/tall",
+        tags=["latest"],
+    )
+    outputs = ["--out-layout", "tall", "--out-archive", "tall.tar", "--out-metadata", "tall.json"]
+
+    assert run("assemble", "--spec", spec, *outputs) == 1
+
+    assert "The image esb/tall would have 128 layers (0 of its base, 128 of its own)" in capsys.readouterr().err
+    assert not Path("tall").exists() and not Path("tall.tar").exists()

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from packaging.utils import canonicalize_name as canonical_name
+
 # The working tree as git sees it: tracked and untracked files, less ignored ones.
 LIST_WORKING_TREE = ("ls-files", "-z", "--cached", "--others", "--exclude-standard")
 # Never copied, even where a .gitignore forgets them: build outputs and the test engines' state.
@@ -76,11 +78,12 @@ class ImageTarget:
 
 @dataclass(frozen=True)
 class ImageOutputs:
-    """The three outputs `package` writes for one image."""
+    """The outputs `package` writes for one image."""
 
     layout: Path
     archive: Path
     metadata_file: Path
+    inventory: Path
 
     @classmethod
     def of(cls, target: ImageTarget, dist: Path) -> ImageOutputs:
@@ -89,6 +92,7 @@ class ImageOutputs:
             layout=prefix.with_name(f"{prefix.name}.oci"),
             archive=prefix.with_name(f"{prefix.name}.docker.tar"),
             metadata_file=prefix.with_name(f"{prefix.name}.image.json"),
+            inventory=prefix.with_name(f"{prefix.name}.inventory.json"),
         )
 
     @property
@@ -169,15 +173,21 @@ class Checkout:
             file.write(text)
 
 
-def image_steps(targets: Sequence[ImageTarget]) -> set[str]:
-    """The `Completed:` descriptions of every image-building process of a full build, less the
-    uv layer's, whose description names a platform."""
+def image_steps(checkout: Checkout, targets: Sequence[ImageTarget]) -> set[str]:
+    """The `Completed:` descriptions of every image-building process of a full build in
+    `checkout`, less the uv layer's and the venv layer's, whose descriptions name a platform.
+    A service's distribution layers are those of the Python packages in its inventory."""
     steps: set[str] = set()
     for target in targets:
         steps.add(f"Assemble the image {target.address}")
         if target.is_service:
             steps.add(f"Build the source layer of {target.address}")
-            steps.add(f"Install {target.spec_path}/uv.lock into the venv layer")
+            inventory = json.loads(checkout.outputs(target).inventory.read_text())
+            steps.update(
+                f"Install {canonical_name(entry['name'])}=={entry['version']} into a layer"
+                for entry in inventory
+                if entry["kind"] == "python"
+            )
         else:
             steps.add(f"Assemble the Debian root filesystem of {target.address}")
             steps.add(f"Build the trust/tools layer of {target.address}")

@@ -17,6 +17,7 @@ from integration.prerequisites import require
 # the downloads from PyPI and Debian present.
 FAKE_MOMENT = "2021-06-01 10:00:00"
 UV_LAYER_STEP = "Build the uv layer ("
+VENV_LAYER_STEP = "Build the venv layer ("
 
 
 @pytest.fixture
@@ -54,10 +55,11 @@ def test_clean_builds_at_two_paths_on_two_clocks_give_identical_digests(
     second_run = second.pants(*second_options, "package", "::", wrapper=fake_clock)
     assert second_run.returncode == 0, second_run.report()
 
-    for run in (first_run, second_run):
-        missing = image_steps(image_targets) - set(run.completed_steps)
+    for checkout, run in ((first, first_run), (second, second_run)):
+        missing = image_steps(checkout, image_targets) - set(run.completed_steps)
         assert not missing, f"steps that did not run: {sorted(missing)}\n{run.report()}"
-        assert any(step.startswith(UV_LAYER_STEP) for step in run.completed_steps), run.report()
+        for prefix in (UV_LAYER_STEP, VENV_LAYER_STEP):
+            assert any(step.startswith(prefix) for step in run.completed_steps), run.report()
     # The clock the second build's processes saw: a process run the same way, in the same place.
     fake_date = FAKE_MOMENT.split()[0]
     assert date_seen_by_sandboxed_processes(second, second_options, fake_clock) == fake_date

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from esb.target_types import EsbServiceBaseField, EsbServiceSourcesField
-from esb.util_rules.service import LockCheckProcessRequest, ServiceProject, ServiceProjectRequest
+from esb.util_rules.service import LockExportProcessRequest, ServiceProject, ServiceProjectRequest
 from pants.core.goals.lint import LintResult, LintTargetsRequest
 from pants.core.util_rules.partitions import PartitionerType
 from pants.engine.process import FallibleProcessResult, Process
@@ -57,7 +57,7 @@ async def lint_service_lock(
 ) -> LintResult:
     (field_set,) = request.elements
     project = await Get(ServiceProject, ServiceProjectRequest(field_set.address))
-    process = await Get(Process, LockCheckProcessRequest(project))
+    process = await Get(Process, LockExportProcessRequest(project))
     result = await Get(FallibleProcessResult, Process, process)
     return LintResult(
         exit_code=result.exit_code,

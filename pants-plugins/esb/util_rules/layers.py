@@ -21,7 +21,6 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 LAYER_BLOB = "layer.tar.gz"
 LAYER_DESCRIPTOR = "layer.json"
 LAYER_INVENTORY = "layer.inventory.json"
-VENV_PACKAGES = "packages.json"
 _OUTPUTS = (
     "--out-blob",
     LAYER_BLOB,
@@ -51,14 +50,13 @@ def layer_request(
     description: str,
     input_digest: Digest,
     *,
-    extra_outputs: tuple[str, ...] = (),
     needs_network_trust: bool = False,
 ) -> ImageToolRequest:
     return ImageToolRequest(
         argv=(*argv, *_OUTPUTS),
         description=description,
         input_digest=input_digest,
-        output_files=(LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, *extra_outputs),
+        output_files=(LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY),
         needs_network_trust=needs_network_trust,
     )
 
@@ -105,11 +103,68 @@ async def build_uv_layer(request: UvLayerRequest) -> BuiltLayer:
 
 
 @dataclass(frozen=True)
+class LockedDistribution:
+    name: str
+    requirement: str
+    """`name==version`, its marker and its hashes, as the lock pins it."""
+
+
+@dataclass(frozen=True)
+class DistributionLayerRequest:
+    """Locked distributions (usually one), installed for the base's Python and platform."""
+
+    distributions: tuple[LockedDistribution, ...]
+    platform: BasePlatform
+
+
+def target_argv(platform: BasePlatform) -> tuple[str, ...]:
+    return (
+        "--python-version",
+        platform.python_version,
+        "--python-platform",
+        platform.uv_python_platform,
+        "--interpreter",
+        platform.interpreter,
+    )
+
+
+@rule
+async def build_distribution_layer(request: DistributionLayerRequest, host: Platform) -> BuiltLayer:
+    # The key holds the requirements (with their hashes) and the base's platform facts, nothing
+    # of the service: every service that locks a distribution shares its one layer.
+    wheel = await Get(UvWheel, UvWheelRequest(host.value))
+    requirements = sum((("--requirement", d.requirement) for d in request.distributions), ())
+    names = ", ".join(_pinned_name(d) for d in request.distributions)
+    return await run_layer_process(
+        "distribution",
+        layer_request(
+            (
+                "distribution-layer",
+                *requirements,
+                "--uv",
+                wheel.filename,
+                *target_argv(request.platform),
+            ),
+            f"Install {names} into a layer",
+            wheel.digest,
+            needs_network_trust=True,
+        ),
+    )
+
+
+def _pinned_name(distribution: LockedDistribution) -> str:
+    """`name==version` of the requirement, for descriptions."""
+    return distribution.requirement.split(" ", 1)[0].split(";", 1)[0].strip()
+
+
+@dataclass(frozen=True)
 class VenvLayerRequest:
-    """A service's uv project at the digest's root: `pyproject.toml`, `uv.lock` and the files
-    of the local packages the lock names, nothing else."""
+    """The files that make `/.venv` a venv, and the service's local packages, if any: then
+    `project` holds the uv project (`pyproject.toml`, `uv.lock`, the packages' files) at its
+    root; otherwise it is empty, and the layer is the same for every service on the base."""
 
     project: Digest
+    local_packages: tuple[str, ...]
     platform: BasePlatform
     source_path: str
     description: str
@@ -119,40 +174,30 @@ class VenvLayerRequest:
 
 @rule
 async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLayer:
-    # The host's uv installs for the image's platform. The key holds only the project and the
-    # base's platform facts, so services with identical locks share one process result, hence
-    # one byte-identical layer.
-    wheel, project = await MultiGet(
-        Get(UvWheel, UvWheelRequest(host.value)),
-        Get(Digest, AddPrefix(request.project, "project")),
-    )
-    inputs = await Get(Digest, MergeDigests([wheel.digest, project]))
-    platform = request.platform
+    argv = [
+        "venv-layer",
+        *target_argv(request.platform),
+        "--source-path",
+        request.source_path,
+    ]
+    inputs = EMPTY_DIGEST
+    if request.local_packages:
+        wheel, project = await MultiGet(
+            Get(UvWheel, UvWheelRequest(host.value)),
+            Get(Digest, AddPrefix(request.project, "project")),
+        )
+        inputs = await Get(Digest, MergeDigests([wheel.digest, project]))
+        argv += ["--project", "project", "--uv", wheel.filename]
+        argv += [arg for directory in request.local_packages for arg in ("--local-package", directory)]
+    if request.display_dir:
+        argv += ["--display-dir", request.display_dir]
     return await run_layer_process(
         "venv",
         layer_request(
-            (
-                "venv-layer",
-                "--project",
-                "project",
-                "--uv",
-                wheel.filename,
-                "--python-version",
-                platform.python_version,
-                "--python-platform",
-                platform.uv_python_platform,
-                "--interpreter",
-                platform.interpreter,
-                "--source-path",
-                request.source_path,
-                "--out-packages",
-                VENV_PACKAGES,
-                *(("--display-dir", request.display_dir) if request.display_dir else ()),
-            ),
+            tuple(argv),
             request.description,
             inputs,
-            extra_outputs=(VENV_PACKAGES,),
-            needs_network_trust=True,
+            needs_network_trust=bool(request.local_packages),
         ),
     )
 
@@ -194,13 +239,13 @@ async def list_base_libraries(request: BaseLibrariesRequest) -> BaseLibraries:
 
 @dataclass(frozen=True)
 class NativeCheckRequest:
-    """Check that the venv layer's ELF files find their libraries in the venv or the base.
+    """Check that the venv layers' ELF files find their libraries in the venv or the base.
 
     `base_lock` holds the base's `packages.lock.json` at its root (or nothing): it lets the
     message tell a package the base lacks from one it has.
     """
 
-    venv: BuiltLayer
+    venv_layers: tuple[BuiltLayer, ...]
     base_libraries: BaseLibraries
     base_lock: Digest
     base_name: str
@@ -212,11 +257,10 @@ class NativeCheck:
     """The venv's native libraries are all found."""
 
 
-def check_native_argv(base_name: str, has_base_lock: bool) -> tuple[str, ...]:
+def check_native_argv(layers: int, base_name: str, has_base_lock: bool) -> tuple[str, ...]:
     return (
         "check-native",
-        "--venv-blob",
-        f"venv/{LAYER_BLOB}",
+        *(arg for index in range(layers) for arg in ("--venv-blob", f"venv/{index}/{LAYER_BLOB}")),
         "--base-libraries",
         BASE_LIBRARIES,
         "--base",
@@ -227,16 +271,21 @@ def check_native_argv(base_name: str, has_base_lock: bool) -> tuple[str, ...]:
 
 @rule
 async def check_native_libraries(request: NativeCheckRequest) -> NativeCheck:
-    # A process of its own, after the venv layer: the layer stays keyed by the lock alone (so
-    # identical locks share it), and only this small check re-runs when the base changes.
-    venv = await Get(Digest, AddPrefix(request.venv.digest, "venv"))
+    # A process of its own, after the venv layers: they stay keyed by what they install (so
+    # services share them), and only this small check re-runs when the base changes.
+    layers = await MultiGet(
+        Get(Digest, AddPrefix(layer.digest, f"venv/{index}"))
+        for index, layer in enumerate(request.venv_layers)
+    )
     inputs = await Get(
-        Digest, MergeDigests([venv, request.base_libraries.digest, request.base_lock])
+        Digest, MergeDigests([*layers, request.base_libraries.digest, request.base_lock])
     )
     process = await Get(
         Process,
         ImageToolRequest(
-            argv=check_native_argv(request.base_name, request.base_lock != EMPTY_DIGEST),
+            argv=check_native_argv(
+                len(request.venv_layers), request.base_name, request.base_lock != EMPTY_DIGEST
+            ),
             description=request.description,
             input_digest=inputs,
         ),

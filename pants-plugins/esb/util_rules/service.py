@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import posixpath
 from dataclasses import dataclass
 
@@ -40,13 +41,17 @@ from esb.util_rules.layers import (
     FilesLayerRequest,
     NativeCheck,
     NativeCheckRequest,
+    DistributionLayerRequest,
+    LockedDistribution,
     UvLayerRequest,
+    target_argv,
     VenvLayerRequest,
 )
 from pants.engine.addresses import Address
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
 from pants.engine.fs import (
+    EMPTY_DIGEST,
     AddPrefix,
     CreateDigest,
     Digest,
@@ -222,30 +227,35 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
     )
 
 
-def check_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
+LOCK_EXPORT = "lock-export.json"
+
+
+def export_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
     return (
-        "check-lock",
+        "export-lock",
         "--project",
         "project",
         "--uv",
         uv_wheel,
-        "--python-version",
-        project.platform.python_version,
+        *target_argv(project.platform),
         "--display-dir",
         project.address.spec_path or ".",
         "--relock-command",
         project.relock_command,
+        "--out",
+        LOCK_EXPORT,
     )
 
 
 @dataclass(frozen=True)
-class LockCheckProcessRequest:
+class LockExportProcessRequest:
     project: ServiceProject
 
 
 @rule
-async def lock_check_process(request: LockCheckProcessRequest, host: Platform) -> Process:
-    """`uv lock --check --offline` and the checks around it, for `lint` and `package`."""
+async def lock_export_process(request: LockExportProcessRequest, host: Platform) -> Process:
+    """`uv lock --check --offline` and the checks around it, then what the lock installs on the
+    base: one process for `lint` and `package` alike, so that either reuses the other's result."""
     project = request.project
     wheel, staged = await MultiGet(
         Get(UvWheel, UvWheelRequest(host.value)),
@@ -255,27 +265,39 @@ async def lock_check_process(request: LockCheckProcessRequest, host: Platform) -
     return await Get(
         Process,
         ImageToolRequest(
-            argv=check_lock_argv(project, wheel.filename),
+            argv=export_lock_argv(project, wheel.filename),
             description=f"Check {project.lock_path}",
             input_digest=inputs,
+            output_files=(LOCK_EXPORT,),
         ),
     )
 
 
 @dataclass(frozen=True)
-class LockChecked:
-    """The service's lock is present, readable, up to date and admits the base's Python."""
+class LockExport:
+    """A checked lock: the distributions it installs on the base, and its local packages."""
+
+    distributions: tuple[LockedDistribution, ...]
+    local_packages: tuple[str, ...]
 
 
 @rule
-async def check_service_lock(project: ServiceProject) -> LockChecked:
-    process = await Get(Process, LockCheckProcessRequest(project))
-    await Get(ProcessResult, Process, process)
-    return LockChecked()
+async def export_service_lock(project: ServiceProject) -> LockExport:
+    process = await Get(Process, LockExportProcessRequest(project))
+    result = await Get(ProcessResult, Process, process)
+    (export,) = await Get(DigestContents, Digest, result.output_digest)
+    content = json.loads(export.content)
+    return LockExport(
+        tuple(LockedDistribution(d["name"], d["requirement"]) for d in content["distributions"]),
+        tuple(content["local_directories"]),
+    )
 
 
 async def native_check_request(
-    base: BuiltBaseImage, base_request: BaseImageRequest, venv: BuiltLayer, spec: str
+    base: BuiltBaseImage,
+    base_request: BaseImageRequest,
+    venv_layers: tuple[BuiltLayer, ...],
+    spec: str,
 ) -> NativeCheckRequest:
     base_spec = str(base_request.address)
     layout_files, base_sources = await MultiGet(
@@ -294,12 +316,29 @@ async def native_check_request(
         BaseLibrariesRequest(layout, f"List the shared libraries of {base_spec}"),
     )
     return NativeCheckRequest(
-        venv,
+        venv_layers,
         libraries,
         base_lock,
         base_spec,
         f"Check the native libraries of the venv of {spec}",
     )
+
+
+# Of the 127 layers an image may have (overlay filesystems stack no more), what the locked
+# distributions may take: the rest is for the base (2 layers for a Debian base; an upstream base
+# may bring up to 24), uv, the venv's own files and the service's sources.
+MAX_DISTRIBUTION_LAYERS = 100
+
+
+def distribution_layer_groups(
+    distributions: tuple[LockedDistribution, ...], limit: int
+) -> tuple[tuple[LockedDistribution, ...], ...]:
+    """One layer per distribution, so that every service locking the same distribution shares
+    its layer; past `limit`, the distributions last in name order share the last layer."""
+    ordered = sorted(distributions, key=lambda d: d.name)
+    if len(ordered) <= limit:
+        return tuple((d,) for d in ordered)
+    return (*((d,) for d in ordered[: limit - 1]), tuple(ordered[limit - 1 :]))
 
 
 @rule(desc="Build a service image", level=LogLevel.DEBUG)
@@ -316,7 +355,7 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
     # Before the venv layer, so that a stale lock is reported with this service's lock file and
     # fix; the venv layer's own check cannot name them (its key holds only the lock's content).
     project = await Get(ServiceProject, ServiceProjectRequest(request.address))
-    await Get(LockChecked, ServiceProject, project)
+    export = await Get(LockExport, ServiceProject, project)
     platform = project.platform
     base_request = BaseImageRequest(project.base_address)
     # By file, not by exclusion globs: those would keep the directories of the project's files.
@@ -335,27 +374,37 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
         ),
     )
     app_files = await Get(Digest, RemovePrefix(app_files, root)) if root else app_files
-    base, uv, venv, app = await MultiGet(
+    groups = distribution_layer_groups(export.distributions, MAX_DISTRIBUTION_LAYERS)
+    base, uv, venv, app, *distributions = await MultiGet(
         Get(BuiltBaseImage, BaseImageRequest, base_request),
         Get(BuiltLayer, UvLayerRequest(platform.tool_platform)),
         Get(
             BuiltLayer,
             VenvLayerRequest(
-                project.digest,
+                project.digest if export.local_packages else EMPTY_DIGEST,
+                export.local_packages,
                 platform,
                 APP_SOURCE_PATH,
-                f"Install {project.lock_path} into the venv layer",
-                # Only then: messages about local packages need the service's directory, and
-                # naming it in the key would keep services with identical locks from sharing.
-                display_dir=root if project.local_packages else None,
+                f"Build the venv layer of {spec}"
+                if export.local_packages
+                else f"Build the venv layer ({platform.python_version})",
+                # Only with local packages: messages about them need the service's directory,
+                # and without them the layer is the same for every service on the base.
+                display_dir=root if export.local_packages else None,
             ),
         ),
         Get(
             BuiltLayer,
             FilesLayerRequest("app", app_files, APP_DIR, f"Build the source layer of {spec}"),
         ),
+        *(Get(BuiltLayer, DistributionLayerRequest(group, platform)) for group in groups),
     )
-    await Get(NativeCheck, NativeCheckRequest, await native_check_request(base, base_request, venv, spec))
+    venv_layers = (*distributions, venv)
+    await Get(
+        NativeCheck,
+        NativeCheckRequest,
+        await native_check_request(base, base_request, venv_layers, spec),
+    )
     base_metadata = base.image.metadata
     labels = {
         "org.opencontainers.image.base.digest": base.image.image_digest,
@@ -380,7 +429,7 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
                     stop_signal=target[EsbImageStopSignalField].value,
                 ),
             ),
-            layers=(uv, venv, app),
+            layers=(uv, *venv_layers, app),
             base=base.image,
         ),
     )

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from esb.util_rules.layers import LockedDistribution
 from esb.util_rules.service import (
     check_local_packages,
+    distribution_layer_groups,
     check_service_files,
     local_package_directories,
 )
@@ -97,3 +99,18 @@ def test_a_local_package_outside_the_sources_field_is_named_with_the_glob_to_add
     assert "The uv project in services/api/ uses the local package(s) `services/api/tools`" in message
     assert "greeting" not in message
     assert 'add "tools/**" to `sources`' in message
+
+
+def distributions(*names: str) -> tuple[LockedDistribution, ...]:
+    return tuple(LockedDistribution(name, f"{name}==1.0 \\\n    --hash=sha256:00\n") for name in names)
+
+
+def test_each_distribution_gets_a_layer_of_its_own_in_name_order() -> None:
+    assert distribution_layer_groups(distributions("six", "idna", "anyio"), 3) == tuple(
+        (d,) for d in distributions("anyio", "idna", "six")
+    )
+
+
+def test_past_the_limit_the_last_distributions_share_the_last_layer() -> None:
+    groups = distribution_layer_groups(distributions("e", "d", "c", "b", "a"), 3)
+    assert groups == (distributions("a"), distributions("b"), distributions("c", "d", "e"))

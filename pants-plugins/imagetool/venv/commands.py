@@ -29,10 +29,14 @@ from imagetool.oci import OciLayout
 from imagetool.venv.install import (
     DEFAULT_SOURCE_PATH,
     PYPI_INDEX_URL,
+    BuiltVenv,
     TargetPython,
     Uv,
+    VenvBuildError,
     build_local_wheels,
     build_venv,
+    install_distributions,
+    write_venv_files,
     check_lock,
     export_requirements,
     lock_project,
@@ -43,7 +47,7 @@ from imagetool.venv.native import (
     base_libraries,
     check_native_libraries,
     read_layer_members,
-    read_venv_layer,
+    read_venv_layers,
 )
 from imagetool.venv.uv_binary import extract_uv_binary, read_uv_binary, uv_layer_members
 
@@ -73,12 +77,173 @@ def run_uv_layer(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_venv_layer_arguments(parser: argparse.ArgumentParser) -> None:
+def add_export_lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Install a service's uv.lock as /.venv for the base image's Python and platform, and "
-        "write it as a layer."
+        "Fail unless a service's uv.lock matches its pyproject.toml and admits the base "
+        "image's Python (offline), and write what it installs on the base: one hashed "
+        "requirement per distribution, and the local packages."
     )
     _add_project_arguments(parser)
+    _add_target_arguments(parser)
+    parser.add_argument(
+        "--relock-command",
+        help="The command that re-locks the project, for messages (default: `uv lock`).",
+    )
+    parser.add_argument(
+        "--extra",
+        action="append",
+        dest="extras",
+        default=[],
+        help="An optional-dependency group of the project to install too; repeatable.",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help='Where to write {"distributions": [{"name", "requirement"}], "local_directories"}.',
+    )
+
+
+def run_export_lock(args: argparse.Namespace) -> int:
+    target = _target(args)
+    with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
+        uv = uv_from(args.uv, Path(scratch))
+        check_lock(
+            uv,
+            args.project,
+            target.version,
+            display_dir=args.display_dir,
+            relock_command=args.relock_command,
+        )
+        requirements = export_requirements(uv, args.project, args.extras).for_target(target)
+    write_json(
+        args.out,
+        {
+            "distributions": [dataclasses.asdict(d) for d in requirements.distributions],
+            "local_directories": list(requirements.local_directories),
+        },
+    )
+    return 0
+
+
+def add_distribution_layer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Install one locked distribution, without its dependencies, for the base image's "
+        "Python and platform, and write its files under /.venv as a layer."
+    )
+    parser.add_argument(
+        "--requirement",
+        action="append",
+        dest="requirements",
+        required=True,
+        help="A distribution's entry of export-lock: `name==version --hash=sha256:...`; "
+        "repeatable.",
+    )
+    parser.add_argument("--uv", type=Path, required=True, help="uv's wheel, or its binary.")
+    _add_target_arguments(parser)
+    _add_install_arguments(parser)
+    add_layer_output_arguments(parser)
+
+
+def run_distribution_layer(args: argparse.Namespace) -> int:
+    outputs = LayerOutputs.from_args(args)
+    with tempfile.TemporaryDirectory(prefix="esb-venv-") as scratch:
+        installed = install_distributions(
+            uv_from(args.uv, Path(scratch), args.cache_dir),
+            "".join(requirement.rstrip() + "\n" for requirement in args.requirements),
+            Path(scratch) / "venv",
+            _target(args),
+            compile_bytecode=args.compile_bytecode,
+            index_url=args.index_url,
+        )
+        outputs.write(venv_layer_members(installed))
+    _report_bytecode(installed)
+    return 0
+
+
+def add_venv_layer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Write the layer that makes /.venv a venv of the base's Python: pyvenv.cfg, "
+        "bin/python, the .pth file of the service's sources, and the service's local "
+        "packages, built into wheels and installed. The distributions of the lock come in "
+        "layers of their own (distribution-layer)."
+    )
+    _add_target_arguments(parser)
+    parser.add_argument(
+        "--source-path",
+        action="append",
+        dest="source_paths",
+        help=f"An in-image directory for sys.path; repeatable (default: {DEFAULT_SOURCE_PATH}).",
+    )
+    parser.add_argument(
+        "--project", type=Path, help="The service's directory, with its local packages."
+    )
+    parser.add_argument(
+        "--local-package",
+        action="append",
+        dest="local_packages",
+        default=[],
+        help="A local package's directory, relative to --project (from export-lock); repeatable.",
+    )
+    parser.add_argument("--uv", type=Path, help="uv's wheel or binary: needed for local packages.")
+    parser.add_argument(
+        "--display-dir", help="The project's directory as messages name it, e.g. services/api."
+    )
+    _add_install_arguments(parser)
+    add_layer_output_arguments(parser)
+
+
+def run_venv_layer(args: argparse.Namespace) -> int:
+    outputs = LayerOutputs.from_args(args)
+    target = _target(args)
+    if args.local_packages and not (args.project and args.uv):
+        raise VenvBuildError("--local-package needs --project and --uv.")
+    source_paths = args.source_paths or [DEFAULT_SOURCE_PATH]
+    with tempfile.TemporaryDirectory(prefix="esb-venv-") as scratch:
+        venv_dir = Path(scratch) / "venv"
+        if args.local_packages:
+            uv = uv_from(args.uv, Path(scratch), args.cache_dir)
+            local_wheels = build_local_wheels(
+                uv,
+                args.project,
+                args.local_packages,
+                Path(scratch) / "wheels",
+                source_date_epoch=outputs.mtime,
+                display_dir=args.display_dir,
+                index_url=args.index_url,
+            )
+            venv = build_venv(
+                uv,
+                "",
+                venv_dir,
+                target,
+                local_wheels=local_wheels,
+                source_paths=source_paths,
+                compile_bytecode=args.compile_bytecode,
+                index_url=args.index_url,
+            )
+        else:
+            venv_dir.mkdir()
+            write_venv_files(venv_dir, target, source_paths)
+            venv = BuiltVenv(venv_dir, (), ())
+        outputs.write(venv_layer_members(venv))
+    _report_bytecode(venv)
+    return 0
+
+
+def _report_bytecode(venv: BuiltVenv) -> None:
+    if venv.bytecode_skipped:
+        print(
+            f"note: the venv ships without bytecode: {venv.bytecode_skipped}. Its modules are "
+            "compiled in memory whenever a process imports them (see docs/upstream-bases.md).",
+            file=sys.stderr,
+        )
+    for module in venv.uncompiled_modules:
+        print(f"note: {module} does not compile, and ships without bytecode.", file=sys.stderr)
+
+
+def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_python_version_argument(parser)
     parser.add_argument(
         "--python-platform",
         required=True,
@@ -89,19 +254,13 @@ def add_venv_layer_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="The base's interpreter, which /.venv/bin/python links to, e.g. /usr/bin/python3.11.",
     )
-    parser.add_argument(
-        "--source-path",
-        action="append",
-        dest="source_paths",
-        help=f"An in-image directory for sys.path; repeatable (default: {DEFAULT_SOURCE_PATH}).",
-    )
-    parser.add_argument(
-        "--extra",
-        action="append",
-        dest="extras",
-        default=[],
-        help="An optional-dependency group of the project to install too; repeatable.",
-    )
+
+
+def _target(args: argparse.Namespace) -> TargetPython:
+    return TargetPython(args.python_version, args.python_platform, args.interpreter)
+
+
+def _add_install_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-bytecode",
         action="store_false",
@@ -114,76 +273,6 @@ def add_venv_layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir", type=Path, help="uv's cache, kept between runs (default: no cache)."
     )
-    add_layer_output_arguments(parser)
-    parser.add_argument(
-        "--out-packages",
-        type=Path,
-        required=True,
-        help="Where to write the installed packages as JSON: [{name, version}, ...].",
-    )
-
-
-def run_venv_layer(args: argparse.Namespace) -> int:
-    outputs = LayerOutputs.from_args(args)
-    with tempfile.TemporaryDirectory(prefix="esb-venv-") as scratch:
-        uv = uv_from(args.uv, Path(scratch), args.cache_dir)
-        target = TargetPython(args.python_version, args.python_platform, args.interpreter)
-        check_lock(uv, args.project, target.version, display_dir=args.display_dir)
-        requirements = export_requirements(uv, args.project, args.extras)
-        local_wheels = build_local_wheels(
-            uv,
-            args.project,
-            requirements.local_directories,
-            Path(scratch) / "wheels",
-            source_date_epoch=outputs.mtime,
-            display_dir=args.display_dir,
-            index_url=args.index_url,
-        )
-        venv = build_venv(
-            uv,
-            requirements.hashed,
-            Path(scratch) / "venv",
-            target,
-            local_wheels=local_wheels,
-            source_paths=args.source_paths or [DEFAULT_SOURCE_PATH],
-            compile_bytecode=args.compile_bytecode,
-            index_url=args.index_url,
-        )
-        outputs.write(venv_layer_members(venv))
-    if venv.bytecode_skipped:
-        print(
-            f"note: the venv ships without bytecode: {venv.bytecode_skipped}. Its modules are "
-            "compiled in memory whenever a process imports them (see docs/upstream-bases.md).",
-            file=sys.stderr,
-        )
-    for module in venv.uncompiled_modules:
-        print(f"note: {module} does not compile, and ships without bytecode.", file=sys.stderr)
-    write_json(args.out_packages, [dataclasses.asdict(package) for package in venv.packages])
-    return 0
-
-
-def add_check_lock_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Fail unless a service's uv.lock matches its pyproject.toml and admits the base "
-        "image's Python (offline)."
-    )
-    _add_project_arguments(parser)
-    parser.add_argument(
-        "--relock-command",
-        help="The command that re-locks the project, for messages (default: `uv lock`).",
-    )
-
-
-def run_check_lock(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
-        check_lock(
-            uv_from(args.uv, Path(scratch)),
-            args.project,
-            args.python_version,
-            display_dir=args.display_dir,
-            relock_command=args.relock_command,
-        )
-    return 0
 
 
 def _add_project_arguments(parser: argparse.ArgumentParser) -> None:
@@ -200,12 +289,15 @@ def _add_project_arguments(parser: argparse.ArgumentParser) -> None:
         help="uv's wheel from PyPI (a .whl file), or the uv binary itself.",
     )
     parser.add_argument(
+        "--display-dir", help="The project's directory as messages name it, e.g. services/api."
+    )
+
+
+def _add_python_version_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--python-version",
         required=True,
         help="The base image's Python version, X.Y.Z (e.g. 3.11.2).",
-    )
-    parser.add_argument(
-        "--display-dir", help="The project's directory as messages name it, e.g. services/api."
     )
 
 
@@ -242,7 +334,14 @@ def add_check_native_arguments(parser: argparse.ArgumentParser) -> None:
         "Fail unless every ELF file of a venv layer finds each of its DT_NEEDED libraries in "
         "its wheel, in the venv, or in the base image."
     )
-    parser.add_argument("--venv-blob", type=Path, required=True, help="The venv layer (.tar.gz).")
+    parser.add_argument(
+        "--venv-blob",
+        type=Path,
+        action="append",
+        dest="venv_blobs",
+        required=True,
+        help="A layer of /.venv (.tar.gz); repeatable, in the image's order.",
+    )
     parser.add_argument(
         "--base-libraries", type=Path, required=True, help="The base's `base-libraries` JSON."
     )
@@ -259,7 +358,7 @@ def run_check_native(args: argparse.Namespace) -> int:
     if args.base_lock:
         locked = [package["name"] for package in read_json(args.base_lock).get("packages", [])]
     check_native_libraries(
-        read_venv_layer(args.venv_blob),
+        read_venv_layers(args.venv_blobs),
         BaseLibraries.from_json(read_json(args.base_libraries)),
         base_name=args.base,
         locked_packages=locked,
@@ -273,6 +372,7 @@ def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
         "existing lock pins, and check that it admits the base image's Python."
     )
     _add_project_arguments(parser)
+    _add_python_version_argument(parser)
     parser.add_argument(
         "--upgrade", action="store_true", help="Let uv upgrade every locked package."
     )
@@ -299,6 +399,7 @@ COMMANDS: dict[str, tuple[AddArguments, Run]] = {
     "base-libraries": (add_base_libraries_arguments, run_base_libraries),
     "check-native": (add_check_native_arguments, run_check_native),
     "uv-layer": (add_uv_layer_arguments, run_uv_layer),
+    "export-lock": (add_export_lock_arguments, run_export_lock),
+    "distribution-layer": (add_distribution_layer_arguments, run_distribution_layer),
     "venv-layer": (add_venv_layer_arguments, run_venv_layer),
-    "check-lock": (add_check_lock_arguments, run_check_lock),
 }

@@ -30,48 +30,102 @@ def test_uv_layer(uv_wheel: Path, tmp_path: Path) -> None:
     assert (uv.mode, uv.uid, uv.gid, uv.uname, uv.gname) == (0o755, 0, 0, "root", "root")
 
 
-def test_venv_layer(uv_wheel: Path, demo_project: Path, tmp_path: Path) -> None:
-    layer, descriptor, packages = (
-        tmp_path / "venv.tar.gz",
-        tmp_path / "venv.json",
-        tmp_path / "pk.json",
-    )
+TARGET_ARGS = (
+    f"--python-version={DEBIAN_12.version}",
+    f"--python-platform={DEBIAN_12.platform}",
+    f"--interpreter={DEBIAN_12.interpreter}",
+)
+
+
+def read_layer(blob: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(blob) as archive:
+        return {member.name: member for member in archive.getmembers()}
+
+
+def test_export_lock_writes_one_requirement_per_distribution_for_the_target(
+    uv_wheel: Path, make_project: MakeProject, tmp_path: Path
+) -> None:
+    # colorama is locked for Windows only (click's marker): it has no place in a Linux image.
+    project = make_project("export", ["six==1.17.0", "click==8.1.8"])
+    out = tmp_path / "export.json"
+    argv = ["export-lock", f"--project={project}", f"--uv={uv_wheel}", *TARGET_ARGS, f"--out={out}"]
+
+    assert run_command(argv) == 0
+
+    exported = json.loads(out.read_text())
+    assert [d["name"] for d in exported["distributions"]] == ["click", "six"]
+    six = exported["distributions"][1]["requirement"]
+    assert six.startswith("six==1.17.0 \\\n") and six.count("--hash=sha256:") == 2
+    assert exported["local_directories"] == []
+
+
+def test_distribution_layer_holds_one_distribution_and_no_venv_files(
+    uv_wheel: Path, make_project: MakeProject, tmp_path: Path
+) -> None:
+    project = make_project("one-distribution", ["idna==3.20"])
+    export = tmp_path / "export.json"
+    assert run_command(
+        ["export-lock", f"--project={project}", f"--uv={uv_wheel}", *TARGET_ARGS, f"--out={export}"]
+    ) == 0
+    (idna,) = json.loads(export.read_text())["distributions"]
+    layer, descriptor, inventory = (tmp_path / n for n in ("l.tar.gz", "l.json", "l.inventory.json"))
     argv = [
-        "venv-layer",
-        f"--project={demo_project}",
+        "distribution-layer",
+        f"--requirement={idna['requirement']}",
         f"--uv={uv_wheel}",
-        f"--python-version={DEBIAN_12.version}",
-        f"--python-platform={DEBIAN_12.platform}",
-        f"--interpreter={DEBIAN_12.interpreter}",
-        "--source-path=/app/src",
-        "--source-path=/app/tools",
+        *TARGET_ARGS,
         f"--out-blob={layer}",
         f"--out-descriptor={descriptor}",
-        f"--out-packages={packages}",
+        f"--out-inventory={inventory}",
     ]
 
     assert run_command(argv) == 0
 
-    assert json.loads(packages.read_text()) == [
-        {"name": "idna", "version": "3.20"},
-        {"name": "markupsafe", "version": "3.0.2"},
-        {"name": "six", "version": "1.17.0"},
+    members = read_layer(layer)
+    site_packages = ".venv/lib/python3.11/site-packages"
+    assert f"{site_packages}/idna/__pycache__/core.cpython-311.pyc" in members
+    assert f"{site_packages}/idna-3.20.dist-info/RECORD" in members
+    assert ".venv/pyvenv.cfg" not in members and ".venv/bin/python" not in members
+    records = json.loads(inventory.read_text())["records"]
+    assert [e["name"] for entries in records.values() for e in entries] == ["idna"]
+
+
+def test_venv_layer_without_local_packages_is_the_venv_files_alone(tmp_path: Path) -> None:
+    layer, descriptor = tmp_path / "venv.tar.gz", tmp_path / "venv.json"
+    argv = [
+        "venv-layer",
+        *TARGET_ARGS,
+        "--source-path=/app/src",
+        "--source-path=/app/tools",
+        f"--out-blob={layer}",
+        f"--out-descriptor={descriptor}",
     ]
+
+    assert run_command(argv) == 0
+
     assert json.loads(descriptor.read_text())["size"] == layer.stat().st_size
+    members = read_layer(layer)
+    assert sorted(name for name, m in members.items() if not m.isdir()) == [
+        ".venv/bin/python",
+        ".venv/bin/python3",
+        ".venv/bin/python3.11",
+        ".venv/lib/python3.11/site-packages/esb_service_sources.pth",
+        ".venv/pyvenv.cfg",
+    ]
     with tarfile.open(layer) as archive:
         pth = archive.extractfile(".venv/lib/python3.11/site-packages/esb_service_sources.pth")
         assert pth is not None and pth.read() == b"/app/src\n/app/tools\n"
-        assert archive.getmember(".venv/bin/python").linkname == "/usr/bin/python3.11"
+    assert members[".venv/bin/python"].linkname == "/usr/bin/python3.11"
 
 
-def test_check_lock_reports_a_stale_lock_without_a_traceback(
-    uv_wheel: Path, make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+def test_export_lock_reports_a_stale_lock_without_a_traceback(
+    uv_wheel: Path, make_project: MakeProject, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     project = make_project("stale-cli", ["six==1.17.0"])
     (project / "pyproject.toml").write_text(
         (project / "pyproject.toml").read_text().replace('"six==1.17.0"', '"six==1.16.0"')
     )
-    argv = ["check-lock", f"--project={project}", f"--uv={uv_wheel}", "--python-version=3.11.2"]
+    argv = ["export-lock", f"--project={project}", f"--uv={uv_wheel}", *TARGET_ARGS, f"--out={tmp_path / 'x.json'}"]
 
     assert run_command(argv) == 1
 

@@ -100,6 +100,21 @@ class TargetPython:
         major, minor, _ = self.version.split(".")
         return f"{major}.{minor}"
 
+    def marker_environment(self) -> dict[str, str]:
+        """The values of PEP 508 environment markers on the target: CPython on Linux."""
+        machine = self.platform.split("-", 1)[0]
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": self.version,
+            "os_name": "posix",
+            "platform_machine": machine,
+            "platform_python_implementation": "CPython",
+            "platform_system": "Linux",
+            "python_full_version": self.version,
+            "python_version": self.minor_version,
+            "sys_platform": "linux",
+        }
+
 
 @dataclass(frozen=True)
 class Uv:
@@ -237,12 +252,39 @@ def _check_requires_python(lock: Path, python_version: str, shown_lock: str, rel
 
 
 @dataclass(frozen=True)
+class LockedDistribution:
+    """One distribution the lock installs from the index."""
+
+    name: str
+    """The normalised (PEP 503) name."""
+    requirement: str
+    """Its entry of the exported requirements.txt: `name==version`, any environment marker,
+    and one `--hash` per file the lock allows."""
+
+    def applies_to(self, target: TargetPython) -> bool:
+        """Whether its environment marker (if any) holds on the target."""
+        marker = Requirement(_first_line(self.requirement)).marker
+        return marker is None or marker.evaluate(target.marker_environment())
+
+
+@dataclass(frozen=True)
 class LockedRequirements:
-    """What the lock installs: index packages as a hashed requirements.txt, and the
+    """What the lock installs: distributions from the index, each with its hashes, and the
     directories (relative to the project) of the local packages, which are built into wheels."""
 
-    hashed: str
+    distributions: tuple[LockedDistribution, ...]
     local_directories: tuple[str, ...] = ()
+
+    @property
+    def hashed(self) -> str:
+        """The distributions as one hashed requirements.txt."""
+        return "".join(distribution.requirement for distribution in self.distributions)
+
+    def for_target(self, target: TargetPython) -> LockedRequirements:
+        """Without the distributions whose markers exclude the target (e.g. Windows-only)."""
+        return LockedRequirements(
+            tuple(d for d in self.distributions if d.applies_to(target)), self.local_directories
+        )
 
 
 def export_requirements(uv: Uv, project_dir: Path, extras: Sequence[str] = ()) -> LockedRequirements:
@@ -262,16 +304,24 @@ def export_requirements(uv: Uv, project_dir: Path, extras: Sequence[str] = ()) -
 
 
 def split_local_requirements(requirements: str) -> LockedRequirements:
-    """Separate the `./dir` lines uv exports for path sources from the hashed requirements."""
-    hashed, local, git = [], [], []
+    """Split uv's exported requirements.txt into one entry per distribution (a line and the
+    `--hash` lines continuing it), apart from the `./dir` lines of path sources."""
+    entries: list[list[str]] = []
     for line in requirements.splitlines(keepends=True):
-        requirement = line.strip().removeprefix("-e ").strip()
+        if line[:1].isspace() and entries:
+            entries[-1].append(line)
+        elif line.strip():
+            entries.append([line])
+    distributions, local, git = [], [], []
+    for entry in entries:
+        requirement = _first_line("".join(entry)).removeprefix("-e ").strip()
         if requirement.startswith("./"):
             local.append(posixpath.normpath(requirement))
         elif " @ git+" in requirement:
-            git.append(requirement.rstrip(" \\"))
+            git.append(requirement)
         else:
-            hashed.append(line)
+            name = canonicalize_name(Requirement(requirement).name)
+            distributions.append(LockedDistribution(name, "".join(entry)))
     if git:
         raise LockError(
             "The lock installs packages from git, which images do not: a git source has no "
@@ -280,7 +330,11 @@ def split_local_requirements(requirements: str) -> LockedRequirements:
             + "\nFix: depend on a released version from the index, or vendor the code under "
             "the service's directory and use a path source."
         )
-    return LockedRequirements("".join(hashed), tuple(local))
+    return LockedRequirements(tuple(distributions), tuple(local))
+
+
+def _first_line(entry: str) -> str:
+    return entry.splitlines()[0].rstrip(" \\").strip()
 
 
 def export_args(extras: Sequence[str]) -> list[str]:
@@ -416,43 +470,74 @@ def build_venv(
     index_url: str = PYPI_INDEX_URL,
 ) -> BuiltVenv:
     """Install `requirements` (hashed, from `export_requirements`) and `local_wheels` (from
-    `build_local_wheels`) as a venv for `/.venv` in `venv_dir`.
+    `build_local_wheels`) as a venv for `/.venv` in `venv_dir`: `install_distributions`, and
+    the files that make the directory a venv (`write_venv_files`).
 
     `venv_dir` must not exist yet. `source_paths` are the in-image directories that the `.pth`
-    file puts on `sys.path`. Bytecode is compiled only when this interpreter can write it for
-    the target (see `bytecode_incompatibility`).
+    file puts on `sys.path`.
     """
-    for path in source_paths:
-        if not posixpath.isabs(path):
-            raise VenvBuildError(f"The source path {path!r} is not absolute.")
-    venv_dir = venv_dir.absolute()
-    venv_dir.mkdir(parents=True)
+    venv = install_distributions(
+        uv,
+        requirements,
+        venv_dir,
+        target,
+        local_wheels=local_wheels,
+        compile_bytecode=compile_bytecode,
+        index_url=index_url,
+    )
+    write_venv_files(venv.root, target, source_paths)
+    return venv
+
+
+def install_distributions(
+    uv: Uv,
+    requirements: str,
+    prefix: Path,
+    target: TargetPython,
+    *,
+    local_wheels: Sequence[Path] = (),
+    compile_bytecode: bool = True,
+    index_url: str = PYPI_INDEX_URL,
+) -> BuiltVenv:
+    """Install `requirements` (hashed) and `local_wheels` into `prefix` (which must not exist
+    yet) as files for `/.venv`, without their dependencies and without the venv's own files.
+
+    Installed alone, one distribution gives the same files as within a whole lock, so its
+    layer is the same for every service that locks it. Bytecode is compiled only when this
+    interpreter can write it for the target (see `bytecode_incompatibility`).
+    """
+    prefix = prefix.absolute()
+    prefix.mkdir(parents=True)
     # Hashed like the rest, so that `--require-hashes` holds for every file installed.
     wheel_lines = "".join(
         f"{wheel.absolute()} --hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}\n"
         for wheel in local_wheels
     )
-    result = uv.run(
-        install_args(venv_dir, target, index_url), cwd=venv_dir, stdin=requirements + wheel_lines
-    )
-    if result.returncode != 0:
-        raise _install_error(result.stderr.strip(), target)
+    if requirements.strip() or wheel_lines:
+        result = uv.run(
+            install_args(prefix, target, index_url), cwd=prefix, stdin=requirements + wheel_lines
+        )
+        if result.returncode != 0:
+            raise _install_error(result.stderr.strip(), target)
     # uv's lock file for concurrent installs into the same prefix.
-    (venv_dir / ".lock").unlink(missing_ok=True)
-    _relocate_version_directories(venv_dir, target)
+    (prefix / ".lock").unlink(missing_ok=True)
+    _relocate_version_directories(prefix, target)
 
-    site_packages = venv_dir / "lib" / f"python{target.minor_version}" / "site-packages"
+    site_packages = site_packages_of(prefix, target)
     site_packages.mkdir(parents=True, exist_ok=True)
     _remove_install_provenance(site_packages)
-    _update_records(site_packages, _rewrite_script_shebangs(venv_dir / "bin"))
-    _write_venv_files(venv_dir, site_packages, target, source_paths)
+    _update_records(site_packages, _rewrite_script_shebangs(prefix / "bin"))
     skipped = bytecode_incompatibility(target) if compile_bytecode else None
-    uncompiled = _compile_bytecode(site_packages, venv_dir) if compile_bytecode and not skipped else ()
+    uncompiled = _compile_bytecode(site_packages, prefix) if compile_bytecode and not skipped else ()
     # The target's interpreter may be the host's own (Debian's /usr/bin/python3.11), and then
     # its path is rightly everywhere in the venv.
-    host_paths = {str(venv_dir), sys.executable} - {target.interpreter}
-    _check_no_host_paths(venv_dir, sorted(host_paths))
-    return BuiltVenv(venv_dir, _installed_packages(site_packages), tuple(uncompiled), skipped)
+    host_paths = {str(prefix), sys.executable} - {target.interpreter}
+    _check_no_host_paths(prefix, sorted(host_paths))
+    return BuiltVenv(prefix, _installed_packages(site_packages), tuple(uncompiled), skipped)
+
+
+def site_packages_of(venv_dir: Path, target: TargetPython) -> Path:
+    return venv_dir / "lib" / f"python{target.minor_version}" / "site-packages"
 
 
 def venv_layer_members(venv: BuiltVenv) -> Iterator[LayerMember]:
@@ -592,9 +677,12 @@ def _record_digest(content: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
 
 
-def _write_venv_files(
-    venv_dir: Path, site_packages: Path, target: TargetPython, source_paths: Sequence[str]
-) -> None:
+def write_venv_files(venv_dir: Path, target: TargetPython, source_paths: Sequence[str]) -> None:
+    """`pyvenv.cfg`, `bin/python*` (links to the base's interpreter) and the `.pth` file that
+    puts `source_paths` (absolute, in the image) on `sys.path`."""
+    for path in source_paths:
+        if not posixpath.isabs(path):
+            raise VenvBuildError(f"The source path {path!r} is not absolute.")
     (venv_dir / "pyvenv.cfg").write_text(
         f"home = {posixpath.dirname(target.interpreter)}\n"
         "include-system-site-packages = false\n"
@@ -605,6 +693,8 @@ def _write_venv_files(
     bin_dir.mkdir(exist_ok=True)
     for name in ("python", "python3", f"python{target.minor_version}"):
         (bin_dir / name).symlink_to(target.interpreter)
+    site_packages = site_packages_of(venv_dir, target)
+    site_packages.mkdir(parents=True, exist_ok=True)
     (site_packages / SOURCE_PATHS_PTH).write_text("".join(f"{path}\n" for path in source_paths))
 
 

@@ -266,12 +266,16 @@ class VenvContents:
     """Venv path → `name version` of the distribution whose RECORD lists it."""
 
 
-def read_venv_layer(blob: Path) -> VenvContents:
-    """ELF files, paths and owning distributions of a venv layer (its members under `.venv/`)."""
+def read_venv_layers(blobs: Sequence[Path]) -> VenvContents:
+    """ELF files, paths and owning distributions of the layers that make `/.venv` (their
+    members under `.venv/`)."""
+    return venv_contents(member for blob in blobs for member in _layer_members(blob))
+
+
+def _layer_members(blob: Path) -> Iterator[tuple[tarfile.TarInfo, Optional[bytes]]]:
     with gzip.open(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-        return venv_contents(
-            (info, tar.extractfile(info).read() if info.isfile() else None) for info in tar
-        )
+        for info in tar:
+            yield info, tar.extractfile(info).read() if info.isfile() else None
 
 
 def venv_contents(members: Iterable[tuple[tarfile.TarInfo, Optional[bytes]]]) -> VenvContents:
