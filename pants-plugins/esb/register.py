@@ -1,6 +1,6 @@
 """The esb backend: daemonless, reproducible OCI images for a Python microservice monorepo."""
 
-from esb.goals import lint, lock, package, run
+from esb.goals import lint, lock, package, run, tailor
 from esb.subsystems import image_tool, uv
 from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
 from esb.util_rules import base, dependencies, image, layers, service, upstream
@@ -22,6 +22,7 @@ def rules():
         *package.rules(),
         *run.rules(),
         *service.rules(),
+        *tailor.rules(),
         *uv.rules(),
         *upstream.rules(),
     ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
+from pathlib import PurePosixPath
 from typing import ClassVar, Iterable, Optional
 
 from pants.core.goals.package import OutputPathField
@@ -10,6 +12,7 @@ from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     AsyncFieldMixin,
+    BoolField,
     Dependencies,
     DictStringToStringField,
     InvalidFieldException,
@@ -505,7 +508,60 @@ class EsbServiceSourcesField(MultipleSourcesField):
         The service's files, all inside its own directory: its uv project (`{SERVICE_PYPROJECT_FILE}`
         and `{SERVICE_LOCK_FILE}`, both required, at the directory's top) and the files shipped in
         the image under `/app` (by default the Python modules under `src/`). `{SERVICE_LOCK_FILE}`
-        is installed into `/.venv`, and `/app/src` is put on the venv's `sys.path`.
+        is installed into `/.venv`, and `/app/src` is put on the venv's `sys.path`. Globs may not
+        leave the directory (`../`, absolute paths). Caches, VCS and editor files and tests never
+        enter the image, whatever the globs select (see `ship_tests`).
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[tuple[str, ...]]:
+        # Before Pants' own check, whose message does not say why or what to do.
+        leaving = [
+            glob
+            for glob in raw_value or ()
+            if isinstance(glob, str)
+            and (
+                posixpath.isabs(glob.lstrip("!"))
+                or ".." in PurePosixPath(glob.lstrip("!")).parts
+            )
+        ]
+        if leaving:
+            raise _invalid(
+                cls.alias,
+                address,
+                f"has glob(s) that leave the service's directory {address.spec_path or '.'}/: "
+                f"{', '.join(map(repr, leaving))}. A service image's inputs are its own "
+                "directory, its base and its lock's packages.",
+                f"select only files under {address.spec_path or '.'}/ (move or copy what the "
+                "image needs there; for code shared by services, see docs/context-rule.md).",
+            )
+        return super().compute_value(raw_value, address)
+
+
+class EsbServiceShipTestsField(BoolField):
+    alias = "ship_tests"
+    default = False
+    help = help_text(
+        """
+        Ship test files in the image: `tests/` and `test/` directories, `test_*.py`,
+        `*_test.py` and `conftest.py`. By default they are left out even when `sources` selects
+        them.
+        """
+    )
+
+
+class EsbServiceAllowedSecretsField(StringSequenceField):
+    alias = "allowed_secrets"
+    help = help_text(
+        """
+        Files that look like secrets but may ship, as globs relative to the service's
+        directory, e.g. `["src/esb_api/testdata/fake_key.pem"]`. Without an entry here, a
+        selected file named like a secret (`.env*`, `*.key`, `id_rsa`, `*.p12`, `.netrc`,
+        `credentials*.json`, ...) or holding a private key (`-----BEGIN ... PRIVATE KEY-----`)
+        fails the build, naming the file.
         """
     )
 
@@ -576,6 +632,8 @@ class EsbServiceImageTarget(Target):
         EsbServiceWorkdirField,
         EsbServicePortsField,
         EsbImageStopSignalField,
+        EsbServiceShipTestsField,
+        EsbServiceAllowedSecretsField,
     )
     help = help_text(
         f"""

@@ -1,8 +1,10 @@
-"""`pants lint`: a service's `uv.lock` must be present, readable, up to date with its
-`pyproject.toml`, and admit its base image's Python.
+"""`pants lint`, two linters over service images, each the very check `package` runs, so that
+lint and package agree; neither needs the network.
 
-The check is the one `package` runs before installing a lock (`imagetool check-lock`: `uv lock
---check --offline` with the plugin's pinned uv), so lint and package agree; it needs no network.
+- `esb-uv-lock`: a service's `uv.lock` must be present, readable, up to date with its
+  `pyproject.toml`, and admit its base image's Python (`imagetool export-lock`: `uv lock
+  --check --offline` with the plugin's pinned uv).
+- `esb-context`: the context rule (see `esb.util_rules.context`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from esb.target_types import EsbServiceBaseField, EsbServiceSourcesField
+from esb.util_rules.context import ServiceContext, ServiceContextRequest
 from esb.util_rules.service import LockExportProcessRequest, ServiceProject, ServiceProjectRequest
 from pants.core.goals.lint import LintResult, LintTargetsRequest
 from pants.core.util_rules.partitions import PartitionerType
@@ -38,7 +41,7 @@ class EsbUvLockCheck(Subsystem):
 
 
 @dataclass(frozen=True)
-class ServiceLockFieldSet(FieldSet):
+class ServiceImageFieldSet(FieldSet):
     required_fields = (EsbServiceBaseField, EsbServiceSourcesField)
 
     base: EsbServiceBaseField
@@ -46,14 +49,14 @@ class ServiceLockFieldSet(FieldSet):
 
 
 class ServiceLockLintRequest(LintTargetsRequest):
-    field_set_type = ServiceLockFieldSet
+    field_set_type = ServiceImageFieldSet
     tool_subsystem = EsbUvLockCheck
     partitioner_type = PartitionerType.DEFAULT_ONE_PARTITION_PER_INPUT
 
 
 @rule(desc="Check a service's uv.lock", level=LogLevel.DEBUG)
 async def lint_service_lock(
-    request: ServiceLockLintRequest.Batch[ServiceLockFieldSet, object]
+    request: ServiceLockLintRequest.Batch[ServiceImageFieldSet, object]
 ) -> LintResult:
     (field_set,) = request.elements
     project = await Get(ServiceProject, ServiceProjectRequest(field_set.address))
@@ -68,5 +71,41 @@ async def lint_service_lock(
     )
 
 
+class EsbContextCheck(Subsystem):
+    options_scope = "esb-context"
+    name = "esb-context"
+    help = help_text(
+        """
+        Checks, under `pants lint`, the context rule of each `esb_service_image`: its inputs
+        are its own directory, its base and its lock's packages. A dependency on a target
+        elsewhere, a symbolic link leaving the directory, or a file that looks like a secret
+        (unless `allowed_secrets` names it) fails, naming the path and the fix.
+        """
+    )
+
+    skip = SkipOption("lint")
+
+
+class ServiceContextLintRequest(LintTargetsRequest):
+    field_set_type = ServiceImageFieldSet
+    tool_subsystem = EsbContextCheck
+    partitioner_type = PartitionerType.DEFAULT_ONE_PARTITION_PER_INPUT
+
+
+@rule(desc="Check a service image's context", level=LogLevel.DEBUG)
+async def lint_service_context(
+    request: ServiceContextLintRequest.Batch[ServiceImageFieldSet, object]
+) -> LintResult:
+    (field_set,) = request.elements
+    context = await Get(ServiceContext, ServiceContextRequest(field_set.address))
+    return LintResult(
+        exit_code=1 if context.violations else 0,
+        stdout="",
+        stderr=context.message() + "\n" if context.violations else "",
+        linter_name=request.tool_name,
+        partition_description=str(field_set.address),
+    )
+
+
 def rules():
-    return [*collect_rules(), *ServiceLockLintRequest.rules()]
+    return [*collect_rules(), *ServiceLockLintRequest.rules(), *ServiceContextLintRequest.rules()]

@@ -6,7 +6,7 @@ import json
 import posixpath
 from dataclasses import dataclass
 
-import toml
+import toml  # pants: no-infer-dep (Pants itself depends on it)
 
 from esb.target_types import (
     SERVICE_LOCK_FILE,
@@ -24,7 +24,9 @@ from esb.target_types import (
     EsbServiceWorkdirField,
 )
 from esb.target_types import BASE_LOCK_FILE
+from esb.util_rules import context
 from esb.util_rules.base import BaseImageRequest, BaseSources, BuiltBaseImage
+from esb.util_rules.context import ServiceContext, ServiceContextRequest
 from esb.util_rules.dependencies import ResolvedBaseAddress
 from esb.util_rules.image import (
     IMAGE_LAYOUT,
@@ -350,10 +352,14 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
     target = wrapped.target
     spec = str(request.address)
     root = request.address.spec_path
+    # First: its sources cannot even be read when a link in them is absolute.
+    service_context = await Get(ServiceContext, ServiceContextRequest(request.address))
+    if service_context.violations:
+        raise ContextRuleViolation(service_context.message())
     sources = await Get(HydratedSources, HydrateSourcesRequest(target[EsbServiceSourcesField]))
     check_service_files(request.address, sources.snapshot.files)
-    # Before the venv layer, so that a stale lock is reported with this service's lock file and
-    # fix; the venv layer's own check cannot name them (its key holds only the lock's content).
+    # Before the layers, so that a stale lock is reported with this service's lock file and
+    # fix, once, rather than by every layer process.
     project = await Get(ServiceProject, ServiceProjectRequest(request.address))
     export = await Get(LockExport, ServiceProject, project)
     platform = project.platform
@@ -370,7 +376,7 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
         Digest,
         DigestSubset(
             sources.snapshot.digest,
-            PathGlobs(sorted(set(sources.snapshot.files) - set(project_files.files))),
+            PathGlobs(sorted(set(service_context.shipped_files) - set(project_files.files))),
         ),
     )
     app_files = await Get(Digest, RemovePrefix(app_files, root)) if root else app_files
@@ -435,5 +441,9 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
     )
 
 
+class ContextRuleViolation(Exception):
+    """The service's image would take inputs from outside its directory, or ship a secret."""
+
+
 def rules():
-    return collect_rules()
+    return [*collect_rules(), *context.rules()]

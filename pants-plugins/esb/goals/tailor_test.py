@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from esb.goals import tailor
+from esb.goals.tailor import PutativeEsbServiceImageTargetsRequest
+from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
+from pants.core.goals import tailor as core_tailor
+from pants.core.goals.tailor import PutativeTarget, PutativeTargets
+from pants.engine.rules import QueryRule
+from pants.testutil.rule_runner import RuleRunner
+
+_BASE_BUILD = 'esb_base_image(name="esb-service-base", packages=["python3"])\n'
+_SERVICE_FILES = {"pyproject.toml": "[project]\nname = 'x'\n", "uv.lock": "version = 1\n"}
+
+
+def _base(directory: str) -> dict[str, str]:
+    return {
+        f"{directory}/BUILD": _BASE_BUILD,
+        f"{directory}/packages.lock.json": "{}",
+        f"{directory}/ensure_ca_trust.sh": "",
+        f"{directory}/entrypoint.sh": "",
+    }
+
+
+def _service(directory: str, *files: str) -> dict[str, str]:
+    return {f"{directory}/{name}": _SERVICE_FILES[name] for name in files}
+
+
+@pytest.fixture
+def rule_runner() -> RuleRunner:
+    return RuleRunner(
+        rules=[
+            *core_tailor.rules(),
+            *tailor.rules(),
+            QueryRule(PutativeTargets, [PutativeEsbServiceImageTargetsRequest]),
+        ],
+        target_types=[EsbBaseImageTarget, EsbServiceImageTarget],
+    )
+
+
+def _putative(rule_runner: RuleRunner, *dirs: str) -> list[PutativeTarget]:
+    return list(
+        rule_runner.request(PutativeTargets, [PutativeEsbServiceImageTargetsRequest(dirs)])
+    )
+
+
+def test_new_service_gets_an_image_on_the_only_base(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {**_base("base"), **_service("services/billing", "pyproject.toml", "uv.lock")}
+    )
+    [target] = _putative(rule_runner, "base", "services/billing")
+    assert (target.path, target.name, target.type_alias) == (
+        "services/billing",
+        "billing",
+        "esb_service_image",
+    )
+    assert dict(target.kwargs) == {"base": "//base:esb-service-base"}
+    assert target.triggering_sources == ("pyproject.toml", "uv.lock")
+    assert "`command` (required)" in " ".join(target.comments)
+
+
+def test_the_one_main_module_under_src_gives_the_command(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {
+            **_base("base"),
+            **_service("services/billing", "pyproject.toml", "uv.lock"),
+            "services/billing/src/esb_billing/__main__.py": "",
+            "services/billing/src/esb_billing/app.py": "",
+        }
+    )
+    [target] = _putative(rule_runner, "base", "services/billing")
+    assert dict(target.kwargs) == {
+        "base": "//base:esb-service-base",
+        "command": ("python", "-m", "esb_billing"),
+    }
+    assert target.comments == ()
+
+
+def test_service_whose_lock_is_owned_is_left_alone(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {
+            **_base("base"),
+            "services/api/BUILD": (
+                'esb_service_image(name="api", base="//base:esb-service-base", '
+                'command=["python"])\n'
+            ),
+            **_service("services/api", "pyproject.toml", "uv.lock"),
+        }
+    )
+    assert _putative(rule_runner, "services/api") == []
+
+
+def test_lock_without_pyproject_is_not_a_service(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files({**_base("base"), **_service("tools/x", "uv.lock")})
+    assert _putative(rule_runner, "tools/x") == []
+
+
+@pytest.mark.parametrize(
+    "base_files, problem",
+    [
+        pytest.param({}, "there is no `esb_base_image` target", id="no-base"),
+        pytest.param(
+            {**_base("base"), **_base("base2")},
+            "several `esb_base_image` targets (//base:esb-service-base, "
+            "//base2:esb-service-base)",
+            id="two-bases",
+        ),
+    ],
+)
+def test_no_single_base_proposes_nothing_and_says_why(
+    rule_runner: RuleRunner,
+    caplog: pytest.LogCaptureFixture,
+    base_files: dict[str, str],
+    problem: str,
+) -> None:
+    rule_runner.write_files(
+        {**base_files, **_service("services/billing", "pyproject.toml", "uv.lock")}
+    )
+    with caplog.at_level(logging.WARNING):
+        assert _putative(rule_runner, "services/billing") == []
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert "services/billing" in warning
+    assert problem in warning
+    assert "by hand with `base=` set" in warning
