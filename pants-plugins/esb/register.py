@@ -1,6 +1,6 @@
 """The esb backend: daemonless, reproducible OCI images for a Python microservice monorepo."""
 
-from esb.goals import lint, lock, package, run, tailor
+from esb.goals import lint, lock, package, publish, run, tailor
 from esb.subsystems import image_tool, uv
 from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
 from esb.util_rules import base, dependencies, image, layers, service, upstream
@@ -20,6 +20,7 @@ def rules():
         *lint.rules(),
         *lock.rules(),
         *package.rules(),
+        *publish.rules(),
         *run.rules(),
         *service.rules(),
         *tailor.rules(),

@@ -27,6 +27,9 @@ from pants.util.strutil import help_text
 # The OCI distribution spec's grammar for repository path components and tags.
 _REPOSITORY_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# `{name}` in a tag: filled in by `publish`, which knows the digest (see EsbImageTagsField).
+TAG_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+TAG_PLACEHOLDERS = ("digest", "git_commit", "version")
 # POSIX shells accept these as variable names; anything else cannot be read by the entrypoint.
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Debian policy §5.6.7: lower case letters, digits, '+', '-', '.'; at least two characters.
@@ -115,19 +118,47 @@ class EsbImageTagsField(_CheckedStringSequenceField):
         Tags to give the image. The image's identity is its manifest digest, printed by `package`
         and recorded in `<output>.image.json`; tags are names for people.
 
-        Each tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+        Each tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`, and may hold placeholders that
+        `publish` fills in: `{digest}` (the first 12 hex digits of the image's manifest digest),
+        `{git_commit}` (the full hash of the commit checked out) and `{version}` (a service's
+        `[project].version` in its `pyproject.toml`), e.g. `image_tags=["latest",
+        "sha-{digest}", "v{version}"]`. `package` gives the image only the tags without
+        placeholders.
         """
     )
 
     invalid_items = "invalid tag(s)"
     fix = (
         "a tag starts with a letter, digit or '_', continues with letters, digits, '_', '.' or "
-        "'-', and is at most 128 characters long."
+        "'-', and is at most 128 characters long; the placeholders `publish` fills in are "
+        f"{', '.join(f'{{{name}}}' for name in TAG_PLACEHOLDERS)}."
     )
 
     @staticmethod
     def is_valid(item: str) -> bool:
-        return bool(_TAG.match(item))
+        names = TAG_PLACEHOLDER.findall(item)
+        # The length is checked again once `publish` has filled the placeholders in.
+        return all(name in TAG_PLACEHOLDERS for name in names) and bool(
+            _TAG.match(TAG_PLACEHOLDER.sub("0", item))
+        )
+
+    def literal(self) -> tuple[str, ...]:
+        """The tags without placeholders: those `package` gives the image."""
+        return tuple(tag for tag in self.value or () if not TAG_PLACEHOLDER.search(tag))
+
+
+class EsbImageRegistriesField(StringSequenceField):
+    alias = "registries"
+    help = help_text(
+        """
+        The registries `publish` pushes the image to: aliases of `[esb-registries].publish`
+        written `"@alias"`, or addresses `"host[:port][/namespace]"`, e.g.
+        `registries=["@internal", "registry.example:5000"]`. The image goes to
+        `<address>/<repository>` with its `image_tags`.
+
+        Unset: the aliases marked `default = true`. An empty list: `publish` skips the image.
+        """
+    )
 
 
 class EsbImageEnvironmentField(DictStringToStringField):
@@ -246,6 +277,7 @@ _COMMON_IMAGE_FIELDS = (
     *COMMON_TARGET_FIELDS,
     EsbImageRepositoryField,
     EsbImageTagsField,
+    EsbImageRegistriesField,
     EsbImageEnvironmentField,
     EsbImageLabelsField,
     EsbImageOutputPathField,

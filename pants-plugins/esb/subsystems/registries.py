@@ -1,11 +1,12 @@
-"""How builds reach container registries: `[esb-registries]`, for pulls of upstream bases."""
+"""How builds reach container registries: `[esb-registries]`, for pulls of upstream bases and for
+`publish`."""
 
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from pants.option.option_types import DictOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
@@ -19,6 +20,11 @@ _REGISTRY = re.compile(
 _MIRROR = re.compile(r"^https?://[^/?#\s]+/?$")
 _SETTINGS = ("ca_bundle", "insecure", "mirrors")
 PATH_PLACEHOLDER = "<PATH>"
+# Names of `[esb-registries].publish` entries, written `@alias` in a target's `registries`.
+_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# The OCI distribution grammar of a repository path component, for a publish address' namespace.
+_NAMESPACE_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_PUBLISH_SETTINGS = ("address", "default")
 
 
 class RegistrySettingsError(ValueError):
@@ -35,6 +41,31 @@ class RegistrySettings:
     mirrors: tuple[str, ...] = ()
 
 
+def _settings_tables(
+    value: Mapping[str, Any],
+    option: str,
+    known: tuple[str, ...],
+    key_pattern: re.Pattern[str],
+    bad_key: str,
+    fix: str,
+) -> Iterator[tuple[str, Mapping[str, Any], str]]:
+    """The entries of a dict option of tables, as (key, table, how messages name the entry),
+    sorted by key, each key matching `key_pattern` and each table holding only `known` keys."""
+    for key, settings in sorted(value.items()):
+        where = f"The entry {key!r} of `{option}`"
+        if not key_pattern.match(key):
+            raise RegistrySettingsError(f"{where} {bad_key}.\n\n{fix}")
+        if not isinstance(settings, Mapping):
+            raise RegistrySettingsError(f"{where} is {settings!r}, not a table of settings.\n\n{fix}")
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise RegistrySettingsError(
+                f"{where} has unknown settings {', '.join(map(repr, unknown))}; known: "
+                f"{', '.join(known)}.\n\n{fix}"
+            )
+        yield key, settings, where
+
+
 def parse_registry_settings(value: Mapping[str, Any], option: str) -> tuple[RegistrySettings, ...]:
     """The entries of the `registries` option, checked, sorted by registry."""
     fix = (
@@ -43,20 +74,9 @@ def parse_registry_settings(value: Mapping[str, Any], option: str) -> tuple[Regi
         "optional)."
     )
     entries = []
-    for registry, settings in sorted(value.items()):
-        where = f"The entry {registry!r} of `{option}`"
-        if not _REGISTRY.match(registry):
-            raise RegistrySettingsError(
-                f"{where} does not name a registry as `host` or `host:port`.\n\n{fix}"
-            )
-        if not isinstance(settings, Mapping):
-            raise RegistrySettingsError(f"{where} is {settings!r}, not a table of settings.\n\n{fix}")
-        unknown = sorted(set(settings) - set(_SETTINGS))
-        if unknown:
-            raise RegistrySettingsError(
-                f"{where} has unknown settings {', '.join(map(repr, unknown))}; known: "
-                f"{', '.join(_SETTINGS)}.\n\n{fix}"
-            )
+    for registry, settings, where in _settings_tables(
+        value, option, _SETTINGS, _REGISTRY, "does not name a registry as `host` or `host:port`", fix
+    ):
         ca_bundle = settings.get("ca_bundle")
         insecure = settings.get("insecure", False)
         mirrors = settings.get("mirrors", [])
@@ -89,6 +109,55 @@ def helper_search_path(entries: tuple[str, ...], pants_path: Optional[str]) -> O
     return os.pathsep.join(directories)
 
 
+@dataclass(frozen=True)
+class PublishRegistry:
+    """One entry of `[esb-registries].publish`."""
+
+    alias: str
+    address: str
+    """`host[:port]`, optionally followed by `/namespace` that prefixes every repository."""
+    default: bool = False
+
+
+def publish_address_problem(address: str) -> Optional[str]:
+    """Why `address` is not a registry to publish to, `host[:port][/namespace]`; None if it is."""
+    if "://" in address:
+        return "it is a URL: write the registry as `host[:port]`, without a scheme"
+    registry, _, namespace = address.partition("/")
+    if not _REGISTRY.match(registry):
+        return f"{registry!r} is not a registry `host` or `host:port`"
+    bad = [part for part in namespace.split("/") if not _NAMESPACE_COMPONENT.match(part)] if namespace else []
+    if bad:
+        return (
+            f"the namespace part(s) {', '.join(map(repr, bad))} are not lower-case letters and "
+            "digits separated by '.', '_', '__' or '-'"
+        )
+    return None
+
+
+def parse_publish_registries(value: Mapping[str, Any], option: str) -> tuple[PublishRegistry, ...]:
+    """The entries of the `publish` option, checked, sorted by alias."""
+    fix = (
+        f'Fix: write each entry as `alias = {{ address = "host:port", default = true }}` in '
+        f"`{option}` (`address` may end with a `/namespace`; `default` is optional, false)."
+    )
+    entries = []
+    for alias, settings, where in _settings_tables(
+        value, option, _PUBLISH_SETTINGS, _ALIAS, "is not an alias: use letters, digits, '_', '.' and '-'", fix
+    ):
+        address = settings.get("address")
+        default = settings.get("default", False)
+        if not isinstance(address, str):
+            raise RegistrySettingsError(f"{where} has no `address` string.\n\n{fix}")
+        problem = publish_address_problem(address)
+        if problem:
+            raise RegistrySettingsError(f"{where}: `address` {address!r}: {problem}.\n\n{fix}")
+        if not isinstance(default, bool):
+            raise RegistrySettingsError(f"{where}: `default` must be true or false, got {default!r}.\n\n{fix}")
+        entries.append(PublishRegistry(alias, address, default))
+    return tuple(entries)
+
+
 class RegistriesSubsystem(Subsystem):
     options_scope = "esb-registries"
     help = help_text(
@@ -100,6 +169,9 @@ class RegistriesSubsystem(Subsystem):
         these settings as written (paths, not file contents, for files outside the repository);
         credentials never enter the key: the image tool reads them from the Docker config when
         it runs. See docs/upstream-bases.md.
+
+        `publish` pushes images with the same credentials, CA bundles and plain-HTTP settings, to
+        the registries its `publish` option names. See docs/publishing.md.
         """
     )
 
@@ -152,6 +224,30 @@ class RegistriesSubsystem(Subsystem):
         ),
         advanced=True,
     )
+
+    _publish = DictOption[Any](
+        default={},
+        help=help_text(
+            """
+            Registries `publish` pushes images to, by alias, e.g. in pants.toml:
+
+                [esb-registries.publish.internal]
+                address = "registry.example:5000"
+                default = true
+
+            `address`: `host[:port]`, optionally followed by a `/namespace` that prefixes every
+            repository pushed there (`registry.example:5000/team` takes `esb/api` to
+            `registry.example:5000/team/esb/api`). `default`: publish an image whose
+            `registries` field is unset here. A target names aliases as `@internal` in its
+            `registries` field. The connection to each registry (CA bundle, plain HTTP) comes
+            from its `host[:port]` entry in `registries`, credentials from the Docker config.
+            """
+        ),
+    )
+
+    @property
+    def publish_registries(self) -> tuple[PublishRegistry, ...]:
+        return parse_publish_registries(self._publish, f"[{self.options_scope}].publish")
 
     @property
     def registries(self) -> tuple[RegistrySettings, ...]:

@@ -345,7 +345,7 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
         ImageAssemblyRequest(
             description=f"Assemble the image {spec}",
             repository=target[EsbImageRepositoryField].value_or_default(),
-            tags=target[EsbImageTagsField].value or (),
+            tags=target[EsbImageTagsField].literal(),
             architecture=platform.architecture,
             config_json=base_config_json(target),
             layers=layers,

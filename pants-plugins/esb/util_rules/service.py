@@ -422,7 +422,7 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
         ImageAssemblyRequest(
             description=f"Assemble the image {spec}",
             repository=target[EsbImageRepositoryField].value_or_default(),
-            tags=target[EsbImageTagsField].value or (),
+            tags=target[EsbImageTagsField].literal(),
             architecture=platform.architecture,
             config_json=config_json(
                 cmd=list(target[EsbServiceCommandField].value or ()),

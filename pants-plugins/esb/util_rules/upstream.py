@@ -81,6 +81,13 @@ def pull_argv(reference: str, platform: str, connection: RegistryConnection) -> 
         "--cache-dir",
         BLOB_CACHE_PATH,
     ]
+    return (*argv, *connection_argv(connection, mirrors=True))
+
+
+def connection_argv(connection: RegistryConnection, *, mirrors: bool) -> list[str]:
+    """The image tool's arguments that say how to reach registries: the Docker config, where
+    credential helpers are, and each registry's CA bundle, plain HTTP and (for pulls) mirrors."""
+    argv: list[str] = []
     if connection.docker_config:
         argv += ["--docker-config", connection.docker_config]
     if connection.credential_helper_path:
@@ -90,8 +97,25 @@ def pull_argv(reference: str, platform: str, connection: RegistryConnection) -> 
             argv += ["--registry-ca", f"{settings.registry}={settings.ca_bundle}"]
         if settings.insecure:
             argv += ["--insecure-registry", settings.registry]
-        argv += [arg for mirror in settings.mirrors for arg in ("--mirror", f"{settings.registry}={mirror}")]
-    return tuple(argv)
+        if mirrors:
+            argv += [arg for mirror in settings.mirrors for arg in ("--mirror", f"{settings.registry}={mirror}")]
+    return argv
+
+
+async def connection_inputs(connection: RegistryConnection) -> Digest:
+    """The CA bundles inside the repository, at their repository paths, so that the relative
+    paths `connection_argv` passes stay valid in the sandbox."""
+    repository_ca_bundles = [
+        s.ca_bundle for s in connection.registries if s.ca_bundle and not s.ca_bundle.startswith(("/", "~"))
+    ]
+    return await Get(
+        Digest,
+        PathGlobs(
+            repository_ca_bundles,
+            glob_match_error_behavior=GlobMatchErrorBehavior.error,
+            description_of_origin="the `ca_bundle` settings of `[esb-registries].registries`",
+        ),
+    )
 
 
 class UpstreamPullError(Exception):
@@ -151,23 +175,12 @@ async def registry_connection(registries: RegistriesSubsystem) -> RegistryConnec
 async def pull_upstream_image(
     request: UpstreamImageRequest, connection: RegistryConnection
 ) -> PulledUpstreamImage:
-    repository_ca_bundles = [
-        s.ca_bundle for s in connection.registries if s.ca_bundle and not s.ca_bundle.startswith(("/", "~"))
-    ]
-    ca_inputs = await Get(
-        Digest,
-        PathGlobs(
-            repository_ca_bundles,
-            glob_match_error_behavior=GlobMatchErrorBehavior.error,
-            description_of_origin="the `ca_bundle` settings of `[esb-registries].registries`",
-        ),
-    )
     process = await Get(
         Process,
         ImageToolRequest(
             argv=pull_argv(request.reference, request.platform, connection),
             description=f"Pull {request.reference} ({request.platform}) for {request.origin}",
-            input_digest=ca_inputs,
+            input_digest=await connection_inputs(connection),
             output_files=(PULLED_METADATA,),
             output_directories=(PULLED_LAYOUT,),
             needs_network_trust=True,

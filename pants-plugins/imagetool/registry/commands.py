@@ -28,7 +28,12 @@ from imagetool.registry.reference import (
     parse_repository,
     reference_requiring_digest,
 )
-from imagetool.registry.transport import RegistryClient, RegistryOptions
+from imagetool.registry.transport import (
+    RegistryClient,
+    RegistryError,
+    RegistryOptions,
+    TransientRegistryError,
+)
 from imagetool.spec import ImageMetadata, LayerSummary
 
 
@@ -67,6 +72,13 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="REGISTRY",
         help="reach REGISTRY over plain HTTP instead of HTTPS (repeatable)",
     )
+    parser.add_argument(
+        "--ca-bundle-setting",
+        default=RegistryOptions.ca_bundle_setting,
+        metavar="TEXT",
+        help="how the caller gives a registry's CA bundle, for the message of a certificate that "
+        "does not verify; `{registry}` stands for the registry (default: %(default)s)",
+    )
 
 
 def _options(args: argparse.Namespace, mirrors: list[str]) -> RegistryOptions:
@@ -85,6 +97,7 @@ def _options(args: argparse.Namespace, mirrors: list[str]) -> RegistryOptions:
         ca_bundles={registry: Path(path).expanduser() for registry, path in ca_bundles.items()},
         insecure_registries=frozenset(parse_registry(registry) for registry in args.insecure_registry),
         mirrors=mirror_urls,
+        ca_bundle_setting=args.ca_bundle_setting,
     )
 
 
@@ -200,15 +213,23 @@ def _push(args: argparse.Namespace) -> int:
         print(f"{blob.digest} ({blob.size} bytes): {outcome.value}", file=sys.stderr)
 
     with RegistryClient(_options(args, mirrors=[])) as client:
-        result = push_image(
-            client,
-            args.layout,
-            reference,
-            tags=args.tag,
-            mount_from=mount_from,
-            chunk_size=args.chunk_size,
-            on_blob=report,
-        )
+        try:
+            result = push_image(
+                client,
+                args.layout,
+                reference,
+                tags=args.tag,
+                mount_from=mount_from,
+                chunk_size=args.chunk_size,
+                on_blob=report,
+            )
+        except TransientRegistryError as e:
+            # After the retries: say what state the push left, and that repeating it is cheap.
+            raise RegistryError(
+                f"{str(e).rstrip('.')}. Every tag pushed so far names a complete image (tags go "
+                "last). Push again once the registry works: the blobs it has already are not sent "
+                "again."
+            ) from e
     if args.out_stats:
         write_json(args.out_stats, dataclasses.asdict(result))
     print(

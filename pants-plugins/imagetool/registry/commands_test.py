@@ -10,8 +10,9 @@ from imagetool.cli import build_parser, main
 from imagetool.commands import CommandError
 from imagetool.oci import Platform
 from imagetool.registry.commands import _options, parse_platform, pulled_image_metadata
-from imagetool.registry.conftest import make_image
+from imagetool.registry.conftest import free_port, make_image
 from imagetool.registry.reference import Reference
+from imagetool.registry.transport import RegistryOptions, RetryPolicy
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -145,3 +146,37 @@ def test_docker_config_and_credential_helper_path(monkeypatch: pytest.MonkeyPatc
     )
     assert chosen.docker_config.path == home / "ci" / "config.json"
     assert chosen.docker_config.helper_search_path == "/opt/h:/bin"
+
+
+def test_push_interrupted_after_retries_says_how_to_resume(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(RetryPolicy, "delays", lambda policy: [0.0] * (policy.attempts - 1))
+    image = make_image(tmp_path / "image", [b"one"])
+    host = f"127.0.0.1:{free_port()}"
+    status, err = run(
+        capsys,
+        "push-image",
+        "--layout",
+        str(image.layout),
+        "--reference",
+        f"{host}/esb/api:1",
+        "--docker-config",
+        str(tmp_path / "none.json"),
+        "--insecure-registry",
+        host,
+    )
+    assert status == 1
+    assert err.startswith(f"imagetool push-image: Cannot reach {host} (HEAD /v2/esb/api/blobs/sha256:")
+    assert err.endswith(
+        "(failed 5 times). Every tag pushed so far names a complete image (tags go last). Push again "
+        "once the registry works: the blobs it has already are not sent again.\n"
+    )
+
+
+def test_ca_bundle_setting_reaches_the_options() -> None:
+    parser = build_parser()
+    common = ["push-image", "--layout", "image.oci", "--reference", "r.example/esb/api"]
+    assert _options(parser.parse_args(common), mirrors=[]).ca_bundle_setting == RegistryOptions.ca_bundle_setting
+    chosen = parser.parse_args([*common, "--ca-bundle-setting", "`ca_bundle` for {registry}"])
+    assert _options(chosen, mirrors=[]).ca_bundle_setting == "`ca_bundle` for {registry}"

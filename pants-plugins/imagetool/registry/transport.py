@@ -129,6 +129,9 @@ class RegistryOptions:
     """Registries reached over plain HTTP."""
     mirrors: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Mirror URLs (`https://host[:port]`) tried in order, for pulls, before each registry."""
+    ca_bundle_setting: str = "--registry-ca {registry}=<PEM file>"
+    """How the caller gives a registry's CA bundle, for the message of a certificate that does
+    not verify; `{registry}` stands for the registry."""
     retry: RetryPolicy = RetryPolicy()
     timeout_seconds: float = 60.0
     """For connecting, and for each wait for data."""
@@ -421,8 +424,8 @@ class Endpoint:
     def _tls_error(self, error: requests.exceptions.SSLError) -> RegistryTlsError:
         return RegistryTlsError(
             f"The TLS certificate of {self.description} does not verify ({_reason(error)}). If it "
-            f"is signed by a private CA, trust that CA for this registry with --registry-ca "
-            f"{self.registry}=<PEM file>."
+            "is signed by a private CA, trust that CA for this registry with "
+            f"{self._options.ca_bundle_setting.replace('{registry}', self.registry)}."
         )
 
 

@@ -28,6 +28,7 @@ from imagetool.registry.transport import (
     RegistryNotFoundError,
     RegistryOptions,
     RegistryReadOnlyError,
+    RegistryTlsError,
     RegistryUnreachableError,
     RetryPolicy,
     TransientRegistryError,
@@ -170,6 +171,19 @@ def test_unreachable_registry() -> None:
     assert "Connection refused" in str(error.value)
     assert str(error.value).endswith("(failed 3 times)")
     assert sleeps == [0.01, 0.02]
+
+
+def test_unverified_certificate_names_the_callers_ca_setting(scripted_server: StartServer) -> None:
+    """The fix names the setting of whoever runs the tool (here a plain HTTP server, whose answer
+    to a TLS handshake fails verification like an unknown CA)."""
+    server = scripted_server(answers(Answer(200)))
+    options = RegistryOptions(ca_bundle_setting='`ca_bundle` of [registries."{registry}"]', retry=FAST_RETRIES)
+    with RegistryClient(options) as client, pytest.raises(RegistryTlsError) as error:
+        get(client.endpoint(server.host))
+    assert str(error.value).startswith(f"The TLS certificate of {server.host} does not verify (")
+    assert str(error.value).endswith(
+        f'trust that CA for this registry with `ca_bundle` of [registries."{server.host}"].'
+    )
 
 
 def basic_registry(username: str, password: str) -> Respond:

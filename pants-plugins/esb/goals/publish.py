@@ -1,0 +1,391 @@
+"""`pants publish` for image targets: push each packaged image to its registries.
+
+One push per image and registry: the image tool's `push-image` on the OCI layout `package` built,
+run as an `InteractiveProcess` (never cached: a push has effects outside the build). The tool
+sends only the blobs the repository lacks (each checked with HEAD, or mounted from another
+repository of the registry), then the manifest by digest, then the tags: an interrupted push
+leaves no tag on an incomplete image, and running it again sends nothing twice.
+
+Pants 2.17's `publish` goal runs targets in no particular order, so a base cannot be relied on
+to go first. Instead every image may mount blobs from all the repositories of its family (its
+base and the services on that base): whichever image of the family is pushed first uploads the
+base's layers, and every later one mounts them, so publishing ten services on one base uploads
+the base once. The same goes for the distribution layers services share.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import toml
+
+from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.registries import (
+    PublishRegistry,
+    RegistriesSubsystem,
+    publish_address_problem,
+)
+from esb.target_types import (
+    SERVICE_PYPROJECT_FILE,
+    TAG_PLACEHOLDER,
+    EsbBaseImageTarget,
+    EsbImageRegistriesField,
+    EsbImageRepositoryField,
+    EsbImageTagsField,
+    EsbServiceBaseField,
+    EsbServiceImageTarget,
+)
+from esb.util_rules.dependencies import ResolvedBaseAddress
+from esb.util_rules.service import in_service
+from esb.util_rules.upstream import RegistryConnection, connection_argv, connection_inputs
+from pants.base.glob_match_error_behavior import GlobMatchErrorBehavior
+from pants.core.goals.publish import (
+    PublishFieldSet,
+    PublishOutputData,
+    PublishPackages,
+    PublishProcesses,
+    PublishRequest,
+)
+from pants.core.util_rules.system_binaries import GitBinaryException
+from pants.engine.addresses import Address
+from pants.engine.fs import Digest, DigestContents, DigestSubset, MergeDigests, PathGlobs
+from pants.engine.process import InteractiveProcess, Process
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import AllTargets, WrappedTarget, WrappedTargetRequest
+from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
+
+DIGEST_TAG_LENGTH = 12
+"""`{digest}` is this many hex digits of the manifest digest, as Docker shortens image IDs."""
+CA_BUNDLE_SETTING = (
+    '`ca_bundle = "<PEM file>"` in the `[esb-registries.registries."{registry}"]` section of '
+    "pants.toml"
+)
+"""How a Pants user trusts a registry's CA, for the image tool's message about a certificate
+that does not verify (`{registry}` is the tool's placeholder)."""
+
+
+class PublishError(Exception):
+    """A target or option that `publish` cannot act on; the message names it and the fix."""
+
+
+class PublishImageRequest(PublishRequest):
+    pass
+
+
+@dataclass(frozen=True)
+class PublishBaseImageFieldSet(EsbBaseImageFieldSet, PublishFieldSet):
+    publish_request_type = PublishImageRequest
+
+    tags: EsbImageTagsField
+    registries: EsbImageRegistriesField
+
+
+@dataclass(frozen=True)
+class PublishServiceImageFieldSet(EsbServiceImageFieldSet, PublishFieldSet):
+    publish_request_type = PublishImageRequest
+
+    tags: EsbImageTagsField
+    registries: EsbImageRegistriesField
+    base: EsbServiceBaseField
+
+
+@dataclass(frozen=True)
+class PublishDestination:
+    address: str
+    """`host[:port]`, optionally with a `/namespace` that prefixes repositories."""
+    alias: Optional[str] = None
+
+    def repository(self, repository: str) -> str:
+        """`repository`'s path on the registry."""
+        namespace = self.address.partition("/")[2]
+        return f"{namespace}/{repository}" if namespace else repository
+
+    def name(self, repository: str) -> str:
+        return f"{self.address}/{repository}"
+
+    @property
+    def description(self) -> str:
+        return f"@{self.alias} ({self.address})" if self.alias else self.address
+
+
+def publish_destinations(
+    field: EsbImageRegistriesField, address: Address, configured: tuple[PublishRegistry, ...]
+) -> tuple[PublishDestination, ...]:
+    """Where the `registries` field of the target at `address` says to push, each registry once;
+    empty when the field is an empty list."""
+    where = f"The `{field.alias}` field of the target {address}"
+    option = f"[{RegistriesSubsystem.options_scope}].publish"
+    aliases = {registry.alias: registry for registry in configured}
+    if field.value is None:
+        entries: tuple[str, ...] = tuple(f"@{r.alias}" for r in configured if r.default)
+        if not entries:
+            raise PublishError(
+                f"The target {address} has no registry to publish to: its `{field.alias}` "
+                f"field is unset and no entry of `{option}` has `default = true`.\n\nFix: add one "
+                f"to pants.toml, e.g. `[{RegistriesSubsystem.options_scope}.publish.internal]` with "
+                '`address = "registry.example:5000"` and `default = true`, or set '
+                f'`{field.alias}=["registry.example:5000"]` on the target (`{field.alias}=[]` '
+                "never publishes it)."
+            )
+    else:
+        entries = field.value
+    destinations: dict[str, PublishDestination] = {}
+    for entry in entries:
+        if entry.startswith("@"):
+            registry = aliases.get(entry[1:])
+            if registry is None:
+                known = ", ".join(f"@{alias}" for alias in aliases) or "none"
+                raise PublishError(
+                    f"{where} names {entry!r}, which is no alias of `{option}` (known: {known})."
+                    f"\n\nFix: add it to `{option}` in pants.toml, or correct the alias."
+                )
+            destination = PublishDestination(registry.address, registry.alias)
+        else:
+            problem = publish_address_problem(entry)
+            if problem:
+                raise PublishError(
+                    f"{where} has {entry!r}: {problem}.\n\nFix: write `\"@alias\"` for an alias "
+                    f'of `{option}`, or an address `"host[:port][/namespace]"`, e.g. '
+                    '`"registry.example:5000"`.'
+                )
+            destination = PublishDestination(entry)
+        # An alias and its address both listed: one push.
+        destinations.setdefault(destination.address, destination)
+    return tuple(destinations.values())
+
+
+def fill_in_tags(
+    field: EsbImageTagsField, address: Address, values: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The tags of the target at `address` with their placeholders filled in from `values`, each
+    tag once."""
+    tags = []
+    for template in field.value or ():
+        tag = TAG_PLACEHOLDER.sub(lambda match: values[match[1]], template)
+        if not EsbImageTagsField.is_valid(tag):
+            raise PublishError(
+                f"The `{field.alias}` field of the target {address} has the tag "
+                f"{template!r}, which becomes {tag!r}: not a valid tag (at most 128 letters, "
+                "digits, '_', '.' and '-', not starting with '.' or '-').\n\nFix: use placeholders "
+                "whose values fit (e.g. a version without '+'), or a literal tag."
+            )
+        tags.append(tag)
+    return tuple(dict.fromkeys(tags))
+
+
+def project_version(pyproject: bytes, path: str, address: Address) -> str:
+    """`[project].version` of a service's pyproject.toml, for `{version}` in its tags."""
+    where = f"The `{EsbImageTagsField.alias}` field of the target {address} uses {{version}}"
+    try:
+        project = toml.loads(pyproject.decode()).get("project", {})
+    except (toml.TomlDecodeError, UnicodeDecodeError) as e:
+        raise PublishError(f"{where}, but {path} is not valid TOML: {e}.\n\nFix: correct {path}.") from None
+    version = project.get("version") if isinstance(project, dict) else None
+    if not isinstance(version, str) or not version:
+        dynamic = isinstance(project, dict) and "version" in (project.get("dynamic") or ())
+        problem = "declares `version` as dynamic" if dynamic else "sets no `[project].version`"
+        raise PublishError(
+            f"{where}, but {path} {problem}.\n\nFix: set `version = \"1.2.3\"` under `[project]` "
+            f"in {path}, or remove {{version}} from the tag."
+        )
+    return version
+
+
+async def _git_commit(address: Address) -> str:
+    where = f"The `{EsbImageTagsField.alias}` field of the target {address} uses {{git_commit}}"
+    worktree = (await Get(MaybeGitWorktree, GitWorktreeRequest())).git_worktree
+    if worktree is None:
+        raise PublishError(
+            f"{where}, but Pants finds no git repository (or no `git`) at the build root.\n\n"
+            "Fix: publish from a git checkout, or remove {git_commit} from the tag."
+        )
+    try:
+        return str(worktree.commit_id)
+    except GitBinaryException as e:
+        raise PublishError(
+            f"{where}, but git names no commit checked out at {worktree.worktree} ({e}).\n\n"
+            "Fix: commit, then publish again."
+        ) from None
+
+
+async def _service_version(field_set: PublishServiceImageFieldSet) -> str:
+    path = in_service(field_set.address, SERVICE_PYPROJECT_FILE)
+    contents = await Get(
+        DigestContents,
+        PathGlobs(
+            [path],
+            glob_match_error_behavior=GlobMatchErrorBehavior.error,
+            description_of_origin=f"{{version}} in the tags of {field_set.address}",
+        ),
+    )
+    return project_version(contents[0].content, path, field_set.address)
+
+
+async def _tag_values(
+    field_set: PublishBaseImageFieldSet | PublishServiceImageFieldSet, image_digest: str
+) -> dict[str, str]:
+    """The values of the placeholders the target's tags use, and only of those (finding the
+    version or the commit may fail)."""
+    used = {name for tag in field_set.tags.value or () for name in TAG_PLACEHOLDER.findall(tag)}
+    values = {"digest": image_digest.partition(":")[2][:DIGEST_TAG_LENGTH]}
+    if "git_commit" in used:
+        values["git_commit"] = await _git_commit(field_set.address)
+    if "version" in used:
+        if not isinstance(field_set, PublishServiceImageFieldSet):
+            raise PublishError(
+                f"The `{field_set.tags.alias}` field of the target {field_set.address} uses "
+                f"{{version}}, a service's `[project].version`, but an `{EsbBaseImageTarget.alias}` "
+                "has no pyproject.toml.\n\nFix: tag the base with {digest} or {git_commit}, or a "
+                "literal version."
+            )
+        values["version"] = await _service_version(field_set)
+    return values
+
+
+@dataclass(frozen=True)
+class ImageFamilyRequest:
+    base: Address
+
+
+@dataclass(frozen=True)
+class ImageFamily:
+    """The repositories of a base image and of the services on it: the base's first."""
+
+    repositories: tuple[str, ...]
+
+    def mount_sources(self, repository: str) -> tuple[str, ...]:
+        """Where an image of the family may find blobs it lacks: the others' repositories."""
+        return tuple(r for r in self.repositories if r != repository)
+
+
+@rule
+async def image_family(request: ImageFamilyRequest, all_targets: AllTargets) -> ImageFamily:
+    # An image with `registries=[]` is never pushed anywhere, so it has no blobs to mount.
+    services = [
+        t
+        for t in all_targets
+        if isinstance(t, EsbServiceImageTarget) and t[EsbImageRegistriesField].value != ()
+    ]
+    bases = await MultiGet(
+        Get(ResolvedBaseAddress, EsbServiceBaseField, t[EsbServiceBaseField]) for t in services
+    )
+    base = await Get(
+        WrappedTarget,
+        WrappedTargetRequest(request.base, description_of_origin="the images to publish"),
+    )
+    on_base = sorted(
+        {
+            service[EsbImageRepositoryField].value_or_default()
+            for service, resolved in zip(services, bases)
+            if resolved.address == request.base
+        }
+    )
+    base_repository = base.target[EsbImageRepositoryField].value_or_default()
+    return ImageFamily(tuple(dict.fromkeys([base_repository, *on_base])))
+
+
+def push_argv(
+    layout: str,
+    destination: PublishDestination,
+    repository: str,
+    tags: tuple[str, ...],
+    mount_sources: tuple[str, ...],
+    connection: RegistryConnection,
+) -> tuple[str, ...]:
+    return (
+        "push-image",
+        "--layout",
+        layout,
+        "--reference",
+        destination.name(repository),
+        *(arg for tag in tags for arg in ("--tag", tag)),
+        *(
+            arg
+            for source in mount_sources
+            for arg in ("--mount-from", destination.repository(source))
+        ),
+        *connection_argv(connection, mirrors=False),
+        "--ca-bundle-setting",
+        CA_BUNDLE_SETTING,
+    )
+
+
+@rule
+async def publish_image(
+    request: PublishImageRequest, registries: RegistriesSubsystem, connection: RegistryConnection
+) -> PublishProcesses:
+    field_set = request.field_set
+    repository = field_set.repository.value_or_default()
+    destinations = publish_destinations(
+        field_set.registries, field_set.address, registries.publish_registries
+    )
+    if not destinations:
+        return PublishProcesses(
+            [
+                PublishPackages(
+                    names=(repository,),
+                    description=f"(by `{field_set.registries.alias}=[]` on {field_set.address})",
+                )
+            ]
+        )
+
+    prefix = field_set.output_path.value_or_default(file_ending=None)
+    layout, metadata_path = f"{prefix}.oci", f"{prefix}.image.json"
+    packaged = await Get(Digest, MergeDigests(package.digest for package in request.packages))
+    family_base = (
+        (await Get(ResolvedBaseAddress, EsbServiceBaseField, field_set.base)).address
+        if isinstance(field_set, PublishServiceImageFieldSet)
+        else field_set.address
+    )
+    layout_digest, metadata, family = await MultiGet(
+        Get(Digest, DigestSubset(packaged, PathGlobs([f"{layout}/**"]))),
+        Get(DigestContents, DigestSubset(packaged, PathGlobs([metadata_path]))),
+        Get(ImageFamily, ImageFamilyRequest(family_base)),
+    )
+    digest = json.loads(metadata[0].content)["digest"]
+    tags = fill_in_tags(field_set.tags, field_set.address, await _tag_values(field_set, digest))
+    inputs = await Get(Digest, MergeDigests([layout_digest, await connection_inputs(connection)]))
+    processes = await MultiGet(
+        Get(
+            Process,
+            ImageToolRequest(
+                argv=push_argv(
+                    layout,
+                    destination,
+                    repository,
+                    tags,
+                    family.mount_sources(repository),
+                    connection,
+                ),
+                description=f"Push {repository} to {destination.description}",
+                input_digest=inputs,
+                needs_network_trust=True,
+            ),
+        )
+        for destination in destinations
+    )
+    return PublishProcesses(
+        PublishPackages(
+            names=tuple(f"{destination.name(repository)}:{tag}" for tag in tags)
+            or (f"{destination.name(repository)}@{digest}",),
+            # Interactive: the tool's progress and errors go straight to the console, and an
+            # interactive process is never cached.
+            process=InteractiveProcess.from_process(process),
+            description=destination.description,
+            data=PublishOutputData(
+                {"publisher": "esb", "registry": destination.address, "digest": digest}
+            ),
+        )
+        for destination, process in zip(destinations, processes)
+    )
+
+
+def rules():
+    return [
+        *collect_rules(),
+        *PublishBaseImageFieldSet.rules(),
+        *PublishServiceImageFieldSet.rules(),
+    ]

@@ -1,0 +1,374 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from esb.goals import publish
+from esb.goals.publish import (
+    CA_BUNDLE_SETTING,
+    PublishBaseImageFieldSet,
+    PublishDestination,
+    PublishError,
+    PublishImageRequest,
+    PublishServiceImageFieldSet,
+    fill_in_tags,
+    project_version,
+    publish_destinations,
+)
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.registries import (
+    PublishRegistry,
+    RegistrySettingsError,
+    parse_publish_registries,
+)
+from esb.target_types import (
+    EsbBaseImageTarget,
+    EsbImageRegistriesField,
+    EsbImageTagsField,
+    EsbServiceImageTarget,
+)
+from esb.util_rules import dependencies, upstream
+from pants.core.goals.package import BuiltPackage
+from pants.core.goals.publish import PublishProcesses
+from pants.core.util_rules import system_binaries
+from pants.engine.addresses import Address
+from pants.engine.fs import Digest, DigestContents
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.process import Process
+from pants.engine.rules import QueryRule, rule
+from pants.engine.target import InvalidFieldException
+from pants.testutil.rule_runner import RuleRunner
+from pants.vcs import git
+
+API = Address("services/api", target_name="api")
+OPTION = "[esb-registries].publish"
+CONFIGURED = (
+    PublishRegistry("internal", "registry.example:5000", default=True),
+    PublishRegistry("mirror", "mirror.example/team", default=True),
+    PublishRegistry("staging", "staging.example:5000"),
+)
+DIGEST = "sha256:" + "0123456789ab" + "cd" * 26
+
+
+def registries(value: list[str] | None) -> EsbImageRegistriesField:
+    return EsbImageRegistriesField(value, API)
+
+
+def tags(value: list[str]) -> EsbImageTagsField:
+    return EsbImageTagsField(value, API)
+
+
+# -- [esb-registries].publish and the `registries` field -----------------------------------------
+
+
+def test_publish_registries_are_checked_and_sorted() -> None:
+    value = {
+        "staging": {"address": "staging.example:5000"},
+        "internal": {"address": "registry.example:5000/team/esb", "default": True},
+    }
+    assert parse_publish_registries(value, OPTION) == (
+        PublishRegistry("internal", "registry.example:5000/team/esb", default=True),
+        PublishRegistry("staging", "staging.example:5000"),
+    )
+
+
+@pytest.mark.parametrize(
+    "alias, settings, problem",
+    [
+        pytest.param("@x", {"address": "r.example"}, "is not an alias", id="alias"),
+        pytest.param("x", "r.example", "is 'r.example', not a table of settings", id="not-a-table"),
+        pytest.param("x", {"address": "r.example", "url": "r"}, "unknown settings 'url'", id="unknown"),
+        pytest.param("x", {"default": True}, "has no `address` string", id="no-address"),
+        pytest.param("x", {"address": "https://r.example"}, "it is a URL: write", id="url"),
+        pytest.param("x", {"address": "r.example/Team"}, "namespace part(s) 'Team'", id="namespace"),
+        pytest.param("x", {"address": "r.example", "default": "yes"}, "must be true or false", id="default"),
+    ],
+)
+def test_bad_publish_registries_name_the_entry_and_the_fix(alias: str, settings: object, problem: str) -> None:
+    with pytest.raises(RegistrySettingsError) as error:
+        parse_publish_registries({alias: settings}, OPTION)
+    message = str(error.value)
+    assert message.startswith(f"The entry {alias!r} of `[esb-registries].publish`")
+    assert problem in message
+    assert message.endswith("(`address` may end with a `/namespace`; `default` is optional, false).")
+
+
+def test_unset_registries_are_the_default_aliases() -> None:
+    assert publish_destinations(registries(None), API, CONFIGURED) == (
+        PublishDestination("registry.example:5000", "internal"),
+        PublishDestination("mirror.example/team", "mirror"),
+    )
+
+
+def test_aliases_and_addresses_each_once() -> None:
+    field = registries(["@staging", "other.example:5000", "staging.example:5000", "@staging"])
+    assert publish_destinations(field, API, CONFIGURED) == (
+        PublishDestination("staging.example:5000", "staging"),
+        PublishDestination("other.example:5000"),
+    )
+
+
+def test_empty_registries_publish_nowhere() -> None:
+    assert publish_destinations(registries([]), API, CONFIGURED) == ()
+
+
+def test_destination_with_a_namespace() -> None:
+    destination = PublishDestination("mirror.example/team", "mirror")
+    assert destination.repository("esb/api") == "team/esb/api"
+    assert destination.name("esb/api") == "mirror.example/team/esb/api"
+    assert destination.description == "@mirror (mirror.example/team)"
+
+
+@pytest.mark.parametrize(
+    "field, configured, expected",
+    [
+        pytest.param(
+            registries(None),
+            (),
+            "The target services/api:api has no registry to publish to: its `registries` field is "
+            "unset and no entry of `[esb-registries].publish` has `default = true`.\n\nFix: add one "
+            "to pants.toml, e.g. `[esb-registries.publish.internal]` with `address = "
+            '"registry.example:5000"` and `default = true`, or set '
+            '`registries=["registry.example:5000"]` on the target (`registries=[]` never publishes it).',
+            id="no-default",
+        ),
+        pytest.param(
+            registries(["@prod"]),
+            CONFIGURED,
+            "The `registries` field of the target services/api:api names '@prod', which is no alias "
+            "of `[esb-registries].publish` (known: @internal, @mirror, @staging).\n\nFix: add it to "
+            "`[esb-registries].publish` in pants.toml, or correct the alias.",
+            id="unknown-alias",
+        ),
+        pytest.param(
+            registries(["registry.example:5000/Esb"]),
+            CONFIGURED,
+            "The `registries` field of the target services/api:api has 'registry.example:5000/Esb': "
+            "the namespace part(s) 'Esb' are not lower-case letters and digits separated by '.', '_', "
+            "'__' or '-'.\n\nFix: write `\"@alias\"` for an alias of `[esb-registries].publish`, or an "
+            'address `"host[:port][/namespace]"`, e.g. `"registry.example:5000"`.',
+            id="bad-address",
+        ),
+    ],
+)
+def test_bad_registries_name_the_target_and_the_fix(
+    field: EsbImageRegistriesField, configured: tuple[PublishRegistry, ...], expected: str
+) -> None:
+    with pytest.raises(PublishError) as error:
+        publish_destinations(field, API, configured)
+    assert str(error.value) == expected
+
+
+# -- tags ----------------------------------------------------------------------------------------
+
+
+def test_tags_may_hold_placeholders_that_package_leaves_out() -> None:
+    field = tags(["latest", "sha-{digest}", "v{version}-{git_commit}", "1.0"])
+    assert field.literal() == ("latest", "1.0")
+
+
+@pytest.mark.parametrize("tag", ["{commit}", "v{version", "-{digest}", "{}", "a{{digest}}"])
+def test_unknown_or_malformed_placeholders_are_refused(tag: str) -> None:
+    with pytest.raises(InvalidFieldException) as error:
+        tags([tag])
+    assert f"has invalid tag(s) {tag!r}" in str(error.value)
+    assert "the placeholders `publish` fills in are {digest}, {git_commit}, {version}." in str(error.value)
+
+
+def test_tags_are_filled_in_each_once() -> None:
+    values = {"digest": "0123456789ab", "git_commit": "f" * 40, "version": "1.2.0"}
+    field = tags(["latest", "sha-{digest}", "v{version}", "git-{git_commit}", "v1.2.0"])
+    assert fill_in_tags(field, API, values) == ("latest", "sha-0123456789ab", "v1.2.0", f"git-{'f' * 40}")
+
+
+def test_a_tag_that_fills_in_to_an_invalid_one_is_refused() -> None:
+    with pytest.raises(PublishError) as error:
+        fill_in_tags(tags(["v{version}"]), API, {"digest": "0123456789ab", "version": "1.0+local"})
+    assert str(error.value) == (
+        "The `image_tags` field of the target services/api:api has the tag 'v{version}', which "
+        "becomes 'v1.0+local': not a valid tag (at most 128 letters, digits, '_', '.' and '-', not "
+        "starting with '.' or '-').\n\nFix: use placeholders whose values fit (e.g. a version "
+        "without '+'), or a literal tag."
+    )
+
+
+@pytest.mark.parametrize(
+    "pyproject, problem",
+    [
+        pytest.param(b"[project]\nname = 'esb-api'\n", "sets no `[project].version`", id="missing"),
+        pytest.param(
+            b"[project]\nname = 'esb-api'\ndynamic = ['version']\n", "declares `version` as dynamic", id="dynamic"
+        ),
+        pytest.param(b"[project\n", "is not valid TOML", id="toml"),
+    ],
+)
+def test_version_problems_name_the_file_and_the_fix(pyproject: bytes, problem: str) -> None:
+    with pytest.raises(PublishError) as error:
+        project_version(pyproject, "services/api/pyproject.toml", API)
+    message = str(error.value)
+    assert message.startswith(
+        "The `image_tags` field of the target services/api:api uses {version}, but "
+        f"services/api/pyproject.toml {problem}"
+    )
+    assert "Fix: " in message
+
+
+def test_version_from_pyproject() -> None:
+    assert project_version(b"[project]\nversion = '2.0.1'\n", "p.toml", API) == "2.0.1"
+
+
+# -- the rule ------------------------------------------------------------------------------------
+
+
+@rule
+async def fake_image_tool(request: ImageToolRequest) -> Process:
+    """The push process without building the image tool's PEX: the glue is what is tested."""
+    return Process(("imagetool", *request.argv), description=request.description, input_digest=request.input_digest)
+
+
+@pytest.fixture
+def rule_runner() -> RuleRunner:
+    runner = RuleRunner(
+        rules=[
+            *publish.rules(),
+            *dependencies.rules(),
+            *upstream.rules(),
+            *git.rules(),
+            *system_binaries.rules(),
+            fake_image_tool,
+            QueryRule(PublishProcesses, [PublishImageRequest]),
+            QueryRule(DigestContents, [Digest]),
+        ],
+        target_types=[EsbBaseImageTarget, EsbServiceImageTarget],
+    )
+    runner.write_files(
+        {
+            "base/BUILD": (
+                'esb_base_image(name="esb-service-base", repository="esb/service-base", '
+                'packages=["python3"], image_tags=["sha-{digest}"])\n'
+                'esb_base_image(name="versioned", packages=["python3"], image_tags=["v{version}"])\n'
+            ),
+            "services/api/BUILD": (
+                'esb_service_image(name="api", base="//base:esb-service-base", repository="esb/api", '
+                'command=["python"], image_tags=["latest", "sha-{digest}", "v{version}"], '
+                'registries=["@internal", "@mirror"])\n'
+                'esb_service_image(name="hidden", base="//base:esb-service-base", command=["python"], '
+                "registries=[])\n"
+            ),
+            "services/api/pyproject.toml": "[project]\nname = 'esb-api'\nversion = '0.3.0'\n",
+            "services/worker/BUILD": (
+                'esb_service_image(name="worker", base="//base:esb-service-base", '
+                'repository="esb/worker", command=["python"])\n'
+            ),
+            "certs/ca.pem": "-----BEGIN CERTIFICATE-----\n",
+        }
+    )
+    runner.set_options(
+        [
+            '--esb-registries-publish={"internal": {"address": "127.0.0.1:5000", "default": True}, '
+            '"mirror": {"address": "mirror.example/team"}}',
+            '--esb-registries-registries={"127.0.0.1:5000": {"ca_bundle": "certs/ca.pem"}}',
+        ]
+    )
+    return runner
+
+
+def packaged(rule_runner: RuleRunner, prefix: str) -> BuiltPackage:
+    snapshot = rule_runner.make_snapshot(
+        {
+            f"{prefix}.oci/index.json": "{}",
+            f"{prefix}.oci/blobs/sha256/{'ab' * 32}": "layer",
+            f"{prefix}.image.json": json.dumps({"digest": DIGEST}),
+            f"{prefix}.docker.tar": "archive",
+        }
+    )
+    return BuiltPackage(snapshot.digest, ())
+
+
+def publish_processes(rule_runner: RuleRunner, address: Address) -> PublishProcesses:
+    target = rule_runner.get_target(address)
+    field_set_type = PublishServiceImageFieldSet if address.spec_path.startswith("services") else PublishBaseImageFieldSet
+    prefix = f"{address.spec_path.replace('/', '.')}/{address.target_name}"
+    request = PublishImageRequest(field_set_type.create(target), (packaged(rule_runner, prefix),))
+    return rule_runner.request(PublishProcesses, [request])
+
+
+def test_one_push_per_registry_with_filled_in_tags(rule_runner: RuleRunner) -> None:
+    internal, mirror = publish_processes(rule_runner, API)
+    assert internal.names == (
+        "127.0.0.1:5000/esb/api:latest",
+        "127.0.0.1:5000/esb/api:sha-0123456789ab",
+        "127.0.0.1:5000/esb/api:v0.3.0",
+    )
+    assert internal.description == "@internal (127.0.0.1:5000)"
+    assert dict(internal.data) == {"publisher": "esb", "registry": "127.0.0.1:5000", "digest": DIGEST}
+    assert internal.process is not None
+    assert internal.process.process.argv == (
+        "imagetool",
+        "push-image",
+        "--layout",
+        "services.api/api.oci",
+        "--reference",
+        "127.0.0.1:5000/esb/api",
+        "--tag",
+        "latest",
+        "--tag",
+        "sha-0123456789ab",
+        "--tag",
+        "v0.3.0",
+        # The base first, then the other services on it: whichever was pushed first has the
+        # base's layers.
+        "--mount-from",
+        "esb/service-base",
+        "--mount-from",
+        "esb/worker",
+        "--registry-ca",
+        "127.0.0.1:5000=certs/ca.pem",
+        "--ca-bundle-setting",
+        CA_BUNDLE_SETTING,
+    )
+    # The layout and the repository's CA bundles; not the archive `package` also wrote.
+    contents = rule_runner.request(DigestContents, [internal.process.process.input_digest])
+    assert sorted(entry.path for entry in contents) == [
+        "certs/ca.pem",
+        f"services.api/api.oci/blobs/sha256/{'ab' * 32}",
+        "services.api/api.oci/index.json",
+    ]
+
+    assert mirror.names[0] == "mirror.example/team/esb/api:latest"
+    assert mirror.process is not None
+    argv = mirror.process.process.argv
+    assert argv[argv.index("--reference") + 1] == "mirror.example/team/esb/api"
+    assert [argv[i + 1] for i, arg in enumerate(argv) if arg == "--mount-from"] == [
+        "team/esb/service-base",
+        "team/esb/worker",
+    ]
+
+
+def test_a_base_mounts_from_the_services_on_it(rule_runner: RuleRunner) -> None:
+    [push] = publish_processes(rule_runner, Address("base", target_name="esb-service-base"))
+    assert push.names == ("127.0.0.1:5000/esb/service-base:sha-0123456789ab",)
+    assert push.process is not None
+    argv = push.process.process.argv
+    # Not `hidden`, which is never published.
+    assert [argv[i + 1] for i, arg in enumerate(argv) if arg == "--mount-from"] == ["esb/api", "esb/worker"]
+
+
+def test_empty_registries_skip_the_image(rule_runner: RuleRunner) -> None:
+    [skipped] = publish_processes(rule_runner, Address("services/api", target_name="hidden"))
+    assert (skipped.names, skipped.process, skipped.description) == (
+        ("hidden",),
+        None,
+        "(by `registries=[]` on services/api:hidden)",
+    )
+
+
+def test_a_base_has_no_version(rule_runner: RuleRunner) -> None:
+    with pytest.raises(ExecutionError) as error:
+        publish_processes(rule_runner, Address("base", target_name="versioned"))
+    assert (
+        "The `image_tags` field of the target base:versioned uses {version}, a service's "
+        "`[project].version`, but an `esb_base_image` has no pyproject.toml.\n\nFix: tag the base "
+        "with {digest} or {git_commit}, or a literal version."
+    ) in str(error.value)
