@@ -7,7 +7,7 @@ image-building step is an ordinary, cacheable `Process` whose key covers the too
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from importlib.abc import Traversable
 from typing import Iterator, Mapping
@@ -28,6 +28,12 @@ from pants.util.logging import LogLevel
 from pants.util.strutil import help_text
 
 IMAGE_TOOL_PACKAGE = "imagetool"
+# With a remote cache, Pants races each step's cache lookup against running the step locally, and
+# by default starts both at once: a small layer can then finish locally before its hit has been
+# fetched, so that a workspace with a warm remote cache still rebuilds steps (and spends a core on
+# every hit). The local run waits this long for the lookup instead. A miss, or a cache that cannot
+# be reached, ends the lookup at once and the step runs without delay.
+REMOTE_CACHE_SPECULATION_DELAY_MILLIS = 10_000
 
 
 class ImageToolSubsystem(Subsystem):
@@ -131,7 +137,7 @@ async def image_tool_process(
     env: Mapping[str, str] = {}
     if request.needs_network_trust and global_options.ca_certs_path:
         env = {"SSL_CERT_FILE": global_options.ca_certs_path}
-    return await Get(
+    process = await Get(
         Process,
         VenvPexProcess(
             tool.pex,
@@ -147,6 +153,9 @@ async def image_tool_process(
             # console says exactly which steps a change re-ran.
             level=LogLevel.INFO,
         ),
+    )
+    return replace(
+        process, remote_cache_speculation_delay_millis=REMOTE_CACHE_SPECULATION_DELAY_MILLIS
     )
 
 
