@@ -119,19 +119,7 @@ start() {
 }
 
 stop() {
-  if [[ ! -d $STATE_DIR ]]; then
-    note "not running"
-    return
-  fi
-  lock_state "$STATE_DIR/lock"
-  local pid
-  if ! pid=$(running_pid "$PIDFILE" "$VENV/bin/python3"); then
-    note "not running"
-    return
-  fi
-  stop_process "$pid" BuildGrid 30
-  rm -f -- "$PIDFILE"
-  note "stopped"
+  stop_daemon "$STATE_DIR" "$PIDFILE" "$VENV/bin/python3" BuildGrid 30 || true
 }
 
 print_env() {

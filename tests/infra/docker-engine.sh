@@ -82,21 +82,9 @@ start() {
 }
 
 stop() {
-  if [[ ! -d $STATE_DIR ]]; then
-    note "not running"
-    return
-  fi
-  lock_state "$STATE_DIR/lock"
-  local pid
-  if ! pid=$(running_pid "$PIDFILE" "$(command -v dockerd || echo dockerd)"); then
-    release_data_root
-    note "not running"
-    return
-  fi
   # dockerd stops its containers (10 s each at most) and its containerd before it exits.
-  stop_process "$pid" dockerd 60
+  stop_daemon "$STATE_DIR" "$PIDFILE" "$(command -v dockerd || echo dockerd)" dockerd 60 || true
   release_data_root
-  note "stopped"
 }
 
 print_env() {

@@ -120,6 +120,25 @@ stop_process() {
   fi
 }
 
+# The `stop` of every service script: under the lock of state directory $1, stops the daemon
+# whose pid file $2 names, if it runs executable $3 (named $4 in messages), with SIGTERM, or
+# SIGKILL after $5 seconds. Fails, after saying so, when there is nothing to stop.
+stop_daemon() {
+  local state_dir=$1 pidfile=$2 executable=$3 name=$4 grace=$5 pid
+  if [[ ! -d $state_dir ]]; then
+    note "not running"
+    return 1
+  fi
+  lock_state "$state_dir/lock"
+  if ! pid=$(running_pid "$pidfile" "$executable"); then
+    note "not running"
+    return 1
+  fi
+  stop_process "$pid" "$name" "$grace"
+  rm -f -- "$pidfile"
+  note "stopped"
+}
+
 # Starts "$@" as a daemon: in a session of its own so that it outlives the calling shell, its
 # process group and a Ctrl-C there, with a clean environment, output appended to log $1.
 # Prints its PID.

@@ -160,19 +160,8 @@ start() {
 }
 
 stop() {
-  if [[ ! -d $STATE_DIR ]]; then
-    note "not running"
-    return
-  fi
-  lock_state "$STATE_DIR/lock"
-  local pid
-  if ! pid=$(running_pid "$PIDFILE" "$(command -v docker-registry || echo docker-registry)"); then
-    note "not running"
-    return
-  fi
-  stop_process "$pid" docker-registry 30
-  rm -f -- "$PIDFILE"
-  note "stopped"
+  stop_daemon "$STATE_DIR" "$PIDFILE" "$(command -v docker-registry || echo docker-registry)" \
+    docker-registry 30 || true
 }
 
 print_env() {

@@ -41,6 +41,8 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
 from imagetool.errors import ToolError
+from imagetool import tarlayer
+from imagetool.tarlayer import LayerMember
 
 VENV_DIR = ".venv"
 _WHITEOUT = ".wh."
@@ -269,13 +271,13 @@ class VenvContents:
 def read_venv_layers(blobs: Sequence[Path]) -> VenvContents:
     """ELF files, paths and owning distributions of the layers that make `/.venv` (their
     members under `.venv/`)."""
-    return venv_contents(member for blob in blobs for member in _layer_members(blob))
 
+    def members() -> Iterator[LayerMember]:
+        for blob in blobs:
+            with tarlayer.read_layer_members(blob) as layer:
+                yield from layer
 
-def _layer_members(blob: Path) -> Iterator[tuple[tarfile.TarInfo, Optional[bytes]]]:
-    with gzip.open(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-        for info in tar:
-            yield info, tar.extractfile(info).read() if info.isfile() else None
+    return venv_contents(members())
 
 
 def venv_contents(members: Iterable[tuple[tarfile.TarInfo, Optional[bytes]]]) -> VenvContents:
