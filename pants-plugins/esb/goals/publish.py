@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-import toml
+import toml  # pants: no-infer-dep (Pants itself depends on it)
 
 from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet
 from esb.subsystems.image_tool import ImageToolRequest
@@ -59,12 +59,6 @@ from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
 DIGEST_TAG_LENGTH = 12
 """`{digest}` is this many hex digits of the manifest digest, as Docker shortens image IDs."""
-CA_BUNDLE_SETTING = (
-    '`ca_bundle = "<PEM file>"` in the `[esb-registries.registries."{registry}"]` section of '
-    "pants.toml"
-)
-"""How a Pants user trusts a registry's CA, for the image tool's message about a certificate
-that does not verify (`{registry}` is the tool's placeholder)."""
 
 
 class PublishError(Exception):
@@ -194,21 +188,74 @@ def project_version(pyproject: bytes, path: str, address: Address) -> str:
     return version
 
 
-async def _git_commit(address: Address) -> str:
-    where = f"The `{EsbImageTagsField.alias}` field of the target {address} uses {{git_commit}}"
+@dataclass(frozen=True)
+class GitHeadRequest:
+    pass
+
+
+@dataclass(frozen=True)
+class GitHead:
+    """What `{git_commit}` may stand for: the commit checked out at the build root, and whether
+    the working tree still is that commit."""
+
+    worktree: Optional[str] = None
+    """None: Pants finds no git repository (or no `git`) at the build root."""
+    commit: Optional[str] = None
+    """None with a worktree: git names no commit checked out, for the reason in `git_error`."""
+    git_error: Optional[str] = None
+    uncommitted: tuple[str, ...] = ()
+    """Files that differ from the commit: modified, staged, deleted, or new and not ignored."""
+
+
+@rule
+async def git_head(_: GitHeadRequest) -> GitHead:
+    # Asked once per run, however many images use {git_commit}.
     worktree = (await Get(MaybeGitWorktree, GitWorktreeRequest())).git_worktree
     if worktree is None:
+        return GitHead()
+    try:
+        commit = str(worktree.commit_id)
+        uncommitted = worktree.changed_files(include_untracked=True)
+    except GitBinaryException as e:
+        return GitHead(str(worktree.worktree), git_error=str(e))
+    return GitHead(str(worktree.worktree), commit, uncommitted=tuple(sorted(uncommitted)))
+
+
+UNCOMMITTED_FILES_SHOWN = 5
+"""How many of the uncommitted files the error about them names."""
+
+
+def git_commit_tag_value(head: GitHead, tags: EsbImageTagsField, address: Address) -> str:
+    """The value of `{git_commit}` in the tags of the target at `address`: refused unless the
+    working tree is exactly the commit, since the tag would name a commit the image was not built
+    from."""
+    templates = [repr(tag) for tag in tags.value or () if "{git_commit}" in tag]
+    where = (
+        f"The `{tags.alias}` field of the target {address} has the "
+        f"tag{'s' if len(templates) > 1 else ''} {', '.join(templates)}"
+    )
+    if head.worktree is None:
         raise PublishError(
             f"{where}, but Pants finds no git repository (or no `git`) at the build root.\n\n"
             "Fix: publish from a git checkout, or remove {git_commit} from the tag."
         )
-    try:
-        return str(worktree.commit_id)
-    except GitBinaryException as e:
+    if head.commit is None:
         raise PublishError(
-            f"{where}, but git names no commit checked out at {worktree.worktree} ({e}).\n\n"
-            "Fix: commit, then publish again."
-        ) from None
+            f"{where}, but git names no commit checked out at {head.worktree} "
+            f"({head.git_error}).\n\nFix: commit, then publish again."
+        )
+    if head.uncommitted:
+        shown = ", ".join(head.uncommitted[:UNCOMMITTED_FILES_SHOWN])
+        more = len(head.uncommitted) - UNCOMMITTED_FILES_SHOWN
+        files = f"{shown} and {more} more" if more > 0 else shown
+        raise PublishError(
+            f"{where}, but the working tree at {head.worktree} differs from the commit checked "
+            f"out, {head.commit[:12]} ({files}): the image is built from the working tree, so "
+            "the tag could name a commit that does not build it.\n\nFix: commit the changes (or "
+            "stash them) and publish again, or tag with {digest}, which names the image's "
+            "content, instead."
+        )
+    return head.commit
 
 
 async def _service_version(field_set: PublishServiceImageFieldSet) -> str:
@@ -232,7 +279,8 @@ async def _tag_values(
     used = {name for tag in field_set.tags.value or () for name in TAG_PLACEHOLDER.findall(tag)}
     values = {"digest": image_digest.partition(":")[2][:DIGEST_TAG_LENGTH]}
     if "git_commit" in used:
-        values["git_commit"] = await _git_commit(field_set.address)
+        head = await Get(GitHead, GitHeadRequest())
+        values["git_commit"] = git_commit_tag_value(head, field_set.tags, field_set.address)
     if "version" in used:
         if not isinstance(field_set, PublishServiceImageFieldSet):
             raise PublishError(
@@ -308,8 +356,6 @@ def push_argv(
             for arg in ("--mount-from", destination.repository(source))
         ),
         *connection_argv(connection, mirrors=False),
-        "--ca-bundle-setting",
-        CA_BUNDLE_SETTING,
     )
 
 

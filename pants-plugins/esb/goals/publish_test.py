@@ -1,22 +1,25 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from esb.goals import publish
 from esb.goals.publish import (
-    CA_BUNDLE_SETTING,
+    GitHead,
     PublishBaseImageFieldSet,
     PublishDestination,
     PublishError,
     PublishImageRequest,
     PublishServiceImageFieldSet,
     fill_in_tags,
+    git_commit_tag_value,
     project_version,
     publish_destinations,
 )
 from esb.subsystems.image_tool import ImageToolRequest
+from esb.util_rules.upstream import CA_BUNDLE_SETTING, INSECURE_SETTING
 from esb.subsystems.registries import (
     PublishRegistry,
     RegistrySettingsError,
@@ -39,6 +42,7 @@ from pants.engine.process import Process
 from pants.engine.rules import QueryRule, rule
 from pants.engine.target import InvalidFieldException
 from pants.testutil.rule_runner import RuleRunner
+from pants.util.contextutil import pushd
 from pants.vcs import git
 
 API = Address("services/api", target_name="api")
@@ -49,6 +53,7 @@ CONFIGURED = (
     PublishRegistry("staging", "staging.example:5000"),
 )
 DIGEST = "sha256:" + "0123456789ab" + "cd" * 26
+COMMIT = "89abcdef0123" + "4" * 28
 
 
 def registries(value: list[str] | None) -> EsbImageRegistriesField:
@@ -218,6 +223,57 @@ def test_version_from_pyproject() -> None:
     assert project_version(b"[project]\nversion = '2.0.1'\n", "p.toml", API) == "2.0.1"
 
 
+def test_git_commit_of_a_clean_working_tree() -> None:
+    head = GitHead("/repo", COMMIT)
+    assert git_commit_tag_value(head, tags(["latest", "git-{git_commit}"]), API) == COMMIT
+
+
+@pytest.mark.parametrize(
+    "head, problem",
+    [
+        pytest.param(
+            GitHead("/repo", COMMIT, uncommitted=("services/api/BUILD", "services/api/src/new.py")),
+            "but the working tree at /repo differs from the commit checked out, 89abcdef0123 "
+            "(services/api/BUILD, services/api/src/new.py): the image is built from the working "
+            "tree, so the tag could name a commit that does not build it.\n\nFix: commit the "
+            "changes (or stash them) and publish again, or tag with {digest}, which names the "
+            "image's content, instead.",
+            id="uncommitted",
+        ),
+        pytest.param(
+            GitHead(),
+            "but Pants finds no git repository (or no `git`) at the build root.\n\nFix: publish "
+            "from a git checkout, or remove {git_commit} from the tag.",
+            id="no-git",
+        ),
+        pytest.param(
+            GitHead("/repo", git_error="fatal: ambiguous argument 'HEAD'"),
+            "but git names no commit checked out at /repo (fatal: ambiguous argument 'HEAD')."
+            "\n\nFix: commit, then publish again.",
+            id="no-commit",
+        ),
+    ],
+)
+def test_git_commit_problems_name_the_target_the_tag_and_the_fix(head: GitHead, problem: str) -> None:
+    with pytest.raises(PublishError) as error:
+        git_commit_tag_value(head, tags(["latest", "git-{git_commit}"]), API)
+    assert str(error.value) == (
+        f"The `image_tags` field of the target services/api:api has the tag 'git-{{git_commit}}', {problem}"
+    )
+
+
+def test_many_uncommitted_files_are_counted_rather_than_listed() -> None:
+    head = GitHead("/repo", COMMIT, uncommitted=tuple(f"f{index}" for index in range(8)))
+    with pytest.raises(PublishError) as error:
+        git_commit_tag_value(head, tags(["git-{git_commit}", "{git_commit}-{digest}"]), API)
+    message = str(error.value)
+    assert message.startswith(
+        "The `image_tags` field of the target services/api:api has the tags 'git-{git_commit}', "
+        "'{git_commit}-{digest}', but"
+    )
+    assert "(f0, f1, f2, f3, f4 and 3 more)" in message
+
+
 # -- the rule ------------------------------------------------------------------------------------
 
 
@@ -225,6 +281,13 @@ def test_version_from_pyproject() -> None:
 async def fake_image_tool(request: ImageToolRequest) -> Process:
     """The push process without building the image tool's PEX: the glue is what is tested."""
     return Process(("imagetool", *request.argv), description=request.description, input_digest=request.input_digest)
+
+
+REGISTRY_OPTIONS = (
+    '--esb-registries-publish={"internal": {"address": "127.0.0.1:5000", "default": True}, '
+    '"mirror": {"address": "mirror.example/team"}}',
+    '--esb-registries-registries={"127.0.0.1:5000": {"ca_bundle": "certs/ca.pem"}}',
+)
 
 
 @pytest.fixture
@@ -264,13 +327,7 @@ def rule_runner() -> RuleRunner:
             "certs/ca.pem": "-----BEGIN CERTIFICATE-----\n",
         }
     )
-    runner.set_options(
-        [
-            '--esb-registries-publish={"internal": {"address": "127.0.0.1:5000", "default": True}, '
-            '"mirror": {"address": "mirror.example/team"}}',
-            '--esb-registries-registries={"127.0.0.1:5000": {"ca_bundle": "certs/ca.pem"}}',
-        ]
-    )
+    runner.set_options(REGISTRY_OPTIONS)
     return runner
 
 
@@ -323,10 +380,12 @@ def test_one_push_per_registry_with_filled_in_tags(rule_runner: RuleRunner) -> N
         "esb/service-base",
         "--mount-from",
         "esb/worker",
-        "--registry-ca",
-        "127.0.0.1:5000=certs/ca.pem",
         "--ca-bundle-setting",
         CA_BUNDLE_SETTING,
+        "--insecure-setting",
+        INSECURE_SETTING,
+        "--registry-ca",
+        "127.0.0.1:5000=certs/ca.pem",
     )
     # The layout and the repository's CA bundles; not the archive `package` also wrote.
     contents = rule_runner.request(DigestContents, [internal.process.process.input_digest])
@@ -371,4 +430,45 @@ def test_a_base_has_no_version(rule_runner: RuleRunner) -> None:
         "The `image_tags` field of the target base:versioned uses {version}, a service's "
         "`[project].version`, but an `esb_base_image` has no pyproject.toml.\n\nFix: tag the base "
         "with {digest} or {git_commit}, or a literal version."
+    ) in str(error.value)
+
+
+def commit_everything(root: str) -> str:
+    """Makes `root` a git repository with one commit of all its files; the commit's hash."""
+    git_command = ["git", "-C", root, "-c", "user.name=esb test", "-c", "user.email=esb@example.invalid"]
+    # Pants' own state in the build root, ignored as in a real repository.
+    with open(f"{root}/.gitignore", "w") as gitignore:
+        gitignore.write("/.pants.d/\n")
+    subprocess.run([*git_command, "init", "--quiet"], check=True)
+    subprocess.run([*git_command, "add", "--all"], check=True)
+    subprocess.run([*git_command, "commit", "--quiet", "--message", "publish test"], check=True)
+    head = subprocess.run([*git_command, "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+    return head.stdout.strip()
+
+
+def test_git_commit_tags_a_clean_checkout_and_refuses_a_dirty_one(rule_runner: RuleRunner) -> None:
+    worker = Address("services/worker", target_name="worker")
+    rule_runner.write_files(
+        {
+            "services/worker/BUILD": (
+                'esb_service_image(name="worker", base="//base:esb-service-base", '
+                'repository="esb/worker", command=["python"], image_tags=["git-{git_commit}"])\n'
+            )
+        }
+    )
+    commit = commit_everything(rule_runner.build_root)
+    # Pants finds the repository from its working directory, the build root when it runs.
+    with pushd(rule_runner.build_root):
+        [push] = publish_processes(rule_runner, worker)
+        assert push.names == (f"127.0.0.1:5000/esb/worker:git-{commit}",)
+
+        rule_runner.write_files({"services/worker/src/esb_worker/extra.py": "DEBUG = True\n"})
+        # A new session, as the next `pants publish` has: git is asked again in each one.
+        rule_runner.set_options(REGISTRY_OPTIONS)
+        with pytest.raises(ExecutionError) as error:
+            publish_processes(rule_runner, worker)
+    assert (
+        "The `image_tags` field of the target services/worker:worker has the tag 'git-{git_commit}', "
+        f"but the working tree at {rule_runner.build_root} differs from the commit checked out, "
+        f"{commit[:12]} (services/worker/src/esb_worker/extra.py): "
     ) in str(error.value)

@@ -65,6 +65,16 @@ class RegistryConnection:
     """None: the tool's own `PATH`."""
 
 
+CA_BUNDLE_SETTING = (
+    '`ca_bundle = "<PEM file>"` in the `[esb-registries.registries."{registry}"]` section of '
+    "pants.toml"
+)
+"""How a Pants user trusts a registry's CA, for the image tool's message about a certificate
+that does not verify (`{registry}` is the tool's placeholder)."""
+INSECURE_SETTING = '`insecure = true` in the `[esb-registries.registries."{registry}"]` section of pants.toml'
+"""How a Pants user allows plain HTTP to a registry, for the image tool's messages."""
+
+
 def pull_argv(reference: str, platform: str, connection: RegistryConnection) -> tuple[str, ...]:
     """The `pull-image` command line; CA bundles inside the repository are inputs at their
     repository paths, so relative paths stay valid in the sandbox."""
@@ -86,8 +96,9 @@ def pull_argv(reference: str, platform: str, connection: RegistryConnection) -> 
 
 def connection_argv(connection: RegistryConnection, *, mirrors: bool) -> list[str]:
     """The image tool's arguments that say how to reach registries: the Docker config, where
-    credential helpers are, and each registry's CA bundle, plain HTTP and (for pulls) mirrors."""
-    argv: list[str] = []
+    credential helpers are, and each registry's CA bundle, plain HTTP and (for pulls) mirrors;
+    and the pants.toml settings its messages name as the fix."""
+    argv = ["--ca-bundle-setting", CA_BUNDLE_SETTING, "--insecure-setting", INSECURE_SETTING]
     if connection.docker_config:
         argv += ["--docker-config", connection.docker_config]
     if connection.credential_helper_path:

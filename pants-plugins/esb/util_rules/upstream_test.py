@@ -12,6 +12,8 @@ from esb.subsystems.registries import (
 from esb.util_rules import upstream
 from esb.util_rules.platform import BasePlatform, BasePlatformError
 from esb.util_rules.upstream import (
+    CA_BUNDLE_SETTING,
+    INSECURE_SETTING,
     RegistryConnection,
     UpstreamImageRequest,
     pull_argv,
@@ -24,6 +26,8 @@ from pants.testutil.rule_runner import RuleRunner
 
 REFERENCE = "127.0.0.1:5000/esb/base@sha256:" + "ab" * 32
 OPTION = "[esb-registries].registries"
+# What every registry command gets: the pants.toml settings that its messages name as the fix.
+SETTING_TEXTS = ("--ca-bundle-setting", CA_BUNDLE_SETTING, "--insecure-setting", INSECURE_SETTING)
 
 
 def test_pull_argv_without_settings() -> None:
@@ -39,6 +43,7 @@ def test_pull_argv_without_settings() -> None:
         "upstream.image.json",
         "--cache-dir",
         ".esb-oci-blobs",
+        *SETTING_TEXTS,
     )
 
 
@@ -53,6 +58,7 @@ def test_pull_argv_with_every_setting() -> None:
         credential_helper_path="/opt/helpers:/usr/bin",
     )
     assert pull_argv(REFERENCE, "linux/arm64/v8", connection)[11:] == (
+        *SETTING_TEXTS,
         "--docker-config",
         "~/.docker/ci.json",
         "--credential-helper-path",

@@ -79,6 +79,13 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         help="how the caller gives a registry's CA bundle, for the message of a certificate that "
         "does not verify; `{registry}` stands for the registry (default: %(default)s)",
     )
+    parser.add_argument(
+        "--insecure-setting",
+        default=RegistryOptions.insecure_setting,
+        metavar="TEXT",
+        help="how the caller allows plain HTTP to a registry, for the message of a plain-HTTP "
+        "mirror that is not allowed; `{registry}` stands for the registry (default: %(default)s)",
+    )
 
 
 def _options(args: argparse.Namespace, mirrors: list[str]) -> RegistryOptions:
@@ -98,6 +105,7 @@ def _options(args: argparse.Namespace, mirrors: list[str]) -> RegistryOptions:
         insecure_registries=frozenset(parse_registry(registry) for registry in args.insecure_registry),
         mirrors=mirror_urls,
         ca_bundle_setting=args.ca_bundle_setting,
+        insecure_setting=args.insecure_setting,
     )
 
 

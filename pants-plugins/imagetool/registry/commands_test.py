@@ -180,3 +180,11 @@ def test_ca_bundle_setting_reaches_the_options() -> None:
     assert _options(parser.parse_args(common), mirrors=[]).ca_bundle_setting == RegistryOptions.ca_bundle_setting
     chosen = parser.parse_args([*common, "--ca-bundle-setting", "`ca_bundle` for {registry}"])
     assert _options(chosen, mirrors=[]).ca_bundle_setting == "`ca_bundle` for {registry}"
+
+
+def test_insecure_setting_reaches_the_options() -> None:
+    parser = build_parser()
+    common = ["pull-image", "--reference", "r.example/esb/api@sha256:" + "ab" * 32, "--platform", "linux/amd64", "--out-layout", "o"]
+    assert _options(parser.parse_args(common), mirrors=[]).insecure_setting == RegistryOptions.insecure_setting
+    chosen = parser.parse_args([*common, "--insecure-setting", "`insecure` for {registry}"])
+    assert _options(chosen, mirrors=[]).insecure_setting == "`insecure` for {registry}"

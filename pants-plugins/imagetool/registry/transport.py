@@ -132,6 +132,9 @@ class RegistryOptions:
     ca_bundle_setting: str = "--registry-ca {registry}=<PEM file>"
     """How the caller gives a registry's CA bundle, for the message of a certificate that does
     not verify; `{registry}` stands for the registry."""
+    insecure_setting: str = "--insecure-registry {registry}"
+    """How the caller allows plain HTTP to a registry, for the message of a plain-HTTP mirror that
+    is not allowed; `{registry}` stands for the registry."""
     retry: RetryPolicy = RetryPolicy()
     timeout_seconds: float = 60.0
     """For connecting, and for each wait for data."""
@@ -173,7 +176,8 @@ class RegistryClient:
         if parsed.scheme == "http" and host not in self.options.insecure_registries:
             raise RegistryError(
                 f"The mirror {url} of {registry} uses plain HTTP: allow that explicitly by listing "
-                f"{host} as an insecure registry (--insecure-registry {host})."
+                f"{host} as an insecure registry "
+                f"({self.options.insecure_setting.replace('{registry}', host)})."
             )
         return self._endpoint(f"{parsed.scheme}://{host}", host, f"the mirror {url} of {registry}")
 

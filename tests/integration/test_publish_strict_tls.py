@@ -1,0 +1,335 @@
+"""`./pants publish` to a registry whose TLS certificate Docker checks: Debian's docker-registry
+(htpasswd, TLS by a CA made for the test) in a network namespace the test creates, reached
+through a veth pair at a private address.
+
+The Docker engine treats every registry on 127.0.0.0/8 as insecure and never checks its
+certificate there, so the loopback registry of test_publish.py proves nothing about TLS on
+Docker's side. At an address of its own the engine must refuse the registry until the test CA is
+in `/etc/docker/certs.d/<host:port>/ca.crt` (dockerd reads it at each pull), and the image tool
+must refuse it until `[esb-registries]` names the CA.
+
+The test talks only to the namespace it creates, at a /30 of 10.213.0.0/16 that no interface of
+the host uses and that the engine does not list as insecure. The registry, the veth pair, the
+namespace and the certs.d entry are removed afterwards, whether or not the test passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import docker
+import pytest
+import requests
+from docker import DockerClient
+from integration.checkouts import Checkout, ImageTarget, PantsRun
+from integration.prerequisites import unavailable
+from integration.test_publish import ALIAS, CA_IN_REPOSITORY, PublishCheckout, publish_config
+from integration.test_upstream_base import SharedRegistry, write_docker_config
+
+WORKER = ImageTarget("services/worker:worker", "esb_service_image", ())
+NAMESPACE = "strict-tls"
+"""Under which the images go on the registry."""
+PRIVATE_RANGE = ipaddress.ip_network("10.213.0.0/16")
+# The namespace is the test's own: every port in it is free.
+REGISTRY_PORT = 5000
+REGISTRY_USER = "esb-strict-tls"
+REGISTRY_START_TIMEOUT_S = 30
+DOCKER_CERTS_DIR = Path("/etc/docker/certs.d")
+REQUIRED_COMMANDS = {
+    "ip": "apt-get install iproute2",
+    "openssl": "tests/infra/registry.sh start installs it",
+    "htpasswd": "tests/infra/registry.sh start installs it",
+    "docker-registry": "tests/infra/registry.sh start installs it",
+}
+
+
+@dataclass(frozen=True)
+class NetworkNamespace:
+    name: str
+    host_interface: str
+    """The host's end of the veth pair, at the first address of the /30."""
+    address: ipaddress.IPv4Address
+    """The namespace's end, the second address of the /30."""
+
+
+def ip(*args: str) -> None:
+    completed = subprocess.run(["ip", *args], capture_output=True, text=True)
+    assert completed.returncode == 0, f"`ip {' '.join(args)}` failed: {completed.stderr.strip()}"
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def unused_subnet(excluded: Sequence[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
+    """A /30 of `PRIVATE_RANGE` that overlaps neither the host's addresses nor `excluded`, chosen
+    at random: other test runs may have namespaces of their own at the same time."""
+    listed = json.loads(
+        subprocess.run(["ip", "-json", "-4", "address", "show"], check=True, capture_output=True).stdout
+    )
+    taken = [
+        *excluded,
+        *(
+            ipaddress.ip_interface(f"{entry['local']}/{entry['prefixlen']}").network
+            for link in listed
+            for entry in link.get("addr_info", ())
+        ),
+    ]
+    subnets = list(PRIVATE_RANGE.subnets(new_prefix=30))
+    # Out of 16384, a hundred random picks all taken means the range is as good as full.
+    for subnet in random.sample(subnets, 100):
+        if not any(subnet.overlaps(network) for network in taken):
+            return subnet
+    unavailable(
+        f"no free /30 found in {PRIVATE_RANGE}: the host's addresses or the engine's insecure "
+        f"registries cover it ({', '.join(map(str, taken))})"
+    )
+
+
+def insecure_networks(docker_client: DockerClient) -> list[ipaddress.IPv4Network]:
+    """The networks whose registries the engine reaches without checking TLS."""
+    cidrs = docker_client.info()["RegistryConfig"]["InsecureRegistryCIDRs"]
+    networks = [ipaddress.ip_network(cidr) for cidr in cidrs]
+    return [network for network in networks if isinstance(network, ipaddress.IPv4Network)]
+
+
+@contextlib.contextmanager
+def network_namespace(subnet: ipaddress.IPv4Network) -> Iterator[NetworkNamespace]:
+    """A new network namespace joined to the host by a veth pair on `subnet`; gone afterwards."""
+    token = secrets.token_hex(3)
+    host_address, namespace_address = subnet.hosts()
+    namespace = NetworkNamespace(f"esb-tls-{token}", f"esb-{token}-h", namespace_address)
+    inner_interface = f"esb-{token}-n"
+    with contextlib.ExitStack() as cleanup:
+        ip("netns", "add", namespace.name)
+        cleanup.callback(ip, "netns", "delete", namespace.name)
+        ip("link", "add", namespace.host_interface, "type", "veth",
+           "peer", "name", inner_interface, "netns", namespace.name)  # fmt: skip
+        # Deleting one end of a veth pair deletes the other.
+        cleanup.callback(ip, "link", "delete", namespace.host_interface)
+        ip("address", "add", f"{host_address}/{subnet.prefixlen}", "dev", namespace.host_interface)
+        ip("link", "set", namespace.host_interface, "up")
+        ip("-netns", namespace.name, "address", "add",
+           f"{namespace_address}/{subnet.prefixlen}", "dev", inner_interface)  # fmt: skip
+        ip("-netns", namespace.name, "link", "set", inner_interface, "up")
+        yield namespace
+
+
+def make_certificates(directory: Path, address: ipaddress.IPv4Address) -> None:
+    """`ca.crt`, a CA made for this run, and `server.crt` with `server.key`, for `address`."""
+    openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=ESB strict-TLS test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=directory,
+    )  # fmt: skip
+    openssl(
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={address}",
+        cwd=directory,
+    )  # fmt: skip
+    # An IP address SAN: the engine and the image tool match the certificate against the address.
+    (directory / "server.ext").write_text(
+        f"basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:{address}\n"
+    )
+    openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-out", "server.crt", "-days", "2", "-extfile", "server.ext",
+        cwd=directory,
+    )  # fmt: skip
+
+
+def write_registry_config(directory: Path, host: str) -> Path:
+    config = directory / "config.yml"
+    config.write_text(
+        f"""\
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: {directory / "data"}
+http:
+  addr: {host}
+  secret: esb-strict-tls-test
+  tls:
+    certificate: {directory / "server.crt"}
+    key: {directory / "server.key"}
+auth:
+  htpasswd:
+    realm: esb-strict-tls-test
+    path: {directory / "htpasswd"}
+"""
+    )
+    return config
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stops the process and whatever it started: its own session."""
+    if process.poll() is not None:
+        # Exited during start (and reaped): its session is gone with it.
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def await_registry(process: subprocess.Popen[bytes], registry: SharedRegistry, log: Path) -> None:
+    """Waits until the registry asks for credentials over TLS that its CA verifies."""
+    deadline = time.monotonic() + REGISTRY_START_TIMEOUT_S
+    problem = "no answer yet"
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            answer = requests.get(f"https://{registry.host}/v2/", verify=str(registry.ca), timeout=5)
+        except requests.ConnectionError as error:
+            problem = repr(error)
+        else:
+            if answer.status_code == 401:
+                return
+            problem = f"{answer.status_code} {answer.reason}"
+        time.sleep(0.1)
+    state = "exited" if process.poll() is not None else f"does not answer after {REGISTRY_START_TIMEOUT_S}s"
+    log_tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    pytest.fail(f"docker-registry at {registry.host} {state} ({problem}); its log ends with:\n{log_tail}")
+
+
+@pytest.fixture(scope="module")
+def strict_registry(docker_client: DockerClient) -> Iterator[SharedRegistry]:
+    """Debian's docker-registry with htpasswd and TLS by a CA of its own, alone in a network
+    namespace, at an address the Docker engine does not treat as insecure."""
+    missing = [f"{command} ({fix})" for command, fix in REQUIRED_COMMANDS.items() if not shutil.which(command)]
+    if missing:
+        unavailable(f"not installed: {', '.join(missing)}")
+    if os.geteuid() != 0:
+        unavailable("creating a network namespace needs root")
+    subnet = unused_subnet(insecure_networks(docker_client))
+    with contextlib.ExitStack() as cleanup:
+        directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="esb-integration-strict-tls-")))
+        namespace = cleanup.enter_context(network_namespace(subnet))
+        registry = SharedRegistry(
+            host=f"{namespace.address}:{REGISTRY_PORT}",
+            ca=directory / "ca.crt",
+            username=REGISTRY_USER,
+            password=secrets.token_hex(16),
+        )
+        make_certificates(directory, namespace.address)
+        subprocess.run(
+            ["htpasswd", "-B", "-i", "-c", str(directory / "htpasswd"), registry.username],
+            input=registry.password.encode(),
+            check=True,
+            capture_output=True,
+        )
+        config = write_registry_config(directory, registry.host)
+        log = directory / "registry.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                ["ip", "netns", "exec", namespace.name, "docker-registry", "serve", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        cleanup.callback(stop, process)
+        await_registry(process, registry, log)
+        yield registry
+
+
+@contextlib.contextmanager
+def trusted_by_the_engine(registry: SharedRegistry) -> Iterator[None]:
+    """The registry's CA in the engine's certs.d, as an operator trusts a private registry."""
+    created_certs_dir = not DOCKER_CERTS_DIR.exists()
+    directory = DOCKER_CERTS_DIR / registry.host
+    # Not exist_ok: a directory already there would be someone else's.
+    directory.mkdir(parents=True)
+    try:
+        shutil.copyfile(registry.ca, directory / "ca.crt")
+        yield
+    finally:
+        shutil.rmtree(directory)
+        if created_certs_dir:
+            # Another run may have put its own registry there meanwhile.
+            with contextlib.suppress(OSError):
+                DOCKER_CERTS_DIR.rmdir()
+
+
+@pytest.fixture(scope="module")
+def strict_checkout(repo_root: Path, strict_registry: SharedRegistry) -> Iterator[PublishCheckout]:
+    """A copy of the checkout set up to publish to the strict registry, with its CA in
+    `[esb-registries]`, after `package` of the one image the tests publish."""
+    with tempfile.TemporaryDirectory(prefix="esb-integration-strict-tls-publish-") as directory:
+        scratch = Path(directory)
+        checkout = Checkout.copy_of(repo_root, scratch / "checkout")
+        docker_config = write_docker_config(scratch / "docker" / "config.json", strict_registry)
+        (checkout.root / CA_IN_REPOSITORY).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(strict_registry.ca, checkout.root / CA_IN_REPOSITORY)
+        checkout.append("pants.toml", publish_config(strict_registry, docker_config, NAMESPACE))
+        built = checkout.pants("package", WORKER.address)
+        assert built.returncode == 0, built.report()
+        yield PublishCheckout(checkout, strict_registry, NAMESPACE, docker_config, scratch)
+
+
+def test_publish_without_the_ca_bundle_is_refused_naming_the_registry_and_the_setting(
+    strict_checkout: PublishCheckout,
+) -> None:
+    registry = strict_checkout.registry
+    namespace = f"{NAMESPACE}-untrusted"
+    run = strict_checkout.publish(
+        "--esb-registries-registries={}",
+        f'--esb-registries-publish={{"{ALIAS}": {{"address": "{registry.host}/{namespace}", "default": True}}}}',
+        WORKER.address,
+    )
+    assert run.returncode != 0, run.report()
+    assert f"imagetool push-image: The TLS certificate of {registry.host} does not verify (" in run.stderr
+    assert (
+        "If it is signed by a private CA, trust that CA for this registry with "
+        f'`ca_bundle = "<PEM file>"` in the `[esb-registries.registries."{registry.host}"]` section '
+        "of pants.toml."
+    ) in run.stderr, run.report()
+    assert "Traceback" not in run.stderr
+    assert strict_checkout.tagged_digest(f"{namespace}/esb/worker", "latest") is None
+
+
+@pytest.fixture(scope="module")
+def published(strict_checkout: PublishCheckout) -> PantsRun:
+    return strict_checkout.publish(WORKER.address)
+
+
+def test_docker_pulls_from_the_registry_only_once_it_trusts_the_ca(
+    strict_checkout: PublishCheckout, published: PantsRun, docker_client: DockerClient
+) -> None:
+    assert published.returncode == 0, published.report()
+    registry = strict_checkout.registry
+    metadata = strict_checkout.checkout.outputs(WORKER).metadata
+    name, digest = strict_checkout.name(metadata["repository"]), metadata["digest"]
+    assert f"✓ {name}:latest published to @{ALIAS} ({registry.host}/{NAMESPACE})." in published.stderr
+    auth = {"username": registry.username, "password": registry.password}
+
+    with pytest.raises(docker.errors.APIError) as untrusted:
+        docker_client.images.pull(name, tag=digest, auth_config=auth)
+    # Unlike on loopback, the engine checks the certificate, and knows no CA that signed it.
+    assert "x509: certificate signed by unknown authority" in str(untrusted.value), untrusted.value
+
+    with trusted_by_the_engine(registry):
+        pulled = docker_client.images.pull(name, tag=digest, auth_config=auth)
+    try:
+        assert pulled.id == metadata["config_digest"], pulled.attrs
+        assert f"{name}@{digest}" in pulled.attrs["RepoDigests"], pulled.attrs
+    finally:
+        docker_client.images.remove(f"{name}@{digest}")
