@@ -58,6 +58,22 @@ class PublishCheckout:
     docker_config: Path
     scratch: Path
 
+    @classmethod
+    def set_up(cls, checkout: Checkout, registry: SharedRegistry, namespace: str, scratch: Path) -> PublishCheckout:
+        """Sets `checkout` up to publish to `registry` under `namespace`: credentials in a Docker
+        config file under `scratch`, the registry's CA a file of the repository named in
+        `[esb-registries]`, and `namespace` the address of the default publish alias."""
+        docker_config = write_docker_config(scratch / "docker" / "config.json", registry)
+        (checkout.root / CA_IN_REPOSITORY).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(registry.ca, checkout.root / CA_IN_REPOSITORY)
+        checkout.append(
+            "pants.toml",
+            f'\n[esb-registries]\ndocker_config = "{docker_config}"\n\n'
+            f'[esb-registries.registries."{registry.host}"]\nca_bundle = "{CA_IN_REPOSITORY}"\n\n'
+            f'[esb-registries.publish.{ALIAS}]\naddress = "{registry.host}/{namespace}"\ndefault = true\n',
+        )
+        return cls(checkout, registry, namespace, docker_config, scratch)
+
     def name(self, repository: str) -> str:
         """`registry/namespace/repository`: where `publish` puts an image."""
         return f"{self.registry.host}/{self.namespace}/{repository}"
@@ -83,28 +99,17 @@ class PublishCheckout:
         return response.headers["Docker-Content-Digest"] if response.status_code == 200 else None
 
 
-def publish_config(registry: SharedRegistry, docker_config: Path, namespace: str) -> str:
-    return (
-        f'\n[esb-registries]\ndocker_config = "{docker_config}"\n\n'
-        f'[esb-registries.registries."{registry.host}"]\nca_bundle = "{CA_IN_REPOSITORY}"\n\n'
-        f'[esb-registries.publish.{ALIAS}]\naddress = "{registry.host}/{namespace}"\ndefault = true\n'
-    )
-
-
 @pytest.fixture(scope="module")
 def publish_checkout(repo_root: Path, test_registry: SharedRegistry) -> Iterator[PublishCheckout]:
     """A copy of the checkout set up to publish to the test registry, after `package ::`."""
     with tempfile.TemporaryDirectory(prefix="esb-integration-publish-") as directory:
         scratch = Path(directory)
         checkout = Checkout.copy_of(repo_root, scratch / "checkout")
-        docker_config = write_docker_config(scratch / "docker" / "config.json", test_registry)
-        (checkout.root / CA_IN_REPOSITORY).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(test_registry.ca, checkout.root / CA_IN_REPOSITORY)
         namespace = f"publish-{uuid.uuid4().hex[:12]}"
-        checkout.append("pants.toml", publish_config(test_registry, docker_config, namespace))
+        publisher = PublishCheckout.set_up(checkout, test_registry, namespace, scratch)
         built = checkout.pants("package", "::")
         assert built.returncode == 0, built.report()
-        yield PublishCheckout(checkout, test_registry, namespace, docker_config, scratch)
+        yield publisher
 
 
 @pytest.fixture(scope="module")
@@ -198,12 +203,18 @@ def test_wrong_credentials_are_refused_naming_the_registry_and_the_credentials(
 
 
 def test_a_registry_whose_ca_is_unknown_is_refused(publish_checkout: PublishCheckout) -> None:
-    registry = publish_checkout.registry
-    namespace = f"{publish_checkout.namespace}-untrusted"
-    run = publish_checkout.publish(
+    assert_unknown_ca_refused(publish_checkout, "services/worker:worker")
+
+
+def assert_unknown_ca_refused(publisher: PublishCheckout, worker: str) -> None:
+    """Publishing `worker` (the worker image's target) without the registry's CA in
+    `[esb-registries]` fails naming the registry and the setting, and tags nothing."""
+    registry = publisher.registry
+    namespace = f"{publisher.namespace}-untrusted"
+    run = publisher.publish(
         "--esb-registries-registries={}",
         f'--esb-registries-publish={{"{ALIAS}": {{"address": "{registry.host}/{namespace}", "default": True}}}}',
-        "services/worker:worker",
+        worker,
     )
     assert run.returncode != 0, run.report()
     assert f"imagetool push-image: The TLS certificate of {registry.host} does not verify (" in run.stderr
@@ -213,7 +224,7 @@ def test_a_registry_whose_ca_is_unknown_is_refused(publish_checkout: PublishChec
         "of pants.toml."
     ) in run.stderr, run.report()
     assert "Traceback" not in run.stderr
-    assert publish_checkout.tagged_digest(f"{namespace}/esb/worker", "latest") is None
+    assert publisher.tagged_digest(f"{namespace}/esb/worker", "latest") is None
 
 
 def commit_the_copy(root: Path) -> str:

@@ -36,8 +36,8 @@ import requests
 from docker import DockerClient
 from integration.checkouts import Checkout, ImageTarget, PantsRun
 from integration.prerequisites import unavailable
-from integration.test_publish import ALIAS, CA_IN_REPOSITORY, PublishCheckout, publish_config
-from integration.test_upstream_base import SharedRegistry, write_docker_config
+from integration.test_publish import ALIAS, PublishCheckout, assert_unknown_ca_refused
+from integration.test_upstream_base import SharedRegistry
 
 WORKER = ImageTarget("services/worker:worker", "esb_service_image", ())
 NAMESPACE = "strict-tls"
@@ -276,34 +276,16 @@ def strict_checkout(repo_root: Path, strict_registry: SharedRegistry) -> Iterato
     with tempfile.TemporaryDirectory(prefix="esb-integration-strict-tls-publish-") as directory:
         scratch = Path(directory)
         checkout = Checkout.copy_of(repo_root, scratch / "checkout")
-        docker_config = write_docker_config(scratch / "docker" / "config.json", strict_registry)
-        (checkout.root / CA_IN_REPOSITORY).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(strict_registry.ca, checkout.root / CA_IN_REPOSITORY)
-        checkout.append("pants.toml", publish_config(strict_registry, docker_config, NAMESPACE))
+        publisher = PublishCheckout.set_up(checkout, strict_registry, NAMESPACE, scratch)
         built = checkout.pants("package", WORKER.address)
         assert built.returncode == 0, built.report()
-        yield PublishCheckout(checkout, strict_registry, NAMESPACE, docker_config, scratch)
+        yield publisher
 
 
 def test_publish_without_the_ca_bundle_is_refused_naming_the_registry_and_the_setting(
     strict_checkout: PublishCheckout,
 ) -> None:
-    registry = strict_checkout.registry
-    namespace = f"{NAMESPACE}-untrusted"
-    run = strict_checkout.publish(
-        "--esb-registries-registries={}",
-        f'--esb-registries-publish={{"{ALIAS}": {{"address": "{registry.host}/{namespace}", "default": True}}}}',
-        WORKER.address,
-    )
-    assert run.returncode != 0, run.report()
-    assert f"imagetool push-image: The TLS certificate of {registry.host} does not verify (" in run.stderr
-    assert (
-        "If it is signed by a private CA, trust that CA for this registry with "
-        f'`ca_bundle = "<PEM file>"` in the `[esb-registries.registries."{registry.host}"]` section '
-        "of pants.toml."
-    ) in run.stderr, run.report()
-    assert "Traceback" not in run.stderr
-    assert strict_checkout.tagged_digest(f"{namespace}/esb/worker", "latest") is None
+    assert_unknown_ca_refused(strict_checkout, WORKER.address)
 
 
 @pytest.fixture(scope="module")

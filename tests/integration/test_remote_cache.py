@@ -1,9 +1,12 @@
-"""The CI profile's remote cache: a clean workspace gets every image step from it, and a build
-without the cache server still succeeds.
+"""The CI profile's remote cache: a clean workspace gets every image step from it, to package or
+to publish, and a build without the cache server still succeeds.
 
 Workspace A (a fresh copy of the checkout, empty local caches) builds everything and writes to the
 REAPI cache at ESB_TEST_REMOTE_CACHE (tests/infra/buildgrid.sh); workspace B (another copy, at a
-longer path, with empty local caches of its own) builds from it.
+longer path, with empty local caches of its own) builds from it. Workspace C (another copy, with
+empty local caches of its own, set up to publish as test_publish.py's copy is) publishes from it to
+the registry of tests/infra/registry.sh, under a namespace of its own so that its repositories
+start empty.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from urllib.parse import urlsplit
 import pytest
 from integration.checkouts import Checkout, ImageTarget, PantsRun, image_steps
 from integration.prerequisites import unavailable
+from integration.test_publish import PUSHED_LINE, PublishCheckout
+# `test_registry` is the fixture, shared with the upstream base's and the publish tests.
+from integration.test_upstream_base import SharedRegistry, test_registry  # noqa: F401
 
 # Pants reads this file after pants.toml: the profile under test, as CI uses it.
 CI_PROFILE = "--pants-config-files=pants.ci.toml"
@@ -94,6 +100,30 @@ def cache_builds(repo_root: Path, remote_cache: str) -> Iterator[CacheBuilds]:
         yield CacheBuilds(writer, writer_run, reader, reader_run, namespace_option)
 
 
+@dataclass(frozen=True)
+class CachePublish:
+    publisher: PublishCheckout
+    run: PantsRun
+
+
+@pytest.fixture(scope="module")
+def cache_publish(
+    repo_root: Path, remote_cache: str, cache_builds: CacheBuilds, test_registry: SharedRegistry
+) -> Iterator[CachePublish]:
+    """`publish ::` in C, reading what A wrote to the cache."""
+    with tempfile.TemporaryDirectory(prefix="esb-integration-remote-cache-publish-") as directory:
+        scratch = Path(directory)
+        workspace = Workspace(
+            Checkout.copy_of(repo_root, scratch / "c" / "a-publishing-workspace" / "checkout"),
+            scratch / "c-caches",
+        )
+        namespace = f"publish-from-cache-{uuid.uuid4().hex[:12]}"
+        publisher = PublishCheckout.set_up(workspace.checkout, test_registry, namespace, scratch)
+        run = workspace.pants_with_cache(remote_cache, cache_builds.namespace_option, "publish", "::")
+        assert run.returncode == 0, run.report()
+        yield CachePublish(publisher, run)
+
+
 def test_a_clean_workspace_runs_no_image_step_that_the_remote_cache_holds(
     cache_builds: CacheBuilds, image_targets: list[ImageTarget]
 ) -> None:
@@ -113,6 +143,35 @@ def test_a_clean_workspace_builds_the_same_digests_from_the_remote_cache(
 ) -> None:
     digests = cache_builds.writer.checkout.digests(image_targets)
     assert cache_builds.reader.checkout.digests(image_targets) == digests
+
+
+def test_a_clean_workspace_publishes_every_image_without_building_it(
+    cache_builds: CacheBuilds, cache_publish: CachePublish, image_targets: list[ImageTarget]
+) -> None:
+    writer = cache_builds.writer.checkout
+    ran = image_steps_run(cache_publish.run, image_steps(writer, image_targets))
+    assert ran == [], f"C built again: {ran}\n{cache_publish.run.report()}"
+
+    # The pushes are interactive processes, which Pants never caches: each prints its summary.
+    pushed = [(push["name"], push["digest"]) for push in PUSHED_LINE.finditer(cache_publish.run.stdout)]
+    built = [writer.outputs(target).metadata for target in image_targets]
+    expected = [(cache_publish.publisher.name(image["repository"]), image["digest"]) for image in built]
+    assert sorted(pushed) == sorted(expected), cache_publish.run.stdout
+
+
+def test_publish_from_the_remote_cache_tags_the_digests_that_the_writer_built(
+    cache_builds: CacheBuilds, cache_publish: CachePublish, image_targets: list[ImageTarget]
+) -> None:
+    publisher = cache_publish.publisher
+    built = {target.address: cache_builds.writer.checkout.outputs(target).metadata for target in image_targets}
+    in_registry = {
+        (address, tag): publisher.tagged_digest(f"{publisher.namespace}/{image['repository']}", tag)
+        for address, image in built.items()
+        for tag in image["tags"]
+    }
+    assert in_registry == {
+        (address, tag): image["digest"] for address, image in built.items() for tag in image["tags"]
+    }
 
 
 def test_with_the_cache_server_down_package_succeeds_with_a_warning(

@@ -266,6 +266,15 @@ class LockedDistribution:
         marker = Requirement(_first_line(self.requirement)).marker
         return marker is None or marker.evaluate(target.marker_environment())
 
+    def without_marker(self) -> LockedDistribution:
+        """The same entry without its environment marker, for a target where the marker holds:
+        locks that pin the same distribution under different markers (typing-extensions with and
+        without `python_full_version < '3.15'`) then share its layer, whose key is this entry."""
+        first, newline, hashes = self.requirement.partition("\n")
+        pinned = first.split(";", 1)[0].rstrip(" \\")
+        continuation = " \\" if first.rstrip().endswith("\\") else ""
+        return LockedDistribution(self.name, pinned + continuation + newline + hashes)
+
 
 @dataclass(frozen=True)
 class LockedRequirements:
@@ -281,9 +290,11 @@ class LockedRequirements:
         return "".join(distribution.requirement for distribution in self.distributions)
 
     def for_target(self, target: TargetPython) -> LockedRequirements:
-        """Without the distributions whose markers exclude the target (e.g. Windows-only)."""
+        """Without the distributions whose markers exclude the target (e.g. Windows-only), and
+        without the markers of the others, which hold there."""
         return LockedRequirements(
-            tuple(d for d in self.distributions if d.applies_to(target)), self.local_directories
+            tuple(d.without_marker() for d in self.distributions if d.applies_to(target)),
+            self.local_directories,
         )
 
 

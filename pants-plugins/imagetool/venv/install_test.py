@@ -18,6 +18,8 @@ from imagetool.venv.install import (
     SOURCE_PATHS_PTH,
     BuiltVenv,
     InstalledPackage,
+    LockedDistribution,
+    LockedRequirements,
     LockError,
     NoSuitableWheelError,
     TargetPython,
@@ -383,3 +385,21 @@ def test_check_lock_fails_when_the_lock_excludes_the_base_python(
         LockError, match=r"locked for Python `==3\.11\.\*`, which excludes .* 3\.12\.1"
     ):
         check_lock(uv, demo_project, "3.12.1")
+
+
+def test_for_target_keeps_the_distributions_for_it_without_their_markers() -> None:
+    hashes = "    --hash=sha256:" + "a" * 64 + " \\\n    --hash=sha256:" + "b" * 64 + "\n"
+    locked = LockedRequirements(
+        (
+            LockedDistribution("typing-extensions", "typing-extensions==4.16.0 ; python_full_version < '3.15' \\\n" + hashes),
+            LockedDistribution("colorama", "colorama==0.4.6 ; sys_platform == 'win32' \\\n" + hashes),
+            LockedDistribution("six", "six==1.17.0 \\\n" + hashes),
+            LockedDistribution("idna", "idna==3.20\n"),
+        )
+    )
+    assert [d.requirement for d in locked.for_target(DEBIAN_12).distributions] == [
+        # The same entry as a lock that has no marker for it: one layer for both.
+        "typing-extensions==4.16.0 \\\n" + hashes,
+        "six==1.17.0 \\\n" + hashes,
+        "idna==3.20\n",
+    ]

@@ -1,0 +1,1 @@
+"""The benchmarks of esb-images (bench/run): see bench/README.md."""

@@ -1,0 +1,161 @@
+"""One scale of the benchmark: a generated monorepo of N services, built by the three contenders
+in turn for every scenario, each in a workspace and with caches of its own."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from esb_bench import monorepo as generator
+from esb_bench import sizes
+from esb_bench.docker import DockerBuild, DockerEngine, DockerRun, PantsDockerBackend, write_dockerfile_tree
+from esb_bench.monorepo import REPO, copy_checkout
+from esb_bench.ours import BASE_EDIT_FILE, OurImage, OurWorkspace, PantsRun, append_line, stop_pantsd
+from esb_bench.process import progress, run, timed
+
+UV_IN_IMAGE = "usr/local/bin/uv"
+# Never copied into a workspace: build outputs, Pants' state, the test engines'.
+NOT_COPIED = ("dist", ".pants.d", ".pids", ".ci-state")
+DOCKER_CONTENDERS = ("docker build", "Pants docker_image")
+SCENARIOS = ("cold", "no-op", "one-file edit", "one lock changed", "base changed", "remote-cache-warm fresh clone")
+# The steps of a cold build that write layers or images, for the comparison with the machine's speed.
+LAYER_STEP_PREFIXES = ("Build the", "Install", "Assemble")
+
+
+@dataclass
+class ScaleResults:
+    services: int
+    distinct_locks: int
+    ours: dict[str, list[PantsRun]] = field(default_factory=dict)
+    docker: dict[str, dict[str, list[DockerRun]]] = field(default_factory=dict)
+    """Per Docker contender, per scenario."""
+    base_load_seconds: list[float] = field(default_factory=list)
+    """`docker load` of our base into an engine: in the Docker contenders' cold and base runs."""
+    registry_ours: sizes.RegistryBytes | None = None
+    registry_dockerfiles: sizes.RegistryBytes | None = None
+    throughput: dict = field(default_factory=dict)
+    dist_bytes: int = 0
+    """What ours' `package` writes to dist/ on each run."""
+    pants_command: list[str] = field(default_factory=list)
+    dockerfile: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    """Of the tools on the Docker side: uv (the binary of our images), the Docker CLI and engine."""
+
+
+def copy_workspace(source: Path, destination: Path) -> None:
+    shutil.copytree(source, destination, symlinks=True, ignore=shutil.ignore_patterns(*NOT_COPIED))
+
+
+class Scale:
+    def __init__(self, count: int, work: Path, remote_cache: str, runs: int, base_runs: int):
+        self.count = count
+        self.work = work
+        self.logs = work / "logs"
+        self.remote_cache = remote_cache
+        self.runs = runs
+        self.base_runs = base_runs
+
+    def measure(self) -> ScaleResults:
+        workspace = self.work / "ours"
+        copy_checkout(workspace)
+        repo = generator.generate(workspace, self.count)
+        pristine_services = self.work / "services"
+        shutil.copytree(workspace / "services", pristine_services, symlinks=True)
+        results = ScaleResults(self.count, len({service.profile for service in repo.services}))
+        ours = OurWorkspace(workspace, self.work / "ours-caches", self.logs, self.remote_cache)
+        results.pants_command = ours.command
+        engines = [DockerEngine(self.work / f"engine-{i}", i, self.logs / f"dockerd-{i}.log") for i in (1, 2)]
+        pants_docker_tree = self.work / "dockerfiles-pants"
+        try:
+            progress(f"N={self.count}: ours, cold")
+            results.ours["cold"] = [ours.package("cold")]
+            base = ours.base
+            results.dist_bytes = sum(path.stat().st_size for path in (workspace / "dist").rglob("*") if path.is_file())
+            images = {service.name: ours.image(service.name) for service in repo.services}
+            uv = self.work / "uv"
+            uv.write_bytes(next(iter(images.values())).file_content(UV_IN_IMAGE))
+            uv.chmod(0o755)
+            trees = [self.work / "dockerfiles-build", pants_docker_tree]
+            for tree in trees:
+                write_dockerfile_tree(pristine_services, tree, images, base, uv, workspace)
+            edited = repo.services[0]
+            results.dockerfile = (trees[0] / "services" / edited.name / "Dockerfile").read_text()
+            repositories = {name: image.metadata["repository"] for name, image in images.items()}
+            for engine in engines:
+                engine.start()
+            results.versions = {"uv": run([str(uv), "--version"]), "Docker": engines[0].version()}
+            contenders = [
+                DockerBuild(engines[0], trees[0], repositories, self.logs),
+                PantsDockerBackend(engines[1], trees[1], self.work / "pants-docker-caches", self.logs),
+            ]
+            results.docker = {contender.name: {} for contender in contenders}
+
+            def docker_round(scenario: str, label: str, base_archive: Path | None = None) -> None:
+                for contender in contenders:
+                    progress(f"N={self.count}: {contender.name}, {label}")
+                    load = 0.0
+                    if base_archive:
+                        log = self.logs / f"load-base-{contender.name.replace(' ', '-')}-{label}.log"
+                        load = contender.engine.load(base_archive, log)
+                        results.base_load_seconds.append(load)
+                    measured = contender.build(label)
+                    measured = DockerRun(measured.seconds + load, measured.work, measured.instructions)
+                    results.docker[contender.name].setdefault(scenario, []).append(measured)
+
+            def ours_round(scenario: str, label: str) -> None:
+                progress(f"N={self.count}: ours, {label}")
+                results.ours.setdefault(scenario, []).append(ours.package(label))
+
+            docker_round("cold", "cold", base.sibling(".docker.tar"))
+            for number in range(1, self.runs + 1):
+                ours_round("no-op", f"noop-{number}")
+                docker_round("no-op", f"noop-{number}")
+            edited_file = edited.edit_file.relative_to(workspace)
+            for number in range(1, self.runs + 1):
+                for root in (workspace, *trees):
+                    append_line(root / edited_file, number)
+                ours_round("one-file edit", f"edit-{number}")
+                docker_round("one-file edit", f"edit-{number}")
+            for number in range(1, self.runs + 1):
+                edited = generator.change_lock(repo, edited, number)
+                for tree in trees:
+                    for name in ("pyproject.toml", "uv.lock"):
+                        shutil.copy2(edited.directory / name, tree / "services" / edited.name / name)
+                ours_round("one lock changed", f"lock-{number}")
+                docker_round("one lock changed", f"lock-{number}")
+            for number in range(1, self.base_runs + 1):
+                append_line(workspace / BASE_EDIT_FILE, number)
+                ours_round("base changed", f"base-{number}")
+                docker_round("base changed", f"base-{number}", base.sibling(".docker.tar"))
+
+            progress(f"N={self.count}: ours, remote-cache-warm fresh clone")
+            clone = self.work / "a-fresh-clone-of-the-monorepo-at-another-path"
+            copy_workspace(workspace, clone)
+            fresh = OurWorkspace(clone, self.work / "fresh-clone-caches", self.logs, self.remote_cache)
+            results.ours["remote-cache-warm fresh clone"] = [fresh.package("remote-warm")]
+            stop_pantsd(clone)
+
+            progress(f"N={self.count}: registry bytes")
+            service_images = [images[name] for name in sorted(images)]
+            results.registry_ours = sizes.ours(base, service_images)
+            results.registry_dockerfiles = sizes.dockerfiles(engines[0], base, sorted(repositories.values()), self.work)
+            progress(f"N={self.count}: the machine's speed at the layer work")
+            results.throughput = self.throughput(workspace, ours, [base, *service_images])
+        finally:
+            stop_pantsd(workspace)
+            stop_pantsd(pants_docker_tree)
+            for engine in engines:
+                engine.stop()
+        return results
+
+    def throughput(self, workspace: Path, ours: OurWorkspace, images: list[OurImage]) -> dict:
+        blobs: dict[str, Path] = {}
+        for image in images:
+            for layer in image.metadata["layers"]:
+                blobs.setdefault(layer["digest"], image.blob(layer["digest"]))
+        out = self.work / "throughput.json"
+        command = [*ours.command[:-2], "run", "bench/esb_bench/throughput.py", "--", f"--out={out}", *map(str, blobs.values())]
+        timed(command, cwd=workspace, env=ours.env, log=self.logs / "throughput.log")
+        return json.loads(out.read_text())

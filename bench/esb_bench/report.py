@@ -1,0 +1,375 @@
+"""docs/benchmarks.md from the results of every scale."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from esb_bench.harness import DOCKER_CONTENDERS, LAYER_STEP_PREFIXES, SCENARIOS, ScaleResults
+from esb_bench.ours import PantsRun
+
+MB = 1_000_000
+# The targets of issue 9, at the largest scale: no-op and one-file edit at most this fraction of
+# the daemon build's time.
+WARM_TARGET_RATIO = 0.1
+
+
+def seconds(value: float) -> str:
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return seconds(values[0])
+    return f"{seconds(median(values))} ({seconds(min(values))}–{seconds(max(values))})"
+
+
+def count_spread(values: list[int]) -> str:
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}–{high}"
+
+
+def megabytes(size: float) -> str:
+    return f"{size / MB:.1f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table whose columns but the first are right-aligned figures."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "|---" + "|---:" * (len(header) - 1) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def shell_words(argv: list[str]) -> str:
+    # shlex.quote would wrap Pants' list syntax, ['…'], in unreadable quote juggling.
+    return " ".join(f'"{arg}"' if "'" in arg else shlex.quote(arg) for arg in argv)
+
+
+class Figures:
+    """The medians of one scale, per contender and scenario, None where a contender has no such
+    scenario."""
+
+    def __init__(self, results: ScaleResults):
+        self.results = results
+
+    def ours(self, scenario: str) -> list[PantsRun]:
+        return self.results.ours.get(scenario, [])
+
+    def times(self, contender: str, scenario: str) -> list[float]:
+        if contender == "ours":
+            return [run.seconds for run in self.ours(scenario)]
+        return [run.seconds for run in self.results.docker.get(contender, {}).get(scenario, [])]
+
+    def median(self, contender: str, scenario: str) -> float | None:
+        values = self.times(contender, scenario)
+        return median(values) if values else None
+
+    def work(self, contender: str, scenario: str) -> str:
+        if contender == "ours":
+            runs = self.ours(scenario)
+            return count_spread([run.work for run in runs]) if runs else "—"
+        runs = self.results.docker.get(contender, {}).get(scenario, [])
+        if not runs:
+            return "—"
+        return f"{count_spread([run.work for run in runs])} / {runs[0].instructions}"
+
+
+def ratio(ours: float | None, theirs: float | None) -> str:
+    return f"{ours / theirs:.2f}" if ours is not None and theirs else "—"
+
+
+def scenario_table(figures: Figures) -> list[str]:
+    rows = []
+    for scenario in SCENARIOS:
+        ours = figures.median("ours", scenario)
+        theirs = [figures.median(contender, scenario) for contender in DOCKER_CONTENDERS]
+        rows.append(
+            [
+                scenario,
+                spread(figures.times("ours", scenario)) if ours is not None else "—",
+                *(spread(figures.times(c, scenario)) if t is not None else "—" for c, t in zip(DOCKER_CONTENDERS, theirs)),
+                *(ratio(ours, t) for t in theirs),
+            ]
+        )
+    return table(
+        ["Scenario", "ours", *DOCKER_CONTENDERS, *(f"ours / {c}" for c in DOCKER_CONTENDERS)], rows
+    )
+
+
+def work_table(figures: Figures) -> list[str]:
+    return table(
+        ["Scenario", "ours: processes run", *(f"{c}: instructions run / all" for c in DOCKER_CONTENDERS)],
+        [[s, figures.work("ours", s), *(figures.work(c, s) for c in DOCKER_CONTENDERS)] for s in SCENARIOS],
+    )
+
+
+def xychart(title: str, counts: list[int], series: dict[str, list[float | None]], unit: str) -> list[str]:
+    """A Mermaid line chart (GitHub renders them): one line per contender over N."""
+    top = max((v for values in series.values() for v in values if v is not None), default=1)
+    lines = [
+        "```mermaid",
+        "xychart-beta",
+        f'    title "{title}"',
+        f"    x-axis \"services (N)\" [{', '.join(str(n) for n in counts)}]",
+        f'    y-axis "{unit}" 0 --> {top * 1.1:.0f}',
+    ]
+    lines += [f"    line [{', '.join(f'{v:.1f}' if v is not None else '0' for v in values)}]" for values in series.values()]
+    lines.append("```")
+    legend = ", ".join(f"line {i + 1}: {name}" for i, name in enumerate(series))
+    return [*lines, "", f"Lines, in order: {legend}."]
+
+
+def scaling_section(all_results: list[ScaleResults]) -> list[str]:
+    counts = [r.services for r in all_results]
+    figures = [Figures(r) for r in all_results]
+    contenders = ("ours", *DOCKER_CONTENDERS)
+    rows = []
+    for f in figures:
+        cells = [str(f.results.services)]
+        for scenario in ("cold", "no-op", "one-file edit"):
+            cells += [seconds(v) if (v := f.median(c, scenario)) is not None else "—" for c in contenders]
+        last = f.ours("base changed") or f.ours("one lock changed")
+        rss = last[-1].pantsd_rss_mib if last else None
+        cells.append(f"{rss:.0f}" if rss else "—")
+        cells.append(f"{f.results.dist_bytes / 1e9:.2f}")
+        rows.append(cells)
+    header = ["N"]
+    for scenario in ("cold", "no-op", "edit"):
+        header += [f"{scenario}: {c}" for c in contenders]
+    header += ["pantsd RSS, MiB", "`dist/` written per run, GB"]
+    lines = [*table(header, rows), ""]
+    for scenario, title in (("cold", "Cold build of all images"), ("one-file edit", "One source file edited in one service")):
+        series = {c: [f.median(c, scenario) for f in figures] for c in contenders}
+        lines += [*xychart(title, counts, series, "seconds"), ""]
+    return lines
+
+
+def registry_section(all_results: list[ScaleResults]) -> list[str]:
+    rows = []
+    for r in all_results:
+        ours, theirs = r.registry_ours, r.registry_dockerfiles
+        rows.append(
+            [
+                str(r.services),
+                str(r.distinct_locks),
+                megabytes(ours.total),
+                megabytes(theirs.total),
+                ratio(ours.total, theirs.total),
+                megabytes(ours.per_service),
+                megabytes(theirs.per_service),
+                ratio(ours.per_service, theirs.per_service),
+                megabytes(ours.image_median),
+                megabytes(theirs.image_median),
+            ]
+        )
+    return table(
+        [
+            "N",
+            "distinct dependency profiles",
+            "ours: all blobs, MB",
+            "Dockerfiles: all blobs, MB",
+            "ours / Dockerfiles",
+            "ours: added per service, MB",
+            "Dockerfiles: added per service, MB",
+            "ours / Dockerfiles",
+            "ours: median image, MB",
+            "Dockerfiles: median image, MB",
+        ],
+        rows,
+    )
+
+
+def layer_seconds(run: PantsRun) -> float:
+    return sum(step.seconds for step in run.processes if step.description.startswith(LAYER_STEP_PREFIXES))
+
+
+def limit_section(all_results: list[ScaleResults]) -> list[str]:
+    cores = len(os.sched_getaffinity(0))
+    rows = []
+    for r in all_results:
+        t = r.throughput
+        cold = r.ours["cold"][0]
+        in_processes = layer_seconds(cold)
+        rows.append(
+            [
+                str(r.services),
+                str(t["layers"]),
+                megabytes(t["tar_bytes"]),
+                f"{t['tar_bytes'] / t['raw_seconds'] / MB:.0f}",
+                f"{t['tar_bytes'] / t['write_layer_seconds'] / MB:.0f}",
+                seconds(t["write_layer_seconds"] / cores),
+                seconds(in_processes / cores),
+                f"{in_processes / t['write_layer_seconds']:.1f}",
+                seconds(cold.seconds),
+            ]
+        )
+    return table(
+        [
+            "N",
+            "distinct layers",
+            "uncompressed, MB",
+            "raw gzip+sha256, MB/s",
+            "`write_layer`, MB/s",
+            f"floor: `write_layer` on {cores} cores, s",
+            f"layer and image processes on {cores} cores, s",
+            "processes / floor",
+            "whole cold build, s",
+        ],
+        rows,
+    )
+
+
+def step_kind(description: str) -> str:
+    """A process's description with its target, path or distribution left out, so that the
+    processes of all services add up to one row per kind of step."""
+    def names_one(word: str) -> bool:
+        return "/" in word or "==" in word or ":" in word.rstrip(":")
+
+    return " ".join("…" if names_one(word) else word for word in description.split())
+
+
+def breakdown_section(cold: PantsRun) -> list[str]:
+    groups: dict[str, list[float]] = defaultdict(list)
+    for step in cold.processes:
+        groups[step_kind(step.description)].append(step.seconds)
+    rows = [
+        ["Start-up: pantsd, plugin loading, scheduler (to the first rule)", "1", seconds(cold.startup_seconds), seconds(cold.startup_seconds)],
+        ["Downloads by Pants (`.deb`s, uv), summed", str(cold.downloads), seconds(cold.download_seconds), "—"],
+    ]
+    for kind, durations in sorted(groups.items(), key=lambda item: -sum(item[1])):
+        rows.append([kind, str(len(durations)), seconds(sum(durations)), seconds(max(durations))])
+    return table(["Step (targets, paths and versions as …)", "processes", "seconds, summed", "longest"], rows)
+
+
+def targets_section(largest: ScaleResults) -> list[str]:
+    f = Figures(largest)
+    docker = DOCKER_CONTENDERS[0]
+    lines = []
+    for scenario in ("no-op", "one-file edit"):
+        ours, theirs = f.median("ours", scenario), f.median(docker, scenario)
+        verdict = "met" if ours <= WARM_TARGET_RATIO * theirs else f"missed: {ours / theirs:.2f} of it, {ours / (WARM_TARGET_RATIO * theirs):.1f}× the target"
+        lines.append(f"- {scenario} at N = {largest.services}: ours {seconds(ours)} s, `docker build` {seconds(theirs)} s: at most a tenth — {verdict}.")
+    ours = f.median("ours", "cold")
+    for contender in DOCKER_CONTENDERS:
+        theirs = f.median(contender, "cold")
+        verdict = "met" if ours < theirs else f"missed by {ours / theirs:.2f}×"
+        lines.append(f"- cold at N = {largest.services}: ours {seconds(ours)} s, {contender} {seconds(theirs)} s: faster — {verdict}.")
+    ours_bytes, theirs_bytes = largest.registry_ours.per_service, largest.registry_dockerfiles.per_service
+    verdict = "met" if ours_bytes <= theirs_bytes else f"missed by {ours_bytes / theirs_bytes:.2f}×"
+    lines.append(f"- registry bytes each service image adds at N = {largest.services}: ours {megabytes(ours_bytes)} MB, Dockerfiles {megabytes(theirs_bytes)} MB: no larger — {verdict}.")
+    return lines
+
+
+def render(all_results: list[ScaleResults], machine: dict[str, str], runs: int, base_runs: int, work: Path) -> str:
+    largest = all_results[-1]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `bench/run` ([bench/README.md](../bench/README.md)): every figure comes from one run on the machine "
+        "described below. Re-run it rather than editing this file.",
+        "",
+        "Three ways to build the service images of a generated ESB monorepo (`bench/esb_bench/monorepo.py`: N services "
+        "on the shared base, each with its own `uv.lock` drawn from realistic dependency profiles that overlap, several "
+        "with compiled wheels) after the base:",
+        "",
+        "- **ours**: `./pants package ::` with this plugin: no daemon, every layer a cached Pants process, the CI "
+        "profile's remote cache (BuildGrid on loopback) read and written. It also builds the base from its pinned "
+        "`.deb`s.",
+        "- **docker build**: the seed's builder/prod multi-stage Dockerfile of each service (written from "
+        "[bench/esb_bench/service.Dockerfile.in](../bench/esb_bench/service.Dockerfile.in) with our image's runtime "
+        "configuration), built by the classic builder (`DOCKER_BUILDKIT=0`: the CLI here has no buildx), two at a time "
+        "(one per core), in a Docker engine of its own (overlay2).",
+        "- **Pants docker_image**: Pants 2.17's own `docker_image` backend building the same Dockerfiles, in another "
+        "engine of its own.",
+        "",
+        "Docker Hub is unreachable here, so the Dockerfiles start `FROM` **our** base, `docker load`ed into each engine "
+        "(counted, as the pull it stands in for): the Docker contenders never build a base.",
+        "",
+        "## Machine",
+        "",
+        *table(["Fact", "Value"], [[k, v] for k, v in machine.items()]),
+        "",
+        f"## Issue 9's targets, at N = {largest.services}",
+        "",
+        *targets_section(largest),
+        "",
+        "## Scaling with N",
+        "",
+        "Medians in seconds; pantsd's resident memory after the last run of ours; the bytes of the files "
+        "`package` writes to `dist/` on every run, changed or not (Pants rewrites them all).",
+        "",
+        *scaling_section(all_results),
+        "## Every scenario, per N",
+        "",
+        f"Wall-clock seconds, median (min–max) of {runs} runs for no-op, edit and lock, {base_runs} for the base, one "
+        "for cold and the fresh clone; the ratios divide the medians.",
+        "",
+        "- **cold**: a fresh copy (ours: a copy of the checkout with the generated services; empty Pants store and named "
+        "caches, an empty remote cache; Docker: a new engine holding only our loaded base).",
+        "- **no-op**: the same command again; pantsd warm.",
+        "- **one-file edit**: a new comment line appended to one module of the first service, a different line each run.",
+        "- **one lock changed**: the first service switches to another dependency profile (its `pyproject.toml` and "
+        "`uv.lock`), a different one each run.",
+        "- **base changed**: a comment line appended to the base's `ensure_ca_trust.sh` (a file of its trust layer); "
+        "ours rebuilds the base, the Docker contenders load that new base and rebuild on it.",
+        "- **remote-cache-warm fresh clone** (ours only; the classic builder has no remote cache): another copy of the "
+        "workspace at another path, empty local caches, no pantsd, the remote cache that the runs above wrote.",
+        "",
+    ]
+    for results in all_results:
+        figures = Figures(results)
+        lines += [f"### N = {results.services}", "", *scenario_table(figures), "", *work_table(figures), ""]
+    lines += [
+        "## Registry bytes",
+        "",
+        "MB = 10⁶ bytes. What a registry stores for the base and all N service images, counting each distinct blob "
+        "once; *added per service*: (all − base) / N. Ours: the blob sizes of `.image.json` (gzip by ISA-L, level 1). "
+        "Dockerfiles': one `docker save` of all N images, each distinct layer gzipped at level 6 (Docker's default).",
+        "",
+        *registry_section(all_results),
+        "",
+        "## The physical limit",
+        "",
+        "Every distinct layer of the images of the cold build, re-written in one process from memory by the image "
+        "tool's `write_layer` (tar + ISA-L gzip + both sha256s, `bench/esb_bench/throughput.py`), and compressed and "
+        "hashed raw (no tar); divided over the cores, that is the floor under the cold build's layer work. The cold "
+        "build also downloads, installs wheels, starts Pants and runs checks.",
+        "",
+        *limit_section(all_results),
+        "",
+        f"## Where the cold build spends its time, N = {largest.services}",
+        "",
+        f"From Pants' workunit log ({seconds(largest.ours['cold'][0].seconds)} s wall clock).",
+        "",
+        *breakdown_section(largest.ours["cold"][0]),
+        "",
+        "## Commands",
+        "",
+        "Ours, in the workspace, with the bench's own cache directories under `$BENCH` (its temporary directory):",
+        "",
+        "```bash",
+        "ESB_REMOTE_CACHE=grpc://127.0.0.1:PORT " + shell_words(largest.pants_command).replace(str(work), "$BENCH"),
+        "```",
+        "",
+        "docker build, per service, two at a time: `DOCKER_BUILDKIT=0 docker build -t esb-bench/SERVICE:dockerfile "
+        "services/SERVICE`, the context holding the service's directory, its Dockerfile, `uv` (from our image, so both "
+        "sides ship the same binary) and the host's CA bundle (this network's HTTPS proxy re-signs PyPI). Pants "
+        "docker_image: `./pants package ::` in the same tree with a `docker_image` and a `files` target per service.",
+        "",
+        f"The Dockerfile of the first service at N = {largest.services}, as built:",
+        "",
+        "```dockerfile",
+        largest.dockerfile.rstrip("\n"),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
