@@ -270,6 +270,7 @@ def targets_section(largest: ScaleResults) -> list[str]:
 
 
 def render(all_results: list[ScaleResults], machine: dict[str, str], runs: int, base_runs: int, work: Path) -> str:
+    all_results = sorted(all_results, key=lambda results: results.services)
     largest = all_results[-1]
     lines = [
         "# Benchmarks",
