@@ -119,6 +119,7 @@ class DockerEngine:
             raise BenchError(f"dockerd did not start:\n{log_tail(self.log)}")
 
     def stop(self) -> None:
+        """Stops the engine and removes what it added to the host; stopping twice is harmless."""
         if self.process is not None:
             # dockerd stops its containerd before it exits.
             self.process.terminate()
@@ -127,6 +128,7 @@ class DockerEngine:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            self.process = None
         # dockerd leaves its network namespace bind-mounted under the exec root (and its data
         # root, when it dies): mount points cannot be deleted with the temporary directory.
         mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]

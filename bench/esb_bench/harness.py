@@ -13,13 +13,17 @@ from esb_bench import sizes
 from esb_bench.docker import DockerBuild, DockerEngine, DockerRun, PantsDockerBackend, write_dockerfile_tree
 from esb_bench.monorepo import REPO, copy_checkout
 from esb_bench.ours import BASE_EDIT_FILE, OurImage, OurWorkspace, PantsRun, append_line, stop_pantsd
-from esb_bench.process import progress, run, timed
+from esb_bench.process import BenchError, progress, run, timed
 
 UV_IN_IMAGE = "usr/local/bin/uv"
 # Never copied into a workspace: build outputs, Pants' state, the test engines'.
 NOT_COPIED = ("dist", ".pants.d", ".pids", ".ci-state")
 DOCKER_CONTENDERS = ("docker build", "Pants docker_image")
 SCENARIOS = ("cold", "no-op", "one-file edit", "one lock changed", "base changed", "remote-cache-warm fresh clone")
+# Disk a scale takes at its peak, measured at N = 100 (63 GB): per service, ours' dist/ and store,
+# the cache server's copy, two engines' images and the fresh clone's store; plus the base's.
+DISK_PER_SERVICE = 600_000_000
+DISK_FIXED = 5_000_000_000
 # The steps of a cold build that write layers or images, for the comparison with the machine's speed.
 LAYER_STEP_PREFIXES = ("Build the", "Install", "Assemble")
 
@@ -58,6 +62,14 @@ class Scale:
         self.base_runs = base_runs
 
     def measure(self) -> ScaleResults:
+        self.work.mkdir(parents=True)
+        free = shutil.disk_usage(self.work).free
+        needed = DISK_PER_SERVICE * self.count + DISK_FIXED
+        if free < needed:
+            raise BenchError(
+                f"N={self.count} needs about {needed / 1e9:.0f} GB free under {self.work.parent}, which "
+                f"has {free / 1e9:.0f} GB: free some, or leave out the largest N (--services)."
+            )
         workspace = self.work / "ours"
         copy_checkout(workspace)
         repo = generator.generate(workspace, self.count)
@@ -68,6 +80,7 @@ class Scale:
         results.pants_command = ours.command
         engines = [DockerEngine(self.work / f"engine-{i}", i, self.logs / f"dockerd-{i}.log") for i in (1, 2)]
         pants_docker_tree = self.work / "dockerfiles-pants"
+        clone = self.work / "a-fresh-clone-of-the-monorepo-at-another-path"
         try:
             progress(f"N={self.count}: ours, cold")
             results.ours["cold"] = [ours.package("cold")]
@@ -130,22 +143,25 @@ class Scale:
                 ours_round("base changed", f"base-{number}")
                 docker_round("base changed", f"base-{number}", base.sibling(".docker.tar"))
 
-            progress(f"N={self.count}: ours, remote-cache-warm fresh clone")
-            clone = self.work / "a-fresh-clone-of-the-monorepo-at-another-path"
-            copy_workspace(workspace, clone)
-            fresh = OurWorkspace(clone, self.work / "fresh-clone-caches", self.logs, self.remote_cache)
-            results.ours["remote-cache-warm fresh clone"] = [fresh.package("remote-warm")]
-            stop_pantsd(clone)
-
             progress(f"N={self.count}: registry bytes")
             service_images = [images[name] for name in sorted(images)]
             results.registry_ours = sizes.ours(base, service_images)
             results.registry_dockerfiles = sizes.dockerfiles(engines[0], base, sorted(repositories.values()), self.work)
             progress(f"N={self.count}: the machine's speed at the layer work")
             results.throughput = self.throughput(workspace, ours, [base, *service_images])
+            # The engines' images take as much disk as a second copy of every build: gone before
+            # the fresh clone's store and dist/ take theirs.
+            for engine in engines:
+                engine.stop()
+                shutil.rmtree(engine.state)
+
+            progress(f"N={self.count}: ours, remote-cache-warm fresh clone")
+            copy_workspace(workspace, clone)
+            fresh = OurWorkspace(clone, self.work / "fresh-clone-caches", self.logs, self.remote_cache)
+            results.ours["remote-cache-warm fresh clone"] = [fresh.package("remote-warm")]
         finally:
-            stop_pantsd(workspace)
-            stop_pantsd(pants_docker_tree)
+            for root in (workspace, pants_docker_tree, clone):
+                stop_pantsd(root)
             for engine in engines:
                 engine.stop()
         return results
