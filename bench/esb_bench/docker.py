@@ -20,8 +20,6 @@ DOCKERFILE_TEMPLATE = Path(__file__).parent / "service.Dockerfile.in"
 DOCKER_TAG = "dockerfile"
 # The builder stage gets the build host's CA bundle: this network's HTTPS proxy re-signs PyPI.
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-# What each service directory of a Dockerfile tree holds besides the service's own files.
-CONTEXT_EXTRAS = ("Dockerfile", "uv", "ca-bundle.crt")
 # Labels are left out: ours name the base's digest, and they change neither sizes nor build times.
 TRANSLATED_CONFIG = ("Env", "ExposedPorts", "WorkingDir", "User", "StopSignal", "Entrypoint", "Cmd")
 # pants.toml sections the docker backend's workspace keeps: Pants' own bootstrap on this machine.

@@ -172,6 +172,6 @@ class Scale:
             for layer in image.metadata["layers"]:
                 blobs.setdefault(layer["digest"], image.blob(layer["digest"]))
         out = self.work / "throughput.json"
-        command = [*ours.command[:-2], "run", "bench/esb_bench/throughput.py", "--", f"--out={out}", *map(str, blobs.values())]
+        command = ["./pants", *ours.options, "run", "bench/esb_bench/throughput.py", "--", f"--out={out}", *map(str, blobs.values())]
         timed(command, cwd=workspace, env=ours.env, log=self.logs / "throughput.log")
         return json.loads(out.read_text())

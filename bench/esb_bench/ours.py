@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from esb_bench.process import BenchError, run, timed, wait_until
+from esb_bench.process import BenchError, timed, wait_until
 
 BASE_IMAGE_METADATA = "dist/base/esb-service-base.image.json"
 # A file of the base's trust/tools layer: a line appended to it is a change of the base's content,
@@ -113,10 +114,7 @@ class OurWorkspace:
             return summary
         status = Path(f"/proc/{pid}/status").read_text().splitlines()
         rss_kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-        return PantsRun(**{**summary.__dict__, "pantsd_rss_mib": rss_kib / 1024})
-
-    def version(self) -> str:
-        return run(["./pants", *self.options, "--version"], cwd=self.root, env=self.env)
+        return dataclasses.replace(summary, pantsd_rss_mib=rss_kib / 1024)
 
     def image(self, name: str) -> OurImage:
         (path,) = (self.root / "dist").glob(f"**/{name}.image.json")
@@ -125,9 +123,6 @@ class OurWorkspace:
     @property
     def base(self) -> OurImage:
         return OurImage(self.root / BASE_IMAGE_METADATA)
-
-    def images(self) -> list[OurImage]:
-        return [OurImage(path) for path in sorted((self.root / "dist").glob("**/*.image.json"))]
 
 
 def pantsd_pid(root: Path) -> int | None:

@@ -43,12 +43,14 @@ def base_bytes(base: OurImage) -> int:
 
 def ours(base: OurImage, services: list[OurImage]) -> RegistryBytes:
     blobs: dict[str, int] = {}
+    sizes = []
     for image in (base, *services):
         metadata = image.metadata
         for layer in metadata["layers"]:
             blobs[layer["digest"]] = layer["size"]
         blobs[metadata["config_digest"]] = image.blob(metadata["config_digest"]).stat().st_size
-    sizes = [sum(layer["size"] for layer in image.metadata["layers"]) for image in services]
+        if image is not base:
+            sizes.append(sum(layer["size"] for layer in metadata["layers"]))
     return RegistryBytes(base_bytes(base), sum(blobs.values()), int(statistics.median(sizes)), len(services))
 
 

@@ -19,7 +19,10 @@
 # The port is a free one chosen at the first start and kept for the next ones (a client's
 # credentials and pushed references name it); ESB_TEST_REGISTRY_PORT chooses it instead.
 # Docker treats every 127.0.0.0/8 registry as insecure (no TLS check): a test that needs Docker to
-# verify TLS must reach the registry through an address of its own, in a network namespace.
+# verify TLS must reach the registry through an address of its own, in a network namespace. For
+# that, ESB_TEST_REGISTRY_HOST sets the address it listens on and its certificate names (default
+# 127.0.0.1), and ESB_TEST_REGISTRY_NETNS a network namespace (`ip netns`) to run it in; give such
+# a registry a state directory of its own (ESB_TEST_STATE).
 set -euo pipefail
 SCRIPT_NAME=registry.sh
 # shellcheck source-path=SCRIPTDIR
@@ -36,7 +39,12 @@ PORT_FILE=$STATE_DIR/port
 PIDFILE=$STATE_DIR/registry.pid
 LOG=$STATE_DIR/registry.log
 USER_NAME=esb-test
-HOST=127.0.0.1
+HOST=${ESB_TEST_REGISTRY_HOST:-127.0.0.1}
+# The prefix that runs a command in the registry's network namespace, if it has one.
+IN_NAMESPACE=()
+if [[ -n ${ESB_TEST_REGISTRY_NETNS:-} ]]; then
+  IN_NAMESPACE=(ip netns exec "$ESB_TEST_REGISTRY_NETNS")
+fi
 
 port() {
   cat -- "$PORT_FILE"
@@ -53,7 +61,7 @@ new_key() {
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"
 }
 
-# A CA valid for ten years and a server certificate for 127.0.0.1 valid for one, renewed when it
+# A CA valid for ten years and a server certificate for $HOST valid for one, renewed when it
 # expires within a day.
 make_certificates() {
   if [[ ! -s $CA_CERT ]]; then
@@ -85,7 +93,7 @@ make_user() {
 
 # Prints port $1 when it is free on $HOST, or any free port for 0; fails when $1 is taken.
 free_port() {
-  python3 - "$HOST" "$1" <<'EOF'
+  "${IN_NAMESPACE[@]}" python3 - "$HOST" "$1" <<'EOF'
 import socket, sys
 with socket.socket() as s:
     try:
@@ -151,7 +159,8 @@ start() {
     make_user
     choose_port
     write_config
-    pid=$(start_daemon "$LOG" "$registry" serve "$STATE_DIR/config.yml")
+    # `ip netns exec` execs the registry: the pid stays the registry's.
+    pid=$(start_daemon "$LOG" "${IN_NAMESPACE[@]}" "$registry" serve "$STATE_DIR/config.yml")
     echo "$pid" >"$PIDFILE"
   fi
   await_daemon "$pid" 30 docker-registry registry_answers "$LOG" "https://$HOST:$(port)" ||

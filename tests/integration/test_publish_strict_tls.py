@@ -1,5 +1,5 @@
 """`./pants publish` to a registry whose TLS certificate Docker checks: Debian's docker-registry
-(htpasswd, TLS by a CA made for the test) in a network namespace the test creates, reached
+of tests/infra/registry.sh (htpasswd, TLS by a CA of its own) in a network namespace the test creates, reached
 through a veth pair at a private address.
 
 The Docker engine treats every registry on 127.0.0.0/8 as insecure and never checks its
@@ -21,18 +21,16 @@ import json
 import os
 import random
 import secrets
+import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import docker
 import pytest
-import requests
 from docker import DockerClient
 from integration.checkouts import Checkout, ImageTarget, PantsRun
 from integration.prerequisites import unavailable
@@ -43,17 +41,8 @@ WORKER = ImageTarget("services/worker:worker", "esb_service_image", ())
 NAMESPACE = "strict-tls"
 """Under which the images go on the registry."""
 PRIVATE_RANGE = ipaddress.ip_network("10.213.0.0/16")
-# The namespace is the test's own: every port in it is free.
 REGISTRY_PORT = 5000
-REGISTRY_USER = "esb-strict-tls"
-REGISTRY_START_TIMEOUT_S = 30
 DOCKER_CERTS_DIR = Path("/etc/docker/certs.d")
-REQUIRED_COMMANDS = {
-    "ip": "apt-get install iproute2",
-    "openssl": "tests/infra/registry.sh start installs it",
-    "htpasswd": "tests/infra/registry.sh start installs it",
-    "docker-registry": "tests/infra/registry.sh start installs it",
-}
 
 
 @dataclass(frozen=True)
@@ -68,10 +57,6 @@ class NetworkNamespace:
 def ip(*args: str) -> None:
     completed = subprocess.run(["ip", *args], capture_output=True, text=True)
     assert completed.returncode == 0, f"`ip {' '.join(args)}` failed: {completed.stderr.strip()}"
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
 def unused_subnet(excluded: Sequence[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
@@ -128,127 +113,50 @@ def network_namespace(subnet: ipaddress.IPv4Network) -> Iterator[NetworkNamespac
         yield namespace
 
 
-def make_certificates(directory: Path, address: ipaddress.IPv4Address) -> None:
-    """`ca.crt`, a CA made for this run, and `server.crt` with `server.key`, for `address`."""
-    openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=ESB strict-TLS test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        cwd=directory,
-    )  # fmt: skip
-    openssl(
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={address}",
-        cwd=directory,
-    )  # fmt: skip
-    # An IP address SAN: the engine and the image tool match the certificate against the address.
-    (directory / "server.ext").write_text(
-        f"basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:{address}\n"
+def registry_script(repo_root: Path, action: str, environment: dict[str, str]) -> str:
+    """`tests/infra/registry.sh ACTION` with `environment` added; its standard output."""
+    completed = subprocess.run(
+        [str(repo_root / "tests" / "infra" / "registry.sh"), action],
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
     )
-    openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-out", "server.crt", "-days", "2", "-extfile", "server.ext",
-        cwd=directory,
-    )  # fmt: skip
-
-
-def write_registry_config(directory: Path, host: str) -> Path:
-    config = directory / "config.yml"
-    config.write_text(
-        f"""\
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: {directory / "data"}
-http:
-  addr: {host}
-  secret: esb-strict-tls-test
-  tls:
-    certificate: {directory / "server.crt"}
-    key: {directory / "server.key"}
-auth:
-  htpasswd:
-    realm: esb-strict-tls-test
-    path: {directory / "htpasswd"}
-"""
-    )
-    return config
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stops the process and whatever it started: its own session."""
-    if process.poll() is not None:
-        # Exited during start (and reaped): its session is gone with it.
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
-def await_registry(process: subprocess.Popen[bytes], registry: SharedRegistry, log: Path) -> None:
-    """Waits until the registry asks for credentials over TLS that its CA verifies."""
-    deadline = time.monotonic() + REGISTRY_START_TIMEOUT_S
-    problem = "no answer yet"
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            answer = requests.get(f"https://{registry.host}/v2/", verify=str(registry.ca), timeout=5)
-        except requests.ConnectionError as error:
-            problem = repr(error)
-        else:
-            if answer.status_code == 401:
-                return
-            problem = f"{answer.status_code} {answer.reason}"
-        time.sleep(0.1)
-    state = "exited" if process.poll() is not None else f"does not answer after {REGISTRY_START_TIMEOUT_S}s"
-    log_tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-    pytest.fail(f"docker-registry at {registry.host} {state} ({problem}); its log ends with:\n{log_tail}")
+    assert completed.returncode == 0, f"registry.sh {action} failed:\n{completed.stderr}"
+    return completed.stdout
 
 
 @pytest.fixture(scope="module")
-def strict_registry(docker_client: DockerClient) -> Iterator[SharedRegistry]:
-    """Debian's docker-registry with htpasswd and TLS by a CA of its own, alone in a network
-    namespace, at an address the Docker engine does not treat as insecure."""
-    missing = [f"{command} ({fix})" for command, fix in REQUIRED_COMMANDS.items() if not shutil.which(command)]
-    if missing:
-        unavailable(f"not installed: {', '.join(missing)}")
+def strict_registry(repo_root: Path, docker_client: DockerClient) -> Iterator[SharedRegistry]:
+    """tests/infra/registry.sh's registry (Debian's docker-registry, htpasswd, TLS by a CA of its
+    own) with a state directory of its own, alone in a network namespace, at an address the Docker
+    engine does not treat as insecure."""
+    if not shutil.which("ip"):
+        unavailable("not installed: ip (apt-get install iproute2)")
     if os.geteuid() != 0:
         unavailable("creating a network namespace needs root")
     subnet = unused_subnet(insecure_networks(docker_client))
     with contextlib.ExitStack() as cleanup:
-        directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="esb-integration-strict-tls-")))
+        directory = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="esb-integration-strict-tls-"))
         namespace = cleanup.enter_context(network_namespace(subnet))
-        registry = SharedRegistry(
-            host=f"{namespace.address}:{REGISTRY_PORT}",
-            ca=directory / "ca.crt",
-            username=REGISTRY_USER,
-            password=secrets.token_hex(16),
+        environment = {
+            "ESB_TEST_STATE": directory,
+            "ESB_TEST_REGISTRY_HOST": str(namespace.address),
+            "ESB_TEST_REGISTRY_NETNS": namespace.name,
+            # The namespace is the test's own: every port in it is free.
+            "ESB_TEST_REGISTRY_PORT": str(REGISTRY_PORT),
+        }
+        registry_script(repo_root, "start", environment)
+        cleanup.callback(registry_script, repo_root, "stop", environment)
+        exported = dict(
+            shlex.split(line)[1].split("=", 1)
+            for line in registry_script(repo_root, "env", environment).splitlines()
         )
-        make_certificates(directory, namespace.address)
-        subprocess.run(
-            ["htpasswd", "-B", "-i", "-c", str(directory / "htpasswd"), registry.username],
-            input=registry.password.encode(),
-            check=True,
-            capture_output=True,
+        yield SharedRegistry(
+            host=exported["ESB_TEST_REGISTRY"],
+            ca=Path(exported["ESB_TEST_REGISTRY_CA"]),
+            username=exported["ESB_TEST_REGISTRY_USER"],
+            password=exported["ESB_TEST_REGISTRY_PASSWORD"],
         )
-        config = write_registry_config(directory, registry.host)
-        log = directory / "registry.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                ["ip", "netns", "exec", namespace.name, "docker-registry", "serve", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        cleanup.callback(stop, process)
-        await_registry(process, registry, log)
-        yield registry
 
 
 @contextlib.contextmanager
