@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import string
 import subprocess
@@ -138,8 +139,11 @@ class DockerEngine:
     def docker(self, *args: str) -> str:
         return run(["docker", *args], env=self.env)
 
-    def load(self, archive: Path, log: Path) -> float:
-        return timed(["docker", "load", "-i", str(archive)], cwd=self.state, env=self.env, log=log)
+    def load(self, layout: Path, log: Path) -> float:
+        """`docker load` of one of our OCI layouts (which holds the `manifest.json` that
+        `docker load` reads), its blob links followed."""
+        command = f"tar -ch -C {shlex.quote(str(layout))} . | docker load"
+        return timed(["bash", "-o", "pipefail", "-c", command], cwd=self.state, env=self.env, log=log)
 
     def version(self) -> str:
         return self.docker("version", "--format", "CLI {{.Client.Version}}, engine {{.Server.Version}}")

@@ -306,7 +306,8 @@ def render(all_results: list[ScaleResults], machine: dict[str, str], runs: int, 
         "## Scaling with N",
         "",
         "Medians in seconds; pantsd's resident memory after the last run of ours; the bytes of the files "
-        "`package` writes to `dist/` on every run, changed or not (Pants rewrites them all).",
+        "`package` writes to `dist/` on every run, changed or not (Pants rewrites them all): each distinct blob once "
+        "in `dist/blobs/sha256/`, the per-image layouts linking to it.",
         "",
         *scaling_section(all_results),
         "## Every scenario, per N",

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 
 import pytest
 
-from imagetool.cli import COMMANDS, main
+from imagetool.cli import COMMAND_MODULES, command, main
 from imagetool.commands import CommandError
 from imagetool.debian.archive import ArchiveError
 from imagetool.debian.bytecode import BytecodeError
@@ -27,11 +28,18 @@ def test_help_lists_every_subcommand_with_a_summary(capsys: pytest.CaptureFixtur
         main(["--help"])
     assert exit.value.code == 0
     listing = " ".join(capsys.readouterr().out.split())
-    for name, (add_arguments, _) in COMMANDS.items():
+    for name in COMMAND_MODULES:
+        add_arguments, _ = command(name)
         parser = argparse.ArgumentParser()
         add_arguments(parser)
         summary = " ".join(parser.description.split()).split(". ")[0]
         assert f"{name} {summary}" in listing
+
+
+def test_each_module_implements_the_subcommands_mapped_to_it() -> None:
+    for module in set(COMMAND_MODULES.values()):
+        mapped = {name for name, owner in COMMAND_MODULES.items() if owner == module}
+        assert set(importlib.import_module(module).COMMANDS) == mapped, module
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ from imagetool.oci import (
     fully_qualified,
     image_reference,
     oci_layer_descriptor,
-    write_docker_archive,
+    write_docker_manifest,
 )
 from imagetool.inventory import LayerInventory, layer_inventory, merged_inventory
 from imagetool.spec import ImageMetadata, ImageSpec, LayerSummary, SpecError, layer_descriptor_fields
@@ -146,8 +146,15 @@ def write_json(path: Path, value: Any) -> None:
 MAX_LAYERS = 127
 
 
-def assemble(spec: ImageSpec, *, created: int, layout_dir: Path, archive_path: Path) -> ImageMetadata:
-    """Build the image `spec` describes into an OCI layout directory and a docker archive."""
+def assemble(spec: ImageSpec, *, created: int, layout_dir: Path) -> ImageMetadata:
+    """Write the image `spec` describes as an OCI layout directory, blobs of its layers aside.
+
+    The layout gets the config, the manifest, `index.json` and the `manifest.json` that
+    `docker load` reads; each layer blob, the base's included, belongs at `blobs/sha256/<hex>` of
+    its descriptor and is the caller's to place there. Layers are the bulk of an image and are
+    already stored where they were built, so the build system links them in by digest (Pants:
+    by reference, copying no byte) instead of this command reading and writing them once more.
+    """
     references = [image_reference(spec.repository, tag) for tag in spec.tags]
     base = _load_base(spec)
     platform = _image_platform(spec, base)
@@ -165,15 +172,10 @@ def assemble(spec: ImageSpec, *, created: int, layout_dir: Path, archive_path: P
     layout = OciLayout.create(layout_dir)
     layers = []
     if base is not None:
-        for layer in base.layers:
-            layout.import_blob(base.layout.blob_path(layer.digest), layer)
-            layers.append(oci_layer_descriptor(layer, where=f"base {spec.base.layout}"))
+        layers += [oci_layer_descriptor(layer, where=f"base {spec.base.layout}") for layer in base.layers]
     for blob, layer in new_layers:
-        descriptor = oci_layer_descriptor(
-            Descriptor(blob.media_type, blob.digest, blob.size), where=layer.descriptor
-        )
-        layout.import_blob(Path(layer.blob), descriptor)
-        layers.append(descriptor)
+        descriptor = Descriptor(blob.media_type, blob.digest, blob.size)
+        layers.append(oci_layer_descriptor(descriptor, where=layer.descriptor))
 
     config = layout.add_json_blob(
         CONFIG_MEDIA_TYPE,
@@ -198,7 +200,7 @@ def assemble(spec: ImageSpec, *, created: int, layout_dir: Path, archive_path: P
         else {}
     )
     layout.write_index([Descriptor(manifest.media_type, manifest.digest, manifest.size, annotations=names)])
-    write_docker_archive(layout, manifest, references, archive_path, mtime=created)
+    write_docker_manifest(layout, manifest, references)
     return ImageMetadata(
         digest=manifest.digest,
         config_digest=config.digest,
@@ -254,14 +256,14 @@ def _layer_from_dir(args: argparse.Namespace) -> int:
 
 def _add_assemble_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Assemble an image from a base OCI layout and layer blobs, as described by an image spec "
-        "(see imagetool.spec), into an OCI layout, a docker archive and a metadata file."
+        "Assemble an image from a base OCI layout and layer descriptors, as described by an image "
+        "spec (see imagetool.spec), into an OCI layout (without the layer blobs, which the caller "
+        "links in by digest) and a metadata file."
     )
     parser.add_argument("--spec", type=Path, required=True, help="the image spec (JSON)")
     parser.add_argument(
         "--out-layout", type=Path, required=True, help="the OCI image layout directory to write"
     )
-    parser.add_argument("--out-archive", type=Path, required=True, help="the docker archive (.tar) to write")
     parser.add_argument(
         "--out-metadata", type=Path, required=True, help="the image metadata (.image.json) to write"
     )
@@ -273,7 +275,6 @@ def _assemble(args: argparse.Namespace) -> int:
         spec,
         created=source_date_epoch(spec.created),
         layout_dir=args.out_layout,
-        archive_path=args.out_archive,
     )
     write_json(args.out_metadata, metadata.to_json())
     return 0

@@ -20,7 +20,7 @@ import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from imagetool.errors import ToolError
 
@@ -422,13 +422,14 @@ class OciLayout:
         raise OciError(f"{where} has no image for {platform.os}/{platform.architecture}.")
 
 
-def write_docker_archive(
-    layout: OciLayout, image: Descriptor, repo_tags: Sequence[str], out_path: Path, *, mtime: int
-) -> None:
-    """A tar of `layout` plus the `manifest.json` that `docker load` reads, written deterministically.
+DOCKER_MANIFEST = "manifest.json"
 
-    Like `docker save` since Docker 25, the archive is also an OCI layout archive
-    (`skopeo inspect oci-archive:…`). Docker ≥ 20.10 loads gzip-compressed layers from it.
+
+def write_docker_manifest(layout: OciLayout, image: Descriptor, repo_tags: Sequence[str]) -> None:
+    """Write the `manifest.json` that `docker load` reads into the layout's root.
+
+    With it, the layout directory tarred is also a docker archive, as `docker save` writes since
+    Docker 25: no second copy of the blobs is needed to load an image into an engine.
     """
     manifest = layout.read_json_blob(image)
     docker_manifest = [
@@ -438,34 +439,48 @@ def write_docker_archive(
             "Layers": [_blob_member(layer["digest"]) for layer in manifest["layers"]],
         }
     ]
+    (layout.root / DOCKER_MANIFEST).write_bytes(canonical_json(docker_manifest))
+
+
+def write_docker_archive(layout: OciLayout, out: BinaryIO) -> None:
+    """Stream `layout` as an archive for `docker load` (Docker ≥ 20.10 loads gzip layers from it).
+
+    Blobs that are symbolic links (`pants package` links each layout's blobs to the shared
+    `dist/blobs/`) are archived as the files they point to. The archive is written the same way
+    every time: sorted, owned by root, mtime 0.
+    """
+    if not (layout.root / DOCKER_MANIFEST).is_file():
+        raise OciError(
+            f"{layout.root} has no {DOCKER_MANIFEST}, so `docker load` cannot read it; "
+            "build the image again (`pants package`) to get one."
+        )
     blobs = sorted(path.name for path in (layout.root / "blobs" / "sha256").iterdir())
-    with tarfile.open(out_path, "w", format=tarfile.PAX_FORMAT, copybufsize=_COPY_CHUNK_SIZE) as archive:
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=_COPY_CHUNK_SIZE) as archive:
         for directory in ("blobs", "blobs/sha256"):
-            archive.addfile(_archive_member(directory, tarfile.DIRTYPE, 0, mtime))
+            archive.addfile(_archive_member(directory, tarfile.DIRTYPE, 0))
         for blob in blobs:
             path = layout.root / "blobs" / "sha256" / blob
-            with open(path, "rb") as reader:
-                archive.addfile(
-                    _archive_member(f"blobs/sha256/{blob}", tarfile.REGTYPE, path.stat().st_size, mtime),
-                    reader,
-                )
-        for name, data in (
-            ("index.json", (layout.root / "index.json").read_bytes()),
-            ("manifest.json", canonical_json(docker_manifest)),
-            ("oci-layout", (layout.root / "oci-layout").read_bytes()),
-        ):
-            archive.addfile(_archive_member(name, tarfile.REGTYPE, len(data), mtime), io.BytesIO(data))
+            try:
+                reader = open(path, "rb")
+            except FileNotFoundError as e:
+                raise OciError(f"{path} is missing (a link to a blob that was removed?).") from e
+            with reader:
+                size = os.fstat(reader.fileno()).st_size
+                archive.addfile(_archive_member(f"blobs/sha256/{blob}", tarfile.REGTYPE, size), reader)
+        for name in ("index.json", DOCKER_MANIFEST, "oci-layout"):
+            data = (layout.root / name).read_bytes()
+            archive.addfile(_archive_member(name, tarfile.REGTYPE, len(data)), io.BytesIO(data))
 
 
 def _blob_member(digest: str) -> str:
     return f"blobs/sha256/{digest[len('sha256:'):]}"
 
 
-def _archive_member(name: str, entry_type: bytes, size: int, mtime: int) -> tarfile.TarInfo:
+def _archive_member(name: str, entry_type: bytes, size: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = entry_type
     info.mode = 0o755 if entry_type == tarfile.DIRTYPE else 0o644
     info.size = size
-    info.mtime = mtime
+    info.mtime = 0
     info.uname = info.gname = "root"
     return info

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 from pathlib import Path
@@ -26,6 +27,7 @@ from imagetool.oci import (
     rfc3339,
     sha256_digest,
     write_docker_archive,
+    write_docker_manifest,
 )
 
 AMD64 = Platform("amd64")
@@ -281,11 +283,18 @@ def test_blob_paths_are_digests_only(tmp_path: Path) -> None:
 
 def test_docker_archive(tmp_path: Path) -> None:
     layout, manifest = write_image(tmp_path / "oci")
-    write_docker_archive(layout, manifest, ["esb/hello:latest"], tmp_path / "image.tar", mtime=7)
-    write_docker_archive(layout, manifest, ["esb/hello:latest"], tmp_path / "again.tar", mtime=7)
-    assert (tmp_path / "image.tar").read_bytes() == (tmp_path / "again.tar").read_bytes()
+    write_docker_manifest(layout, manifest, ["esb/hello:latest"])
+    # As under dist/: a blob is a link to the shared copy.
+    layer_path = layout.blob_path(json.loads(layout.read_blob(manifest))["layers"][0]["digest"])
+    shared = tmp_path / "shared-blob"
+    layer_path.rename(shared)
+    layer_path.symlink_to(shared)
+    first, again = io.BytesIO(), io.BytesIO()
+    write_docker_archive(layout, first)
+    write_docker_archive(layout, again)
+    assert first.getvalue() == again.getvalue()
     manifest_json = json.loads(layout.read_blob(manifest))
-    with tarfile.open(tmp_path / "image.tar") as archive:
+    with tarfile.open(fileobj=io.BytesIO(first.getvalue())) as archive:
         members = archive.getmembers()
         assert [m.name for m in members] == [
             "blobs",
@@ -297,7 +306,8 @@ def test_docker_archive(tmp_path: Path) -> None:
             "manifest.json",
             "oci-layout",
         ]
-        assert {(m.mtime, m.uid, m.gid, m.uname) for m in members} == {(7, 0, 0, "root")}
+        assert {(m.mtime, m.uid, m.gid, m.uname) for m in members} == {(0, 0, 0, "root")}
+        assert archive.extractfile(f"blobs/sha256/{layer_path.name}").read() == b"layer bytes"
         assert json.load(archive.extractfile("manifest.json")) == [
             {
                 "Config": f"blobs/sha256/{manifest_json['config']['digest'].split(':')[1]}",
@@ -306,3 +316,9 @@ def test_docker_archive(tmp_path: Path) -> None:
             }
         ]
         assert archive.extractfile("index.json").read() == (tmp_path / "oci" / "index.json").read_bytes()
+
+
+def test_a_layout_without_a_docker_manifest_is_not_archived(tmp_path: Path) -> None:
+    layout, _ = write_image(tmp_path / "oci")
+    with pytest.raises(OciError, match="has no manifest.json, so `docker load` cannot read it"):
+        write_docker_archive(layout, io.BytesIO())

@@ -10,8 +10,7 @@ Image spec (read by `assemble`), see `ImageSpec`; paths are relative to the work
     {
       "base": {"layout": "base/oci", "ref": "latest"},        # optional; "ref" optional
       "platform": {"os": "linux", "architecture": "amd64"},   # required without a base
-      "layers": [{"descriptor": "app/layer.json", "blob": "app/layer.tar.gz",
-                  "created_by": "esb: service source"}],
+      "layers": [{"descriptor": "app/layer.json", "created_by": "esb: service source"}],
       "config": {"env": {"PATH": "/.venv/bin:/usr/bin"}, "entrypoint": ["/entrypoint.sh"],
                  "cmd": ["python", "-m", "app"], "working_dir": "/app", "user": "0:0", "stop_signal": "SIGINT",
                  "exposed_ports": ["8443/tcp"], "labels": {"org.example": "x"}},  # all optional
@@ -67,9 +66,7 @@ class BaseImage:
 @dataclass(frozen=True)
 class LayerInput:
     descriptor: str
-    """A layer descriptor JSON file."""
-    blob: str
-    """The layer's blob file."""
+    """A layer descriptor JSON file (the blob itself is not an input: see `commands.assemble`)."""
     created_by: str
     """What made the layer, for the config's history; hashed, so no host paths."""
 
@@ -92,7 +89,7 @@ class ImageSpec:
             "repository": self.repository,
             "tags": list(self.tags),
             "layers": [
-                {"descriptor": layer.descriptor, "blob": layer.blob, "created_by": layer.created_by}
+                {"descriptor": layer.descriptor, "created_by": layer.created_by}
                 for layer in self.layers
             ],
             "config": _config_to_json(self.config),
@@ -159,7 +156,6 @@ def _layer_input(value: Any, where: str) -> LayerInput:
     fields = _Fields(value, where)
     layer = LayerInput(
         descriptor=fields.required("descriptor", str),
-        blob=fields.required("blob", str),
         created_by=fields.required("created_by", str),
     )
     fields.no_others()

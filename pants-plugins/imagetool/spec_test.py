@@ -18,7 +18,7 @@ from imagetool.spec import (
 FULL_SPEC = ImageSpec(
     repository="esb/hello",
     tags=["latest", "1.0"],
-    layers=[LayerInput(descriptor="app/layer.json", blob="app/layer.tar.gz", created_by="esb: source")],
+    layers=[LayerInput(descriptor="app/layer.json", created_by="esb: source")],
     config=ConfigChanges(
         env={"PATH": "/.venv/bin:/usr/bin"},
         entrypoint=["/usr/local/bin/entrypoint.sh"],
@@ -55,7 +55,7 @@ def test_image_spec_round_trips_through_json(spec: ImageSpec) -> None:
             {"config": {"envs": {}}}, "spec.json: config: unknown keys 'envs'", id="nested-unknown-key"
         ),
         pytest.param(
-            {"layers": [{"blob": "x"}]},
+            {"layers": [{"created_by": "x"}]},
             "spec.json: layers[0]: the key 'descriptor' is required",
             id="nested-required",
         ),

@@ -13,11 +13,16 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from docker import DockerClient
+from docker.models.images import Image
 from packaging.utils import canonicalize_name as canonical_name
+
+from imagetool.oci import OciLayout, write_docker_archive
 
 # The working tree as git sees it: tracked and untracked files, less ignored ones.
 LIST_WORKING_TREE = ("ls-files", "-z", "--cached", "--others", "--exclude-standard")
@@ -67,7 +72,7 @@ class ImageTarget:
 
     def output_prefix(self, dist: Path) -> Path:
         """Where `package` writes the image: Pants' default output path, `<spec_path with dots
-        for slashes>/<name>`, followed by `.oci`, `.docker.tar` and `.image.json`."""
+        for slashes>/<name>`, followed by `.oci`, `.image.json` and `.inventory.json`."""
         name = self.address.partition(":")[2]
         return dist / self.spec_path.replace("/", ".") / name
 
@@ -81,7 +86,6 @@ class ImageOutputs:
     """The outputs `package` writes for one image."""
 
     layout: Path
-    archive: Path
     metadata_file: Path
     inventory: Path
 
@@ -90,7 +94,6 @@ class ImageOutputs:
         prefix = target.output_prefix(dist)
         return cls(
             layout=prefix.with_name(f"{prefix.name}.oci"),
-            archive=prefix.with_name(f"{prefix.name}.docker.tar"),
             metadata_file=prefix.with_name(f"{prefix.name}.image.json"),
             inventory=prefix.with_name(f"{prefix.name}.inventory.json"),
         )
@@ -102,6 +105,14 @@ class ImageOutputs:
     @property
     def digest(self) -> str:
         return self.metadata["digest"]
+
+    def load_into(self, docker_client: DockerClient) -> Image:
+        """Loads the image into the engine from its layout, as `pants run` does."""
+        with tempfile.TemporaryFile() as archive:
+            write_docker_archive(OciLayout(self.layout), archive)
+            archive.seek(0)
+            (image,) = docker_client.images.load(archive)
+        return image
 
 
 class Checkout:
@@ -126,10 +137,14 @@ class Checkout:
             shutil.copy2(source, target, follow_symlinks=False)
         return cls(destination)
 
-    def pants(self, *args: str, wrapper: Sequence[str] = ()) -> PantsRun:
-        """Runs `./pants ARGS` here, as `WRAPPER ./pants ARGS` when a wrapper is given."""
+    def pants(
+        self, *args: str, wrapper: Sequence[str] = (), passed_env: Sequence[str] = ()
+    ) -> PantsRun:
+        """Runs `./pants ARGS` here, as `WRAPPER ./pants ARGS` when a wrapper is given, with the
+        test's variables Pants needs and those named in `passed_env`."""
         argv = (*wrapper, "./pants", "--no-pantsd", "--no-dynamic-ui", *args)
-        environment = {name: os.environ[name] for name in PANTS_ENVIRONMENT if name in os.environ}
+        names = (*PANTS_ENVIRONMENT, *passed_env)
+        environment = {name: os.environ[name] for name in names if name in os.environ}
         completed = subprocess.run(
             argv,
             cwd=self.root,

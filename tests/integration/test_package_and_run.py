@@ -34,7 +34,7 @@ WORKER = "services/worker:worker"
 def loaded_images(
     docker_client: DockerClient, built_checkout: Checkout, image_targets: list[ImageTarget]
 ) -> Iterator[dict[str, Image]]:
-    """Each image loaded from its docker archive, by address. Those that were not in the engine
+    """Each image loaded from its OCI layout, by address. Those that were not in the engine
     before are removed afterwards."""
     loaded: dict[str, Image] = {}
     added: list[str] = []
@@ -45,8 +45,7 @@ def loaded_images(
                 docker_client.images.get(outputs.metadata["config_digest"])
             except docker.errors.ImageNotFound:
                 added.append(outputs.metadata["config_digest"])
-            with outputs.archive.open("rb") as archive:
-                (loaded[target.address],) = docker_client.images.load(archive)
+            loaded[target.address] = outputs.load_into(docker_client)
         yield loaded
     finally:
         for image_id in added:
@@ -63,7 +62,7 @@ def test_package_writes_every_image_with_its_metadata(
     for target in image_targets:
         outputs = built_checkout.outputs(target)
         assert (outputs.layout / "index.json").is_file(), f"{target.address}: no OCI layout"
-        assert outputs.archive.is_file(), f"{target.address}: no docker archive"
+        assert (outputs.layout / "manifest.json").is_file(), f"{target.address}: not loadable"
         metadata = outputs.metadata
         assert DIGEST.match(metadata["digest"]), metadata
         assert DIGEST.match(metadata["config_digest"]), metadata
@@ -71,6 +70,47 @@ def test_package_writes_every_image_with_its_metadata(
         assert isinstance(metadata["tags"], list), metadata
         assert metadata["layers"], metadata
         assert all(DIGEST.match(layer["digest"]) for layer in metadata["layers"]), metadata
+        # Exactly its own blobs, each a link to the one copy under dist/blobs/.
+        blobs = sorted((outputs.layout / "blobs" / "sha256").iterdir())
+        own = [metadata["digest"], metadata["config_digest"]]
+        own += [layer["digest"] for layer in metadata["layers"]]
+        assert sorted(f"sha256:{blob.name}" for blob in blobs) == sorted(set(own)), target.address
+        shared = built_checkout.dist / "blobs" / "sha256"
+        for blob in blobs:
+            assert blob.is_symlink() and blob.resolve() == (shared / blob.name).resolve(), blob
+
+
+def _remove_image(docker_client: DockerClient, image_id: str) -> None:
+    try:
+        docker_client.images.remove(image_id, force=True)
+    except docker.errors.ImageNotFound:
+        pass
+
+
+def test_pants_run_loads_the_image_from_its_layout_and_runs_the_command(
+    built_checkout: Checkout, image_targets: list[ImageTarget], docker_client: DockerClient
+) -> None:
+    # Before any test of this file loads the images (`loaded_images`), so that `run` must load.
+    worker = next(target for target in image_targets if target.address == WORKER)
+    metadata = built_checkout.outputs(worker).metadata
+    _remove_image(docker_client, metadata["config_digest"])
+    try:
+        run = built_checkout.pants(
+            "run",
+            "--esb-run-network=none",
+            WORKER,
+            "--",
+            "python",
+            "-c",
+            "print(6 * 7)",
+            passed_env=["DOCKER_HOST"],
+        )
+        assert run.returncode == 0, run.report()
+        assert "42" in run.stdout.splitlines(), run.stdout
+        loaded = docker_client.images.get(metadata["config_digest"])
+        assert f"{metadata['repository']}:{metadata['tags'][0]}" in loaded.tags, loaded.tags
+    finally:
+        _remove_image(docker_client, metadata["config_digest"])
 
 
 def test_skopeo_reads_the_recorded_digest_and_layers_from_each_oci_layout(
@@ -91,7 +131,7 @@ def test_skopeo_reads_the_recorded_digest_and_layers_from_each_oci_layout(
         assert inspected["Layers"] == [layer["digest"] for layer in metadata["layers"]]
 
 
-def test_docker_archives_load_as_their_config_digest(
+def test_layouts_load_as_their_config_digest(
     built_checkout: Checkout, image_targets: list[ImageTarget], loaded_images: dict[str, Image]
 ) -> None:
     for target in image_targets:

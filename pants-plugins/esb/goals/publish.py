@@ -21,7 +21,7 @@ from typing import Mapping, Optional
 
 import toml  # pants: no-infer-dep (Pants itself depends on it)
 
-from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet
+from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet, packaged_layout
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.registries import (
     PublishRegistry,
@@ -51,7 +51,15 @@ from pants.core.goals.publish import (
 )
 from pants.core.util_rules.system_binaries import GitBinaryException
 from pants.engine.addresses import Address
-from pants.engine.fs import Digest, DigestContents, DigestSubset, MergeDigests, PathGlobs
+from pants.engine.fs import (
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestEntries,
+    DigestSubset,
+    MergeDigests,
+    PathGlobs,
+)
 from pants.engine.process import InteractiveProcess, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import AllTargets, WrappedTarget, WrappedTargetRequest
@@ -386,11 +394,12 @@ async def publish_image(
         if isinstance(field_set, PublishServiceImageFieldSet)
         else field_set.address
     )
-    layout_digest, metadata, family = await MultiGet(
-        Get(Digest, DigestSubset(packaged, PathGlobs([f"{layout}/**"]))),
+    packaged_files, metadata, family = await MultiGet(
+        Get(DigestEntries, Digest, packaged),
         Get(DigestContents, DigestSubset(packaged, PathGlobs([metadata_path]))),
         Get(ImageFamily, ImageFamilyRequest(family_base)),
     )
+    layout_digest = await Get(Digest, CreateDigest(packaged_layout(packaged_files, prefix)))
     digest = json.loads(metadata[0].content)["digest"]
     tags = fill_in_tags(field_set.tags, field_set.address, await _tag_values(field_set, digest))
     inputs = await Get(Digest, MergeDigests([layout_digest, await connection_inputs(connection)]))

@@ -36,7 +36,7 @@ from pants.core.goals.package import BuiltPackage
 from pants.core.goals.publish import PublishProcesses
 from pants.core.util_rules import system_binaries
 from pants.engine.addresses import Address
-from pants.engine.fs import Digest, DigestContents
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, SymlinkEntry
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.process import Process
 from pants.engine.rules import QueryRule, rule
@@ -302,6 +302,7 @@ def rule_runner() -> RuleRunner:
             fake_image_tool,
             QueryRule(PublishProcesses, [PublishImageRequest]),
             QueryRule(DigestContents, [Digest]),
+            QueryRule(Digest, [CreateDigest]),
         ],
         target_types=[EsbBaseImageTarget, EsbServiceImageTarget],
     )
@@ -332,15 +333,25 @@ def rule_runner() -> RuleRunner:
 
 
 def packaged(rule_runner: RuleRunner, prefix: str) -> BuiltPackage:
-    snapshot = rule_runner.make_snapshot(
-        {
-            f"{prefix}.oci/index.json": "{}",
-            f"{prefix}.oci/blobs/sha256/{'ab' * 32}": "layer",
-            f"{prefix}.image.json": json.dumps({"digest": DIGEST}),
-            f"{prefix}.docker.tar": "archive",
-        }
+    """What `package` writes: the layout's blobs are links into the shared `blobs/sha256/`."""
+    depth = prefix.count("/") + 3
+    digest = rule_runner.request(
+        Digest,
+        [
+            CreateDigest(
+                [
+                    FileContent(f"{prefix}.oci/index.json", b"{}"),
+                    FileContent(f"blobs/sha256/{'ab' * 32}", b"layer"),
+                    SymlinkEntry(
+                        f"{prefix}.oci/blobs/sha256/{'ab' * 32}", "../" * depth + f"blobs/sha256/{'ab' * 32}"
+                    ),
+                    FileContent(f"{prefix}.image.json", json.dumps({"digest": DIGEST}).encode()),
+                    FileContent(f"{prefix}.inventory.json", b"{}"),
+                ]
+            )
+        ],
     )
-    return BuiltPackage(snapshot.digest, ())
+    return BuiltPackage(digest, ())
 
 
 def publish_processes(rule_runner: RuleRunner, address: Address) -> PublishProcesses:
@@ -387,7 +398,7 @@ def test_one_push_per_registry_with_filled_in_tags(rule_runner: RuleRunner) -> N
         "--registry-ca",
         "127.0.0.1:5000=certs/ca.pem",
     )
-    # The layout and the repository's CA bundles; not the archive `package` also wrote.
+    # The layout, its blobs followed, and the repository's CA bundles; nothing else `package` wrote.
     contents = rule_runner.request(DigestContents, [internal.process.process.input_digest])
     assert sorted(entry.path for entry in contents) == [
         "certs/ca.pem",

@@ -8,7 +8,7 @@ from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet
 from esb.subsystems.image_tool import ImageToolPexRequest
 from esb.target_types import EsbImageEnvironmentField, EsbServicePortsField
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
-from esb.util_rules.image import IMAGE_ARCHIVE, IMAGE_METADATA, BuiltImage
+from esb.util_rules.image import IMAGE_LAYOUT, IMAGE_METADATA, BuiltImage
 from esb.util_rules.service import ServiceImageRequest
 from pants.backend.python.util_rules.pex import VenvPex, VenvPexRequest
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
@@ -62,8 +62,8 @@ def run_image_args(
     args = [
         f"{{chroot}}/{tool_argv0}",
         "run-image",
-        "--archive",
-        f"{{chroot}}/{IMAGE_ARCHIVE}",
+        "--layout",
+        f"{{chroot}}/{IMAGE_LAYOUT}",
         "--metadata",
         f"{{chroot}}/{IMAGE_METADATA}",
     ]
@@ -84,7 +84,7 @@ async def _run_request(
     complete_env = pex_env.in_workspace()
     tool, files = await MultiGet(
         Get(VenvPex, VenvPexRequest(tool_request.pex_request, complete_env)),
-        Get(Digest, DigestSubset(image.digest, PathGlobs([IMAGE_ARCHIVE, IMAGE_METADATA]))),
+        Get(Digest, DigestSubset(image.digest, PathGlobs([f"{IMAGE_LAYOUT}/**", IMAGE_METADATA]))),
     )
     return RunRequest(
         digest=await Get(Digest, MergeDigests([tool.digest, files])),

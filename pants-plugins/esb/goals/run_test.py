@@ -9,8 +9,8 @@ def test_run_args_publish_ports_and_pick_network() -> None:
     assert run_image_args("tool/pex", ("8080/tcp", "9000/udp"), subsystem) == (
         "{chroot}/tool/pex",
         "run-image",
-        "--archive",
-        "{chroot}/image.docker.tar",
+        "--layout",
+        "{chroot}/image.oci",
         "--metadata",
         "{chroot}/image.image.json",
         "--network",

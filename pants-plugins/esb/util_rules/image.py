@@ -1,4 +1,4 @@
-"""Image assembly: layers and a config → an OCI layout, a docker archive and `.image.json`."""
+"""Image assembly: layers and a config → an OCI layout and `.image.json`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from pants.engine.fs import (
     CreateDigest,
     Digest,
     DigestContents,
+    DigestEntries,
     DigestSubset,
     FileContent,
+    FileEntry,
     MergeDigests,
     PathGlobs,
     RemovePrefix,
@@ -23,7 +25,7 @@ from pants.engine.process import Process, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 IMAGE_LAYOUT = "image.oci"
-IMAGE_ARCHIVE = "image.docker.tar"
+IMAGE_BLOBS = f"{IMAGE_LAYOUT}/blobs/sha256"
 IMAGE_METADATA = "image.image.json"
 IMAGE_INVENTORY = "image.inventory.json"
 _BASE_LAYOUT = "base.oci"
@@ -31,8 +33,8 @@ _BASE_LAYOUT = "base.oci"
 
 @dataclass(frozen=True)
 class BuiltImage:
-    """A digest with `image.oci/`, `image.docker.tar`, `image.image.json` and
-    `image.inventory.json` at its root."""
+    """A digest with `image.oci/` (a complete OCI layout, with the `manifest.json` that
+    `docker load` reads), `image.image.json` and `image.inventory.json` at its root."""
 
     digest: Digest
     metadata_json: str
@@ -46,6 +48,14 @@ class BuiltImage:
     @property
     def image_digest(self) -> str:
         return self.metadata["digest"]
+
+    @property
+    def layer_blob_paths(self) -> tuple[str, ...]:
+        return tuple(blob_path(layer["digest"].partition(":")[2]) for layer in self.metadata["layers"])
+
+
+def blob_path(hex_digest: str) -> str:
+    return f"{IMAGE_BLOBS}/{hex_digest}"
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,6 @@ def assembly_spec(request: ImageAssemblyRequest, layer_dirs: tuple[str, ...]) ->
         "config": json.loads(request.config_json),
         "layers": [
             {
-                "blob": f"{directory}/{LAYER_BLOB}",
                 "created_by": f"esb: {layer.name} layer",
                 "descriptor": f"{directory}/{LAYER_DESCRIPTOR}",
             }
@@ -122,23 +131,50 @@ async def merge_image_inventory(request: ImageInventoryRequest) -> ImageInventor
     return ImageInventory(result.output_digest)
 
 
-async def _layout_only(image: BuiltImage) -> Digest:
-    subset = await Get(Digest, DigestSubset(image.digest, PathGlobs([f"{IMAGE_LAYOUT}/**"])))
+async def _layout_without_layer_blobs(image: BuiltImage) -> Digest:
+    """What `assemble` reads of a base: its index, manifest and config (kilobytes, not the
+    layers' megabytes)."""
+    excluded = [f"!{path}" for path in image.layer_blob_paths]
+    subset = await Get(Digest, DigestSubset(image.digest, PathGlobs([f"{IMAGE_LAYOUT}/**", *excluded])))
     return await Get(Digest, RemovePrefix(subset, IMAGE_LAYOUT))
+
+
+async def _layer_blobs(request: ImageAssemblyRequest) -> Digest:
+    """Every layer blob of the image at its place in the layout, by reference: the base's as they
+    are in its layout, ours named by the sha256 that Pants keeps of every file (the OCI digest)."""
+    own = await MultiGet(Get(DigestEntries, Digest, layer.digest) for layer in request.layers)
+    entries = [
+        FileEntry(blob_path(entry.file_digest.fingerprint), entry.file_digest)
+        for layer_entries in own
+        for entry in layer_entries
+        if isinstance(entry, FileEntry) and entry.path == LAYER_BLOB
+    ]
+    inherited = []
+    if request.base:
+        inherited.append(
+            await Get(Digest, DigestSubset(request.base.digest, PathGlobs(request.base.layer_blob_paths)))
+        )
+    return await Get(Digest, MergeDigests([await Get(Digest, CreateDigest(entries)), *inherited]))
 
 
 @rule
 async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
     layer_dirs = tuple(f"layers/{i:02d}-{layer.name}" for i, layer in enumerate(request.layers))
     spec = json.dumps(assembly_spec(request, layer_dirs), sort_keys=True, indent=2).encode()
+    descriptors = await MultiGet(
+        Get(Digest, DigestSubset(layer.digest, PathGlobs([LAYER_DESCRIPTOR])))
+        for layer in request.layers
+    )
     prefixed = await MultiGet(
-        Get(Digest, AddPrefix(layer.digest, directory))
-        for layer, directory in zip(request.layers, layer_dirs)
+        Get(Digest, AddPrefix(descriptor, directory))
+        for descriptor, directory in zip(descriptors, layer_dirs)
     )
     base_inputs = []
     if request.base:
         base_inputs.append(
-            await Get(Digest, AddPrefix(await _layout_only(request.base), _BASE_LAYOUT))
+            await Get(
+                Digest, AddPrefix(await _layout_without_layer_blobs(request.base), _BASE_LAYOUT)
+            )
         )
     spec_digest = await Get(Digest, CreateDigest([FileContent("spec.json", spec)]))
     inputs = await Get(Digest, MergeDigests([spec_digest, *prefixed, *base_inputs]))
@@ -151,14 +187,12 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
                 "spec.json",
                 "--out-layout",
                 IMAGE_LAYOUT,
-                "--out-archive",
-                IMAGE_ARCHIVE,
                 "--out-metadata",
                 IMAGE_METADATA,
             ),
             description=request.description,
             input_digest=inputs,
-            output_files=(IMAGE_ARCHIVE, IMAGE_METADATA),
+            output_files=(IMAGE_METADATA,),
             output_directories=(IMAGE_LAYOUT,),
         ),
     )
@@ -176,7 +210,9 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
     )
     metadata_only = await Get(Digest, DigestSubset(result.output_digest, PathGlobs([IMAGE_METADATA])))
     contents = await Get(DigestContents, Digest, metadata_only)
-    image = await Get(Digest, MergeDigests([result.output_digest, inventory.digest]))
+    image = await Get(
+        Digest, MergeDigests([result.output_digest, inventory.digest, await _layer_blobs(request)])
+    )
     return BuiltImage(image, contents[0].content.decode(), layer_inventories)
 
 

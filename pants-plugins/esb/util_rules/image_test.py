@@ -23,12 +23,10 @@ def test_spec_without_base_names_the_platform() -> None:
         "config": {"cmd": ["python"], "env": {"A": "1"}},
         "layers": [
             {
-                "blob": "layers/00-uv/layer.tar.gz",
                 "created_by": "esb: uv layer",
                 "descriptor": "layers/00-uv/layer.json",
             },
             {
-                "blob": "layers/01-app/layer.tar.gz",
                 "created_by": "esb: app layer",
                 "descriptor": "layers/01-app/layer.json",
             },
