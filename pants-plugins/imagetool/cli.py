@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
+# Every command module imports `imagetool.commands`, so this costs no start-up time.
+from imagetool.commands import AddArguments, Run
 from imagetool.errors import ToolError
 
 # The module that implements each subcommand (in its `COMMANDS`). `main` imports only that one:
@@ -39,10 +41,6 @@ COMMAND_MODULES = {
     "uv-lock": "imagetool.venv.commands",
     "venv-layer": "imagetool.venv.commands",
 }
-
-AddArguments = Callable[[argparse.ArgumentParser], None]
-Run = Callable[[argparse.Namespace], int]
-
 
 def command(name: str) -> tuple[AddArguments, Run]:
     """`(add_arguments(parser), run(args) -> exit status)` of the subcommand `name`."""

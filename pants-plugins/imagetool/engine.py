@@ -14,18 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from typing import TYPE_CHECKING
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound
 
 from imagetool.commands import AddArguments, Run, read_json
 from imagetool.errors import ToolError
 from imagetool.oci import OciLayout, write_docker_archive
-
-if TYPE_CHECKING:
-    import docker
-
-# `docker` (with requests and urllib3) is imported by the functions that talk to an engine: at
-# 0.2 s, importing it at the top would slow the start of every build step, which all share the
-# tool's command line and none of which needs an engine.
 
 
 class EngineError(ToolError, RuntimeError):
@@ -44,9 +38,6 @@ class BuiltImageFiles:
 
 
 def connect() -> docker.DockerClient:
-    import docker
-    from docker.errors import DockerException
-
     try:
         client = docker.from_env()
         client.ping()
@@ -60,8 +51,6 @@ def connect() -> docker.DockerClient:
 
 def load_image(client: docker.DockerClient, image: BuiltImageFiles) -> str:
     """Load the image unless the engine has it already; return the image reference it got."""
-    from docker.errors import APIError, ImageNotFound
-
     metadata = image.read_metadata()
     reference = f"{metadata['repository']}:{metadata['tags'][0]}" if metadata["tags"] else None
     try:
@@ -98,8 +87,6 @@ def run_container(
     network: str | None,
 ) -> int:
     """Run `image` like `docker run --rm`, streaming its output; return its exit status."""
-    from docker.errors import APIError
-
     ports = {}
     for mapping in publish:
         host, _, container = mapping.rpartition(":")

@@ -59,7 +59,9 @@ def output_path_for(built_path: str, output_prefix: str) -> str:
     return f"{output_prefix}{_OUTPUT_SUFFIXES[head]}" + (f"/{rest}" if rest else "")
 
 
-def packaged_entries(image_entries: Iterable[FileEntry], output_prefix: str) -> list[FileEntry | SymlinkEntry]:
+def packaged_entries(
+    image_entries: Iterable[FileEntry], output_prefix: str
+) -> list[FileEntry | SymlinkEntry]:
     """The image's files under their `dist/` names, each blob in `SHARED_BLOBS` and linked to
     from the image's layout by a relative symbolic link (so that `dist/` can move)."""
     packaged: list[FileEntry | SymlinkEntry] = []
@@ -74,7 +76,9 @@ def packaged_entries(image_entries: Iterable[FileEntry], output_prefix: str) -> 
     return packaged
 
 
-def packaged_layout(entries: Iterable[FileEntry | SymlinkEntry], output_prefix: str) -> list[FileEntry]:
+def packaged_layout(
+    entries: Iterable[FileEntry | SymlinkEntry], output_prefix: str
+) -> list[FileEntry]:
     """The image's layout as `package` wrote it, its blob links replaced by the blobs."""
     layout = f"{output_prefix}{_OUTPUT_SUFFIXES[IMAGE_LAYOUT]}/"
     entries = list(entries)
