@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from esb_bench.ours import OurImage
-from esb_bench.process import BenchError, log_tail, run, timed, wait_until
+from esb_bench.process import BenchError, log_tail, run, timed, timed_with_retries, wait_until
 
 DOCKERFILE_TEMPLATE = Path(__file__).parent / "service.Dockerfile.in"
 DOCKER_TAG = "dockerfile"
@@ -33,6 +33,8 @@ class DockerRun:
     work: int
     """Dockerfile instructions (FROM aside) executed rather than taken from the build cache."""
     instructions: int
+    failed_seconds: tuple[float, ...] = ()
+    """Attempts that failed on the network and were run again: in `seconds`, as in a CI job."""
 
 
 def instructions_run(output: str) -> int:
@@ -247,18 +249,20 @@ class DockerBuild:
         self.logs = logs
 
     def build(self, label: str) -> DockerRun:
-        def build_one(service: str) -> int:
+        def build_one(service: str) -> tuple[int, tuple[float, ...]]:
             log = self.logs / f"docker-build-{label}" / f"{service}.log"
             context = self.root / "services" / service
             tag = f"{self.repositories[service]}:{DOCKER_TAG}"
-            timed(["docker", "build", "-t", tag, str(context)], cwd=context, env=self.engine.env, log=log)
-            return instructions_run(log.read_text())
+            argv = ["docker", "build", "-t", tag, str(context)]
+            attempts = timed_with_retries(argv, cwd=context, env=self.engine.env, log=log)
+            return instructions_run(log.read_text()), attempts.failed_seconds
 
         start = os.times().elapsed
         with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-            counts = list(pool.map(build_one, sorted(self.repositories)))
+            built = list(pool.map(build_one, sorted(self.repositories)))
         elapsed = os.times().elapsed - start
-        return DockerRun(elapsed, sum(counts), instructions_in(self.root))
+        failed = tuple(seconds for _, failures in built for seconds in failures)
+        return DockerRun(elapsed, sum(count for count, _ in built), instructions_in(self.root), failed)
 
 
 class PantsDockerBackend:
@@ -280,5 +284,10 @@ class PantsDockerBackend:
 
     def build(self, label: str) -> DockerRun:
         log = self.logs / f"pants-docker-{label}.log"
-        elapsed = timed(self.command, cwd=self.root, env=self.engine.env, log=log)
-        return DockerRun(elapsed, instructions_run(log.read_text()), instructions_in(self.root))
+        attempts = timed_with_retries(self.command, cwd=self.root, env=self.engine.env, log=log)
+        return DockerRun(
+            attempts.seconds + sum(attempts.failed_seconds),
+            instructions_run(log.read_text()),
+            instructions_in(self.root),
+            attempts.failed_seconds,
+        )

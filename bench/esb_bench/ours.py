@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from esb_bench.process import BenchError, timed, wait_until
+from esb_bench.process import BenchError, timed_with_retries, wait_until
 
 BASE_IMAGE_METADATA = "dist/base/esb-service-base.image.json"
 # A file of the base's trust/tools layer: a line appended to it is a change of the base's content,
@@ -42,6 +42,8 @@ class PantsRun:
     """The time downloads took, summed (they run concurrently)."""
     pantsd_rss_mib: float | None = None
     """pantsd's resident memory after the run, when a pantsd served it."""
+    failed_seconds: tuple[float, ...] = ()
+    """Attempts that failed on the network and were run again: in `seconds`, as in a CI job."""
 
     @property
     def work(self) -> int:
@@ -106,9 +108,12 @@ class OurWorkspace:
         before = set(self.workunit_dir.iterdir())
         launched = time.time()
         log = self.logs / f"ours-{label}.log"
-        elapsed = timed(self.command, cwd=self.root, env=self.env, log=log)
-        (workunit_log,) = set(self.workunit_dir.iterdir()) - before
-        summary = summarize_workunits(elapsed, launched, json.loads(workunit_log.read_text()))
+        attempts = timed_with_retries(self.command, cwd=self.root, env=self.env, log=log)
+        # A failed attempt writes a workunit log too: the steps are those of the last attempt.
+        workunit_log = max(set(self.workunit_dir.iterdir()) - before, key=lambda path: path.stat().st_mtime)
+        failed = sum(attempts.failed_seconds)
+        summary = summarize_workunits(attempts.seconds + failed, launched + failed, json.loads(workunit_log.read_text()))
+        summary = dataclasses.replace(summary, failed_seconds=attempts.failed_seconds)
         pid = pantsd_pid(self.root)
         if pid is None:
             return summary

@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+# What uv (and Pants' downloader) print when a download failed on the network rather than on its
+# input. The Docker contenders download every wheel once per service: at N = 100 that is thousands
+# of downloads, and one timeout among them says nothing about a contender's speed.
+TRANSIENT_NETWORK_FAILURE = re.compile(
+    r"network timeout|error sending request|connection (?:reset|closed)|tcp connect error|dns error"
+    r"|operation timed out|temporary failure in name resolution",
+    re.IGNORECASE,
+)
+ATTEMPTS = 3
 
 
 class BenchError(Exception):
     pass
+
+
+class CommandFailed(BenchError):
+    def __init__(self, message: str, seconds: float):
+        super().__init__(message)
+        self.seconds = seconds
+
+
+@dataclass(frozen=True)
+class Attempts:
+    seconds: float
+    """Of the attempt that succeeded."""
+    failed_seconds: tuple[float, ...] = ()
+    """Of each attempt before it, which failed on the network."""
 
 
 def run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
@@ -33,8 +59,25 @@ def timed(argv: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> floa
         status = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         elapsed = time.monotonic() - start
     if status.returncode:
-        raise BenchError(f"`{shlex.join(argv)}` failed ({status.returncode}):\n{log_tail(log)}")
+        raise CommandFailed(f"`{shlex.join(argv)}` failed ({status.returncode}):\n{log_tail(log)}", elapsed)
     return elapsed
+
+
+def timed_with_retries(argv: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> Attempts:
+    """`timed`, run again (up to ATTEMPTS in all) when it fails on the network; each failed
+    attempt's log is kept beside `log` as `<stem>.failed-<n><suffix>`."""
+    failed: list[float] = []
+    while True:
+        try:
+            return Attempts(timed(argv, cwd=cwd, env=env, log=log), tuple(failed))
+        except CommandFailed as error:
+            transient = TRANSIENT_NETWORK_FAILURE.search(log.read_text(errors="replace"))
+            if not transient or len(failed) + 1 >= ATTEMPTS:
+                raise
+            failed.append(error.seconds)
+            kept = log.with_name(f"{log.stem}.failed-{len(failed)}{log.suffix}")
+            log.rename(kept)
+            progress(f"`{shlex.join(argv[:3])} …` failed on the network ({transient.group(0)}); again (log: {kept})")
 
 
 def wait_until(condition: Callable[[], bool], *, seconds: float) -> bool:
