@@ -141,10 +141,16 @@ class DockerEngine:
     def docker(self, *args: str) -> str:
         return run(["docker", *args], env=self.env)
 
-    def load(self, layout: Path, log: Path) -> float:
-        """`docker load` of one of our OCI layouts (which holds the `manifest.json` that
-        `docker load` reads), its blob links followed."""
-        command = f"tar -ch -C {shlex.quote(str(layout))} . | docker load"
+    def load(self, image: OurImage, log: Path) -> float:
+        """`docker load` of one of our images from its OCI layout (which holds the `manifest.json`
+        that `docker load` reads): the layout's files and the image's own blobs, links followed.
+        (`tar -ch` of the whole layout would also send every other packaged image's blobs, which
+        its `blobs` link reaches.)"""
+        metadata = image.metadata
+        digests = [metadata["digest"], metadata["config_digest"], *(layer["digest"] for layer in metadata["layers"])]
+        blobs = [f"blobs/sha256/{digest.split(':', 1)[1]}" for digest in dict.fromkeys(digests)]
+        members = shlex.join(["oci-layout", "index.json", "manifest.json", *blobs])
+        command = f"tar -ch -C {shlex.quote(str(image.sibling('.oci')))} {members} | docker load"
         return timed(["bash", "-o", "pipefail", "-c", command], cwd=self.state, env=self.env, log=log)
 
     def version(self) -> str:

@@ -111,13 +111,13 @@ class Scale:
             ]
             results.docker = {contender.name: {} for contender in contenders}
 
-            def docker_round(scenario: str, label: str, base_layout: Path | None = None) -> None:
+            def docker_round(scenario: str, label: str, base_image: OurImage | None = None) -> None:
                 for contender in contenders:
                     progress(f"N={self.count}: {contender.name}, {label}")
                     load = 0.0
-                    if base_layout:
+                    if base_image:
                         log = self.logs / f"load-base-{contender.name.replace(' ', '-')}-{label}.log"
-                        load = contender.engine.load(base_layout, log)
+                        load = contender.engine.load(base_image, log)
                         results.base_load_seconds.append(load)
                     measured = contender.build(label)
                     measured = DockerRun(measured.seconds + load, measured.work, measured.instructions)
@@ -127,7 +127,7 @@ class Scale:
                 progress(f"N={self.count}: ours, {label}")
                 results.ours.setdefault(scenario, []).append(ours.package(label))
 
-            docker_round("cold", "cold", base.sibling(".oci"))
+            docker_round("cold", "cold", base)
             for number in range(1, self.runs + 1):
                 ours_round("no-op", f"noop-{number}")
                 docker_round("no-op", f"noop-{number}")
@@ -147,7 +147,7 @@ class Scale:
             for number in range(1, self.base_runs + 1):
                 append_line(workspace / BASE_EDIT_FILE, number)
                 ours_round("base changed", f"base-{number}")
-                docker_round("base changed", f"base-{number}", base.sibling(".oci"))
+                docker_round("base changed", f"base-{number}", base)
 
             progress(f"N={self.count}: registry bytes")
             service_images = [images[name] for name in sorted(images)]

@@ -322,7 +322,7 @@ def render(all_results: list[ScaleResults], machine: dict[str, str], runs: int, 
         "",
         "Medians in seconds; pantsd's resident memory after the last run of ours; the bytes of the files "
         "`package` writes to `dist/` on every run, changed or not (Pants rewrites them all): each distinct blob once "
-        "in `dist/blobs/sha256/`, the per-image layouts linking to it.",
+        "in `dist/blobs/sha256/`, each image's layout a link to it and its few JSON files.",
         "",
         *scaling_section(all_results),
         "## Every scenario, per N",

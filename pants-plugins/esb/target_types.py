@@ -257,8 +257,8 @@ class EsbImageOutputPathField(OutputPathField):
         file ending: `<output_path>.image.json` (metadata: digest, config digest, repository, tags,
         layers), `<output_path>.inventory.json` (its packages) and `<output_path>.oci/` (an OCI
         image layout that `docker load` also reads once tarred with its links followed, e.g.
-        `tar -ch -C dist/services.api/api.oci . | docker load`). The layout's blobs link into
-        `dist/blobs/sha256/`, which holds every packaged image's blobs once.
+        `tar -ch -C dist/services.api/api.oci . | docker load`). The layout's `blobs` is a link
+        to `dist/blobs/`, which holds every packaged image's blobs once.
 
         Defaults to the BUILD file's path with dots for slashes, then the target name, e.g.
         `services.api/api`.

@@ -443,33 +443,51 @@ def write_docker_manifest(layout: OciLayout, image: Descriptor, repo_tags: Seque
 
 
 def write_docker_archive(layout: OciLayout, out: BinaryIO) -> None:
-    """Stream `layout` as an archive for `docker load` (Docker ≥ 20.10 loads gzip layers from it).
+    """Stream `layout`'s image as an archive for `docker load` (Docker ≥ 20.10 loads gzip layers
+    from it).
 
-    Blobs that are symbolic links (`pants package` links each layout's blobs to the shared
-    `dist/blobs/`) are archived as the files they point to. The archive is written the same way
-    every time: sorted, owned by root, mtime 0.
+    Only the image's blobs go in: its manifest, which `index.json` names, and the config and layers
+    that `manifest.json` names. The layout's `blobs/` may hold more (under `dist/` it is a link to
+    every packaged image's blobs). Links are followed. The archive is written the same way every
+    time: sorted, owned by root, mtime 0.
     """
     if not (layout.root / DOCKER_MANIFEST).is_file():
         raise OciError(
             f"{layout.root} has no {DOCKER_MANIFEST}, so `docker load` cannot read it; "
             "build the image again (`pants package`) to get one."
         )
-    blobs = sorted(path.name for path in (layout.root / "blobs" / "sha256").iterdir())
+    blobs = sorted(_docker_archive_blobs(layout))
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=_COPY_CHUNK_SIZE) as archive:
         for directory in ("blobs", "blobs/sha256"):
             archive.addfile(_archive_member(directory, tarfile.DIRTYPE, 0))
-        for blob in blobs:
-            path = layout.root / "blobs" / "sha256" / blob
+        for digest in blobs:
+            path = layout.blob_path(digest)
             try:
                 reader = open(path, "rb")
             except FileNotFoundError as e:
-                raise OciError(f"{path} is missing (a link to a blob that was removed?).") from e
+                raise OciError(f"{path} is missing (a blob that was removed?).") from e
             with reader:
                 size = os.fstat(reader.fileno()).st_size
-                archive.addfile(_archive_member(f"blobs/sha256/{blob}", tarfile.REGTYPE, size), reader)
+                archive.addfile(_archive_member(_blob_member(digest), tarfile.REGTYPE, size), reader)
         for name in ("index.json", DOCKER_MANIFEST, "oci-layout"):
             data = (layout.root / name).read_bytes()
             archive.addfile(_archive_member(name, tarfile.REGTYPE, len(data)), io.BytesIO(data))
+
+
+def _docker_archive_blobs(layout: OciLayout) -> set[str]:
+    try:
+        manifests = [entry["digest"] for entry in json.loads((layout.root / "index.json").read_bytes())["manifests"]]
+        members = [
+            member
+            for image in json.loads((layout.root / DOCKER_MANIFEST).read_bytes())
+            for member in (image["Config"], *image["Layers"])
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise OciError(f"{layout.root}: cannot tell the image's blobs from index.json and {DOCKER_MANIFEST}: {e}") from e
+    outside = [member for member in members if not str(member).startswith("blobs/sha256/")]
+    if outside:
+        raise OciError(f"{layout.root}/{DOCKER_MANIFEST} names files outside blobs/sha256/: {outside}.")
+    return {*manifests, *(f"sha256:{member[len('blobs/sha256/'):]}" for member in members)}
 
 
 def _blob_member(digest: str) -> str:

@@ -281,14 +281,18 @@ def test_blob_paths_are_digests_only(tmp_path: Path) -> None:
         OciLayout(tmp_path).blob_path("sha256:../../etc/passwd")
 
 
-def test_docker_archive(tmp_path: Path) -> None:
+def test_docker_archive_holds_the_image_and_nothing_else(tmp_path: Path) -> None:
     layout, manifest = write_image(tmp_path / "oci")
+    own_blobs = sorted(path.name for path in (tmp_path / "oci" / "blobs" / "sha256").iterdir())
     write_docker_manifest(layout, manifest, ["esb/hello:latest"])
-    # As under dist/: a blob is a link to the shared copy.
-    layer_path = layout.blob_path(json.loads(layout.read_blob(manifest))["layers"][0]["digest"])
-    shared = tmp_path / "shared-blob"
-    layer_path.rename(shared)
-    layer_path.symlink_to(shared)
+    # As under dist/: the layout's blobs/ is a link to a directory shared with other images.
+    write_image(tmp_path / "other", layer_data=b"another image's layer")
+    shared = tmp_path / "other" / "blobs"
+    for blob in (tmp_path / "oci" / "blobs" / "sha256").iterdir():
+        blob.rename(shared / "sha256" / blob.name)
+    (tmp_path / "oci" / "blobs" / "sha256").rmdir()
+    (tmp_path / "oci" / "blobs").rmdir()
+    (tmp_path / "oci" / "blobs").symlink_to("../other/blobs")
     first, again = io.BytesIO(), io.BytesIO()
     write_docker_archive(layout, first)
     write_docker_archive(layout, again)
@@ -299,23 +303,32 @@ def test_docker_archive(tmp_path: Path) -> None:
         assert [m.name for m in members] == [
             "blobs",
             "blobs/sha256",
-            *sorted(
-                f"blobs/sha256/{path.name}" for path in (tmp_path / "oci" / "blobs" / "sha256").iterdir()
-            ),
+            *(f"blobs/sha256/{name}" for name in own_blobs),
             "index.json",
             "manifest.json",
             "oci-layout",
         ]
         assert {(m.mtime, m.uid, m.gid, m.uname) for m in members} == {(0, 0, 0, "root")}
-        assert archive.extractfile(f"blobs/sha256/{layer_path.name}").read() == b"layer bytes"
+        layer = sha256_digest(b"layer bytes").split(":")[1]
+        assert archive.extractfile(f"blobs/sha256/{layer}").read() == b"layer bytes"
         assert json.load(archive.extractfile("manifest.json")) == [
             {
                 "Config": f"blobs/sha256/{manifest_json['config']['digest'].split(':')[1]}",
                 "RepoTags": ["esb/hello:latest"],
-                "Layers": [f"blobs/sha256/{sha256_digest(b'layer bytes').split(':')[1]}"],
+                "Layers": [f"blobs/sha256/{layer}"],
             }
         ]
         assert archive.extractfile("index.json").read() == (tmp_path / "oci" / "index.json").read_bytes()
+
+
+def test_a_docker_manifest_naming_a_file_outside_the_blobs_is_refused(tmp_path: Path) -> None:
+    layout, manifest = write_image(tmp_path / "oci")
+    write_docker_manifest(layout, manifest, ["esb/hello:latest"])
+    docker_manifest = json.loads((tmp_path / "oci" / "manifest.json").read_bytes())
+    docker_manifest[0]["Layers"].append("../../etc/passwd")
+    (tmp_path / "oci" / "manifest.json").write_text(json.dumps(docker_manifest))
+    with pytest.raises(OciError, match=r"manifest.json names files outside blobs/sha256/: \['../../etc/passwd'\]"):
+        write_docker_archive(layout, io.BytesIO())
 
 
 def test_a_layout_without_a_docker_manifest_is_not_archived(tmp_path: Path) -> None:
