@@ -35,8 +35,9 @@ _OUTPUT_SUFFIXES = {
 SHARED_BLOBS = "blobs/sha256"
 """Under `dist/`: every blob of every packaged image, once, so that a run writes each shared layer
 once rather than once per image. Each image's layout has one link, its `blobs` directory, to the
-shared one: Pants rewrites every file and link of `dist/` on every run, the filesystem's cost is
-per entry, and at 100 services a link per blob (1,600 links) was half of a no-op `package`."""
+shared one: Pants rewrites every file and link of `dist/` on every run, and the filesystem's cost is
+per entry: at 100 services, with a link per blob (1,600 links), writing `dist/` took 0.8 s of
+a 1.7 s no-op `package`; with a link per layout, 0.2 s."""
 
 
 @dataclass(frozen=True)
