@@ -13,7 +13,7 @@ from esb_bench import sizes
 from esb_bench.docker import DockerBuild, DockerEngine, DockerRun, PantsDockerBackend, write_dockerfile_tree
 from esb_bench.monorepo import REPO, copy_checkout
 from esb_bench.ours import BASE_EDIT_FILE, OurImage, OurWorkspace, PantsRun, append_line, stop_pantsd
-from esb_bench.process import BenchError, progress, run, timed
+from esb_bench.process import BenchError, progress, run, settle, timed
 
 UV_IN_IMAGE = "usr/local/bin/uv"
 # Never copied into a workspace: build outputs, Pants' state, the test engines'.
@@ -85,6 +85,7 @@ class Scale:
         clone = self.work / "a-fresh-clone-of-the-monorepo-at-another-path"
         try:
             progress(f"N={self.count}: ours, cold")
+            settle()
             results.ours["cold"] = [ours.package("cold")]
             base = ours.base
             results.dist_bytes = sum(
@@ -114,6 +115,7 @@ class Scale:
             def docker_round(scenario: str, label: str, base_image: OurImage | None = None) -> None:
                 for contender in contenders:
                     progress(f"N={self.count}: {contender.name}, {label}")
+                    settle()
                     load = 0.0
                     if base_image:
                         log = self.logs / f"load-base-{contender.name.replace(' ', '-')}-{label}.log"
@@ -125,6 +127,7 @@ class Scale:
 
             def ours_round(scenario: str, label: str) -> None:
                 progress(f"N={self.count}: ours, {label}")
+                settle()
                 results.ours.setdefault(scenario, []).append(ours.package(label))
 
             docker_round("cold", "cold", base)
@@ -164,6 +167,7 @@ class Scale:
             progress(f"N={self.count}: ours, remote-cache-warm fresh clone")
             copy_workspace(workspace, clone)
             fresh = OurWorkspace(clone, self.work / "fresh-clone-caches", self.logs, self.remote_cache)
+            settle()
             results.ours["remote-cache-warm fresh clone"] = [fresh.package("remote-warm")]
         finally:
             for root in (workspace, pants_docker_tree, clone):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -78,6 +79,13 @@ def timed_with_retries(argv: list[str], *, cwd: Path, env: dict[str, str], log: 
             kept = log.with_name(f"{log.stem}.failed-{len(failed)}{log.suffix}")
             log.rename(kept)
             progress(f"`{shlex.join(argv[:3])} …` failed on the network ({transient.group(0)}); again (log: {kept})")
+
+
+def settle() -> None:
+    """Writes back every dirty page, untimed: a timed run must not pay for the writeback of the
+    bench's own copying or of the build before it (a full run once saw pantsd take 56 s to start,
+    past Pants' 60 s limit, right after the bench had copied a workspace and deleted an engine's)."""
+    os.sync()
 
 
 def wait_until(condition: Callable[[], bool], *, seconds: float) -> bool:
