@@ -85,7 +85,6 @@ class Scale:
         clone = self.work / "a-fresh-clone-of-the-monorepo-at-another-path"
         try:
             progress(f"N={self.count}: ours, cold")
-            settle()
             results.ours["cold"] = [ours.package("cold")]
             base = ours.base
             results.dist_bytes = sum(
@@ -127,7 +126,6 @@ class Scale:
 
             def ours_round(scenario: str, label: str) -> None:
                 progress(f"N={self.count}: ours, {label}")
-                settle()
                 results.ours.setdefault(scenario, []).append(ours.package(label))
 
             docker_round("cold", "cold", base)
@@ -167,7 +165,6 @@ class Scale:
             progress(f"N={self.count}: ours, remote-cache-warm fresh clone")
             copy_workspace(workspace, clone)
             fresh = OurWorkspace(clone, self.work / "fresh-clone-caches", self.logs, self.remote_cache)
-            settle()
             results.ours["remote-cache-warm fresh clone"] = [fresh.package("remote-warm")]
         finally:
             for root in (workspace, pants_docker_tree, clone):

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from esb_bench.process import BenchError, timed_with_retries, wait_until
+from esb_bench.process import BenchError, settle, timed_with_retries, wait_until
 
 BASE_IMAGE_METADATA = "dist/base/esb-service-base.image.json"
 # A file of the base's trust/tools layer: a line appended to it is a change of the base's content,
@@ -105,6 +105,7 @@ class OurWorkspace:
         self.command = ["./pants", *self.options, "package", "::"]
 
     def package(self, label: str) -> PantsRun:
+        settle()
         before = set(self.workunit_dir.iterdir())
         launched = time.time()
         log = self.logs / f"ours-{label}.log"
