@@ -12,8 +12,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -138,11 +140,17 @@ class Checkout:
         return cls(destination)
 
     def pants(
-        self, *args: str, wrapper: Sequence[str] = (), passed_env: Sequence[str] = ()
+        self,
+        *args: str,
+        wrapper: Sequence[str] = (),
+        passed_env: Sequence[str] = (),
+        pantsd: bool = False,
     ) -> PantsRun:
         """Runs `./pants ARGS` here, as `WRAPPER ./pants ARGS` when a wrapper is given, with the
-        test's variables Pants needs and those named in `passed_env`."""
-        argv = (*wrapper, "./pants", "--no-pantsd", "--no-dynamic-ui", *args)
+        test's variables Pants needs and those named in `passed_env`. With `pantsd`, the run
+        uses (and starts) this checkout's daemon: the caller stops it with `stop_pantsd`."""
+        daemon = "--pantsd" if pantsd else "--no-pantsd"
+        argv = (*wrapper, "./pants", daemon, "--no-dynamic-ui", *args)
         names = (*PANTS_ENVIRONMENT, *passed_env)
         environment = {name: os.environ[name] for name in names if name in os.environ}
         completed = subprocess.run(
@@ -155,6 +163,22 @@ class Checkout:
             timeout=PANTS_TIMEOUT_S,
         )
         return PantsRun(argv, completed.returncode, completed.stdout, completed.stderr)
+
+    def stop_pantsd(self) -> None:
+        """Stops the daemon that runs with `pantsd=True` started here, if one runs."""
+        for pidfile in self.root.glob(".pids/*/pantsd/pid"):
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGTERM)
+            except (ValueError, ProcessLookupError):
+                continue
+        for pidfile in self.root.glob(".pids/*/pantsd/pid"):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(int(pidfile.read_text()), 0)
+                except (ValueError, ProcessLookupError, FileNotFoundError):
+                    break
+                time.sleep(0.1)
 
     def image_targets(self) -> list[ImageTarget]:
         run = self.pants(f"--filter-target-type={','.join(IMAGE_TARGET_TYPES)}", "peek", "::")

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import posixpath
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
+from esb.dist_blobs import (
+    CorruptBlobError,
+    missing_blobs,
+    remove_abandoned_partials,
+    write_blob,
+)
 from esb.target_types import (
     EsbBaseSourcesField,
     EsbImageOutputPathField,
@@ -21,9 +30,19 @@ from esb.util_rules.image import (
     BuiltImage,
 )
 from esb.util_rules.service import ServiceImageRequest
+from pants.base.build_root import BuildRoot
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
-from pants.engine.fs import CreateDigest, Digest, DigestEntries, FileEntry, SymlinkEntry
-from pants.engine.rules import Get, collect_rules, rule
+from pants.core.util_rules.distdir import DistDir
+from pants.engine.addresses import Address
+from pants.engine.fs import (
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestEntries,
+    FileEntry,
+    SymlinkEntry,
+)
+from pants.engine.rules import Get, _uncacheable_rule, collect_rules
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
@@ -33,11 +52,15 @@ _OUTPUT_SUFFIXES = {
     IMAGE_INVENTORY: ".inventory.json",
 }
 SHARED_BLOBS = "blobs/sha256"
-"""Under `dist/`: every blob of every packaged image, once, so that a run writes each shared layer
-once rather than once per image. Each image's layout has one link, its `blobs` directory, to the
-shared one: Pants rewrites every file and link of `dist/` on every run, and the filesystem's cost is
-per entry: at 100 services, with a link per blob (1,600 links), writing `dist/` took 0.8 s of
-a 1.7 s no-op `package`; with a link per layout, 0.2 s."""
+"""Under `dist/`: every blob of every packaged image, once, written by `write_shared_blobs` (never
+by Pants, which rewrites its outputs in place on every run). Each image's layout has one link, its
+`blobs` directory, to the shared one, so that a run writes one entry per image, not per blob."""
+
+logger = logging.getLogger(__name__)
+
+
+class PackageWriteError(Exception):
+    """A blob could not be written to `dist/`, or its bytes are not what its digest says."""
 
 
 @dataclass(frozen=True)
@@ -65,44 +88,93 @@ def output_path_for(built_path: str, output_prefix: str) -> str:
 def packaged_entries(
     image_entries: Iterable[FileEntry], output_prefix: str
 ) -> list[FileEntry | SymlinkEntry]:
-    """The image's files under their `dist/` names, its blobs in `SHARED_BLOBS`, and its layout's
-    `blobs` a relative symbolic link to the shared directory (so that `dist/` can move)."""
+    """What Pants writes of an image: its files under their `dist/` names and its layout's
+    `blobs`, a relative symbolic link to the shared directory (so that `dist/` can move). Not the
+    blobs: `write_shared_blobs` writes them."""
     layout_blobs = output_path_for(posixpath.dirname(IMAGE_BLOBS), output_prefix)
     shared_blobs = posixpath.dirname(SHARED_BLOBS)
     packaged: list[FileEntry | SymlinkEntry] = [
         SymlinkEntry(layout_blobs, posixpath.relpath(shared_blobs, posixpath.dirname(layout_blobs)))
     ]
     for entry in image_entries:
-        if entry.path.startswith(f"{IMAGE_BLOBS}/"):
-            packaged.append(FileEntry(f"{SHARED_BLOBS}/{posixpath.basename(entry.path)}", entry.file_digest))
-        else:
+        if not entry.path.startswith(f"{IMAGE_BLOBS}/"):
             path = output_path_for(entry.path, output_prefix)
             packaged.append(FileEntry(path, entry.file_digest, entry.is_executable))
     return packaged
 
 
-def packaged_layout(
-    entries: Iterable[FileEntry | SymlinkEntry], output_prefix: str
-) -> list[FileEntry]:
-    """The layout of the image whose package `entries` are, its `blobs` link replaced by the
-    blobs of that package (which are the image's own)."""
-    layout = f"{output_prefix}{_OUTPUT_SUFFIXES[IMAGE_LAYOUT]}"
-    files = []
-    for entry in entries:
-        if not isinstance(entry, FileEntry):
-            continue
-        if entry.path.startswith(f"{layout}/"):
-            files.append(entry)
-        elif entry.path.startswith(f"{SHARED_BLOBS}/"):
-            blob = posixpath.basename(entry.path)
-            files.append(FileEntry(output_path_for(f"{IMAGE_BLOBS}/{blob}", output_prefix), entry.file_digest))
-    return files
+def blob_entries(image_entries: Iterable[FileEntry]) -> dict[str, FileEntry]:
+    """The image's blobs by hex digest."""
+    return {
+        posixpath.basename(entry.path): entry
+        for entry in image_entries
+        if entry.path.startswith(f"{IMAGE_BLOBS}/")
+    }
 
 
-async def _package(image: BuiltImage, output_path: EsbImageOutputPathField) -> BuiltPackage:
-    prefix = output_path.value_or_default(file_ending=None)
-    entries = await Get(DigestEntries, Digest, image.digest)
-    files = [entry for entry in entries if isinstance(entry, FileEntry)]
+async def write_shared_blobs(
+    address: Address, blobs: dict[str, FileEntry], directory: Path
+) -> None:
+    """Write the blobs that `directory` lacks, one at a time (a layer can be large), each checked
+    against its digest and renamed into place."""
+    remove_abandoned_partials(directory)
+    sizes = {name: entry.file_digest.serialized_bytes_length for name, entry in blobs.items()}
+    for name in missing_blobs(directory, sizes):
+        blob = await Get(Digest, CreateDigest([blobs[name]]))
+        contents = await Get(DigestContents, Digest, blob)
+        try:
+            write_blob(directory, name, contents[0].content)
+        except CorruptBlobError as error:
+            raise PackageWriteError(
+                f"Pants' local store returned corrupt bytes for a blob of {address}: {error}. "
+                "Nothing was written in its place.\n\nFix: the store (by default "
+                "~/.cache/pants/lmdb_store) is damaged: move it aside and run again, e.g. "
+                "`mv ~/.cache/pants/lmdb_store ~/.cache/pants/lmdb_store.damaged`; the build "
+                "repopulates it (from the remote cache, if one is set)."
+            ) from None
+        except OSError as error:
+            raise PackageWriteError(
+                f"Could not write {directory / name} ({sizes[name]} bytes), a blob of {address}: "
+                f"{error.strerror or error}.\n\nFix: make room or permissions for dist/ and run "
+                "again. No blob is left partial, and the other files of dist/ are from an earlier "
+                "run: `package` writes them only after every image is built."
+            ) from None
+
+
+@contextmanager
+def failure_reported(field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet, dist: Path):
+    """On failure, say what the image has in `dist/`: Pants writes a run's outputs only once every
+    image is built, so what is there is from an earlier run, or nothing."""
+    try:
+        yield
+    except Exception:
+        prefix = field_set.output_path.value_or_default(file_ending=None)
+        metadata = dist / f"{prefix}.image.json"
+        if metadata.exists():
+            logger.warning(
+                f"{field_set.address} failed: nothing of this run was written to dist/ but "
+                f"complete blobs. {metadata} and the other outputs there are from an earlier run."
+            )
+        raise
+
+
+async def built_image(field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet) -> BuiltImage:
+    """The image as built: a complete layout with its blobs, not as written to `dist/`."""
+    if isinstance(field_set, EsbServiceImageFieldSet):
+        return await Get(BuiltImage, ServiceImageRequest(field_set.address))
+    return (await Get(BuiltBaseImage, BaseImageRequest(field_set.address))).image
+
+
+async def _package(
+    field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet, dist_dir: DistDir, build_root: BuildRoot
+) -> BuiltPackage:
+    dist = Path(build_root.path, dist_dir.relpath)
+    prefix = field_set.output_path.value_or_default(file_ending=None)
+    with failure_reported(field_set, dist):
+        image = await built_image(field_set)
+        entries = await Get(DigestEntries, Digest, image.digest)
+        files = [entry for entry in entries if isinstance(entry, FileEntry)]
+        await write_shared_blobs(field_set.address, blob_entries(files), dist / SHARED_BLOBS)
     packaged = await Get(Digest, CreateDigest(packaged_entries(files, prefix)))
     metadata = image.metadata
     tags = ", ".join(metadata["tags"]) or "no tags"
@@ -125,16 +197,20 @@ async def _package(image: BuiltImage, output_path: EsbImageOutputPathField) -> B
     )
 
 
-@rule(desc="Package a base image", level=LogLevel.DEBUG)
-async def package_base_image(field_set: EsbBaseImageFieldSet) -> BuiltPackage:
-    base = await Get(BuiltBaseImage, BaseImageRequest(field_set.address))
-    return await _package(base.image, field_set.output_path)
+# Uncacheable: these rules write blobs to `dist/`, which Pants does not watch, so they run in every
+# session to put back what was deleted there. What they await stays memoized.
+@_uncacheable_rule(desc="Package a base image", level=LogLevel.DEBUG)
+async def package_base_image(
+    field_set: EsbBaseImageFieldSet, dist_dir: DistDir, build_root: BuildRoot
+) -> BuiltPackage:
+    return await _package(field_set, dist_dir, build_root)
 
 
-@rule(desc="Package a service image", level=LogLevel.DEBUG)
-async def package_service_image(field_set: EsbServiceImageFieldSet) -> BuiltPackage:
-    image = await Get(BuiltImage, ServiceImageRequest(field_set.address))
-    return await _package(image, field_set.output_path)
+@_uncacheable_rule(desc="Package a service image", level=LogLevel.DEBUG)
+async def package_service_image(
+    field_set: EsbServiceImageFieldSet, dist_dir: DistDir, build_root: BuildRoot
+) -> BuiltPackage:
+    return await _package(field_set, dist_dir, build_root)
 
 
 def rules():

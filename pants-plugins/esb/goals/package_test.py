@@ -1,9 +1,39 @@
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
 import pytest
 
-from esb.goals.package import output_path_for, packaged_entries, packaged_layout
-from pants.engine.fs import FileDigest, FileEntry, SymlinkEntry
+from esb.goals import package
+from esb.goals.package import (
+    EsbBaseImageFieldSet,
+    EsbServiceImageFieldSet,
+    blob_entries,
+    output_path_for,
+    packaged_entries,
+)
+from esb.target_types import EsbServiceImageTarget
+from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
+from esb.util_rules.image import BuiltImage
+from esb.util_rules.service import ServiceImageRequest
+from pants.core.goals.package import BuiltPackage
+from pants.core.util_rules import distdir
+from pants.engine.addresses import Address
+from pants.engine.fs import (
+    CreateDigest,
+    Digest,
+    DigestEntries,
+    FileContent,
+    FileDigest,
+    FileEntry,
+    SymlinkEntry,
+)
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.rules import Get, QueryRule, rule
+from pants.testutil.rule_runner import RuleRunner
 
 BLOB = "ab" * 32
 BLOB_DIGEST = FileDigest(BLOB, 5)
@@ -23,7 +53,7 @@ def test_output_paths(built: str, expected: str) -> None:
     assert output_path_for(built, "services.api/api") == expected
 
 
-def test_blobs_are_shared_and_the_layout_links_to_them() -> None:
+def test_pants_writes_the_layout_without_blobs_and_a_link_to_the_shared_ones() -> None:
     image = [
         FileEntry("image.oci/index.json", INDEX_DIGEST),
         FileEntry(f"image.oci/blobs/sha256/{BLOB}", BLOB_DIGEST),
@@ -31,19 +61,117 @@ def test_blobs_are_shared_and_the_layout_links_to_them() -> None:
     assert packaged_entries(image, "services.api/api") == [
         SymlinkEntry("services.api/api.oci/blobs", "../../blobs"),
         FileEntry("services.api/api.oci/index.json", INDEX_DIGEST),
-        FileEntry(f"blobs/sha256/{BLOB}", BLOB_DIGEST),
     ]
     # One level less deep, one `..` less.
     assert packaged_entries(image, "api")[0] == SymlinkEntry("api.oci/blobs", "../blobs")
+    assert blob_entries(image) == {BLOB: FileEntry(f"image.oci/blobs/sha256/{BLOB}", BLOB_DIGEST)}
 
 
-def test_the_packaged_layout_is_the_built_one_with_its_blobs() -> None:
-    image = [
-        FileEntry("image.oci/index.json", INDEX_DIGEST),
-        FileEntry(f"image.oci/blobs/sha256/{BLOB}", BLOB_DIGEST),
-        FileEntry("image.image.json", INDEX_DIGEST),
+LAYER = b"a layer of the image"
+LAYER_HEX = hashlib.sha256(LAYER).hexdigest()
+METADATA = json.dumps({"digest": f"sha256:{'ef' * 32}", "repository": "esb/api", "tags": ["latest"]})
+
+
+def built(blob_name: str, blob: bytes) -> Callable[..., Any]:
+    @rule
+    async def fake_service_image(request: ServiceImageRequest) -> BuiltImage:
+        """The image as built, without building it: a layout with one blob."""
+        digest = await Get(
+            Digest,
+            CreateDigest(
+                [
+                    FileContent("image.oci/index.json", b"{}"),
+                    FileContent(f"image.oci/blobs/sha256/{blob_name}", blob),
+                    FileContent("image.image.json", METADATA.encode()),
+                ]
+            ),
+        )
+        return BuiltImage(digest, METADATA, ())
+
+    return fake_service_image
+
+
+@rule
+async def no_base_image(request: BaseImageRequest) -> BuiltBaseImage:
+    raise AssertionError("the tests package a service image only")
+
+
+def package_runner(fake_image: Callable[..., Any]) -> RuleRunner:
+    runner = RuleRunner(
+        rules=[
+            *package.rules(),
+            *distdir.rules(),
+            fake_image,
+            no_base_image,
+            QueryRule(BuiltPackage, [EsbServiceImageFieldSet]),
+            QueryRule(BuiltPackage, [EsbBaseImageFieldSet]),
+            QueryRule(DigestEntries, [Digest]),
+        ],
+        target_types=[EsbServiceImageTarget],
+    )
+    runner.write_files(
+        {"services/api/BUILD": 'esb_service_image(name="api", base="//base:b", command=["python"])\n'}
+    )
+    return runner
+
+
+def package_api(runner: RuleRunner) -> BuiltPackage:
+    target = runner.get_target(Address("services/api", target_name="api"))
+    return runner.request(BuiltPackage, [EsbServiceImageFieldSet.create(target)])
+
+
+def test_package_writes_each_blob_to_dist_once_and_pants_the_rest() -> None:
+    runner = package_runner(built(LAYER_HEX, LAYER))
+    shared = Path(runner.build_root, "dist", "blobs", "sha256")
+
+    packaged = package_api(runner)
+
+    assert (shared / LAYER_HEX).read_bytes() == LAYER
+    entries = runner.request(DigestEntries, [packaged.digest])
+    assert sorted(entry.path for entry in entries) == [
+        "services.api/api.image.json",
+        "services.api/api.oci/blobs",
+        "services.api/api.oci/index.json",
     ]
-    assert packaged_layout(packaged_entries(image, "services.api/api"), "services.api/api") == [
-        FileEntry("services.api/api.oci/index.json", INDEX_DIGEST),
-        FileEntry(f"services.api/api.oci/blobs/sha256/{BLOB}", BLOB_DIGEST),
-    ]
+    # Present with its size: never rewritten, in this session or the next.
+    inode = (shared / LAYER_HEX).stat().st_ino
+    runner.set_options([])
+    package_api(runner)
+    assert (shared / LAYER_HEX).stat().st_ino == inode
+    # Deleted by hand: the next session puts it back (the rule is not memoized across sessions).
+    (shared / LAYER_HEX).unlink()
+    runner.set_options([])
+    package_api(runner)
+    assert (shared / LAYER_HEX).read_bytes() == LAYER
+
+
+def test_a_blob_whose_bytes_do_not_match_its_digest_fails_and_is_not_written() -> None:
+    runner = package_runner(built(LAYER_HEX, b"corrupt bytes from the store"))
+
+    with pytest.raises(ExecutionError) as error:
+        package_api(runner)
+
+    assert (
+        f"Pants' local store returned corrupt bytes for a blob of services/api:api: blob "
+        f"sha256:{LAYER_HEX} (28 bytes) hashes to sha256:"
+    ) in str(error.value)
+    assert "mv ~/.cache/pants/lmdb_store" in str(error.value)
+    assert not Path(runner.build_root, "dist", "blobs", "sha256", LAYER_HEX).exists()
+
+
+def test_a_failed_image_says_its_outputs_in_dist_are_from_an_earlier_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runner = package_runner(built(LAYER_HEX, b"corrupt"))
+    earlier = Path(runner.build_root, "dist", "services.api", "api.image.json")
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text(METADATA)
+
+    with pytest.raises(ExecutionError):
+        package_api(runner)
+
+    assert (
+        "services/api:api failed: nothing of this run was written to dist/ but complete blobs. "
+        f"{earlier} and the other outputs there are from an earlier run."
+    ) in caplog.text
+    assert earlier.read_text() == METADATA

@@ -15,13 +15,12 @@ the base once. The same goes for the distribution layers services share.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
 import toml  # pants: no-infer-dep (Pants itself depends on it)
 
-from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet, packaged_layout
+from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet, built_image
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.registries import (
     PublishRegistry,
@@ -39,6 +38,7 @@ from esb.target_types import (
     EsbServiceImageTarget,
 )
 from esb.util_rules.dependencies import ResolvedBaseAddress
+from esb.util_rules.image import IMAGE_LAYOUT
 from esb.util_rules.service import in_service
 from esb.util_rules.upstream import RegistryConnection, connection_argv, connection_inputs
 from pants.base.glob_match_error_behavior import GlobMatchErrorBehavior
@@ -52,11 +52,8 @@ from pants.core.goals.publish import (
 from pants.core.util_rules.system_binaries import GitBinaryException
 from pants.engine.addresses import Address
 from pants.engine.fs import (
-    CreateDigest,
     Digest,
     DigestContents,
-    DigestEntries,
-    DigestSubset,
     MergeDigests,
     PathGlobs,
 )
@@ -386,21 +383,16 @@ async def publish_image(
             ]
         )
 
-    prefix = field_set.output_path.value_or_default(file_ending=None)
-    layout, metadata_path = f"{prefix}.oci", f"{prefix}.image.json"
-    packaged = await Get(Digest, MergeDigests(package.digest for package in request.packages))
     family_base = (
         (await Get(ResolvedBaseAddress, EsbServiceBaseField, field_set.base)).address
         if isinstance(field_set, PublishServiceImageFieldSet)
         else field_set.address
     )
-    packaged_files, metadata, family = await MultiGet(
-        Get(DigestEntries, Digest, packaged),
-        Get(DigestContents, DigestSubset(packaged, PathGlobs([metadata_path]))),
-        Get(ImageFamily, ImageFamilyRequest(family_base)),
-    )
-    layout_digest = await Get(Digest, CreateDigest(packaged_layout(packaged_files, prefix)))
-    digest = json.loads(metadata[0].content)["digest"]
+    # Pushed from the image as built: `package`'s digest does not hold the blobs of `dist/`.
+    image = await built_image(field_set)
+    family = await Get(ImageFamily, ImageFamilyRequest(family_base))
+    layout, layout_digest = IMAGE_LAYOUT, image.digest
+    digest = image.metadata["digest"]
     tags = fill_in_tags(field_set.tags, field_set.address, await _tag_values(field_set, digest))
     inputs = await Get(Digest, MergeDigests([layout_digest, await connection_inputs(connection)]))
     processes = await MultiGet(

@@ -32,14 +32,17 @@ from esb.target_types import (
     EsbServiceImageTarget,
 )
 from esb.util_rules import dependencies, upstream
-from pants.core.goals.package import BuiltPackage
+from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
+from esb.util_rules.image import BuiltImage
+from esb.util_rules.platform import BasePlatform
+from esb.util_rules.service import ServiceImageRequest
 from pants.core.goals.publish import PublishProcesses
 from pants.core.util_rules import system_binaries
 from pants.engine.addresses import Address
-from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, SymlinkEntry
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.process import Process
-from pants.engine.rules import QueryRule, rule
+from pants.engine.rules import Get, QueryRule, rule
 from pants.engine.target import InvalidFieldException
 from pants.testutil.rule_runner import RuleRunner
 from pants.util.contextutil import pushd
@@ -283,6 +286,31 @@ async def fake_image_tool(request: ImageToolRequest) -> Process:
     return Process(("imagetool", *request.argv), description=request.description, input_digest=request.input_digest)
 
 
+async def _fake_image() -> BuiltImage:
+    digest = await Get(
+        Digest,
+        CreateDigest(
+            [
+                FileContent("image.oci/index.json", b"{}"),
+                FileContent(f"image.oci/blobs/sha256/{'ab' * 32}", b"layer"),
+                FileContent("image.image.json", json.dumps({"digest": DIGEST}).encode()),
+            ]
+        ),
+    )
+    return BuiltImage(digest, json.dumps({"digest": DIGEST}), ())
+
+
+@rule
+async def fake_service_image(request: ServiceImageRequest) -> BuiltImage:
+    """The image as built, without building it: a layout with one blob."""
+    return await _fake_image()
+
+
+@rule
+async def fake_base_image(request: BaseImageRequest) -> BuiltBaseImage:
+    return BuiltBaseImage(await _fake_image(), BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11"))
+
+
 REGISTRY_OPTIONS = (
     '--esb-registries-publish={"internal": {"address": "127.0.0.1:5000", "default": True}, '
     '"mirror": {"address": "mirror.example/team"}}',
@@ -300,6 +328,8 @@ def rule_runner() -> RuleRunner:
             *git.rules(),
             *system_binaries.rules(),
             fake_image_tool,
+            fake_service_image,
+            fake_base_image,
             QueryRule(PublishProcesses, [PublishImageRequest]),
             QueryRule(DigestContents, [Digest]),
             QueryRule(Digest, [CreateDigest]),
@@ -332,33 +362,10 @@ def rule_runner() -> RuleRunner:
     return runner
 
 
-def packaged(rule_runner: RuleRunner, prefix: str) -> BuiltPackage:
-    """What `package` writes: the layout's blobs are links into the shared `blobs/sha256/`."""
-    depth = prefix.count("/") + 3
-    digest = rule_runner.request(
-        Digest,
-        [
-            CreateDigest(
-                [
-                    FileContent(f"{prefix}.oci/index.json", b"{}"),
-                    FileContent(f"blobs/sha256/{'ab' * 32}", b"layer"),
-                    SymlinkEntry(
-                        f"{prefix}.oci/blobs/sha256/{'ab' * 32}", "../" * depth + f"blobs/sha256/{'ab' * 32}"
-                    ),
-                    FileContent(f"{prefix}.image.json", json.dumps({"digest": DIGEST}).encode()),
-                    FileContent(f"{prefix}.inventory.json", b"{}"),
-                ]
-            )
-        ],
-    )
-    return BuiltPackage(digest, ())
-
-
 def publish_processes(rule_runner: RuleRunner, address: Address) -> PublishProcesses:
     target = rule_runner.get_target(address)
     field_set_type = PublishServiceImageFieldSet if address.spec_path.startswith("services") else PublishBaseImageFieldSet
-    prefix = f"{address.spec_path.replace('/', '.')}/{address.target_name}"
-    request = PublishImageRequest(field_set_type.create(target), (packaged(rule_runner, prefix),))
+    request = PublishImageRequest(field_set_type.create(target), ())
     return rule_runner.request(PublishProcesses, [request])
 
 
@@ -376,7 +383,7 @@ def test_one_push_per_registry_with_filled_in_tags(rule_runner: RuleRunner) -> N
         "imagetool",
         "push-image",
         "--layout",
-        "services.api/api.oci",
+        "image.oci",
         "--reference",
         "127.0.0.1:5000/esb/api",
         "--tag",
@@ -398,12 +405,13 @@ def test_one_push_per_registry_with_filled_in_tags(rule_runner: RuleRunner) -> N
         "--registry-ca",
         "127.0.0.1:5000=certs/ca.pem",
     )
-    # The layout, its blobs followed, and the repository's CA bundles; nothing else `package` wrote.
+    # The image as built, with its blobs, and the repository's CA bundles.
     contents = rule_runner.request(DigestContents, [internal.process.process.input_digest])
     assert sorted(entry.path for entry in contents) == [
         "certs/ca.pem",
-        f"services.api/api.oci/blobs/sha256/{'ab' * 32}",
-        "services.api/api.oci/index.json",
+        "image.image.json",
+        f"image.oci/blobs/sha256/{'ab' * 32}",
+        "image.oci/index.json",
     ]
 
     assert mirror.names[0] == "mirror.example/team/esb/api:latest"

@@ -1,0 +1,103 @@
+"""The shared blob directory under `dist/`: each blob written once, whole, and only if it matches
+its digest.
+
+Pants' own `package` writes its outputs in place (truncating a file, then writing it), so a blob
+that every image's layout links to would be empty for a moment on every run, and a run killed
+mid-write would leave it short. Blobs are content-addressed and never change, so they are written
+here instead: a blob already present with its size is left alone; a missing one is written to a
+temporary file beside it and renamed into place, which readers see as one step. Its content is
+checked against its name first, because the bytes come from Pants' local store, and a corrupt
+entry there must fail the build rather than land in `dist/` under a digest it does not have.
+
+No Pants imports: the package rule calls these with the bytes it read from the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+PARTIAL_SUFFIX = ".partial"
+"""Temporary files being written are named `.<digest>.<pid>.<random>.partial`: hidden, and never
+taken for a blob by anything that opens blobs by digest."""
+
+
+class CorruptBlobError(Exception):
+    """A blob's bytes do not match its digest."""
+
+
+def missing_blobs(directory: Path, sizes: Mapping[str, int]) -> list[str]:
+    """The hex digests among `sizes` (digest → size in bytes) whose file in `directory` is absent
+    or has another size (e.g. an empty one left by a tool that wrote in place)."""
+    missing = []
+    for hex_digest, size in sorted(sizes.items()):
+        try:
+            if (directory / hex_digest).stat().st_size == size:
+                continue
+        except FileNotFoundError:
+            pass
+        missing.append(hex_digest)
+    return missing
+
+
+def check_blob(hex_digest: str, content: bytes) -> None:
+    """Raise CorruptBlobError unless `content` hashes to `hex_digest`."""
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != hex_digest:
+        raise CorruptBlobError(
+            f"blob sha256:{hex_digest} ({len(content)} bytes) hashes to sha256:{actual}"
+        )
+
+
+def write_blob(directory: Path, hex_digest: str, content: bytes) -> None:
+    """Write a checked blob to `directory/hex_digest` by rename, so that no reader sees it partial.
+
+    Two writers of the same blob (concurrent runs) both succeed: the content is the same, and
+    whichever rename comes last replaces an identical file.
+    """
+    check_blob(hex_digest, content)
+    directory.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=directory, prefix=f".{hex_digest}.{os.getpid()}.", suffix=PARTIAL_SUFFIX
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, directory / hex_digest)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def remove_abandoned_partials(directory: Path, live_pids: Iterable[int] | None = None) -> list[Path]:
+    """Delete the temporary files of writers that no longer run (killed mid-write); returns them.
+
+    A writer's pid is in its file's name; `live_pids` (for tests) defaults to asking the kernel.
+    """
+    removed = []
+    if not directory.is_dir():
+        return removed
+    for path in directory.glob(f".*{PARTIAL_SUFFIX}"):
+        parts = path.name.split(".")
+        if len(parts) < 5 or not parts[2].isdigit():
+            continue
+        pid = int(parts[2])
+        alive = pid in set(live_pids) if live_pids is not None else _running(pid)
+        if not alive:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
