@@ -1,14 +1,28 @@
 from __future__ import annotations
 
+import hashlib
+import http.server
 import json
+import threading
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from pants.engine.addresses import Address
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.rules import QueryRule
 from pants.engine.target import InvalidFieldException
+from pants.testutil.rule_runner import RuleRunner
 
+from esb.util_rules import base
 from esb.util_rules.base import (
+    BaseLockCheckRequest,
     BaseLockError,
+    DebDownloadRequest,
+    DebianPackage,
+    DownloadedDeb,
+    base_lock_check_failure,
     check_base_files,
     check_lock_matches_target,
     parse_base_lock,
@@ -19,6 +33,8 @@ _LOCK = {
     "packages": [
         {
             "name": "python3",
+            "version": "3.11.2-1+b1",
+            "architecture": "amd64",
             "url": "https://deb.debian.org/debian/pool/main/p/python3-defaults/python3_3.11.2-1+b1_amd64.deb",
             "sha256": "ab" * 32,
             "size": 26000,
@@ -105,3 +121,102 @@ def test_an_upstream_base_has_no_lock() -> None:
 def test_an_upstream_base_needs_its_scripts() -> None:
     with pytest.raises(InvalidFieldException, match="selects no entrypoint.sh in base/"):
         check_base_files(_ADDRESS, _SCRIPTS[:1], upstream=True)
+
+
+def test_a_failed_lock_check_names_the_lock_the_target_and_the_fix() -> None:
+    request = BaseLockCheckRequest(base.FileContent("base/packages.lock.json", b"{}"), "base:b")
+    stderr = (
+        "imagetool debian-check-lock: The lock is not closed under its packages' dependencies "
+        "(Depends and Pre-Depends):\n  - libc6 (no locked package is or provides it), needed by:\n"
+        "      bash 5.2.15-2+b13 (Pre-Depends: libc6 (>= 2.36))\n"
+    )
+    message = base_lock_check_failure(request, stderr)
+    assert message.startswith(
+        "base/packages.lock.json (the package lock of base:b) cannot be built:\n"
+        "The lock is not closed"
+    )
+    assert "bash 5.2.15-2+b13 (Pre-Depends: libc6 (>= 2.36))" in message
+    assert "imagetool" not in message
+    assert message.endswith(
+        "Fix: run `pants esb-lock base:b` and commit base/packages.lock.json; it writes a lock "
+        "that holds every package the requested ones need."
+    )
+
+
+_DEB = b"!<arch>\nnot really a package, but bytes to download\n"
+
+
+@pytest.fixture
+def archive() -> Iterator[str]:
+    """An archive on 127.0.0.1 that serves one pool file and nothing else (404)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/pool/main/t/tool/tool_1.0-1_amd64.deb":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(_DEB)))
+                self.end_headers()
+                self.wfile.write(_DEB)
+            else:
+                self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def rule_runner() -> RuleRunner:
+    return RuleRunner(
+        rules=[base.download_deb, QueryRule(DownloadedDeb, [DebDownloadRequest])]
+    )
+
+
+def _download(rule_runner: RuleRunner, url: str, sha256: str, size: int) -> DownloadedDeb:
+    package = DebianPackage("tool", "1.0-1", "amd64", url, sha256, size)
+    return rule_runner.request(
+        DownloadedDeb, [DebDownloadRequest(package, "base/packages.lock.json", "base:b")]
+    )
+
+
+def test_a_pinned_deb_downloads(rule_runner: RuleRunner, archive: str) -> None:
+    url = f"{archive}/pool/main/t/tool/tool_1.0-1_amd64.deb"
+    downloaded = _download(rule_runner, url, hashlib.sha256(_DEB).hexdigest(), len(_DEB))
+    assert rule_runner.request(base.DigestContents, [downloaded.digest])[0].content == _DEB
+
+
+def _assert_names_package_lock_url_and_fix(message: str, url: str) -> None:
+    assert "DebDownloadError: base/packages.lock.json (the package lock of base:b) pins tool " \
+        f"1.0-1 (amd64) at {url}, but " in message
+    assert "Fix: run `pants esb-lock base:b` to resolve the packages anew" in message
+    assert "check that the mirror serves it" in message
+
+
+def test_a_wrong_sha256_names_the_package_the_lock_and_the_fix(
+    rule_runner: RuleRunner, archive: str
+) -> None:
+    url = f"{archive}/pool/main/t/tool/tool_1.0-1_amd64.deb"
+    with pytest.raises(ExecutionError) as error:
+        _download(rule_runner, url, "ab" * 32, len(_DEB))
+    message = str(error.value)
+    _assert_names_package_lock_url_and_fix(message, url)
+    assert f"is not the one the lock pins (sha256 {'ab' * 32}, {len(_DEB)} bytes)" in message
+    assert "Wrong digest for downloaded file" in message
+
+
+def test_a_file_the_archive_dropped_names_the_package_the_lock_and_the_fix(
+    rule_runner: RuleRunner, archive: str
+) -> None:
+    url = f"{archive}/pool/main/t/tool/tool_0.9-1_amd64.deb"
+    with pytest.raises(ExecutionError) as error:
+        _download(rule_runner, url, hashlib.sha256(_DEB).hexdigest(), len(_DEB))
+    message = str(error.value)
+    _assert_names_package_lock_url_and_fix(message, url)
+    assert "it cannot be downloaded: the archive may have dropped this version" in message
+    assert "404" in message
