@@ -110,13 +110,37 @@ def _served_package(checkout: Checkout, base: ImageTarget) -> dict:
     return next(p for p in document["packages"] if p["name"] == SERVED_PACKAGE)
 
 
-def test_a_deb_of_another_sha256_fails_naming_the_package_the_url_and_the_fix(
-    repo_root: Path, image_targets: list[ImageTarget], scratch: Path, archive: str
+@pytest.mark.parametrize(
+    "path_prefix, cause, report",
+    [
+        pytest.param(
+            "",
+            "but the file it serves is not the one the lock pins (sha256 {sha256}, {size} bytes)",
+            "The download reported: Wrong digest for downloaded file",
+            id="other-sha256",
+        ),
+        pytest.param(
+            f"/{DROPPED}",
+            "but it cannot be downloaded: the archive may have dropped this version",
+            "The download reported: Client error (404)",
+            id="dropped",
+        ),
+    ],
+)
+def test_a_deb_that_does_not_download_fails_naming_the_package_the_url_and_the_fix(
+    repo_root: Path,
+    image_targets: list[ImageTarget],
+    scratch: Path,
+    archive: str,
+    path_prefix: str,
+    cause: str,
+    report: str,
 ) -> None:
     checkout = Checkout.copy_of(repo_root, scratch / "checkout")
     base = _base(image_targets)
-    # A sha256 that no store holds, so that the file is downloaded and checked against it.
-    lock = _edit_lock(checkout, base, _point_at(archive, "0" * 64))
+    # Pants downloads nothing whose sha256 its store holds: a sha256 of no file makes it ask.
+    sha256 = "0" * 64
+    lock = _edit_lock(checkout, base, _point_at(f"{archive}{path_prefix}", sha256))
     package = _served_package(checkout, base)
 
     run = checkout.pants("package", f"{base.spec_path}:")
@@ -124,26 +148,8 @@ def test_a_deb_of_another_sha256_fails_naming_the_package_the_url_and_the_fix(
     _assert_failed_cleanly(run, checkout, base, lock)
     assert (
         f"DebDownloadError: {lock} (the package lock of {base.address}) pins {SERVED_PACKAGE} "
-        f"{package['version']} ({package['architecture']}) at {package['url']}, but the file it "
-        f"serves is not the one the lock pins (sha256 {'0' * 64}, {package['size']} bytes)"
+        f"{package['version']} ({package['architecture']}) at {package['url']}, "
+        + cause.format(sha256=sha256, size=package["size"])
     ) in run.stderr, run.report()
-    assert "check that the mirror serves it" in run.stderr
-
-
-def test_a_deb_the_archive_dropped_fails_naming_the_package_the_url_and_the_fix(
-    repo_root: Path, image_targets: list[ImageTarget], scratch: Path, archive: str
-) -> None:
-    checkout = Checkout.copy_of(repo_root, scratch / "checkout")
-    base = _base(image_targets)
-    # Pants downloads nothing whose sha256 its store holds: a sha256 of no file makes it ask.
-    lock = _edit_lock(checkout, base, _point_at(f"{archive}/{DROPPED}", "1" * 64))
-    package = _served_package(checkout, base)
-
-    run = checkout.pants("package", f"{base.spec_path}:")
-
-    _assert_failed_cleanly(run, checkout, base, lock)
-    assert (
-        f"pins {SERVED_PACKAGE} {package['version']} ({package['architecture']}) at "
-        f"{package['url']}, but it cannot be downloaded"
-    ) in run.stderr, run.report()
-    assert "Client error (404)" in run.stderr, run.report()
+    assert report in run.stderr, run.report()
+    assert "check that the mirror serves it" in run.stderr, run.report()

@@ -187,7 +187,7 @@ class DownloadedDeb:
 
 def deb_download_failure(request: DebDownloadRequest, engine_message: str) -> str:
     """What went wrong with a pinned download, for whom, and the fix; `engine_message` is the
-    engine's own (`Wrong digest for downloaded file: …`, `Client error (404 Not Found) …`)."""
+    engine's own (`Wrong digest for downloaded file: …`, `Client error (404) …`)."""
     package = request.package
     if "digest" in engine_message:
         cause = (
@@ -214,7 +214,9 @@ def deb_download_failure(request: DebDownloadRequest, engine_message: str) -> st
 async def download_deb(request: DebDownloadRequest) -> DownloadedDeb:
     package = request.package
     try:
-        digest = await Get(Digest, DownloadFile(package.url, FileDigest(package.sha256, package.size)))
+        digest = await Get(
+            Digest, DownloadFile(package.url, FileDigest(package.sha256, package.size))
+        )
     except IntrinsicError as e:
         raise DebDownloadError(deb_download_failure(request, str(e))) from e
     return DownloadedDeb(digest)
@@ -262,7 +264,8 @@ async def check_base_lock(request: BaseLockCheckRequest) -> CheckedBaseLock:
     )
     result = await Get(FallibleProcessResult, Process, process)
     if result.exit_code != 0:
-        raise BaseLockError(base_lock_check_failure(request, result.stderr.decode(errors="replace")))
+        stderr = result.stderr.decode(errors="replace")
+        raise BaseLockError(base_lock_check_failure(request, stderr))
     return CheckedBaseLock()
 
 

@@ -1,11 +1,8 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import threading
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -147,76 +144,64 @@ _DEB = b"!<arch>\nnot really a package, but bytes to download\n"
 
 
 @pytest.fixture
-def archive() -> Iterator[str]:
-    """An archive on 127.0.0.1 that serves one pool file and nothing else (404)."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/pool/main/t/tool/tool_1.0-1_amd64.deb":
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(_DEB)))
-                self.end_headers()
-                self.wfile.write(_DEB)
-            else:
-                self.send_error(404)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def rule_runner() -> RuleRunner:
+    return RuleRunner(rules=[base.download_deb, QueryRule(DownloadedDeb, [DebDownloadRequest])])
 
 
 @pytest.fixture
-def rule_runner() -> RuleRunner:
-    return RuleRunner(
-        rules=[base.download_deb, QueryRule(DownloadedDeb, [DebDownloadRequest])]
-    )
+def pool(tmp_path: Path) -> Path:
+    """A directory of one file, downloaded through `file://` URLs."""
+    (tmp_path / "tool_1.0-1_amd64.deb").write_bytes(_DEB)
+    return tmp_path
 
 
-def _download(rule_runner: RuleRunner, url: str, sha256: str, size: int) -> DownloadedDeb:
-    package = DebianPackage("tool", "1.0-1", "amd64", url, sha256, size)
+def _download(rule_runner: RuleRunner, url: str, sha256: str) -> DownloadedDeb:
+    package = DebianPackage("tool", "1.0-1", "amd64", url, sha256, len(_DEB))
     return rule_runner.request(
         DownloadedDeb, [DebDownloadRequest(package, "base/packages.lock.json", "base:b")]
     )
 
 
-def test_a_pinned_deb_downloads(rule_runner: RuleRunner, archive: str) -> None:
-    url = f"{archive}/pool/main/t/tool/tool_1.0-1_amd64.deb"
-    downloaded = _download(rule_runner, url, hashlib.sha256(_DEB).hexdigest(), len(_DEB))
+def test_a_pinned_deb_downloads(rule_runner: RuleRunner, pool: Path) -> None:
+    url = f"file://{pool}/tool_1.0-1_amd64.deb"
+    downloaded = _download(rule_runner, url, hashlib.sha256(_DEB).hexdigest())
     assert rule_runner.request(base.DigestContents, [downloaded.digest])[0].content == _DEB
 
 
-def _assert_names_package_lock_url_and_fix(message: str, url: str) -> None:
-    assert "DebDownloadError: base/packages.lock.json (the package lock of base:b) pins tool " \
-        f"1.0-1 (amd64) at {url}, but " in message
-    assert "Fix: run `pants esb-lock base:b` to resolve the packages anew" in message
-    assert "check that the mirror serves it" in message
-
-
-def test_a_wrong_sha256_names_the_package_the_lock_and_the_fix(
-    rule_runner: RuleRunner, archive: str
+@pytest.mark.parametrize(
+    "filename, sha256, cause, report",
+    [
+        pytest.param(
+            "tool_1.0-1_amd64.deb",
+            "ab" * 32,
+            f"the file it serves is not the one the lock pins (sha256 {'ab' * 32}, {len(_DEB)} "
+            "bytes): the lock was edited, or the archive or the mirror replaced the file.",
+            "Wrong digest for downloaded file",
+            id="other-sha256",
+        ),
+        pytest.param(
+            "tool_0.9-1_amd64.deb",
+            hashlib.sha256(_DEB).hexdigest()[::-1],
+            "it cannot be downloaded: the archive may have dropped this version from its pool",
+            "Error (No such file or directory",
+            id="missing",
+        ),
+    ],
+)
+def test_a_failed_download_names_the_package_the_lock_the_url_and_the_fix(
+    rule_runner: RuleRunner, pool: Path, filename: str, sha256: str, cause: str, report: str
 ) -> None:
-    url = f"{archive}/pool/main/t/tool/tool_1.0-1_amd64.deb"
+    url = f"file://{pool}/{filename}"
     with pytest.raises(ExecutionError) as error:
-        _download(rule_runner, url, "ab" * 32, len(_DEB))
+        _download(rule_runner, url, sha256)
     message = str(error.value)
-    _assert_names_package_lock_url_and_fix(message, url)
-    assert f"is not the one the lock pins (sha256 {'ab' * 32}, {len(_DEB)} bytes)" in message
-    assert "Wrong digest for downloaded file" in message
-
-
-def test_a_file_the_archive_dropped_names_the_package_the_lock_and_the_fix(
-    rule_runner: RuleRunner, archive: str
-) -> None:
-    url = f"{archive}/pool/main/t/tool/tool_0.9-1_amd64.deb"
-    with pytest.raises(ExecutionError) as error:
-        _download(rule_runner, url, hashlib.sha256(_DEB).hexdigest(), len(_DEB))
-    message = str(error.value)
-    _assert_names_package_lock_url_and_fix(message, url)
-    assert "it cannot be downloaded: the archive may have dropped this version" in message
-    assert "404" in message
+    assert (
+        "DebDownloadError: base/packages.lock.json (the package lock of base:b) pins tool "
+        f"1.0-1 (amd64) at {url}, but {cause}"
+    ) in message
+    assert f"The download reported: {report}" in message.split("DebDownloadError: ", 1)[1]
+    assert (
+        "Fix: run `pants esb-lock base:b` to resolve the packages anew against the archive and "
+        "commit base/packages.lock.json; or, if the file should still be there, check that the "
+        "mirror serves it."
+    ) in message

@@ -86,20 +86,24 @@ def test_debian_rootfs_is_reproducible(make_deb: MakeDeb, tmp_path: Path) -> Non
     assert set(descriptors[0]) == {"digest", "diff_id", "size", "media_type"}
 
 
+def _rootfs(lock: Path, directory: Path) -> int:
+    """Runs `debian-rootfs` on the lock and the .deb files in the directory, writing there."""
+    return run(
+        "debian-rootfs",
+        "--lock", str(lock),
+        "--debs", str(directory),
+        "--out-blob", str(directory / "rootfs.tar.gz"),
+        "--out-descriptor", str(directory / "rootfs.json"),
+    )  # fmt: skip
+
+
 def test_debian_rootfs_reports_a_tampered_download(
     make_deb: MakeDeb, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lock = _write_lock(make_deb, tmp_path)
     deb = tmp_path / "tool_2.0-1_amd64.deb"
     deb.write_bytes(deb.read_bytes()[:-1])
-    status = run(
-        "debian-rootfs",
-        "--lock", str(lock),
-        "--debs", str(tmp_path),
-        "--out-blob", str(tmp_path / "rootfs.tar.gz"),
-        "--out-descriptor", str(tmp_path / "rootfs.json"),
-    )  # fmt: skip
-    assert status == 1
+    assert _rootfs(lock, tmp_path) == 1
     stderr = capsys.readouterr().err
     assert stderr.startswith("imagetool debian-rootfs: ")
     assert "is not the locked tool 2.0-1" in stderr
@@ -126,14 +130,7 @@ def test_debian_rootfs_refuses_an_unclosed_lock(
     make_deb: MakeDeb, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lock = _write_lock(make_deb, tmp_path, specs=(TOOL,))
-    status = run(
-        "debian-rootfs",
-        "--lock", str(lock),
-        "--debs", str(tmp_path),
-        "--out-blob", str(tmp_path / "rootfs.tar.gz"),
-        "--out-descriptor", str(tmp_path / "rootfs.json"),
-    )  # fmt: skip
-    assert status == 1
+    assert _rootfs(lock, tmp_path) == 1
     assert "base-passwd (no locked package is or provides it)" in capsys.readouterr().err
     assert not (tmp_path / "rootfs.tar.gz").exists()
 

@@ -398,7 +398,8 @@ class _Provisions(Generic[_P]):
         if qualifier in (None, "any"):
             return True
         wanted = self.architecture if qualifier == "native" else qualifier
-        return (package.architecture if package.architecture != "all" else self.architecture) == wanted
+        architecture = self.architecture if package.architecture == "all" else package.architecture
+        return architecture == wanted
 
 
 class _Closure:
