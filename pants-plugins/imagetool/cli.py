@@ -25,6 +25,7 @@ COMMAND_MODULES = {
     "assemble": "imagetool.commands",
     "base-libraries": "imagetool.venv.commands",
     "check-native": "imagetool.venv.commands",
+    "debian-check-lock": "imagetool.debian.commands",
     "debian-lock": "imagetool.debian.commands",
     "debian-rootfs": "imagetool.debian.commands",
     "distribution-layer": "imagetool.venv.commands",

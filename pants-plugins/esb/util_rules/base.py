@@ -33,6 +33,7 @@ from esb.util_rules.upstream import (
     UpstreamImageRequest,
     UpstreamPlatformRequest,
 )
+from pants.base.exceptions import IntrinsicError
 from pants.engine.addresses import Address
 from pants.engine.fs import (
     AddPrefix,
@@ -44,6 +45,7 @@ from pants.engine.fs import (
     FileDigest,
     MergeDigests,
 )
+from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     HydratedSources,
@@ -73,6 +75,10 @@ class BaseLockError(ValueError):
     pass
 
 
+class DebDownloadError(ValueError):
+    pass
+
+
 @dataclass(frozen=True)
 class BaseImageRequest:
     address: Address
@@ -87,6 +93,8 @@ class BuiltBaseImage:
 @dataclass(frozen=True)
 class DebianPackage:
     name: str
+    version: str
+    architecture: str
     url: str
     sha256: str
     size: int
@@ -108,7 +116,9 @@ def parse_base_lock(content: bytes, *, lock_path: str, target: str) -> BaseLock:
     try:
         lock = json.loads(content)
         packages = tuple(
-            DebianPackage(p["name"], p["url"], p["sha256"], int(p["size"]))
+            DebianPackage(
+                p["name"], p["version"], p["architecture"], p["url"], p["sha256"], int(p["size"])
+            )
             for p in lock["packages"]
         )
         requested = tuple(lock["requested"])
@@ -161,6 +171,102 @@ async def build_rootfs_layer(request: RootfsLayerRequest) -> BuiltLayer:
             request.inputs,
         ),
     )
+
+
+@dataclass(frozen=True)
+class DebDownloadRequest:
+    package: DebianPackage
+    lock_path: str
+    target: str
+
+
+@dataclass(frozen=True)
+class DownloadedDeb:
+    digest: Digest
+
+
+def deb_download_failure(request: DebDownloadRequest, engine_message: str) -> str:
+    """What went wrong with a pinned download, for whom, and the fix; `engine_message` is the
+    engine's own (`Wrong digest for downloaded file: …`, `Client error (404) …`)."""
+    package = request.package
+    if "digest" in engine_message:
+        cause = (
+            f"the file it serves is not the one the lock pins (sha256 {package.sha256}, "
+            f"{package.size} bytes): the lock was edited, or the archive or the mirror replaced "
+            "the file"
+        )
+    else:
+        cause = (
+            "it cannot be downloaded: the archive may have dropped this version from its pool "
+            "(Debian keeps only the current version of a package), or the mirror is unreachable"
+        )
+    return (
+        f"{request.lock_path} (the package lock of {request.target}) pins {package.name} "
+        f"{package.version} ({package.architecture}) at {package.url}, but {cause}.\n"
+        f"The download reported: {engine_message.strip()}\n\n"
+        f"Fix: run `pants esb-lock {request.target}` to resolve the packages anew against the "
+        f"archive and commit {request.lock_path}; or, if the file should still be there, check "
+        "that the mirror serves it."
+    )
+
+
+@rule
+async def download_deb(request: DebDownloadRequest) -> DownloadedDeb:
+    package = request.package
+    try:
+        digest = await Get(
+            Digest, DownloadFile(package.url, FileDigest(package.sha256, package.size))
+        )
+    except IntrinsicError as e:
+        raise DebDownloadError(deb_download_failure(request, str(e))) from e
+    return DownloadedDeb(digest)
+
+
+@dataclass(frozen=True)
+class BaseLockCheckRequest:
+    lock_file: FileContent
+    target: str
+
+
+@dataclass(frozen=True)
+class CheckedBaseLock:
+    """The lock is of the image tool's format and closed under its packages' dependencies."""
+
+
+def base_lock_check_failure(request: BaseLockCheckRequest, stderr: str) -> str:
+    """The image tool's message (it names the packages and the dependencies they miss),
+    introduced by the lock file and the target, and followed by the fix."""
+    prefix = "imagetool debian-check-lock: "
+    message = stderr.strip()
+    message = message[len(prefix) :] if message.startswith(prefix) else message
+    lock_path = request.lock_file.path
+    return (
+        f"{lock_path} (the package lock of {request.target}) cannot be built:\n{message}\n\n"
+        f"Fix: run `pants esb-lock {request.target}` and commit {lock_path}; it writes a lock "
+        "that holds every package the requested ones need."
+    )
+
+
+@rule
+async def check_base_lock(request: BaseLockCheckRequest) -> CheckedBaseLock:
+    """Before anything is downloaded: a lock edited by hand, or merged badly, can lack a package
+    that another needs (say `libc6`), and would build a base that fails only at run time."""
+    lock = await Get(
+        Digest, CreateDigest([FileContent("packages.lock.json", request.lock_file.content)])
+    )
+    process = await Get(
+        Process,
+        ImageToolRequest(
+            argv=("debian-check-lock", "--lock", "packages.lock.json"),
+            description=f"Check the Debian package lock of {request.target}",
+            input_digest=lock,
+        ),
+    )
+    result = await Get(FallibleProcessResult, Process, process)
+    if result.exit_code != 0:
+        stderr = result.stderr.decode(errors="replace")
+        raise BaseLockError(base_lock_check_failure(request, stderr))
+    return CheckedBaseLock()
 
 
 def check_base_files(address: Address, files: tuple[str, ...], *, upstream: bool) -> None:
@@ -235,6 +341,7 @@ async def read_base_sources(request: BaseImageRequest) -> BaseSources:
     check_lock_matches_target(
         lock, target[EsbBasePackagesField].value or (), lock_path=lock_file.path, target=spec
     )
+    await Get(CheckedBaseLock, BaseLockCheckRequest(lock_file, spec))
     return BaseSources(target, files, lock)
 
 
@@ -253,14 +360,19 @@ async def _rootfs_request(sources: BaseSources) -> RootfsLayerRequest:
     """The locked `.deb` files (downloaded, checked by sha256) and the lock, to assemble."""
     assert sources.lock is not None
     lock_file = sources.files[BASE_LOCK_FILE]
+    spec = str(sources.target.address)
     debs = await MultiGet(
-        Get(Digest, DownloadFile(p.url, FileDigest(p.sha256, p.size))) for p in sources.lock.packages
+        Get(DownloadedDeb, DebDownloadRequest(package, lock_file.path, spec))
+        for package in sources.lock.packages
     )
     rootfs_inputs = await Get(
         Digest,
         MergeDigests(
             [
-                await Get(Digest, AddPrefix(await Get(Digest, MergeDigests(debs)), "debs")),
+                await Get(
+                    Digest,
+                    AddPrefix(await Get(Digest, MergeDigests(deb.digest for deb in debs)), "debs"),
+                ),
                 await Get(Digest, CreateDigest([FileContent("packages.lock.json", lock_file.content)])),
             ]
         ),
@@ -268,7 +380,7 @@ async def _rootfs_request(sources: BaseSources) -> RootfsLayerRequest:
     return RootfsLayerRequest(
         rootfs_inputs,
         sources.target[EsbBaseServiceAccountsField].value or (),
-        f"Assemble the Debian root filesystem of {sources.target.address}",
+        f"Assemble the Debian root filesystem of {spec}",
     )
 
 

@@ -1,4 +1,5 @@
-"""The Debian base's commands: `debian-lock` (needs the network) and `debian-rootfs` (does not).
+"""The Debian base's commands: `debian-lock` (needs the network), `debian-check-lock` and
+`debian-rootfs` (do not).
 
 `COMMANDS` maps each subcommand's name to `(add_arguments(parser), run(args) -> exit status)`.
 """
@@ -24,7 +25,7 @@ from imagetool.debian.archive import (
     unverified_release_reader,
 )
 from imagetool.debian.deb import deb_paths_in, read_deb
-from imagetool.debian.lock import PackageLock, lock_packages
+from imagetool.debian.lock import lock_packages, read_lock
 from imagetool.debian.rootfs import rootfs_members
 from imagetool.debian.tree import ServiceAccount
 
@@ -70,6 +71,19 @@ def _lock(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_check_lock_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Check a package lock: that it is of this tool's format and closed under its packages' "
+        "Depends and Pre-Depends (alternatives, Provides, versions, architecture qualifiers)."
+    )
+    parser.add_argument("--lock", type=Path, required=True, help="the package lock (JSON)")
+
+
+def _check_lock(args: argparse.Namespace) -> int:
+    read_lock(read_input(args.lock).decode("utf-8"))
+    return 0
+
+
 def _add_rootfs_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Assemble the root filesystem of a package lock from its downloaded .deb files into one "
@@ -109,7 +123,7 @@ def _add_rootfs_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _rootfs(args: argparse.Namespace) -> int:
     outputs = LayerOutputs.from_args(args)
-    lock = PackageLock.from_json(read_input(args.lock).decode("utf-8"))
+    lock = read_lock(read_input(args.lock).decode("utf-8"))
     python_version = lock.platform.python_version
     if args.compile_bytecode and python_version is None:
         raise CommandError("--compile-bytecode was given, but the lock's packages hold no Python.")
@@ -128,5 +142,6 @@ def _rootfs(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
     "debian-lock": (_add_lock_arguments, _lock),
+    "debian-check-lock": (_add_check_lock_arguments, _check_lock),
     "debian-rootfs": (_add_rootfs_arguments, _rootfs),
 }

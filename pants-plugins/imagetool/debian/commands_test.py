@@ -53,13 +53,13 @@ def test_debian_lock_reports_resolution_errors(
     )
 
 
-def _write_lock(make_deb: MakeDeb, directory: Path) -> Path:
+def _write_lock(make_deb: MakeDeb, directory: Path, *, specs=(BASE_PASSWD, TOOL)) -> Path:
     lock = PackageLock(
         architecture="amd64",
         sources=(),
         requested=("tool",),
         platform=PlatformFacts("amd64", "2.36", "3.11.2"),
-        packages=(make_deb(BASE_PASSWD)[0], make_deb(TOOL)[0]),
+        packages=tuple(make_deb(spec)[0] for spec in specs),
     )
     path = directory / "packages.lock.json"
     path.write_text(lock.to_json())
@@ -86,20 +86,59 @@ def test_debian_rootfs_is_reproducible(make_deb: MakeDeb, tmp_path: Path) -> Non
     assert set(descriptors[0]) == {"digest", "diff_id", "size", "media_type"}
 
 
+def _rootfs(lock: Path, directory: Path) -> int:
+    """Runs `debian-rootfs` on the lock and the .deb files in the directory, writing there."""
+    return run(
+        "debian-rootfs",
+        "--lock", str(lock),
+        "--debs", str(directory),
+        "--out-blob", str(directory / "rootfs.tar.gz"),
+        "--out-descriptor", str(directory / "rootfs.json"),
+    )  # fmt: skip
+
+
 def test_debian_rootfs_reports_a_tampered_download(
     make_deb: MakeDeb, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lock = _write_lock(make_deb, tmp_path)
     deb = tmp_path / "tool_2.0-1_amd64.deb"
     deb.write_bytes(deb.read_bytes()[:-1])
-    status = run(
-        "debian-rootfs",
-        "--lock", str(lock),
-        "--debs", str(tmp_path),
-        "--out-blob", str(tmp_path / "rootfs.tar.gz"),
-        "--out-descriptor", str(tmp_path / "rootfs.json"),
-    )  # fmt: skip
-    assert status == 1
+    assert _rootfs(lock, tmp_path) == 1
     stderr = capsys.readouterr().err
     assert stderr.startswith("imagetool debian-rootfs: ")
     assert "is not the locked tool 2.0-1" in stderr
+
+
+def test_debian_check_lock_passes_a_closed_lock(make_deb: MakeDeb, tmp_path: Path) -> None:
+    assert run("debian-check-lock", "--lock", str(_write_lock(make_deb, tmp_path))) == 0
+
+
+def test_debian_check_lock_names_the_missing_dependency(
+    make_deb: MakeDeb, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = _write_lock(make_deb, tmp_path, specs=(TOOL,))
+    assert run("debian-check-lock", "--lock", str(lock)) == 1
+    assert capsys.readouterr().err == (
+        "imagetool debian-check-lock: The lock is not closed under its packages' dependencies "
+        "(Depends and Pre-Depends):\n"
+        "  - base-passwd (no locked package is or provides it), needed by:\n"
+        "      tool 2.0-1 (Depends: base-passwd)\n"
+    )
+
+
+def test_debian_rootfs_refuses_an_unclosed_lock(
+    make_deb: MakeDeb, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = _write_lock(make_deb, tmp_path, specs=(TOOL,))
+    assert _rootfs(lock, tmp_path) == 1
+    assert "base-passwd (no locked package is or provides it)" in capsys.readouterr().err
+    assert not (tmp_path / "rootfs.tar.gz").exists()
+
+
+def test_debian_check_lock_asks_to_relock_a_lock_of_another_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = tmp_path / "packages.lock.json"
+    lock.write_text('{"format_version": 1, "packages": []}')
+    assert run("debian-check-lock", "--lock", str(lock)) == 1
+    assert "is of format_version 1, and this tool reads 2" in capsys.readouterr().err

@@ -27,6 +27,7 @@ def _installed(*names: str) -> dict[str, DebPackage]:
                 1,
                 "",
                 "",
+                "",
             ),
             deb822.Deb822({"Package": name, "Version": "1.0"}),
             {},

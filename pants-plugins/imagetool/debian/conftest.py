@@ -95,6 +95,7 @@ def make_deb(tmp_path: Path) -> MakeDeb:
             size=len(deb),
             depends=spec.control_fields.get("Depends", ""),
             pre_depends=spec.control_fields.get("Pre-Depends", ""),
+            provides=spec.control_fields.get("Provides", ""),
         )
         return locked, path
 

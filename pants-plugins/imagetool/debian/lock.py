@@ -1,9 +1,14 @@
 """Resolve requested Debian packages to their dependency closure, and the lock that pins it.
 
 Resolution follows Depends and Pre-Depends (alternatives, virtual packages through Provides,
-version constraints) from the requested packages only: Essential packages are not implied,
-because an image runs no package manager and no maintainer scripts. Each package name has one
-candidate, its highest version across all sources, as apt's default policy would choose.
+version constraints, architecture qualifiers) from the requested packages only: Essential
+packages are not implied, because an image runs no package manager and no maintainer scripts.
+Each package name has one candidate, its highest version across all sources, as apt's default
+policy would choose.
+
+The lock records each package's Depends, Pre-Depends and Provides, so that a build can check,
+with the same semantics and without the indexes, that the locked set is still closed: a lock
+edited by hand (or merged badly) that lacks a dependency fails before anything is assembled.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import re
 import urllib.parse
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Generic, Iterable, Mapping, Protocol, Sequence, TypeVar
 
 from debian.deb822 import PkgRelation
 from debian.debian_support import Version, version_compare
@@ -21,7 +26,7 @@ from debian.debian_support import Version, version_compare
 from imagetool.debian.archive import SuiteIndex
 from imagetool.errors import ToolError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _VERSION_TESTS = {
     "<<": lambda order: order < 0,
@@ -39,6 +44,10 @@ class ResolutionError(ToolError):
 
 class LockFormatError(ToolError):
     """A lock file is not one this tool writes."""
+
+
+class UnclosedLockError(ToolError):
+    """A lock misses a package that one of its packages depends on."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,10 @@ class LockedPackage:
     size: int
     depends: str
     pre_depends: str
+    provides: str
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
 
     @property
     def filename(self) -> str:
@@ -115,9 +128,11 @@ class PackageLock:
         except ValueError as e:
             raise LockFormatError(f"The package lock is not valid JSON: {e}.") from e
         if not isinstance(document, dict) or document.get("format_version") != FORMAT_VERSION:
+            found = document.get("format_version") if isinstance(document, dict) else None
             raise LockFormatError(
-                f"The package lock is not of format_version {FORMAT_VERSION}, the one this tool "
-                "reads. Regenerate it with `imagetool debian-lock`."
+                f"The package lock is of format_version {found}, and this tool reads "
+                f"{FORMAT_VERSION} (which records each package's Provides, to check the lock's "
+                "closure). Regenerate the lock."
             )
         try:
             return cls._from_document(document)
@@ -161,7 +176,7 @@ def index_entries(suites: Iterable[SuiteIndex], architecture: str) -> list[Index
 
 def lock_packages(suites: Sequence[SuiteIndex], architecture: str, requested: Iterable[str]) -> PackageLock:
     requested_names = tuple(sorted(set(requested)))
-    closure = resolve_closure(index_entries(suites, architecture), requested_names)
+    closure = resolve_closure(index_entries(suites, architecture), requested_names, architecture)
     packages = tuple(
         LockedPackage(
             name=entry.name,
@@ -172,10 +187,11 @@ def lock_packages(suites: Sequence[SuiteIndex], architecture: str, requested: It
             size=entry.size,
             depends=entry.depends,
             pre_depends=entry.pre_depends,
+            provides=entry.provides,
         )
         for entry in closure
     )
-    return PackageLock(
+    lock = PackageLock(
         architecture=architecture,
         sources=tuple(
             LockedSource(
@@ -191,6 +207,16 @@ def lock_packages(suites: Sequence[SuiteIndex], architecture: str, requested: It
         platform=platform_facts(packages, architecture),
         packages=packages,
     )
+    # The resolver and the build's check must agree: a lock the build would refuse is not written.
+    check_closed(lock)
+    return lock
+
+
+def read_lock(text: str) -> PackageLock:
+    """A lock as a build reads it: parsed, and checked to be closed under its dependencies."""
+    lock = PackageLock.from_json(text)
+    check_closed(lock)
+    return lock
 
 
 def platform_facts(packages: Iterable[LockedPackage], architecture: str) -> PlatformFacts:
@@ -212,23 +238,62 @@ def _upstream_version(package: LockedPackage) -> str:
     return Version(package.version).upstream_version
 
 
-def resolve_closure(entries: Iterable[IndexEntry], requested: Sequence[str]) -> list[IndexEntry]:
+def resolve_closure(
+    entries: Iterable[IndexEntry], requested: Sequence[str], architecture: str
+) -> list[IndexEntry]:
     """The requested packages and everything they depend on, sorted by name."""
-    closure = _Closure(entries)
+    closure = _Closure(entries, architecture)
     for name in requested:
         closure.request(name)
     closure.follow_dependencies()
     closure.check_conflicts()
-    return sorted(closure.selected.values(), key=lambda entry: entry.name)
+    return sorted(closure.selected.by_name.values(), key=lambda entry: entry.name)
+
+
+def check_closed(lock: PackageLock) -> None:
+    """Every Depends and Pre-Depends of every locked package is satisfied by locked packages,
+    and every requested package is locked."""
+    locked = _Provisions(lock.packages, lock.architecture)
+    unrequested = sorted(set(lock.requested) - set(locked.by_name))
+    # Missing names (one alternative group) → the packages that need them, with the relation.
+    unmet: dict[tuple[str, ...], list[str]] = {}
+    for package in lock.packages:
+        for field, value in (("Pre-Depends", package.pre_depends), ("Depends", package.depends)):
+            for group in _relations(value):
+                if not any(locked.matches(relation) for relation in group):
+                    key = tuple(relation.qualified_name for relation in group)
+                    text = " | ".join(map(str, group))
+                    unmet.setdefault(key, []).append(f"{package} ({field}: {text})")
+    lines = []
+    if unmet:
+        lines.append(
+            "The lock is not closed under its packages' dependencies (Depends and Pre-Depends):"
+        )
+        for names, dependents in sorted(unmet.items()):
+            facts = "; ".join(locked.describe(name) for name in names)
+            lines.append(f"  - {' | '.join(names)} ({facts}), needed by:")
+            lines += [f"      {dependent}" for dependent in dependents]
+    if unrequested:
+        lines.append(f"The lock does not hold its requested {', '.join(unrequested)}.")
+    if lines:
+        raise UnclosedLockError("\n".join(lines))
 
 
 @dataclass(frozen=True)
 class _Relation:
     name: str
     version: tuple[str, str] | None
+    architecture: str | None
+    """The qualifier of `name:any` or `name:amd64`; None when unqualified."""
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.name}:{self.architecture}" if self.architecture else self.name
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.version[0]} {self.version[1]})" if self.version else self.name
+        if self.version:
+            return f"{self.qualified_name} ({self.version[0]} {self.version[1]})"
+        return self.qualified_name
 
 
 def _relations(field: str) -> list[list[_Relation]]:
@@ -236,7 +301,10 @@ def _relations(field: str) -> list[list[_Relation]]:
     if not field:
         return []
     return [
-        [_Relation(alternative["name"], alternative["version"]) for alternative in group]
+        [
+            _Relation(alternative["name"], alternative["version"], alternative["archqual"])
+            for alternative in group
+        ]
         for group in PkgRelation.parse_relations(field)
     ]
 
@@ -251,23 +319,100 @@ def _satisfies(version: str | None, constraint: tuple[str, str] | None) -> bool:
     return _VERSION_TESTS[operator](version_compare(version, wanted))
 
 
+class _Package(Protocol):
+    """An index entry or a locked package: what matching a relation reads."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def architecture(self) -> str: ...
+
+    @property
+    def provides(self) -> str: ...
+
+
+_P = TypeVar("_P", bound=_Package)
+
+
+class _Provisions(Generic[_P]):
+    """Packages of one architecture (and `all`) by name and by the virtual names they provide:
+    what can satisfy a relation among them."""
+
+    def __init__(self, packages: Iterable[_P], architecture: str) -> None:
+        self.architecture = architecture
+        self.by_name: dict[str, _P] = {}
+        # virtual name -> [(provider, provided version or None)], in the order of addition
+        self.providers: dict[str, list[tuple[_P, str | None]]] = {}
+        for package in sorted(packages, key=lambda package: package.name):
+            self.add(package)
+
+    def add(self, package: _P) -> None:
+        self.by_name[package.name] = package
+        for group in _relations(package.provides):
+            for provided in group:
+                version = provided.version[1] if provided.version else None
+                self.providers.setdefault(provided.name, []).append((package, version))
+
+    def real(self, relation: _Relation) -> _P | None:
+        """The package of the relation's own name, if its version and architecture fit."""
+        package = self.by_name.get(relation.name)
+        if package is None or not self._fits(package, relation.architecture):
+            return None
+        return package if _satisfies(package.version, relation.version) else None
+
+    def providing(self, relation: _Relation) -> list[_P]:
+        return [
+            provider
+            for provider, provided_version in self.providers.get(relation.name, [])
+            if self._fits(provider, relation.architecture)
+            and _satisfies(provided_version, relation.version)
+        ]
+
+    def matches(self, relation: _Relation) -> list[_P]:
+        real = self.real(relation)
+        return ([real] if real is not None else []) + self.providing(relation)
+
+    def describe(self, qualified_name: str) -> str:
+        """What the packages hold under a name, for a message about an unmet relation."""
+        name = qualified_name.split(":", 1)[0]
+        facts = []
+        if name in self.by_name:
+            package = self.by_name[name]
+            facts.append(f"locked at version {package.version} for {package.architecture}")
+        providers = [
+            f"{provider.name}" + (f" (= {version})" if version else "")
+            for provider, version in self.providers.get(name, [])
+        ]
+        if providers:
+            facts.append(f"provided by {', '.join(providers)}")
+        return ", ".join(facts) if facts else "no locked package is or provides it"
+
+    def _fits(self, package: _P, qualifier: str | None) -> bool:
+        """Whether a package's architecture meets a relation's qualifier: unqualified and `:any`
+        take any package of the set, `:native` and `:<arch>` the named architecture (an `all`
+        package counts as the set's own)."""
+        if qualifier in (None, "any"):
+            return True
+        wanted = self.architecture if qualifier == "native" else qualifier
+        architecture = self.architecture if package.architecture == "all" else package.architecture
+        return architecture == wanted
+
+
 class _Closure:
     """The resolution state: which package each name resolved to, and who pulled it in."""
 
-    def __init__(self, entries: Iterable[IndexEntry]) -> None:
-        self._candidates: dict[str, IndexEntry] = {}
+    def __init__(self, entries: Iterable[IndexEntry], architecture: str) -> None:
+        highest: dict[str, IndexEntry] = {}
         for entry in entries:
-            current = self._candidates.get(entry.name)
+            current = highest.get(entry.name)
             if current is None or version_compare(entry.version, current.version) > 0:
-                self._candidates[entry.name] = entry
-        # virtual name -> [(provider, provided version or None)], providers sorted by name
-        self._providers: dict[str, list[tuple[IndexEntry, str | None]]] = {}
-        for entry in sorted(self._candidates.values(), key=lambda entry: entry.name):
-            for group in _relations(entry.provides):
-                for provided in group:
-                    version = provided.version[1] if provided.version else None
-                    self._providers.setdefault(provided.name, []).append((entry, version))
-        self.selected: dict[str, IndexEntry] = {}
+                highest[entry.name] = entry
+        self._candidates = _Provisions(highest.values(), architecture)
+        self.selected: _Provisions[IndexEntry] = _Provisions((), architecture)
         self._pulled_by: dict[str, str | None] = {}
         self._pending: deque[tuple[list[_Relation], str]] = deque()
         # Groups with a choice wait until every unambiguous dependency is selected, so that a
@@ -275,15 +420,17 @@ class _Closure:
         self._deferred: deque[tuple[list[_Relation], str]] = deque()
 
     def request(self, name: str) -> None:
-        if name not in self._candidates:
-            providers = sorted({entry.name for entry, _ in self._providers.get(name, [])})
+        if name not in self._candidates.by_name:
+            providers = sorted(
+                {entry.name for entry, _ in self._candidates.providers.get(name, [])}
+            )
             hint = (
                 f"it is a virtual package provided by {', '.join(providers)}: request one of them"
                 if providers
                 else "check the spelling, the sources and their components"
             )
             raise ResolutionError(f"The requested package {name} is in none of the indexes: {hint}.")
-        self._select(self._candidates[name], pulled_by=None)
+        self._select(self._candidates.by_name[name], pulled_by=None)
 
     def follow_dependencies(self) -> None:
         while self._pending or self._deferred:
@@ -304,11 +451,11 @@ class _Closure:
                     self._select(self._choose(group, dependent), pulled_by=dependent)
 
     def check_conflicts(self) -> None:
-        for entry in sorted(self.selected.values(), key=lambda entry: entry.name):
+        for entry in sorted(self.selected.by_name.values(), key=lambda entry: entry.name):
             for field, value in (("Conflicts", entry.conflicts), ("Breaks", entry.breaks)):
                 for group in _relations(value):
                     for relation in group:
-                        for other in self._selected_matches(relation):
+                        for other in self.selected.matches(relation):
                             if other.name != entry.name:
                                 raise ResolutionError(
                                     f"{self._chain(entry.name)} ({entry}) declares "
@@ -318,23 +465,17 @@ class _Closure:
                                 )
 
     def _select(self, entry: IndexEntry, pulled_by: str | None) -> None:
-        if entry.name in self.selected:
+        if entry.name in self.selected.by_name:
             return
-        self.selected[entry.name] = entry
+        self.selected.add(entry)
         self._pulled_by[entry.name] = pulled_by
         for group in _relations(entry.pre_depends) + _relations(entry.depends):
             self._pending.append((group, entry.name))
 
     def _choices(self, relation: _Relation) -> list[IndexEntry]:
         """The packages that could satisfy the relation: the real package, else its providers."""
-        real = self._candidates.get(relation.name)
-        if real is not None and _satisfies(real.version, relation.version):
-            return [real]
-        return [
-            provider
-            for provider, provided_version in self._providers.get(relation.name, [])
-            if _satisfies(provided_version, relation.version)
-        ]
+        real = self._candidates.real(relation)
+        return [real] if real is not None else self._candidates.providing(relation)
 
     def _choose(self, group: list[_Relation], dependent: str) -> IndexEntry:
         """The first alternative that some package satisfies, as apt picks; it must be unique."""
@@ -349,23 +490,13 @@ class _Closure:
             "you want to the requested packages."
         )
 
-    def _selected_matches(self, relation: _Relation) -> list[IndexEntry]:
-        matches = []
-        real = self.selected.get(relation.name)
-        if real is not None and _satisfies(real.version, relation.version):
-            matches.append(real)
-        for provider, provided_version in self._providers.get(relation.name, []):
-            if provider.name in self.selected and _satisfies(provided_version, relation.version):
-                matches.append(provider)
-        return matches
-
     def _is_satisfied(self, group: list[_Relation]) -> bool:
-        return any(self._selected_matches(relation) for relation in group)
+        return any(self.selected.matches(relation) for relation in group)
 
     def _unsatisfiable(self, group: list[_Relation], dependent: str) -> ResolutionError:
         reasons = []
         for relation in group:
-            candidate = self._candidates.get(relation.name)
+            candidate = self._candidates.by_name.get(relation.name)
             if candidate is not None:
                 reasons.append(f"{relation.name} is at version {candidate.version}")
             else:

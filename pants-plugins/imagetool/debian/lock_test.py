@@ -8,10 +8,15 @@ from debian import deb822
 
 from imagetool.debian.archive import Source, SuiteIndex
 from imagetool.debian.lock import (
+    LockedPackage,
     LockFormatError,
     PackageLock,
+    PlatformFacts,
     ResolutionError,
+    UnclosedLockError,
+    check_closed,
     lock_packages,
+    read_lock,
 )
 
 MAIN = Source("https://deb.example.org/debian", "bookworm", ("main",))
@@ -176,13 +181,14 @@ def test_lock_is_canonical_and_independent_of_input_order() -> None:
     backward = lock_packages([suite(MAIN, *reversed(packages))], "amd64", ["c", "app", "c"])
     assert forward.to_json() == backward.to_json()
     document = json.loads(forward.to_json())
-    assert document["format_version"] == 1
+    assert document["format_version"] == 2
     assert document["requested"] == ["app", "c"]
     assert document["packages"][1] == {
         "architecture": "amd64",
         "depends": "",
         "name": "b",
         "pre_depends": "",
+        "provides": "",
         "sha256": document["packages"][1]["sha256"],
         "size": 1000,
         "url": "https://deb.example.org/debian/pool/main/b/b/b_2.0-1_amd64.deb",
@@ -205,9 +211,13 @@ def test_lock_is_canonical_and_independent_of_input_order() -> None:
     "text, message",
     [
         pytest.param("{", "not valid JSON", id="json"),
-        pytest.param('{"format_version": 2}', "not of format_version 1", id="version"),
         pytest.param(
-            '{"format_version": 1, "architecture": "amd64"}',
+            '{"format_version": 1}',
+            "format_version 1, and this tool reads 2 .*Provides.*Regenerate the lock",
+            id="version",
+        ),
+        pytest.param(
+            '{"format_version": 2, "architecture": "amd64"}',
             "lacks or misspells a field",
             id="fields",
         ),
@@ -216,3 +226,245 @@ def test_lock_is_canonical_and_independent_of_input_order() -> None:
 def test_reading_a_bad_lock(text: str, message: str) -> None:
     with pytest.raises(LockFormatError, match=message):
         PackageLock.from_json(text)
+
+
+# Control data of Debian 12 packages, as their Packages stanzas have it (fields the check does not
+# read left out), and the stand-ins the cases below swap in.
+BOOKWORM = """
+Package: base-files
+Version: 12.4+deb12u15
+Architecture: amd64
+Pre-Depends: awk
+Provides: base
+
+Package: mawk
+Version: 1.3.4.20200120-3.1
+Architecture: amd64
+Pre-Depends: libc6 (>= 2.29)
+Provides: awk
+
+Package: bash
+Version: 5.2.15-2+b13
+Architecture: amd64
+Pre-Depends: libc6 (>= 2.36), libtinfo6 (>= 6)
+Depends: base-files (>= 2.1.12)
+
+Package: libtinfo6
+Version: 6.4-4
+Architecture: amd64
+Depends: libc6 (>= 2.34)
+
+Package: libc6
+Version: 2.36-9+deb12u14
+Architecture: amd64
+Depends: libgcc-s1
+
+Package: libgcc-s1
+Version: 12.2.0-14+deb12u1
+Architecture: amd64
+Depends: gcc-12-base (= 12.2.0-14+deb12u1), libc6 (>= 2.35)
+Provides: libgcc1 (= 1:12.2.0-14+deb12u1)
+
+Package: gcc-12-base
+Version: 12.2.0-14+deb12u1
+Architecture: amd64
+
+Package: ca-certificates
+Version: 20230311
+Architecture: all
+Depends: openssl (>= 1.1.1), debconf (>= 0.5) | debconf-2.0
+
+Package: openssl
+Version: 3.0.22-1~deb12u2
+Architecture: amd64
+Depends: libc6 (>= 2.34)
+
+Package: debconf
+Version: 1.5.82
+Architecture: all
+Provides: debconf-2.0
+
+Package: python3-certifi
+Version: 2022.9.24-1
+Architecture: all
+Depends: ca-certificates, python3:any
+
+Package: python3
+Version: 3.11.2-1+b1
+Architecture: amd64
+"""
+REQUESTED = ("bash", "ca-certificates", "python3-certifi")
+
+
+def _control_lock(text: str, requested: tuple[str, ...] = REQUESTED) -> PackageLock:
+    packages = tuple(
+        LockedPackage(
+            name=paragraph["Package"],
+            version=paragraph["Version"],
+            architecture=paragraph["Architecture"],
+            url=f"https://deb.example.org/debian/pool/main/{paragraph['Package']}.deb",
+            sha256="ab" * 32,
+            size=1000,
+            depends=paragraph.get("Depends", ""),
+            pre_depends=paragraph.get("Pre-Depends", ""),
+            provides=paragraph.get("Provides", ""),
+        )
+        for paragraph in deb822.Packages.iter_paragraphs(text, use_apt_pkg=False)
+    )
+    return PackageLock("amd64", (), requested, PlatformFacts("amd64", "2.36", "3.11.2"), packages)
+
+
+def _replace(text: str, package: str, stanza: str) -> str:
+    """The control data with one package's stanza replaced (by nothing: the package removed)."""
+    paragraphs = text.strip().split("\n\n")
+    kept = [p for p in paragraphs if not p.startswith(f"Package: {package}\n")]
+    assert len(kept) == len(paragraphs) - 1, package
+    return "\n\n".join(kept + ([stanza.strip()] if stanza else [])) + "\n"
+
+
+def test_a_closed_lock_passes() -> None:
+    """Pre-Depends on a virtual package (awk by mawk), an alternative met by its first member,
+    a versioned Depends, an `all` package depending on an amd64 one, and `python3:any`."""
+    check_closed(_control_lock(BOOKWORM))
+
+
+@pytest.mark.parametrize(
+    "control, expected",
+    [
+        pytest.param(
+            _replace(BOOKWORM, "libc6", ""),
+            [
+                "  - libc6 (no locked package is or provides it), needed by:",
+                "      mawk 1.3.4.20200120-3.1 (Pre-Depends: libc6 (>= 2.29))",
+                "      bash 5.2.15-2+b13 (Pre-Depends: libc6 (>= 2.36))",
+                "      libtinfo6 6.4-4 (Depends: libc6 (>= 2.34))",
+                "      libgcc-s1 12.2.0-14+deb12u1 (Depends: libc6 (>= 2.35))",
+                "      openssl 3.0.22-1~deb12u2 (Depends: libc6 (>= 2.34))",
+            ],
+            id="pre-depends-and-depends",
+        ),
+        pytest.param(
+            _replace(BOOKWORM, "mawk", ""),
+            [
+                "  - awk (no locked package is or provides it), needed by:",
+                "      base-files 12.4+deb12u15 (Pre-Depends: awk)",
+            ],
+            id="virtual-package",
+        ),
+        pytest.param(
+            _replace(BOOKWORM, "libc6", "Package: libc6\nVersion: 2.35-1\nArchitecture: amd64"),
+            [
+                "  - libc6 (locked at version 2.35-1 for amd64), needed by:",
+                "      bash 5.2.15-2+b13 (Pre-Depends: libc6 (>= 2.36))",
+            ],
+            id="version-too-old",
+        ),
+        pytest.param(
+            _replace(BOOKWORM, "debconf", "Package: debconf\nVersion: 0.4\nArchitecture: all"),
+            [
+                "  - debconf | debconf-2.0 (locked at version 0.4 for all; no locked package is "
+                "or provides it), needed by:",
+                "      ca-certificates 20230311 (Depends: debconf (>= 0.5) | debconf-2.0)",
+            ],
+            id="no-alternative",
+        ),
+        pytest.param(
+            _replace(
+                BOOKWORM,
+                "gcc-12-base",
+                "Package: gcc-12-base\nVersion: 12.2.0-14+deb12u2\nArchitecture: amd64",
+            ),
+            [
+                "  - gcc-12-base (locked at version 12.2.0-14+deb12u2 for amd64), needed by:",
+                "      libgcc-s1 12.2.0-14+deb12u1 (Depends: gcc-12-base (= 12.2.0-14+deb12u1))",
+            ],
+            id="exact-version",
+        ),
+        pytest.param(
+            _replace(
+                BOOKWORM,
+                "python3-certifi",
+                "Package: python3-certifi\nVersion: 2022.9.24-1\nArchitecture: all\n"
+                "Depends: python3:arm64",
+            ),
+            [
+                "  - python3:arm64 (locked at version 3.11.2-1+b1 for amd64), needed by:",
+                "      python3-certifi 2022.9.24-1 (Depends: python3:arm64)",
+            ],
+            id="other-architecture",
+        ),
+    ],
+)
+def test_an_unclosed_lock_names_each_missing_dependency_and_who_needs_it(
+    control: str, expected: list[str]
+) -> None:
+    with pytest.raises(UnclosedLockError) as error:
+        check_closed(_control_lock(control))
+    lines = str(error.value).splitlines()
+    assert lines[0] == (
+        "The lock is not closed under its packages' dependencies (Depends and Pre-Depends):"
+    )
+    assert lines[1:] == expected
+
+
+@pytest.mark.parametrize(
+    "package, stanza",
+    [
+        pytest.param(
+            "debconf",
+            "Package: cdebconf\nVersion: 0.270\nArchitecture: amd64\nProvides: debconf-2.0",
+            id="second-alternative-by-provides",
+        ),
+        pytest.param(
+            "python3-certifi",
+            "Package: python3-certifi\nVersion: 2022.9.24-1\nArchitecture: all\n"
+            "Depends: python3:any (>= 3.11~), libgcc1 (>= 1:4.2)",
+            id="any-qualifier-and-versioned-provides",
+        ),
+        pytest.param(
+            "python3-certifi",
+            "Package: python3-certifi\nVersion: 2022.9.24-1\nArchitecture: all\n"
+            "Depends: python3:amd64, ca-certificates:amd64",
+            id="own-architecture",
+        ),
+    ],
+)
+def test_dependencies_met_the_ways_debian_allows(package: str, stanza: str) -> None:
+    check_closed(_control_lock(_replace(BOOKWORM, package, stanza)))
+
+
+def test_an_unversioned_provides_does_not_meet_a_versioned_dependency() -> None:
+    control = _replace(
+        BOOKWORM,
+        "base-files",
+        "Package: base-files\nVersion: 12.4+deb12u15\nArchitecture: amd64\n"
+        "Pre-Depends: awk (>= 1)",
+    )
+    with pytest.raises(UnclosedLockError, match=r"awk \(provided by mawk\), needed by:"):
+        check_closed(_control_lock(control))
+
+
+def test_a_requested_package_must_be_locked() -> None:
+    with pytest.raises(UnclosedLockError) as error:
+        check_closed(_control_lock(BOOKWORM, requested=(*REQUESTED, "tzdata")))
+    assert str(error.value) == "The lock does not hold its requested tzdata."
+
+
+def test_a_lock_from_the_resolver_passes_the_check() -> None:
+    index = suite(
+        MAIN,
+        "app 1.0; Pre-Depends: awk; Depends: debconf (>= 0.5) | debconf-2.0, python3:any (>= 3)",
+        "mawk 1.3; Provides: awk",
+        "cdebconf 0.270; Provides: debconf-2.0",
+        "python3 3.11.2-1",
+    )
+    lock = lock_packages([index], "amd64", ["app"])
+    assert names(lock) == ["app", "cdebconf", "mawk", "python3"]
+    assert read_lock(lock.to_json()) == lock
+
+
+def test_reading_an_unclosed_lock_fails() -> None:
+    document = json.loads(_control_lock(BOOKWORM).to_json())
+    document["packages"] = [p for p in document["packages"] if p["name"] != "libc6"]
+    with pytest.raises(UnclosedLockError, match="libc6 \\(no locked package is or provides it\\)"):
+        read_lock(json.dumps(document))

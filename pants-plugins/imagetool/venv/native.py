@@ -57,6 +57,32 @@ _MULTIARCH = {
     "amd64": ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu"),
     "arm64": ("lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu"),
 }
+# The libraries of glibc (Debian 12's libc6 on amd64 and arm64), which the naming rule would
+# send to packages that do not exist (`libpthread.so.0` → `libpthread0`).
+_GLIBC_PACKAGE = "libc6"
+_GLIBC_LIBRARIES = frozenset(
+    {
+        "ld-linux-aarch64.so.1",
+        "ld-linux-x86-64.so.2",
+        "libBrokenLocale.so.1",
+        "libanl.so.1",
+        "libc.so.6",
+        "libc_malloc_debug.so.0",
+        "libdl.so.2",
+        "libm.so.6",
+        "libmvec.so.1",
+        "libnsl.so.1",
+        "libnss_compat.so.2",
+        "libnss_dns.so.2",
+        "libnss_files.so.2",
+        "libnss_hesiod.so.2",
+        "libpthread.so.0",
+        "libresolv.so.2",
+        "librt.so.1",
+        "libthread_db.so.1",
+        "libutil.so.1",
+    }
+)
 _SONAME = re.compile(r"^(?P<name>lib[^/]*?)\.so(?:\.(?P<version>[0-9][0-9.]*))?$")
 
 
@@ -370,7 +396,10 @@ def debian_package_for(library: str) -> Optional[str]:
     """The Debian package that ships `library` by Debian's naming rule (policy §8.1), a guess.
 
     `libpq.so.5` → `libpq5`; `libfoo2.so.1` → `libfoo2-1`; `libgtk-3.so.0` → `libgtk-3-0`.
+    glibc's own libraries are the exception: all are in `libc6`.
     """
+    if library in _GLIBC_LIBRARIES:
+        return _GLIBC_PACKAGE
     match = _SONAME.match(library)
     if match is None or not match.group("version"):
         return None

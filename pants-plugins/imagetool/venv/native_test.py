@@ -121,7 +121,9 @@ def test_base_libraries_applies_whiteouts_of_upper_layers() -> None:
         pytest.param("libsqlite3.so.0", "libsqlite3-0", id="sqlite"),
         pytest.param("libxml2.so.2", "libxml2-2", id="xml2"),
         pytest.param("libfoo.so", None, id="unversioned"),
-        pytest.param("ld-linux-x86-64.so.2", None, id="not-lib-prefixed"),
+        pytest.param("libpthread.so.0", "libc6", id="glibc"),
+        pytest.param("ld-linux-x86-64.so.2", "libc6", id="glibc-dynamic-linker"),
+        pytest.param("ld.so.1", None, id="not-lib-prefixed"),
     ],
 )
 def test_debian_package_for(library: str, package: Optional[str]) -> None:
