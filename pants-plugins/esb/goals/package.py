@@ -13,6 +13,7 @@ from esb.target_types import (
     EsbServiceSourcesField,
 )
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
+from esb.util_rules.collisions import UniqueImage, UniqueImageRequest
 from esb.util_rules.image import (
     IMAGE_BLOBS,
     IMAGE_INVENTORY,
@@ -100,6 +101,7 @@ def packaged_layout(
 
 
 async def _package(image: BuiltImage, output_path: EsbImageOutputPathField) -> BuiltPackage:
+    await Get(UniqueImage, UniqueImageRequest(output_path.address))
     prefix = output_path.value_or_default(file_ending=None)
     entries = await Get(DigestEntries, Digest, image.digest)
     files = [entry for entry in entries if isinstance(entry, FileEntry)]
