@@ -503,7 +503,11 @@ def test_git_commit_tags_a_clean_checkout_and_refuses_a_dirty_one(rule_runner: R
 
 def test_push_limits_come_from_the_options(rule_runner: RuleRunner) -> None:
     rule_runner.set_options(
-        [*REGISTRY_OPTIONS, "--esb-registries-push-read-timeout=5", "--esb-registries-push-deadline=90.5"]
+        [
+            *REGISTRY_OPTIONS,
+            "--esb-registries-push-read-timeout=5",
+            "--esb-registries-push-deadline=90.5",
+        ]
     )
     internal, _ = publish_processes(rule_runner, API)
     assert internal.process is not None
@@ -518,8 +522,8 @@ def test_push_limits_must_be_positive(rule_runner: RuleRunner, value: str) -> No
     with pytest.raises(ExecutionError) as error:
         publish_processes(rule_runner, API)
     assert (
-        f"`[esb-registries].push_deadline` is {float(value)!r}.\n\nFix: set it to a positive number "
-        "of seconds, e.g. `push_deadline = 600.0` under `[esb-registries]` in pants.toml."
+        f"`[esb-registries].push_deadline` is {float(value)!r}.\n\nFix: set it to a positive "
+        "number of seconds, e.g. `push_deadline = 600.0` under `[esb-registries]` in pants.toml."
     ) in str(error.value)
 
 
@@ -536,5 +540,6 @@ def test_publish_refuses_an_image_that_shares_a_tag_with_another(rule_runner: Ru
         publish_processes(rule_runner, Address("services/worker", target_name="worker"))
     assert (
         "The image targets services/signer:signer and services/worker:worker both publish "
-        "127.0.0.1:5000/esb/worker:latest: whichever is published last would replace the other's tag."
+        "127.0.0.1:5000/esb/worker:latest: whichever is published last would replace the other's "
+        "tag."
     ) in str(error.value)

@@ -299,7 +299,9 @@ class RegistriesSubsystem(Subsystem):
 
     @property
     def push_limits(self) -> PushLimits:
-        limits = PushLimits(self._push_connect_timeout, self._push_read_timeout, self._push_deadline)
+        limits = PushLimits(
+            self._push_connect_timeout, self._push_read_timeout, self._push_deadline
+        )
         for field in dataclasses.fields(PushLimits):
             seconds = getattr(limits, field.name)
             if not 0 < seconds < float("inf"):
@@ -382,8 +384,8 @@ def publish_destinations(
             raise PublishError(
                 f"The target {address} has no registry to publish to: its `{field.alias}` "
                 f"field is unset and no entry of `{option}` has `default = true`.\n\nFix: add one "
-                f"to pants.toml, e.g. `[{RegistriesSubsystem.options_scope}.publish.internal]` with "
-                '`address = "registry.example:5000"` and `default = true`, or set '
+                f"to pants.toml, e.g. `[{RegistriesSubsystem.options_scope}.publish.internal]` "
+                'with `address = "registry.example:5000"` and `default = true`, or set '
                 f'`{field.alias}=["registry.example:5000"]` on the target (`{field.alias}=[]` '
                 "never publishes it)."
             )

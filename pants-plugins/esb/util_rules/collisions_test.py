@@ -97,7 +97,11 @@ def test_the_same_explicit_tag_collides_and_the_shared_tags_are_listed(
 ) -> None:
     write_signer(rule_runner, repository='"esb/api"', image_tags='["v1", "stable", "latest"]')
     rule_runner.write_files(
-        {"services/api/BUILD": service("api", repository='"esb/api"', image_tags='["stable", "v1"]')}
+        {
+            "services/api/BUILD": service(
+                "api", repository='"esb/api"', image_tags='["stable", "v1"]'
+            )
+        }
     )
     assert (
         "both publish 127.0.0.1:5000/esb/api:stable, 127.0.0.1:5000/esb/api:v1: whichever"
@@ -116,7 +120,11 @@ def test_the_same_explicit_tag_collides_and_the_shared_tags_are_listed(
 def test_tags_unique_to_each_image_do_not_collide(rule_runner: RuleRunner, tags: str) -> None:
     write_signer(rule_runner, repository='"esb/api"', image_tags=tags)
     rule_runner.write_files(
-        {"services/api/BUILD": service("api", repository='"esb/api"', image_tags=tags.replace("signer", "api"))}
+        {
+            "services/api/BUILD": service(
+                "api", repository='"esb/api"', image_tags=tags.replace("signer", "api")
+            )
+        }
     )
     assert unique(rule_runner, SIGNER) == UniqueImage(SIGNER)
 
@@ -138,7 +146,9 @@ def test_tags_whose_placeholders_can_be_alike_collide(rule_runner: RuleRunner, t
         pytest.param("[]", id="never-published"),
     ],
 )
-def test_different_registries_do_not_collide(rule_runner: RuleRunner, signer_registries: str) -> None:
+def test_different_registries_do_not_collide(
+    rule_runner: RuleRunner, signer_registries: str
+) -> None:
     write_signer(rule_runner, repository='"esb/api"', registries=signer_registries)
     assert unique(rule_runner, SIGNER) == UniqueImage(SIGNER)
     assert unique(rule_runner, API) == UniqueImage(API)

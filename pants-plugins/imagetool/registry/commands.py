@@ -100,7 +100,8 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         type=_seconds("--read-timeout"),
         default=RegistryOptions.read_timeout_seconds,
         metavar="SECONDS",
-        help="how long to wait for each answer, or more data, from a registry (default: %(default)s)",
+        help="how long to wait for each answer, or more data, from a registry "
+        "(default: %(default)s)",
     )
     for limit, default in (
         ("connect-timeout", RegistryOptions.connect_timeout_setting),
@@ -124,7 +125,9 @@ def _seconds(option: str) -> Callable[[str], float]:
         except ValueError:
             seconds = 0.0
         if not seconds > 0 or seconds == float("inf"):
-            raise argparse.ArgumentTypeError(f"{option} {text!r} is not a positive number of seconds")
+            raise argparse.ArgumentTypeError(
+                f"{option} {text!r} is not a positive number of seconds"
+            )
         return seconds
 
     return parse
@@ -308,8 +311,8 @@ def _push(args: argparse.Namespace) -> int:
             )
         except RegistryTimeoutError as e:
             raise RegistryError(
-                f"Pushing {args.layout} to {reference.name} failed: {str(e).rstrip('.')}. Every tag "
-                "pushed so far names a complete image (tags go last)."
+                f"Pushing {args.layout} to {reference.name} failed: {str(e).rstrip('.')}. "
+                "Every tag pushed so far names a complete image (tags go last)."
             ) from e
         except TransientRegistryError as e:
             # After the retries: say what state the push left, and that repeating it is cheap.

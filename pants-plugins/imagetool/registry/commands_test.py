@@ -11,7 +11,13 @@ from imagetool.cli import build_parser, main
 from imagetool.commands import CommandError
 from imagetool.oci import Platform
 from imagetool.registry.commands import _options, parse_platform, pulled_image_metadata
-from imagetool.registry.conftest import SilentServer, free_port, make_image, silent_server  # noqa: F401
+# `silent_server` is the fixture.
+from imagetool.registry.conftest import (  # noqa: F401
+    SilentServer,
+    free_port,
+    make_image,
+    silent_server,
+)
 from imagetool.registry.reference import Reference
 from imagetool.registry.transport import RegistryOptions, RetryPolicy
 
@@ -169,7 +175,9 @@ def test_push_interrupted_after_retries_says_how_to_resume(
     )
     assert status == 1
     error = err.splitlines()[-1]
-    assert error.startswith(f"imagetool push-image: Cannot reach {host} (HEAD /v2/esb/api/blobs/sha256:")
+    assert error.startswith(
+        f"imagetool push-image: Cannot reach {host} (HEAD /v2/esb/api/blobs/sha256:"
+    )
     assert err.endswith(
         "(failed 5 times). Every tag pushed so far names a complete image (tags go last). Push again "
         "once the registry works: the blobs it has already are not sent again.\n"
@@ -240,5 +248,8 @@ def test_push_to_a_registry_that_never_answers_is_bounded_and_says_what_to_raise
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
 def test_limits_must_be_positive_seconds(capsys: pytest.CaptureFixture[str], value: str) -> None:
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["push-image", "--layout", "l", "--reference", "r/x", "--push-deadline", value])
-    assert f"--push-deadline {value!r} is not a positive number of seconds" in capsys.readouterr().err
+        build_parser().parse_args(
+            ["push-image", "--layout", "l", "--reference", "r/x", "--push-deadline", value]
+        )
+    error = capsys.readouterr().err
+    assert f"--push-deadline {value!r} is not a positive number of seconds" in error

@@ -119,7 +119,11 @@ def push_image(
 
 class _Pusher:
     def __init__(
-        self, endpoint: Endpoint, repository: str, chunk_size: int | None, step: Callable[[str], None]
+        self,
+        endpoint: Endpoint,
+        repository: str,
+        chunk_size: int | None,
+        step: Callable[[str], None],
     ) -> None:
         self._endpoint = endpoint
         self._repository = repository

@@ -81,7 +81,8 @@ class FakeRegistry:
             if match["reference"] not in manifests:
                 return registry_errors(404, "MANIFEST_UNKNOWN", "manifest unknown")
             stored = self._manifest_digest(manifests[match["reference"]])
-            return Answer(200, {"Docker-Content-Digest": stored} if self.digest_on_manifest_head else {})
+            headers = {"Docker-Content-Digest": stored} if self.digest_on_manifest_head else {}
+            return Answer(200, headers)
         return Answer(404)
 
     def _upload(self, request: Recorded, repository: str, session: str, query: dict[str, str]) -> Answer:
@@ -321,7 +322,9 @@ def test_a_manifest_put_without_answer_times_out_and_leaves_no_tag(
     assert "latest" not in registry.manifests.get("esb/api", {})
 
 
-def test_a_slow_registry_is_stopped_by_the_deadline(registry: FakeRegistry, image: SampleImage) -> None:
+def test_a_slow_registry_is_stopped_by_the_deadline(
+    registry: FakeRegistry, image: SampleImage
+) -> None:
     registry.delay_seconds = 0.2
     started = time.monotonic()
     with pytest.raises(RegistryDeadlineError) as error:

@@ -445,6 +445,5 @@ def test_retries_stop_at_the_deadline(scripted_server: StartServer) -> None:
     # 1 s, then 2 s would end after the deadline: two attempts, one wait.
     assert sleeps == [1]
     assert len(server.requests) == 2
-    assert f"while waiting to retry after: {server.host} failed GET /v2/esb/api/manifests/x: " in str(
-        error.value
-    )
+    retrying = f"while waiting to retry after: {server.host} failed GET /v2/esb/api/manifests/x: "
+    assert retrying in str(error.value)
