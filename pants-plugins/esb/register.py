@@ -3,7 +3,7 @@
 from esb.goals import lint, lock, package, publish, run, tailor
 from esb.subsystems import image_tool, uv
 from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
-from esb.util_rules import base, dependencies, image, layers, service, upstream
+from esb.util_rules import base, collisions, dependencies, image, layers, service, upstream
 
 
 def target_types():
@@ -13,6 +13,7 @@ def target_types():
 def rules():
     return [
         *base.rules(),
+        *collisions.rules(),
         *dependencies.rules(),
         *image.rules(),
         *image_tool.rules(),

@@ -98,6 +98,19 @@ class PublishCheckout:
             )
         return response.headers["Docker-Content-Digest"] if response.status_code == 200 else None
 
+    def tag_list(self, repository: str) -> list[str] | None:
+        """The tags the registry lists for `repository` (a path on the registry); None when it
+        has no such repository."""
+        options = RegistryOptions(
+            docker_config=DockerConfig.load(self.docker_config, helper_search_path=None),
+            ca_bundles={self.registry.host: self.registry.ca},
+        )
+        with RegistryClient(options) as client:
+            response = client.endpoint(self.registry.host).request(
+                "GET", f"/v2/{repository}/tags/list", scopes=[pull_scope(repository)], ok=(200, 404)
+            )
+        return response.json().get("tags") or [] if response.status_code == 200 else None
+
 
 @pytest.fixture(scope="module")
 def publish_checkout(repo_root: Path, test_registry: SharedRegistry) -> Iterator[PublishCheckout]:
@@ -225,6 +238,51 @@ def assert_unknown_ca_refused(publisher: PublishCheckout, worker: str) -> None:
     ) in run.stderr, run.report()
     assert "Traceback" not in run.stderr
     assert publisher.tagged_digest(f"{namespace}/esb/worker", "latest") is None
+
+
+def test_two_images_in_one_repository_are_refused_before_anything_is_pushed(
+    publish_checkout: PublishCheckout, image_targets: list[ImageTarget]
+) -> None:
+    checkout, registry = publish_checkout.checkout, publish_checkout.registry
+    signer_build = checkout.root / "services/signer/BUILD"
+    original = signer_build.read_text()
+    namespace = f"{publish_checkout.namespace}-collision"
+    expected = (
+        f"The image targets services/api:api and services/signer:signer both publish "
+        f"{registry.host}/{namespace}/esb/api:latest: whichever is published last would replace "
+        "the other's tag. The destination comes from the fields `repository` ('esb/api' and "
+        "'esb/api'), `image_tags` and `registries`"
+    )
+    fix = (
+        "Fix: give services/signer:signer a `repository` of its own (e.g. "
+        '`repository="esb/signer"`)'
+    )
+    try:
+        checkout.substitute(
+            "services/signer/BUILD", r'repository="esb/signer"', 'repository="esb/api"'
+        )
+        published = publish_checkout.publish(
+            f'--esb-registries-publish={{"{ALIAS}": {{"address": "{registry.host}/{namespace}", '
+            '"default": True}}',
+            "::",
+        )
+        assert published.returncode == 1, published.report()
+        assert expected in published.stderr and fix in published.stderr, published.report()
+        assert "Traceback" not in published.stderr
+        repositories = {checkout.outputs(target).metadata["repository"] for target in image_targets}
+        for repository in sorted(repositories | {"esb/signer"}):
+            assert publish_checkout.tag_list(f"{namespace}/{repository}") is None, repository
+
+        packaged = checkout.pants(
+            "package",
+            f'--esb-registries-publish={{"{ALIAS}": {{"address": "{registry.host}/{namespace}", '
+            '"default": True}}',
+            "::",
+        )
+        assert packaged.returncode == 1, packaged.report()
+        assert expected in packaged.stderr and fix in packaged.stderr, packaged.report()
+    finally:
+        signer_build.write_text(original)
 
 
 def commit_the_copy(root: Path) -> str:

@@ -22,6 +22,7 @@ from esb.target_types import (
     EsbServiceSourcesField,
 )
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
+from esb.util_rules.collisions import UniqueImage, UniqueImageRequest
 from esb.util_rules.image import (
     IMAGE_BLOBS,
     IMAGE_INVENTORY,
@@ -170,6 +171,8 @@ async def _package(
 ) -> BuiltPackage:
     dist = Path(build_root.path, dist_dir.relpath)
     prefix = field_set.output_path.value_or_default(file_ending=None)
+    # Before building: an image that would overwrite another's outputs or tags is refused first.
+    await Get(UniqueImage, UniqueImageRequest(field_set.address))
     with failure_reported(field_set, dist):
         image = await built_image(field_set)
         entries = await Get(DigestEntries, Digest, image.digest)

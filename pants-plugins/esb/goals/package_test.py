@@ -16,6 +16,7 @@ from esb.goals.package import (
     packaged_entries,
 )
 from esb.target_types import EsbServiceImageTarget
+from esb.util_rules import collisions
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
 from esb.util_rules.image import BuiltImage
 from esb.util_rules.service import ServiceImageRequest
@@ -100,6 +101,7 @@ def package_runner(fake_image: Callable[..., Any]) -> RuleRunner:
     runner = RuleRunner(
         rules=[
             *package.rules(),
+            *collisions.rules(),
             *distdir.rules(),
             fake_image,
             no_base_image,

@@ -23,9 +23,11 @@ import toml  # pants: no-infer-dep (Pants itself depends on it)
 from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet, built_image
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.registries import (
-    PublishRegistry,
+    PublishDestination,
+    PublishError,
+    PushLimits,
     RegistriesSubsystem,
-    publish_address_problem,
+    publish_destinations,
 )
 from esb.target_types import (
     SERVICE_PYPROJECT_FILE,
@@ -37,6 +39,7 @@ from esb.target_types import (
     EsbServiceBaseField,
     EsbServiceImageTarget,
 )
+from esb.util_rules.collisions import UniqueImage, UniqueImageRequest
 from esb.util_rules.dependencies import ResolvedBaseAddress
 from esb.util_rules.image import IMAGE_LAYOUT
 from esb.util_rules.service import in_service
@@ -66,10 +69,6 @@ DIGEST_TAG_LENGTH = 12
 """`{digest}` is this many hex digits of the manifest digest, as Docker shortens image IDs."""
 
 
-class PublishError(Exception):
-    """A target or option that `publish` cannot act on; the message names it and the fix."""
-
-
 class PublishImageRequest(PublishRequest):
     pass
 
@@ -89,71 +88,6 @@ class PublishServiceImageFieldSet(EsbServiceImageFieldSet, PublishFieldSet):
     tags: EsbImageTagsField
     registries: EsbImageRegistriesField
     base: EsbServiceBaseField
-
-
-@dataclass(frozen=True)
-class PublishDestination:
-    address: str
-    """`host[:port]`, optionally with a `/namespace` that prefixes repositories."""
-    alias: Optional[str] = None
-
-    def repository(self, repository: str) -> str:
-        """`repository`'s path on the registry."""
-        namespace = self.address.partition("/")[2]
-        return f"{namespace}/{repository}" if namespace else repository
-
-    def name(self, repository: str) -> str:
-        return f"{self.address}/{repository}"
-
-    @property
-    def description(self) -> str:
-        return f"@{self.alias} ({self.address})" if self.alias else self.address
-
-
-def publish_destinations(
-    field: EsbImageRegistriesField, address: Address, configured: tuple[PublishRegistry, ...]
-) -> tuple[PublishDestination, ...]:
-    """Where the `registries` field of the target at `address` says to push, each registry once;
-    empty when the field is an empty list."""
-    where = f"The `{field.alias}` field of the target {address}"
-    option = f"[{RegistriesSubsystem.options_scope}].publish"
-    aliases = {registry.alias: registry for registry in configured}
-    if field.value is None:
-        entries: tuple[str, ...] = tuple(f"@{r.alias}" for r in configured if r.default)
-        if not entries:
-            raise PublishError(
-                f"The target {address} has no registry to publish to: its `{field.alias}` "
-                f"field is unset and no entry of `{option}` has `default = true`.\n\nFix: add one "
-                f"to pants.toml, e.g. `[{RegistriesSubsystem.options_scope}.publish.internal]` with "
-                '`address = "registry.example:5000"` and `default = true`, or set '
-                f'`{field.alias}=["registry.example:5000"]` on the target (`{field.alias}=[]` '
-                "never publishes it)."
-            )
-    else:
-        entries = field.value
-    destinations: dict[str, PublishDestination] = {}
-    for entry in entries:
-        if entry.startswith("@"):
-            registry = aliases.get(entry[1:])
-            if registry is None:
-                known = ", ".join(f"@{alias}" for alias in aliases) or "none"
-                raise PublishError(
-                    f"{where} names {entry!r}, which is no alias of `{option}` (known: {known})."
-                    f"\n\nFix: add it to `{option}` in pants.toml, or correct the alias."
-                )
-            destination = PublishDestination(registry.address, registry.alias)
-        else:
-            problem = publish_address_problem(entry)
-            if problem:
-                raise PublishError(
-                    f"{where} has {entry!r}: {problem}.\n\nFix: write `\"@alias\"` for an alias "
-                    f'of `{option}`, or an address `"host[:port][/namespace]"`, e.g. '
-                    '`"registry.example:5000"`.'
-                )
-            destination = PublishDestination(entry)
-        # An alias and its address both listed: one push.
-        destinations.setdefault(destination.address, destination)
-    return tuple(destinations.values())
 
 
 def fill_in_tags(
@@ -347,6 +281,7 @@ def push_argv(
     tags: tuple[str, ...],
     mount_sources: tuple[str, ...],
     connection: RegistryConnection,
+    limits: PushLimits,
 ) -> tuple[str, ...]:
     return (
         "push-image",
@@ -361,7 +296,25 @@ def push_argv(
             for arg in ("--mount-from", destination.repository(source))
         ),
         *connection_argv(connection, mirrors=False),
+        *limits_argv(limits),
     )
+
+
+def limits_argv(limits: PushLimits) -> tuple[str, ...]:
+    """The push's timeouts and deadline, and the options that set them for the tool's messages."""
+    argv: list[str] = []
+    for limit, tool_option in (
+        ("connect_timeout", "--connect-timeout"),
+        ("read_timeout", "--read-timeout"),
+        ("deadline", "--push-deadline"),
+    ):
+        argv += [
+            tool_option,
+            f"{getattr(limits, limit):g}",
+            f"{tool_option}-setting",
+            RegistriesSubsystem.push_limit_setting(limit),
+        ]
+    return tuple(argv)
 
 
 @rule
@@ -369,6 +322,7 @@ async def publish_image(
     request: PublishImageRequest, registries: RegistriesSubsystem, connection: RegistryConnection
 ) -> PublishProcesses:
     field_set = request.field_set
+    await Get(UniqueImage, UniqueImageRequest(field_set.address))
     repository = field_set.repository.value_or_default()
     destinations = publish_destinations(
         field_set.registries, field_set.address, registries.publish_registries
@@ -406,6 +360,7 @@ async def publish_image(
                     tags,
                     family.mount_sources(repository),
                     connection,
+                    registries.push_limits,
                 ),
                 description=f"Push {repository} to {destination.description}",
                 input_digest=inputs,

@@ -9,21 +9,21 @@ from esb.goals import publish
 from esb.goals.publish import (
     GitHead,
     PublishBaseImageFieldSet,
-    PublishDestination,
-    PublishError,
     PublishImageRequest,
     PublishServiceImageFieldSet,
     fill_in_tags,
     git_commit_tag_value,
     project_version,
-    publish_destinations,
 )
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.util_rules.upstream import CA_BUNDLE_SETTING, INSECURE_SETTING
 from esb.subsystems.registries import (
+    PublishDestination,
+    PublishError,
     PublishRegistry,
     RegistrySettingsError,
     parse_publish_registries,
+    publish_destinations,
 )
 from esb.target_types import (
     EsbBaseImageTarget,
@@ -31,7 +31,7 @@ from esb.target_types import (
     EsbImageTagsField,
     EsbServiceImageTarget,
 )
-from esb.util_rules import dependencies, upstream
+from esb.util_rules import collisions, dependencies, upstream
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
 from esb.util_rules.image import BuiltImage
 from esb.util_rules.platform import BasePlatform
@@ -323,6 +323,7 @@ def rule_runner() -> RuleRunner:
     runner = RuleRunner(
         rules=[
             *publish.rules(),
+            *collisions.rules(),
             *dependencies.rules(),
             *upstream.rules(),
             *git.rules(),
@@ -404,6 +405,21 @@ def test_one_push_per_registry_with_filled_in_tags(rule_runner: RuleRunner) -> N
         INSECURE_SETTING,
         "--registry-ca",
         "127.0.0.1:5000=certs/ca.pem",
+        "--connect-timeout",
+        "10",
+        "--connect-timeout-setting",
+        "`push_connect_timeout` in the `[esb-registries]` section of pants.toml (or "
+        "`--esb-registries-push-connect-timeout`)",
+        "--read-timeout",
+        "60",
+        "--read-timeout-setting",
+        "`push_read_timeout` in the `[esb-registries]` section of pants.toml (or "
+        "`--esb-registries-push-read-timeout`)",
+        "--push-deadline",
+        "600",
+        "--push-deadline-setting",
+        "`push_deadline` in the `[esb-registries]` section of pants.toml (or "
+        "`--esb-registries-push-deadline`)",
     )
     # The image as built, with its blobs, and the repository's CA bundles.
     contents = rule_runner.request(DigestContents, [internal.process.process.input_digest])
@@ -490,4 +506,48 @@ def test_git_commit_tags_a_clean_checkout_and_refuses_a_dirty_one(rule_runner: R
         "The `image_tags` field of the target services/worker:worker has the tag 'git-{git_commit}', "
         f"but the working tree at {rule_runner.build_root} differs from the commit checked out, "
         f"{commit[:12]} (services/worker/src/esb_worker/extra.py): "
+    ) in str(error.value)
+
+
+def test_push_limits_come_from_the_options(rule_runner: RuleRunner) -> None:
+    rule_runner.set_options(
+        [
+            *REGISTRY_OPTIONS,
+            "--esb-registries-push-read-timeout=5",
+            "--esb-registries-push-deadline=90.5",
+        ]
+    )
+    internal, _ = publish_processes(rule_runner, API)
+    assert internal.process is not None
+    argv = internal.process.process.argv
+    assert argv[argv.index("--read-timeout") + 1] == "5"
+    assert argv[argv.index("--push-deadline") + 1] == "90.5"
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "inf"])
+def test_push_limits_must_be_positive(rule_runner: RuleRunner, value: str) -> None:
+    rule_runner.set_options([*REGISTRY_OPTIONS, f"--esb-registries-push-deadline={value}"])
+    with pytest.raises(ExecutionError) as error:
+        publish_processes(rule_runner, API)
+    assert (
+        f"`[esb-registries].push_deadline` is {float(value)!r}.\n\nFix: set it to a positive "
+        "number of seconds, e.g. `push_deadline = 600.0` under `[esb-registries]` in pants.toml."
+    ) in str(error.value)
+
+
+def test_publish_refuses_an_image_that_shares_a_tag_with_another(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {
+            "services/signer/BUILD": (
+                'esb_service_image(name="signer", base="//base:esb-service-base", '
+                'repository="esb/worker", command=["python"])\n'
+            )
+        }
+    )
+    with pytest.raises(ExecutionError) as error:
+        publish_processes(rule_runner, Address("services/worker", target_name="worker"))
+    assert (
+        "The image targets services/signer:signer and services/worker:worker both publish "
+        "127.0.0.1:5000/esb/worker:latest: whichever is published last would replace the other's "
+        "tag."
     ) in str(error.value)

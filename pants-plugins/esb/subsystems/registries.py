@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Optional
 
-from pants.option.option_types import DictOption, StrListOption, StrOption
+from esb.target_types import EsbImageRegistriesField
+from pants.engine.addresses import Address
+from pants.option.option_types import DictOption, FloatOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -29,6 +32,18 @@ _PUBLISH_SETTINGS = ("address", "default")
 
 class RegistrySettingsError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class PushLimits:
+    """How long `publish` waits for a registry: per request, and for a whole push (seconds)."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    deadline: float = 600.0
+
+
+_DEFAULT_PUSH_LIMITS = PushLimits()
 
 
 @dataclass(frozen=True)
@@ -171,7 +186,8 @@ class RegistriesSubsystem(Subsystem):
         it runs. See docs/upstream-bases.md.
 
         `publish` pushes images with the same credentials, CA bundles and plain-HTTP settings, to
-        the registries its `publish` option names. See docs/publishing.md.
+        the registries its `publish` option names, within the `push_*` timeouts and deadline.
+        See docs/publishing.md.
         """
     )
 
@@ -245,6 +261,64 @@ class RegistriesSubsystem(Subsystem):
         ),
     )
 
+    _push_connect_timeout = FloatOption(
+        default=_DEFAULT_PUSH_LIMITS.connect_timeout,
+        help=help_text(
+            """
+            Seconds `publish` waits for a registry to accept a connection (TCP and TLS
+            handshake), for every request of a push.
+            """
+        ),
+        advanced=True,
+    )
+    _push_read_timeout = FloatOption(
+        default=_DEFAULT_PUSH_LIMITS.read_timeout,
+        help=help_text(
+            """
+            Seconds `publish` waits for each answer of a registry, or for more of one, for every
+            request of a push. A request that times out is not retried: a registry that accepts
+            connections and never answers fails the push after this long, naming the registry,
+            the image and this option. Raise it for a registry that is slow to answer (e.g. one
+            that copies large blobs into object storage before confirming an upload).
+            """
+        ),
+        advanced=True,
+    )
+    _push_deadline = FloatOption(
+        default=_DEFAULT_PUSH_LIMITS.deadline,
+        help=help_text(
+            """
+            Seconds one image's push to one registry may take in all: every request, upload
+            and wait between retries. A push still running then stops (before its tags, if it
+            has not reached them), naming the registry, the image and this option. Raise it to
+            push large images over slow links.
+            """
+        ),
+        advanced=True,
+    )
+
+    @property
+    def push_limits(self) -> PushLimits:
+        limits = PushLimits(
+            self._push_connect_timeout, self._push_read_timeout, self._push_deadline
+        )
+        for field in dataclasses.fields(PushLimits):
+            seconds = getattr(limits, field.name)
+            if not 0 < seconds < float("inf"):
+                raise RegistrySettingsError(
+                    f"`[{self.options_scope}].push_{field.name}` is {seconds!r}.\n\nFix: set it "
+                    f"to a positive number of seconds, e.g. `push_{field.name} = {field.default}` "
+                    f"under `[{self.options_scope}]` in pants.toml."
+                )
+        return limits
+
+    @classmethod
+    def push_limit_setting(cls, limit: str) -> str:
+        """How a user sets the `PushLimits` field `limit`, for the image tool's messages."""
+        name = f"push_{limit}"
+        flag = f"--{cls.options_scope}-{name}".replace("_", "-")
+        return f"`{name}` in the `[{cls.options_scope}]` section of pants.toml (or `{flag}`)"
+
     @property
     def publish_registries(self) -> tuple[PublishRegistry, ...]:
         return parse_publish_registries(self._publish, f"[{self.options_scope}].publish")
@@ -271,3 +345,72 @@ class RegistriesSubsystem(Subsystem):
         if docker_config_env:
             return f"{docker_config_env.rstrip('/')}/config.json"
         return None
+
+
+class PublishError(Exception):
+    """A target or option that `publish` cannot act on; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class PublishDestination:
+    address: str
+    """`host[:port]`, optionally with a `/namespace` that prefixes repositories."""
+    alias: Optional[str] = None
+
+    def repository(self, repository: str) -> str:
+        """`repository`'s path on the registry."""
+        namespace = self.address.partition("/")[2]
+        return f"{namespace}/{repository}" if namespace else repository
+
+    def name(self, repository: str) -> str:
+        return f"{self.address}/{repository}"
+
+    @property
+    def description(self) -> str:
+        return f"@{self.alias} ({self.address})" if self.alias else self.address
+
+
+def publish_destinations(
+    field: EsbImageRegistriesField, address: Address, configured: tuple[PublishRegistry, ...]
+) -> tuple[PublishDestination, ...]:
+    """Where the `registries` field of the target at `address` says to push, each registry once;
+    empty when the field is an empty list."""
+    where = f"The `{field.alias}` field of the target {address}"
+    option = f"[{RegistriesSubsystem.options_scope}].publish"
+    aliases = {registry.alias: registry for registry in configured}
+    if field.value is None:
+        entries: tuple[str, ...] = tuple(f"@{r.alias}" for r in configured if r.default)
+        if not entries:
+            raise PublishError(
+                f"The target {address} has no registry to publish to: its `{field.alias}` "
+                f"field is unset and no entry of `{option}` has `default = true`.\n\nFix: add one "
+                f"to pants.toml, e.g. `[{RegistriesSubsystem.options_scope}.publish.internal]` "
+                'with `address = "registry.example:5000"` and `default = true`, or set '
+                f'`{field.alias}=["registry.example:5000"]` on the target (`{field.alias}=[]` '
+                "never publishes it)."
+            )
+    else:
+        entries = field.value
+    destinations: dict[str, PublishDestination] = {}
+    for entry in entries:
+        if entry.startswith("@"):
+            registry = aliases.get(entry[1:])
+            if registry is None:
+                known = ", ".join(f"@{alias}" for alias in aliases) or "none"
+                raise PublishError(
+                    f"{where} names {entry!r}, which is no alias of `{option}` (known: {known})."
+                    f"\n\nFix: add it to `{option}` in pants.toml, or correct the alias."
+                )
+            destination = PublishDestination(registry.address, registry.alias)
+        else:
+            problem = publish_address_problem(entry)
+            if problem:
+                raise PublishError(
+                    f"{where} has {entry!r}: {problem}.\n\nFix: write `\"@alias\"` for an alias "
+                    f'of `{option}`, or an address `"host[:port][/namespace]"`, e.g. '
+                    '`"registry.example:5000"`.'
+                )
+            destination = PublishDestination(entry)
+        # An alias and its address both listed: one push.
+        destinations.setdefault(destination.address, destination)
+    return tuple(destinations.values())

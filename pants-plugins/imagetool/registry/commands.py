@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from imagetool.commands import AddArguments, CommandError, Run, write_json
@@ -32,6 +33,7 @@ from imagetool.registry.transport import (
     RegistryClient,
     RegistryError,
     RegistryOptions,
+    RegistryTimeoutError,
     TransientRegistryError,
 )
 from imagetool.spec import ImageMetadata, LayerSummary
@@ -86,9 +88,52 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         help="how the caller allows plain HTTP to a registry, for the message of a plain-HTTP "
         "mirror that is not allowed; `{registry}` stands for the registry (default: %(default)s)",
     )
+    parser.add_argument(
+        "--connect-timeout",
+        type=_seconds("--connect-timeout"),
+        default=RegistryOptions.connect_timeout_seconds,
+        metavar="SECONDS",
+        help="how long to wait for a registry to accept a connection (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--read-timeout",
+        type=_seconds("--read-timeout"),
+        default=RegistryOptions.read_timeout_seconds,
+        metavar="SECONDS",
+        help="how long to wait for each answer, or more data, from a registry "
+        "(default: %(default)s)",
+    )
+    for limit, default in (
+        ("connect-timeout", RegistryOptions.connect_timeout_setting),
+        ("read-timeout", RegistryOptions.read_timeout_setting),
+    ):
+        parser.add_argument(
+            f"--{limit}-setting",
+            default=default,
+            metavar="TEXT",
+            help=f"how the caller sets the {limit.replace('-', ' ')}, for the message of a "
+            "request that exceeds it (default: %(default)s)",
+        )
 
 
-def _options(args: argparse.Namespace, mirrors: list[str]) -> RegistryOptions:
+def _seconds(option: str) -> Callable[[str], float]:
+    """An argparse type: a positive number of seconds."""
+
+    def parse(text: str) -> float:
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = 0.0
+        if not seconds > 0 or seconds == float("inf"):
+            raise argparse.ArgumentTypeError(
+                f"{option} {text!r} is not a positive number of seconds"
+            )
+        return seconds
+
+    return parse
+
+
+def _options(args: argparse.Namespace, mirrors: list[str], **limits: object) -> RegistryOptions:
     config_path = (
         args.docker_config.expanduser()
         if args.docker_config
@@ -106,6 +151,11 @@ def _options(args: argparse.Namespace, mirrors: list[str]) -> RegistryOptions:
         mirrors=mirror_urls,
         ca_bundle_setting=args.ca_bundle_setting,
         insecure_setting=args.insecure_setting,
+        connect_timeout_seconds=args.connect_timeout,
+        read_timeout_seconds=args.read_timeout,
+        connect_timeout_setting=args.connect_timeout_setting,
+        read_timeout_setting=args.read_timeout_setting,
+        **limits,
     )
 
 
@@ -208,6 +258,19 @@ def _add_push_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="upload blobs larger than this many bytes in chunks of it (default: each in one request)",
     )
+    parser.add_argument(
+        "--push-deadline",
+        type=_seconds("--push-deadline"),
+        metavar="SECONDS",
+        help="how long the whole push may take, retries included (default: no limit)",
+    )
+    parser.add_argument(
+        "--push-deadline-setting",
+        default=RegistryOptions.deadline_setting,
+        metavar="TEXT",
+        help="how the caller sets the deadline, for the message of a push that exceeds it "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--out-stats", type=Path, help="a JSON file to write what was pushed to")
 
 
@@ -220,7 +283,21 @@ def _push(args: argparse.Namespace) -> int:
     def report(blob: Descriptor, outcome: BlobOutcome) -> None:
         print(f"{blob.digest} ({blob.size} bytes): {outcome.value}", file=sys.stderr)
 
-    with RegistryClient(_options(args, mirrors=[])) as client:
+    def progress(step: str) -> None:
+        print(f"{reference.name}: {step}", file=sys.stderr, flush=True)
+
+    options = _options(
+        args,
+        mirrors=[],
+        deadline_seconds=args.push_deadline,
+        deadline_setting=args.push_deadline_setting,
+    )
+    deadline = f", deadline {args.push_deadline:g} s" if args.push_deadline else ""
+    progress(
+        f"pushing {args.layout} (connect timeout {args.connect_timeout:g} s, read timeout "
+        f"{args.read_timeout:g} s{deadline})"
+    )
+    with RegistryClient(options) as client:
         try:
             result = push_image(
                 client,
@@ -230,7 +307,13 @@ def _push(args: argparse.Namespace) -> int:
                 mount_from=mount_from,
                 chunk_size=args.chunk_size,
                 on_blob=report,
+                on_step=progress,
             )
+        except RegistryTimeoutError as e:
+            raise RegistryError(
+                f"Pushing {args.layout} to {reference.name} failed: {str(e).rstrip('.')}. "
+                "Every tag pushed so far names a complete image (tags go last)."
+            ) from e
         except TransientRegistryError as e:
             # After the retries: say what state the push left, and that repeating it is cheap.
             raise RegistryError(

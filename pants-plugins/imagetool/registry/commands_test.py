@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,13 @@ from imagetool.cli import build_parser, main
 from imagetool.commands import CommandError
 from imagetool.oci import Platform
 from imagetool.registry.commands import _options, parse_platform, pulled_image_metadata
-from imagetool.registry.conftest import free_port, make_image
+# `silent_server` is the fixture.
+from imagetool.registry.conftest import (  # noqa: F401
+    SilentServer,
+    free_port,
+    make_image,
+    silent_server,
+)
 from imagetool.registry.reference import Reference
 from imagetool.registry.transport import RegistryOptions, RetryPolicy
 
@@ -167,7 +174,10 @@ def test_push_interrupted_after_retries_says_how_to_resume(
         host,
     )
     assert status == 1
-    assert err.startswith(f"imagetool push-image: Cannot reach {host} (HEAD /v2/esb/api/blobs/sha256:")
+    error = err.splitlines()[-1]
+    assert error.startswith(
+        f"imagetool push-image: Cannot reach {host} (HEAD /v2/esb/api/blobs/sha256:"
+    )
     assert err.endswith(
         "(failed 5 times). Every tag pushed so far names a complete image (tags go last). Push again "
         "once the registry works: the blobs it has already are not sent again.\n"
@@ -188,3 +198,58 @@ def test_insecure_setting_reaches_the_options() -> None:
     assert _options(parser.parse_args(common), mirrors=[]).insecure_setting == RegistryOptions.insecure_setting
     chosen = parser.parse_args([*common, "--insecure-setting", "`insecure` for {registry}"])
     assert _options(chosen, mirrors=[]).insecure_setting == "`insecure` for {registry}"
+
+
+def test_push_to_a_registry_that_never_answers_is_bounded_and_says_what_to_raise(
+    capsys: pytest.CaptureFixture[str], silent_server: SilentServer, tmp_path: Path
+) -> None:
+    image = make_image(tmp_path / "image", [b"one"])
+    host = silent_server.host
+    started = time.monotonic()
+    status, err = run(
+        capsys,
+        "push-image",
+        "--layout",
+        str(image.layout),
+        "--reference",
+        f"{host}/esb/api:1",
+        "--tag",
+        "latest",
+        "--docker-config",
+        str(tmp_path / "none.json"),
+        "--insecure-registry",
+        host,
+        "--read-timeout",
+        "0.5",
+        "--read-timeout-setting",
+        "`push_read_timeout` in [esb-registries]",
+        "--push-deadline",
+        "5",
+    )
+    elapsed = time.monotonic() - started
+    assert status == 1
+    lines = err.splitlines()
+    assert lines[:2] == [
+        f"{host}/esb/api: pushing {image.layout} (connect timeout 10 s, read timeout 0.5 s, "
+        "deadline 5 s)",
+        f"{host}/esb/api: checking 2 blobs (layers and config)",
+    ]
+    assert lines[2].startswith(
+        f"imagetool push-image: Pushing {image.layout} to {host}/esb/api failed: {host} did not "
+        f"answer HEAD /v2/esb/api/blobs/{image.blobs[0].digest} within 0.5 s. If the registry is "
+        "merely slow, raise the read timeout with `push_read_timeout` in [esb-registries]. Every "
+        "tag pushed so far names a complete image (tags go last)."
+    )
+    assert len(lines) == 3
+    assert 0.5 <= elapsed < 3, elapsed
+    assert len(silent_server.connections) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
+def test_limits_must_be_positive_seconds(capsys: pytest.CaptureFixture[str], value: str) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(
+            ["push-image", "--layout", "l", "--reference", "r/x", "--push-deadline", value]
+        )
+    error = capsys.readouterr().err
+    assert f"--push-deadline {value!r} is not a positive number of seconds" in error

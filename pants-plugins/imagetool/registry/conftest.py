@@ -128,6 +128,41 @@ def scripted_server() -> Iterator[Callable[[Respond], ScriptedServer]]:
         server.stop()
 
 
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never sends a byte: a hung registry,
+    or a proxy whose upstream is gone."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self._socket.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+
+    def stop(self) -> None:
+        # Wakes the thread blocked in accept(), which closing alone does not.
+        self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+        self._thread.join()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.stop()
+
+
 def registry_errors(status: int, code: str, message: str, **headers: str) -> Answer:
     body = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
     return Answer(status, {"Content-Type": "application/json", **headers}, body)
@@ -255,7 +290,7 @@ class SharedRegistry:
             "docker_config": docker_config,
             "ca_bundles": {self.host: self.ca},
             "retry": FAST_RETRIES,
-            "timeout_seconds": 10.0,
+            "read_timeout_seconds": 10.0,
             **changes,
         }
         return RegistryOptions(**settings)
@@ -312,7 +347,7 @@ class PrivateRegistry:
         settings: dict = {
             "insecure_registries": frozenset({self.host}),
             "retry": FAST_RETRIES,
-            "timeout_seconds": 10.0,
+            "read_timeout_seconds": 10.0,
             **changes,
         }
         return RegistryOptions(**settings)

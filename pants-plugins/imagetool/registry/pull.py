@@ -37,6 +37,7 @@ from imagetool.registry.transport import (
     Endpoint,
     RegistryClient,
     RegistryError,
+    RegistryTimeoutError,
     RegistryTlsError,
     RegistryUnreachableError,
 )
@@ -168,7 +169,7 @@ class _Puller:
                 return fetch(endpoint)
             except BlobMismatchError:
                 raise
-            except (RegistryUnreachableError, RegistryTlsError) as e:
+            except (RegistryUnreachableError, RegistryTimeoutError, RegistryTlsError) as e:
                 self._unreachable[endpoint] = e
                 failures.append(e)
             except RegistryError as e:

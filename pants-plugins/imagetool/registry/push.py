@@ -5,6 +5,10 @@ another repository of the registry has (the caller names candidates) is mounted 
 instead of uploaded. The manifest goes up by digest only once every blob is in, and the tags
 only once the manifest is: an interrupted push leaves no tag on an incomplete image, and running
 it again uploads only what is missing.
+
+No tag is put before the registry has confirmed that it stores the manifest under the digest
+computed here (its `Docker-Content-Digest`): a registry, or a proxy in front of it, that rewrites
+manifests would otherwise get the tags moved to an image nobody built.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import requests
 
 from imagetool.oci import Descriptor, OciLayout
 from imagetool.registry.auth import Scope, pull_scope, push_scope
@@ -26,6 +32,10 @@ from imagetool.registry.transport import (
 )
 
 _OCTET_STREAM = {"Content-Type": "application/octet-stream"}
+
+
+class ManifestDigestError(RegistryError):
+    """The registry stores the manifest under another digest than the one computed here."""
 
 
 class BlobOutcome(enum.Enum):
@@ -59,12 +69,14 @@ def push_image(
     mount_from: Sequence[str] = (),
     chunk_size: int | None = None,
     on_blob: Callable[[Descriptor, BlobOutcome], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> PushResult:
     """Push the layout's one image to `reference`'s repository, tagged with its tag and `tags`.
 
     `mount_from`: repositories of the same registry that may hold some of the blobs.
     `chunk_size`: upload blobs larger than this in chunks of this many bytes (None: whole).
     `on_blob` is called after each blob is in the repository, with how it got there.
+    `on_step` is called with what the push starts doing, before each step that may take long.
     """
     layout = OciLayout(layout_dir)
     image = layout.load_image()
@@ -79,14 +91,20 @@ def push_image(
     config = Descriptor.from_json(layout.read_json_blob(image.manifest)["config"], where=str(layout_dir))
     blobs = {blob.digest: blob for blob in (*image.layers, config)}
 
-    pusher = _Pusher(client.endpoint(reference.registry), reference.repository, chunk_size)
+    step = on_step or (lambda _: None)
+    pusher = _Pusher(client.endpoint(reference.registry), reference.repository, chunk_size, step)
     outcomes = {}
+    step(f"checking {len(blobs)} blobs (layers and config)")
     for blob in blobs.values():
         outcomes[blob.digest] = pusher.push_blob(blob, layout.blob_path(blob.digest), mount_from)
         if on_blob is not None:
             on_blob(blob, outcomes[blob.digest])
     uploaded = [blob for blob in blobs.values() if outcomes[blob.digest] is BlobOutcome.UPLOADED]
-    manifest_uploaded = pusher.push_manifest(image.manifest, manifest_data, all_tags)
+    step(f"putting the manifest {image.manifest.digest}")
+    manifest_uploaded = pusher.push_manifest(image.manifest, manifest_data)
+    if all_tags:
+        step(f"putting the tag{'s' if len(all_tags) > 1 else ''} {', '.join(all_tags)}")
+        pusher.push_tags(image.manifest, manifest_data, all_tags)
     return PushResult(
         reference=f"{reference.name}@{image.manifest.digest}",
         digest=image.manifest.digest,
@@ -100,11 +118,18 @@ def push_image(
 
 
 class _Pusher:
-    def __init__(self, endpoint: Endpoint, repository: str, chunk_size: int | None) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        repository: str,
+        chunk_size: int | None,
+        step: Callable[[str], None],
+    ) -> None:
         self._endpoint = endpoint
         self._repository = repository
         self._scopes = [push_scope(repository)]
         self._chunk_size = chunk_size
+        self._step = step
 
     def push_blob(self, blob: Descriptor, path: Path, mount_from: Sequence[str]) -> BlobOutcome:
         if self._has_blob(self._repository, blob, self._scopes):
@@ -119,6 +144,7 @@ class _Pusher:
         # The first attempt uses the upload session a declined mount opened; a retry opens its
         # own, after checking that the failed attempt did not in fact complete.
         sessions = [session]
+        self._step(f"uploading {blob.digest} ({blob.size} bytes)")
 
         def attempt() -> BlobOutcome:
             if not sessions and self._has_blob(self._repository, blob, self._scopes, retry=False):
@@ -128,8 +154,10 @@ class _Pusher:
 
         return self._endpoint.with_retries(attempt)
 
-    def push_manifest(self, manifest: Descriptor, data: bytes, tags: Sequence[str]) -> bool:
-        """Put the manifest by digest (unless there), then under each tag; whether it was put."""
+    def push_manifest(self, manifest: Descriptor, data: bytes) -> bool:
+        """Put the manifest by digest unless the repository has it under that digest already;
+        whether it was put. Raises a `ManifestDigestError` when the registry stores it under
+        another digest."""
         present = self._endpoint.request(
             "HEAD",
             self._manifest_path(manifest.digest),
@@ -137,18 +165,43 @@ class _Pusher:
             ok=(200, 404),
             headers={"Accept": manifest.media_type},
         )
-        uploaded = present.status_code == 404
-        for reference in ([manifest.digest] if uploaded else []) + list(tags):
-            response = self._endpoint.request(
-                "PUT",
-                self._manifest_path(reference),
-                scopes=self._scopes,
-                ok=(200, 201),
-                headers={"Content-Type": manifest.media_type},
-                body=data,
+        # A manifest found without a digest to check is put again: putting it is what makes the
+        # registry say under which digest it stores it.
+        if present.status_code == 200 and present.headers.get("Docker-Content-Digest"):
+            self._check_manifest_digest(present.headers, manifest, "has")
+            return False
+        response = self._put_manifest(manifest, data, manifest.digest)
+        self._check_manifest_digest(response.headers, manifest, "stored")
+        return True
+
+    def push_tags(self, manifest: Descriptor, data: bytes, tags: Sequence[str]) -> None:
+        """Put the manifest under each tag (after `push_manifest`)."""
+        for tag in tags:
+            response = self._put_manifest(manifest, data, tag)
+            self._check_digest(response.headers, manifest.digest, f"the manifest {tag}")
+
+    def _put_manifest(self, manifest: Descriptor, data: bytes, reference: str) -> requests.Response:
+        return self._endpoint.request(
+            "PUT",
+            self._manifest_path(reference),
+            scopes=self._scopes,
+            ok=(200, 201),
+            headers={"Content-Type": manifest.media_type},
+            body=data,
+        )
+
+    def _check_manifest_digest(
+        self, headers: Mapping[str, str], manifest: Descriptor, verb: str
+    ) -> None:
+        stored = headers.get("Docker-Content-Digest")
+        if stored and stored != manifest.digest:
+            raise ManifestDigestError(
+                f"{self._endpoint.description} {verb} the manifest of "
+                f"{self._endpoint.registry}/{self._repository}@{manifest.digest} under the digest "
+                f"{stored}: it keeps another manifest than the one pushed (a registry or proxy "
+                "that rewrites manifests). This push put no tag. Push to a registry that stores "
+                "manifests unchanged, or bypass the proxy."
             )
-            self._check_digest(response.headers, manifest.digest, f"the manifest {reference}")
-        return uploaded
 
     def _has_blob(
         self, repository: str, blob: Descriptor, scopes: Sequence[Scope], *, retry: bool = True

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import random
 import re
+import threading
+import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,9 +21,15 @@ from imagetool.registry.conftest import (
     make_image,
     registry_errors,
 )
-from imagetool.registry.push import BlobOutcome, PushResult, push_image
+from imagetool.registry.push import BlobOutcome, ManifestDigestError, PushResult, push_image
 from imagetool.registry.reference import InvalidReferenceError, Reference
-from imagetool.registry.transport import RegistryClient, RegistryError, RegistryOptions
+from imagetool.registry.transport import (
+    RegistryClient,
+    RegistryDeadlineError,
+    RegistryError,
+    RegistryOptions,
+    RegistryTimeoutError,
+)
 
 StartServer = Callable[[Respond], ScriptedServer]
 _BLOB = re.compile(r"/v2/(?P<repository>.+)/blobs/(?P<digest>sha256:[0-9a-f]{64})")
@@ -31,8 +39,8 @@ _MANIFEST = re.compile(r"/v2/(?P<repository>.+)/manifests/(?P<reference>[^/]+)")
 
 class FakeRegistry:
     """Enough of the distribution API for pushes, with content per repository, and hooks to
-    misbehave: decline mounts, lose the answer to an upload, store under another digest, refuse
-    manifests."""
+    misbehave: decline mounts, lose the answer to an upload, store under another digest, rewrite
+    or refuse manifests, or hold back the answer to a request until released."""
 
     def __init__(self, start: StartServer) -> None:
         self.blobs: dict[str, dict[str, bytes]] = {}
@@ -41,10 +49,21 @@ class FakeRegistry:
         self.decline_mounts = False
         self.lose_answers = 0
         self.reported_digest: str | None = None
+        self.rewritten_manifest_digest: str | None = None
+        """The digest under which a rewriting registry (or proxy) stores every manifest."""
         self.manifest_refusal: Answer | None = None
+        self.digest_on_manifest_head = True
+        self.delay_seconds = 0.0
+        """How long every answer takes."""
+        self.stall: Callable[[Recorded], bool] = lambda _: False
+        """Requests answered only once `released` is set."""
+        self.released = threading.Event()
         self.server = start(self.respond)
 
     def respond(self, request: Recorded) -> Answer:
+        time.sleep(self.delay_seconds)
+        if self.stall(request):
+            self.released.wait()
         url = urllib.parse.urlsplit(request.path)
         query = dict(urllib.parse.parse_qsl(url.query))
         if (match := _UPLOADS.fullmatch(url.path)) is not None:
@@ -58,10 +77,12 @@ class FakeRegistry:
                 return self.manifest_refusal
             if request.method == "PUT":
                 manifests[match["reference"]] = request.body
-                digest = self.reported_digest or sha256_digest(request.body)
-                return Answer(201, {"Docker-Content-Digest": digest})
-            present = match["reference"] in manifests
-            return Answer(200) if present else registry_errors(404, "MANIFEST_UNKNOWN", "manifest unknown")
+                return Answer(201, {"Docker-Content-Digest": self._manifest_digest(request.body)})
+            if match["reference"] not in manifests:
+                return registry_errors(404, "MANIFEST_UNKNOWN", "manifest unknown")
+            stored = self._manifest_digest(manifests[match["reference"]])
+            headers = {"Docker-Content-Digest": stored} if self.digest_on_manifest_head else {}
+            return Answer(200, headers)
         return Answer(404)
 
     def _upload(self, request: Recorded, repository: str, session: str, query: dict[str, str]) -> Answer:
@@ -84,6 +105,9 @@ class FakeRegistry:
             return Answer(500)
         return Answer(201, {"Docker-Content-Digest": self.reported_digest or digest})
 
+    def _manifest_digest(self, body: bytes) -> str:
+        return self.rewritten_manifest_digest or self.reported_digest or sha256_digest(body)
+
     def writes(self) -> list[str]:
         return [
             f"{r.method} {urllib.parse.urlsplit(r.path).path}"
@@ -93,8 +117,10 @@ class FakeRegistry:
 
 
 @pytest.fixture
-def registry(scripted_server: StartServer) -> FakeRegistry:
-    return FakeRegistry(scripted_server)
+def registry(scripted_server: StartServer) -> Iterator[FakeRegistry]:
+    fake = FakeRegistry(scripted_server)
+    yield fake
+    fake.released.set()
 
 
 @pytest.fixture
@@ -103,9 +129,18 @@ def image(tmp_path: Path) -> SampleImage:
     return make_image(tmp_path / "image", [b"a" * 1000, random.Random(0).randbytes(3000)])
 
 
-def push(registry: FakeRegistry, image: SampleImage, repository: str = "esb/api", **kwargs) -> PushResult:
+def push(
+    registry: FakeRegistry,
+    image: SampleImage,
+    repository: str = "esb/api",
+    limits: Mapping[str, float] = {},
+    **kwargs,
+) -> PushResult:
     options = RegistryOptions(
-        insecure_registries=frozenset({registry.server.host}), retry=FAST_RETRIES, sleep=lambda _: None
+        insecure_registries=frozenset({registry.server.host}),
+        retry=FAST_RETRIES,
+        sleep=lambda _: None,
+        **limits,
     )
     reference = kwargs.pop("reference", Reference(registry.server.host, repository, "1"))
     with RegistryClient(options) as client:
@@ -213,3 +248,99 @@ def test_reference_digest_must_match_the_layout(registry: FakeRegistry, image: S
     other = "sha256:" + "1" * 64
     with pytest.raises(InvalidReferenceError, match=f"names the digest {other}, but the image in"):
         push(registry, image, reference=Reference(registry.server.host, "esb/api", None, other))
+
+
+def manifest_writes(registry: FakeRegistry) -> list[str]:
+    return [write for write in registry.writes() if "/manifests/" in write]
+
+
+def test_a_manifest_stored_under_another_digest_is_never_tagged(
+    registry: FakeRegistry, image: SampleImage
+) -> None:
+    rewritten = "sha256:" + "e" * 64
+    registry.rewritten_manifest_digest = rewritten
+    name = f"{registry.server.host}/esb/api@{image.manifest.digest}"
+    with pytest.raises(ManifestDigestError) as error:
+        push(registry, image, tags=["latest", "1"])
+    assert str(error.value) == (
+        f"{registry.server.host} stored the manifest of {name} under the digest {rewritten}: it "
+        "keeps another manifest than the one pushed (a registry or proxy that rewrites "
+        "manifests). This push put no tag. Push to a registry that stores manifests unchanged, "
+        "or bypass the proxy."
+    )
+    assert manifest_writes(registry) == [f"PUT /v2/esb/api/manifests/{image.manifest.digest}"]
+
+    # Run again, the registry now has the manifest under our digest's path: it is checked too.
+    with pytest.raises(ManifestDigestError) as again:
+        push(registry, image, tags=["latest", "1"])
+    assert str(again.value).startswith(
+        f"{registry.server.host} has the manifest of {name} under the digest {rewritten}: "
+    )
+    assert manifest_writes(registry) == [f"PUT /v2/esb/api/manifests/{image.manifest.digest}"]
+    assert set(registry.manifests["esb/api"]) == {image.manifest.digest}
+
+
+def test_a_manifest_found_without_a_digest_is_put_again_and_checked(
+    registry: FakeRegistry, image: SampleImage
+) -> None:
+    push(registry, image)
+    registry.rewritten_manifest_digest = "sha256:" + "e" * 64
+    registry.digest_on_manifest_head = False
+    with pytest.raises(ManifestDigestError, match="stored the manifest of"):
+        push(registry, image, tags=["latest"])
+    assert manifest_writes(registry)[-1] == f"PUT /v2/esb/api/manifests/{image.manifest.digest}"
+    assert "latest" not in registry.manifests["esb/api"]
+
+
+def test_progress_names_each_step(registry: FakeRegistry, image: SampleImage) -> None:
+    steps: list[str] = []
+    push(registry, image, tags=["latest", "1"], on_step=steps.append)
+    assert steps == [
+        "checking 3 blobs (layers and config)",
+        *(f"uploading {blob.digest} ({blob.size} bytes)" for blob in image.blobs),
+        f"putting the manifest {image.manifest.digest}",
+        "putting the tags 1, latest",
+    ]
+
+
+def test_a_manifest_put_without_answer_times_out_and_leaves_no_tag(
+    registry: FakeRegistry, image: SampleImage
+) -> None:
+    registry.stall = lambda request: request.method == "PUT" and "/manifests/" in request.path
+    started = time.monotonic()
+    with pytest.raises(RegistryTimeoutError) as error:
+        push(registry, image, tags=["latest"], limits={"read_timeout_seconds": 0.5})
+    elapsed = time.monotonic() - started
+    assert str(error.value) == (
+        f"{registry.server.host} did not answer PUT /v2/esb/api/manifests/{image.manifest.digest} "
+        "within 0.5 s. If the registry is merely slow, raise the read timeout with "
+        "--read-timeout SECONDS."
+    )
+    # Once: a timeout is not retried.
+    assert manifest_writes(registry) == [f"PUT /v2/esb/api/manifests/{image.manifest.digest}"]
+    assert elapsed < 3, elapsed
+    assert "latest" not in registry.manifests.get("esb/api", {})
+
+
+def test_a_slow_registry_is_stopped_by_the_deadline(
+    registry: FakeRegistry, image: SampleImage
+) -> None:
+    registry.delay_seconds = 0.2
+    started = time.monotonic()
+    with pytest.raises(RegistryDeadlineError) as error:
+        push(
+            registry,
+            image,
+            tags=["latest"],
+            limits={"deadline_seconds": 0.7, "deadline_setting": "`push_deadline`"},
+        )
+    elapsed = time.monotonic() - started
+    assert str(error.value).startswith(
+        f"{registry.server.host}: the deadline of 0.7 s ran out while waiting for the answer to "
+    )
+    assert str(error.value).endswith(
+        "If the registry is merely slow (or the image large), raise the deadline with "
+        "`push_deadline`."
+    )
+    assert 0.6 < elapsed < 2, elapsed
+    assert "latest" not in registry.manifests.get("esb/api", {})

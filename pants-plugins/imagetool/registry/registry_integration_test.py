@@ -250,7 +250,21 @@ def test_credential_helper(
         f"Pushed {shared_registry.host}/{repository}@{image.manifest.digest} (tags: 1, latest): 3 blobs "
         f"uploaded ({sum(b.size for b in image.blobs)} bytes), 0 present, 0 mounted.\n"
     )
-    assert err.splitlines() == [f"{blob.digest} ({blob.size} bytes): uploaded" for blob in image.blobs]
+    name = f"{shared_registry.host}/{repository}"
+    assert err.splitlines() == [
+        f"{name}: pushing {image.layout} (connect timeout 10 s, read timeout 60 s)",
+        f"{name}: checking 3 blobs (layers and config)",
+        *(
+            line
+            for blob in image.blobs
+            for line in (
+                f"{name}: uploading {blob.digest} ({blob.size} bytes)",
+                f"{blob.digest} ({blob.size} bytes): uploaded",
+            )
+        ),
+        f"{name}: putting the manifest {image.manifest.digest}",
+        f"{name}: putting the tags 1, latest",
+    ]
     assert json.loads((tmp_path / "stats.json").read_text())["blobs_uploaded"] == 3
 
     pull = [

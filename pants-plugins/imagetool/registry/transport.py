@@ -7,6 +7,10 @@
   that registry's origin and its token server; a redirect to other storage carries none.
 - Connection failures, 429 and 5xx answers are retried with exponential backoff; an operation
   that is not safe to repeat request by request (an upload) is retried whole by its caller.
+- Every request has a connect timeout and a read timeout (the longest wait for data). A timeout
+  is not retried: a server that accepts connections and never answers would otherwise cost every
+  attempt's full wait. A client may also have a deadline, by which all of its requests, retries
+  and waits between them are over.
 - Pulls may go through mirrors, tried in order before the registry itself.
 """
 
@@ -83,7 +87,15 @@ class TransientRegistryError(RegistryError):
 
 
 class RegistryUnreachableError(TransientRegistryError):
-    """No HTTP answer: connection refused or reset, timeout."""
+    """No HTTP answer: connection refused or reset."""
+
+
+class RegistryTimeoutError(RegistryError):
+    """The registry did not connect or answer within a timeout; the message names the setting."""
+
+
+class RegistryDeadlineError(RegistryTimeoutError):
+    """The client's deadline passed; the message names the setting that sets it."""
 
 
 @dataclass(frozen=True)
@@ -103,13 +115,18 @@ class RetryPolicy:
         ]
 
 
-def retrying(policy: RetryPolicy, sleep: Callable[[float], None], operation: Callable[[], T]) -> T:
-    """`operation()`, tried again after each `TransientRegistryError` as `policy` allows."""
+def retrying(
+    policy: RetryPolicy,
+    wait: Callable[[float, TransientRegistryError], None],
+    operation: Callable[[], T],
+) -> T:
+    """`operation()`, tried again after each `TransientRegistryError` as `policy` allows;
+    `wait(delay, error)` before each retry."""
     for delay in policy.delays():
         try:
             return operation()
-        except TransientRegistryError:
-            sleep(delay)
+        except TransientRegistryError as e:
+            wait(delay, e)
     try:
         return operation()
     except TransientRegistryError as e:
@@ -136,9 +153,18 @@ class RegistryOptions:
     """How the caller allows plain HTTP to a registry, for the message of a plain-HTTP mirror that
     is not allowed; `{registry}` stands for the registry."""
     retry: RetryPolicy = RetryPolicy()
-    timeout_seconds: float = 60.0
-    """For connecting, and for each wait for data."""
+    connect_timeout_seconds: float = 10.0
+    """For connecting to a server (TCP and TLS handshake)."""
+    read_timeout_seconds: float = 60.0
+    """For each wait for data from a server, e.g. for the answer to a request."""
+    deadline_seconds: float | None = None
+    """By when, counted from the client's creation, every request is over; None: no deadline."""
+    connect_timeout_setting: str = "--connect-timeout SECONDS"
+    read_timeout_setting: str = "--read-timeout SECONDS"
+    deadline_setting: str = "--push-deadline SECONDS"
+    """How the caller sets each limit, for the message of a request that exceeds it."""
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
 
 
 class RegistryClient:
@@ -147,6 +173,9 @@ class RegistryClient:
     def __init__(self, options: RegistryOptions) -> None:
         self.options = options
         self._endpoints: dict[str, Endpoint] = {}
+        self._deadline = (
+            None if options.deadline_seconds is None else options.clock() + options.deadline_seconds
+        )
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -183,20 +212,31 @@ class RegistryClient:
 
     def _endpoint(self, base_url: str, registry: str, description: str) -> Endpoint:
         if base_url not in self._endpoints:
-            self._endpoints[base_url] = Endpoint(base_url, registry, description, self.options)
+            self._endpoints[base_url] = Endpoint(
+                base_url, registry, description, self.options, self._deadline
+            )
         return self._endpoints[base_url]
 
 
 class Endpoint:
     """One registry server at one base URL, e.g. `https://127.0.0.1:5000`."""
 
-    def __init__(self, base_url: str, registry: str, description: str, options: RegistryOptions) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        registry: str,
+        description: str,
+        options: RegistryOptions,
+        deadline: float | None = None,
+    ) -> None:
         self.base_url = base_url
         self.registry = registry
         """The name credentials and CA bundles are looked up by."""
         self.description = description
         """How messages name it: the registry, or `the mirror URL of REGISTRY`."""
         self._options = options
+        self._deadline = deadline
+        """When every request must be over, by `options.clock`; None: never."""
         self._session = _session(_trust(registry, options.ca_bundles.get(registry)))
         self._credentials: CredentialLookup | None = None
         self._basic = False
@@ -238,7 +278,7 @@ class Endpoint:
 
         if not retry:
             return attempt()
-        return retrying(self._options.retry, self._options.sleep, attempt)
+        return self.with_retries(attempt)
 
     def body_chunks(self, response: requests.Response, what: str) -> Iterator[bytes]:
         """The body of a streamed answer, as sent (no Content-Encoding undone, since digests are of
@@ -251,8 +291,26 @@ class Endpoint:
             ) from e
 
     def with_retries(self, operation: Callable[[], T]) -> T:
-        """`operation()` retried by this endpoint's policy (see `retrying`)."""
-        return retrying(self._options.retry, self._options.sleep, operation)
+        """`operation()` retried by this endpoint's policy (see `retrying`), within its deadline."""
+        return retrying(self._options.retry, self._wait_to_retry, operation)
+
+    def _wait_to_retry(self, delay: float, error: TransientRegistryError) -> None:
+        remaining = self._remaining()
+        if remaining is not None and remaining <= delay:
+            raise self._deadline_error(f"waiting to retry after: {str(error).rstrip('.')}")
+        self._options.sleep(delay)
+
+    def _remaining(self) -> float | None:
+        """Seconds left before the deadline; None without one."""
+        return None if self._deadline is None else self._deadline - self._options.clock()
+
+    def _deadline_error(self, doing: str) -> RegistryDeadlineError:
+        options = self._options
+        return RegistryDeadlineError(
+            f"{self.description}: the deadline of {options.deadline_seconds:g} s ran out while "
+            f"{doing}. If the registry is merely slow (or the image large), raise the deadline "
+            f"with {options.deadline_setting}."
+        )
 
     def _send_authenticated(
         self,
@@ -284,6 +342,14 @@ class Endpoint:
         stream: bool,
     ) -> requests.Response:
         all_headers = {**headers, **({"Authorization": authorization} if authorization else {})}
+        options = self._options
+        request = f"{method} {_path(url)}"
+        connect, read = options.connect_timeout_seconds, options.read_timeout_seconds
+        remaining = self._remaining()
+        if remaining is not None:
+            if remaining <= 0:
+                raise self._deadline_error(f"about to send {request}")
+            connect, read = min(connect, remaining), min(read, remaining)
         data = body() if callable(body) else body
         try:
             return self._session.request(
@@ -292,16 +358,30 @@ class Endpoint:
                 headers=all_headers,
                 data=data,
                 stream=stream,
-                timeout=self._options.timeout_seconds,
+                timeout=(connect, read),
                 # Redirects (e.g. of blobs to object storage) are for reads; requests drops the
                 # Authorization header when one leads to another host.
                 allow_redirects=method in ("GET", "HEAD"),
             )
         except requests.exceptions.SSLError as e:
             raise self._tls_error(e) from e
+        except requests.Timeout as e:
+            connecting = isinstance(e, requests.ConnectTimeout)
+            waited = connect if connecting else read
+            if remaining is not None and waited >= remaining:
+                raise self._deadline_error(f"waiting for the answer to {request}") from e
+            raise RegistryTimeoutError(
+                f"{self.description} did not "
+                + (f"accept a connection ({request})" if connecting else f"answer {request}")
+                + f" within {waited:g} s. If the registry is merely slow, raise the "
+                + ("connect" if connecting else "read")
+                + " timeout with "
+                + (options.connect_timeout_setting if connecting else options.read_timeout_setting)
+                + "."
+            ) from e
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
             raise RegistryUnreachableError(
-                f"Cannot reach {self.description} ({method} {_path(url)}): {_reason(e)}."
+                f"Cannot reach {self.description} ({request}): {_reason(e)}."
             ) from e
         finally:
             if hasattr(data, "close"):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from imagetool.registry.conftest import (
     Recorded,
     Respond,
     ScriptedServer,
+    SilentServer,
     auths_config,
     free_port,
     registry_errors,
@@ -24,10 +26,12 @@ from imagetool.registry.transport import (
     Endpoint,
     RegistryAuthError,
     RegistryClient,
+    RegistryDeadlineError,
     RegistryError,
     RegistryNotFoundError,
     RegistryOptions,
     RegistryReadOnlyError,
+    RegistryTimeoutError,
     RegistryTlsError,
     RegistryUnreachableError,
     RetryPolicy,
@@ -374,3 +378,72 @@ def test_unreadable_ca_bundle(tmp_path: Path) -> None:
         RegistryError, match=f"Cannot load the CA bundle {tmp_path}/absent.pem given for registry.example"
     ):
         client.endpoint("registry.example")
+
+
+def test_a_registry_that_never_answers_times_out_once(silent_server: SilentServer) -> None:
+    options = RegistryOptions(
+        insecure_registries=frozenset({silent_server.host}),
+        retry=FAST_RETRIES,
+        read_timeout_seconds=0.3,
+        read_timeout_setting="`push_read_timeout`",
+    )
+    started = time.monotonic()
+    with pytest.raises(RegistryTimeoutError) as error:
+        get(RegistryClient(options).endpoint(silent_server.host))
+    elapsed = time.monotonic() - started
+    assert str(error.value) == (
+        f"{silent_server.host} did not answer GET /v2/esb/api/manifests/x within 0.3 s. If the "
+        "registry is merely slow, raise the read timeout with `push_read_timeout`."
+    )
+    assert len(silent_server.connections) == 1, "a timeout is not retried"
+    assert 0.3 <= elapsed < 2, elapsed
+
+
+def test_the_deadline_shortens_the_wait_and_names_its_setting(silent_server: SilentServer) -> None:
+    now = [100.0]
+    options = RegistryOptions(
+        insecure_registries=frozenset({silent_server.host}),
+        read_timeout_seconds=30,
+        deadline_seconds=0.3,
+        deadline_setting="`push_deadline`",
+        clock=lambda: now[0],
+    )
+    endpoint = RegistryClient(options).endpoint(silent_server.host)
+    started = time.monotonic()
+    with pytest.raises(RegistryDeadlineError) as error:
+        get(endpoint)
+    assert time.monotonic() - started < 2
+    assert str(error.value) == (
+        f"{silent_server.host}: the deadline of 0.3 s ran out while waiting for the answer to GET "
+        "/v2/esb/api/manifests/x. If the registry is merely slow (or the image large), raise the "
+        "deadline with `push_deadline`."
+    )
+    now[0] += 0.3
+    with pytest.raises(RegistryDeadlineError, match="ran out while about to send GET "):
+        get(endpoint)
+    assert len(silent_server.connections) == 1, "nothing is sent after the deadline"
+
+
+def test_retries_stop_at_the_deadline(scripted_server: StartServer) -> None:
+    server = scripted_server(answers(Answer(503)))
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    options = RegistryOptions(
+        insecure_registries=frozenset({server.host}),
+        retry=RetryPolicy(attempts=5, first_delay_seconds=1, max_delay_seconds=8),
+        deadline_seconds=2.5,
+        sleep=sleep,
+        clock=lambda: now[0],
+    )
+    with pytest.raises(RegistryDeadlineError) as error:
+        get(RegistryClient(options).endpoint(server.host))
+    # 1 s, then 2 s would end after the deadline: two attempts, one wait.
+    assert sleeps == [1]
+    assert len(server.requests) == 2
+    retrying = f"while waiting to retry after: {server.host} failed GET /v2/esb/api/manifests/x: "
+    assert retrying in str(error.value)
