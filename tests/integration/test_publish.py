@@ -248,9 +248,9 @@ def test_two_images_in_one_repository_are_refused_before_anything_is_pushed(
     original = signer_build.read_text()
     namespace = f"{publish_checkout.namespace}-collision"
     expected = (
-        f"The image targets services/api:api and services/signer:signer both publish "
-        f"{registry.host}/{namespace}/esb/api:latest: whichever is published last would replace "
-        "the other's tag. The destination comes from the fields `repository` ('esb/api' and "
+        f"The image targets services/api:api and services/signer:signer both take "
+        f"{registry.host}/{namespace}/esb/api:latest: whichever is published or loaded last would "
+        "replace the other's tag. The name comes from the fields `repository` ('esb/api' and "
         "'esb/api'), `image_tags` and `registries`"
     )
     fix = (

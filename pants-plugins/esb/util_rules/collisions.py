@@ -35,6 +35,7 @@ from pants.util.logging import LogLevel
 
 _SHOWN = 3
 """How many of the shared tags a message names."""
+LOCAL_ONLY = "no registry: the name `pants run` loads it under"
 
 
 class ImageCollisionError(Exception):
@@ -66,6 +67,16 @@ def image_placement(target: Target, registries: RegistriesSubsystem) -> ImagePla
         # registry, so it is not failed for one.
         destinations = ()
     tags = [tag for tag in target[EsbImageTagsField].value or () if "{digest}" not in tag]
+    if not destinations:
+        # Published nowhere, the image still has a name: the one `pants run` loads it under,
+        # which another image of the same name would take over.
+        return ImagePlacement(
+            address=target.address,
+            output_path=target[EsbImageOutputPathField].value_or_default(file_ending=None),
+            repository=repository,
+            registries=(LOCAL_ONLY,),
+            tagged=tuple(f"{repository}:{tag}" for tag in tags),
+        )
     return ImagePlacement(
         address=target.address,
         output_path=target[EsbImageOutputPathField].value_or_default(file_ending=None),
@@ -87,8 +98,8 @@ def _tagged_message(first: ImagePlacement, second: ImagePlacement, shared: list[
         EsbImageRegistriesField.alias,
     )
     return (
-        f"The image targets {first.address} and {second.address} both publish {shown}: whichever "
-        "is published last would replace the other's tag. The destination comes from the fields "
+        f"The image targets {first.address} and {second.address} both take {shown}: whichever "
+        "is published or loaded last would replace the other's tag. The name comes from the fields "
         f"`{repository}` ({first.repository!r} and {second.repository!r}), `{tags}` and "
         f"`{registries}` ({', '.join(first.registries)} and {', '.join(second.registries)}).\n\n"
         f"Fix: give {second.address} a `{repository}` of its own (e.g. "

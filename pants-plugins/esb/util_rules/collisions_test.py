@@ -78,9 +78,9 @@ def test_the_same_repository_and_tag_names_both_targets_the_fields_and_the_fix(
 ) -> None:
     write_signer(rule_runner, repository='"esb/api"')
     expected = (
-        "The image targets services/api:api and services/signer:signer both publish "
-        "127.0.0.1:5000/esb/api:latest: whichever is published last would replace the other's "
-        "tag. The destination comes from the fields `repository` ('esb/api' and 'esb/api'), "
+        "The image targets services/api:api and services/signer:signer both take "
+        "127.0.0.1:5000/esb/api:latest: whichever is published or loaded last would replace the "
+        "other's tag. The name comes from the fields `repository` ('esb/api' and 'esb/api'), "
         "`image_tags` and `registries` (@internal (127.0.0.1:5000) and @internal "
         "(127.0.0.1:5000)).\n\nFix: give services/signer:signer a `repository` of its own (e.g. "
         '`repository="esb/signer"`), or `image_tags` that differ (a tag with {digest} is unique '
@@ -104,7 +104,7 @@ def test_the_same_explicit_tag_collides_and_the_shared_tags_are_listed(
         }
     )
     assert (
-        "both publish 127.0.0.1:5000/esb/api:stable, 127.0.0.1:5000/esb/api:v1: whichever"
+        "both take 127.0.0.1:5000/esb/api:stable, 127.0.0.1:5000/esb/api:v1: whichever"
         in collision_message(rule_runner, SIGNER)
     )
 
@@ -135,7 +135,7 @@ def test_tags_whose_placeholders_can_be_alike_collide(rule_runner: RuleRunner, t
     rule_runner.write_files(
         {"services/api/BUILD": service("api", repository='"esb/api"', image_tags=f'["{tag}"]')}
     )
-    assert f"both publish 127.0.0.1:5000/esb/api:{tag}:" in collision_message(rule_runner, API)
+    assert f"both take 127.0.0.1:5000/esb/api:{tag}:" in collision_message(rule_runner, API)
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ def test_a_namespace_and_a_repository_that_meet_collide(rule_runner: RuleRunner)
         {"services/api/BUILD": service("api", repository='"esb/api"', registries='["@team"]')}
     )
     message = collision_message(rule_runner, SIGNER)
-    assert "both publish 127.0.0.1:5000/team/esb/api:latest:" in message
+    assert "both take 127.0.0.1:5000/team/esb/api:latest:" in message
     assert "(@team (127.0.0.1:5000/team) and @internal (127.0.0.1:5000))" in message
 
 
@@ -191,3 +191,13 @@ def test_one_product_holds_the_collisions_of_all_targets(rule_runner: RuleRunner
     found = rule_runner.request(ImageCollisions, [])
     assert sorted(found.messages) == [API, SIGNER]
     assert found.messages[API] == found.messages[SIGNER]
+
+
+def test_images_published_nowhere_collide_on_the_name_they_are_loaded_under(
+    rule_runner: RuleRunner,
+) -> None:
+    rule_runner.set_options([])
+    write_signer(rule_runner, repository='"esb/api"')
+    message = collision_message(rule_runner, SIGNER)
+    assert "both take esb/api:latest: whichever is published or loaded last" in message
+    assert "(no registry: the name `pants run` loads it under and" in message
