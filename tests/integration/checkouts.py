@@ -138,10 +138,15 @@ class Checkout:
         return cls(destination)
 
     def pants(
-        self, *args: str, wrapper: Sequence[str] = (), passed_env: Sequence[str] = ()
+        self,
+        *args: str,
+        wrapper: Sequence[str] = (),
+        passed_env: Sequence[str] = (),
+        timeout_s: float = PANTS_TIMEOUT_S,
     ) -> PantsRun:
         """Runs `./pants ARGS` here, as `WRAPPER ./pants ARGS` when a wrapper is given, with the
-        test's variables Pants needs and those named in `passed_env`."""
+        test's variables Pants needs and those named in `passed_env`; a run that outlasts
+        `timeout_s` is killed and raises `subprocess.TimeoutExpired`."""
         argv = (*wrapper, "./pants", "--no-pantsd", "--no-dynamic-ui", *args)
         names = (*PANTS_ENVIRONMENT, *passed_env)
         environment = {name: os.environ[name] for name in names if name in os.environ}
@@ -152,7 +157,7 @@ class Checkout:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=PANTS_TIMEOUT_S,
+            timeout=timeout_s,
         )
         return PantsRun(argv, completed.returncode, completed.stdout, completed.stderr)
 
