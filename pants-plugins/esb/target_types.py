@@ -45,6 +45,7 @@ _SERVICE_ACCOUNT = re.compile(rf"^{_ACCOUNT_NAME}:[0-9]+$")
 # and containerd parse (their `SignalMap`; glibc's SIGRTMIN is 34). Fixed here rather than read
 # from Python's `signal` module, whose numbers are the build host's (macOS has SIGUSR1 = 30).
 _SIGRTMIN, _SIGRTMAX = 34, 64
+_NUMBER = re.compile(r"^[0-9]+$")
 LINUX_SIGNALS: FrozenDict[str, int] = FrozenDict(
     {
         **{
@@ -299,7 +300,7 @@ class EsbImageStopSignalField(StringField):
         value = super().compute_value(raw_value, address)
         if value is None:
             return None
-        number = int(value) if value.isdigit() else LINUX_SIGNALS.get(value)
+        number = int(value) if _NUMBER.match(value) else LINUX_SIGNALS.get(value)
         if number == LINUX_SIGNALS[_UNSTOPPING_SIGNAL]:
             raise _invalid(
                 cls.alias,

@@ -203,6 +203,7 @@ _NOT_SIGNAL = "which is not a Linux signal"
                 ("zero", "0", f", {_NOT_SIGNAL}", "use a signal name"),
                 ("past-sigrtmax", "65", f", {_NOT_SIGNAL}", "use a signal name"),
                 ("negative", "-1", f", {_NOT_SIGNAL}", "use a signal name"),
+                ("non-ascii-digit", "\u0663", f", {_NOT_SIGNAL}", "use a signal name"),
                 ("lower-case", "sigterm", f", {_NOT_SIGNAL}", 'use `"SIGTERM"`, or a signal'),
                 ("no-prefix", "TERM", f", {_NOT_SIGNAL}", 'use `"SIGTERM"`, or a signal'),
                 ("sigstop", "SIGSTOP", ": SIGSTOP suspends the process", "use the signal"),

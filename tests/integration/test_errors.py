@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from integration.checkouts import Checkout, ImageTarget
+from integration.checkouts import Checkout, ImageTarget, PantsRun
 
 NOT_AN_IMAGE = "not-an-image"
 # A Debian package that base/packages.lock.json does not hold.
 UNLOCKED_PACKAGE = "curl"
-# A field checked when the target is read fails the run before anything builds: well within
-# this, where a run that writes outside dist/ used to retry forever ("Filesystem changed").
+# A field checked when the target is read fails the run before anything builds, well within
+# this. A run that wrote outside dist/ would instead retry without end, its own outputs changing
+# the workspace Pants watches ("Filesystem changed during run: retrying").
 TARGET_ERROR_TIMEOUT_S = 300
 
 
@@ -65,6 +66,14 @@ def _service_with(
     return checkout, service
 
 
+def _assert_refused(run: PantsRun, *expected: str) -> None:
+    """The run failed with a message holding each of `expected`, and no Python traceback."""
+    assert run.returncode == 1, run.report()
+    for text in expected:
+        assert text in run.stderr, run.report()
+    assert "Traceback" not in run.stderr, run.report()
+
+
 def test_an_output_path_outside_dist_fails_at_once_naming_the_field_and_the_fix(
     repo_root: Path, image_targets: list[ImageTarget], scratch: Path
 ) -> None:
@@ -78,13 +87,12 @@ def test_an_output_path_outside_dist_fails_at_once_naming_the_field_and_the_fix(
 
     run = checkout.pants("package", "::", timeout_s=TARGET_ERROR_TIMEOUT_S)
 
-    assert run.returncode == 1, run.report()
-    assert (
+    _assert_refused(
+        run,
         f"The `output_path` field of the target {service.address} is '../outside/api', a path "
-        "that leaves the dist directory"
-    ) in run.stderr, run.report()
-    assert "Fix: give a relative path" in run.stderr, run.report()
-    assert "Traceback" not in run.stderr, run.report()
+        "that leaves the dist directory",
+        "Fix: give a relative path",
+    )
     assert not (checkout.root / "outside").exists()
     for target in image_targets:
         assert checkout.files_under_output_prefix(target) == [], target.address
@@ -99,13 +107,12 @@ def test_a_stop_signal_linux_lacks_fails_naming_the_field_and_the_fix(
 
     run = checkout.pants("package", service.address, timeout_s=TARGET_ERROR_TIMEOUT_S)
 
-    assert run.returncode == 1, run.report()
-    assert (
+    _assert_refused(
+        run,
         f"The `stop_signal` field of the target {service.address} is 'SIGFOO', which is not a "
-        "Linux signal"
-    ) in run.stderr, run.report()
-    assert 'Fix: use a signal name such as `"SIGTERM"`' in run.stderr, run.report()
-    assert "Traceback" not in run.stderr, run.report()
+        "Linux signal",
+        'Fix: use a signal name such as `"SIGTERM"`',
+    )
     assert checkout.files_under_output_prefix(service) == []
 
 
@@ -118,14 +125,14 @@ def test_a_user_the_base_lacks_fails_the_build_naming_the_field_the_accounts_and
 
     run = checkout.pants("package", service.address)
 
-    assert run.returncode == 1, run.report()
-    assert f"Assemble the image {service.address} failed:" in run.stderr, run.report()
-    assert (
-        "The `user` field is 'nosuchuser', but the image has no user 'nosuchuser'"
-    ) in run.stderr, run.report()
-    # The base's accounts: Debian's system accounts and its `service_accounts`.
-    assert "root (0)" in run.stderr and "esb (10001)" in run.stderr, run.report()
-    assert '`"nosuchuser:<uid from 1000 to 59999>"` to the `service_accounts` field' in run.stderr
-    assert 'or use a numeric uid, e.g. `user="10001"`' in run.stderr, run.report()
-    assert "Traceback" not in run.stderr, run.report()
+    _assert_refused(
+        run,
+        f"Assemble the image {service.address} failed:",
+        "The `user` field is 'nosuchuser', but the image has no user 'nosuchuser'",
+        # The base's accounts: Debian's system accounts and its `service_accounts`.
+        "root (0)",
+        "esb (10001)",
+        'Fix: add `"nosuchuser:<uid from 1000 to 59999>"` to the `service_accounts` field',
+        'or use a numeric uid, e.g. `user="10001"`',
+    )
     assert checkout.files_under_output_prefix(service) == []
