@@ -27,6 +27,9 @@ from pants.util.strutil import help_text
 # The OCI distribution spec's grammar for repository path components and tags.
 _REPOSITORY_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_NOT_REPOSITORY_CHARACTERS = re.compile(r"[^a-z0-9._-]+")
+_SEPARATORS = re.compile(r"[._-]+")
+_SEPARATOR = re.compile(r"\.|_|__|-+")
 # `{name}` in a tag: filled in by `publish`, which knows the digest (see EsbImageTagsField).
 TAG_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 TAG_PLACEHOLDERS = ("digest", "git_commit", "version")
@@ -38,7 +41,35 @@ _PORT = re.compile(r"^(?P<port>[0-9]{1,5})(?:/(?P<proto>tcp|udp|sctp))?$")
 _ACCOUNT_NAME = r"[a-z_][a-z0-9_-]{0,31}"
 _USER = re.compile(rf"^(?:{_ACCOUNT_NAME}|[0-9]+)(?::(?:{_ACCOUNT_NAME}|[0-9]+))?$")
 _SERVICE_ACCOUNT = re.compile(rf"^{_ACCOUNT_NAME}:[0-9]+$")
-_SIGNAL = re.compile(r"^(?:SIG[A-Z0-9+-]+|[0-9]+)$")
+# The stop signals a container engine can send: Linux's signal numbers by the names that Docker
+# and containerd parse (their `SignalMap`; glibc's SIGRTMIN is 34). Fixed here rather than read
+# from Python's `signal` module, whose numbers are the build host's (macOS has SIGUSR1 = 30).
+_SIGRTMIN, _SIGRTMAX = 34, 64
+_NUMBER = re.compile(r"^[0-9]+$")
+LINUX_SIGNALS: FrozenDict[str, int] = FrozenDict(
+    {
+        **{
+            f"SIG{name}": number
+            for number, names in enumerate(
+                (
+                    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT IOT", "BUS", "FPE", "KILL", "USR1",
+                    "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD CLD", "CONT", "STOP",
+                    "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH",
+                    "IO POLL", "PWR", "SYS",
+                ),
+                start=1,
+            )
+            for name in names.split()
+        },
+        "SIGRTMIN": _SIGRTMIN,
+        **{f"SIGRTMIN+{n}": _SIGRTMIN + n for n in range(1, 16)},
+        **{f"SIGRTMAX-{n}": _SIGRTMAX - n for n in range(1, 15)},
+        "SIGRTMAX": _SIGRTMAX,
+    }
+)
+# Suspends the process instead of ending it, and cannot be handled: `docker stop` would wait
+# out its grace period and kill the container.
+_UNSTOPPING_SIGNAL = "SIGSTOP"
 
 BASE_LOCK_FILE = "packages.lock.json"
 TRUST_SCRIPT_FILE = "ensure_ca_trust.sh"
@@ -51,6 +82,16 @@ def _invalid(field_alias: str, address: Address, problem: str, fix: str) -> Inva
     return InvalidFieldException(
         f"The `{field_alias}` field of the target {address} {problem}\n\nFix: {fix}"
     )
+
+
+def repository_component_for(name: str) -> Optional[str]:
+    """`name` as an OCI repository path component: lower case, each run of other characters
+    and each separator run the grammar does not allow (e.g. `._`) made one `-`, separators at
+    the ends dropped; None when nothing is left (e.g. `__`)."""
+    mapped = _NOT_REPOSITORY_CHARACTERS.sub("-", name.lower())
+    mapped = _SEPARATORS.sub(lambda m: m[0] if _SEPARATOR.fullmatch(m[0]) else "-", mapped)
+    mapped = mapped.strip("._-")
+    return mapped if _REPOSITORY_COMPONENT.match(mapped) else None
 
 
 class _CheckedStringSequenceField(StringSequenceField):
@@ -85,7 +126,8 @@ class EsbImageRepositoryField(StringField, AsyncFieldMixin):
         image and `publish` pushes it (a registry prefix is added at publish time).
 
         Defaults to the target's name. Must follow the OCI distribution grammar: lower-case
-        alphanumeric components separated by `.`, `_`, `__` or `-`, joined by `/`.
+        alphanumeric components separated by `.`, `_`, `__` or `-`, joined by `/`; a target
+        whose name does not (e.g. `My_Svc`) must set it.
         """
     )
 
@@ -93,6 +135,17 @@ class EsbImageRepositoryField(StringField, AsyncFieldMixin):
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is None:
+            name = address.target_name
+            if not _REPOSITORY_COMPONENT.match(name):
+                suggestion = repository_component_for(name) or "esb/<name>"
+                raise _invalid(
+                    cls.alias,
+                    address,
+                    f"is unset, so it defaults to the target's name {name!r}, which is not a "
+                    "valid OCI repository name (lower-case letters and digits, separated by "
+                    "'.', '_', '__' or '-').",
+                    f'set it, e.g. `{cls.alias}="{suggestion}"`, or rename the target.',
+                )
             return None
         bad = [part for part in value.split("/") if not _REPOSITORY_COMPONENT.match(part)]
         if bad:
@@ -205,6 +258,10 @@ class EsbImageUserField(StringField):
         `esb_base_image`). The base defines the unprivileged accounts of its `service_accounts`
         field; the trust check works for them (it writes only under `/tmp`). A non-root
         service must listen on a port above 1023, e.g. 8443 instead of 443.
+
+        A user or group name must be an account of the image: the build fails when the image's
+        `/etc/passwd` (or `/etc/group`) lacks it, since no container of it could start. Add the
+        account to the base's `service_accounts`, or use a numeric uid, which needs no entry.
         """
     )
 
@@ -230,18 +287,40 @@ class EsbImageStopSignalField(StringField):
         a handler, but always handles SIGINT (as `KeyboardInterrupt`), so services stop at once
         instead of being killed after docker's 10 s grace period. Unset on a service image,
         the base's value is inherited.
+
+        A Linux signal name as container engines know it (`SIGTERM`, `SIGINT`, `SIGQUIT`,
+        `SIGHUP`, `SIGUSR1`, `SIGUSR2`, `SIGWINCH`, ..., `SIGRTMIN`, `SIGRTMIN+1` to
+        `SIGRTMIN+15`, `SIGRTMAX-14` to `SIGRTMAX-1`, `SIGRTMAX`), or its number from 1 to 64.
+        `SIGSTOP` is refused: it suspends the process instead of stopping it.
         """
     )
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
-        if value is not None and not _SIGNAL.match(value):
+        if value is None:
+            return None
+        number = int(value) if _NUMBER.match(value) else LINUX_SIGNALS.get(value)
+        if number == LINUX_SIGNALS[_UNSTOPPING_SIGNAL]:
             raise _invalid(
                 cls.alias,
                 address,
-                f"is {value!r}, not a signal name or number.",
-                'use a name such as `"SIGTERM"` or `"SIGINT"`, or a number.',
+                f"is {value!r}: {_UNSTOPPING_SIGNAL} suspends the process instead of ending it "
+                "and cannot be handled, so `docker stop` would wait out its grace period and "
+                "then kill the container.",
+                'use the signal the service handles to shut down, e.g. `"SIGTERM"` or `"SIGINT"`.',
+            )
+        if number is None or not 0 < number <= _SIGRTMAX:
+            canonical = "SIG" + value.upper().removeprefix("SIG")
+            suggestion = f'`"{canonical}"`, or ' if canonical in LINUX_SIGNALS else ""
+            raise _invalid(
+                cls.alias,
+                address,
+                f"is {value!r}, which is not a Linux signal that container engines know, so "
+                "`docker stop` could not send it and would kill the container.",
+                f"use {suggestion}a signal name such as `\"SIGTERM\"`, `\"SIGINT\"`, "
+                '`"SIGQUIT"`, `"SIGHUP"`, `"SIGUSR1"`, `"SIGWINCH"` or `"SIGRTMIN+3"`, or its '
+                "number from 1 to 64.",
             )
         return value
 
@@ -261,9 +340,35 @@ class EsbImageOutputPathField(OutputPathField):
         to `dist/blobs/`, which holds every packaged image's blobs once.
 
         Defaults to the BUILD file's path with dots for slashes, then the target name, e.g.
-        `services.api/api`.
+        `services.api/api`. A path of your own must stay inside `--distdir`: relative, without
+        `..`, `.` or empty components (`a//b`, a trailing `/`).
         """
     )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is None:
+            return None
+        parts = value.split("/")
+        if value.startswith("/"):
+            problem = "an absolute path"
+        elif ".." in parts:
+            problem = "a path that leaves the dist directory through `..`"
+        elif "" in parts or "." in parts:
+            problem = "not a normalized path (it has an empty or `.` component)"
+        else:
+            return value
+        default = cls(None, address).value_or_default(file_ending=None)
+        raise _invalid(
+            cls.alias,
+            address,
+            f"is {value!r}, {problem}. `package` writes an image only inside the dist "
+            "directory (`--distdir`, default `dist/`), at this path with `.oci`, `.image.json` "
+            "and `.inventory.json` appended.",
+            "give a relative path without `..`, `.` or empty components, e.g. "
+            f'`{cls.alias}="{default}"` (the default, also had by removing the field).',
+        )
 
 
 class EsbImageDependenciesField(Dependencies):
@@ -529,9 +634,24 @@ class EsbServiceBaseField(StringField, AsyncFieldMixin):
         """
         The address of the `esb_base_image` target this service image builds on, e.g.
         `base="//base:esb-service-base"`. The service's venv is installed for that base's Python
-        version and platform, and the image records the base's digest.
+        version and platform, and the image records the base's digest. Not empty.
         """
     )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        # Pants reads an empty address as this target itself.
+        if not value.strip():
+            raise _invalid(
+                cls.alias,
+                address,
+                f"is {value!r}, which names no target.",
+                f"set `{cls.alias}` to the address of an `esb_base_image` target, e.g. "
+                '`base="//base:esb-service-base"` (`pants list --filter-target-type='
+                'esb_base_image ::` lists them).',
+            )
+        return value
 
 
 class EsbServiceSourcesField(MultipleSourcesField):
@@ -607,9 +727,28 @@ class EsbServiceCommandField(StringSequenceField):
         """
         The image's default command (OCI `Cmd`), run by the base's entrypoint after the CA trust
         check, e.g. `command=["python", "-m", "esb_api"]`. `python` is the venv's interpreter
-        (`/.venv/bin` comes first on `PATH`).
+        (`/.venv/bin` comes first on `PATH`). Not empty, and its first item is the program to
+        run: an image without a command cannot start.
         """
     )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and (not value or not value[0].strip()):
+            raise _invalid(
+                cls.alias,
+                address,
+                f"is {list(value)!r}, "
+                + ("empty" if not value else "whose first item, the program to run, is blank")
+                + ": the image would have no program to start, and every `docker run` of it "
+                "would fail.",
+                f'give the program and its arguments, e.g. `{cls.alias}=["python", "-m", '
+                '"esb_api"]`.',
+            )
+        return value
 
 
 class EsbServiceWorkdirField(StringField):

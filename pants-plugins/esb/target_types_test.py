@@ -1,17 +1,23 @@
 from __future__ import annotations
 
-from textwrap import dedent
+import signal
+import sys
 
 import pytest
 
 from esb.target_types import (
+    LINUX_SIGNALS,
     EsbBaseImageTarget,
     EsbBasePackagesField,
     EsbBaseUpstreamField,
     EsbBaseUpstreamPlatformField,
+    EsbImageOutputPathField,
     EsbImageRepositoryField,
+    EsbImageStopSignalField,
+    EsbServiceCommandField,
     EsbServiceImageTarget,
     EsbServicePortsField,
+    repository_component_for,
 )
 from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
@@ -25,15 +31,10 @@ def rule_runner() -> RuleRunner:
 
 
 def _service_build(**fields: str) -> str:
-    extra = "".join(f"    {name}={value},\n" for name, value in fields.items())
-    return dedent(
-        """\
-        esb_service_image(
-            name="api",
-            base="//base:esb-service-base",
-            command=["python", "-m", "esb_api"],
-        """
-    ) + extra + ")\n"
+    """The service `services/api:api` with `fields` (Python literals) set or replaced."""
+    required = {"base": '"//base:esb-service-base"', "command": '["python", "-m", "esb_api"]'}
+    lines = "".join(f"    {name}={value},\n" for name, value in {**required, **fields}.items())
+    return f'esb_service_image(\n    name="api",\n{lines})\n'
 
 
 def _load_error(rule_runner: RuleRunner, build: str) -> str:
@@ -136,3 +137,152 @@ def test_base_with_neither_packages_nor_upstream(rule_runner: RuleRunner) -> Non
 def test_invalid_upstream_fields(rule_runner: RuleRunner, fields: str, expected: str) -> None:
     message = _base_error(rule_runner, f'esb_base_image(name="b", {fields})\n')
     assert expected in message and "Fix:" in message
+
+
+_NOT_SIGNAL = "which is not a Linux signal"
+
+
+@pytest.mark.parametrize(
+    "field, value, expected, fix",
+    [
+        *(
+            pytest.param(
+                "output_path",
+                repr(path),
+                f"is {path!r}, {problem}",
+                "give a relative path without `..`, `.` or empty components, e.g. "
+                '`output_path="services.api/api"` (the default',
+                id=f"output_path-{name}",
+            )
+            for name, path, problem in (
+                ("parent", "../outside/api", "a path that leaves the dist directory"),
+                ("inner-parent", "a/../../api", "a path that leaves the dist directory"),
+                ("absolute", "/tmp/api", "an absolute path"),
+                ("empty-component", "a//api", "not a normalized path"),
+                ("trailing-slash", "a/api/", "not a normalized path"),
+                ("dot", "./api", "not a normalized path"),
+                ("empty", "", "not a normalized path"),
+            )
+        ),
+        *(
+            pytest.param(
+                "command",
+                value,
+                expected,
+                'give the program and its arguments, e.g. `command=["python"',
+                id=f"command-{name}",
+            )
+            for name, value, expected in (
+                ("empty", "[]", "is [], empty: the image would have no program to start"),
+                ("blank", '["", "-m", "x"]', "is ['', '-m', 'x'], whose first item, the program"),
+                ("whitespace", '[" "]', "is [' '], whose first item, the program to run, is blank"),
+            )
+        ),
+        *(
+            pytest.param(
+                "base",
+                repr(value),
+                f"is {value!r}, which names no target.",
+                "set `base` to the address of an `esb_base_image` target, e.g. ",
+                id=f"base-{name}",
+            )
+            for name, value in (("empty", ""), ("blank", " "))
+        ),
+        *(
+            pytest.param(
+                "stop_signal",
+                repr(value),
+                f"is {value!r}{expected}",
+                fix,
+                id=f"stop_signal-{name}",
+            )
+            for name, value, expected, fix in (
+                ("unknown", "SIGFOO", f", {_NOT_SIGNAL}", 'use a signal name such as `"SIGTERM"`'),
+                ("rt-range", "SIGRTMIN+16", f", {_NOT_SIGNAL}", "use a signal name"),
+                ("not-on-linux", "SIGEMT", f", {_NOT_SIGNAL}", "use a signal name"),
+                ("zero", "0", f", {_NOT_SIGNAL}", "use a signal name"),
+                ("past-sigrtmax", "65", f", {_NOT_SIGNAL}", "use a signal name"),
+                ("negative", "-1", f", {_NOT_SIGNAL}", "use a signal name"),
+                ("non-ascii-digit", "\u0663", f", {_NOT_SIGNAL}", "use a signal name"),
+                ("lower-case", "sigterm", f", {_NOT_SIGNAL}", 'use `"SIGTERM"`, or a signal'),
+                ("no-prefix", "TERM", f", {_NOT_SIGNAL}", 'use `"SIGTERM"`, or a signal'),
+                ("sigstop", "SIGSTOP", ": SIGSTOP suspends the process", "use the signal"),
+                ("sigstop-number", "19", ": SIGSTOP suspends the process", "use the signal"),
+            )
+        ),
+    ],
+)
+def test_a_value_that_would_build_a_broken_image_is_refused_when_the_target_is_read(
+    rule_runner: RuleRunner, field: str, value: str, expected: str, fix: str
+) -> None:
+    message = _load_error(rule_runner, _service_build(**{field: value}))
+    assert f"The `{field}` field of the target services/api:api {expected}" in message
+    assert f"Fix: {fix}" in message
+
+
+@pytest.mark.parametrize("value", ["images/api", "api", "a.b/c-d/e_f"])
+def test_a_relative_output_path_inside_dist_is_kept(value: str) -> None:
+    field = EsbImageOutputPathField(value, Address("services/api", target_name="api"))
+    assert field.value_or_default(file_ending=None) == value
+
+
+def test_a_command_may_pass_empty_arguments() -> None:
+    field = EsbServiceCommandField(["python", "-c", ""], Address("services/api", target_name="api"))
+    assert field.value == ("python", "-c", "")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGKILL",
+     "SIGRTMIN", "SIGRTMIN+3", "SIGRTMIN+15", "SIGRTMAX-14", "SIGRTMAX", "SIGCLD", "1", "15", "64"],
+)
+def test_linux_stop_signals_are_accepted(value: str) -> None:
+    assert EsbImageStopSignalField(value, Address("services/api", target_name="api")).value == value
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's own signal numbers")
+def test_the_signal_table_has_the_numbers_of_linux() -> None:
+    # Python 3.9's module lacks SIGSTKFLT (16); every other name is there.
+    known = {name: number for name, number in LINUX_SIGNALS.items() if hasattr(signal, name)}
+    assert set(LINUX_SIGNALS) - set(known) - {"SIGSTKFLT"} == {
+        name for name in LINUX_SIGNALS if "+" in name or "-" in name
+    }
+    assert known == {name: int(getattr(signal, name)) for name in known}
+    assert [LINUX_SIGNALS[f"SIGRTMIN+{n}"] for n in range(1, 16)] == list(range(35, 50))
+    assert [LINUX_SIGNALS[f"SIGRTMAX-{n}"] for n in range(14, 0, -1)] == list(range(50, 64))
+    assert set(LINUX_SIGNALS.values()) == set(range(1, 32)) | set(range(34, 65))
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        pytest.param("api", "api", id="valid"),
+        pytest.param("My_Svc", "my_svc", id="upper-case"),
+        pytest.param("My Svc", "my-svc", id="space"),
+        pytest.param("svc@2", "svc-2", id="other-character"),
+        pytest.param("a._b", "a-b", id="separator-run"),
+        pytest.param("a___b", "a-b", id="three-underscores"),
+        pytest.param("a__b.c--d", "a__b.c--d", id="allowed-separators"),
+        pytest.param("-Svc-", "svc", id="separators-at-the-ends"),
+        pytest.param("__", None, id="nothing-left"),
+        pytest.param("日本", None, id="no-ascii"),
+    ],
+)
+def test_repository_component_for(name: str, expected: str | None) -> None:
+    assert repository_component_for(name) == expected
+
+
+def test_a_target_name_that_is_no_repository_needs_the_field(rule_runner: RuleRunner) -> None:
+    build = _service_build().replace('name="api"', 'name="My_Svc"')
+    rule_runner.write_files({"services/api/BUILD": build})
+    with pytest.raises(ExecutionError) as exc:
+        rule_runner.get_target(Address("services/api", target_name="My_Svc"))
+    message = str(exc.value)
+    assert (
+        "The `repository` field of the target services/api:My_Svc is unset, so it defaults to "
+        "the target's name 'My_Svc', which is not a valid OCI repository name"
+    ) in message
+    assert 'Fix: set it, e.g. `repository="my_svc"`, or rename the target.' in message
+    rule_runner.write_files({"services/api/BUILD": build.replace(")", 'repository="my_svc")')})
+    target = rule_runner.get_target(Address("services/api", target_name="My_Svc"))
+    assert target[EsbImageRepositoryField].value_or_default() == "my_svc"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from imagetool.accounts import check_user, needs_accounts
 from imagetool.errors import ToolError
 from imagetool.oci import (
     BASE_DIGEST_ANNOTATION,
@@ -35,7 +36,12 @@ from imagetool.oci import (
     oci_layer_descriptor,
     write_docker_manifest,
 )
-from imagetool.inventory import LayerInventory, layer_inventory, merged_inventory
+from imagetool.inventory import (
+    LayerInventory,
+    layer_inventory,
+    merged_accounts,
+    merged_inventory,
+)
 from imagetool.spec import ImageMetadata, ImageSpec, LayerSummary, SpecError, layer_descriptor_fields
 from imagetool.tarlayer import (
     LayerBlob,
@@ -154,6 +160,7 @@ def assemble(spec: ImageSpec, *, created: int, layout_dir: Path) -> ImageMetadat
     its descriptor and is the caller's to place there. Layers are the bulk of an image and are
     already stored where they were built, so the build system links them in by digest (Pants:
     by reference, copying no byte) instead of this command reading and writing them once more.
+    An image whose user names an account or group that it lacks is refused (`UserError`).
     """
     references = [image_reference(spec.repository, tag) for tag in spec.tags]
     base = _load_base(spec)
@@ -169,25 +176,24 @@ def assemble(spec: ImageSpec, *, created: int, layout_dir: Path) -> ImageMetadat
             "distributions."
         )
 
-    layout = OciLayout.create(layout_dir)
     layers = []
     if base is not None:
         layers += [oci_layer_descriptor(layer, where=f"base {spec.base.layout}") for layer in base.layers]
     for blob, layer in new_layers:
         descriptor = Descriptor(blob.media_type, blob.digest, blob.size)
         layers.append(oci_layer_descriptor(descriptor, where=layer.descriptor))
-
-    config = layout.add_json_blob(
-        CONFIG_MEDIA_TYPE,
-        build_image_config(
-            platform=platform,
-            diff_ids=[blob.diff_id for blob, _ in new_layers],
-            created_by=[layer.created_by for _, layer in new_layers],
-            changes=spec.config,
-            created=created,
-            base_config=base.config if base is not None else None,
-        ),
+    image_config = build_image_config(
+        platform=platform,
+        diff_ids=[blob.diff_id for blob, _ in new_layers],
+        created_by=[layer.created_by for _, layer in new_layers],
+        changes=spec.config,
+        created=created,
+        base_config=base.config if base is not None else None,
     )
+    _check_user(spec, image_config["config"].get("User") or "", len(layers))
+
+    layout = OciLayout.create(layout_dir)
+    config = layout.add_json_blob(CONFIG_MEDIA_TYPE, image_config)
     manifest = layout.add_json_blob(
         MANIFEST_MEDIA_TYPE,
         build_manifest(
@@ -209,6 +215,21 @@ def assemble(spec: ImageSpec, *, created: int, layout_dir: Path) -> ImageMetadat
         layers=[LayerSummary(layer.digest, layer.size) for layer in layers],
         base_digest=base.manifest.digest if base is not None else None,
     )
+
+
+def _check_user(spec: ImageSpec, user: str, layer_count: int) -> None:
+    """That the account and group `user` names are in the image (see `imagetool.accounts`)."""
+    if not needs_accounts(user):
+        return
+    if spec.layer_inventories is None or len(spec.layer_inventories) != layer_count:
+        listed = "none" if spec.layer_inventories is None else len(spec.layer_inventories)
+        raise SpecError(
+            f"The image {spec.repository} runs as {user!r}, which names an account: its spec "
+            f"needs `layer_inventories` for all its {layer_count} layers to check that the "
+            f"image defines it, and lists {listed}."
+        )
+    layers = [LayerInventory.from_json(read_json(Path(path))) for path in spec.layer_inventories]
+    check_user(user, merged_accounts(layers), inherited=spec.config.user is None)
 
 
 def _load_base(spec: ImageSpec) -> LoadedImage | None:
@@ -258,7 +279,8 @@ def _add_assemble_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Assemble an image from a base OCI layout and layer descriptors, as described by an image "
         "spec (see imagetool.spec), into an OCI layout (without the layer blobs, which the caller "
-        "links in by digest) and a metadata file."
+        "links in by digest) and a metadata file. Fails when the image's user names an account "
+        "or group that its layers' account files do not define."
     )
     parser.add_argument("--spec", type=Path, required=True, help="the image spec (JSON)")
     parser.add_argument(

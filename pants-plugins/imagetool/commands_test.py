@@ -263,3 +263,161 @@ def test_an_image_of_more_than_127_layers_is_refused_naming_the_counts(
 
     assert "The image esb/tall would have 128 layers (0 of its base, 128 of its own)" in capsys.readouterr().err
     assert not Path("tall").exists() and not Path("tall.json").exists()
+
+
+
+_PASSWD = (
+    "root:x:0:0:root:/root:/bin/bash\n"
+    "esb:*:10001:10001:esb service:/nonexistent:/usr/sbin/nologin\n"
+)
+_GROUP = "root:x:0:\nesb:*:10001:\n"
+_INVENTORIES = ["os.inventory.json", "app.inventory.json"]
+
+
+def build_recorded_layer(source: str, prefix: str, name: str) -> None:
+    """A layer, with its records at `<name>.inventory.json`."""
+    args = ["--root", source, "--prefix", prefix, "--out-blob", f"{name}.tar.gz"]
+    outputs = ["--out-descriptor", f"{name}.json", "--out-inventory", f"{name}.inventory.json"]
+    assert run("layer-from-dir", *args, *outputs) == 0
+
+
+def build_base_with_accounts(workdir: Path, user: str = "0") -> None:
+    """The image `base`, whose one layer `os` has /etc/passwd and /etc/group with the accounts
+    root and esb, and the service layer `app` to build on it."""
+    etc = workdir / "base-files" / "etc"
+    etc.mkdir(parents=True)
+    (etc / "passwd").write_text(_PASSWD)
+    (etc / "group").write_text(_GROUP)
+    build_recorded_layer("base-files", "", "os")
+    spec = write_spec(
+        "base.json",
+        platform={"os": "linux", "architecture": "amd64"},
+        layers=[{"descriptor": "os.json", "created_by": "esb: debian packages"}],
+        config={"cmd": ["python3"], "user": user},
+        repository="esb/base",
+        tags=["latest"],
+        layer_inventories=["os.inventory.json"],
+    )
+    assemble(spec, "base")
+    make_source(workdir / "src")
+    build_recorded_layer("src", "app/", "app")
+
+
+def service_spec(user: str | None, inventories: list[str] | None = _INVENTORIES) -> str:
+    return write_spec(
+        "service.json",
+        base={"layout": "base"},
+        layers=[{"descriptor": "app.json", "created_by": "esb: service source"}],
+        config={"cmd": ["python", "-m", "hello"], **({"user": user} if user else {})},
+        repository="esb/hello",
+        tags=["latest"],
+        **({"layer_inventories": inventories} if inventories is not None else {}),
+    )
+
+
+@pytest.mark.parametrize("user", ["esb", "esb:esb", "esb:0", "root:esb", "10001", "10001:esb"])
+def test_a_user_that_the_image_defines_is_accepted(workdir: Path, user: str) -> None:
+    build_base_with_accounts(workdir)
+    assemble(service_spec(user), "hello")
+    assert OciLayout(Path("hello")).load_image().config["config"]["User"] == user
+
+
+def test_numeric_ids_need_no_account_files(workdir: Path) -> None:
+    build_base_with_accounts(workdir)
+    assemble(service_spec("4242:4242", inventories=None), "hello")
+
+
+def test_inherited_user_that_the_base_defines_is_accepted(workdir: Path) -> None:
+    build_base_with_accounts(workdir, user="esb")
+    assemble(service_spec(None), "hello")
+
+
+def assemble_fails(spec: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """`assemble`'s one-line report of a spec it refuses, having written nothing."""
+    outputs = ["--out-layout", "hello", "--out-metadata", "hello.image.json"]
+    assert run("assemble", "--spec", spec, *outputs) == 1
+    assert not Path("hello").exists() and not Path("hello.image.json").exists()
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("imagetool assemble: ") and "Traceback" not in stderr
+    return stderr
+
+
+@pytest.mark.parametrize(
+    "user, expected",
+    [
+        pytest.param(
+            "nosuchuser",
+            "The `user` field is 'nosuchuser', but the image has no user 'nosuchuser', so no "
+            'container of it could start (`docker run` fails with "unable to find user"). Its '
+            "/etc/passwd defines: root (0), esb (10001).\n\nFix: add `\"nosuchuser:<uid from "
+            "1000 to 59999>\"` to the `service_accounts` field of the base",
+            id="user",
+        ),
+        pytest.param(
+            "esb:nosuchgroup",
+            "The `user` field is 'esb:nosuchgroup', but the image has no group 'nosuchgroup'",
+            id="group",
+        ),
+        pytest.param(
+            "10001:nosuchgroup",
+            "Its /etc/group defines: root (0), esb (10001).\n\nFix: use a group that the image "
+            "defines",
+            id="named-group-of-a-uid",
+        ),
+    ],
+)
+def test_a_user_that_the_image_lacks_fails_naming_it_the_accounts_and_the_fix(
+    workdir: Path, capsys: pytest.CaptureFixture[str], user: str, expected: str
+) -> None:
+    build_base_with_accounts(workdir)
+    assert expected in assemble_fails(service_spec(user), capsys)
+
+
+def test_a_base_with_a_user_it_lacks_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build_base_with_accounts(workdir)
+    base = json.loads(Path("base.json").read_text())
+    base["config"]["user"] = "nosuchuser"
+    message = assemble_fails(write_spec("base.json", **base), capsys)
+    assert "The `user` field is 'nosuchuser', but the image has no user" in message
+
+
+def test_an_inherited_user_that_a_layer_removes_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build_base_with_accounts(workdir, user="esb")
+    (workdir / "src" / "etc").mkdir()
+    (workdir / "src" / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    build_recorded_layer("src", "", "app")
+    message = assemble_fails(service_spec(None), capsys)
+    inherited = "The `user` the image inherits from its base is 'esb', but the image has no user"
+    assert inherited in message
+    assert "Its /etc/passwd defines: root (0)." in message
+
+
+@pytest.mark.parametrize("inventories", [None, ["app.inventory.json"]], ids=["none", "too-few"])
+def test_a_named_user_needs_the_records_of_every_layer(
+    workdir: Path, capsys: pytest.CaptureFixture[str], inventories: list[str] | None
+) -> None:
+    build_base_with_accounts(workdir)
+    message = assemble_fails(service_spec("esb", inventories), capsys)
+    assert "needs `layer_inventories` for all its 2 layers" in message
+
+
+def test_an_image_without_account_files_has_no_named_users(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_source(workdir / "src")
+    build_recorded_layer("src", "app/", "app")
+    spec = write_spec(
+        "spec.json",
+        platform={"os": "linux", "architecture": "amd64"},
+        layers=[{"descriptor": "app.json", "created_by": "esb: service source"}],
+        config={"user": "esb"},
+        repository="esb/hello",
+        tags=["latest"],
+        layer_inventories=["app.inventory.json"],
+    )
+    message = assemble_fails(spec, capsys)
+    assert "names the user 'esb', but the image has no /etc/passwd" in message

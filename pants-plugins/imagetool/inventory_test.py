@@ -4,7 +4,13 @@ import json
 import tarfile
 from pathlib import Path
 
-from imagetool.inventory import InventoryEntry, LayerInventory, layer_inventory, merged_inventory
+from imagetool.inventory import (
+    InventoryEntry,
+    LayerInventory,
+    layer_inventory,
+    merged_accounts,
+    merged_inventory,
+)
 from imagetool.tarlayer import read_layer_members, write_layer
 
 _STATUS = b"""Package: libc6
@@ -76,3 +82,14 @@ def test_records_read_back_from_a_written_layer(tmp_path: Path) -> None:
     write_layer(members, blob, mtime=0)
     with read_layer_members(blob) as read_back:
         assert layer_inventory(read_back) == layer_inventory(members)
+
+
+def test_account_files_are_recorded_and_merged_as_the_layers_leave_them() -> None:
+    layers = [
+        _layer([_file("etc/passwd", b"root:x:0:0\n"), _file("etc/group", b"root:x:0:\n")]),
+        _layer([_file("etc/passwd", b"root:x:0:0\nesb:*:10001:10001\n"), _file("etc/hosts", b"")]),
+        _layer([_file("etc/.wh.group", b"")]),
+    ]
+    assert layers[1].accounts == {"etc/passwd": "root:x:0:0\nesb:*:10001:10001\n"}
+    assert merged_accounts(layers) == {"etc/passwd": "root:x:0:0\nesb:*:10001:10001\n"}
+    assert merged_inventory(layers) == []

@@ -16,7 +16,8 @@ Image spec (read by `assemble`), see `ImageSpec`; paths are relative to the work
                  "exposed_ports": ["8443/tcp"], "labels": {"org.example": "x"}},  # all optional
       "repository": "esb/hello",
       "tags": ["latest"],
-      "created": 0                                            # optional, seconds since the epoch
+      "created": 0,                                           # optional, seconds since the epoch
+      "layer_inventories": ["base/000.json", "app/inventory.json"]  # see `ImageSpec`
     }
 
 Image metadata (written by `assemble` as `<name>.image.json`), see `ImageMetadata`:
@@ -83,6 +84,10 @@ class ImageSpec:
     """The image's platform: required without a base; with one, it must match the base's."""
     created: int | None = None
     """Seconds since the epoch; `None` lets the command choose (`SOURCE_DATE_EPOCH`, else 0)."""
+    layer_inventories: Sequence[str] | None = None
+    """Every layer's records (`--out-inventory` of the command that wrote it), bottom first, the
+    base's layers included; required when the image's user names an account or group, which
+    must then be in the account files the layers leave."""
 
     def to_json(self) -> dict[str, Any]:
         value: dict[str, Any] = {
@@ -100,6 +105,8 @@ class ImageSpec:
             value["platform"] = self.platform.to_json()
         if self.created is not None:
             value["created"] = self.created
+        if self.layer_inventories is not None:
+            value["layer_inventories"] = list(self.layer_inventories)
         return value
 
     @classmethod
@@ -116,6 +123,7 @@ class ImageSpec:
             base=_base_from_json(fields.optional("base", dict), f"{where}: base"),
             platform=_platform_from_json(fields.optional("platform", dict), f"{where}: platform"),
             created=fields.optional("created", int),
+            layer_inventories=fields.optional("layer_inventories", list, of=str),
         )
         fields.no_others()
         return spec

@@ -32,6 +32,7 @@ FULL_SPEC = ImageSpec(
     base=BaseImage(layout="base/oci", ref="latest"),
     platform=Platform("amd64"),
     created=1_700_000_000,
+    layer_inventories=["base/000.json", "app/layer.inventory.json"],
 )
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from debian import deb822
 from debian.debian_support import Version
 
+from imagetool.accounts import account_ids
 from imagetool.commands import (
     AddArguments,
     LayerOutputs,
@@ -50,7 +51,7 @@ from imagetool.image_files import (
     load_single_image,
     read_image_files,
 )
-from imagetool.inventory import layer_inventory
+from imagetool.inventory import ACCOUNT_FILES, layer_inventory
 from imagetool.oci import LoadedImage
 from imagetool.tarlayer import LayerMember
 from imagetool.venv.install import TargetPython, bytecode_incompatibility
@@ -249,7 +250,7 @@ def accounts_members(
             f"{', '.join(f'{a.name}:{a.uid}' for a in accounts)} to.\n\nFix: set "
             "`service_accounts=[]` on the base, and run services as a numeric `user`."
         )
-    users, groups = _ids(passwd.data), _ids(group.data)
+    users, groups = (account_ids(f.data.decode("utf-8", "replace")) for f in (passwd, group))
     shadowed = "etc/shadow" in files
     added: dict[str, list[str]] = {path: [] for path in _ACCOUNT_FILES}
     for account in accounts:
@@ -290,15 +291,6 @@ def accounts_members(
 
 def account_files(path: str) -> bool:
     return path in _ACCOUNT_FILES
-
-
-def _ids(table: bytes) -> dict[str, int]:
-    ids = {}
-    for line in table.decode("utf-8", "replace").splitlines():
-        fields = line.split(":")
-        if len(fields) > 2 and fields[2].isdigit():
-            ids[fields[0]] = int(fields[2])
-    return ids
 
 
 def _with_final_newline(data: bytes) -> bytes:
@@ -365,7 +357,11 @@ def _accounts_layer(args: argparse.Namespace) -> int:
 
 def package_record_files(path: str) -> bool:
     """A superset of the files whose data `inventory.layer_inventory` reads."""
-    return path == DPKG_STATUS or (path.endswith("/METADATA") and ".dist-info/" in path)
+    return (
+        path == DPKG_STATUS
+        or path in ACCOUNT_FILES
+        or (path.endswith("/METADATA") and ".dist-info/" in path)
+    )
 
 
 def write_layer_inventories(image: LoadedImage, out_dir: Path) -> list[Path]:

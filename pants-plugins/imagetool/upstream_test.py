@@ -356,6 +356,8 @@ def test_layer_inventories_command(tmp_path: Path) -> None:
     bottom = json.loads((out / "000" / "layer.inventory.json").read_text())
     top = json.loads((out / "001" / "layer.inventory.json").read_text())
     assert [e["name"] for e in bottom["records"]["var/lib/dpkg/status"]] == ["libc6", "python3.11-minimal"]
+    assert bottom["accounts"] == {"etc/group": GROUP.decode(), "etc/passwd": PASSWD.decode()}
+    assert top["accounts"] == {}
     assert top["deleted"] == ["var/lib/dpkg/status"]
     assert top["records"] == {
         "usr/local/lib/python3.12/site-packages/six-1.17.0.dist-info/METADATA": [

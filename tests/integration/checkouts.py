@@ -145,9 +145,11 @@ class Checkout:
         wrapper: Sequence[str] = (),
         passed_env: Sequence[str] = (),
         pantsd: bool = False,
+        timeout_s: float = PANTS_TIMEOUT_S,
     ) -> PantsRun:
         """Runs `./pants ARGS` here, as `WRAPPER ./pants ARGS` when a wrapper is given, with the
-        test's variables Pants needs and those named in `passed_env`. With `pantsd`, the run
+        test's variables Pants needs and those named in `passed_env`; a run that outlasts
+        `timeout_s` is killed and raises `subprocess.TimeoutExpired`. With `pantsd`, the run
         uses (and starts) this checkout's daemon: the caller stops it with `stop_pantsd`."""
         daemon = "--pantsd" if pantsd else "--no-pantsd"
         argv = (*wrapper, "./pants", daemon, "--no-dynamic-ui", *args)
@@ -160,7 +162,7 @@ class Checkout:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=PANTS_TIMEOUT_S,
+            timeout=timeout_s,
         )
         return PantsRun(argv, completed.returncode, completed.stdout, completed.stderr)
 

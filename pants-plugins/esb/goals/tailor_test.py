@@ -6,9 +6,10 @@ import pytest
 
 from esb.goals import tailor
 from esb.goals.tailor import PutativeEsbServiceImageTargetsRequest
-from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
+from esb.target_types import EsbBaseImageTarget, EsbImageRepositoryField, EsbServiceImageTarget
 from pants.core.goals import tailor as core_tailor
 from pants.core.goals.tailor import PutativeTarget, PutativeTargets
+from pants.engine.addresses import Address
 from pants.engine.rules import QueryRule
 from pants.testutil.rule_runner import RuleRunner
 
@@ -125,3 +126,52 @@ def test_no_single_base_proposes_nothing_and_says_why(
     assert "services/billing" in warning
     assert problem in warning
     assert "by hand with `base=` set" in warning
+
+
+@pytest.mark.parametrize(
+    "directory, name, repository",
+    [
+        pytest.param("My_Svc", "My_Svc", "my_svc", id="upper-case"),
+        pytest.param("svc@2", "svc-2", None, id="character-banned-in-target-names"),
+        pytest.param("Svc.v2", "Svc.v2", "svc.v2", id="upper-case-with-dot"),
+    ],
+)
+def test_a_directory_name_that_is_no_repository_gets_a_valid_one(
+    rule_runner: RuleRunner, directory: str, name: str, repository: str | None
+) -> None:
+    service_dir = f"services/{directory}"
+    rule_runner.write_files({**_base("base"), **_service(service_dir, "pyproject.toml", "uv.lock")})
+    [target] = _putative(rule_runner, "base", service_dir)
+    assert (target.path, target.name) == (service_dir, name)
+    expected = {"base": "//base:esb-service-base"}
+    if repository:
+        expected["repository"] = repository
+    assert dict(target.kwargs) == expected
+    # What tailor writes loads.
+    kwargs = "".join(f", {key}={value!r}" for key, value in target.kwargs.items())
+    rule_runner.write_files(
+        {f"{service_dir}/BUILD": f'esb_service_image(name="{name}", command=["python"]{kwargs})\n'}
+    )
+    loaded = rule_runner.get_target(Address(service_dir, target_name=name))
+    assert loaded[EsbImageRepositoryField].value_or_default() == (repository or name)
+
+
+def test_a_directory_name_with_no_letter_or_digit_is_skipped_with_a_warning(
+    rule_runner: RuleRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    rule_runner.write_files(
+        {
+            **_base("base"),
+            **_service("services/__", "pyproject.toml", "uv.lock"),
+            **_service("services/billing", "pyproject.toml", "uv.lock"),
+        }
+    )
+    with caplog.at_level(logging.WARNING):
+        targets = _putative(rule_runner, "base", "services/__", "services/billing")
+    assert [target.path for target in targets] == ["services/billing"]
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert warning.startswith(
+        "Not adding an `esb_service_image` target for the service in services/__: its "
+        "directory's name '__' has no ASCII letter or digit"
+    )
+    assert "Fix: rename the directory, or add the target to services/__/BUILD by hand" in warning

@@ -47,9 +47,14 @@ async def resolve_base_address(field: EsbServiceBaseField) -> ResolvedBaseAddres
     )
     wrapped = await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin=origin))
     if not isinstance(wrapped.target, EsbBaseImageTarget):
+        what = (
+            "this target itself"
+            if address == field.address
+            else f"a `{wrapped.target.alias}` target"
+        )
         raise InvalidFieldException(
             f"The `{field.alias}` field of the target {field.address} is {field.value!r}, which "
-            f"is a `{wrapped.target.alias}` target, not an `{EsbBaseImageTarget.alias}`.\n\n"
+            f"is {what}, not an `{EsbBaseImageTarget.alias}`.\n\n"
             f"Fix: point `{field.alias}` at an `{EsbBaseImageTarget.alias}` target, e.g. "
             '`base="//base:esb-service-base"`.'
         )

@@ -66,3 +66,24 @@ def test_missing_base_target_is_named(rule_runner: RuleRunner) -> None:
     )
     with pytest.raises(ExecutionError, match="nope"):
         _infer(rule_runner)
+
+
+def test_a_base_naming_the_service_itself_says_so(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files({"services/api/BUILD": _SERVICE.format(base=":api")})
+    with pytest.raises(ExecutionError) as exc:
+        _infer(rule_runner)
+    assert (
+        "The `base` field of the target services/api:api is ':api', which is this target "
+        "itself, not an `esb_base_image`."
+    ) in str(exc.value)
+
+
+def test_an_empty_base_is_refused_before_it_resolves_to_the_service(
+    rule_runner: RuleRunner,
+) -> None:
+    rule_runner.write_files({"services/api/BUILD": _SERVICE.format(base="")})
+    with pytest.raises(ExecutionError) as exc:
+        _infer(rule_runner)
+    message = str(exc.value)
+    assert "The `base` field of the target services/api:api is '', which names no target." in message
+    assert "esb_service_image" not in message.partition("Fix:")[0]

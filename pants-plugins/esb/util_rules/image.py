@@ -21,7 +21,7 @@ from pants.engine.fs import (
     PathGlobs,
     RemovePrefix,
 )
-from pants.engine.process import Process, ProcessResult
+from pants.engine.process import FallibleProcessResult, Process, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 IMAGE_LAYOUT = "image.oci"
@@ -72,10 +72,14 @@ class ImageAssemblyRequest:
     base: BuiltImage | None = None
 
 
-def assembly_spec(request: ImageAssemblyRequest, layer_dirs: tuple[str, ...]) -> dict[str, Any]:
-    """The `assemble` command's image spec (see `imagetool.spec`)."""
+def assembly_spec(
+    request: ImageAssemblyRequest, layer_dirs: tuple[str, ...], inventories: tuple[str, ...]
+) -> dict[str, Any]:
+    """The `assemble` command's image spec (see `imagetool.spec`); `inventories` are the paths
+    of every layer's records, the base's included, from which it checks the image's user."""
     spec: dict[str, Any] = {
         "config": json.loads(request.config_json),
+        "layer_inventories": list(inventories),
         "layers": [
             {
                 "created_by": f"esb: {layer.name} layer",
@@ -106,24 +110,40 @@ class ImageInventory:
     digest: Digest
 
 
-@rule
-async def merge_image_inventory(request: ImageInventoryRequest) -> ImageInventory:
-    directories = tuple(f"inventories/{i:03d}" for i in range(len(request.layer_inventories)))
+@dataclass(frozen=True)
+class _LayerInventoryInputs:
+    """Every layer's records at `paths` of `digest`, bottom layer first."""
+
+    digest: Digest
+    paths: tuple[str, ...]
+
+
+async def _layer_inventory_inputs(layer_inventories: tuple[Digest, ...]) -> _LayerInventoryInputs:
+    directories = tuple(f"inventories/{i:03d}" for i in range(len(layer_inventories)))
     inputs = await MultiGet(
         Get(Digest, AddPrefix(digest, directory))
-        for digest, directory in zip(request.layer_inventories, directories)
+        for digest, directory in zip(layer_inventories, directories)
     )
+    return _LayerInventoryInputs(
+        await Get(Digest, MergeDigests(inputs)),
+        tuple(f"{directory}/{LAYER_INVENTORY}" for directory in directories),
+    )
+
+
+@rule
+async def merge_image_inventory(request: ImageInventoryRequest) -> ImageInventory:
+    inventories = await _layer_inventory_inputs(request.layer_inventories)
     process = await Get(
         Process,
         ImageToolRequest(
             argv=(
                 "merge-inventory",
-                *(arg for d in directories for arg in ("--layer", f"{d}/{LAYER_INVENTORY}")),
+                *(arg for path in inventories.paths for arg in ("--layer", path)),
                 "--out",
                 IMAGE_INVENTORY,
             ),
             description=f"List the packages of {request.repository}",
-            input_digest=await Get(Digest, MergeDigests(inputs)),
+            input_digest=inventories.digest,
             output_files=(IMAGE_INVENTORY,),
         ),
     )
@@ -157,10 +177,36 @@ async def _layer_blobs(request: ImageAssemblyRequest) -> Digest:
     return await Get(Digest, MergeDigests([await Get(Digest, CreateDigest(entries)), *inherited]))
 
 
+class ImageAssemblyError(Exception):
+    pass
+
+
+def assembly_failure_message(description: str, stderr: str) -> str:
+    """The image tool's own message (it names the field or file and the fix), introduced by
+    the step, which names the target."""
+    prefix = "imagetool assemble: "
+    lines = [
+        line[len(prefix) :] if line.startswith(prefix) else line
+        for line in stderr.strip().splitlines()
+    ]
+    return f"{description} failed:\n\n" + "\n".join(lines)
+
+
 @rule
 async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
     layer_dirs = tuple(f"layers/{i:02d}-{layer.name}" for i, layer in enumerate(request.layers))
-    spec = json.dumps(assembly_spec(request, layer_dirs), sort_keys=True, indent=2).encode()
+    own_inventories = await MultiGet(
+        Get(Digest, DigestSubset(layer.digest, PathGlobs([LAYER_INVENTORY])))
+        for layer in request.layers
+    )
+    layer_inventories = (
+        *(request.base.layer_inventories if request.base else ()),
+        *own_inventories,
+    )
+    inventories = await _layer_inventory_inputs(layer_inventories)
+    spec = json.dumps(
+        assembly_spec(request, layer_dirs, inventories.paths), sort_keys=True, indent=2
+    ).encode()
     descriptors = await MultiGet(
         Get(Digest, DigestSubset(layer.digest, PathGlobs([LAYER_DESCRIPTOR])))
         for layer in request.layers
@@ -177,7 +223,9 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
             )
         )
     spec_digest = await Get(Digest, CreateDigest([FileContent("spec.json", spec)]))
-    inputs = await Get(Digest, MergeDigests([spec_digest, *prefixed, *base_inputs]))
+    inputs = await Get(
+        Digest, MergeDigests([spec_digest, inventories.digest, *prefixed, *base_inputs])
+    )
     process = await Get(
         Process,
         ImageToolRequest(
@@ -196,18 +244,14 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
             output_directories=(IMAGE_LAYOUT,),
         ),
     )
-    own_inventories = await MultiGet(
-        Get(Digest, DigestSubset(layer.digest, PathGlobs([LAYER_INVENTORY])))
-        for layer in request.layers
-    )
-    layer_inventories = (
-        *(request.base.layer_inventories if request.base else ()),
-        *own_inventories,
-    )
     result, inventory = await MultiGet(
-        Get(ProcessResult, Process, process),
+        Get(FallibleProcessResult, Process, process),
         Get(ImageInventory, ImageInventoryRequest(request.repository, layer_inventories)),
     )
+    if result.exit_code != 0:
+        raise ImageAssemblyError(
+            assembly_failure_message(request.description, result.stderr.decode(errors="replace"))
+        )
     metadata_only = await Get(Digest, DigestSubset(result.output_digest, PathGlobs([IMAGE_METADATA])))
     contents = await Get(DigestContents, Digest, metadata_only)
     image = await Get(

@@ -1,13 +1,48 @@
 from __future__ import annotations
 
-from esb.util_rules.image import ImageAssemblyRequest, assembly_spec, config_json
+import json
+
+import pytest
+
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.util_rules.image import (
+    BuiltImage,
+    ImageAssemblyError,
+    ImageAssemblyRequest,
+    ImageInventory,
+    ImageInventoryRequest,
+    assemble_image,
+    assembly_failure_message,
+    assembly_spec,
+    config_json,
+)
 from esb.util_rules.layers import BuiltLayer
-from pants.engine.fs import EMPTY_DIGEST
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    EMPTY_FILE_DIGEST,
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestEntries,
+    DigestSubset,
+    MergeDigests,
+    RemovePrefix,
+)
+from pants.engine.process import (
+    FallibleProcessResult,
+    Process,
+    ProcessExecutionEnvironment,
+    ProcessResultMetadata,
+)
+from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
+
+_INVENTORIES = ("inventories/000/layer.inventory.json", "inventories/001/layer.inventory.json")
 
 
 def _request(**kwargs) -> ImageAssemblyRequest:
     return ImageAssemblyRequest(
-        description="d",
+        description="Assemble the image services/api:api",
         repository="esb/api",
         tags=("latest", "1.0"),
         architecture="amd64",
@@ -18,9 +53,10 @@ def _request(**kwargs) -> ImageAssemblyRequest:
 
 
 def test_spec_without_base_names_the_platform() -> None:
-    spec = assembly_spec(_request(), ("layers/00-uv", "layers/01-app"))
+    spec = assembly_spec(_request(), ("layers/00-uv", "layers/01-app"), _INVENTORIES)
     assert spec == {
         "config": {"cmd": ["python"], "env": {"A": "1"}},
+        "layer_inventories": list(_INVENTORIES),
         "layers": [
             {
                 "created_by": "esb: uv layer",
@@ -39,3 +75,82 @@ def test_spec_without_base_names_the_platform() -> None:
 
 def test_config_json_is_canonical() -> None:
     assert config_json(b=1, a=2) == config_json(a=2, b=1) == '{"a": 2, "b": 1}'
+
+
+def test_failure_message_is_the_tools_own_introduced_by_the_step() -> None:
+    stderr = "imagetool assemble: The `user` field is 'x', but ...\n\nFix: add it.\n"
+    assert assembly_failure_message("Assemble the image services/api:api", stderr) == (
+        "Assemble the image services/api:api failed:\n\nThe `user` field is 'x', but ...\n\n"
+        "Fix: add it."
+    )
+
+
+_TOOL_MESSAGE = "imagetool assemble: The `user` field is 'nosuchuser', but the image has no user"
+
+
+def _failed_assembly(process: Process) -> FallibleProcessResult:
+    return FallibleProcessResult(
+        stdout=b"",
+        stdout_digest=EMPTY_FILE_DIGEST,
+        stderr=f"{_TOOL_MESSAGE}\n".encode(),
+        stderr_digest=EMPTY_FILE_DIGEST,
+        exit_code=1,
+        output_digest=EMPTY_DIGEST,
+        metadata=ProcessResultMetadata(
+            0,
+            ProcessExecutionEnvironment(
+                environment_name=None,
+                platform="linux_x86_64",
+                docker_image=None,
+                remote_execution=False,
+                remote_execution_extra_platform_properties=[],
+            ),
+            "ran",
+            0,
+        ),
+    )
+
+
+def test_a_refused_assembly_fails_with_the_tools_message_and_every_layers_records() -> None:
+    base_metadata = json.dumps({"layers": [{"digest": "sha256:ab"}]})
+    base = BuiltImage(EMPTY_DIGEST, base_metadata, (EMPTY_DIGEST,))
+    specs: list[dict] = []
+
+    def create_digest(request: CreateDigest) -> Digest:
+        specs.extend(json.loads(file.content) for file in request if file.path == "spec.json")
+        return EMPTY_DIGEST
+
+    with pytest.raises(ImageAssemblyError) as exc:
+        run_rule_with_mocks(
+            assemble_image,
+            rule_args=[_request(base=base)],
+            mock_gets=[
+                MockGet(Digest, (DigestSubset,), lambda _: EMPTY_DIGEST),
+                MockGet(Digest, (AddPrefix,), lambda _: EMPTY_DIGEST),
+                MockGet(Digest, (RemovePrefix,), lambda _: EMPTY_DIGEST),
+                MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
+                MockGet(Digest, (CreateDigest,), create_digest),
+                MockGet(DigestEntries, (Digest,), lambda _: DigestEntries([])),
+                MockGet(DigestContents, (Digest,), lambda _: DigestContents([])),
+                MockGet(
+                    Process,
+                    (ImageToolRequest,),
+                    lambda request: Process(request.argv, description=request.description),
+                ),
+                MockGet(FallibleProcessResult, (Process,), _failed_assembly),
+                MockGet(
+                    ImageInventory,
+                    (ImageInventoryRequest,),
+                    lambda _: ImageInventory(EMPTY_DIGEST),
+                ),
+            ],
+        )
+
+    assert str(exc.value) == (
+        "Assemble the image services/api:api failed:\n\nThe `user` field is 'nosuchuser', but "
+        "the image has no user"
+    )
+    # The base's one layer and the image's two.
+    assert [spec["layer_inventories"] for spec in specs] == [
+        [f"inventories/{i:03d}/layer.inventory.json" for i in range(3)]
+    ]
