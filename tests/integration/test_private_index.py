@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from docker import DockerClient
 
 from imagetool.oci import OciLayout
-from integration.checkouts import Checkout
+from integration.checkouts import Checkout, ImageTarget
+from integration.containers import run_to_exit
 
 SERVICE = "services/private"
 TARGET = f"{SERVICE}:private"
@@ -218,6 +220,7 @@ def test_a_lock_pinning_a_private_index_locks_and_builds_with_uv_credentials(
     repo_root: Path,
     private_index: tuple[PrivateIndex, Path],
     monkeypatch: pytest.MonkeyPatch,
+    docker_client: DockerClient,
 ) -> None:
     index, bundle = private_index
     checkout = Checkout.copy_of(repo_root, scratch / "checkout")
@@ -257,6 +260,14 @@ def test_a_lock_pinning_a_private_index_locks_and_builds_with_uv_credentials(
     assert not [path for path, content in files.items() if PASSWORD.encode() in content]
     for run in (lock, denied, package):
         assert PASSWORD not in run.stdout + run.stderr
+    image = checkout.outputs(ImageTarget(TARGET, "esb_service_image", ())).load_into(docker_client)
+    try:
+        greeting = run_to_exit(docker_client, image.id)
+    finally:
+        docker_client.images.remove(image.id, force=True)
+    assert greeting.status == 0 and greeting.stdout == "hello from the private index\n", (
+        greeting.report()
+    )
 
     # The lock now pins another file than the index serves under that name and version.
     locked_hash = hashlib.sha256(build_wheel()).hexdigest()

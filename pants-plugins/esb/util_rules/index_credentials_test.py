@@ -2,19 +2,32 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.util_rules import index_credentials
 from esb.util_rules.index_credentials import (
     INDEX_CREDENTIALS_CACHE,
+    INDEX_CREDENTIALS_DIR,
     IndexCredentials,
     IndexCredentialsRequest,
     PackageIndex,
     project_indexes,
 )
+from esb.util_rules.layers import (
+    DistributionLayerRequest,
+    LockedDistribution,
+    build_distribution_layer,
+)
+from esb.util_rules.platform import BasePlatform
+from pants.engine.fs import EMPTY_DIGEST
+from pants.engine.platform import Platform
+from pants.engine.process import Process, ProcessResult
 from pants.engine.rules import QueryRule
-from pants.testutil.rule_runner import RuleRunner, engine_error
+from pants.testutil.rule_runner import MockGet, RuleRunner, engine_error, run_rule_with_mocks
 
 INTERNAL = PackageIndex("internal-pypi", "https://pypi.internal.example:8443/simple")
 OTHER = PackageIndex("other", "https://other.example/simple")
@@ -106,3 +119,49 @@ url = "https://unnamed.example/simple"
 """
     assert project_indexes(pyproject) == (INTERNAL,)
     assert project_indexes(b"<<<<<<< HEAD\n") == ()
+
+
+def distribution_layer_request(index: str) -> ImageToolRequest:
+    """The image-tool run that `build_distribution_layer` asks for, for one distribution."""
+    requests: list[ImageToolRequest] = []
+
+    def process(request: ImageToolRequest) -> Process:
+        requests.append(request)
+        return Process(argv=("true",), description=request.description)
+
+    run_rule_with_mocks(
+        build_distribution_layer,
+        rule_args=[
+            DistributionLayerRequest(
+                (LockedDistribution("greeting", "greeting==1.0 --hash=sha256:00\n", index),),
+                BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11"),
+            ),
+            Platform.linux_x86_64,
+        ],
+        mock_gets=[
+            MockGet(UvWheel, (UvWheelRequest,), lambda _: UvWheel(EMPTY_DIGEST, "uv.whl")),
+            MockGet(Process, (ImageToolRequest,), process),
+            # The rule reads only the outputs of the result.
+            MockGet(
+                ProcessResult, (Process,), lambda _: SimpleNamespace(output_digest=EMPTY_DIGEST)
+            ),
+        ],
+    )
+    (request,) = requests
+    return request
+
+
+def test_a_private_distribution_layer_keys_its_index_and_reads_credentials_from_the_cache() -> None:
+    request = distribution_layer_request(f"{INTERNAL.name}={INTERNAL.url}")
+
+    argv = " ".join(request.argv)
+    assert f"--index {INTERNAL.name}={INTERNAL.url}" in argv
+    assert f"--credentials-dir {INDEX_CREDENTIALS_DIR}" in argv
+    assert dict(request.append_only_caches) == {INDEX_CREDENTIALS_CACHE: INDEX_CREDENTIALS_DIR}
+
+
+def test_a_pypi_distribution_layer_names_no_index_and_no_credentials() -> None:
+    request = distribution_layer_request("")
+
+    assert "--index" not in request.argv and "--credentials-dir" not in request.argv
+    assert not request.append_only_caches

@@ -68,6 +68,19 @@ def write_project(directory: Path, index_url: str) -> Path:
     return directory
 
 
+def check_lock_error(uv: Uv, project: Path) -> str:
+    """The message of the lock check of `project` as the service `services/svc:svc`."""
+    with pytest.raises(LockError) as error:
+        check_lock(
+            uv,
+            project,
+            DEBIAN_12.version,
+            display_dir="services/svc",
+            relock_command="pants esb-lock services/svc:svc",
+        )
+    return str(error.value)
+
+
 def test_conflict_markers_name_the_file_the_line_and_the_fix(tmp_path: Path) -> None:
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text('[project]\n<<<<<<< HEAD\nversion = "1"\n=======\n>>>>>>> b\n')
@@ -89,16 +102,7 @@ def test_check_lock_reports_conflict_markers_in_pyproject_with_the_target_fix(
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + "<<<<<<< HEAD\n=======\n>>>>>>> main\n")
 
-    with pytest.raises(LockError) as error:
-        check_lock(
-            uv,
-            project,
-            DEBIAN_12.version,
-            display_dir="services/svc",
-            relock_command="pants esb-lock services/svc:svc",
-        )
-
-    message = str(error.value)
+    message = check_lock_error(uv, project)
     assert "services/svc/pyproject.toml has unresolved merge-conflict markers" in message
     assert "at line 11" in message
     assert "pants esb-lock services/svc:svc" in message
@@ -243,16 +247,7 @@ def test_check_lock_reports_conflict_markers_in_the_lock(uv: Uv, tmp_path: Path)
     project = write_project(tmp_path / "svc", "https://pypi.internal.example/simple")
     (project / "uv.lock").write_text("version = 1\n<<<<<<< HEAD\n=======\n>>>>>>> x\n")
 
-    with pytest.raises(LockError) as error:
-        check_lock(
-            uv,
-            project,
-            DEBIAN_12.version,
-            display_dir="services/svc",
-            relock_command="pants esb-lock services/svc:svc",
-        )
-
-    message = str(error.value)
+    message = check_lock_error(uv, project)
     assert "services/svc/uv.lock has unresolved merge-conflict markers (`<<<<<<<` at line 2)" in (
         message
     )
