@@ -209,8 +209,9 @@ def check_lock(
     project_indexes(read_toml(pyproject, shown_pyproject, relock), shown_pyproject)
     if not lock.is_file():
         raise LockError(f"{shown} has no uv.lock: every service installs exactly what its lock pins.\n\nFix: {relock}.")
-    _check_requires_python(lock, python_version, shown_lock, relock)
-    check_lock_urls(read_toml(lock, shown_lock, relock), shown_lock, relock)
+    check_lock_urls(
+        _check_requires_python(lock, python_version, shown_lock, relock), shown_lock, relock
+    )
     check_path_sources(project_dir, display_dir)
     result = uv.run(["lock", "--check", "--offline", "--python", sys.executable], cwd=project_dir)
     if result.returncode != 0:
@@ -221,7 +222,10 @@ def check_lock(
         )
 
 
-def _check_requires_python(lock: Path, python_version: str, shown_lock: str, relock: str) -> None:
+def _check_requires_python(
+    lock: Path, python_version: str, shown_lock: str, relock: str
+) -> dict[str, object]:
+    """The lock's table, once it is known to be a uv lock that admits `python_version`."""
     content = read_toml(lock, shown_lock, f"{relock}; never edit a lock by hand")
     if not isinstance(content.get("version"), int) or not isinstance(content.get("package", []), list):
         raise LockError(
@@ -243,6 +247,7 @@ def _check_requires_python(lock: Path, python_version: str, shown_lock: str, rel
             f"`requires-python` in pyproject.toml and re-lock ({relock.removeprefix('run ')}), "
             "or build the service on a base whose Python the project supports."
         )
+    return content
 
 
 @dataclass(frozen=True)
