@@ -1,5 +1,6 @@
 """The esb backend: daemonless, reproducible OCI images for a Python microservice monorepo."""
 
+from esb import pyproject_errors
 from esb.goals import lint, lock, package, publish, run, tailor
 from esb.subsystems import image_tool, uv
 from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
@@ -11,6 +12,7 @@ def target_types():
 
 
 def rules():
+    pyproject_errors.install()
     return [
         *base.rules(),
         *collisions.rules(),

@@ -11,13 +11,31 @@ from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.target_types import (
     BASE_LOCK_FILE,
     SERVICE_LOCK_FILE,
+    SERVICE_PYPROJECT_FILE,
     EsbBaseDebianSourcesField,
     EsbBasePackagesField,
     EsbServiceBaseField,
 )
+from esb.util_rules.index_credentials import (
+    CREDENTIALS_CACHES,
+    IndexCredentials,
+    IndexCredentialsRequest,
+    credentials_argv,
+    project_indexes,
+)
 from esb.util_rules.service import ServiceProject, ServiceProjectRequest
 from pants.engine.console import Console
-from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests, RemovePrefix, Workspace
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    AddPrefix,
+    Digest,
+    DigestContents,
+    DigestSubset,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+    Workspace,
+)
 from pants.engine.platform import Platform
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
@@ -39,7 +57,10 @@ class EsbLockSubsystem(GoalSubsystem):
         For each given `esb_service_image`, run `uv lock` (the uv of `[esb-uv]`, never one from
         `PATH`) on the service's `pyproject.toml` and write `{SERVICE_LOCK_FILE}` beside it.
         Versions the existing lock pins are kept unless `--upgrade` is given. The lock must
-        admit the Python of the service's base, read from the base's lock.
+        admit the Python of the service's base, read from the base's lock. Private indexes
+        declared in `[[tool.uv.index]]` get their credentials from `UV_INDEX_<NAME>_USERNAME` /
+        `UV_INDEX_<NAME>_PASSWORD` or netrc, and their CA from `[GLOBAL].ca_certs_path` (see
+        docs/uv-locks.md).
         """
     )
 
@@ -76,6 +97,7 @@ def uv_lock_argv(project: ServiceProject, uv_wheel: str, upgrade: bool) -> tuple
         "--display-dir",
         project.address.spec_path or ".",
         *(("--upgrade",) if upgrade else ()),
+        *credentials_argv(),
     )
 
 
@@ -119,6 +141,13 @@ async def esb_lock(
     projects = await MultiGet(
         Get(ServiceProject, ServiceProjectRequest(target.address)) for target in services
     )
+    pyprojects = await MultiGet(
+        Get(DigestContents, DigestSubset(p.digest, PathGlobs([SERVICE_PYPROJECT_FILE])))
+        for p in projects
+    )
+    indexes = {i for contents in pyprojects for c in contents for i in project_indexes(c.content)}
+    if indexes:
+        await Get(IndexCredentials, IndexCredentialsRequest(tuple(sorted(indexes, key=str))))
     wheel = await Get(UvWheel, UvWheelRequest(host.value))
     staged = await MultiGet(Get(Digest, AddPrefix(p.digest, "project")) for p in projects)
     inputs = await MultiGet(
@@ -135,6 +164,7 @@ async def esb_lock(
                 needs_network_trust=True,
                 # The index changes at any time: a lock is resolved anew in each run.
                 cache_scope=ProcessCacheScope.PER_SESSION,
+                append_only_caches=CREDENTIALS_CACHES,
             ),
         )
         for project, digest in zip(projects, inputs)

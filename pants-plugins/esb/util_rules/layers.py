@@ -12,11 +12,13 @@ from typing import Optional
 
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb.util_rules.index_credentials import CREDENTIALS_CACHES, credentials_argv
 from esb.util_rules.platform import BasePlatform
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
 from pants.engine.platform import Platform
 from pants.engine.process import Process, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.util.frozendict import FrozenDict
 
 LAYER_BLOB = "layer.tar.gz"
 LAYER_DESCRIPTOR = "layer.json"
@@ -51,13 +53,15 @@ def layer_request(
     input_digest: Digest,
     *,
     needs_network_trust: bool = False,
+    needs_credentials: bool = False,
 ) -> ImageToolRequest:
     return ImageToolRequest(
-        argv=(*argv, *_OUTPUTS),
+        argv=(*argv, *(credentials_argv() if needs_credentials else ()), *_OUTPUTS),
         description=description,
         input_digest=input_digest,
         output_files=(LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY),
         needs_network_trust=needs_network_trust,
+        append_only_caches=CREDENTIALS_CACHES if needs_credentials else FrozenDict(),
     )
 
 
@@ -107,6 +111,8 @@ class LockedDistribution:
     name: str
     requirement: str
     """`name==version`, its marker and its hashes, as the lock pins it."""
+    index: str = ""
+    """`NAME=URL` of the index the lock takes it from, or empty for PyPI."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,8 @@ async def build_distribution_layer(request: DistributionLayerRequest, host: Plat
     # of the service: every service that locks a distribution shares its one layer.
     wheel = await Get(UvWheel, UvWheelRequest(host.value))
     requirements = sum((("--requirement", d.requirement) for d in request.distributions), ())
+    # A layer installs from one index: a distribution of a private index has a layer of its own.
+    index = request.distributions[0].index
     names = ", ".join(_pinned_name(d) for d in request.distributions)
     return await run_layer_process(
         "distribution",
@@ -144,10 +152,12 @@ async def build_distribution_layer(request: DistributionLayerRequest, host: Plat
                 "--uv",
                 wheel.filename,
                 *target_argv(request.platform),
+                *(("--index", index) if index else ()),
             ),
             f"Install {names} into a layer",
             wheel.digest,
             needs_network_trust=True,
+            needs_credentials=bool(index),
         ),
     )
 

@@ -24,7 +24,12 @@ from esb.target_types import (
     EsbServiceWorkdirField,
 )
 from esb.target_types import BASE_LOCK_FILE
-from esb.util_rules import context
+from esb.util_rules import context, index_credentials
+from esb.util_rules.index_credentials import (
+    IndexCredentials,
+    IndexCredentialsRequest,
+    PackageIndex,
+)
 from esb.util_rules.base import BaseImageRequest, BaseSources, BuiltBaseImage
 from esb.util_rules.context import ServiceContext, ServiceContextRequest
 from esb.util_rules.dependencies import ResolvedBaseAddress
@@ -66,7 +71,7 @@ from pants.engine.fs import (
     Snapshot,
 )
 from pants.engine.platform import Platform
-from pants.engine.process import Process, ProcessResult
+from pants.engine.process import Process, ProcessExecutionFailure, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     HydratedSources,
@@ -290,7 +295,10 @@ async def export_service_lock(project: ServiceProject) -> LockExport:
     (export,) = await Get(DigestContents, Digest, result.output_digest)
     content = json.loads(export.content)
     return LockExport(
-        tuple(LockedDistribution(d["name"], d["requirement"]) for d in content["distributions"]),
+        tuple(
+            LockedDistribution(d["name"], d["requirement"], d.get("index", ""))
+            for d in content["distributions"]
+        ),
         tuple(content["local_directories"]),
     )
 
@@ -336,11 +344,40 @@ def distribution_layer_groups(
     distributions: tuple[LockedDistribution, ...], limit: int
 ) -> tuple[tuple[LockedDistribution, ...], ...]:
     """One layer per distribution, so that every service locking the same distribution shares
-    its layer; past `limit`, the distributions last in name order share the last layer."""
+    its layer; past `limit`, the PyPI distributions last in name order share the last layer.
+    A distribution of another index always has a layer of its own: a layer installs from one
+    index."""
     ordered = sorted(distributions, key=lambda d: d.name)
     if len(ordered) <= limit:
         return tuple((d,) for d in ordered)
-    return (*((d,) for d in ordered[: limit - 1]), tuple(ordered[limit - 1 :]))
+    private = [(d,) for d in ordered if d.index]
+    public = [d for d in ordered if not d.index]
+    shared = max(limit - len(private), 1)
+    groups = [*((d,) for d in public[: shared - 1]), tuple(public[shared - 1 :]), *private]
+    return tuple(sorted((g for g in groups if g), key=lambda g: g[0].name))
+
+
+def distribution_indexes(export: LockExport) -> tuple[PackageIndex, ...]:
+    """The indexes other than PyPI that the lock installs from."""
+    arguments = sorted({d.index for d in export.distributions if d.index})
+    return tuple(PackageIndex.from_argument(argument) for argument in arguments)
+
+
+class DistributionInstallError(Exception):
+    """A distribution the lock pins could not be installed; names the lock and the fix."""
+
+
+def distribution_install_error(project: ServiceProject, failure: ProcessExecutionFailure) -> str:
+    """The image tool's message, with the lock that pins the distribution and its fix: the
+    layer's process is shared by every service locking it, so it cannot name the service."""
+    message = failure.stderr.decode(errors="replace").strip()
+    message = message.replace("`pants esb-lock <service target>`", f"`{project.relock_command}`")
+    return f"Installing a distribution that {project.lock_path} pins failed:\n\n{message}"
+
+
+def is_distribution_layer_failure(failure: ProcessExecutionFailure) -> bool:
+    # The description of `build_distribution_layer`'s process, as the failure quotes it.
+    return str(failure).startswith("Process 'Install ")
 
 
 @rule(desc="Build a service image", level=LogLevel.DEBUG)
@@ -381,30 +418,38 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
     )
     app_files = await Get(Digest, RemovePrefix(app_files, root)) if root else app_files
     groups = distribution_layer_groups(export.distributions, MAX_DISTRIBUTION_LAYERS)
-    base, uv, venv, app, *distributions = await MultiGet(
-        Get(BuiltBaseImage, BaseImageRequest, base_request),
-        Get(BuiltLayer, UvLayerRequest(platform.tool_platform)),
-        Get(
-            BuiltLayer,
-            VenvLayerRequest(
-                project.digest if export.local_packages else EMPTY_DIGEST,
-                export.local_packages,
-                platform,
-                APP_SOURCE_PATH,
-                f"Build the venv layer of {spec}"
-                if export.local_packages
-                else f"Build the venv layer ({platform.python_version})",
-                # Only with local packages: messages about them need the service's directory,
-                # and without them the layer is the same for every service on the base.
-                display_dir=root if export.local_packages else None,
+    indexes = distribution_indexes(export)
+    if indexes:
+        await Get(IndexCredentials, IndexCredentialsRequest(indexes))
+    try:
+        base, uv, venv, app, *distributions = await MultiGet(
+            Get(BuiltBaseImage, BaseImageRequest, base_request),
+            Get(BuiltLayer, UvLayerRequest(platform.tool_platform)),
+            Get(
+                BuiltLayer,
+                VenvLayerRequest(
+                    project.digest if export.local_packages else EMPTY_DIGEST,
+                    export.local_packages,
+                    platform,
+                    APP_SOURCE_PATH,
+                    f"Build the venv layer of {spec}"
+                    if export.local_packages
+                    else f"Build the venv layer ({platform.python_version})",
+                    # Only with local packages: messages about them need the service's directory,
+                    # and without them the layer is the same for every service on the base.
+                    display_dir=root if export.local_packages else None,
+                ),
             ),
-        ),
-        Get(
-            BuiltLayer,
-            FilesLayerRequest("app", app_files, APP_DIR, f"Build the source layer of {spec}"),
-        ),
-        *(Get(BuiltLayer, DistributionLayerRequest(group, platform)) for group in groups),
-    )
+            Get(
+                BuiltLayer,
+                FilesLayerRequest("app", app_files, APP_DIR, f"Build the source layer of {spec}"),
+            ),
+            *(Get(BuiltLayer, DistributionLayerRequest(group, platform)) for group in groups),
+        )
+    except ProcessExecutionFailure as failure:
+        if not is_distribution_layer_failure(failure):
+            raise
+        raise DistributionInstallError(distribution_install_error(project, failure)) from None
     venv_layers = (*distributions, venv)
     await Get(
         NativeCheck,
@@ -446,4 +491,4 @@ class ContextRuleViolation(Exception):
 
 
 def rules():
-    return [*collect_rules(), *context.rules()]
+    return [*collect_rules(), *context.rules(), *index_credentials.rules()]

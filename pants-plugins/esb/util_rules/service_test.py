@@ -3,13 +3,23 @@ from __future__ import annotations
 import pytest
 
 from esb.util_rules.layers import LockedDistribution
+from esb.util_rules.index_credentials import PackageIndex
 from esb.util_rules.service import (
+    LockExport,
+    ServiceProject,
     check_local_packages,
+    distribution_indexes,
+    distribution_install_error,
     distribution_layer_groups,
     check_service_files,
+    is_distribution_layer_failure,
     local_package_directories,
 )
+from esb.util_rules.platform import BasePlatform
 from pants.engine.addresses import Address
+from pants.engine.fs import EMPTY_DIGEST
+from pants.engine.process import ProcessExecutionFailure
+from pants.option.global_options import KeepSandboxes
 from pants.engine.target import InvalidFieldException
 
 
@@ -114,3 +124,47 @@ def test_each_distribution_gets_a_layer_of_its_own_in_name_order() -> None:
 def test_past_the_limit_the_last_distributions_share_the_last_layer() -> None:
     groups = distribution_layer_groups(distributions("e", "d", "c", "b", "a"), 3)
     assert groups == (distributions("a"), distributions("b"), distributions("c", "d", "e"))
+
+
+INTERNAL = "internal=https://pypi.internal.example/simple"
+
+
+def private(name: str) -> LockedDistribution:
+    return LockedDistribution(name, f"{name}==1.0 \\\n    --hash=sha256:00\n", INTERNAL)
+
+
+def test_past_the_limit_a_private_distribution_keeps_a_layer_of_its_own() -> None:
+    groups = distribution_layer_groups((*distributions("e", "d", "c", "a"), private("b")), 3)
+    assert groups == (distributions("a"), (private("b"),), distributions("c", "d", "e"))
+
+
+def test_distribution_indexes_are_those_other_than_pypi_once_each() -> None:
+    export = LockExport((*distributions("six"), private("a"), private("b")), ())
+    assert distribution_indexes(export) == (
+        PackageIndex("internal", "https://pypi.internal.example/simple"),
+    )
+
+
+def test_a_failed_distribution_layer_names_the_lock_and_the_relock_command() -> None:
+    project = ServiceProject(
+        Address("services/api", target_name="api"),
+        EMPTY_DIGEST,
+        BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11"),
+        Address("base", target_name="esb-service-base"),
+    )
+    failure = ProcessExecutionFailure(
+        1,
+        b"",
+        b"imagetool distribution-layer: greeting==1.0: the file the index served does not have "
+        b"the sha256 the lock pins.\n\nFix: re-lock the service (`pants esb-lock <service "
+        b"target>`) if the new file is the one you want",
+        "Install greeting==1.0 into a layer",
+        keep_sandboxes=KeepSandboxes.never,
+    )
+
+    message = distribution_install_error(project, failure)
+
+    assert is_distribution_layer_failure(failure)
+    assert message.startswith("Installing a distribution that services/api/uv.lock pins failed")
+    assert "greeting==1.0: the file the index served" in message
+    assert "(`pants esb-lock services/api:api`)" in message

@@ -4,7 +4,9 @@ Each writes its layer blob and a JSON descriptor of it, `{"digest", "diff_id", "
 "size"}` (see `imagetool.commands.LayerOutputs`); `venv-layer` also writes the installed
 packages, `[{"name", "version"}, ...]`. The commands are the only place that reads the
 environment: `SOURCE_DATE_EPOCH` for the default mtime, and the variables that let uv reach the
-index through the machine's TLS trust and proxies.
+index through the machine's TLS trust and proxies. Index credentials come from files in
+`--credentials-dir` (see `imagetool.venv.indexes`), never from the arguments or environment,
+which are part of the process's cache key.
 """
 
 from __future__ import annotations
@@ -26,9 +28,15 @@ from imagetool.commands import (
     write_json,
 )
 from imagetool.oci import OciLayout
+from imagetool.venv.indexes import (
+    PYPI_INDEX_URL,
+    PackageIndex,
+    credentials_netrc,
+    project_indexes,
+    read_toml,
+)
 from imagetool.venv.install import (
     DEFAULT_SOURCE_PATH,
-    PYPI_INDEX_URL,
     BuiltVenv,
     TargetPython,
     Uv,
@@ -115,7 +123,9 @@ def run_export_lock(args: argparse.Namespace) -> int:
             display_dir=args.display_dir,
             relock_command=args.relock_command,
         )
-        requirements = export_requirements(uv, args.project, args.extras).for_target(target)
+        requirements = export_requirements(
+            uv, args.project, args.extras, args.display_dir
+        ).for_target(target)
     write_json(
         args.out,
         {
@@ -140,21 +150,35 @@ def add_distribution_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "repeatable.",
     )
     parser.add_argument("--uv", type=Path, required=True, help="uv's wheel, or its binary.")
+    parser.add_argument(
+        "--index",
+        type=PackageIndex.from_argument,
+        help="The named index the lock takes the distributions from, NAME=URL (from "
+        "export-lock); default: --index-url.",
+    )
     _add_target_arguments(parser)
     _add_install_arguments(parser)
+    _add_credentials_argument(parser)
     add_layer_output_arguments(parser)
 
 
 def run_distribution_layer(args: argparse.Namespace) -> int:
     outputs = LayerOutputs.from_args(args)
+    indexes = (args.index,) if args.index else ()
     with tempfile.TemporaryDirectory(prefix="esb-venv-") as scratch:
         installed = install_distributions(
-            uv_from(args.uv, Path(scratch), args.cache_dir),
+            uv_from(
+                args.uv,
+                Path(scratch),
+                args.cache_dir,
+                credentials_netrc(args.credentials_dir, indexes),
+            ),
             "".join(requirement.rstrip() + "\n" for requirement in args.requirements),
             Path(scratch) / "venv",
             _target(args),
             compile_bytecode=args.compile_bytecode,
-            index_url=args.index_url,
+            index_url=args.index.url if args.index else args.index_url,
+            indexes=indexes,
         )
         outputs.write(venv_layer_members(installed))
     _report_bytecode(installed)
@@ -275,6 +299,15 @@ def _add_install_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_credentials_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--credentials-dir",
+        type=Path,
+        help="Where the backend wrote a netrc file per index, `<NAME>.netrc`, for the indexes "
+        "that have credentials; outside the process's cache key.",
+    )
+
+
 def _add_project_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project",
@@ -301,12 +334,20 @@ def _add_python_version_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def uv_from(wheel_or_binary: Path, scratch: Path, cache_dir: Optional[Path] = None) -> Uv:
+def uv_from(
+    wheel_or_binary: Path, scratch: Path, cache_dir: Optional[Path] = None, netrc: str = ""
+) -> Uv:
+    """uv, with the machine's network settings and `netrc` as its only credentials: a netrc
+    file of the build host's user is never read."""
     if wheel_or_binary.suffix == ".whl":
         binary = extract_uv_binary(wheel_or_binary, scratch)
     else:
         binary = wheel_or_binary
     network_env = {name: os.environ[name] for name in NETWORK_ENV_VARS if name in os.environ}
+    netrc_file = scratch / "netrc"
+    netrc_file.touch(mode=0o600)
+    netrc_file.write_text(netrc)
+    network_env["NETRC"] = str(netrc_file.absolute())
     return Uv(binary, cache_dir, network_env)
 
 
@@ -379,12 +420,20 @@ def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--index-url", default=PYPI_INDEX_URL, help="The index uv resolves against."
     )
+    _add_credentials_argument(parser)
 
 
 def run_lock(args: argparse.Namespace) -> int:
+    pyproject = args.project / "pyproject.toml"
+    shown = f"{args.display_dir or args.project}/pyproject.toml"
+    indexes = (
+        project_indexes(read_toml(pyproject, shown, "lock the project again"), shown)
+        if pyproject.is_file()
+        else ()
+    )
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
         lock_project(
-            uv_from(args.uv, Path(scratch)),
+            uv_from(args.uv, Path(scratch), netrc=credentials_netrc(args.credentials_dir, indexes)),
             args.project,
             args.python_version,
             display_dir=args.display_dir,

@@ -43,12 +43,22 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from imagetool.errors import ToolError
+from imagetool.venv.indexes import (
+    PYPI_INDEX_URL,
+    LockError,
+    PackageIndex,
+    VenvBuildError,
+    access_error,
+    check_lock_urls,
+    distribution_indexes,
+    hash_mismatch_error,
+    project_indexes,
+    read_toml,
+)
 from imagetool.tarlayer import LayerMember, members_from_directory
 
 VENV_PATH = "/.venv"
 DEFAULT_SOURCE_PATH = "/app/src"
-PYPI_INDEX_URL = "https://pypi.org/simple"
 SOURCE_PATHS_PTH = "esb_service_sources.pth"
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
@@ -57,14 +67,6 @@ _NO_MATCHING_WHEEL = re.compile(
     r"Because (?P<package>[^\s=]+)==(?P<version>\S+) has no wheels with a matching "
     r"(?P<tag>[\w ]+?) tag"
 )
-
-
-class VenvBuildError(ToolError):
-    """A service's venv cannot be built; the message says why and how to fix it."""
-
-
-class LockError(VenvBuildError):
-    """The service's `uv.lock` is missing, out of date, or locked for another Python."""
 
 
 class NoSuitableWheelError(VenvBuildError):
@@ -204,13 +206,12 @@ def check_lock(
             f"{shown} has no pyproject.toml: a service declares its dependencies there "
             "and locks them in uv.lock beside it."
         )
-    try:
-        tomllib.loads(pyproject.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise LockError(f"{shown_pyproject} is not valid TOML: {e}.") from None
+    project_indexes(read_toml(pyproject, shown_pyproject, relock), shown_pyproject)
     if not lock.is_file():
         raise LockError(f"{shown} has no uv.lock: every service installs exactly what its lock pins.\n\nFix: {relock}.")
-    _check_requires_python(lock, python_version, shown_lock, relock)
+    check_lock_urls(
+        _check_requires_python(lock, python_version, shown_lock, relock), shown_lock, relock
+    )
     check_path_sources(project_dir, display_dir)
     result = uv.run(["lock", "--check", "--offline", "--python", sys.executable], cwd=project_dir)
     if result.returncode != 0:
@@ -221,14 +222,11 @@ def check_lock(
         )
 
 
-def _check_requires_python(lock: Path, python_version: str, shown_lock: str, relock: str) -> None:
-    try:
-        content = tomllib.loads(lock.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise LockError(
-            f"{shown_lock} is malformed: it is not valid TOML ({e}). Do not edit a lock by hand."
-            f"\n\nFix: {relock}."
-        ) from None
+def _check_requires_python(
+    lock: Path, python_version: str, shown_lock: str, relock: str
+) -> dict[str, object]:
+    """The lock's table, once it is known to be a uv lock that admits `python_version`."""
+    content = read_toml(lock, shown_lock, f"{relock}; never edit a lock by hand")
     if not isinstance(content.get("version"), int) or not isinstance(content.get("package", []), list):
         raise LockError(
             f"{shown_lock} is malformed: it is not a uv lockfile (no integer `version`, or "
@@ -249,6 +247,7 @@ def _check_requires_python(lock: Path, python_version: str, shown_lock: str, rel
             f"`requires-python` in pyproject.toml and re-lock ({relock.removeprefix('run ')}), "
             "or build the service on a base whose Python the project supports."
         )
+    return content
 
 
 @dataclass(frozen=True)
@@ -260,6 +259,9 @@ class LockedDistribution:
     requirement: str
     """Its entry of the exported requirements.txt: `name==version`, any environment marker,
     and one `--hash` per file the lock allows."""
+    index: str = ""
+    """The index the lock takes it from, as `NAME=URL` (see `PackageIndex.argument`), or empty
+    for PyPI."""
 
     def applies_to(self, target: TargetPython) -> bool:
         """Whether its environment marker (if any) holds on the target."""
@@ -273,7 +275,7 @@ class LockedDistribution:
         first, newline, hashes = self.requirement.partition("\n")
         pinned = first.split(";", 1)[0].rstrip(" \\")
         continuation = " \\" if first.rstrip().endswith("\\") else ""
-        return LockedDistribution(self.name, pinned + continuation + newline + hashes)
+        return LockedDistribution(self.name, pinned + continuation + newline + hashes, self.index)
 
 
 @dataclass(frozen=True)
@@ -298,20 +300,52 @@ class LockedRequirements:
         )
 
 
-def export_requirements(uv: Uv, project_dir: Path, extras: Sequence[str] = ()) -> LockedRequirements:
-    """The locked requirements of the project's runtime.
+def export_requirements(
+    uv: Uv, project_dir: Path, extras: Sequence[str] = (), display_dir: Optional[str] = None
+) -> LockedRequirements:
+    """The locked requirements of the project's runtime, each with the index the lock takes it
+    from when that is not PyPI.
 
     Dependency groups (`dev` and any other default group) and extras not asked for stay out, so
     test-only dependencies never enter the image. Editable sources are exported as plain local
     directories: an image is immutable, so there is nothing to edit in place.
     """
+    shown = display_dir if display_dir is not None else str(project_dir)
     result = uv.run(export_args(extras), cwd=project_dir)
     if result.returncode != 0:
         raise LockError(
             f"uv could not export the locked requirements of {project_dir}:\n"
             + result.stderr.strip()
         )
-    return split_local_requirements(result.stdout)
+    requirements = split_local_requirements(result.stdout)
+    shown_pyproject, shown_lock = f"{shown}/pyproject.toml", f"{shown}/uv.lock"
+    fix = f"run `uv lock --directory {shown}`"
+    pyproject = read_toml(project_dir / "pyproject.toml", shown_pyproject, fix)
+    indexes = distribution_indexes(
+        read_toml(project_dir / "uv.lock", shown_lock, fix),
+        project_indexes(pyproject, shown_pyproject),
+        shown_lock,
+        shown_pyproject,
+    )
+    return LockedRequirements(
+        tuple(
+            LockedDistribution(d.name, d.requirement, _index_of(d, indexes))
+            for d in requirements.distributions
+        ),
+        requirements.local_directories,
+    )
+
+
+def _index_of(
+    distribution: LockedDistribution, indexes: Mapping[tuple[str, str], PackageIndex]
+) -> str:
+    version = Requirement(_first_line(distribution.requirement)).specifier
+    for (name, locked_version), index in indexes.items():
+        if canonicalize_name(name) == distribution.name and version.contains(
+            locked_version, prereleases=True
+        ):
+            return index.argument()
+    return ""
 
 
 def split_local_requirements(requirements: str) -> LockedRequirements:
@@ -438,10 +472,9 @@ def _check_pinned_build_backend(package_dir: Path, shown: str) -> None:
             f"The local package {shown} has no pyproject.toml: images build local packages "
             f"only with a declared, pinned build backend.\n\n{fix}"
         )
-    try:
-        build_system = tomllib.loads(pyproject.read_text()).get("build-system", {})
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise VenvBuildError(f"{shown}/pyproject.toml is not valid TOML: {e}.") from None
+    build_system = read_toml(pyproject, f"{shown}/pyproject.toml", "build the image again").get(
+        "build-system", {}
+    )
     requires = build_system.get("requires") if isinstance(build_system, dict) else None
     if not isinstance(requires, list) or not requires:
         raise VenvBuildError(
@@ -509,9 +542,11 @@ def install_distributions(
     local_wheels: Sequence[Path] = (),
     compile_bytecode: bool = True,
     index_url: str = PYPI_INDEX_URL,
+    indexes: Sequence[PackageIndex] = (),
 ) -> BuiltVenv:
     """Install `requirements` (hashed) and `local_wheels` into `prefix` (which must not exist
     yet) as files for `/.venv`, without their dependencies and without the venv's own files.
+    `indexes` are the named indexes among them, for messages about access to them.
 
     Installed alone, one distribution gives the same files as within a whole lock, so its
     layer is the same for every service that locks it. Bytecode is compiled only when this
@@ -529,7 +564,7 @@ def install_distributions(
             install_args(prefix, target, index_url), cwd=prefix, stdin=requirements + wheel_lines
         )
         if result.returncode != 0:
-            raise _install_error(result.stderr.strip(), target)
+            raise _install_error(result.stderr.strip(), target, indexes)
     # uv's lock file for concurrent installs into the same prefix.
     (prefix / ".lock").unlink(missing_ok=True)
     _relocate_version_directories(prefix, target)
@@ -590,7 +625,12 @@ def _relocate_version_directories(venv_dir: Path, target: TargetPython) -> None:
             source.rename(parent / f"python{wanted}")
 
 
-def _install_error(uv_output: str, target: TargetPython) -> VenvBuildError:
+def _install_error(
+    uv_output: str, target: TargetPython, indexes: Sequence[PackageIndex] = ()
+) -> VenvBuildError:
+    known = access_error(uv_output, indexes) or hash_mismatch_error(uv_output)
+    if known:
+        return known
     sdist_only = _SDIST_ONLY.search(uv_output)
     if sdist_only:
         package, version = sdist_only.group("package", "version")
@@ -824,8 +864,12 @@ def lock_project(
     shown = display_dir if display_dir is not None else str(project_dir)
     if not (project_dir / "pyproject.toml").is_file():
         raise LockError(f"{shown} has no pyproject.toml to lock.")
+    pyproject = read_toml(
+        project_dir / "pyproject.toml", f"{shown}/pyproject.toml", "lock the project again"
+    )
+    indexes = project_indexes(pyproject, f"{shown}/pyproject.toml")
     check_path_sources(project_dir, display_dir)
-    _check_project_requires_python(project_dir / "pyproject.toml", python_version, shown)
+    _check_project_requires_python(pyproject, python_version, shown)
     args = ["lock", "--python", sys.executable]
     if index_url != PYPI_INDEX_URL:
         args.append(f"--default-index={index_url}")
@@ -833,6 +877,9 @@ def lock_project(
         args.append("--upgrade")
     result = uv.run(args, cwd=project_dir)
     if result.returncode != 0:
+        denied = access_error(result.stderr.strip(), indexes)
+        if denied:
+            raise denied
         raise LockError(f"uv could not lock {shown}:\n{result.stderr.strip()}")
     _check_requires_python(
         project_dir / "uv.lock",
@@ -842,11 +889,10 @@ def lock_project(
     )
 
 
-def _check_project_requires_python(pyproject: Path, python_version: str, shown: str) -> None:
-    try:
-        project = tomllib.loads(pyproject.read_text()).get("project", {})
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise LockError(f"{shown}/pyproject.toml is not valid TOML: {e}.") from None
+def _check_project_requires_python(
+    pyproject: Mapping[str, object], python_version: str, shown: str
+) -> None:
+    project = pyproject.get("project", {})
     requires_python = project.get("requires-python") if isinstance(project, dict) else None
     if not isinstance(requires_python, str):
         raise LockError(
