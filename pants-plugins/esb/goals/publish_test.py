@@ -547,7 +547,7 @@ def test_publish_refuses_an_image_that_shares_a_tag_with_another(rule_runner: Ru
     with pytest.raises(ExecutionError) as error:
         publish_processes(rule_runner, Address("services/worker", target_name="worker"))
     assert (
-        "The image targets services/signer:signer and services/worker:worker both publish "
-        "127.0.0.1:5000/esb/worker:latest: whichever is published last would replace the other's "
-        "tag."
+        "The image targets services/signer:signer and services/worker:worker both take "
+        "127.0.0.1:5000/esb/worker:latest: whichever is published or loaded last would replace the "
+        "other's tag."
     ) in str(error.value)
