@@ -73,7 +73,9 @@ def write_blob(directory: Path, hex_digest: str, content: bytes) -> None:
         raise
 
 
-def remove_abandoned_partials(directory: Path, live_pids: Iterable[int] | None = None) -> list[Path]:
+def remove_abandoned_partials(
+    directory: Path, live_pids: Iterable[int] | None = None
+) -> list[Path]:
     """Delete the temporary files of writers that no longer run (killed mid-write); returns them.
 
     A writer's pid is in its file's name; `live_pids` (for tests) defaults to asking the kernel.

@@ -155,7 +155,9 @@ def test_a_full_disk_fails_package_with_no_partial_blob_and_no_outputs(
     checkout = Checkout.copy_of(repo_root, scratch / "checkout")
     checkout.dist.mkdir()
     # Room for the small blobs, not for the base's root filesystem layer.
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(checkout.dist)], check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(checkout.dist)], check=True
+    )
     try:
         run = checkout.pants("package", "::")
 

@@ -167,7 +167,9 @@ async def built_image(field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet)
 
 
 async def _package(
-    field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet, dist_dir: DistDir, build_root: BuildRoot
+    field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet,
+    dist_dir: DistDir,
+    build_root: BuildRoot,
 ) -> BuiltPackage:
     dist = Path(build_root.path, dist_dir.relpath)
     prefix = field_set.output_path.value_or_default(file_ending=None)

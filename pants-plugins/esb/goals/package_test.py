@@ -70,7 +70,9 @@ def test_pants_writes_the_layout_without_blobs_and_a_link_to_the_shared_ones() -
 
 LAYER = b"a layer of the image"
 LAYER_HEX = hashlib.sha256(LAYER).hexdigest()
-METADATA = json.dumps({"digest": f"sha256:{'ef' * 32}", "repository": "esb/api", "tags": ["latest"]})
+METADATA = json.dumps(
+    {"digest": f"sha256:{'ef' * 32}", "repository": "esb/api", "tags": ["latest"]}
+)
 
 
 def built(blob_name: str, blob: bytes) -> Callable[..., Any]:
@@ -112,7 +114,11 @@ def package_runner(fake_image: Callable[..., Any]) -> RuleRunner:
         target_types=[EsbServiceImageTarget],
     )
     runner.write_files(
-        {"services/api/BUILD": 'esb_service_image(name="api", base="//base:b", command=["python"])\n'}
+        {
+            "services/api/BUILD": (
+                'esb_service_image(name="api", base="//base:b", command=["python"])\n'
+            )
+        }
     )
     return runner
 

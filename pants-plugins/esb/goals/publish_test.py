@@ -308,7 +308,8 @@ async def fake_service_image(request: ServiceImageRequest) -> BuiltImage:
 
 @rule
 async def fake_base_image(request: BaseImageRequest) -> BuiltBaseImage:
-    return BuiltBaseImage(await _fake_image(), BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11"))
+    platform = BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11")
+    return BuiltBaseImage(await _fake_image(), platform)
 
 
 REGISTRY_OPTIONS = (

@@ -85,5 +85,7 @@ def test_an_empty_base_is_refused_before_it_resolves_to_the_service(
     with pytest.raises(ExecutionError) as exc:
         _infer(rule_runner)
     message = str(exc.value)
-    assert "The `base` field of the target services/api:api is '', which names no target." in message
+    assert (
+        "The `base` field of the target services/api:api is '', which names no target."
+    ) in message
     assert "esb_service_image" not in message.partition("Fix:")[0]
