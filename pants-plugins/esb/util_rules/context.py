@@ -157,6 +157,11 @@ SOURCELESS_FIX = (
     "add the module's source `{source}` to the service (the image compiles its own bytecode and "
     "leaves `.pyc` files out), or delete the stale `{name}`."
 )
+DIRECTORY_LINK_FIX = (
+    "make the service's directory a real directory holding its files: Pants would see them "
+    "under two paths, and `dependents` and `--changed-since` would not connect a change "
+    "to the files' real path with this image."
+)
 # The kernel's limit on the links followed to resolve one path (ELOOP).
 MAX_LINKS = 40
 
@@ -490,6 +495,17 @@ def scan_directory(
     `includes` globs, relative to the build root) selects but Pants would not capture as it is:
     links, loops, FIFOs, sockets, devices and names that are not UTF-8."""
     scan = _Scan(build_root, root, matcher, includes, ignored)
+    above = resolve(scan.build_root, root).links if root else ()
+    if above:
+        links = ", ".join(f"{scan.show(location)} (to `{target}`)" for location, target in above)
+        scan.violations.append(
+            Violation(
+                root,
+                f"is reached through the symbolic link{'s' if len(above) > 1 else ''} {links}: "
+                f"its files are those of {scan.show(scan.boundary)}",
+                DIRECTORY_LINK_FIX,
+            )
+        )
     scan.walk(scan.boundary, root, frozenset({scan.boundary}))
     return DirectoryScan(tuple(scan.violations), tuple(scan.dropped), scan.capturable)
 

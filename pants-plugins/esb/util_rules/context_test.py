@@ -438,6 +438,25 @@ def test_the_scan_compares_with_the_real_path_of_the_build_root(tmp_path: Path) 
     assert scan(tmp_path / "checkout", ["svc/src/**/*.py"]) == DirectoryScan((), (), True)
 
 
+def test_a_service_directory_reached_through_a_link_is_named(tmp_path: Path) -> None:
+    (tmp_path / "apps/svc/src").mkdir(parents=True)
+    (tmp_path / "services").mkdir()
+    os.symlink("../apps/svc", tmp_path / "services/svc")
+    matcher = FilespecMatcher(["services/svc/src/**/*.py"], [])
+
+    result = scan_directory(
+        str(tmp_path), "services/svc", matcher, ["services/svc/src/**/*.py"], ignored_by_name([])
+    )
+
+    (violation,) = result.violations
+    assert violation.path == "services/svc"
+    assert violation.reason == (
+        "is reached through the symbolic link services/svc (to `../apps/svc`): its files are "
+        "those of apps/svc"
+    )
+    assert "`dependents` and `--changed-since` would not connect" in violation.fix
+
+
 def test_resolve_reports_the_links_it_follows(tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir()
     (tmp_path / "dir/file").write_text("")
