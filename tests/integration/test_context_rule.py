@@ -88,6 +88,62 @@ def test_a_violation_fails_package_and_lint_naming_the_path(
     assert checkout.files_under_output_prefix(service) == []
 
 
+def test_a_link_through_a_link_to_a_directory_cannot_bypass_the_rule(
+    repo_root: Path, image_targets: list[ImageTarget], scratch: Path
+) -> None:
+    # Read as text, `up/..` cancels out and `leak.py` stays in services/api/; the system and
+    # Pants follow `up` to services/api/data first, so `leak.py` is the worker's __main__.py.
+    checkout = Checkout.copy_of(repo_root, scratch / "checkout")
+    (checkout.root / SERVICE / "data").mkdir()
+    (checkout.root / SERVICE / "data" / "keep.txt").write_text("")
+    os.symlink("../../data", checkout.root / MODULE_DIR / "up")
+    leak_target = "up/../../../services/worker/src/esb_worker/__main__.py"
+    os.symlink(leak_target, checkout.root / MODULE_DIR / "leak.py")
+    assert (checkout.root / MODULE_DIR / "leak.py").resolve() == (
+        checkout.root / "services/worker/src/esb_worker/__main__.py"
+    ).resolve()
+    service = next(target for target in image_targets if target.address == TARGET)
+
+    for goal in ("lint", "package"):
+        run = checkout.pants(goal, TARGET)
+
+        assert run.returncode == 1, run.report()
+        assert (
+            f"{MODULE_DIR}/leak.py is a symbolic link to `{leak_target}`, which goes through "
+            f"the symbolic link {MODULE_DIR}/up (to `../../data`) and resolves to "
+            "`services/worker/src/esb_worker/__main__.py`, outside services/api/"
+        ) in " ".join(run.stderr.split()), run.report()
+        assert "replace the link with a copy of what it points to" in run.stderr, run.report()
+        assert "Traceback (most recent call last)" not in run.stderr, run.report()
+    assert checkout.files_under_output_prefix(service) == []
+
+
+def test_a_loop_of_links_is_named_before_pants_reads_it(
+    repo_root: Path, image_targets: list[ImageTarget], scratch: Path
+) -> None:
+    checkout = Checkout.copy_of(repo_root, scratch / "checkout")
+    os.symlink("loop_b.py", checkout.root / MODULE_DIR / "loop_a.py")
+    os.symlink("loop_a.py", checkout.root / MODULE_DIR / "loop_b.py")
+    service = next(target for target in image_targets if target.address == TARGET)
+
+    package = checkout.pants("package", TARGET)
+    ours = checkout.pants("lint", "--only=esb-context", "--only=esb-uv-lock", TARGET)
+    # Plain `lint` first reads the files of its arguments for Pants' own `regex-lint`, and Pants
+    # 2.17 crashes there on a loop of links to files, before any linter runs: it never passes.
+    lint = checkout.pants("lint", TARGET)
+
+    for run in (package, ours):
+        assert run.returncode == 1, run.report()
+        assert (
+            f"{MODULE_DIR}/loop_a.py is a symbolic link to `loop_b.py`, which goes through the "
+            f"symbolic link {MODULE_DIR}/loop_b.py (to `loop_a.py`) and never ends: the links loop"
+        ) in run.stderr, run.report()
+        assert "Pants cannot read a loop of links" in run.stderr, run.report()
+        assert "Traceback (most recent call last)" not in run.stderr, run.report()
+    assert lint.returncode != 0, lint.report()
+    assert checkout.files_under_output_prefix(service) == []
+
+
 def test_an_allowed_secret_and_tests_stay_as_the_target_says(
     repo_root: Path, image_targets: list[ImageTarget], scratch: Path
 ) -> None:

@@ -78,8 +78,10 @@ class EsbContextCheck(Subsystem):
         """
         Checks, under `pants lint`, the context rule of each `esb_service_image`: its inputs
         are its own directory, its base and its lock's packages. A dependency on a target
-        elsewhere, a symbolic link leaving the directory, or a file that looks like a secret
-        (unless `allowed_secrets` names it) fails, naming the path and the fix.
+        elsewhere, a symbolic link leaving the directory (followed as the system follows it),
+        a loop of links, a selected file Pants would skip (a link to nothing, a name that is
+        not UTF-8, a `.pyc` without its source), or a file that looks like a secret (unless
+        `allowed_secrets` names it) fails, naming the path and the fix.
         """
     )
 

@@ -205,6 +205,10 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
     )
     target = wrapped.target
     root = request.address.spec_path
+    # Pants' capture of the sources crashes on a loop of links: the context rule names it first.
+    service_context = await Get(ServiceContext, ServiceContextRequest(request.address))
+    if not service_context.captured:
+        raise ContextRuleViolation(service_context.message())
     base_address, sources = await MultiGet(
         Get(ResolvedBaseAddress, EsbServiceBaseField, target[EsbServiceBaseField]),
         Get(HydratedSources, HydrateSourcesRequest(target[EsbServiceSourcesField])),
