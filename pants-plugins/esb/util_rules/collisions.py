@@ -67,24 +67,21 @@ def image_placement(target: Target, registries: RegistriesSubsystem) -> ImagePla
         # registry, so it is not failed for one.
         destinations = ()
     tags = [tag for tag in target[EsbImageTagsField].value or () if "{digest}" not in tag]
-    if not destinations:
+    if destinations:
+        described = tuple(destination.description for destination in destinations)
+        tagged = tuple(
+            f"{destination.name(repository)}:{tag}" for destination in destinations for tag in tags
+        )
+    else:
         # Published nowhere, the image still has a name: the one `pants run` loads it under,
         # which another image of the same name would take over.
-        return ImagePlacement(
-            address=target.address,
-            output_path=target[EsbImageOutputPathField].value_or_default(file_ending=None),
-            repository=repository,
-            registries=(LOCAL_ONLY,),
-            tagged=tuple(f"{repository}:{tag}" for tag in tags),
-        )
+        described, tagged = (LOCAL_ONLY,), tuple(f"{repository}:{tag}" for tag in tags)
     return ImagePlacement(
         address=target.address,
         output_path=target[EsbImageOutputPathField].value_or_default(file_ending=None),
         repository=repository,
-        registries=tuple(destination.description for destination in destinations),
-        tagged=tuple(
-            f"{destination.name(repository)}:{tag}" for destination in destinations for tag in tags
-        ),
+        registries=described,
+        tagged=tagged,
     )
 
 
