@@ -173,10 +173,11 @@ async def _package(
 ) -> BuiltPackage:
     dist = Path(build_root.path, dist_dir.relpath)
     prefix = field_set.output_path.value_or_default(file_ending=None)
-    # Before building: an image that would overwrite another's outputs or tags is refused first.
-    await Get(UniqueImage, UniqueImageRequest(field_set.address))
     with failure_reported(field_set, dist):
         image = await built_image(field_set)
+        # After the build, whose context check names a bad link in the service's directory before
+        # anything reads it: this check reads every BUILD file, and Pants fails bare on such links.
+        await Get(UniqueImage, UniqueImageRequest(field_set.address))
         entries = await Get(DigestEntries, Digest, image.digest)
         files = [entry for entry in entries if isinstance(entry, FileEntry)]
         await write_shared_blobs(field_set.address, blob_entries(files), dist / SHARED_BLOBS)

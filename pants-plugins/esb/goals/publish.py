@@ -322,7 +322,6 @@ async def publish_image(
     request: PublishImageRequest, registries: RegistriesSubsystem, connection: RegistryConnection
 ) -> PublishProcesses:
     field_set = request.field_set
-    await Get(UniqueImage, UniqueImageRequest(field_set.address))
     repository = field_set.repository.value_or_default()
     destinations = publish_destinations(
         field_set.registries, field_set.address, registries.publish_registries
@@ -344,6 +343,8 @@ async def publish_image(
     )
     # Pushed from the image as built: `package`'s digest does not hold the blobs of `dist/`.
     image = await built_image(field_set)
+    # After the build, as `package` does (see there).
+    await Get(UniqueImage, UniqueImageRequest(field_set.address))
     family = await Get(ImageFamily, ImageFamilyRequest(family_base))
     layout, layout_digest = IMAGE_LAYOUT, image.digest
     digest = image.metadata["digest"]
