@@ -333,7 +333,10 @@ CASES = [
         "absolute symbolic link",
         lambda edits: edits.symlink(f"{API}/src/esb_api/passwd.py", "/etc/passwd"),
         ("package", f"{API}:"),
-        (f"{API}/src/esb_api/passwd.py", "/etc/passwd"),
+        (
+            f"{API}/src/esb_api/passwd.py",
+            "is a symbolic link to the absolute path `/etc/passwd`",
+        ),
     ),
     Case(
         "symbolic link out through another link",
@@ -357,9 +360,13 @@ CASES = [
         exit_code=0,
     ),
     # The base's Debian lock.
-    base_lock_case("base lock without libc6", _drop_locked_package("libc6"), "libc6", "pants esb-lock"),
+    base_lock_case(
+        "base lock without libc6", _drop_locked_package("libc6"), "libc6", "pants esb-lock"
+    ),
     base_lock_case("wrong .deb sha256", _wrong_sha256, "bash", "pants esb-lock"),
-    base_lock_case("a pinned .deb the archive no longer has", _missing_deb, "bash", "pants esb-lock"),
+    base_lock_case(
+        "a pinned .deb the archive no longer has", _missing_deb, "bash", "pants esb-lock"
+    ),
     base_lock_case("malformed base lock", lambda text: text[: len(text) // 2], "malformed"),
 ]
 
