@@ -8,6 +8,7 @@ an environment of its own rather than the test's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -196,6 +197,19 @@ class Checkout:
     def digests(self, targets: Sequence[ImageTarget]) -> dict[str, str]:
         """Image address → manifest digest, from the `.image.json` files under `dist/`."""
         return {target.address: self.outputs(target).digest for target in targets}
+
+    def blob_files(self) -> dict[str, Path]:
+        """The files of `dist/`'s shared blob directory, by name (a blob's hex digest)."""
+        directory = self.dist / "blobs" / "sha256"
+        return {path.name: path for path in directory.iterdir()} if directory.is_dir() else {}
+
+    def largest_blob(self) -> Path:
+        return max(self.blob_files().values(), key=lambda path: path.stat().st_size)
+
+    def assert_every_blob_is_whole(self) -> None:
+        """Every file of the shared blob directory hashes to its name: no partial or stray file."""
+        for name, path in self.blob_files().items():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == name, path
 
     def files_under_output_prefix(self, target: ImageTarget) -> list[Path]:
         """Whatever `package` wrote for the image, complete or not: its outputs share a prefix."""

@@ -147,27 +147,28 @@ def base_lock_case(id: str, edit: Callable[[str], str], *expected: str) -> Case:
     return Case(id, apply, ("package", f"{BASE}:"), (BASE_LOCK, *expected))
 
 
-def _drop_locked_package(name: str) -> Callable[[str], str]:
-    def drop(text: str) -> str:
+def _locked(change: Callable[[list[dict]], None]) -> Callable[[str], str]:
+    """An edit of the base lock's package entries."""
+
+    def edit(text: str) -> str:
         lock = json.loads(text)
-        lock["packages"] = [p for p in lock["packages"] if p["name"] != name]
+        change(lock["packages"])
         return json.dumps(lock, indent=2) + "\n"
 
-    return drop
+    return edit
 
 
-def _wrong_sha256(text: str) -> str:
-    lock = json.loads(text)
-    package = next(p for p in lock["packages"] if p["name"] == "bash")
-    package["sha256"] = "0" * 64
-    return json.dumps(lock, indent=2) + "\n"
+def _named(packages: list[dict], name: str) -> dict:
+    return next(package for package in packages if package["name"] == name)
 
 
-def _missing_deb(text: str) -> str:
-    lock = json.loads(text)
-    package = next(p for p in lock["packages"] if p["name"] == "bash")
-    package["url"] = package["url"].replace("bash_", "bash-esb-no-such-file_")
-    return json.dumps(lock, indent=2) + "\n"
+_drop_libc6 = _locked(lambda packages: packages.remove(_named(packages, "libc6")))
+_wrong_sha256 = _locked(lambda packages: _named(packages, "bash").update(sha256="0" * 64))
+_missing_deb = _locked(
+    lambda packages: _named(packages, "bash").update(
+        url=_named(packages, "bash")["url"].replace("bash_", "bash-esb-no-such-file_")
+    )
+)
 
 
 CASES = [
@@ -361,7 +362,7 @@ CASES = [
     ),
     # The base's Debian lock.
     base_lock_case(
-        "base lock without libc6", _drop_locked_package("libc6"), "libc6", "pants esb-lock"
+        "base lock without libc6", _drop_libc6, "libc6", "pants esb-lock"
     ),
     base_lock_case("wrong .deb sha256", _wrong_sha256, "bash", "pants esb-lock"),
     base_lock_case(
@@ -387,11 +388,6 @@ def outputs_of(checkout: Checkout) -> dict[str, bytes]:
             continue
         outputs[relative] = path.read_bytes()
     return outputs
-
-
-def assert_blobs_whole(checkout: Checkout) -> None:
-    for path in (checkout.dist / "blobs" / "sha256").iterdir():
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, path
 
 
 @pytest.fixture(scope="module")
@@ -427,7 +423,7 @@ def assert_clean_failure(table: Table, case: Case, run: PantsRun) -> None:
     for expected in case.expected:
         assert expected in output, f"{expected!r} not in the output of {case.id!r}: {run.report()}"
     assert outputs_of(table.checkout) == table.baseline
-    assert_blobs_whole(table.checkout)
+    table.checkout.assert_every_blob_is_whole()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id.replace(" ", "-") for case in CASES])
@@ -545,10 +541,9 @@ def test_publish_of_two_images_with_one_repository_pushes_nothing(table: Table) 
 
 
 def test_a_blob_truncated_in_dist_is_written_whole_again(table: Table) -> None:
-    blobs = table.checkout.dist / "blobs" / "sha256"
-    largest = max(blobs.iterdir(), key=lambda path: path.stat().st_size)
+    largest = table.checkout.largest_blob()
     largest.write_bytes(b"")
-    abandoned = blobs / f".{largest.name}.4000001.abcd.partial"
+    abandoned = largest.parent / f".{largest.name}.4000001.abcd.partial"
     abandoned.write_bytes(b"half")
     run = table.checkout.pants("package", "::", pantsd=True)
     assert run.returncode == 0, run.report()

@@ -4,7 +4,6 @@ blobs, and says that what `dist/` holds is from an earlier run."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,21 +18,6 @@ from integration.prerequisites import unavailable
 
 NO_OP_RUNS = 20
 LOCAL_STORE = Path.home() / ".cache" / "pants" / "lmdb_store"
-
-
-def blob_files(checkout: Checkout) -> dict[str, Path]:
-    directory = checkout.dist / "blobs" / "sha256"
-    return {path.name: path for path in directory.iterdir()} if directory.is_dir() else {}
-
-
-def assert_every_blob_is_whole(checkout: Checkout) -> None:
-    """Every file of the shared blob directory hashes to its name: no partial or stray file."""
-    for name, path in blob_files(checkout).items():
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == name, path
-
-
-def largest_blob(checkout: Checkout) -> Path:
-    return max(blob_files(checkout).values(), key=lambda path: path.stat().st_size)
 
 
 @pytest.fixture
@@ -51,7 +35,7 @@ def daemon_checkout(repo_root: Path, scratch: Path) -> Iterator[Checkout]:
 def test_a_reader_never_sees_a_shared_blob_partial_during_no_op_runs(
     daemon_checkout: Checkout,
 ) -> None:
-    blob = largest_blob(daemon_checkout)
+    blob = daemon_checkout.largest_blob()
     size, inode = blob.stat().st_size, blob.stat().st_ino
     sizes_seen: set[int] = set()
     reads = 0
@@ -78,7 +62,7 @@ def test_a_reader_never_sees_a_shared_blob_partial_during_no_op_runs(
     assert sizes_seen == {size}
     # Not rewritten at all: the same file, whole.
     assert blob.stat().st_ino == inode
-    assert_every_blob_is_whole(daemon_checkout)
+    daemon_checkout.assert_every_blob_is_whole()
 
 
 def test_a_failed_run_leaves_the_earlier_outputs_whole_and_says_they_are_earlier(
@@ -108,18 +92,18 @@ def test_a_failed_run_leaves_the_earlier_outputs_whole_and_says_they_are_earlier
         for target in image_targets
     }
     assert after == before
-    assert_every_blob_is_whole(daemon_checkout)
+    daemon_checkout.assert_every_blob_is_whole()
     for target in image_targets:
         layout = json.loads((daemon_checkout.outputs(target).layout / "index.json").read_text())
         for manifest in layout["manifests"]:
-            assert manifest["digest"].removeprefix("sha256:") in blob_files(daemon_checkout)
+            assert manifest["digest"].removeprefix("sha256:") in daemon_checkout.blob_files()
 
 
 def test_a_corrupt_entry_of_the_local_store_fails_package_and_lands_nowhere(
     built_checkout: Checkout, repo_root: Path, scratch: Path
 ) -> None:
     """Pants hands a blob's bytes from its store without checking them; `package` checks."""
-    blob = largest_blob(built_checkout)
+    blob = built_checkout.largest_blob()
     stored = LOCAL_STORE / "immutable" / "files" / blob.name[:2] / blob.name
     if not stored.is_file():
         unavailable(f"the local store at {LOCAL_STORE} does not hold {blob.name} as a file")
@@ -142,8 +126,8 @@ def test_a_corrupt_entry_of_the_local_store_fails_package_and_lands_nowhere(
     assert "Pants' local store returned corrupt bytes for a blob of " in run.stderr, run.report()
     assert f"blob sha256:{blob.name}" in run.stderr, run.report()
     assert "lmdb_store" in run.stderr
-    assert blob.name not in blob_files(checkout)
-    assert_every_blob_is_whole(checkout)
+    assert blob.name not in checkout.blob_files()
+    checkout.assert_every_blob_is_whole()
     assert list(checkout.dist.glob("**/*.image.json")) == []
 
 
@@ -165,7 +149,7 @@ def test_a_full_disk_fails_package_with_no_partial_blob_and_no_outputs(
         assert "Traceback" not in run.stderr, run.report()
         assert "No space left on device" in run.stderr, run.report()
         assert "make room or permissions for dist/" in run.stderr, run.report()
-        assert_every_blob_is_whole(checkout)
+        checkout.assert_every_blob_is_whole()
         assert list(checkout.dist.glob("**/*.image.json")) == []
         assert list(checkout.dist.glob("**/.*.partial")) == []
     finally:
