@@ -39,12 +39,19 @@ class BuiltLayer:
 
     name: str
     digest: Digest
+    contents: str = ""
+    """What the layer holds, when its name does not say, e.g. `fastapi 0.115.6`."""
+
+    @property
+    def created_by(self) -> str:
+        """The layer's entry in the image's history."""
+        return f"esb: {self.name} layer" + (f" ({self.contents})" if self.contents else "")
 
 
-async def run_layer_process(name: str, request: ImageToolRequest) -> BuiltLayer:
+async def run_layer_process(name: str, request: ImageToolRequest, contents: str = "") -> BuiltLayer:
     process = await Get(Process, ImageToolRequest, request)
     result = await Get(ProcessResult, Process, process)
-    return BuiltLayer(name, result.output_digest)
+    return BuiltLayer(name, result.output_digest, contents)
 
 
 def layer_request(
@@ -159,7 +166,14 @@ async def build_distribution_layer(request: DistributionLayerRequest, host: Plat
             needs_network_trust=True,
             needs_credentials=bool(index),
         ),
+        contents=", ".join(_name_and_version(d) for d in request.distributions),
     )
+
+
+def _name_and_version(distribution: LockedDistribution) -> str:
+    """`name version` of the requirement, for the image's history."""
+    name, _, version = _pinned_name(distribution).partition("==")
+    return f"{name} {version}".strip()
 
 
 def _pinned_name(distribution: LockedDistribution) -> str:

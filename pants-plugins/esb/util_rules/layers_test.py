@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb.util_rules.layers import (
+    BuiltLayer,
+    DistributionLayerRequest,
+    LockedDistribution,
+    build_distribution_layer,
+)
+from esb.util_rules.platform import BasePlatform
+from pants.engine.fs import EMPTY_DIGEST, EMPTY_FILE_DIGEST
+from pants.engine.platform import Platform
+from pants.engine.process import (
+    Process,
+    ProcessExecutionEnvironment,
+    ProcessResult,
+    ProcessResultMetadata,
+)
+from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
+
+_RESULT = ProcessResult(
+    stdout=b"",
+    stdout_digest=EMPTY_FILE_DIGEST,
+    stderr=b"",
+    stderr_digest=EMPTY_FILE_DIGEST,
+    output_digest=EMPTY_DIGEST,
+    metadata=ProcessResultMetadata(
+        0,
+        ProcessExecutionEnvironment(
+            environment_name=None,
+            platform="linux_x86_64",
+            docker_image=None,
+            remote_execution=False,
+            remote_execution_extra_platform_properties=[],
+        ),
+        "ran",
+        0,
+    ),
+)
+_PLATFORM = BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11")
+
+
+def _distribution_layer(*distributions: LockedDistribution) -> BuiltLayer:
+    return run_rule_with_mocks(
+        build_distribution_layer,
+        rule_args=[DistributionLayerRequest(distributions, _PLATFORM), Platform.linux_x86_64],
+        mock_gets=[
+            MockGet(UvWheel, (UvWheelRequest,), lambda _: UvWheel(EMPTY_DIGEST, "uv.whl")),
+            MockGet(
+                Process,
+                (ImageToolRequest,),
+                lambda request: Process(request.argv, description=request.description),
+            ),
+            MockGet(ProcessResult, (Process,), lambda _: _RESULT),
+        ],
+    )
+
+
+def test_a_distribution_layers_history_names_its_distribution_and_version() -> None:
+    layer = _distribution_layer(
+        LockedDistribution(
+            "fastapi", "fastapi==0.115.6 \\\n    --hash=sha256:" + "a" * 64 + "\n"
+        )
+    )
+    assert layer.created_by == "esb: distribution layer (fastapi 0.115.6)"
+
+
+def test_a_shared_layer_names_every_distribution_in_it() -> None:
+    layer = _distribution_layer(
+        LockedDistribution("a", "a==1.0 ; python_version >= '3.9' \\\n    --hash=sha256:00\n"),
+        LockedDistribution("b", "b==2.0\n"),
+    )
+    assert layer.created_by == "esb: distribution layer (a 1.0, b 2.0)"
+
+
+def test_other_layers_are_named_by_kind() -> None:
+    assert BuiltLayer("uv", EMPTY_DIGEST).created_by == "esb: uv layer"
