@@ -7,7 +7,7 @@ import os
 from typing import Iterable
 
 from esb.subsystems.image_tool import ImageToolRequest
-from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb.subsystems.uv import UvSubsystem, UvWheel, UvWheelRequest
 from esb.target_types import (
     BASE_LOCK_FILE,
     SERVICE_LOCK_FILE,
@@ -107,6 +107,7 @@ async def esb_lock(
     console: Console,
     workspace: Workspace,
     subsystem: EsbLockSubsystem,
+    uv: UvSubsystem,
     host: Platform,
 ) -> EsbLock:
     # A base on an `upstream` image has no packages to lock.
@@ -165,6 +166,7 @@ async def esb_lock(
                 # The index changes at any time: a lock is resolved anew in each run.
                 cache_scope=ProcessCacheScope.PER_SESSION,
                 append_only_caches=CREDENTIALS_CACHES,
+                extra_env=uv.resolution_env(),
             ),
         )
         for project, digest in zip(projects, inputs)

@@ -56,7 +56,7 @@ from esb.util_rules.layers import (
 )
 from pants.engine.addresses import Address
 from esb.subsystems.image_tool import ImageToolRequest
-from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb.subsystems.uv import UvSubsystem, UvWheel, UvWheelRequest
 from pants.engine.fs import (
     EMPTY_DIGEST,
     AddPrefix,
@@ -264,7 +264,9 @@ class LockExportProcessRequest:
 
 
 @rule
-async def lock_export_process(request: LockExportProcessRequest, host: Platform) -> Process:
+async def lock_export_process(
+    request: LockExportProcessRequest, host: Platform, uv: UvSubsystem
+) -> Process:
     """`uv lock --check --offline` and the checks around it, then what the lock installs on the
     base: one process for `lint` and `package` alike, so that either reuses the other's result."""
     project = request.project
@@ -280,6 +282,7 @@ async def lock_export_process(request: LockExportProcessRequest, host: Platform)
             description=f"Check {project.lock_path}",
             input_digest=inputs,
             output_files=(LOCK_EXPORT,),
+            extra_env=uv.resolution_env(),
         ),
     )
 

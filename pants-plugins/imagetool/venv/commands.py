@@ -71,6 +71,9 @@ NETWORK_ENV_VARS = (
     "ALL_PROXY",
     "all_proxy",
 )
+# What the backend sets to fix a resolution in time (`[esb-uv].exclude_newer`): uv reads it in
+# `uv lock`, and `uv lock --check` must see the same value or call every lock stale.
+RESOLUTION_ENV_VARS = ("UV_EXCLUDE_NEWER",)
 
 
 def add_uv_layer_arguments(parser: argparse.ArgumentParser) -> None:
@@ -343,7 +346,11 @@ def uv_from(
         binary = extract_uv_binary(wheel_or_binary, scratch)
     else:
         binary = wheel_or_binary
-    network_env = {name: os.environ[name] for name in NETWORK_ENV_VARS if name in os.environ}
+    network_env = {
+        name: os.environ[name]
+        for name in (*NETWORK_ENV_VARS, *RESOLUTION_ENV_VARS)
+        if name in os.environ
+    }
     netrc_file = scratch / "netrc"
     netrc_file.touch(mode=0o600)
     netrc_file.write_text(netrc)
