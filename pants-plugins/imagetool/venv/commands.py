@@ -525,9 +525,9 @@ def run_lock(args: argparse.Namespace) -> int:
 
 def add_sdist_wheel_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Download a locked distribution's source distribution (checked against the lock's "
-        "sha256) and build it into a wheel, with the build requirements pinned in "
-        "--build-constraints, SOURCE_DATE_EPOCH fixed and no compiler on PATH."
+        "Build a locked distribution's sdist into a wheel. The sdist is downloaded and checked "
+        "against the lock's sha256; the build requirements are those pinned in "
+        "--build-constraints, SOURCE_DATE_EPOCH is fixed and no compiler is on PATH."
     )
     parser.add_argument(
         "--requirement",
