@@ -206,6 +206,7 @@ def test_the_distribution_layer_of_a_built_sdist_is_reproducible(
                 "sdist-wheel",
                 f"--requirement={docopt['requirement']}",
                 f"--sdist-url={docopt['sdist_url']}",
+                *target,
                 f"--uv={uv_wheel}",
                 f"--build-constraints={docopt_service / 'build-constraints.txt'}",
                 f"--out-dir={wheels}",

@@ -537,6 +537,9 @@ def add_sdist_wheel_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sdist-url", required=True, help="The sdist's URL, as the lock records it."
     )
+    # The base's platform keys the build (a wheel is built for it); the build itself runs on
+    # the image tool's interpreter, of the base's minor version, and makes only pure wheels.
+    _add_target_arguments(parser)
     parser.add_argument("--uv", type=Path, required=True, help="uv's wheel, or its binary.")
     parser.add_argument(
         "--build-constraints",
@@ -564,6 +567,7 @@ def add_sdist_wheel_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_sdist_wheel(args: argparse.Namespace) -> int:
     sdist = locked_sdist(args.requirement, args.sdist_url)
+    _target(args)
     indexes = (args.index,) if args.index else ()
     epoch = source_date_epoch(None)
     with tempfile.TemporaryDirectory(prefix="esb-sdist-") as scratch:
