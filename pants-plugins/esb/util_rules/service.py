@@ -105,8 +105,9 @@ def check_service_files(address: Address, files: tuple[str, ...]) -> None:
         raise InvalidFieldException(
             f"The `{EsbServiceSourcesField.alias}` field of the target {address} selects no "
             f"{' and no '.join(missing)} in {root or 'the build root'}/.\n\nFix: each service "
-            f"directory holds its uv project: create `{SERVICE_PYPROJECT_FILE}` and run "
-            f"`uv lock` there, and keep both files in `{EsbServiceSourcesField.alias}`."
+            f"directory holds its uv project: create `{SERVICE_PYPROJECT_FILE}`, run "
+            f"`pants esb-lock {address}`, and keep both files in "
+            f"`{EsbServiceSourcesField.alias}`."
         )
 
 

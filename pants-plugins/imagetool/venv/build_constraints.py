@@ -220,7 +220,8 @@ def write_build_constraints(
                         allow_platform_wheel=True,
                     )
                 except BuildConstraintsError as e:
-                    missing.add(e.requirement)
+                    if e.requirement:
+                        missing.add(e.requirement)
                 except VenvBuildError:
                     pass
             if not missing - requirements:

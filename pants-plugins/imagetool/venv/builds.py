@@ -52,15 +52,22 @@ class NeedsCompilerError(VenvBuildError):
 
 
 def needs_compiler_message(display: str, reason: str) -> str:
+    """`display` is `name version` for a locked distribution, else a directory."""
+    name, _, version = display.partition(" ")
+    if version:
+        options = (
+            f"  - lock a version of {name} that publishes a wheel for the base's Python and "
+            f"platform (a version bound in pyproject.toml, then {RELOCK_PLACEHOLDER});\n"
+            "  - ask the project upstream to publish wheels;\n"
+        )
+    else:
+        options = "  - keep the package pure Python;\n"
     return (
         f"{display} needs a C compiler to build ({reason}). Images build source distributions "
         "with no compiler on PATH: a compiled extension would be built against the build "
         "host's headers and libraries, not the base image's.\n\nFix, one of:\n"
-        f"  - lock a version of {display.split(' ')[0]} that publishes a wheel for the base's "
-        "Python and platform (a version bound in pyproject.toml, then "
-        f"{RELOCK_PLACEHOLDER});\n"
-        "  - ask the project upstream to publish wheels;\n"
-        "  - build the wheel once and publish it to a private index of your own, and take the "
+        + options
+        + "  - build the wheel once and publish it to a private index of your own, and take the "
         "package from there (see docs/uv-locks.md, \"Private indexes\")."
     )
 
@@ -119,9 +126,10 @@ def build_wheel(
 def build_error(uv_output: str, display: str, constrained: bool) -> VenvBuildError:
     unhashed = _UNHASHED_BUILD_REQUIREMENT.search(uv_output)
     if unhashed or (constrained and _NOT_CONSTRAINED.search(uv_output)):
-        requirement = unhashed.group("requirement") if unhashed else "?"
+        requirement = unhashed.group("requirement") if unhashed else ""
+        needed = f"the build requirement `{requirement}`" if requirement else "a build requirement"
         return BuildConstraintsError(
-            f"Building {display} needs the build requirement `{requirement}`, which "
+            f"Building {display} needs {needed}, which "
             "build-constraints.txt does not pin with its hashes: the file is stale (a build "
             "requirement changed), or was edited by hand.\n\nFix: run "
             f"{RELOCK_PLACEHOLDER}, which writes build-constraints.txt beside uv.lock, and "

@@ -233,3 +233,42 @@ def test_the_distribution_layer_of_a_built_sdist_is_reproducible(
         names = layer.getnames()
     assert ".venv/lib/python3.11/site-packages/docopt.py" in names
     assert not any("direct_url.json" in name for name in names)
+
+
+def test_an_sdist_of_a_private_index_is_fetched_with_its_credentials(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Index(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            if self.headers.get("Authorization") != "Basic dXNlcjpzM2NyZXQ=":
+                self.send_response(401)
+                self.end_headers()
+                return
+            body = b"sdist bytes"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Index)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/files/internal-1.0.tar.gz"
+        sdist = LockedSdist(
+            "internal", "1.0", url, hashlib.sha256(b"sdist bytes").hexdigest()
+        )
+        with pytest.raises(Exception, match="refused access to the sdist of internal 1.0"):
+            fetch_sdist(sdist, tmp_path)
+        netrc = "machine 127.0.0.1 login user password s3cret\n"
+        fetched = fetch_sdist(sdist, tmp_path, netrc)
+    finally:
+        server.shutdown()
+    assert fetched.name == "internal-1.0.tar.gz" and fetched.read_bytes() == b"sdist bytes"
+    assert seen == ["", "Basic dXNlcjpzM2NyZXQ="]

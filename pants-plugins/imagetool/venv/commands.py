@@ -107,7 +107,8 @@ def add_export_lock_arguments(parser: argparse.ArgumentParser) -> None:
     _add_target_arguments(parser)
     parser.add_argument(
         "--relock-command",
-        help="The command that re-locks the project, for messages (default: `uv lock`).",
+        help="The command that re-locks the project, for messages (default: `pants esb-lock "
+        "<service target>`).",
     )
     parser.add_argument(
         "--extra",
