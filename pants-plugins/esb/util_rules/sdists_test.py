@@ -12,10 +12,10 @@ from esb.util_rules.layers import (
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.sdists import SdistWheelRequest, sdist_wheel_process
 from esb.util_rules.service import (
+    ServiceProject,
     distribution_layer_groups,
     export_lock_argv,
     is_distribution_layer_failure,
-    ServiceProject,
 )
 from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests

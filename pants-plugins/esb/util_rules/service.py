@@ -412,12 +412,15 @@ async def distribution_layer_requests(
             Get(SdistWheel, SdistWheelRequest(d, project.platform, constraints)) for d in sdists
         )
         wheels = dict(zip(sdists, built))
-    return tuple(
-        DistributionLayerRequest(group, project.platform, wheels[group[0]].digest, wheels[group[0]].path)
-        if group[0] in wheels
-        else DistributionLayerRequest(group, project.platform)
-        for group in groups
-    )
+    requests = []
+    for group in groups:
+        wheel = wheels.get(group[0])
+        requests.append(
+            DistributionLayerRequest(group, project.platform, wheel.digest, wheel.path)
+            if wheel
+            else DistributionLayerRequest(group, project.platform)
+        )
+    return tuple(requests)
 
 
 @rule(desc="Build a service image", level=LogLevel.DEBUG)

@@ -287,10 +287,9 @@ def check_build_constraints(
     recorded = set(recorded_sources(constraints_file))
     wanted = {source.record for source in sources}
     if recorded != wanted:
-        added = "".join(f"  + {r[len(BUILD_CONSTRAINTS_HEADER):]}\n" for r in sorted(wanted - recorded))
-        removed = "".join(
-            f"  - {r[len(BUILD_CONSTRAINTS_HEADER):]}\n" for r in sorted(recorded - wanted)
-        )
+        start = len(BUILD_CONSTRAINTS_HEADER)
+        added = "".join(f"  + {r[start:]}\n" for r in sorted(wanted - recorded))
+        removed = "".join(f"  - {r[start:]}\n" for r in sorted(recorded - wanted))
         raise LockError(
             f"{shown_file} is stale: it pins the build requirements of other sources than those "
             f"the service builds now:\n{added}{removed}\n{fix}."

@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from packaging.utils import canonicalize_name
+
 from imagetool.commands import (
     AddArguments,
     LayerOutputs,
@@ -30,9 +32,13 @@ from imagetool.commands import (
     source_date_epoch,
     write_json,
 )
-from packaging.utils import canonicalize_name
-
 from imagetool.oci import OciLayout
+from imagetool.venv.build_constraints import (
+    build_sources,
+    check_build_constraints,
+    write_build_constraints,
+)
+from imagetool.venv.builds import build_wheel
 from imagetool.venv.indexes import (
     PYPI_INDEX_URL,
     PackageIndex,
@@ -63,12 +69,6 @@ from imagetool.venv.native import (
     read_venv_layers,
 )
 from imagetool.venv.sdists import LockedSdist, fetch_sdist
-from imagetool.venv.build_constraints import (
-    build_sources,
-    check_build_constraints,
-    write_build_constraints,
-)
-from imagetool.venv.builds import build_wheel
 from imagetool.venv.uv_binary import extract_uv_binary, read_uv_binary, uv_layer_members
 
 NETWORK_ENV_VARS = (
