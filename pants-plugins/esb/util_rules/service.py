@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import toml  # pants: no-infer-dep (Pants itself depends on it)
 
 from esb.target_types import (
+    SERVICE_BUILD_CONSTRAINTS_FILE,
     SERVICE_LOCK_FILE,
     SERVICE_PYPROJECT_FILE,
     EsbImageEnvironmentField,
@@ -24,7 +25,7 @@ from esb.target_types import (
     EsbServiceWorkdirField,
 )
 from esb.target_types import BASE_LOCK_FILE
-from esb.util_rules import context, index_credentials
+from esb.util_rules import context, index_credentials, sdists
 from esb.util_rules.index_credentials import (
     IndexCredentials,
     IndexCredentialsRequest,
@@ -54,6 +55,7 @@ from esb.util_rules.layers import (
     target_argv,
     VenvLayerRequest,
 )
+from esb.util_rules.sdists import SDIST_WHEEL_DESCRIPTION, SdistWheel, SdistWheelRequest
 from pants.engine.addresses import Address
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvSubsystem, UvWheel, UvWheelRequest
@@ -103,8 +105,9 @@ def check_service_files(address: Address, files: tuple[str, ...]) -> None:
         raise InvalidFieldException(
             f"The `{EsbServiceSourcesField.alias}` field of the target {address} selects no "
             f"{' and no '.join(missing)} in {root or 'the build root'}/.\n\nFix: each service "
-            f"directory holds its uv project: create `{SERVICE_PYPROJECT_FILE}` and run "
-            f"`uv lock` there, and keep both files in `{EsbServiceSourcesField.alias}`."
+            f"directory holds its uv project: create `{SERVICE_PYPROJECT_FILE}`, run "
+            f"`pants esb-lock {address}`, and keep both files in "
+            f"`{EsbServiceSourcesField.alias}`."
         )
 
 
@@ -143,7 +146,11 @@ def in_service(address: Address, path: str) -> str:
 
 def project_globs(address: Address, local_packages: tuple[str, ...]) -> tuple[str, ...]:
     """The service's files (repository paths) that make its uv project."""
-    names = (*EsbServiceSourcesField.required_files, *(f"{d}/**" for d in local_packages))
+    names = (
+        *EsbServiceSourcesField.required_files,
+        SERVICE_BUILD_CONSTRAINTS_FILE,
+        *(f"{d}/**" for d in local_packages),
+    )
     return tuple(in_service(address, name) for name in names)
 
 
@@ -253,6 +260,8 @@ def export_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
         project.address.spec_path or ".",
         "--relock-command",
         project.relock_command,
+        "--build-constraints",
+        f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",
         "--out",
         LOCK_EXPORT,
     )
@@ -303,7 +312,9 @@ async def export_service_lock(project: ServiceProject) -> LockExport:
     content = json.loads(export.content)
     return LockExport(
         tuple(
-            LockedDistribution(d["name"], d["requirement"], d.get("index", ""))
+            LockedDistribution(
+                d["name"], d["requirement"], d.get("index", ""), d.get("sdist_url", "")
+            )
             for d in content["distributions"]
         ),
         tuple(content["local_directories"]),
@@ -357,8 +368,9 @@ def distribution_layer_groups(
     ordered = sorted(distributions, key=lambda d: d.name)
     if len(ordered) <= limit:
         return tuple((d,) for d in ordered)
-    private = [(d,) for d in ordered if d.index]
-    public = [d for d in ordered if not d.index]
+    # A distribution built from its sdist installs its one wheel: a layer of its own too.
+    private = [(d,) for d in ordered if d.index or d.sdist_url]
+    public = [d for d in ordered if not d.index and not d.sdist_url]
     shared = max(limit - len(private), 1)
     groups = [*((d,) for d in public[: shared - 1]), tuple(public[shared - 1 :]), *private]
     return tuple(sorted((g for g in groups if g), key=lambda g: g[0].name))
@@ -383,8 +395,35 @@ def distribution_install_error(project: ServiceProject, failure: ProcessExecutio
 
 
 def is_distribution_layer_failure(failure: ProcessExecutionFailure) -> bool:
-    # The description of `build_distribution_layer`'s process, as the failure quotes it.
-    return str(failure).startswith("Process 'Install ")
+    # The descriptions of `build_distribution_layer`'s and `sdist_wheel_process`'s processes,
+    # as the failure quotes them.
+    return str(failure).startswith(("Process 'Install ", f"Process '{SDIST_WHEEL_DESCRIPTION} "))
+
+
+async def distribution_layer_requests(
+    project: ServiceProject, groups: tuple[tuple[LockedDistribution, ...], ...]
+) -> tuple[DistributionLayerRequest, ...]:
+    """A layer request per group; a distribution locked with only an sdist is built into a
+    wheel first, which its layer installs."""
+    sdists = [group[0] for group in groups if group[0].sdist_url]
+    wheels: dict[LockedDistribution, SdistWheel] = {}
+    if sdists:
+        constraints = await Get(
+            Digest, DigestSubset(project.digest, PathGlobs([SERVICE_BUILD_CONSTRAINTS_FILE]))
+        )
+        built = await MultiGet(
+            Get(SdistWheel, SdistWheelRequest(d, project.platform, constraints)) for d in sdists
+        )
+        wheels = dict(zip(sdists, built))
+    requests = []
+    for group in groups:
+        wheel = wheels.get(group[0])
+        requests.append(
+            DistributionLayerRequest(group, project.platform, wheel.digest, wheel.path)
+            if wheel
+            else DistributionLayerRequest(group, project.platform)
+        )
+    return tuple(requests)
 
 
 @rule(desc="Build a service image", level=LogLevel.DEBUG)
@@ -429,6 +468,7 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
     if indexes:
         await Get(IndexCredentials, IndexCredentialsRequest(indexes))
     try:
+        layer_requests = await distribution_layer_requests(project, groups)
         base, uv, venv, app, *distributions = await MultiGet(
             Get(BuiltBaseImage, BaseImageRequest, base_request),
             Get(BuiltLayer, UvLayerRequest(platform.tool_platform)),
@@ -451,7 +491,7 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
                 BuiltLayer,
                 FilesLayerRequest("app", app_files, APP_DIR, f"Build the source layer of {spec}"),
             ),
-            *(Get(BuiltLayer, DistributionLayerRequest(group, platform)) for group in groups),
+            *(Get(BuiltLayer, DistributionLayerRequest, r) for r in layer_requests),
         )
     except ProcessExecutionFailure as failure:
         if not is_distribution_layer_failure(failure):
@@ -498,4 +538,4 @@ class ContextRuleViolation(Exception):
 
 
 def rules():
-    return [*collect_rules(), *context.rules(), *index_credentials.rules()]
+    return [*collect_rules(), *context.rules(), *index_credentials.rules(), *sdists.rules()]

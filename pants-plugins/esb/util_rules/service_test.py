@@ -38,7 +38,7 @@ def test_missing_lock_names_target_directory_and_fix() -> None:
         )
     message = str(exc.value)
     assert "target services/api:api selects no uv.lock in services/api/" in message
-    assert "run `uv lock` there" in message
+    assert "run `pants esb-lock services/api:api`" in message
 
 
 LOCK_WITH_LOCAL_PACKAGES = b"""
