@@ -9,7 +9,7 @@ from esb.util_rules.layers import (
     build_distribution_layer,
 )
 from esb.util_rules.platform import BasePlatform
-from pants.engine.fs import EMPTY_DIGEST, EMPTY_FILE_DIGEST
+from pants.engine.fs import EMPTY_DIGEST, EMPTY_FILE_DIGEST, Digest, MergeDigests
 from pants.engine.platform import Platform
 from pants.engine.process import (
     Process,
@@ -47,6 +47,7 @@ def _distribution_layer(*distributions: LockedDistribution) -> BuiltLayer:
         rule_args=[DistributionLayerRequest(distributions, _PLATFORM), Platform.linux_x86_64],
         mock_gets=[
             MockGet(UvWheel, (UvWheelRequest,), lambda _: UvWheel(EMPTY_DIGEST, "uv.whl")),
+            MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
             MockGet(
                 Process,
                 (ImageToolRequest,),
