@@ -206,7 +206,7 @@ def _warn_no_source_root(service_dir: str, directories: list[str]) -> None:
         "`--changed-since` fail with NoSourceRootError.\n\n"
         f'Fix: in pants.toml, add "{pattern}" to `[source].root_patterns` (every service '
         "directory a source root, so that both flat and `src/` layouts import as they do in "
-        "the image), then run `pants tailor ::` again."
+        "the image)."
     )
 
 
