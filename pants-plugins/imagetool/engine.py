@@ -367,4 +367,6 @@ def _run_image(args: argparse.Namespace) -> int:
         return ENGINE_FAILURE_STATUS
 
 
-COMMANDS: dict[str, tuple[AddArguments, Run]] = {"run-image": (_add_run_image_arguments, _run_image)}
+COMMANDS: dict[str, tuple[AddArguments, Run]] = {
+    "run-image": (_add_run_image_arguments, _run_image)
+}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet
 from esb.subsystems.image_tool import ImageToolPexRequest
-from esb.target_types import EsbImageEnvironmentField, EsbServicePortsField
+from esb.target_types import EsbServicePortsField
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
 from esb.util_rules.image import IMAGE_LAYOUT, IMAGE_METADATA, BuiltImage
 from esb.util_rules.service import ServiceImageRequest
@@ -35,7 +35,10 @@ class EsbRunSubsystem(Subsystem):
 
     network = StrOption(
         default=None,
-        help="The container's network (`docker run --network`), e.g. `none`. Default: the engine's.",
+        help=(
+            "The container's network (`docker run --network`), e.g. `none`. Default: the "
+            "engine's."
+        ),
     )
     publish_ports = BoolOption(
         default=True,

@@ -29,13 +29,13 @@ from esb.target_types import (
     EsbServiceImageTarget,
     repository_component_for,
 )
+from pants.build_graph.address import BANNED_CHARS_IN_TARGET_NAME
 from pants.core.goals.tailor import (
     AllOwnedSources,
     PutativeTarget,
     PutativeTargets,
     PutativeTargetsRequest,
 )
-from pants.build_graph.address import BANNED_CHARS_IN_TARGET_NAME
 from pants.engine.addresses import Address
 from pants.engine.fs import DigestContents, PathGlobs, Paths
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -182,7 +182,8 @@ def _command(
     except (toml.TomlDecodeError, UnicodeDecodeError):
         # Lock and package report the file, naming it; tailor only cannot read the command.
         project = {}
-    scripts = project.get("project", {}).get("scripts", {})
+    table = project.get("project")
+    scripts = table.get("scripts") if isinstance(table, Mapping) else None
     if "build-system" in project and isinstance(scripts, Mapping) and len(scripts) == 1:
         return (next(iter(scripts)),)
     packages = {
