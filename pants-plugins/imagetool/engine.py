@@ -263,8 +263,9 @@ def run_container(
     """Run `image` like `docker run --rm`, streaming its output; return its exit status."""
     ports = dict(parse_publish(mapping) for mapping in publish)
     fix = (
-        "check the `[esb-run]` options (`network`, `publish`, `env`) and the ports the target "
-        "publishes; a host port may be in use (`--no-esb-run-publish-ports` skips them)"
+        "check the target's `command` (or the arguments after `--` of `pants run`) and `user`, "
+        "and the `[esb-run]` options (`network`, `publish`, `env`); a published host port may "
+        "be in use (`--no-esb-run-publish-ports` skips the target's `ports`)"
     )
     with talking_to_engine(f"creating a container of {image}", timeout, fix):
         container = client.containers.create(
@@ -275,13 +276,7 @@ def run_container(
             network_mode=network,
         )
     try:
-        with talking_to_engine(
-            f"starting a container of {image}",
-            timeout,
-            "check the target's `command` (or the arguments after `--` of `pants run`) and "
-            "`user`; a published host port may be in use (`--no-esb-run-publish-ports` skips "
-            "them)",
-        ):
+        with talking_to_engine(f"starting a container of {image}", timeout, fix):
             container.start()
 
         def stop(signum: int, _frame: object) -> None:

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import docker
 import pytest
 from docker import DockerClient
 from integration.checkouts import Checkout
 
 WORKER = "services/worker:worker"
+WORKER_IMAGE = "esb/worker:latest"
 # `docker run`'s status for a container that could not be loaded or started.
 ENGINE_FAILURE_STATUS = 125
 PRINT_AND_EXIT = (
@@ -22,6 +25,11 @@ PRINT_AND_EXIT = (
 def test_env_and_arguments_reach_the_container_and_its_status_is_the_runs(
     session_checkout: Checkout, docker_client: DockerClient
 ) -> None:
+    # Not in the engine, so that `run` loads it, reporting the load.
+    try:
+        docker_client.images.remove(docker_client.images.get(WORKER_IMAGE).id, force=True)
+    except docker.errors.ImageNotFound:
+        pass
     run = session_checkout.pants(
         "run",
         "--esb-run-network=none",
@@ -38,6 +46,8 @@ def test_env_and_arguments_reach_the_container_and_its_status_is_the_runs(
     )
     assert run.returncode == 7, run.report()
     assert "hello world a=b ['--timeout', '-x']" in run.stdout.splitlines(), run.stdout
+    assert f"Loading {WORKER_IMAGE} (" in run.stderr, run.report()
+    assert f"MB) into the engine at DOCKER_HOST={os.environ['DOCKER_HOST']}" in run.stderr
     assert "Traceback" not in run.stderr, run.report()
 
 
@@ -81,9 +91,9 @@ def test_a_container_the_engine_refuses_is_one_line_with_dockers_status(
     assert run.returncode == ENGINE_FAILURE_STATUS, run.report()
     assert "Traceback" not in run.stderr, run.report()
     [line] = [line for line in run.stderr.splitlines() if "imagetool run-image" in line]
-    assert "refused creating a container of esb/worker:" in line, line
-    assert "no-such-network" in line, line
-    assert "Fix: check the `[esb-run]` options" in line, line
+    # The engine checks the network when it starts the container.
+    assert "refused starting a container of esb/worker:latest: network no-such-network" in line
+    assert "the `[esb-run]` options (`network`, `publish`, `env`)" in line, line
 
 
 def test_no_engine_at_docker_host_is_one_line_naming_it(
