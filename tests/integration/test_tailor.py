@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from docker import DockerClient
 from integration.checkouts import Checkout
 
 
@@ -63,7 +64,7 @@ def _new_service(checkout: Checkout, name: str, package_dir: str, package: str) 
 
 
 def test_after_tailor_on_flat_and_src_layouts_test_dependents_and_changed_still_work(
-    repo_root: Path, scratch: Path
+    repo_root: Path, scratch: Path, docker_client: DockerClient
 ) -> None:
     checkout = Checkout.copy_of(repo_root, scratch / "checkout")
     # `--changed-since` needs a history: the copy as one commit, the new services untracked.
@@ -80,6 +81,7 @@ def test_after_tailor_on_flat_and_src_layouts_test_dependents_and_changed_still_
     compact = "".join((flat / "BUILD").read_text().split())
     assert 'command=["python","-m","app",]' in compact, compact
     assert 'user="esb"' in compact, compact
+    assert 'sources=["pyproject.toml","uv.lock","app/**",]' in compact, compact
     # Pants' own tailor adds the code's targets beside the image's.
     assert (flat / "app" / "BUILD").read_text().strip() == "python_sources()"
     assert (flat / "tests" / "BUILD").read_text().strip() == "python_tests()"
@@ -101,3 +103,15 @@ def test_after_tailor_on_flat_and_src_layouts_test_dependents_and_changed_still_
     )
     assert changed.returncode == 0, changed.report()
     assert set(changed.stdout.split()) == {"services/flat:flat", "services/billing:billing"}
+
+    # The flat service's image ships its code and starts it, as the base's service account.
+    for arguments, output in (((), "flat"), (("--", "id", "-un"), "esb")):
+        run = checkout.pants(
+            "run",
+            "--esb-run-network=none",
+            "services/flat:flat",
+            *arguments,
+            passed_env=["DOCKER_HOST"],
+        )
+        assert run.returncode == 0, run.report()
+        assert run.stdout.splitlines()[-1:] == [output], run.stdout

@@ -27,6 +27,7 @@ from esb.target_types import (
     EsbServiceBaseField,
     EsbServiceCommandField,
     EsbServiceImageTarget,
+    EsbServiceSourcesField,
     repository_component_for,
 )
 from pants.build_graph.address import BANNED_CHARS_IN_TARGET_NAME
@@ -59,6 +60,9 @@ _NO_ACCOUNT_COMMENT = (
 )
 # Directories of a service that hold no package to start: the `src/` layout's root, and tests.
 _NOT_PACKAGES = frozenset({"src", "tests", "test"})
+# The default `sources` entries that name the service's own files rather than its code, which a
+# flat layout's `sources` keeps (those that exist).
+_PROJECT_FILES = tuple(g for g in EsbServiceSourcesField.default or () if "/" not in g)
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ async def find_putative_esb_service_images(
     named_dirs = [d for d in service_dirs if names[d] is not None]
     if not named_dirs:
         return PutativeTargets()
-    mains, python_files, pyproject_contents = await MultiGet(
+    mains, python_files, project_files, pyproject_contents = await MultiGet(
         Get(
             Paths,
             PathGlobs(
@@ -150,6 +154,7 @@ async def find_putative_esb_service_images(
             ),
         ),
         Get(Paths, PathGlobs([f"{d}/**/*.py" for d in named_dirs])),
+        Get(Paths, PathGlobs([f"{d}/{name}" for d in named_dirs for name in _PROJECT_FILES])),
         Get(DigestContents, PathGlobs([f"{d}/{SERVICE_PYPROJECT_FILE}" for d in named_dirs])),
     )
     await _warn_code_without_source_root(named_dirs, python_files.files)
@@ -166,9 +171,34 @@ async def find_putative_esb_service_images(
                 pyprojects_by_dir.get(service_dir, b""),
                 [m for m in mains.files if m.startswith(f"{service_dir}/")],
             ),
+            _flat_sources(service_dir, python_files.files, project_files.files),
         )
         for service_dir in named_dirs
     )
+
+
+def _flat_sources(
+    service_dir: str, python_files: Iterable[str], project_files: Iterable[str]
+) -> Optional[tuple[str, ...]]:
+    """The `sources` of a flat layout, whose code the default (`src/**/*.py`) misses: the
+    service's project files, each top-level directory holding Python code (with its data files)
+    but tests, and the top-level modules. None for a `src/` layout or a service without code."""
+    globs = set()
+    for path in python_files:
+        if not path.startswith(f"{service_dir}/"):
+            continue
+        top, nested, _ = path[len(service_dir) + 1 :].partition("/")
+        if top == "src" and nested:
+            return None
+        if not nested:
+            globs.add("*.py")
+        elif top not in _NOT_PACKAGES:
+            globs.add(f"{top}/**")
+    if not globs:
+        return None
+    own = [f for f in project_files if os.path.dirname(f) == service_dir]
+    existing = {os.path.basename(f) for f in own}
+    return (*(name for name in _PROJECT_FILES if name in existing), *sorted(globs))
 
 
 def _command(
@@ -246,12 +276,18 @@ def _warn_no_valid_name(service_dir: str) -> None:
 
 
 def _service_image(
-    service_dir: str, names: _Names, base: Target, command: Optional[tuple[str, ...]]
+    service_dir: str,
+    names: _Names,
+    base: Target,
+    command: Optional[tuple[str, ...]],
+    sources: Optional[tuple[str, ...]],
 ) -> PutativeTarget:
     """The target on the base, running as the base's first service account."""
     kwargs: dict[str, object] = {EsbServiceBaseField.alias: _base_spec(base.address)}
     if names.repository is not None:
         kwargs[EsbImageRepositoryField.alias] = names.repository
+    if sources is not None:
+        kwargs[EsbServiceSourcesField.alias] = sources
     comments = []
     accounts = base[EsbBaseServiceAccountsField].value or ()
     if accounts:

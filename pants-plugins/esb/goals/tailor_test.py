@@ -97,6 +97,34 @@ def test_the_one_main_package_of_a_flat_layout_gives_the_command(rule_runner: Ru
     )
     [target] = _putative(rule_runner, "base", "services/billing")
     assert target.kwargs["command"] == ("python", "-m", "app")
+    # The default `sources` (`src/**/*.py`) would ship none of the code.
+    assert target.kwargs["sources"] == ("pyproject.toml", "uv.lock", "app/**")
+
+
+@pytest.mark.parametrize(
+    "code, sources",
+    [
+        pytest.param(["src/billing/app.py", "tests/test_app.py"], None, id="src-layout"),
+        pytest.param(["tests/test_app.py"], None, id="tests-only"),
+        pytest.param(
+            ["manage.py", "site/settings.py", "polls/models.py", "tests/test_polls.py"],
+            ("pyproject.toml", "uv.lock", "*.py", "polls/**", "site/**"),
+            id="flat-with-top-level-module",
+        ),
+    ],
+)
+def test_a_flat_layout_gets_sources_that_select_its_code(
+    rule_runner: RuleRunner, code: list[str], sources: tuple[str, ...] | None
+) -> None:
+    rule_runner.write_files(
+        {
+            **_base("base"),
+            **_service("services/billing", "pyproject.toml", "uv.lock"),
+            **{f"services/billing/{path}": "" for path in code},
+        }
+    )
+    [target] = _putative(rule_runner, "base", "services/billing")
+    assert target.kwargs.get("sources") == sources
 
 
 def test_two_main_packages_leave_the_command_to_the_user(rule_runner: RuleRunner) -> None:
