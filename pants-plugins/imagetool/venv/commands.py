@@ -58,6 +58,7 @@ from imagetool.venv.native import (
     read_venv_layers,
 )
 from imagetool.venv.uv_binary import extract_uv_binary, read_uv_binary, uv_layer_members
+from imagetool.venv.workspace import lock_workspace
 
 NETWORK_ENV_VARS = (
     "SSL_CERT_FILE",
@@ -105,6 +106,10 @@ def add_export_lock_arguments(parser: argparse.ArgumentParser) -> None:
         help="An optional-dependency group of the project to install too; repeatable.",
     )
     parser.add_argument(
+        "--package",
+        help="With --project at a uv workspace's root: the member whose requirements to write.",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         required=True,
@@ -124,7 +129,7 @@ def run_export_lock(args: argparse.Namespace) -> int:
             relock_command=args.relock_command,
         )
         requirements = export_requirements(
-            uv, args.project, args.extras, args.display_dir
+            uv, args.project, args.extras, args.display_dir, args.package
         ).for_target(target)
     write_json(
         args.out,
@@ -418,6 +423,14 @@ def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
         "--upgrade", action="store_true", help="Let uv upgrade every locked package."
     )
     parser.add_argument(
+        "--workspace",
+        action="store_true",
+        help="--project is a uv workspace's root: lock every member in its uv.lock.",
+    )
+    parser.add_argument(
+        "--relock-command", help="The command that re-locks the project, for messages."
+    )
+    parser.add_argument(
         "--index-url", default=PYPI_INDEX_URL, help="The index uv resolves against."
     )
     _add_credentials_argument(parser)
@@ -432,8 +445,20 @@ def run_lock(args: argparse.Namespace) -> int:
         else ()
     )
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
+        uv = uv_from(args.uv, Path(scratch), netrc=credentials_netrc(args.credentials_dir, indexes))
+        if args.workspace:
+            lock_workspace(
+                uv,
+                args.project,
+                args.python_version,
+                display_dir=args.display_dir,
+                relock_command=args.relock_command,
+                upgrade=args.upgrade,
+                index_url=args.index_url,
+            )
+            return 0
         lock_project(
-            uv_from(args.uv, Path(scratch), netrc=credentials_netrc(args.credentials_dir, indexes)),
+            uv,
             args.project,
             args.python_version,
             display_dir=args.display_dir,
