@@ -662,7 +662,9 @@ class EsbServiceSourcesField(MultipleSourcesField):
         The service's files, all inside its own directory: its uv project (`{SERVICE_PYPROJECT_FILE}`
         and `{SERVICE_LOCK_FILE}`, both required, at the directory's top) and the files shipped in
         the image under `/app` (by default the Python modules under `src/`). `{SERVICE_LOCK_FILE}`
-        is installed into `/.venv`, and `/app/src` is put on the venv's `sys.path`. Globs may not
+        is installed into `/.venv`, and `/app/src` is put on the venv's `sys.path`. A member of
+        a uv workspace has no `{SERVICE_LOCK_FILE}` of its own: the workspace root's is used
+        (docs/uv-locks.md#workspaces). Globs may not
         leave the directory (`../`, absolute paths). Caches, VCS and editor files and tests never
         enter the image, whatever the globs select (see `ship_tests`).
         """

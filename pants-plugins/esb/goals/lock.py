@@ -62,7 +62,9 @@ class EsbLockSubsystem(GoalSubsystem):
         admit the Python of the service's base, read from the base's lock. Private indexes
         declared in `[[tool.uv.index]]` get their credentials from `UV_INDEX_<NAME>_USERNAME` /
         `UV_INDEX_<NAME>_PASSWORD` or netrc, and their CA from `[GLOBAL].ca_certs_path` (see
-        docs/uv-locks.md).
+        docs/uv-locks.md). A service that is a member of a uv workspace is locked at the
+        workspace's root, in its `{SERVICE_LOCK_FILE}`: once per workspace, however many of its
+        members are given.
         """
     )
 
