@@ -58,6 +58,8 @@ def write_workspace(root: Path) -> None:
         "pyproject.toml": '[tool.uv.workspace]\nmembers = ["services/*", "libs/*"]\n',
         "BUILD": 'files(name="uv-workspace", sources=["pyproject.toml", "uv.lock"])\n',
         "libs/greet/pyproject.toml": member("greet", ["six==1.17.0"], "\n" + FLIT),
+        # An owner for the shared member's files: a change to them selects the members using it.
+        "libs/greet/BUILD": 'files(name="greet", sources=["*.py", "pyproject.toml"])\n',
         "libs/greet/greet.py": (
             '"""Greets."""\n\n__version__ = "1.0"\n\n\n'
             "def hello(name):\n    return f'hello from {name}'\n"
@@ -127,12 +129,11 @@ def test_members_build_with_the_workspace_lock_and_run(
 def test_a_root_lock_change_selects_both_but_rebuilds_only_the_changed_member(
     checkout: Checkout,
 ) -> None:
-    dependents = checkout.pants("dependents", f"{ROOT}/uv.lock")
-    assert dependents.returncode == 0, dependents.report()
-    assert sorted(dependents.stdout.split()) == [ALPHA, BETA], dependents.stdout
-    shared = checkout.pants("dependents", f"{ROOT}/libs/greet/greet.py")
-    assert shared.returncode == 0, shared.report()
-    assert sorted(shared.stdout.split()) == [ALPHA, BETA], shared.report()
+    for changed in (f"{ROOT}/uv.lock", f"{ROOT}/libs/greet/greet.py"):
+        dependents = checkout.pants("dependents", "--transitive", changed)
+        assert dependents.returncode == 0, dependents.report()
+        images = [a for a in dependents.stdout.split() if a.startswith(f"{ROOT}/services/")]
+        assert sorted(images) == [ALPHA, BETA], dependents.stdout
 
     before = package(checkout)
     checkout.substitute(f"{ROOT}/services/beta/pyproject.toml", r"idna==3\.10", "idna==3.9")
@@ -161,7 +162,8 @@ def test_a_root_lock_change_selects_both_but_rebuilds_only_the_changed_member(
             "not-a-member",
             [
                 "is not one of its members",
-                f'add "services/alpha" to `members` in `[tool.uv.workspace]` of {ROOT}/pyproject.toml',
+                'add "services/alpha" to `members` in `[tool.uv.workspace]` of '
+                f"{ROOT}/pyproject.toml",
             ],
             id="not-a-member",
         ),
@@ -193,7 +195,9 @@ def test_workspace_mistakes_are_named_with_their_fix(
         (root / "notes.txt").write_text("the rest of the root")
         checkout.append(f"{ROOT}/BUILD", 'file(name="notes", source="notes.txt")\n')
         checkout.substitute(
-            f"{ROOT}/services/alpha/BUILD", r"command=", 'dependencies=["//workspace:notes"], command='
+            f"{ROOT}/services/alpha/BUILD",
+            r"command=",
+            'dependencies=["//workspace:notes"], command=',
         )
 
     run = checkout.pants("lint", ALPHA)

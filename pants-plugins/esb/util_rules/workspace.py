@@ -139,22 +139,30 @@ def installed_local_directories(lock: dict, package: str) -> tuple[str, ...]:
     for entry in packages if isinstance(packages, list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
             by_name.setdefault(_normalise(entry["name"]), []).append(entry)
-    seen = {_normalise(package)}
-    pending = [_normalise(package)]
+    # (name, extra): a dependency on `x[extra]` also installs x's optional dependencies.
+    seen = {(_normalise(package), "")}
+    pending = [(_normalise(package), "")]
     directories = set()
     while pending:
-        for entry in by_name.get(pending.pop(), []):
-            dependencies = entry.get("dependencies", [])
+        name, extra = pending.pop()
+        for entry in by_name.get(name, []):
+            if extra:
+                optional = entry.get("optional-dependencies", {})
+                dependencies = optional.get(extra, []) if isinstance(optional, dict) else []
+            else:
+                dependencies = entry.get("dependencies", [])
+                directory = _local_source(entry)
+                if directory is not None and name != _normalise(package):
+                    directories.add(directory)
             for dependency in dependencies if isinstance(dependencies, list) else []:
-                name = dependency.get("name") if isinstance(dependency, dict) else None
-                if not isinstance(name, str) or _normalise(name) in seen:
+                if not isinstance(dependency, dict) or not isinstance(dependency.get("name"), str):
                     continue
-                seen.add(_normalise(name))
-                pending.append(_normalise(name))
-                for candidate in by_name.get(_normalise(name), []):
-                    directory = _local_source(candidate)
-                    if directory is not None:
-                        directories.add(directory)
+                extras = dependency.get("extra", [])
+                for key in ("", *(e for e in extras if isinstance(e, str))):
+                    step = (_normalise(dependency["name"]), key)
+                    if step not in seen:
+                        seen.add(step)
+                        pending.append(step)
     return tuple(sorted(directories))
 
 
@@ -236,11 +244,11 @@ async def workspace_layout(request: WorkspaceLayoutRequest) -> WorkspaceLayout:
         Get(DigestContents, PathGlobs([in_repo(root, SERVICE_LOCK_FILE)])),
         Get(DigestContents, PathGlobs([in_repo(directory, SERVICE_PYPROJECT_FILE)])),
     )
+    found_directories = (posixpath.dirname(path) for path in found.files)
     members = sorted(
         {
             relative
-            for path in found.files
-            for relative in [posixpath.dirname(path)[len(root) + 1 :] if root else posixpath.dirname(path)]
+            for relative in (d[len(root) + 1 :] if root else d for d in found_directories)
             if is_member(relative, members_glob, exclude_glob)
         }
     )

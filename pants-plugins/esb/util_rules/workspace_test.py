@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
+from esb.target_types import EsbBaseImageTarget, EsbImageDependenciesField, EsbServiceImageTarget
 from esb.util_rules import context, dependencies, workspace
 from esb.util_rules.context import ServiceContext, ServiceContextRequest
 from esb.util_rules.workspace import (
@@ -159,6 +159,23 @@ def test_installed_members_are_transitive_and_only_runtime() -> None:
     assert installed_local_directories(lock, "SVC_A") == ("libs/core", "libs/shared")
 
 
+def test_an_extra_brings_its_optional_members() -> None:
+    lock = toml_table(
+        LOCK.replace(
+            'dependencies = [{ name = "six" }]',
+            'dependencies = [{ name = "six" }, { name = "shared", extra = ["fast"] }]',
+        )
+        .replace(
+            'dependencies = [{ name = "core" }, { name = "six" }]',
+            'dependencies = [{ name = "six" }]\n\n[package.optional-dependencies]\n'
+            'fast = [{ name = "core" }]',
+        )
+        .encode()
+    )
+    assert installed_local_directories(lock, "svc-b") == ("libs/core", "libs/shared")
+    assert installed_local_directories(lock, "svc-a") == ("libs/shared",)
+
+
 def test_a_member_takes_the_root_files_and_the_members_it_installs(
     rule_runner: RuleRunner,
 ) -> None:
@@ -213,7 +230,8 @@ def test_an_excluded_service_with_its_own_lock_keeps_it(rule_runner: RuleRunner)
             "repo/services/own/uv.lock": "",
         }
     )
-    assert request_workspace(rule_runner, Address("repo/services/own", target_name="own")).member is None
+    own = Address("repo/services/own", target_name="own")
+    assert request_workspace(rule_runner, own).member is None
 
 
 def test_a_member_with_its_own_lock_is_refused(rule_runner: RuleRunner) -> None:
@@ -249,7 +267,9 @@ def test_depending_on_the_root_project_is_refused(rule_runner: RuleRunner) -> No
 
 
 def test_a_local_package_that_is_no_member_is_refused(rule_runner: RuleRunner) -> None:
-    lock = LOCK.replace('source = { editable = "libs/core" }', 'source = { directory = "vendor/core" }')
+    lock = LOCK.replace(
+        'source = { editable = "libs/core" }', 'source = { directory = "vendor/core" }'
+    )
     rule_runner.write_files({"repo/uv.lock": lock})
     message = failure(rule_runner)
     assert "installs the local package repo/vendor/core (in repo/uv.lock)" in message
@@ -267,8 +287,6 @@ def test_a_member_depends_on_the_owners_of_what_it_takes(rule_runner: RuleRunner
     target = rule_runner.request(
         WrappedTarget, [WrappedTargetRequest(A, description_of_origin="test")]
     ).target
-    from esb.target_types import EsbImageDependenciesField
-
     addresses = rule_runner.request(
         Addresses, [DependenciesRequest(target[EsbImageDependenciesField])]
     )
