@@ -668,7 +668,9 @@ class EsbServiceSourcesField(MultipleSourcesField):
         is installed into `/.venv`, and `/app/src` is put on the venv's `sys.path`.
         `{SERVICE_BUILD_CONSTRAINTS_FILE}` (written by `pants esb-lock` when the service builds
         anything from source, e.g. a dependency published only as an sdist) pins the build
-        requirements; keep it selected when you set this field. Globs may not
+        requirements; keep it selected when you set this field. A member of
+        a uv workspace has no `{SERVICE_LOCK_FILE}` of its own: the workspace root's is used
+        (docs/uv-locks.md#workspaces). Globs may not
         leave the directory (`../`, absolute paths). Caches, VCS and editor files and tests never
         enter the image, whatever the globs select (see `ship_tests`).
         """

@@ -25,6 +25,8 @@ from esb.util_rules.index_credentials import (
     project_indexes,
 )
 from esb.util_rules.service import ServiceProject, ServiceProjectRequest
+from esb.util_rules.workspace import WorkspaceMember, in_repo, workspace_lock_groups
+from pants.engine.addresses import Address
 from pants.engine.console import Console
 from pants.engine.fs import (
     EMPTY_DIGEST,
@@ -45,6 +47,7 @@ from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
 from pants.engine.target import Targets
 from pants.option.option_types import BoolOption
 from pants.base.build_root import BuildRoot
+from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
 
 
@@ -67,7 +70,9 @@ class EsbLockSubsystem(GoalSubsystem):
         admit the Python of the service's base, read from the base's lock. Private indexes
         declared in `[[tool.uv.index]]` get their credentials from `UV_INDEX_<NAME>_USERNAME` /
         `UV_INDEX_<NAME>_PASSWORD` or netrc, and their CA from `[GLOBAL].ca_certs_path` (see
-        docs/uv-locks.md).
+        docs/uv-locks.md). A service that is a member of a uv workspace is locked at the
+        workspace's root, in its `{SERVICE_LOCK_FILE}`: once per workspace, however many of its
+        members are given.
         """
     )
 
@@ -154,6 +159,8 @@ async def esb_lock(
     projects = await MultiGet(
         Get(ServiceProject, ServiceProjectRequest(target.address)) for target in services
     )
+    members = {p.address: p.workspace for p in projects if p.workspace}
+    projects = tuple(p for p in projects if not p.workspace)
     pyprojects = await MultiGet(
         Get(DigestContents, DigestSubset(p.digest, PathGlobs([SERVICE_PYPROJECT_FILE])))
         for p in projects
@@ -207,7 +214,81 @@ async def esb_lock(
             # The service builds nothing from source any more: a stale file would only mislead.
             os.remove(os.path.join(build_root.path, constraints))
             console.print_stdout(f"Removed {constraints} (the service builds nothing from source)")
+    for root, output in await lock_workspaces(
+        members, wheel, subsystem.upgrade, uv.resolution_env()
+    ):
+        workspace.write_digest(output, path_prefix=root)
+        console.print_stdout(f"Wrote {in_repo(root, SERVICE_LOCK_FILE)}")
     return EsbLock(exit_code=0)
+
+
+async def lock_workspaces(
+    members: dict[Address, WorkspaceMember],
+    wheel: UvWheel,
+    upgrade: bool,
+    resolution_env: FrozenDict[str, str],
+) -> list[tuple[str, Digest]]:
+    """Re-lock each uv workspace that a given service is a member of, once however many of its
+    members are given: `uv lock` at the root, for every member. The lock covers every base's
+    Python its members' `requires-python` admit; the first member's names the one checked."""
+    groups = workspace_lock_groups(members)
+    projects = await MultiGet(
+        Get(ServiceProject, ServiceProjectRequest(group[0].address)) for group in groups.values()
+    )
+    staged = await MultiGet(
+        Get(Digest, AddPrefix(group[0].lock_digest, "project")) for group in groups.values()
+    )
+    pyprojects = await MultiGet(
+        Get(DigestContents, DigestSubset(digest, PathGlobs([f"project/{SERVICE_PYPROJECT_FILE}"])))
+        for digest in staged
+    )
+    indexes = {i for contents in pyprojects for c in contents for i in project_indexes(c.content)}
+    if indexes:
+        await Get(IndexCredentials, IndexCredentialsRequest(tuple(sorted(indexes, key=str))))
+    inputs = await MultiGet(Get(Digest, MergeDigests([wheel.digest, d])) for d in staged)
+    processes = await MultiGet(
+        Get(
+            Process,
+            ImageToolRequest(
+                argv=workspace_lock_argv(group, project, wheel.filename, upgrade),
+                description=f"Lock the Python dependencies of the uv workspace {root or '.'}",
+                input_digest=digest,
+                output_files=(f"project/{SERVICE_LOCK_FILE}",),
+                needs_network_trust=True,
+                # The index changes at any time: a lock is resolved anew in each run.
+                cache_scope=ProcessCacheScope.PER_SESSION,
+                append_only_caches=CREDENTIALS_CACHES,
+                extra_env=resolution_env,
+            ),
+        )
+        for (root, group), project, digest in zip(groups.items(), projects, inputs)
+    )
+    results = await MultiGet(Get(ProcessResult, Process, process) for process in processes)
+    outputs = await MultiGet(
+        Get(Digest, RemovePrefix(result.output_digest, "project")) for result in results
+    )
+    return list(zip(groups, outputs))
+
+
+def workspace_lock_argv(
+    group: tuple[WorkspaceMember, ...], project: ServiceProject, uv_wheel: str, upgrade: bool
+) -> tuple[str, ...]:
+    return (
+        "uv-lock",
+        "--workspace",
+        "--project",
+        "project",
+        "--uv",
+        uv_wheel,
+        "--python-version",
+        project.platform.python_version,
+        "--display-dir",
+        group[0].display_root,
+        "--relock-command",
+        f"pants esb-lock {' '.join(str(m.address) for m in group)}",
+        *(("--upgrade",) if upgrade else ()),
+        *credentials_argv(),
+    )
 
 
 def rules():

@@ -34,6 +34,8 @@ from esb.target_types import (
     EsbServiceSourcesField,
 )
 from esb.util_rules.dependencies import ResolvedBaseAddress
+from esb.util_rules import workspace as workspace_rules
+from esb.util_rules.workspace import WorkspaceDependencies, WorkspaceDependenciesRequest
 from pants.base.build_root import BuildRoot
 from pants.engine.addresses import Address, Addresses
 from pants.engine.fs import DigestContents, DigestSubset, PathGlobs
@@ -613,7 +615,7 @@ async def service_context(request: ServiceContextRequest) -> ServiceContext:
     )
     target = wrapped.target
     root = request.address.spec_path
-    scan, base, explicit, dependencies = await MultiGet(
+    scan, base, explicit, dependencies, workspace = await MultiGet(
         Get(DirectoryScan, DirectoryScanRequest(request.address)),
         Get(ResolvedBaseAddress, EsbServiceBaseField, target[EsbServiceBaseField]),
         Get(
@@ -621,8 +623,14 @@ async def service_context(request: ServiceContextRequest) -> ServiceContext:
             DependenciesRequest(target[EsbImageDependenciesField]),
         ),
         Get(Addresses, DependenciesRequest(target[EsbImageDependenciesField])),
+        Get(WorkspaceDependencies, WorkspaceDependenciesRequest(request.address)),
     )
-    violations = dependency_violations(root, base.address, set(explicit.includes), dependencies)
+    # A uv workspace member also takes the root's pyproject.toml and uv.lock and the members
+    # it installs (esb/util_rules/workspace.py): their owners are admitted, nothing else.
+    admitted = set(workspace.addresses)
+    violations = dependency_violations(
+        root, base.address, set(explicit.includes), (d for d in dependencies if d not in admitted)
+    )
     violations += scan.violations
     if not scan.capturable:
         # Pants would crash on a loop of links, or refuse a link out of the build root.
@@ -637,6 +645,14 @@ async def service_context(request: ServiceContextRequest) -> ServiceContext:
     )
     allowed = target[EsbServiceAllowedSecretsField].value or ()
     violations += secret_violations(root, {c.path: c.content for c in contents}, allowed)
+    if workspace.member_files:
+        members = await Get(DigestContents, PathGlobs(workspace.member_files))
+        # `allowed_secrets` is relative to the service's directory: it cannot name these.
+        violations += [
+            Violation(v.path, v.reason, "keep secrets out of images (mount them at run time) "
+                      "and out of the workspace members that services install.")
+            for v in secret_violations("", {c.path: c.content for c in members}, ())
+        ]
     return ServiceContext(request.address, tuple(shipped), tuple(violations))
 
 
@@ -687,4 +703,4 @@ def _relative(root: str, path: str) -> str:
 
 
 def rules():
-    return collect_rules()
+    return [*collect_rules(), *workspace_rules.rules()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
+from typing import Optional
 
 import toml  # pants: no-infer-dep (Pants itself depends on it)
 
@@ -42,6 +43,7 @@ from esb.util_rules.image import (
     optional_config,
 )
 from esb.util_rules.platform import BasePlatform
+from esb.util_rules.workspace import ServiceWorkspace, ServiceWorkspaceRequest, WorkspaceMember
 from esb.util_rules.layers import (
     BaseLibraries,
     BaseLibrariesRequest,
@@ -129,9 +131,14 @@ class ServiceProject:
     local_packages: tuple[str, ...] = ()
     """The directories, relative to the service's, of the path and editable sources its lock
     names; their files belong to the venv, not to the source layer."""
+    workspace: Optional[WorkspaceMember] = None
+    """When the service is a member of a uv workspace: it is locked there (esb/util_rules/
+    workspace.py), and `local_packages` is empty."""
 
     @property
     def lock_path(self) -> str:
+        if self.workspace:
+            return self.workspace.lock_path
         return in_service(self.address, SERVICE_LOCK_FILE)
 
     @property
@@ -240,8 +247,9 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         Get(BasePlatform, BaseImageRequest, BaseImageRequest(base_address.address)),
     )
     project = await Get(Digest, RemovePrefix(project, root)) if root else project
+    member = (await Get(ServiceWorkspace, ServiceWorkspaceRequest(request.address))).member
     return ServiceProject(
-        request.address, project, platform, base_address.address, local_packages
+        request.address, project, platform, base_address.address, local_packages, member
     )
 
 
@@ -249,6 +257,7 @@ LOCK_EXPORT = "lock-export.json"
 
 
 def export_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
+    member = project.workspace
     return (
         "export-lock",
         "--project",
@@ -257,7 +266,8 @@ def export_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
         uv_wheel,
         *target_argv(project.platform),
         "--display-dir",
-        project.address.spec_path or ".",
+        member.display_root if member else project.address.spec_path or ".",
+        *(("--package", member.package) if member else ()),
         "--relock-command",
         project.relock_command,
         "--build-constraints",
@@ -281,7 +291,12 @@ async def lock_export_process(
     project = request.project
     wheel, staged = await MultiGet(
         Get(UvWheel, UvWheelRequest(host.value)),
-        Get(Digest, AddPrefix(project.digest, "project")),
+        Get(
+            Digest,
+            AddPrefix(
+                project.workspace.lock_digest if project.workspace else project.digest, "project"
+            ),
+        ),
     )
     inputs = await Get(Digest, MergeDigests([wheel.digest, staged]))
     return await Get(
@@ -319,6 +334,14 @@ async def export_service_lock(project: ServiceProject) -> LockExport:
         ),
         tuple(content["local_directories"]),
     )
+
+
+def venv_project_digest(project: ServiceProject, export: LockExport) -> Digest:
+    """What the venv layer builds its local packages from: in a workspace, the files of the
+    members the service installs, not the workspace's lock, which every member shares."""
+    if not export.local_packages:
+        return EMPTY_DIGEST
+    return project.workspace.packages_digest if project.workspace else project.digest
 
 
 async def native_check_request(
@@ -439,8 +462,12 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
     service_context = await Get(ServiceContext, ServiceContextRequest(request.address))
     if service_context.violations:
         raise ContextRuleViolation(service_context.message())
-    sources = await Get(HydratedSources, HydrateSourcesRequest(target[EsbServiceSourcesField]))
-    check_service_files(request.address, sources.snapshot.files)
+    sources, member = await MultiGet(
+        Get(HydratedSources, HydrateSourcesRequest(target[EsbServiceSourcesField])),
+        Get(ServiceWorkspace, ServiceWorkspaceRequest(request.address)),
+    )
+    if not member.member:
+        check_service_files(request.address, sources.snapshot.files)
     # Before the layers, so that a stale lock is reported with this service's lock file and
     # fix, once, rather than by every layer process.
     project = await Get(ServiceProject, ServiceProjectRequest(request.address))
@@ -475,7 +502,7 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
             Get(
                 BuiltLayer,
                 VenvLayerRequest(
-                    project.digest if export.local_packages else EMPTY_DIGEST,
+                    venv_project_digest(project, export),
                     export.local_packages,
                     platform,
                     APP_SOURCE_PATH,
@@ -484,7 +511,9 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
                     else f"Build the venv layer ({platform.python_version})",
                     # Only with local packages: messages about them need the service's directory,
                     # and without them the layer is the same for every service on the base.
-                    display_dir=root if export.local_packages else None,
+                    display_dir=(project.workspace.display_root if project.workspace else root)
+                    if export.local_packages
+                    else None,
                 ),
             ),
             Get(

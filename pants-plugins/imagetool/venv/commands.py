@@ -70,6 +70,7 @@ from imagetool.venv.native import (
 )
 from imagetool.venv.sdists import LockedSdist, fetch_sdist
 from imagetool.venv.uv_binary import extract_uv_binary, read_uv_binary, uv_layer_members
+from imagetool.venv.workspace import lock_workspace
 
 NETWORK_ENV_VARS = (
     "SSL_CERT_FILE",
@@ -127,6 +128,10 @@ def add_export_lock_arguments(parser: argparse.ArgumentParser) -> None:
         "build requirements of what the service builds from source.",
     )
     parser.add_argument(
+        "--package",
+        help="With --project at a uv workspace's root: the member whose requirements to write.",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         required=True,
@@ -147,7 +152,12 @@ def run_export_lock(args: argparse.Namespace) -> int:
             relock_command=args.relock_command,
         )
         exported = export_requirements(
-            uv, args.project, args.extras, args.display_dir, args.relock_command
+            uv,
+            args.project,
+            args.extras,
+            args.display_dir,
+            relock_command=args.relock_command,
+            package=args.package,
         )
         requirements = exported.for_target(target)
         if args.build_constraints is not None:
@@ -470,6 +480,14 @@ def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
         "--upgrade", action="store_true", help="Let uv upgrade every locked package."
     )
     parser.add_argument(
+        "--workspace",
+        action="store_true",
+        help="--project is a uv workspace's root: lock every member in its uv.lock.",
+    )
+    parser.add_argument(
+        "--relock-command", help="The command that re-locks the project, for messages."
+    )
+    parser.add_argument(
         "--index-url", default=PYPI_INDEX_URL, help="The index uv resolves against."
     )
     parser.add_argument(
@@ -499,6 +517,17 @@ def run_lock(args: argparse.Namespace) -> int:
     netrc = credentials_netrc(args.credentials_dir, indexes)
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
         uv = uv_from(args.uv, Path(scratch), netrc=netrc)
+        if args.workspace:
+            lock_workspace(
+                uv,
+                args.project,
+                args.python_version,
+                display_dir=args.display_dir,
+                relock_command=args.relock_command,
+                upgrade=args.upgrade,
+                index_url=args.index_url,
+            )
+            return 0
         lock_project(
             uv,
             args.project,

@@ -316,16 +316,19 @@ def export_requirements(
     extras: Sequence[str] = (),
     display_dir: Optional[str] = None,
     relock_command: Optional[str] = None,
+    package: Optional[str] = None,
 ) -> LockedRequirements:
     """The locked requirements of the project's runtime, each with the index the lock takes it
     from when that is not PyPI.
 
     Dependency groups (`dev` and any other default group) and extras not asked for stay out, so
     test-only dependencies never enter the image. Editable sources are exported as plain local
-    directories: an image is immutable, so there is nothing to edit in place.
+    directories: an image is immutable, so there is nothing to edit in place. With `package`,
+    `project_dir` is a uv workspace's root and the requirements are those of that member (see
+    imagetool/venv/workspace.py); local directories are then relative to the root.
     """
     shown = display_dir if display_dir is not None else str(project_dir)
-    result = uv.run(export_args(extras), cwd=project_dir)
+    result = uv.run(export_args(extras, package), cwd=project_dir)
     if result.returncode != 0:
         raise LockError(
             f"uv could not export the locked requirements of {project_dir}:\n"
@@ -407,9 +410,10 @@ def _first_line(entry: str) -> str:
     return entry.splitlines()[0].rstrip(" \\").strip()
 
 
-def export_args(extras: Sequence[str]) -> list[str]:
+def export_args(extras: Sequence[str], package: Optional[str] = None) -> list[str]:
     return [
         "export",
+        *(("--package", package) if package else ()),
         "--frozen",
         "--no-default-groups",
         "--no-emit-project",

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from esb.goals.lock import workspace_lock_argv
+from esb.util_rules.platform import BasePlatform
+from esb.util_rules.service import ServiceProject
+from esb.util_rules.workspace import WorkspaceMember
+from pants.engine.addresses import Address
+from pants.engine.fs import EMPTY_DIGEST
+
+
+def member(directory: str, root: str = "repo") -> WorkspaceMember:
+    address = Address(f"{root}/{directory}" if root else directory, target_name="svc")
+    return WorkspaceMember(address, root, directory, "svc", (), EMPTY_DIGEST, EMPTY_DIGEST)
+
+
+def test_the_workspace_is_locked_at_its_root_naming_every_member_given() -> None:
+    group = (member("services/a"), member("services/b"))
+    platform = BasePlatform("3.11.2", "2.36", "x86_64", "/usr/bin/python3.11")
+    project = ServiceProject(group[0].address, EMPTY_DIGEST, platform, Address("base"))
+
+    argv = workspace_lock_argv(group, project, "uv.whl", upgrade=True)
+
+    assert argv[:4] == ("uv-lock", "--workspace", "--project", "project")
+    assert argv[argv.index("--python-version") + 1] == "3.11.2"
+    assert argv[argv.index("--display-dir") + 1] == "repo"
+    assert (
+        argv[argv.index("--relock-command") + 1]
+        == "pants esb-lock repo/services/a:svc repo/services/b:svc"
+    )
+    assert "--upgrade" in argv
+
+
+def test_a_workspace_at_the_build_root_is_shown_as_dot() -> None:
+    assert member("services/a", root="").display_root == "."
+    assert member("services/a", root="").lock_path == "uv.lock"

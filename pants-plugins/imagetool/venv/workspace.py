@@ -1,0 +1,73 @@
+"""uv workspaces: a root `pyproject.toml` with `[tool.uv.workspace]` and one `uv.lock` for every
+member. A service that is a member is checked and exported from the root with `--package`
+(`export_requirements`), and locked here, at the root, once for all its members.
+
+The root may be a project of its own or only hold the workspace table: without a `[project]`,
+its `requires-python` is that of its members, which uv intersects, and only the lock's is checked.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+from imagetool.venv.indexes import (
+    PYPI_INDEX_URL,
+    LockError,
+    access_error,
+    project_indexes,
+    read_toml,
+)
+from imagetool.venv.install import (
+    Uv,
+    _check_project_requires_python,
+    _check_requires_python,
+    check_path_sources,
+)
+
+
+def lock_workspace(
+    uv: Uv,
+    root_dir: Path,
+    python_version: str,
+    *,
+    display_dir: Optional[str] = None,
+    relock_command: Optional[str] = None,
+    upgrade: bool = False,
+    index_url: str = PYPI_INDEX_URL,
+) -> None:
+    """(Re)write `root_dir/uv.lock` for every member of the workspace rooted there, keeping the
+    versions the existing lock pins unless `upgrade`, then check that it admits the base
+    image's `python_version`. `root_dir` holds the root's `pyproject.toml` and that of every
+    member, at their paths below the root."""
+    shown = display_dir if display_dir is not None else str(root_dir)
+    relock = f"run `{relock_command}`" if relock_command else "lock the workspace again"
+    shown_pyproject = f"{shown}/pyproject.toml"
+    if not (root_dir / "pyproject.toml").is_file():
+        raise LockError(f"The uv workspace {shown} has no pyproject.toml to lock.")
+    pyproject = read_toml(root_dir / "pyproject.toml", shown_pyproject, relock)
+    workspace = pyproject.get("tool", {}).get("uv", {}).get("workspace")
+    if not isinstance(workspace, dict):
+        raise LockError(f"{shown_pyproject} has no `[tool.uv.workspace]` table.")
+    indexes = project_indexes(pyproject, shown_pyproject)
+    check_path_sources(root_dir, display_dir)
+    if isinstance(pyproject.get("project"), dict):
+        _check_project_requires_python(pyproject, python_version, shown)
+    args = ["lock", "--python", sys.executable]
+    if index_url != PYPI_INDEX_URL:
+        args.append(f"--default-index={index_url}")
+    if upgrade:
+        args.append("--upgrade")
+    result = uv.run(args, cwd=root_dir)
+    if result.returncode != 0:
+        denied = access_error(result.stderr.strip(), indexes)
+        if denied:
+            raise denied
+        raise LockError(f"uv could not lock the workspace {shown}:\n{result.stderr.strip()}")
+    _check_requires_python(
+        root_dir / "uv.lock",
+        python_version,
+        f"{shown}/uv.lock",
+        f"{relock}, after changing the members' `requires-python`",
+    )
