@@ -485,9 +485,6 @@ def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
         help="--project is a uv workspace's root: lock every member in its uv.lock.",
     )
     parser.add_argument(
-        "--relock-command", help="The command that re-locks the project, for messages."
-    )
-    parser.add_argument(
         "--index-url", default=PYPI_INDEX_URL, help="The index uv resolves against."
     )
     parser.add_argument(
