@@ -76,6 +76,7 @@ TRUST_SCRIPT_FILE = "ensure_ca_trust.sh"
 ENTRYPOINT_SCRIPT_FILE = "entrypoint.sh"
 SERVICE_PYPROJECT_FILE = "pyproject.toml"
 SERVICE_LOCK_FILE = "uv.lock"
+SERVICE_BUILD_CONSTRAINTS_FILE = "build-constraints.txt"
 
 
 def _invalid(field_alias: str, address: Address, problem: str, fix: str) -> InvalidFieldException:
@@ -662,7 +663,10 @@ class EsbServiceSourcesField(MultipleSourcesField):
         The service's files, all inside its own directory: its uv project (`{SERVICE_PYPROJECT_FILE}`
         and `{SERVICE_LOCK_FILE}`, both required, at the directory's top) and the files shipped in
         the image under `/app` (by default the Python modules under `src/`). `{SERVICE_LOCK_FILE}`
-        is installed into `/.venv`, and `/app/src` is put on the venv's `sys.path`. Globs may not
+        is installed into `/.venv`, and `/app/src` (`/app` without a `src/` directory) is put on
+        the venv's `sys.path`. When `{SERVICE_PYPROJECT_FILE}` has a `[build-system]`, the
+        service's own project is also built from these files and installed into `/.venv`: select
+        what its build reads (e.g. `README.md`). BUILD files never ship. Globs may not
         leave the directory (`../`, absolute paths). Caches, VCS and editor files and tests never
         enter the image, whatever the globs select (see `ship_tests`).
         """

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
+from typing import Optional
 
 import toml  # pants: no-infer-dep (Pants itself depends on it)
 
 from esb.target_types import (
+    SERVICE_BUILD_CONSTRAINTS_FILE,
     SERVICE_LOCK_FILE,
     SERVICE_PYPROJECT_FILE,
     EsbImageEnvironmentField,
@@ -45,10 +47,10 @@ from esb.util_rules.layers import (
     BaseLibraries,
     BaseLibrariesRequest,
     BuiltLayer,
-    FilesLayerRequest,
     NativeCheck,
     NativeCheckRequest,
     DistributionLayerRequest,
+    ServiceLayerRequest,
     LockedDistribution,
     UvLayerRequest,
     target_argv,
@@ -71,6 +73,7 @@ from pants.engine.fs import (
     Snapshot,
 )
 from pants.engine.platform import Platform
+from pants.option.global_options import GlobalOptions
 from pants.engine.process import Process, ProcessExecutionFailure, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
@@ -126,6 +129,15 @@ class ServiceProject:
     local_packages: tuple[str, ...] = ()
     """The directories, relative to the service's, of the path and editable sources its lock
     names; their files belong to the venv, not to the source layer."""
+    is_package: bool = False
+    """Whether its own project is built and installed (see `is_package`)."""
+    build_constraints: Optional[str] = None
+    """`build-constraints.txt` (relative to the service's directory), when the service has it."""
+
+    @property
+    def builds_wheels(self) -> bool:
+        """Whether checking or installing the lock runs a build backend, fetched from the index."""
+        return self.is_package or bool(self.local_packages)
 
     @property
     def lock_path(self) -> str:
@@ -143,8 +155,31 @@ def in_service(address: Address, path: str) -> str:
 
 def project_globs(address: Address, local_packages: tuple[str, ...]) -> tuple[str, ...]:
     """The service's files (repository paths) that make its uv project."""
-    names = (*EsbServiceSourcesField.required_files, *(f"{d}/**" for d in local_packages))
+    names = (
+        *EsbServiceSourcesField.required_files,
+        SERVICE_BUILD_CONSTRAINTS_FILE,
+        *(f"{d}/**" for d in local_packages),
+    )
     return tuple(in_service(address, name) for name in names)
+
+
+def is_package(pyproject: bytes) -> bool:
+    """Whether the service's own project is built into a wheel and installed: its
+    `pyproject.toml` has a `[build-system]` and does not set `[tool.uv] package = false` (as
+    uv decides whether to install a project)."""
+    table = _toml_table(pyproject)
+    tool = table.get("tool", {})
+    uv_table = tool.get("uv", {}) if isinstance(tool, dict) else {}
+    if isinstance(uv_table, dict) and uv_table.get("package") is False:
+        return False
+    return isinstance(table.get("build-system"), dict)
+
+
+def source_path(app_files: tuple[str, ...]) -> str:
+    """The directory the venv's `.pth` file puts on `sys.path`: `/app/src` for a `src/` layout,
+    else `/app` (a flat layout: `app/main.py` imports as `app.main`). `app_files` are relative
+    to the service's directory."""
+    return APP_SOURCE_PATH if any(f.startswith("src/") for f in app_files) else f"/{APP_DIR}"
 
 
 def local_package_directories(pyproject: bytes, lock: bytes) -> tuple[str, ...]:
@@ -233,8 +268,19 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         Get(BasePlatform, BaseImageRequest, BaseImageRequest(base_address.address)),
     )
     project = await Get(Digest, RemovePrefix(project, root)) if root else project
+    has_constraints = (
+        in_service(request.address, SERVICE_BUILD_CONSTRAINTS_FILE) in sources.snapshot.files
+    )
     return ServiceProject(
-        request.address, project, platform, base_address.address, local_packages
+        request.address,
+        project,
+        platform,
+        base_address.address,
+        local_packages,
+        is_package=is_package(
+            contents.get(in_service(request.address, SERVICE_PYPROJECT_FILE), b"")
+        ),
+        build_constraints=SERVICE_BUILD_CONSTRAINTS_FILE if has_constraints else None,
     )
 
 
@@ -255,6 +301,11 @@ def export_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
         project.relock_command,
         "--out",
         LOCK_EXPORT,
+        *(
+            ("--build-constraints", f"project/{project.build_constraints}")
+            if project.build_constraints
+            else ()
+        ),
     )
 
 
@@ -280,6 +331,9 @@ async def lock_export_process(request: LockExportProcessRequest, host: Platform)
             description=f"Check {project.lock_path}",
             input_digest=inputs,
             output_files=(LOCK_EXPORT,),
+            # uv builds the metadata of a package whose metadata is not static with its pinned
+            # build backend, which the check installs from the index.
+            needs_network_trust=project.builds_wheels,
         ),
     )
 
@@ -385,7 +439,9 @@ def is_distribution_layer_failure(failure: ProcessExecutionFailure) -> bool:
 
 
 @rule(desc="Build a service image", level=LogLevel.DEBUG)
-async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
+async def build_service_image(
+    request: ServiceImageRequest, global_options: GlobalOptions
+) -> BuiltImage:
     wrapped = await Get(
         WrappedTarget,
         WrappedTargetRequest(request.address, description_of_origin="the esb backend"),
@@ -421,6 +477,30 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
         ),
     )
     app_files = await Get(Digest, RemovePrefix(app_files, root)) if root else app_files
+    app_snapshot = await Get(Snapshot, Digest, app_files)
+    # What the build of the service's own project reads: its files, without the lock (whose
+    # changes leave its wheel alone).
+    build_files = EMPTY_DIGEST
+    if project.is_package:
+        build_files = await Get(
+            Digest,
+            DigestSubset(
+                sources.snapshot.digest,
+                PathGlobs(
+                    sorted(
+                        {
+                            *service_context.shipped_files,
+                            *(
+                                in_service(request.address, name)
+                                for name in (SERVICE_PYPROJECT_FILE, SERVICE_BUILD_CONSTRAINTS_FILE)
+                            ),
+                        }
+                        - {project.lock_path}
+                    )
+                ),
+            ),
+        )
+        build_files = await Get(Digest, RemovePrefix(build_files, root)) if root else build_files
     groups = distribution_layer_groups(export.distributions, MAX_DISTRIBUTION_LAYERS)
     indexes = distribution_indexes(export)
     if indexes:
@@ -435,18 +515,28 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
                     project.digest if export.local_packages else EMPTY_DIGEST,
                     export.local_packages,
                     platform,
-                    APP_SOURCE_PATH,
+                    source_path(app_snapshot.files),
                     f"Build the venv layer of {spec}"
                     if export.local_packages
                     else f"Build the venv layer ({platform.python_version})",
                     # Only with local packages: messages about them need the service's directory,
                     # and without them the layer is the same for every service on the base.
                     display_dir=root if export.local_packages else None,
+                    build_constraints=project.build_constraints,
                 ),
             ),
             Get(
                 BuiltLayer,
-                FilesLayerRequest("app", app_files, APP_DIR, f"Build the source layer of {spec}"),
+                ServiceLayerRequest(
+                    app_files,
+                    build_files,
+                    platform,
+                    spec,
+                    root or ".",
+                    tuple(global_options.build_patterns),
+                    f"Build the source layer of {spec}",
+                    build_constraints=project.build_constraints,
+                ),
             ),
             *(Get(BuiltLayer, DistributionLayerRequest(group, platform)) for group in groups),
         )
