@@ -87,6 +87,7 @@ from pants.util.logging import LogLevel
 
 APP_DIR = "app"
 APP_SOURCE_PATH = f"/{APP_DIR}/src"
+SETUPTOOLS_METADATA_FILES = ("setup.py", "setup.cfg")
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,9 @@ def project_globs(address: Address, local_packages: tuple[str, ...]) -> tuple[st
     names = (
         *EsbServiceSourcesField.required_files,
         SERVICE_BUILD_CONSTRAINTS_FILE,
+        # The metadata of a service that is a package may come from these: uv reads them to
+        # lock and check its project.
+        *SETUPTOOLS_METADATA_FILES,
         *(f"{d}/**" for d in local_packages),
     )
     return tuple(in_service(address, name) for name in names)
