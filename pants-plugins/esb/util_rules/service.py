@@ -87,7 +87,6 @@ from pants.util.logging import LogLevel
 
 APP_DIR = "app"
 APP_SOURCE_PATH = f"/{APP_DIR}/src"
-SETUPTOOLS_METADATA_FILES = ("setup.py", "setup.cfg")
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,8 @@ class ServiceProjectRequest:
 @dataclass(frozen=True)
 class ServiceProject:
     """A service's uv project: `pyproject.toml` and `uv.lock` (those that exist) and the files of
-    its local packages at the root of `digest`, and the platform of its base, for which it is
+    its local packages at the root of `digest` (and, when it is a package, all the files it
+    ships, from which uv builds its metadata), and the platform of its base, for which it is
     locked and installed."""
 
     address: Address
@@ -159,9 +159,6 @@ def project_globs(address: Address, local_packages: tuple[str, ...]) -> tuple[st
     names = (
         *EsbServiceSourcesField.required_files,
         SERVICE_BUILD_CONSTRAINTS_FILE,
-        # The metadata of a service that is a package may come from these: uv reads them to
-        # lock and check its project.
-        *SETUPTOOLS_METADATA_FILES,
         *(f"{d}/**" for d in local_packages),
     )
     return tuple(in_service(address, name) for name in names)
@@ -262,13 +259,13 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         contents.get(in_service(request.address, SERVICE_LOCK_FILE), b""),
     )
     check_local_packages(request.address, sources.snapshot.files, local_packages)
+    package = is_package(contents.get(in_service(request.address, SERVICE_PYPROJECT_FILE), b""))
+    globs = project_globs(request.address, local_packages)
+    if package:
+        # uv builds the metadata of a project that is a package from its sources to lock it.
+        globs = (*globs, *service_context.shipped_files)
     project, platform = await MultiGet(
-        Get(
-            Digest,
-            DigestSubset(
-                sources.snapshot.digest, PathGlobs(project_globs(request.address, local_packages))
-            ),
-        ),
+        Get(Digest, DigestSubset(sources.snapshot.digest, PathGlobs(globs))),
         Get(BasePlatform, BaseImageRequest, BaseImageRequest(base_address.address)),
     )
     project = await Get(Digest, RemovePrefix(project, root)) if root else project
@@ -281,9 +278,7 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         platform,
         base_address.address,
         local_packages,
-        is_package=is_package(
-            contents.get(in_service(request.address, SERVICE_PYPROJECT_FILE), b"")
-        ),
+        is_package=package,
         build_constraints=SERVICE_BUILD_CONSTRAINTS_FILE if has_constraints else None,
     )
 
@@ -482,6 +477,9 @@ async def build_service_image(
     )
     app_files = await Get(Digest, RemovePrefix(app_files, root)) if root else app_files
     app_snapshot = await Get(Snapshot, Digest, app_files)
+    # The venv builds the local packages from these alone, whatever else the project holds.
+    venv_project = project_files.digest
+    venv_project = await Get(Digest, RemovePrefix(venv_project, root)) if root else venv_project
     # What the build of the service's own project reads: its files, without the lock (whose
     # changes leave its wheel alone).
     build_files = EMPTY_DIGEST
@@ -516,7 +514,7 @@ async def build_service_image(
             Get(
                 BuiltLayer,
                 VenvLayerRequest(
-                    project.digest if export.local_packages else EMPTY_DIGEST,
+                    venv_project if export.local_packages else EMPTY_DIGEST,
                     export.local_packages,
                     platform,
                     source_path(app_snapshot.files),
