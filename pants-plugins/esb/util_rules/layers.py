@@ -245,7 +245,11 @@ async def build_service_layer(request: ServiceLayerRequest, host: Platform) -> B
         request.service,
         "--display-dir",
         request.display_dir,
-        *(arg for pattern in request.build_file_patterns for arg in ("--build-file-pattern", pattern)),
+        *(
+            arg
+            for pattern in request.build_file_patterns
+            for arg in ("--build-file-pattern", pattern)
+        ),
     ]
     app = await Get(Digest, AddPrefix(request.app, "app"))
     inputs = app

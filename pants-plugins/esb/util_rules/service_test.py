@@ -183,7 +183,9 @@ def test_a_failed_distribution_layer_names_the_lock_and_the_relock_command() -> 
         (b"not toml [", False),
     ],
 )
-def test_a_service_is_a_package_when_it_has_a_build_system(pyproject: bytes, expected: bool) -> None:
+def test_a_service_is_a_package_when_it_has_a_build_system(
+    pyproject: bytes, expected: bool
+) -> None:
     assert is_package(pyproject) is expected
 
 

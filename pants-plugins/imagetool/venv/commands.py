@@ -1,4 +1,4 @@
-"""Subcommands for the uv binary's layer and a service's venv layer (see `imagetool.cli`).
+"""Subcommands for the uv layer, a service's venv layers and its top layer (see `imagetool.cli`).
 
 Each writes its layer blob and a JSON descriptor of it, `{"digest", "diff_id", "media_type",
 "size"}` (see `imagetool.commands.LayerOutputs`); `venv-layer` also writes the installed
@@ -50,6 +50,13 @@ from imagetool.venv.install import (
     lock_project,
     venv_layer_members,
 )
+from imagetool.venv.native import (
+    BaseLibraries,
+    base_libraries,
+    check_native_libraries,
+    read_layer_members,
+    read_venv_layers,
+)
 from imagetool.venv.project import (
     DEFAULT_BUILD_FILE_PATTERNS,
     ServiceProject,
@@ -58,13 +65,6 @@ from imagetool.venv.project import (
     install_project_wheel,
     service_layer_members,
     stage_app_files,
-)
-from imagetool.venv.native import (
-    BaseLibraries,
-    base_libraries,
-    check_native_libraries,
-    read_layer_members,
-    read_venv_layers,
 )
 from imagetool.venv.uv_binary import extract_uv_binary, read_uv_binary, uv_layer_members
 

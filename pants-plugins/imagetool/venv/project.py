@@ -75,8 +75,14 @@ def build_wheel(
 ) -> Path:
     """Build a wheel of the project in the directory `source` into `out_dir` with `uv build`,
     in an isolated environment holding its pinned build requirements; `display` names it in
-    messages. The one wheel build of the service layer."""
+    messages. The one wheel build of the service layer.
+
+    The backend runs with a `PATH` of one empty directory: a build that would compile code
+    finds no compiler of the build host (whose output would depend on the machine) and fails.
+    """
     out_dir = out_dir.absolute()
+    no_tools = out_dir.parent / "no-tools"
+    no_tools.mkdir(parents=True, exist_ok=True)
     constraints = (
         [f"--build-constraints={build_constraints.absolute()}", "--require-hashes"]
         if build_constraints
@@ -94,7 +100,7 @@ def build_wheel(
             str(source.absolute()),
         ],
         cwd=source,
-        extra_env={"SOURCE_DATE_EPOCH": str(source_date_epoch)},
+        extra_env={"SOURCE_DATE_EPOCH": str(source_date_epoch), "PATH": str(no_tools)},
     )
     built = sorted(out_dir.glob("*.whl")) if out_dir.is_dir() else []
     if result.returncode != 0 or len(built) != 1:

@@ -147,8 +147,13 @@ def test_a_lock_with_dynamic_metadata_is_up_to_date_with_the_pinned_backends(
 @pytest.mark.parametrize(
     "edit",
     [
-        pytest.param(("pyproject.toml", '"six==1.17.0"]', '"six==1.17.0", "attrs==24.2.0"]'), id="own"),
-        pytest.param(("libs/greeting/setup.py", '"idna==3.10"]', '"idna==3.10", "attrs==24.2.0"]'), id="local"),
+        pytest.param(
+            ("pyproject.toml", '"six==1.17.0"]', '"six==1.17.0", "attrs==24.2.0"]'), id="own"
+        ),
+        pytest.param(
+            ("libs/greeting/setup.py", '"idna==3.10"]', '"idna==3.10", "attrs==24.2.0"]'),
+            id="local",
+        ),
     ],
 )
 def test_a_dependency_added_without_relocking_is_still_stale(
@@ -195,7 +200,9 @@ def test_the_own_project_builds_the_same_wheel_from_any_directory(
 def test_the_installed_project_has_its_script_metadata_entry_points_and_data(
     uv: Uv, own_project: Path, tmp_path: Path
 ) -> None:
-    wheel = build_project_wheel(uv, own_project, tmp_path / "build", SERVICE, source_date_epoch=EPOCH)
+    wheel = build_project_wheel(
+        uv, own_project, tmp_path / "build", SERVICE, source_date_epoch=EPOCH
+    )
     venv = install_project_wheel(uv, wheel, tmp_path / "venv", DEBIAN_12, compile_bytecode=True)
 
     assert [(p.name, p.version) for p in venv.packages] == [("svc", "1.2.3")]
@@ -255,10 +262,29 @@ def test_a_project_that_does_not_build_is_reported_with_the_service_and_the_fix(
     assert "README.md" in message
 
 
+def test_a_project_that_needs_a_compiler_is_refused_not_built_with_the_hosts(
+    uv: Uv, tmp_path: Path
+) -> None:
+    project = write_own_project(tmp_path)
+    (project / "app" / "speed.c").write_text("int answer(void) { return 42; }\n")
+    (project / "setup.py").write_text(
+        "from setuptools import Extension, setup\n\n"
+        'setup(ext_modules=[Extension("app.speed", ["app/speed.c"])])\n'
+    )
+    with pytest.raises(ProjectBuildError) as error:
+        build_project_wheel(uv, project, tmp_path / "build", SERVICE, source_date_epoch=EPOCH)
+    message = str(error.value)
+    assert "a build that needs a C compiler is not supported" in message
+    assert "command 'gcc' failed: No such file or directory" in message
+    assert "services/svc:svc" in message
+
+
 def test_app_files_ship_without_build_files_and_with_unchecked_hash_bytecode(
     own_project: Path, tmp_path: Path
 ) -> None:
-    app = stage_app_files(own_project / "app", tmp_path / "staged", DEBIAN_12, compile_bytecode=True)
+    app = stage_app_files(
+        own_project / "app", tmp_path / "staged", DEBIAN_12, compile_bytecode=True
+    )
 
     names = sorted(p.relative_to(app.root).as_posix() for p in app.root.rglob("*") if p.is_file())
     assert "BUILD" not in names
@@ -270,7 +296,9 @@ def test_app_files_ship_without_build_files_and_with_unchecked_hash_bytecode(
     assert b"/app/main.py" in pyc and str(own_project).encode() not in pyc
 
 
-def test_app_files_of_another_python_ship_without_bytecode(own_project: Path, tmp_path: Path) -> None:
+def test_app_files_of_another_python_ship_without_bytecode(
+    own_project: Path, tmp_path: Path
+) -> None:
     app = stage_app_files(
         own_project / "app",
         tmp_path / "staged",
@@ -295,7 +323,9 @@ def test_a_project_is_a_package_when_it_has_a_build_system(pyproject: dict, expe
 
 def test_the_service_layer_command(uv_wheel: Path, own_project: Path, tmp_path: Path) -> None:
     app = tmp_path / "app"
-    shutil.copytree(own_project, app, ignore=shutil.ignore_patterns("pyproject.toml", "uv.lock", "libs"))
+    shutil.copytree(
+        own_project, app, ignore=shutil.ignore_patterns("pyproject.toml", "uv.lock", "libs")
+    )
     layer, descriptor = tmp_path / "layer.tar.gz", tmp_path / "layer.json"
     argv = [
         "service-layer",
