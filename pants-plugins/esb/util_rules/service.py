@@ -437,6 +437,20 @@ def is_distribution_layer_failure(failure: ProcessExecutionFailure) -> bool:
     return str(failure).startswith("Process 'Install ")
 
 
+class ServiceLayerError(Exception):
+    """The service's top layer could not be built (e.g. its own project does not build); the
+    image tool's message names the service and the fix."""
+
+
+def is_service_layer_failure(failure: ProcessExecutionFailure, spec: str) -> bool:
+    # The description of the service layer's process, as the failure quotes it.
+    return str(failure).startswith(f"Process '{service_layer_description(spec)}'")
+
+
+def service_layer_description(spec: str) -> str:
+    return f"Build the source layer of {spec}"
+
+
 @rule(desc="Build a service image", level=LogLevel.DEBUG)
 async def build_service_image(
     request: ServiceImageRequest, global_options: GlobalOptions
@@ -536,13 +550,15 @@ async def build_service_image(
                     spec,
                     root or ".",
                     tuple(global_options.build_patterns),
-                    f"Build the source layer of {spec}",
+                    service_layer_description(spec),
                     build_constraints=project.build_constraints,
                 ),
             ),
             *(Get(BuiltLayer, DistributionLayerRequest(group, platform)) for group in groups),
         )
     except ProcessExecutionFailure as failure:
+        if is_service_layer_failure(failure, spec):
+            raise ServiceLayerError(failure.stderr.decode(errors="replace").strip()) from None
         if not is_distribution_layer_failure(failure):
             raise
         raise DistributionInstallError(distribution_install_error(project, failure)) from None

@@ -15,6 +15,7 @@ from esb.util_rules.service import (
     export_lock_argv,
     is_distribution_layer_failure,
     is_package,
+    is_service_layer_failure,
     local_package_directories,
     project_globs,
     source_path,
@@ -212,3 +213,18 @@ def test_the_build_constraints_belong_to_the_project_and_reach_the_check() -> No
     assert "--build-constraints" not in export_lock_argv(
         ServiceProject(address, EMPTY_DIGEST, project.platform, project.base_address), "uv.whl"
     )
+
+
+def test_a_failure_of_the_service_layer_is_told_apart_by_its_service() -> None:
+    def failure(description: str) -> ProcessExecutionFailure:
+        return ProcessExecutionFailure(
+            1, b"", b"imagetool service-layer: ...", description, keep_sandboxes=KeepSandboxes.never
+        )
+
+    assert is_service_layer_failure(
+        failure("Build the source layer of services/x:x"), "services/x:x"
+    )
+    assert not is_service_layer_failure(
+        failure("Build the source layer of services/x:x"), "services/y:y"
+    )
+    assert not is_service_layer_failure(failure("Install six==1.17.0 into a layer"), "services/x:x")

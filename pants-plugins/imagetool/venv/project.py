@@ -104,8 +104,26 @@ def build_wheel(
     )
     built = sorted(out_dir.glob("*.whl")) if out_dir.is_dir() else []
     if result.returncode != 0 or len(built) != 1:
-        raise VenvBuildError(f"uv could not build a wheel of {display}:\n{result.stderr.strip()}")
+        raise VenvBuildError(
+            f"uv could not build a wheel of {display}:\n{without_tracebacks(result.stderr)}"
+        )
     return built[0]
+
+
+def without_tracebacks(output: str) -> str:
+    """`output` with each Python traceback of the build backend reduced to its last line, the
+    exception (e.g. `FileNotFoundError: ... 'README.md'`): the frames are the backend's
+    internals, and the exception says what the build lacked."""
+    kept, in_traceback = [], False
+    for line in output.strip().splitlines():
+        if line.strip() == "Traceback (most recent call last):":
+            in_traceback = True
+        elif in_traceback and line[:1].isspace():
+            continue
+        else:
+            in_traceback = False
+            kept.append(line)
+    return "\n".join(kept)
 
 
 @dataclass(frozen=True)
