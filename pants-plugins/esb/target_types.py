@@ -76,6 +76,8 @@ TRUST_SCRIPT_FILE = "ensure_ca_trust.sh"
 ENTRYPOINT_SCRIPT_FILE = "entrypoint.sh"
 SERVICE_PYPROJECT_FILE = "pyproject.toml"
 SERVICE_LOCK_FILE = "uv.lock"
+# The build requirements, pinned with hashes, of what a service builds from source (sdist-only
+# distributions, local packages, its own project); written by `pants esb-lock`, optional.
 SERVICE_BUILD_CONSTRAINTS_FILE = "build-constraints.txt"
 
 
@@ -657,7 +659,7 @@ class EsbServiceBaseField(StringField, AsyncFieldMixin):
 
 class EsbServiceSourcesField(MultipleSourcesField):
     required_files: ClassVar[tuple[str, ...]] = (SERVICE_PYPROJECT_FILE, SERVICE_LOCK_FILE)
-    default = (*required_files, "src/**/*.py")
+    default = (*required_files, SERVICE_BUILD_CONSTRAINTS_FILE, "src/**/*.py")
     help = help_text(
         f"""
         The service's files, all inside its own directory: its uv project (`{SERVICE_PYPROJECT_FILE}`
@@ -666,7 +668,10 @@ class EsbServiceSourcesField(MultipleSourcesField):
         is installed into `/.venv`, and `/app/src` (`/app` without a `src/` directory) is put on
         the venv's `sys.path`. When `{SERVICE_PYPROJECT_FILE}` has a `[build-system]`, the
         service's own project is also built from these files and installed into `/.venv`: select
-        what its build reads (e.g. `README.md`). BUILD files never ship. Globs may not
+        what its build reads (e.g. `README.md`). BUILD files never ship.
+        `{SERVICE_BUILD_CONSTRAINTS_FILE}` (written by `pants esb-lock` when the service builds
+        anything from source, e.g. a dependency published only as an sdist) pins the build
+        requirements; keep it selected when you set this field. Globs may not
         leave the directory (`../`, absolute paths). Caches, VCS and editor files and tests never
         enter the image, whatever the globs select (see `ship_tests`).
         """

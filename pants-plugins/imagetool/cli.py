@@ -42,6 +42,7 @@ COMMAND_MODULES = {
     "uv-layer": "imagetool.venv.commands",
     "uv-lock": "imagetool.venv.commands",
     "venv-layer": "imagetool.venv.commands",
+    "sdist-wheel": "imagetool.venv.commands",
 }
 
 def command(name: str) -> tuple[AddArguments, Run]:

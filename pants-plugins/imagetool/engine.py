@@ -1,29 +1,102 @@
 """Load built images into a Docker engine and run them, through the `docker` SDK.
 
 Only the CLI talks to an engine; this is the one part of the tool that is not a cacheable
-build step, and the engine is whatever `DOCKER_HOST` (or the default socket) names.
+build step, and the engine is whatever `DOCKER_HOST` (or the default socket) names. Every failure
+to talk to it (unreachable, refused, too slow) is an `EngineError` naming the engine and the fix.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import signal
 import sys
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import IO, Callable, Iterator, Mapping, Sequence, TextIO, Union
 
 import docker
+import requests
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from imagetool.commands import AddArguments, Run, read_json
 from imagetool.errors import ToolError
 from imagetool.oci import OciLayout, write_docker_archive
 
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+# Seconds the engine may stay silent on one request; the Docker SDK's own default (60) is too
+# short for an engine importing a large image.
+DEFAULT_TIMEOUT_S = 600
+# `docker run`'s status when the container could not be created or started.
+ENGINE_FAILURE_STATUS = 125
+PROGRESS_INTERVAL_S = 5.0
+_MB = 1_000_000
+_START_ENGINE = (
+    'start one and point DOCKER_HOST at it (e.g. `eval "$(tests/infra/docker-engine.sh env)"` '
+    "for the test engine), then run `pants run` again"
+)
+# `[[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]`, as `docker run -p` takes it.
+_PUBLISH = re.compile(
+    r"^(?:(?:(?P<ip>[0-9.]+|\[[0-9a-fA-F:]+\]):)?(?P<host>\d*):)?"
+    r"(?P<container>\d+)(?P<protocol>/(?:tcp|udp|sctp))?$"
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
 
 class EngineError(ToolError, RuntimeError):
     """The engine is unreachable or refused a request; the message says which and why."""
+
+
+def engine_name() -> str:
+    host = os.environ.get("DOCKER_HOST")
+    return f"DOCKER_HOST={host}" if host else f"{DEFAULT_SOCKET} (DOCKER_HOST is unset)"
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost exception of a chain (e.g. `ConnectionRefusedError: ...`), on one line."""
+    seen = {id(error)}
+    while True:
+        inner = error.__cause__ or error.__context__
+        if inner is None or id(inner) in seen:
+            break
+        seen.add(id(inner))
+        error = inner
+    # urllib3 and requests nest the socket's error in their arguments rather than as a cause.
+    while error.args and isinstance(error.args[-1], BaseException):
+        error = error.args[-1]
+    return _one_line(f"{type(error).__name__}: {error}")
+
+
+@contextmanager
+def talking_to_engine(doing: str, timeout: float, fix: str) -> Iterator[None]:
+    """Turn what the SDK raises while `doing` into an `EngineError` naming the engine."""
+    try:
+        yield
+    except requests.exceptions.Timeout:
+        raise EngineError(
+            f"The engine at {engine_name()} did not answer within {timeout:g} s while {doing}. "
+            f"Fix: give it longer, e.g. `pants run --esb-run-timeout={int(timeout) * 4} ...` "
+            "(or `timeout` in the `[esb-run]` section of pants.toml), or use a less loaded "
+            "engine."
+        ) from None
+    except APIError as e:
+        raise EngineError(
+            f"The engine at {engine_name()} refused {doing}: {_one_line(e.explanation)}. "
+            f"Fix: {fix}."
+        ) from None
+    except (requests.exceptions.RequestException, DockerException) as e:
+        raise EngineError(
+            f"Cannot reach a Docker engine at {engine_name()} ({_root_cause(e)}) while {doing}. "
+            f"Fix: {_START_ENGINE}."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -37,44 +110,144 @@ class BuiltImageFiles:
         return read_json(self.metadata)
 
 
-def connect() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
+def connect(timeout: float = DEFAULT_TIMEOUT_S) -> docker.DockerClient:
+    with talking_to_engine("connecting to it", timeout, _START_ENGINE):
+        client = docker.from_env(timeout=int(timeout))
         client.ping()
-    except DockerException as e:
-        raise EngineError(
-            f"Cannot reach a Docker engine ({e}). Start one, and point DOCKER_HOST at it "
-            "(e.g. `eval \"$(tests/infra/docker-engine.sh env)\"` for the test engine)."
-        ) from e
     return client
 
 
-def load_image(client: docker.DockerClient, image: BuiltImageFiles) -> str:
+class ProgressReader:
+    """A file as the body of a request, reporting how much of it was sent every `interval`
+    seconds (so a long load is visibly alive) and, after such reports, when all was sent."""
+
+    def __init__(
+        self,
+        file: IO[bytes],
+        size: int,
+        label: str,
+        *,
+        timeout: float,
+        out: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        interval: float = PROGRESS_INTERVAL_S,
+    ) -> None:
+        self._file, self._size, self._label, self._timeout = file, size, label, timeout
+        # sys.stderr when called, not when defined: the CLI's tests capture it.
+        self._out, self._clock, self._interval = out or sys.stderr, clock, interval
+        self._sent = 0
+        self._reported = False
+        self._last = clock()
+
+    def __len__(self) -> int:
+        # `requests` sends the length as Content-Length and streams the body by `read`.
+        return self._size
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        self._sent += len(data)
+        now = self._clock()
+        if data and now - self._last >= self._interval:
+            self._last = now
+            self._reported = True
+            percent = 100 * self._sent // max(self._size, 1)
+            self._print(
+                f"{self._label}: {percent}% sent "
+                f"({self._sent / _MB:.1f} of {self._size / _MB:.1f} MB)"
+            )
+        elif not data and self._reported:
+            self._reported = False
+            self._print(
+                f"{self._label}: all sent; waiting up to {self._timeout:g} s for the engine to "
+                "import it"
+            )
+        return data
+
+    def _print(self, line: str) -> None:
+        print(line, file=self._out, flush=True)
+
+
+def load_image(
+    client: docker.DockerClient,
+    image: BuiltImageFiles,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    out: TextIO | None = None,
+) -> str:
     """Load the image unless the engine has it already; return the image reference it got."""
     metadata = image.read_metadata()
     reference = f"{metadata['repository']}:{metadata['tags'][0]}" if metadata["tags"] else None
-    try:
-        present = client.images.get(metadata["config_digest"])
-    except ImageNotFound:
-        present = None
+    name = reference or metadata["config_digest"]
+    out = out or sys.stderr
+    fix = "check the engine's log; the image may need a newer engine"
+    with talking_to_engine(f"looking up the image {name}", timeout, fix):
+        try:
+            present = client.images.get(metadata["config_digest"])
+        except ImageNotFound:
+            present = None
     if present is None:
         with tempfile.TemporaryFile() as archive:
             write_docker_archive(OciLayout(image.layout), archive)
+            size = archive.tell()
             archive.seek(0)
-            try:
-                loaded = client.images.load(archive)
-            except APIError as e:
-                raise EngineError(f"The engine refused to load {image.layout}: {e.explanation}") from e
+            label = f"Loading {name}"
+            print(
+                f"{label} ({size / _MB:.1f} MB) into the engine at {engine_name()}",
+                file=out,
+                flush=True,
+            )
+            body = ProgressReader(archive, size, label, timeout=timeout, out=out)
+            with talking_to_engine(f"loading the image {name} from {image.layout}", timeout, fix):
+                loaded = client.images.load(body)
         if not any(i.id == metadata["config_digest"] for i in loaded):
             raise EngineError(
-                f"Loading {image.layout} gave {[i.id for i in loaded]}, not the image "
-                f"{metadata['config_digest']} that {image.metadata} describes."
+                f"Loading {image.layout} into the engine at {engine_name()} gave "
+                f"{[i.id for i in loaded]}, not the image {metadata['config_digest']} that "
+                f"{image.metadata} describes. Fix: rebuild it with `pants package` and run again."
             )
     elif reference:
         # Same content under a name that may point elsewhere now: re-point it, copying nothing.
         repository, tag = reference.rsplit(":", 1)
-        present.tag(repository, tag)
-    return reference or metadata["config_digest"]
+        with talking_to_engine(f"tagging the image {reference}", timeout, fix):
+            present.tag(repository, tag)
+    return name
+
+
+PortBinding = Union[int, None, tuple]
+
+
+def parse_publish(mapping: str) -> tuple[str, PortBinding]:
+    """`[[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]` as the SDK's `ports` item: the container's
+    `port/protocol` and the host's port (None: any), or `(ip, port)`."""
+    match = _PUBLISH.match(mapping)
+    if match is None:
+        raise EngineError(
+            f"{mapping!r} is not a port to publish. Fix: write it as "
+            "`[[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]`, e.g. `8080:8080/tcp` or `9000`."
+        )
+    container = f"{match['container']}{match['protocol'] or '/tcp'}"
+    host = int(match["host"]) if match["host"] else None
+    if match["ip"]:
+        return container, (match["ip"].strip("[]"), host)
+    return container, host
+
+
+def parse_environment(entries: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """`NAME=VALUE` entries, and `NAME` ones taking the value from `environ` (skipped when it
+    has none, as `docker run -e NAME` does)."""
+    environment = {}
+    for entry in entries:
+        name, equals, value = entry.partition("=")
+        if not _ENV_NAME.match(name):
+            raise EngineError(
+                f"{entry!r} is not an environment variable to set. Fix: write it as `NAME=value`, "
+                "or `NAME` to pass the variable of that name from the environment of `pants`."
+            )
+        if equals:
+            environment[name] = value
+        elif name in environ:
+            environment[name] = environ[name]
+    return environment
 
 
 def run_container(
@@ -85,42 +258,50 @@ def run_container(
     environment: Mapping[str, str],
     publish: Sequence[str],
     network: str | None,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> int:
     """Run `image` like `docker run --rm`, streaming its output; return its exit status."""
-    ports = {}
-    for mapping in publish:
-        host, _, container = mapping.rpartition(":")
-        ports[container if "/" in container else f"{container}/tcp"] = int(host) if host else None
-    try:
-        container = client.containers.run(
+    ports = dict(parse_publish(mapping) for mapping in publish)
+    fix = (
+        "check the target's `command` (or the arguments after `--` of `pants run`) and `user`, "
+        "and the `[esb-run]` options (`network`, `publish`, `env`); a published host port may "
+        "be in use (`--no-esb-run-publish-ports` skips the target's `ports`)"
+    )
+    with talking_to_engine(f"creating a container of {image}", timeout, fix):
+        container = client.containers.create(
             image,
             command=list(command) or None,
             environment=dict(environment),
             ports=ports,
             network_mode=network,
-            detach=True,
         )
-    except APIError as e:
-        raise EngineError(f"The engine refused to run {image}: {e.explanation}") from e
-
-    def stop(signum: int, _frame: object) -> None:
-        container.stop(timeout=10)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
     try:
-        for chunk in container.logs(stream=True, follow=True):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
-        return int(container.wait()["StatusCode"])
+        with talking_to_engine(f"starting a container of {image}", timeout, fix):
+            container.start()
+
+        def stop(signum: int, _frame: object) -> None:
+            container.stop(timeout=10)
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        with talking_to_engine(f"following the container of {image}", timeout, fix):
+            for chunk in container.logs(stream=True, follow=True):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            return int(container.wait()["StatusCode"])
     finally:
-        container.remove(force=True)
+        try:
+            container.remove(force=True)
+        except (requests.exceptions.RequestException, DockerException):
+            # The engine went away: the failure that caused it is the one to report.
+            pass
 
 
 def _add_run_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Load a built image into the Docker engine at DOCKER_HOST (skipped when the engine has "
-        "it already) and run it, like `docker run --rm`."
+        "it already) and run it, like `docker run --rm`; exit with the container's status, or "
+        f"{ENGINE_FAILURE_STATUS} when it could not be loaded or started."
     )
     parser.add_argument("--layout", type=Path, required=True, help="the image's OCI layout (.oci)")
     parser.add_argument("--metadata", type=Path, required=True, help="the image's .image.json")
@@ -131,32 +312,56 @@ def _add_run_image_arguments(parser: argparse.ArgumentParser) -> None:
         "--publish",
         action="append",
         default=[],
-        metavar="[HOST:]CONTAINER[/PROTO]",
+        metavar="[[IP:]HOST:]CONTAINER[/PROTO]",
         help="publish a container port, like `docker run -p` (repeatable)",
     )
     parser.add_argument(
-        "--env", action="append", default=[], metavar="NAME=VALUE", help="set a variable (repeatable)"
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="set a variable; NAME alone passes this process's variable (repeatable)",
     )
     parser.add_argument("--network", help="the container's network, e.g. `none`")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="overrides the image's command")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds the engine may stay silent on a request, e.g. while importing the image",
+    )
+    parser.add_argument(
+        "command",
+        nargs=argparse.REMAINDER,
+        help="after `--`: overrides the image's command",
+    )
 
 
 def _run_image(args: argparse.Namespace) -> int:
-    client = connect()
-    reference = load_image(client, BuiltImageFiles(args.layout, args.metadata))
-    if args.load_only:
-        print(f"Loaded {reference}")
-        return 0
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    environment = dict(entry.split("=", 1) for entry in args.env)
-    return run_container(
-        client,
-        reference,
-        command=command,
-        environment=environment,
-        publish=args.publish,
-        network=args.network,
-    )
+    try:
+        environment = parse_environment(args.env, os.environ)
+        client = connect(args.timeout)
+        reference = load_image(
+            client, BuiltImageFiles(args.layout, args.metadata), timeout=args.timeout
+        )
+        if args.load_only:
+            print(f"Loaded {reference}")
+            return 0
+        return run_container(
+            client,
+            reference,
+            command=command,
+            environment=environment,
+            publish=args.publish,
+            network=args.network,
+            timeout=args.timeout,
+        )
+    except EngineError as e:
+        # `docker run`'s status for its own failures, so that it differs from the container's.
+        print(f"imagetool run-image: {e}", file=sys.stderr)
+        return ENGINE_FAILURE_STATUS
 
 
-COMMANDS: dict[str, tuple[AddArguments, Run]] = {"run-image": (_add_run_image_arguments, _run_image)}
+COMMANDS: dict[str, tuple[AddArguments, Run]] = {
+    "run-image": (_add_run_image_arguments, _run_image)
+}

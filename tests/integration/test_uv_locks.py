@@ -123,23 +123,6 @@ def run_in_image(checkout: Checkout, docker_client: DockerClient, code: str):
     return run_to_exit(docker_client, image.id, ["python", "-c", code])
 
 
-def test_an_sdist_only_dependency_is_refused_naming_it_and_the_options(
-    checkout: Checkout,
-) -> None:
-    # docopt 0.6.2 was only ever published as a source distribution.
-    add_dependency(checkout, "docopt==0.6.2")
-    assert checkout.pants("esb-lock", TARGET).returncode == 0
-
-    package = checkout.pants("package", TARGET)
-
-    assert package.returncode != 0, package.report()
-    assert "docopt 0.6.2 has no wheel, only a source distribution" in package.stderr, package.report()
-    assert "uv lock --upgrade-package docopt" in package.stderr, package.report()
-    assert not checkout.files_under_output_prefix(
-        next(t for t in checkout.image_targets() if t.address == TARGET)
-    )
-
-
 def test_a_local_package_inside_the_service_is_built_and_installed(
     checkout: Checkout, docker_client: DockerClient
 ) -> None:
@@ -165,9 +148,15 @@ def test_a_local_package_inside_the_service_is_built_and_installed(
     checkout.substitute(
         f"{SERVICE}/BUILD",
         r"esb_service_image\(",
-        'esb_service_image(\n    sources=["pyproject.toml", "uv.lock", "src/**/*.py", "libs/**"],',
+        'esb_service_image(\n    sources=["pyproject.toml", "uv.lock", "build-constraints.txt", '
+        '"src/**/*.py", "libs/**"],',
     )
-    assert checkout.pants("esb-lock", TARGET).returncode == 0
+    lock = checkout.pants("esb-lock", TARGET)
+    assert lock.returncode == 0, lock.report()
+    # The local package's build requirement, pinned with its hashes for the build.
+    constraints = (checkout.root / SERVICE / "build-constraints.txt").read_text()
+    assert "# build: local libs/greeting requires=flit_core==3.10.1\n" in constraints
+    assert "flit-core==3.10.1" in constraints and "--hash=sha256:" in constraints
     package = checkout.pants("package", TARGET)
 
     assert package.returncode == 0, package.report()

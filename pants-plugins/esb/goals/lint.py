@@ -1,9 +1,12 @@
 """`pants lint`, two linters over service images, each the very check `package` runs, so that
-lint and package agree; neither needs the network.
+lint and package agree; only the
+build of a distribution locked as an sdist needs the index.
 
 - `esb-uv-lock`: a service's `uv.lock` must be present, readable, up to date with its
   `pyproject.toml`, and admit its base image's Python (`imagetool export-lock`: `uv lock
-  --check --offline` with the plugin's pinned uv).
+  --check --offline` with the plugin's pinned uv), and its `build-constraints.txt` must pin the
+  build requirements of what it builds from source; each distribution locked with only an sdist
+  is built (the same cached process as `package`'s), so one that needs a compiler fails here.
 - `esb-context`: the context rule (see `esb.util_rules.context`).
 """
 
@@ -11,13 +14,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from esb.target_types import EsbServiceBaseField, EsbServiceSourcesField
+from esb.target_types import (
+    SERVICE_BUILD_CONSTRAINTS_FILE,
+    EsbServiceBaseField,
+    EsbServiceSourcesField,
+)
 from esb.util_rules.context import ServiceContext, ServiceContextRequest
-from esb.util_rules.service import LockExportProcessRequest, ServiceProject, ServiceProjectRequest
+from esb.util_rules.sdists import SdistWheelRequest
+from esb.util_rules.service import (
+    LockExport,
+    LockExportProcessRequest,
+    ServiceProject,
+    ServiceProjectRequest,
+)
+from pants.engine.fs import Digest, DigestSubset, PathGlobs
 from pants.core.goals.lint import LintResult, LintTargetsRequest
 from pants.core.util_rules.partitions import PartitionerType
 from pants.engine.process import FallibleProcessResult, Process
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import FieldSet
 from pants.option.option_types import SkipOption
 from pants.option.subsystem import Subsystem
@@ -33,7 +47,11 @@ class EsbUvLockCheck(Subsystem):
         Checks, under `pants lint`, that each `esb_service_image`'s `uv.lock` exists, is a
         readable uv lockfile, matches its `pyproject.toml` (`uv lock --check --offline` with
         the uv of `[esb-uv]`), admits its base image's Python, and has no local path source
-        outside the service's directory. The fix for a stale lock is `pants esb-lock <target>`.
+        outside the service's directory; that `build-constraints.txt` pins the build
+        requirements of what the service builds from source (sdist-only distributions, local
+        packages, its own project); and that each sdist-only distribution builds into a wheel
+        (the same cached build as `package`'s: one that needs a C compiler fails). The fix for
+        a stale lock or constraints file is `pants esb-lock <target>`.
         """
     )
 
@@ -62,10 +80,31 @@ async def lint_service_lock(
     project = await Get(ServiceProject, ServiceProjectRequest(field_set.address))
     process = await Get(Process, LockExportProcessRequest(project))
     result = await Get(FallibleProcessResult, Process, process)
+    exit_code, stderr = result.exit_code, result.stderr.decode()
+    if exit_code == 0:
+        # The very builds `package` runs (and caches) for the distributions locked as sdists.
+        export = await Get(LockExport, ServiceProject, project)
+        sdists = [d for d in export.distributions if d.sdist_url]
+        if sdists:
+            constraints = await Get(
+                Digest, DigestSubset(project.digest, PathGlobs([SERVICE_BUILD_CONSTRAINTS_FILE]))
+            )
+            processes = await MultiGet(
+                Get(Process, SdistWheelRequest(d, project.platform, constraints)) for d in sdists
+            )
+            builds = await MultiGet(Get(FallibleProcessResult, Process, p) for p in processes)
+            failed = [build.stderr.decode().strip() for build in builds if build.exit_code != 0]
+            if failed:
+                exit_code = 1
+                stderr = "".join(
+                    f"Building a distribution that {project.lock_path} pins from its sdist "
+                    f"failed:\n\n{message}\n"
+                    for message in failed
+                ).replace("`pants esb-lock <service target>`", f"`{project.relock_command}`")
     return LintResult(
-        exit_code=result.exit_code,
+        exit_code=exit_code,
         stdout=result.stdout.decode(),
-        stderr=result.stderr.decode(),
+        stderr=stderr,
         linter_name=request.tool_name,
         partition_description=str(field_set.address),
     )

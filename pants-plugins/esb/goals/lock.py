@@ -7,9 +7,10 @@ import os
 from typing import Iterable
 
 from esb.subsystems.image_tool import ImageToolRequest
-from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb.subsystems.uv import UvSubsystem, UvWheel, UvWheelRequest
 from esb.target_types import (
     BASE_LOCK_FILE,
+    SERVICE_BUILD_CONSTRAINTS_FILE,
     SERVICE_LOCK_FILE,
     SERVICE_PYPROJECT_FILE,
     EsbBaseDebianSourcesField,
@@ -34,6 +35,7 @@ from pants.engine.fs import (
     MergeDigests,
     PathGlobs,
     RemovePrefix,
+    Snapshot,
     Workspace,
 )
 from pants.engine.platform import Platform
@@ -42,6 +44,7 @@ from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
 from pants.engine.target import Targets
 from pants.option.option_types import BoolOption
+from pants.base.build_root import BuildRoot
 from pants.util.strutil import help_text
 
 
@@ -56,7 +59,11 @@ class EsbLockSubsystem(GoalSubsystem):
 
         For each given `esb_service_image`, run `uv lock` (the uv of `[esb-uv]`, never one from
         `PATH`) on the service's `pyproject.toml` and write `{SERVICE_LOCK_FILE}` beside it.
-        Versions the existing lock pins are kept unless `--upgrade` is given. The lock must
+        Versions the existing lock pins are kept unless `--upgrade` is given. When the service
+        builds anything from source (a dependency locked with only an sdist, a local package,
+        its own project with a `[build-system]`), also write `{SERVICE_BUILD_CONSTRAINTS_FILE}`:
+        their build requirements, resolved and pinned with hashes (removed again when nothing
+        is built). The lock must
         admit the Python of the service's base, read from the base's lock. Private indexes
         declared in `[[tool.uv.index]]` get their credentials from `UV_INDEX_<NAME>_USERNAME` /
         `UV_INDEX_<NAME>_PASSWORD` or netrc, and their CA from `[GLOBAL].ca_certs_path` (see
@@ -97,6 +104,10 @@ def uv_lock_argv(project: ServiceProject, uv_wheel: str, upgrade: bool) -> tuple
         "--display-dir",
         project.address.spec_path or ".",
         *(("--upgrade",) if upgrade else ()),
+        "--relock-command",
+        project.relock_command,
+        "--build-constraints",
+        f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",
         *credentials_argv(),
     )
 
@@ -107,7 +118,9 @@ async def esb_lock(
     console: Console,
     workspace: Workspace,
     subsystem: EsbLockSubsystem,
+    uv: UvSubsystem,
     host: Platform,
+    build_root: BuildRoot,
 ) -> EsbLock:
     # A base on an `upstream` image has no packages to lock.
     bases = [
@@ -160,11 +173,15 @@ async def esb_lock(
                 argv=uv_lock_argv(project, wheel.filename, subsystem.upgrade),
                 description=f"Lock the Python dependencies of {project.address}",
                 input_digest=digest,
-                output_files=(f"project/{SERVICE_LOCK_FILE}",),
+                output_files=(
+                    f"project/{SERVICE_LOCK_FILE}",
+                    f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",
+                ),
                 needs_network_trust=True,
                 # The index changes at any time: a lock is resolved anew in each run.
                 cache_scope=ProcessCacheScope.PER_SESSION,
                 append_only_caches=CREDENTIALS_CACHES,
+                extra_env=uv.resolution_env(),
             ),
         )
         for project, digest in zip(projects, inputs)
@@ -179,9 +196,17 @@ async def esb_lock(
     outputs = await MultiGet(
         Get(Digest, RemovePrefix(result.output_digest, "project")) for result in service_results
     )
-    for project, output in zip(projects, outputs):
+    snapshots = await MultiGet(Get(Snapshot, Digest, output) for output in outputs)
+    for project, output, snapshot in zip(projects, outputs, snapshots):
         workspace.write_digest(output, path_prefix=project.address.spec_path)
         console.print_stdout(f"Wrote {project.lock_path}")
+        constraints = os.path.join(project.address.spec_path, SERVICE_BUILD_CONSTRAINTS_FILE)
+        if SERVICE_BUILD_CONSTRAINTS_FILE in snapshot.files:
+            console.print_stdout(f"Wrote {constraints}")
+        elif os.path.isfile(os.path.join(build_root.path, constraints)):
+            # The service builds nothing from source any more: a stale file would only mislead.
+            os.remove(os.path.join(build_root.path, constraints))
+            console.print_stdout(f"Removed {constraints} (the service builds nothing from source)")
     return EsbLock(exit_code=0)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet
 from esb.subsystems.image_tool import ImageToolPexRequest
-from esb.target_types import EsbImageEnvironmentField, EsbServicePortsField
+from esb.target_types import EsbServicePortsField
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
 from esb.util_rules.image import IMAGE_LAYOUT, IMAGE_METADATA, BuiltImage
 from esb.util_rules.service import ServiceImageRequest
@@ -15,7 +16,7 @@ from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
 from pants.engine.fs import Digest, DigestSubset, MergeDigests, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.option.option_types import BoolOption, StrOption
+from pants.option.option_types import BoolOption, IntOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -27,13 +28,17 @@ class EsbRunSubsystem(Subsystem):
         How `pants run` starts an image target: it loads the image into the Docker engine that
         `DOCKER_HOST` names (skipped when the engine has it already), then runs it like
         `docker run --rm`, with the image's entrypoint and command; arguments after `--` replace
-        the command.
+        the command. `pants run` exits with the container's status, or 125 (as `docker run`)
+        with a one-line message when the image could not be loaded or the container started.
         """
     )
 
     network = StrOption(
         default=None,
-        help="The container's network (`docker run --network`), e.g. `none`. Default: the engine's.",
+        help=(
+            "The container's network (`docker run --network`), e.g. `none`. Default: the "
+            "engine's."
+        ),
     )
     publish_ports = BoolOption(
         default=True,
@@ -41,6 +46,34 @@ class EsbRunSubsystem(Subsystem):
     )
     load_only = BoolOption(
         default=False, help="Load the image into the engine and print its name; run nothing."
+    )
+    env = StrListOption(
+        help=help_text(
+            """
+            Environment variables of the container, besides the image's: `NAME=value`, or
+            `NAME` to pass the variable of that name from the environment `pants` runs in
+            (left out when unset, as `docker run -e NAME`), e.g.
+            `--esb-run-env="['LOG_LEVEL=debug', 'API_TOKEN']"`.
+            """
+        ),
+    )
+    publish = StrListOption(
+        help=help_text(
+            """
+            More ports to publish, as `docker run -p` takes them:
+            `[[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]`, e.g. `['9090:8080/tcp']`. Added to the
+            target's `ports` (unless `--no-esb-run-publish-ports`).
+            """
+        ),
+    )
+    timeout = IntOption(
+        default=600,
+        help=help_text(
+            """
+            Seconds the engine may stay silent on one request before `pants run` gives up, above
+            all while it imports a large image (a load reports its progress meanwhile).
+            """
+        ),
     )
 
 
@@ -56,9 +89,38 @@ class EsbBaseImageRunFieldSet(EsbBaseImageFieldSet, RunFieldSet):
     run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
 
 
+# `[[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]`, as `docker run -p` takes it.
+_PUBLISH = re.compile(r"^(?:(?:[0-9.]+:|\[[0-9a-fA-F:]+\]:)?\d*:)?\d+(?:/(?:tcp|udp|sctp))?$")
+_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:=.*)?$", re.DOTALL)
+
+
+class EsbRunOptionError(ValueError):
+    """An `[esb-run]` option's value that `pants run` cannot use."""
+
+
+def _check_options(subsystem: EsbRunSubsystem) -> None:
+    for option, pattern, form in (
+        ("publish", _PUBLISH, "`[[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]`, e.g. `9090:8080/tcp`"),
+        ("env", _ENV, "`NAME=value`, or `NAME` to pass the variable from the environment"),
+    ):
+        bad = [value for value in getattr(subsystem, option) if not pattern.match(value)]
+        if bad:
+            raise EsbRunOptionError(
+                f"The `[esb-run].{option}` option has {', '.join(map(repr, bad))}.\n\n"
+                f"Fix: write each as {form} (`--esb-run-{option}` on the command line, or "
+                f"`{option}` in the `[esb-run]` section of pants.toml)."
+            )
+    if subsystem.timeout <= 0:
+        raise EsbRunOptionError(
+            f"The `[esb-run].timeout` option is {subsystem.timeout}, not a number of seconds.\n\n"
+            "Fix: set it above 0, e.g. `--esb-run-timeout=600`."
+        )
+
+
 def run_image_args(
     tool_argv0: str, ports: tuple[str, ...], subsystem: EsbRunSubsystem
 ) -> tuple[str, ...]:
+    _check_options(subsystem)
     args = [
         f"{{chroot}}/{tool_argv0}",
         "run-image",
@@ -74,6 +136,14 @@ def run_image_args(
     if subsystem.publish_ports:
         for port in ports:
             args += ["--publish", f"{port.split('/')[0]}:{port}"]
+    for mapping in subsystem.publish:
+        args.append(f"--publish={mapping}")
+    for entry in subsystem.env:
+        args.append(f"--env={entry}")
+    args += ["--timeout", str(subsystem.timeout)]
+    # `pants run <target> -- <args>` appends `<args>` (without the `--`): after this `--`, the
+    # tool takes them all as the command, even those that look like its own options.
+    args.append("--")
     return tuple(args)
 
 

@@ -1,44 +1,68 @@
 """`pants tailor` adds an `esb_service_image` target to each new service: a directory with a
-`pyproject.toml` and a `uv.lock` that no target owns yet."""
+`pyproject.toml` and a `uv.lock` that no target owns yet.
+
+The target runs as the base's first service account, and starts the service by its one console
+script or its one `__main__` package when there is exactly one. Pants' own Python tailor adds
+`python_sources`/`python_tests` targets for the service's code beside it; those need a source
+root, so a service whose code has none is reported with the `pants.toml` line that gives it one.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Iterable, Mapping, Optional
+
+import toml  # pants: no-infer-dep (Pants itself depends on it)
 
 from esb.target_types import (
     SERVICE_LOCK_FILE,
     SERVICE_PYPROJECT_FILE,
     EsbBaseImageTarget,
+    EsbBaseServiceAccountsField,
     EsbImageRepositoryField,
+    EsbImageUserField,
     EsbServiceBaseField,
     EsbServiceCommandField,
     EsbServiceImageTarget,
+    EsbServiceSourcesField,
     repository_component_for,
 )
+from pants.build_graph.address import BANNED_CHARS_IN_TARGET_NAME
 from pants.core.goals.tailor import (
     AllOwnedSources,
     PutativeTarget,
     PutativeTargets,
     PutativeTargetsRequest,
 )
-from pants.build_graph.address import BANNED_CHARS_IN_TARGET_NAME
 from pants.engine.addresses import Address
-from pants.engine.fs import PathGlobs, Paths
+from pants.engine.fs import DigestContents, PathGlobs, Paths
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import AllUnexpandedTargets
+from pants.engine.target import AllUnexpandedTargets, Target
 from pants.engine.unions import UnionRule
+from pants.source.source_root import OptionalSourceRoot, SourceRootRequest
 from pants.util.logging import LogLevel
 
 logger = logging.getLogger(__name__)
 
 _COMMAND_EXAMPLE = f'{EsbServiceCommandField.alias}=["python", "-m", "<module>"]'
-# Without exactly one `src/<package>/__main__.py`, tailor cannot know how a service starts, and
-# the target does not load until it is set.
+# Without exactly one console script or `__main__` package, tailor cannot know how a service
+# starts, and the target does not load until it is set.
 _COMMAND_COMMENT = (
-    f"# TODO: set `{EsbServiceCommandField.alias}` (required), e.g. {_COMMAND_EXAMPLE}."
+    f"# TODO: set `{EsbServiceCommandField.alias}` (required), e.g. {_COMMAND_EXAMPLE}, or "
+    '["<console script>"].'
 )
+_NO_ACCOUNT_COMMENT = (
+    f"# The base defines no `{EsbBaseServiceAccountsField.alias}`: the image runs as root. Add "
+    f'one to the base, then set `{EsbImageUserField.alias}="<name>"`.'
+)
+# Directories of a service that hold no package to start: the `src/` layout's root, and tests.
+_NOT_PACKAGES = frozenset({"src", "tests", "test"})
+# The default `sources` entries that name the service's own files rather than its code, which a
+# flat layout's `sources` keeps (those that exist).
+_PROJECT_FILES = tuple(g for g in EsbServiceSourcesField.default or () if "/" not in g)
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,25 @@ def _warn_no_single_base(service_dir: str, bases: list[Address]) -> None:
     )
 
 
+# Defined before the rule: Pants collects the rule's `Get`s from helpers it has seen.
+async def _warn_code_without_source_root(
+    service_dirs: list[str], python_files: Iterable[str]
+) -> None:
+    """Warn for each service whose Python files have no source root: the `python_sources` and
+    `python_tests` targets Pants' own tailor adds for them would break every goal over `::`."""
+    code_dirs = sorted({os.path.dirname(path) for path in python_files})
+    roots = await MultiGet(
+        Get(OptionalSourceRoot, SourceRootRequest(PurePath(directory))) for directory in code_dirs
+    )
+    rootless = {d for d, root in zip(code_dirs, roots) if root.source_root is None}
+    for service_dir in service_dirs:
+        missing = sorted(
+            d for d in rootless if d == service_dir or d.startswith(f"{service_dir}/")
+        )
+        if missing:
+            _warn_no_source_root(service_dir, missing)
+
+
 @rule(level=LogLevel.DEBUG, desc="Determine candidate esb_service_image targets to create")
 async def find_putative_esb_service_images(
     request: PutativeEsbServiceImageTargetsRequest,
@@ -86,11 +129,14 @@ async def find_putative_esb_service_images(
 
     # Unexpanded targets suffice (a base is never generated), and tailor has already computed
     # them to find the owned sources.
-    bases = sorted(tgt.address for tgt in all_targets if isinstance(tgt, EsbBaseImageTarget))
+    bases = sorted(
+        (tgt for tgt in all_targets if isinstance(tgt, EsbBaseImageTarget)),
+        key=lambda tgt: tgt.address,
+    )
     if len(bases) != 1:
         # With several bases, any choice could install the service for the wrong Python.
         for service_dir in service_dirs:
-            _warn_no_single_base(service_dir, bases)
+            _warn_no_single_base(service_dir, [base.address for base in bases])
         return PutativeTargets()
 
     names = {service_dir: _names(service_dir) for service_dir in service_dirs}
@@ -99,15 +145,99 @@ async def find_putative_esb_service_images(
     named_dirs = [d for d in service_dirs if names[d] is not None]
     if not named_dirs:
         return PutativeTargets()
-    mains = await Get(Paths, PathGlobs([f"{d}/src/*/__main__.py" for d in named_dirs]))
+    mains, python_files, project_files, pyproject_contents = await MultiGet(
+        Get(
+            Paths,
+            PathGlobs(
+                [f"{d}/src/*/__main__.py" for d in named_dirs]
+                + [f"{d}/*/__main__.py" for d in named_dirs]
+            ),
+        ),
+        Get(Paths, PathGlobs([f"{d}/**/*.py" for d in named_dirs])),
+        Get(Paths, PathGlobs([f"{d}/{name}" for d in named_dirs for name in _PROJECT_FILES])),
+        Get(DigestContents, PathGlobs([f"{d}/{SERVICE_PYPROJECT_FILE}" for d in named_dirs])),
+    )
+    await _warn_code_without_source_root(named_dirs, python_files.files)
+    pyprojects_by_dir = {
+        os.path.dirname(content.path): content.content for content in pyproject_contents
+    }
     return PutativeTargets(
         _service_image(
             service_dir,
             names[service_dir],
             bases[0],
-            [m for m in mains.files if m.startswith(f"{service_dir}/")],
+            _command(
+                service_dir,
+                pyprojects_by_dir.get(service_dir, b""),
+                [m for m in mains.files if m.startswith(f"{service_dir}/")],
+            ),
+            _flat_sources(service_dir, python_files.files, project_files.files),
         )
         for service_dir in named_dirs
+    )
+
+
+def _flat_sources(
+    service_dir: str, python_files: Iterable[str], project_files: Iterable[str]
+) -> Optional[tuple[str, ...]]:
+    """The `sources` of a flat layout, whose code the default (`src/**/*.py`) misses: the
+    service's project files, each top-level directory holding Python code (with its data files)
+    but tests, and the top-level modules. None for a `src/` layout or a service without code."""
+    globs = set()
+    for path in python_files:
+        if not path.startswith(f"{service_dir}/"):
+            continue
+        top, nested, _ = path[len(service_dir) + 1 :].partition("/")
+        if top == "src" and nested:
+            return None
+        if not nested:
+            globs.add("*.py")
+        elif top not in _NOT_PACKAGES:
+            globs.add(f"{top}/**")
+    if not globs:
+        return None
+    own = [f for f in project_files if os.path.dirname(f) == service_dir]
+    existing = {os.path.basename(f) for f in own}
+    return (*(name for name in _PROJECT_FILES if name in existing), *sorted(globs))
+
+
+def _command(
+    service_dir: str, pyproject: bytes, mains: Iterable[str]
+) -> Optional[tuple[str, ...]]:
+    """How the service starts, when it has exactly one way: its one console script (installed
+    only when its project has a `[build-system]`), else its one `__main__` package, under `src/`
+    or at the service's top (flat layout)."""
+    try:
+        project = toml.loads(pyproject.decode())
+    except (toml.TomlDecodeError, UnicodeDecodeError):
+        # Lock and package report the file, naming it; tailor only cannot read the command.
+        project = {}
+    table = project.get("project")
+    scripts = table.get("scripts") if isinstance(table, Mapping) else None
+    if "build-system" in project and isinstance(scripts, Mapping) and len(scripts) == 1:
+        return (next(iter(scripts)),)
+    packages = {
+        os.path.basename(os.path.dirname(main))
+        for main in mains
+        if os.path.dirname(os.path.dirname(main)) in (f"{service_dir}/src", service_dir)
+        and os.path.basename(os.path.dirname(main)) not in _NOT_PACKAGES
+    }
+    if len(packages) == 1:
+        return ("python", "-m", packages.pop())
+    return None
+
+
+def _warn_no_source_root(service_dir: str, directories: list[str]) -> None:
+    parent = os.path.dirname(service_dir)
+    pattern = f"/{parent}/*" if parent else f"/{service_dir}"
+    logger.warning(
+        f"The Python code of the service in {service_dir} has no source root "
+        f"({', '.join(directories)}), so the `python_sources`/`python_tests` targets that "
+        "`pants tailor` adds for it make `pants test ::`, `pants dependents` and "
+        "`--changed-since` fail with NoSourceRootError.\n\n"
+        f'Fix: in pants.toml, add "{pattern}" to `[source].root_patterns` (every service '
+        "directory a source root, so that both flat and `src/` layouts import as they do in "
+        "the image)."
     )
 
 
@@ -146,17 +276,28 @@ def _warn_no_valid_name(service_dir: str) -> None:
 
 
 def _service_image(
-    service_dir: str, names: _Names, base: Address, mains: list[str]
+    service_dir: str,
+    names: _Names,
+    base: Target,
+    command: Optional[tuple[str, ...]],
+    sources: Optional[tuple[str, ...]],
 ) -> PutativeTarget:
-    """The target, with the command when one package under `src/` has a `__main__` module."""
-    kwargs: dict[str, object] = {EsbServiceBaseField.alias: _base_spec(base)}
+    """The target on the base, running as the base's first service account."""
+    kwargs: dict[str, object] = {EsbServiceBaseField.alias: _base_spec(base.address)}
     if names.repository is not None:
         kwargs[EsbImageRepositoryField.alias] = names.repository
-    comments = [_COMMAND_COMMENT]
-    if len(mains) == 1:
-        package = os.path.basename(os.path.dirname(mains[0]))
-        kwargs[EsbServiceCommandField.alias] = ("python", "-m", package)
-        comments = []
+    if sources is not None:
+        kwargs[EsbServiceSourcesField.alias] = sources
+    comments = []
+    accounts = base[EsbBaseServiceAccountsField].value or ()
+    if accounts:
+        kwargs[EsbImageUserField.alias] = accounts[0].split(":")[0]
+    else:
+        comments.append(_NO_ACCOUNT_COMMENT)
+    if command is None:
+        comments.append(_COMMAND_COMMENT)
+    else:
+        kwargs[EsbServiceCommandField.alias] = command
     return PutativeTarget.for_target_type(
         EsbServiceImageTarget,
         path=service_dir,

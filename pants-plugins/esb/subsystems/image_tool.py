@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from importlib import resources
 from importlib.abc import Traversable
-from typing import Iterator, Mapping
+from typing import Iterator
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.target_types import EntryPoint
@@ -128,15 +128,17 @@ class ImageToolRequest:
     append_only_caches: FrozenDict[str, str] = FrozenDict()
     """Named caches (name → path in the sandbox), kept between runs; their contents are not part
     of the cache key."""
+    extra_env: FrozenDict[str, str] = FrozenDict()
+    """Variables of the process's environment (part of its cache key)."""
 
 
 @rule
 async def image_tool_process(
     request: ImageToolRequest, tool: ImageTool, global_options: GlobalOptions
 ) -> Process:
-    env: Mapping[str, str] = {}
+    env: dict[str, str] = dict(request.extra_env)
     if request.needs_network_trust and global_options.ca_certs_path:
-        env = {"SSL_CERT_FILE": global_options.ca_certs_path}
+        env["SSL_CERT_FILE"] = global_options.ca_certs_path
     process = await Get(
         Process,
         VenvPexProcess(

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pants.engine.fs import Digest, DownloadFile, FileDigest
 from pants.engine.rules import Get, collect_rules, rule
 from pants.option.option_types import StrListOption, StrOption
 from pants.option.subsystem import Subsystem
+from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
 
 
 class UvVersionError(ValueError):
     pass
+
+
+_EXCLUDE_NEWER = re.compile(
+    r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?"
+)
 
 
 class UvSubsystem(Subsystem):
@@ -26,6 +33,18 @@ class UvSubsystem(Subsystem):
     )
 
     version = StrOption(default="0.13.9", help="The uv version to use.")
+    exclude_newer = StrOption(
+        default=None,
+        help=help_text(
+            """
+            Lock as of this time: `pants esb-lock` ignores distributions uploaded after it, as
+            uv's `--exclude-newer` does (an RFC 3339 timestamp such as `2026-11-01T00:00:00Z`,
+            or a date `2026-11-01`). uv records it in each `uv.lock`; `pants lint` and
+            `pants package` check the locks with the same value, so changing it asks for every
+            service to be re-locked.
+            """
+        ),
+    )
     known_versions = StrListOption(
         default=[
             "0.13.9|linux_x86_64|d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19"
@@ -44,6 +63,18 @@ class UvSubsystem(Subsystem):
         ),
         advanced=True,
     )
+
+    def resolution_env(self) -> FrozenDict[str, str]:
+        """The environment of the image-tool processes that lock or check a `uv.lock`."""
+        if not self.exclude_newer:
+            return FrozenDict()
+        if not _EXCLUDE_NEWER.fullmatch(self.exclude_newer):
+            raise UvVersionError(
+                f"`[{self.options_scope}].exclude_newer` is {self.exclude_newer!r}, which is "
+                "neither a date nor an RFC 3339 timestamp.\n\nFix: set it to e.g. "
+                "`2026-11-01` or `2026-11-01T00:00:00Z`."
+            )
+        return FrozenDict({"UV_EXCLUDE_NEWER": self.exclude_newer})
 
     def wheel_download(self, platform: str) -> DownloadFile:
         for line in self.known_versions:

@@ -22,3 +22,24 @@ def test_unknown_platform_says_how_to_fix() -> None:
         uv.wheel_download("linux_arm64")
     assert "No uv 0.13.9 wheel for the platform linux_arm64" in str(exc.value)
     assert "0.13.9|linux_arm64|<sha256>|<size>|<url>" in str(exc.value)
+
+
+@pytest.mark.parametrize("value", ["2026-11-01", "2026-11-01T00:00:00Z", "2026-11-01T08:30:00+02:00"])
+def test_exclude_newer_reaches_uv_through_its_environment(value: str) -> None:
+    uv = create_subsystem(UvSubsystem, version="0.13.9", known_versions=_KNOWN, exclude_newer=value)
+    assert dict(uv.resolution_env()) == {"UV_EXCLUDE_NEWER": value}
+
+
+def test_without_exclude_newer_the_environment_is_empty() -> None:
+    uv = create_subsystem(UvSubsystem, version="0.13.9", known_versions=_KNOWN, exclude_newer=None)
+    assert dict(uv.resolution_env()) == {}
+
+
+def test_a_malformed_exclude_newer_names_the_option_and_the_fix() -> None:
+    uv = create_subsystem(
+        UvSubsystem, version="0.13.9", known_versions=_KNOWN, exclude_newer="last tuesday"
+    )
+    with pytest.raises(UvVersionError) as exc:
+        uv.resolution_env()
+    assert "`[esb-uv].exclude_newer` is 'last tuesday'" in str(exc.value)
+    assert "2026-11-01T00:00:00Z" in str(exc.value)

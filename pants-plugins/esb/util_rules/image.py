@@ -82,7 +82,7 @@ def assembly_spec(
         "layer_inventories": list(inventories),
         "layers": [
             {
-                "created_by": f"esb: {layer.name} layer",
+                "created_by": layer.created_by,
                 "descriptor": f"{directory}/{LAYER_DESCRIPTOR}",
             }
             for layer, directory in zip(request.layers, layer_dirs)

@@ -23,7 +23,7 @@ from esb.util_rules.layers import (
     build_distribution_layer,
 )
 from esb.util_rules.platform import BasePlatform
-from pants.engine.fs import EMPTY_DIGEST
+from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
 from pants.engine.platform import Platform
 from pants.engine.process import Process, ProcessResult
 from pants.engine.rules import QueryRule
@@ -140,6 +140,7 @@ def distribution_layer_request(index: str) -> ImageToolRequest:
         ],
         mock_gets=[
             MockGet(UvWheel, (UvWheelRequest,), lambda _: UvWheel(EMPTY_DIGEST, "uv.whl")),
+            MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
             MockGet(Process, (ImageToolRequest,), process),
             # The rule reads only the outputs of the result.
             MockGet(

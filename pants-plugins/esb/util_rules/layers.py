@@ -39,12 +39,19 @@ class BuiltLayer:
 
     name: str
     digest: Digest
+    contents: str = ""
+    """What the layer holds, when its name does not say, e.g. `fastapi 0.115.6`."""
+
+    @property
+    def created_by(self) -> str:
+        """The layer's entry in the image's history."""
+        return f"esb: {self.name} layer" + (f" ({self.contents})" if self.contents else "")
 
 
-async def run_layer_process(name: str, request: ImageToolRequest) -> BuiltLayer:
+async def run_layer_process(name: str, request: ImageToolRequest, contents: str = "") -> BuiltLayer:
     process = await Get(Process, ImageToolRequest, request)
     result = await Get(ProcessResult, Process, process)
-    return BuiltLayer(name, result.output_digest)
+    return BuiltLayer(name, result.output_digest, contents)
 
 
 def layer_request(
@@ -113,6 +120,14 @@ class LockedDistribution:
     """`name==version`, its marker and its hashes, as the lock pins it."""
     index: str = ""
     """`NAME=URL` of the index the lock takes it from, or empty for PyPI."""
+    sdist_url: str = ""
+    """The URL of its sdist when the lock pins no wheel of it: it is built into a wheel
+    (`esb.util_rules.sdists`)."""
+
+    @property
+    def pinned(self) -> str:
+        """`name==version` of the requirement, for descriptions."""
+        return self.requirement.split(" ", 1)[0].split(";", 1)[0].strip()
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,10 @@ class DistributionLayerRequest:
 
     distributions: tuple[LockedDistribution, ...]
     platform: BasePlatform
+    wheel: Digest = EMPTY_DIGEST
+    """For a distribution built from its sdist (alone in its layer): the wheel built, at
+    `wheel_path`, installed instead of a download."""
+    wheel_path: str = ""
 
 
 def target_argv(platform: BasePlatform) -> tuple[str, ...]:
@@ -139,10 +158,15 @@ async def build_distribution_layer(request: DistributionLayerRequest, host: Plat
     # The key holds the requirements (with their hashes) and the base's platform facts, nothing
     # of the service: every service that locks a distribution shares its one layer.
     wheel = await Get(UvWheel, UvWheelRequest(host.value))
-    requirements = sum((("--requirement", d.requirement) for d in request.distributions), ())
+    if request.wheel_path:
+        requirements: tuple[str, ...] = ("--wheel", request.wheel_path)
+        inputs = await Get(Digest, MergeDigests([wheel.digest, request.wheel]))
+    else:
+        requirements = sum((("--requirement", d.requirement) for d in request.distributions), ())
+        inputs = wheel.digest
     # A layer installs from one index: a distribution of a private index has a layer of its own.
     index = request.distributions[0].index
-    names = ", ".join(_pinned_name(d) for d in request.distributions)
+    names = ", ".join(d.pinned for d in request.distributions)
     return await run_layer_process(
         "distribution",
         layer_request(
@@ -155,16 +179,18 @@ async def build_distribution_layer(request: DistributionLayerRequest, host: Plat
                 *(("--index", index) if index else ()),
             ),
             f"Install {names} into a layer",
-            wheel.digest,
+            inputs,
             needs_network_trust=True,
             needs_credentials=bool(index),
         ),
+        contents=", ".join(_name_and_version(d) for d in request.distributions),
     )
 
 
-def _pinned_name(distribution: LockedDistribution) -> str:
-    """`name==version` of the requirement, for descriptions."""
-    return distribution.requirement.split(" ", 1)[0].split(";", 1)[0].strip()
+def _name_and_version(distribution: LockedDistribution) -> str:
+    """`name version` of the requirement, for the image's history."""
+    name, _, version = distribution.pinned.partition("==")
+    return f"{name} {version}".strip()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,14 @@ import pytest
 
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
-from esb.util_rules.layers import BuiltLayer, ServiceLayerRequest, build_service_layer
+from esb.util_rules.layers import (
+    BuiltLayer,
+    DistributionLayerRequest,
+    LockedDistribution,
+    ServiceLayerRequest,
+    build_distribution_layer,
+    build_service_layer,
+)
 from esb.util_rules.platform import BasePlatform
 from pants.engine.fs import EMPTY_DIGEST, EMPTY_FILE_DIGEST, AddPrefix, Digest, MergeDigests
 from pants.engine.platform import Platform
@@ -18,10 +25,7 @@ from pants.engine.process import (
 )
 from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
-PLATFORM = BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11")
-# Any digest other than the empty one stands for a project's files.
-PROJECT = Digest("a" * 64, 1)
-RESULT = ProcessResult(
+_RESULT = ProcessResult(
     stdout=b"",
     stdout_digest=EMPTY_FILE_DIGEST,
     stderr=b"",
@@ -40,6 +44,49 @@ RESULT = ProcessResult(
         0,
     ),
 )
+_PLATFORM = BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11")
+
+
+def _distribution_layer(*distributions: LockedDistribution) -> BuiltLayer:
+    return run_rule_with_mocks(
+        build_distribution_layer,
+        rule_args=[DistributionLayerRequest(distributions, _PLATFORM), Platform.linux_x86_64],
+        mock_gets=[
+            MockGet(UvWheel, (UvWheelRequest,), lambda _: UvWheel(EMPTY_DIGEST, "uv.whl")),
+            MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
+            MockGet(
+                Process,
+                (ImageToolRequest,),
+                lambda request: Process(request.argv, description=request.description),
+            ),
+            MockGet(ProcessResult, (Process,), lambda _: _RESULT),
+        ],
+    )
+
+
+def test_a_distribution_layers_history_names_its_distribution_and_version() -> None:
+    layer = _distribution_layer(
+        LockedDistribution(
+            "fastapi", "fastapi==0.115.6 \\\n    --hash=sha256:" + "a" * 64 + "\n"
+        )
+    )
+    assert layer.created_by == "esb: distribution layer (fastapi 0.115.6)"
+
+
+def test_a_shared_layer_names_every_distribution_in_it() -> None:
+    layer = _distribution_layer(
+        LockedDistribution("a", "a==1.0 ; python_version >= '3.9' \\\n    --hash=sha256:00\n"),
+        LockedDistribution("b", "b==2.0\n"),
+    )
+    assert layer.created_by == "esb: distribution layer (a 1.0, b 2.0)"
+
+
+def test_other_layers_are_named_by_kind() -> None:
+    assert BuiltLayer("uv", EMPTY_DIGEST).created_by == "esb: uv layer"
+
+
+# Any digest other than the empty one stands for a project's files.
+_PROJECT = Digest("a" * 64, 1)
 
 
 def run_service_layer(project: Digest, constraints: Optional[str]) -> ImageToolRequest:
@@ -55,7 +102,7 @@ def run_service_layer(project: Digest, constraints: Optional[str]) -> ImageToolR
             ServiceLayerRequest(
                 EMPTY_DIGEST,
                 project,
-                PLATFORM,
+                _PLATFORM,
                 "services/x:x",
                 "services/x",
                 ("BUILD", "BUILD.*"),
@@ -69,7 +116,7 @@ def run_service_layer(project: Digest, constraints: Optional[str]) -> ImageToolR
             MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
             MockGet(UvWheel, (UvWheelRequest,), lambda _: UvWheel(EMPTY_DIGEST, "uv.whl")),
             MockGet(Process, (ImageToolRequest,), process),
-            MockGet(ProcessResult, (Process,), lambda _: RESULT),
+            MockGet(ProcessResult, (Process,), lambda _: _RESULT),
         ],
     )
     assert isinstance(layer, BuiltLayer) and layer.name == "app"
@@ -93,7 +140,7 @@ def test_a_service_that_is_no_package_ships_its_files_only_and_needs_no_index() 
 
 @pytest.mark.parametrize("constraints", [None, "build-constraints.txt"])
 def test_a_package_is_built_with_uv_and_its_constraints(constraints: Optional[str]) -> None:
-    request = run_service_layer(PROJECT, constraints)
+    request = run_service_layer(_PROJECT, constraints)
     argv = list(request.argv)
     assert argv[argv.index("--project") + 1] == "project"
     assert argv[argv.index("--uv") + 1] == "uv.whl"

@@ -26,7 +26,7 @@ from esb.target_types import (
     EsbServiceWorkdirField,
 )
 from esb.target_types import BASE_LOCK_FILE
-from esb.util_rules import context, index_credentials
+from esb.util_rules import context, index_credentials, sdists
 from esb.util_rules.index_credentials import (
     IndexCredentials,
     IndexCredentialsRequest,
@@ -56,9 +56,10 @@ from esb.util_rules.layers import (
     target_argv,
     VenvLayerRequest,
 )
+from esb.util_rules.sdists import SDIST_WHEEL_DESCRIPTION, SdistWheel, SdistWheelRequest
 from pants.engine.addresses import Address
 from esb.subsystems.image_tool import ImageToolRequest
-from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb.subsystems.uv import UvSubsystem, UvWheel, UvWheelRequest
 from pants.engine.fs import (
     EMPTY_DIGEST,
     AddPrefix,
@@ -106,8 +107,9 @@ def check_service_files(address: Address, files: tuple[str, ...]) -> None:
         raise InvalidFieldException(
             f"The `{EsbServiceSourcesField.alias}` field of the target {address} selects no "
             f"{' and no '.join(missing)} in {root or 'the build root'}/.\n\nFix: each service "
-            f"directory holds its uv project: create `{SERVICE_PYPROJECT_FILE}` and run "
-            f"`uv lock` there, and keep both files in `{EsbServiceSourcesField.alias}`."
+            f"directory holds its uv project: create `{SERVICE_PYPROJECT_FILE}`, run "
+            f"`pants esb-lock {address}`, and keep both files in "
+            f"`{EsbServiceSourcesField.alias}`."
         )
 
 
@@ -298,13 +300,10 @@ def export_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
         project.address.spec_path or ".",
         "--relock-command",
         project.relock_command,
+        "--build-constraints",
+        f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",
         "--out",
         LOCK_EXPORT,
-        *(
-            ("--build-constraints", f"project/{project.build_constraints}")
-            if project.build_constraints
-            else ()
-        ),
     )
 
 
@@ -314,7 +313,9 @@ class LockExportProcessRequest:
 
 
 @rule
-async def lock_export_process(request: LockExportProcessRequest, host: Platform) -> Process:
+async def lock_export_process(
+    request: LockExportProcessRequest, host: Platform, uv: UvSubsystem
+) -> Process:
     """`uv lock --check --offline` and the checks around it, then what the lock installs on the
     base: one process for `lint` and `package` alike, so that either reuses the other's result."""
     project = request.project
@@ -330,6 +331,7 @@ async def lock_export_process(request: LockExportProcessRequest, host: Platform)
             description=f"Check {project.lock_path}",
             input_digest=inputs,
             output_files=(LOCK_EXPORT,),
+            extra_env=uv.resolution_env(),
             # uv builds the metadata of a package whose metadata is not static with its pinned
             # build backend, which the check installs from the index.
             needs_network_trust=project.builds_wheels,
@@ -353,7 +355,9 @@ async def export_service_lock(project: ServiceProject) -> LockExport:
     content = json.loads(export.content)
     return LockExport(
         tuple(
-            LockedDistribution(d["name"], d["requirement"], d.get("index", ""))
+            LockedDistribution(
+                d["name"], d["requirement"], d.get("index", ""), d.get("sdist_url", "")
+            )
             for d in content["distributions"]
         ),
         tuple(content["local_directories"]),
@@ -407,8 +411,9 @@ def distribution_layer_groups(
     ordered = sorted(distributions, key=lambda d: d.name)
     if len(ordered) <= limit:
         return tuple((d,) for d in ordered)
-    private = [(d,) for d in ordered if d.index]
-    public = [d for d in ordered if not d.index]
+    # A distribution built from its sdist installs its one wheel: a layer of its own too.
+    private = [(d,) for d in ordered if d.index or d.sdist_url]
+    public = [d for d in ordered if not d.index and not d.sdist_url]
     shared = max(limit - len(private), 1)
     groups = [*((d,) for d in public[: shared - 1]), tuple(public[shared - 1 :]), *private]
     return tuple(sorted((g for g in groups if g), key=lambda g: g[0].name))
@@ -433,8 +438,35 @@ def distribution_install_error(project: ServiceProject, failure: ProcessExecutio
 
 
 def is_distribution_layer_failure(failure: ProcessExecutionFailure) -> bool:
-    # The description of `build_distribution_layer`'s process, as the failure quotes it.
-    return str(failure).startswith("Process 'Install ")
+    # The descriptions of `build_distribution_layer`'s and `sdist_wheel_process`'s processes,
+    # as the failure quotes them.
+    return str(failure).startswith(("Process 'Install ", f"Process '{SDIST_WHEEL_DESCRIPTION} "))
+
+
+async def distribution_layer_requests(
+    project: ServiceProject, groups: tuple[tuple[LockedDistribution, ...], ...]
+) -> tuple[DistributionLayerRequest, ...]:
+    """A layer request per group; a distribution locked with only an sdist is built into a
+    wheel first, which its layer installs."""
+    sdists = [group[0] for group in groups if group[0].sdist_url]
+    wheels: dict[LockedDistribution, SdistWheel] = {}
+    if sdists:
+        constraints = await Get(
+            Digest, DigestSubset(project.digest, PathGlobs([SERVICE_BUILD_CONSTRAINTS_FILE]))
+        )
+        built = await MultiGet(
+            Get(SdistWheel, SdistWheelRequest(d, project.platform, constraints)) for d in sdists
+        )
+        wheels = dict(zip(sdists, built))
+    requests = []
+    for group in groups:
+        wheel = wheels.get(group[0])
+        requests.append(
+            DistributionLayerRequest(group, project.platform, wheel.digest, wheel.path)
+            if wheel
+            else DistributionLayerRequest(group, project.platform)
+        )
+    return tuple(requests)
 
 
 class ServiceLayerError(Exception):
@@ -522,6 +554,7 @@ async def build_service_image(
     if indexes:
         await Get(IndexCredentials, IndexCredentialsRequest(indexes))
     try:
+        layer_requests = await distribution_layer_requests(project, groups)
         base, uv, venv, app, *distributions = await MultiGet(
             Get(BuiltBaseImage, BaseImageRequest, base_request),
             Get(BuiltLayer, UvLayerRequest(platform.tool_platform)),
@@ -554,7 +587,7 @@ async def build_service_image(
                     build_constraints=project.build_constraints,
                 ),
             ),
-            *(Get(BuiltLayer, DistributionLayerRequest(group, platform)) for group in groups),
+            *(Get(BuiltLayer, DistributionLayerRequest, r) for r in layer_requests),
         )
     except ProcessExecutionFailure as failure:
         if is_service_layer_failure(failure, spec):
@@ -603,4 +636,4 @@ class ContextRuleViolation(Exception):
 
 
 def rules():
-    return [*collect_rules(), *context.rules(), *index_credentials.rules()]
+    return [*collect_rules(), *context.rules(), *index_credentials.rules(), *sdists.rules()]

@@ -14,10 +14,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Optional
+
+from packaging.utils import canonicalize_name
 
 from imagetool.commands import (
     AddArguments,
@@ -25,9 +29,16 @@ from imagetool.commands import (
     Run,
     add_layer_output_arguments,
     read_json,
+    source_date_epoch,
     write_json,
 )
 from imagetool.oci import OciLayout
+from imagetool.venv.build_constraints import (
+    build_sources,
+    check_build_constraints,
+    write_build_constraints,
+)
+from imagetool.venv.builds import build_wheel
 from imagetool.venv.indexes import (
     PYPI_INDEX_URL,
     PackageIndex,
@@ -66,6 +77,7 @@ from imagetool.venv.project import (
     service_layer_members,
     stage_app_files,
 )
+from imagetool.venv.sdists import LockedSdist, fetch_sdist
 from imagetool.venv.uv_binary import extract_uv_binary, read_uv_binary, uv_layer_members
 
 NETWORK_ENV_VARS = (
@@ -80,6 +92,9 @@ NETWORK_ENV_VARS = (
     "ALL_PROXY",
     "all_proxy",
 )
+# What the backend sets to fix a resolution in time (`[esb-uv].exclude_newer`): uv reads it in
+# `uv lock`, and `uv lock --check` must see the same value or call every lock stale.
+RESOLUTION_ENV_VARS = ("UV_EXCLUDE_NEWER",)
 
 
 def add_uv_layer_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,7 +119,8 @@ def add_export_lock_arguments(parser: argparse.ArgumentParser) -> None:
     _add_target_arguments(parser)
     parser.add_argument(
         "--relock-command",
-        help="The command that re-locks the project, for messages (default: `uv lock`).",
+        help="The command that re-locks the project, for messages (default: `pants esb-lock "
+        "<service target>`).",
     )
     parser.add_argument(
         "--extra",
@@ -114,12 +130,18 @@ def add_export_lock_arguments(parser: argparse.ArgumentParser) -> None:
         help="An optional-dependency group of the project to install too; repeatable.",
     )
     parser.add_argument(
+        "--build-constraints",
+        type=Path,
+        help="The service's build-constraints.txt (which need not exist): checked to pin the "
+        "build requirements of what the service builds from source.",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         required=True,
-        help='Where to write {"distributions": [{"name", "requirement"}], "local_directories"}.',
+        help='Where to write {"distributions": [{"name", "requirement", "index", "sdist_url"}], '
+        '"local_directories"}.',
     )
-    _add_build_constraints_argument(parser)
 
 
 def run_export_lock(args: argparse.Namespace) -> int:
@@ -140,12 +162,30 @@ def run_export_lock(args: argparse.Namespace) -> int:
                 Path(scratch),
                 display_dir=args.display_dir or str(args.project),
                 relock_command=args.relock_command or "uv lock",
-                build_constraints=args.build_constraints,
+                build_constraints=(
+                    args.build_constraints
+                    if args.build_constraints and args.build_constraints.is_file()
+                    else None
+                ),
             ),
         )
-        requirements = export_requirements(
-            uv, args.project, args.extras, args.display_dir
-        ).for_target(target)
+        exported = export_requirements(
+            uv, args.project, args.extras, args.display_dir, args.relock_command
+        )
+        requirements = exported.for_target(target)
+        if args.build_constraints is not None:
+            shown = args.display_dir or str(args.project)
+            check_build_constraints(
+                args.build_constraints,
+                build_sources(
+                    args.project,
+                    read_toml(args.project / "uv.lock", f"{shown}/uv.lock", "re-lock"),
+                    exported.local_directories,
+                    display_dir=shown,
+                ),
+                shown_file=f"{shown}/{args.build_constraints.name}",
+                relock_command=args.relock_command or "pants esb-lock <service target>",
+            )
     write_json(
         args.out,
         {
@@ -165,9 +205,17 @@ def add_distribution_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "--requirement",
         action="append",
         dest="requirements",
-        required=True,
+        default=[],
         help="A distribution's entry of export-lock: `name==version --hash=sha256:...`; "
         "repeatable.",
+    )
+    parser.add_argument(
+        "--wheel",
+        action="append",
+        dest="wheels",
+        type=Path,
+        default=[],
+        help="A wheel built from a locked sdist (sdist-wheel), to install; repeatable.",
     )
     parser.add_argument("--uv", type=Path, required=True, help="uv's wheel, or its binary.")
     parser.add_argument(
@@ -185,6 +233,8 @@ def add_distribution_layer_arguments(parser: argparse.ArgumentParser) -> None:
 def run_distribution_layer(args: argparse.Namespace) -> int:
     outputs = LayerOutputs.from_args(args)
     indexes = (args.index,) if args.index else ()
+    if not args.requirements and not args.wheels:
+        raise VenvBuildError("distribution-layer needs --requirement or --wheel.")
     with tempfile.TemporaryDirectory(prefix="esb-venv-") as scratch:
         installed = install_distributions(
             uv_from(
@@ -196,6 +246,7 @@ def run_distribution_layer(args: argparse.Namespace) -> int:
             "".join(requirement.rstrip() + "\n" for requirement in args.requirements),
             Path(scratch) / "venv",
             _target(args),
+            local_wheels=args.wheels,
             compile_bytecode=args.compile_bytecode,
             index_url=args.index.url if args.index else args.index_url,
             indexes=indexes,
@@ -461,7 +512,11 @@ def uv_from(
         binary = extract_uv_binary(wheel_or_binary, scratch)
     else:
         binary = wheel_or_binary
-    network_env = {name: os.environ[name] for name in NETWORK_ENV_VARS if name in os.environ}
+    network_env = {
+        name: os.environ[name]
+        for name in (*NETWORK_ENV_VARS, *RESOLUTION_ENV_VARS)
+        if name in os.environ
+    }
     netrc_file = scratch / "netrc"
     netrc_file.touch(mode=0o600)
     netrc_file.write_text(netrc)
@@ -538,6 +593,18 @@ def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--index-url", default=PYPI_INDEX_URL, help="The index uv resolves against."
     )
+    parser.add_argument(
+        "--relock-command",
+        help="The command that re-locks the project, for messages and the constraints' header.",
+    )
+    parser.add_argument(
+        "--build-constraints",
+        type=Path,
+        help="Where to write the build requirements (hashed) of what the service builds from "
+        "source: its sdist-only distributions, local packages, and own project with a "
+        "[build-system]. Nothing is written when it builds nothing. An existing file's pins "
+        "are kept unless --upgrade.",
+    )
     _add_credentials_argument(parser)
 
 
@@ -549,16 +616,119 @@ def run_lock(args: argparse.Namespace) -> int:
         if pyproject.is_file()
         else ()
     )
+    relock = args.relock_command or "pants esb-lock <service target>"
+    netrc = credentials_netrc(args.credentials_dir, indexes)
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
+        uv = uv_from(args.uv, Path(scratch), netrc=netrc)
         lock_project(
-            uv_from(args.uv, Path(scratch), netrc=credentials_netrc(args.credentials_dir, indexes)),
+            uv,
             args.project,
             args.python_version,
             display_dir=args.display_dir,
             upgrade=args.upgrade,
             index_url=args.index_url,
+            relock_command=relock,
         )
+        if args.build_constraints is not None:
+            shown = args.display_dir or str(args.project)
+            lock = read_toml(args.project / "uv.lock", f"{shown}/uv.lock", f"run `{relock}`")
+            local = export_requirements(uv, args.project, (), shown, relock).local_directories
+            options = lock.get("options", {})
+            exclude_newer = options.get("exclude-newer") if isinstance(options, dict) else None
+            written = write_build_constraints(
+                uv,
+                args.project,
+                build_sources(args.project, lock, local, display_dir=shown),
+                args.build_constraints,
+                relock_command=relock,
+                source_date_epoch=source_date_epoch(None),
+                index_url=args.index_url,
+                netrc_text=netrc,
+                exclude_newer=exclude_newer if isinstance(exclude_newer, str) else None,
+                upgrade=args.upgrade,
+            )
+            if not written:
+                args.build_constraints.unlink(missing_ok=True)
     return 0
+
+
+def add_sdist_wheel_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Build a locked distribution's sdist into a wheel. The sdist is downloaded and checked "
+        "against the lock's sha256; the build requirements are those pinned in "
+        "--build-constraints, SOURCE_DATE_EPOCH is fixed and no compiler is on PATH."
+    )
+    parser.add_argument(
+        "--requirement",
+        required=True,
+        help="The distribution's entry of export-lock: `name==version --hash=sha256:...`.",
+    )
+    parser.add_argument(
+        "--sdist-url", required=True, help="The sdist's URL, as the lock records it."
+    )
+    # The base's platform keys the build (a wheel is built for it); the build itself runs on
+    # the image tool's interpreter, of the base's minor version, and makes only pure wheels.
+    _add_target_arguments(parser)
+    parser.add_argument("--uv", type=Path, required=True, help="uv's wheel, or its binary.")
+    parser.add_argument(
+        "--build-constraints",
+        type=Path,
+        required=True,
+        help="The service's build-constraints.txt, from `pants esb-lock`.",
+    )
+    parser.add_argument(
+        "--index",
+        type=PackageIndex.from_argument,
+        help="The named index the lock takes the distribution from, NAME=URL (its credentials "
+        "apply to the download).",
+    )
+    parser.add_argument(
+        "--index-url", default=PYPI_INDEX_URL, help="The index of the build requirements."
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, help="uv's cache, kept between runs (default: no cache)."
+    )
+    _add_credentials_argument(parser)
+    parser.add_argument(
+        "--out-dir", type=Path, required=True, help="Where to write the one wheel built."
+    )
+
+
+def run_sdist_wheel(args: argparse.Namespace) -> int:
+    sdist = locked_sdist(args.requirement, args.sdist_url)
+    _target(args)
+    indexes = (args.index,) if args.index else ()
+    epoch = source_date_epoch(None)
+    with tempfile.TemporaryDirectory(prefix="esb-sdist-") as scratch:
+        netrc = credentials_netrc(args.credentials_dir, indexes)
+        uv = uv_from(args.uv, Path(scratch), args.cache_dir, netrc)
+        downloaded = Path(scratch) / "sdist"
+        downloaded.mkdir()
+        wheel = build_wheel(
+            uv,
+            fetch_sdist(sdist, downloaded, netrc),
+            Path(scratch) / "wheel",
+            source_date_epoch=epoch,
+            build_constraints=args.build_constraints,
+            display=sdist.display,
+            index_url=args.index_url,
+        )
+        # Only the wheel: uv also writes a .gitignore into its output directory.
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(wheel, args.out_dir / wheel.name)
+    return 0
+
+
+def locked_sdist(requirement: str, url: str) -> LockedSdist:
+    """The sdist of an export-lock entry, whose one hash is the sdist's."""
+    first = requirement.splitlines()[0].rstrip(" \\").split(";", 1)[0].strip()
+    name, _, version = first.partition("==")
+    hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", requirement)
+    if not version or len(hashes) != 1:
+        raise VenvBuildError(
+            f"{requirement.strip()!r} is not a pinned requirement with the one hash of an sdist."
+        )
+    return LockedSdist(canonicalize_name(name), version.strip(), url, hashes[0])
 
 
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
@@ -568,6 +738,7 @@ COMMANDS: dict[str, tuple[AddArguments, Run]] = {
     "uv-layer": (add_uv_layer_arguments, run_uv_layer),
     "export-lock": (add_export_lock_arguments, run_export_lock),
     "distribution-layer": (add_distribution_layer_arguments, run_distribution_layer),
+    "sdist-wheel": (add_sdist_wheel_arguments, run_sdist_wheel),
     "venv-layer": (add_venv_layer_arguments, run_venv_layer),
     "service-layer": (add_service_layer_arguments, run_service_layer),
 }

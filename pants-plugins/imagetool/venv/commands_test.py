@@ -8,6 +8,7 @@ from typing import Sequence
 import pytest
 
 from imagetool.cli import main
+from imagetool.venv.commands import uv_from
 from imagetool.venv.conftest import DEBIAN_12, MakeProject
 
 
@@ -148,3 +149,13 @@ def test_uv_layer_rejects_a_file_that_is_not_a_wheel(
 
     assert run_command(argv) == 1
     assert "is not a wheel" in capsys.readouterr().err
+
+
+def test_uv_sees_the_resolution_time_and_no_other_variable_of_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_EXCLUDE_NEWER", "2026-11-01T00:00:00Z")
+    monkeypatch.setenv("UV_INDEX_URL", "https://elsewhere.example/simple")
+    uv = uv_from(tmp_path / "uv", tmp_path)
+    assert uv.network_env["UV_EXCLUDE_NEWER"] == "2026-11-01T00:00:00Z"
+    assert "UV_INDEX_URL" not in uv.network_env

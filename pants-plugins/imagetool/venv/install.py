@@ -56,10 +56,15 @@ from imagetool.venv.indexes import (
     read_toml,
 )
 from imagetool.tarlayer import LayerMember, members_from_directory
+from imagetool.venv.sdists import LockedSdist, sdist_only_distributions
 
 VENV_PATH = "/.venv"
 DEFAULT_SOURCE_PATH = "/app/src"
 SOURCE_PATHS_PTH = "esb_service_sources.pth"
+
+# The fix of messages that cannot name the service (a layer's process is shared by every
+# service that locks the distribution); the backend puts the service's own command in its place.
+RELOCK_PLACEHOLDER = "`pants esb-lock <service target>`"
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 _SDIST_ONLY = re.compile(r"Because (?P<package>[^\s=]+)==(?P<version>\S+) has no usable wheels")
@@ -123,7 +128,7 @@ class Uv:
     """How to run uv: nothing of the caller's environment reaches it but `network_env`.
 
     `network_env` holds what uv needs to reach the index, e.g. `SSL_CERT_FILE` and proxy
-    variables. Without a `cache_dir` uv keeps no cache, and downloads every wheel each time.
+    variables, and `UV_EXCLUDE_NEWER` when a resolution is fixed in time. Without a `cache_dir` uv keeps no cache, and downloads every wheel each time.
     """
 
     binary: Path
@@ -203,13 +208,13 @@ def check_lock(
     real staleness fails it as before.
 
     Messages name the project as `display_dir` (the service's directory in the repository;
-    default `project_dir`) and give `relock_command` (default `uv lock --directory <dir>`) as
-    the fix.
+    default `project_dir`) and give `relock_command` (default `pants esb-lock <service
+    target>`, which the backend replaces with the service's) as the fix.
     """
     shown = display_dir if display_dir is not None else str(project_dir)
     pyproject, lock = project_dir / "pyproject.toml", project_dir / "uv.lock"
     shown_pyproject, shown_lock = f"{shown}/pyproject.toml", f"{shown}/uv.lock"
-    relock = f"run `{relock_command or f'uv lock --directory {shown}'}` and commit {shown_lock}"
+    relock = f"run `{relock_command or RELOCK_PLACEHOLDER.strip('`')}` and commit {shown_lock}"
     if not pyproject.is_file():
         raise LockError(
             f"{shown} has no pyproject.toml: a service declares its dependencies there "
@@ -279,6 +284,9 @@ class LockedDistribution:
     index: str = ""
     """The index the lock takes it from, as `NAME=URL` (see `PackageIndex.argument`), or empty
     for PyPI."""
+    sdist_url: str = ""
+    """For a distribution the lock pins with only a source distribution: the sdist's URL (its
+    sha256 is the requirement's one hash). It is built into a wheel (`imagetool.venv.builds`)."""
 
     def applies_to(self, target: TargetPython) -> bool:
         """Whether its environment marker (if any) holds on the target."""
@@ -292,7 +300,9 @@ class LockedDistribution:
         first, newline, hashes = self.requirement.partition("\n")
         pinned = first.split(";", 1)[0].rstrip(" \\")
         continuation = " \\" if first.rstrip().endswith("\\") else ""
-        return LockedDistribution(self.name, pinned + continuation + newline + hashes, self.index)
+        return LockedDistribution(
+            self.name, pinned + continuation + newline + hashes, self.index, self.sdist_url
+        )
 
 
 @dataclass(frozen=True)
@@ -318,7 +328,11 @@ class LockedRequirements:
 
 
 def export_requirements(
-    uv: Uv, project_dir: Path, extras: Sequence[str] = (), display_dir: Optional[str] = None
+    uv: Uv,
+    project_dir: Path,
+    extras: Sequence[str] = (),
+    display_dir: Optional[str] = None,
+    relock_command: Optional[str] = None,
 ) -> LockedRequirements:
     """The locked requirements of the project's runtime, each with the index the lock takes it
     from when that is not PyPI.
@@ -336,21 +350,32 @@ def export_requirements(
         )
     requirements = split_local_requirements(result.stdout)
     shown_pyproject, shown_lock = f"{shown}/pyproject.toml", f"{shown}/uv.lock"
-    fix = f"run `uv lock --directory {shown}`"
+    fix = f"run `{relock_command or RELOCK_PLACEHOLDER}`"
     pyproject = read_toml(project_dir / "pyproject.toml", shown_pyproject, fix)
+    lock = read_toml(project_dir / "uv.lock", shown_lock, fix)
     indexes = distribution_indexes(
-        read_toml(project_dir / "uv.lock", shown_lock, fix),
-        project_indexes(pyproject, shown_pyproject),
-        shown_lock,
-        shown_pyproject,
+        lock, project_indexes(pyproject, shown_pyproject), shown_lock, shown_pyproject
     )
+    sdists = sdist_only_distributions(lock)
     return LockedRequirements(
         tuple(
-            LockedDistribution(d.name, d.requirement, _index_of(d, indexes))
+            LockedDistribution(
+                d.name, d.requirement, _index_of(d, indexes), _sdist_url_of(d, sdists)
+            )
             for d in requirements.distributions
         ),
         requirements.local_directories,
     )
+
+
+def _sdist_url_of(
+    distribution: LockedDistribution, sdists: Mapping[tuple[str, str], LockedSdist]
+) -> str:
+    version = Requirement(_first_line(distribution.requirement)).specifier
+    for (name, locked_version), sdist in sdists.items():
+        if name == distribution.name and version.contains(locked_version, prereleases=True):
+            return sdist.url
+    return ""
 
 
 def _index_of(
@@ -661,14 +686,11 @@ def _install_error(
     if sdist_only:
         package, version = sdist_only.group("package", "version")
         return NoSuitableWheelError(
-            f"{package} {version} has no wheel, only a source distribution (sdist), and images "
-            "install wheels only: building it would run the package's build code on the build "
-            "host, with the host's compilers and libraries.\n\nFix, one of:\n"
-            f"  - lock a version of {package} that has a wheel for CPython {target.version} on "
-            f"{target.platform}: `uv lock --upgrade-package {package}`, or a version bound in "
-            "pyproject.toml;\n"
-            f"  - replace {package} with a package that publishes wheels;\n"
-            f"  - build a wheel of {package} and publish it to the index the lock uses.\n\n"
+            f"{package} {version} has no usable wheel on the index, only a source distribution "
+            "(sdist), although the lock pins a wheel of it: the index is not the one the lock "
+            "was made with, or its files changed since.\n\nFix: re-lock with "
+            f"{RELOCK_PLACEHOLDER}; a distribution locked with only an sdist is built into a "
+            "wheel (see docs/uv-locks.md, \"Source distributions\").\n\n"
             f"uv said:\n{uv_output}",
             package,
         )
@@ -879,6 +901,7 @@ def lock_project(
     display_dir: Optional[str] = None,
     upgrade: bool = False,
     index_url: str = PYPI_INDEX_URL,
+    relock_command: Optional[str] = None,
 ) -> None:
     """(Re)write `project_dir/uv.lock` with `uv lock`, keeping the versions an existing lock pins
     unless `upgrade`, then check that it admits the base image's `python_version`.
@@ -896,6 +919,7 @@ def lock_project(
     indexes = project_indexes(pyproject, f"{shown}/pyproject.toml")
     check_path_sources(project_dir, display_dir)
     _check_project_requires_python(pyproject, python_version, shown)
+    relock = relock_command or RELOCK_PLACEHOLDER.strip("`")
     args = ["lock", "--python", sys.executable]
     if index_url != PYPI_INDEX_URL:
         args.append(f"--default-index={index_url}")
@@ -911,7 +935,7 @@ def lock_project(
         project_dir / "uv.lock",
         python_version,
         f"{shown}/uv.lock",
-        f"run `uv lock` in {shown}",
+        f"run `{relock}`",
     )
 
 

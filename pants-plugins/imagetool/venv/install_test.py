@@ -343,15 +343,18 @@ def test_a_service_without_dependencies_gets_a_venv(
     assert os.readlink(venv.root / "bin/python") == "/usr/bin/python3.11"
 
 
-def test_sdist_only_dependency_fails_naming_it(
+def test_installing_an_sdist_as_a_wheel_fails_naming_it_and_the_pants_fix(
     uv: Uv, make_project: MakeProject, tmp_path: Path
 ) -> None:
+    # The venv installs wheels only: an sdist-only distribution is built first (builds.py).
     project = make_project("sdist-only", ["docopt==0.6.2", "six==1.17.0"])
     with pytest.raises(
-        NoSuitableWheelError, match="docopt 0.6.2 has no wheel, only a source distribution"
+        NoSuitableWheelError, match="docopt 0.6.2 has no usable wheel on the index"
     ) as error:
         build_venv(uv, export_requirements(uv, project).hashed, tmp_path / "venv", DEBIAN_12)
     assert error.value.package == "docopt"
+    assert "`pants esb-lock <service target>`" in str(error.value)
+    assert "uv lock" not in str(error.value).split("uv said:")[0]
 
 
 def test_dependency_without_a_wheel_for_the_platform_fails_naming_it(
@@ -368,7 +371,7 @@ def test_check_lock_fails_on_a_stale_lock(uv: Uv, make_project: MakeProject) -> 
     check_lock(uv, project, DEBIAN_12.version)
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('"six==1.17.0"', '"six==1.16.0"'))
-    with pytest.raises(LockError, match=f"Fix: run `uv lock --directory {project}`"):
+    with pytest.raises(LockError, match="Fix: run `pants esb-lock <service target>`"):
         check_lock(uv, project, DEBIAN_12.version)
 
 

@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence
 
 from imagetool.tarlayer import LayerMember, members_from_directory
+from imagetool.venv.builds import build_wheel
 from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError, read_toml
 from imagetool.venv.install import (
+    RELOCK_PLACEHOLDER,
     BuiltVenv,
     TargetPython,
     Uv,
@@ -63,55 +65,8 @@ def build_requirements(pyproject: Mapping[str, object]) -> list[str]:
     return [str(r) for r in requires] if isinstance(requires, list) else []
 
 
-def build_wheel(
-    uv: Uv,
-    source: Path,
-    out_dir: Path,
-    *,
-    source_date_epoch: int,
-    build_constraints: Optional[Path],
-    display: str,
-    index_url: str = PYPI_INDEX_URL,
-) -> Path:
-    """Build a wheel of the project in the directory `source` into `out_dir` with `uv build`,
-    in an isolated environment holding its pinned build requirements; `display` names it in
-    messages. The one wheel build of the service layer.
-
-    The backend runs with a `PATH` of one empty directory: a build that would compile code
-    finds no compiler of the build host (whose output would depend on the machine) and fails.
-    """
-    out_dir = out_dir.absolute()
-    no_tools = out_dir.parent / "no-tools"
-    no_tools.mkdir(parents=True, exist_ok=True)
-    constraints = (
-        [f"--build-constraints={build_constraints.absolute()}", "--require-hashes"]
-        if build_constraints
-        else []
-    )
-    result = uv.run(
-        [
-            "build",
-            "--wheel",
-            f"--out-dir={out_dir}",
-            f"--python={sys.executable}",
-            f"--default-index={index_url}",
-            "--no-config",
-            *constraints,
-            str(source.absolute()),
-        ],
-        cwd=source,
-        extra_env={"SOURCE_DATE_EPOCH": str(source_date_epoch), "PATH": str(no_tools)},
-    )
-    built = sorted(out_dir.glob("*.whl")) if out_dir.is_dir() else []
-    if result.returncode != 0 or len(built) != 1:
-        raise VenvBuildError(
-            f"uv could not build a wheel of {display}:\n{without_tracebacks(result.stderr)}"
-        )
-    return built[0]
-
-
 def without_tracebacks(output: str) -> str:
-    """`output` with each Python traceback of the build backend reduced to its last line, the
+    """`output` (uv's) with each Python traceback of the build backend reduced to its last line, the
     exception (e.g. `FileNotFoundError: ... 'README.md'`): the frames are the backend's
     internals, and the exception says what the build lacked."""
     kept, in_traceback = [], False
@@ -201,7 +156,10 @@ def build_project_wheel(
                 f"`sources` field of {service.target}, and a build that needs a C compiler is "
                 "not supported"
             )
-            + f"\n\n{e}"
+            + "\n\n"
+            + without_tracebacks(str(e)).replace(
+                RELOCK_PLACEHOLDER, f"`pants esb-lock {service.target}`"
+            )
         ) from None
 
 

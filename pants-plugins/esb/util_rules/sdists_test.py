@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb.util_rules.layers import (
+    DistributionLayerRequest,
+    LockedDistribution,
+    build_distribution_layer,
+)
+from esb.util_rules.platform import BasePlatform
+from esb.util_rules.sdists import SdistWheelRequest, sdist_wheel_process
+from esb.util_rules.service import (
+    ServiceProject,
+    distribution_layer_groups,
+    export_lock_argv,
+    is_distribution_layer_failure,
+)
+from pants.engine.addresses import Address
+from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
+from pants.engine.platform import Platform
+from pants.engine.process import Process, ProcessExecutionFailure, ProcessResult
+from pants.option.global_options import KeepSandboxes
+from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
+
+PLATFORM = BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11")
+SDIST_URL = "https://files.pythonhosted.org/packages/a2/55/x/docopt-0.6.2.tar.gz"
+DOCOPT = LockedDistribution(
+    "docopt", "docopt==0.6.2 \\\n    --hash=sha256:49b3\n", "", SDIST_URL
+)
+
+
+def image_tool_requests(rule, rule_args, runs_process: bool = True) -> list[ImageToolRequest]:
+    requests: list[ImageToolRequest] = []
+
+    def process(request: ImageToolRequest) -> Process:
+        requests.append(request)
+        return Process(argv=("true",), description=request.description)
+
+    run_rule_with_mocks(
+        rule,
+        rule_args=rule_args,
+        mock_gets=[
+            MockGet(UvWheel, (UvWheelRequest,), lambda _: UvWheel(EMPTY_DIGEST, "uv.whl")),
+            MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
+            MockGet(Process, (ImageToolRequest,), process),
+            *(
+                [
+                    MockGet(
+                        ProcessResult,
+                        (Process,),
+                        lambda _: SimpleNamespace(output_digest=EMPTY_DIGEST),
+                    )
+                ]
+                if runs_process
+                else []
+            ),
+        ],
+    )
+    return requests
+
+
+def test_the_sdist_build_is_keyed_by_the_locked_sdist_the_constraints_and_the_platform() -> None:
+    (request,) = image_tool_requests(
+        sdist_wheel_process,
+        [SdistWheelRequest(DOCOPT, PLATFORM, EMPTY_DIGEST), Platform.linux_x86_64],
+        runs_process=False,
+    )
+    argv = request.argv
+    assert argv[0] == "sdist-wheel"
+    assert argv[argv.index("--requirement") + 1] == DOCOPT.requirement
+    assert argv[argv.index("--sdist-url") + 1] == SDIST_URL
+    assert argv[argv.index("--build-constraints") + 1] == "build-constraints.txt"
+    assert argv[argv.index("--python-platform") + 1] == PLATFORM.uv_python_platform
+    assert "--credentials-dir" not in argv
+    assert request.description == "Build a wheel of docopt==0.6.2 from its sdist"
+    assert request.output_directories == ("wheel",)
+
+
+def test_the_layer_of_a_built_sdist_installs_its_wheel_and_names_it() -> None:
+    (request,) = image_tool_requests(
+        build_distribution_layer,
+        [
+            DistributionLayerRequest(
+                (DOCOPT,), PLATFORM, EMPTY_DIGEST, "wheel/docopt-0.6.2-py2.py3-none-any.whl"
+            ),
+            Platform.linux_x86_64,
+        ],
+    )
+    argv = request.argv
+    assert argv[argv.index("--wheel") + 1] == "wheel/docopt-0.6.2-py2.py3-none-any.whl"
+    assert "--requirement" not in argv
+    assert request.description == "Install docopt==0.6.2 into a layer"
+
+
+def test_an_sdist_keeps_a_layer_of_its_own_past_the_limit() -> None:
+    wheels = tuple(
+        LockedDistribution(n, f"{n}==1.0 \\\n    --hash=sha256:00\n") for n in ("a", "c", "e")
+    )
+    groups = distribution_layer_groups((*wheels, DOCOPT), 2)
+    assert (DOCOPT,) in groups
+    assert sum(len(g) for g in groups) == 4
+
+
+def test_a_failed_sdist_build_is_reported_as_a_distribution_failure() -> None:
+    failure = ProcessExecutionFailure(
+        1, b"", b"docopt 0.6.2 needs a C compiler", "Build a wheel of docopt==0.6.2 from its sdist",
+        keep_sandboxes=KeepSandboxes.never,
+    )
+    assert is_distribution_layer_failure(failure)
+
+
+def test_the_lock_check_is_given_the_build_constraints() -> None:
+    project = ServiceProject(
+        Address("services/cli", target_name="cli"),
+        EMPTY_DIGEST,
+        PLATFORM,
+        Address("base", target_name="esb-service-base"),
+    )
+    argv = export_lock_argv(project, "uv.whl")
+    assert argv[argv.index("--build-constraints") + 1] == "project/build-constraints.txt"
+    assert argv[argv.index("--relock-command") + 1] == "pants esb-lock services/cli:cli"

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from imagetool.cli import main
+from imagetool.engine import (
+    ENGINE_FAILURE_STATUS,
+    EngineError,
+    ProgressReader,
+    parse_environment,
+    parse_publish,
+)
+from imagetool.oci import (
+    CONFIG_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
+    OciLayout,
+    build_manifest,
+    write_docker_manifest,
+)
+
+
+@pytest.mark.parametrize(
+    "mapping, item",
+    [
+        ("8080", ("8080/tcp", None)),
+        ("9090:8080", ("8080/tcp", 9090)),
+        (":8080/udp", ("8080/udp", None)),
+        ("127.0.0.1:9090:8080/tcp", ("8080/tcp", ("127.0.0.1", 9090))),
+        ("[::1]:9090:8080", ("8080/tcp", ("::1", 9090))),
+    ],
+)
+def test_publish_takes_what_docker_run_p_takes(mapping: str, item: tuple) -> None:
+    assert parse_publish(mapping) == item
+
+
+@pytest.mark.parametrize("mapping", ["http", "8080/icmp", "a:b:c:8080", ""])
+def test_a_bad_publish_is_refused_with_the_form(mapping: str) -> None:
+    with pytest.raises(EngineError, match=r"is not a port to publish\. Fix: write it as"):
+        parse_publish(mapping)
+
+
+def test_environment_entries_with_values_and_from_the_environment() -> None:
+    entries = ["A=1", "B=", "C=x=y", "FROM_ENV", "UNSET"]
+    assert parse_environment(entries, {"FROM_ENV": "secret", "OTHER": "no"}) == {
+        "A": "1",
+        "B": "",
+        "C": "x=y",
+        "FROM_ENV": "secret",
+    }
+
+
+def test_a_bad_environment_entry_is_refused() -> None:
+    with pytest.raises(EngineError, match=r"'=x' is not an environment variable to set"):
+        parse_environment(["=x"], {})
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_is_reported_at_intervals_then_the_wait() -> None:
+    clock, out = _Clock(), io.StringIO()
+    data = io.BytesIO(b"x" * 4_000_000)
+    body = ProgressReader(
+        data, 4_000_000, "Loading esb/x:1", timeout=600, out=out, clock=clock, interval=5
+    )
+    assert len(body) == 4_000_000
+    chunks = []
+    for step in range(4):
+        clock.now = step * 3.0  # 0, 3, 6, 9: only 6 is 5 s after the last report
+        chunks.append(body.read(1_000_000))
+    assert body.read(1_000_000) == b""
+    assert b"".join(chunks) == b"x" * 4_000_000
+    assert out.getvalue().splitlines() == [
+        "Loading esb/x:1: 75% sent (3.0 of 4.0 MB)",
+        "Loading esb/x:1: all sent; waiting up to 600 s for the engine to import it",
+    ]
+
+
+def test_a_quick_load_reports_nothing() -> None:
+    out = io.StringIO()
+    body = ProgressReader(io.BytesIO(b"abc"), 3, "L", timeout=1, out=out, clock=lambda: 0.0)
+    assert body.read() == b"abc" and body.read() == b""
+    assert out.getvalue() == ""
+
+
+def _run_image(tmp_path: Path, *extra: str) -> list[str]:
+    """`run-image` of a layer-less image: its layout, as `package` writes it, and metadata."""
+    layout = OciLayout.create(tmp_path / "image.oci")
+    config = layout.add_json_blob(CONFIG_MEDIA_TYPE, {"architecture": "amd64", "os": "linux"})
+    manifest = layout.add_json_blob(MANIFEST_MEDIA_TYPE, build_manifest(config, [], {}))
+    layout.write_index([manifest])
+    write_docker_manifest(layout, manifest, ["esb/x:1"])
+    metadata = tmp_path / "image.image.json"
+    metadata.write_text(
+        json.dumps({"repository": "esb/x", "tags": ["1"], "config_digest": config.digest})
+    )
+    return ["run-image", "--layout", str(layout.root), "--metadata", str(metadata), *extra]
+
+
+def test_no_engine_is_one_line_naming_it_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = f"unix://{tmp_path}/absent.sock"
+    monkeypatch.setenv("DOCKER_HOST", host)
+    assert main(_run_image(tmp_path)) == ENGINE_FAILURE_STATUS
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"imagetool run-image: Cannot reach a Docker engine at DOCKER_HOST={host}"
+    )
+    assert "FileNotFoundError" in line
+    assert "Fix: start one and point DOCKER_HOST at it" in line
+
+
+@pytest.fixture
+def silent_load_engine() -> Iterator[str]:
+    """An HTTP engine that answers the calls before a load, then never answers the load."""
+    answered = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _reply(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path.endswith("/_ping"):
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"OK")
+            elif self.path.endswith("/version"):
+                self._reply(200, {"ApiVersion": "1.43", "Version": "24.0.0"})
+            else:
+                self._reply(404, {"message": "No such image"})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            answered.wait(10)  # past the client's timeout: it gives up first
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"tcp://127.0.0.1:{server.server_address[1]}"
+    finally:
+        answered.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_load_past_the_timeout_is_one_line_with_the_option_to_raise(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    silent_load_engine: str,
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", silent_load_engine)
+    assert main(_run_image(tmp_path, "--timeout", "1")) == ENGINE_FAILURE_STATUS
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("Loading esb/x:1 (0.0 MB) into the engine at DOCKER_HOST=tcp://")
+    assert err[1:] == [
+        f"imagetool run-image: The engine at DOCKER_HOST={silent_load_engine} did not answer "
+        "within 1 s while loading the image esb/x:1 from "
+        f"{tmp_path}/image.oci. Fix: give it longer, e.g. `pants run --esb-run-timeout=4 ...` "
+        "(or `timeout` in the `[esb-run]` section of pants.toml), or use a less loaded engine."
+    ]

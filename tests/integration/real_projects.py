@@ -1,0 +1,195 @@
+"""Real open-source Python projects, laid out as services the way their authors publish them.
+
+The repository holds none of their code: each project's sdist is downloaded from PyPI when a
+test needs it, checked against the sha256 pinned here, and unpacked as a service directory, to
+which only a BUILD file is added. Every checkout that holds them locks as of `EXCLUDE_NEWER`
+(`[esb-uv].exclude_newer`), so their locks are the same on every day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import ssl
+import tarfile
+import textwrap
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from integration.checkouts import Checkout
+
+EXCLUDE_NEWER = "2026-11-01T00:00:00Z"
+PYPI_SIMPLE = "https://pypi.org/simple"
+DOWNLOAD_TIMEOUT_S = 120
+BASE = "//base:esb-service-base"
+SERVICE_ACCOUNT = "esb"
+
+
+@dataclass(frozen=True)
+class Sdist:
+    """A source distribution on PyPI, pinned by version and sha256."""
+
+    name: str
+    version: str
+    sha256: str
+
+    @property
+    def filename_pattern(self) -> re.Pattern[str]:
+        # Older sdists keep the project's spelling, newer ones normalise it (PEP 625).
+        spelled = "[-_.]".join(re.escape(part) for part in re.split(r"[-_.]+", self.name))
+        return re.compile(rf"(?i)^{spelled}-{re.escape(self.version)}\.tar\.gz$")
+
+    def fetch(self, cache: Path) -> Path:
+        """The sdist's file in `cache`, downloaded once and checked against the pinned sha256."""
+        cached = cache / f"{self.name}-{self.version}.tar.gz"
+        if cached.is_file() and _sha256(cached.read_bytes()) == self.sha256:
+            return cached
+        page_url = f"{PYPI_SIMPLE}/{self.name}/"
+        page = _get(page_url).decode()
+        for href in re.findall(r'href="([^"]+)"', page):
+            url, _, fragment = urllib.parse.urljoin(page_url, href).partition("#")
+            filename = urllib.parse.unquote(url.rsplit("/", 1)[-1])
+            if self.filename_pattern.match(filename) and fragment == f"sha256={self.sha256}":
+                content = _get(url)
+                if _sha256(content) != self.sha256:
+                    raise AssertionError(f"{url} does not have the pinned sha256 {self.sha256}")
+                cache.mkdir(parents=True, exist_ok=True)
+                cached.write_bytes(content)
+                return cached
+        raise AssertionError(
+            f"{page_url} lists no sdist of {self.name} {self.version} with sha256 {self.sha256}"
+        )
+
+
+@dataclass(frozen=True)
+class RealService:
+    """A service directory under `services/`: a project's sdist unpacked as it is, or (with no
+    sdist) a project of ours that deploys a published application by depending on it."""
+
+    directory: str
+    build_file: str
+    sdist: Sdist | None = None
+    pyproject: str = ""
+
+    @property
+    def path(self) -> str:
+        return f"services/{self.directory}"
+
+    @property
+    def target(self) -> str:
+        return f"{self.path}:{self.directory}"
+
+    def lay_out(self, checkout: Checkout, sdists: Path) -> None:
+        service = checkout.root / self.path
+        if self.sdist is not None:
+            _unpack_sdist(self.sdist.fetch(sdists), service)
+        else:
+            service.mkdir(parents=True)
+            (service / "pyproject.toml").write_text(self.pyproject)
+        (service / "BUILD").write_text(self.build_file)
+
+
+def _service_build(name: str, command: Sequence[str], ports: Sequence[str] = ()) -> str:
+    ports_line = f"    ports={list(ports)!r},\n" if ports else ""
+    return (
+        "esb_service_image(\n"
+        f'    name="{name}",\n'
+        f'    base="{BASE}",\n'
+        f'    repository="real/{name}",\n'
+        f'    user="{SERVICE_ACCOUNT}",\n'
+        f"    command={list(command)!r},\n"
+        f"{ports_line}"
+        ")\n"
+    )
+
+
+# A WSGI service in a flat layout, started by its console script: hatchling (unpinned by its
+# authors) builds it, with its version read from a module; entry points of its own.
+PYPISERVER = RealService(
+    directory="pypiserver",
+    sdist=Sdist("pypiserver", "2.4.2", "131bc2a31ea1eab0e0104ace799dff139789b215465e3d326c65f56df5c160cb"),
+    build_file=_service_build(
+        "pypiserver", ["pypi-server", "run", "--port", "8080", "/app"], ["8080/tcp"]
+    ),
+)
+# A CLI started by its console script; setuptools-scm gives its version (from PKG-INFO: an
+# unpacked sdist has no git history).
+TABULATE = RealService(
+    directory="tabulate",
+    sdist=Sdist("tabulate", "0.10.0", "e2cfde8f79420f6deeffdeda9aaec3b6bc5abce947655d17ac662b126e48a60d"),
+    build_file=_service_build("tabulate", ["tabulate", "--help"]),
+)
+# A published Flask application deployed by a project of ours that depends on it: two of its
+# dependencies (docopt, path-and-address) publish only sdists.
+GRIP = RealService(
+    directory="docs-preview",
+    pyproject=textwrap.dedent(
+        """\
+        [project]
+        name = "docs-preview"
+        version = "1.0.0"
+        requires-python = ">=3.11"
+        dependencies = ["grip==4.6.2"]
+        """
+    ),
+    build_file=_service_build("docs-preview", ["grip", "0.0.0.0:8080"], ["8080/tcp"]),
+)
+REAL_SERVICES = (PYPISERVER, TABULATE, GRIP)
+
+
+def add_real_services(checkout: Checkout, sdists: Path) -> None:
+    """Lays out every real service in `checkout` and makes it lock as of `EXCLUDE_NEWER`."""
+    for service in REAL_SERVICES:
+        service.lay_out(checkout, sdists)
+    checkout.append("pants.toml", f'\n[esb-uv]\nexclude_newer = "{EXCLUDE_NEWER}"\n')
+
+
+def copy_locks(source: Checkout, destination: Checkout) -> None:
+    """The files `pants esb-lock` wrote for the real services, from one checkout to another."""
+    for service in REAL_SERVICES:
+        for written in sorted((source.root / service.path).glob("*")):
+            if written.name in ("uv.lock", "build-constraints.txt"):
+                shutil.copy2(written, destination.root / service.path / written.name)
+
+
+def _unpack_sdist(sdist: Path, destination: Path) -> None:
+    """The sdist's files under `destination`, without its single top-level directory."""
+    with tarfile.open(sdist) as archive:
+        members = [m for m in archive.getmembers() if m.isfile() or m.isdir()]
+        top = {m.name.split("/", 1)[0] for m in members}
+        if len(top) != 1:
+            raise AssertionError(f"{sdist.name} has no single top-level directory: {sorted(top)}")
+        for member in members:
+            relative = member.name.split("/", 1)[1] if "/" in member.name else ""
+            if not relative:
+                continue
+            target = destination / relative
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            extracted = archive.extractfile(member)
+            assert extracted is not None
+            target.write_bytes(extracted.read())
+            target.chmod(0o755 if member.mode & 0o111 else 0o644)
+
+
+def _get(url: str) -> bytes:
+    context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or None)
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S, context=context) as response:
+        return response.read()
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def sdist_cache() -> Path:
+    """Where downloaded sdists are kept between tests of a session (checked on every use)."""
+    return Path(os.environ.get("HOME", "/tmp")) / ".cache" / "esb-images" / "test-sdists"
+

@@ -1,0 +1,167 @@
+"""Real open-source services go through with only a BUILD file: `pants esb-lock` locks them,
+`lint` passes, `package` builds them, and each runs in the test engine as its authors meant it
+to start: a WSGI server answering a request, a CLI started by its console script, a published
+application whose dependencies include sdist-only ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from docker import DockerClient
+from docker.models.images import Image
+
+from integration.checkouts import Checkout, ImageTarget
+from integration.containers import run_to_exit, running_container
+from integration.real_projects import (
+    GRIP,
+    PYPISERVER,
+    REAL_SERVICES,
+    SERVICE_ACCOUNT,
+    TABULATE,
+    RealService,
+    add_real_services,
+    sdist_cache,
+)
+
+TARGETS = tuple(service.target for service in REAL_SERVICES)
+
+# Asks the server inside the container, which runs with no network of its own.
+HTTP_GET_SCRIPT = """
+import sys, time, urllib.request
+for _ in range(150):
+    try:
+        with urllib.request.urlopen(sys.argv[1], timeout=2) as response:
+            print(response.status)
+            print(response.read().decode())
+            break
+    except OSError:
+        time.sleep(0.2)
+else:
+    sys.exit("nothing answered " + sys.argv[1])
+"""
+
+METADATA_SCRIPT = """
+import importlib.metadata as metadata, json, sys
+name = sys.argv[1]
+print(json.dumps({
+    "version": metadata.version(name),
+    "entry_points": sorted(f"{e.group}:{e.name}" for e in metadata.distribution(name).entry_points),
+}))
+"""
+
+# What /app holds: BUILD files (never shipped) and .py files without their bytecode.
+APP_SCRIPT = """
+import json, os
+build_files, uncompiled = [], []
+for root, dirs, files in os.walk("/app"):
+    dirs[:] = [d for d in dirs if d != "__pycache__"]
+    for name in files:
+        path = os.path.join(root, name)
+        if name == "BUILD" or name.startswith("BUILD."):
+            build_files.append(path)
+        if name.endswith(".py"):
+            stem = name[:-3]
+            cache = os.path.join(root, "__pycache__")
+            if not any(c.startswith(stem + ".") and c.endswith(".pyc")
+                       for c in (os.listdir(cache) if os.path.isdir(cache) else [])):
+                uncompiled.append(path)
+print(json.dumps({"build_files": build_files, "uncompiled": uncompiled}))
+"""
+
+
+@pytest.fixture(scope="module")
+def real_checkout(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkout:
+    """The checkout with the real services laid out and locked by `pants esb-lock`."""
+    checkout = Checkout.copy_of(repo_root, tmp_path_factory.mktemp("real") / "checkout")
+    add_real_services(checkout, sdist_cache())
+    lock = checkout.pants("esb-lock", *TARGETS)
+    assert lock.returncode == 0, lock.report()
+    return checkout
+
+
+@pytest.fixture(scope="module")
+def real_images(real_checkout: Checkout, docker_client: DockerClient) -> Iterator[dict[str, Image]]:
+    package = real_checkout.pants("package", *TARGETS)
+    assert package.returncode == 0, package.report()
+    images = {}
+    for service in REAL_SERVICES:
+        target = ImageTarget(service.target, "esb_service_image", ())
+        images[service.directory] = real_checkout.outputs(target).load_into(docker_client)
+    yield images
+    for image in images.values():
+        docker_client.images.remove(image.id, force=True)
+
+
+def _exec_python(container, script: str, *args: str) -> str:
+    exit_code, (stdout, stderr) = container.exec_run(["python", "-c", script, *args], demux=True)
+    output = (stdout or b"").decode()
+    assert exit_code == 0, f"{output}{(stderr or b'').decode()}\n{container.logs().decode()}"
+    return output
+
+
+def test_lint_passes_on_the_locks_esb_lock_wrote(real_checkout: Checkout) -> None:
+    lint = real_checkout.pants("lint", *TARGETS)
+    assert lint.returncode == 0, lint.report()
+
+
+def test_a_wsgi_service_answers_as_started_by_its_console_script(
+    real_images: dict[str, Image], docker_client: DockerClient
+) -> None:
+    with running_container(docker_client, real_images[PYPISERVER.directory].id) as container:
+        output = _exec_python(container, HTTP_GET_SCRIPT, "http://127.0.0.1:8080/simple/")
+        metadata = json.loads(_exec_python(container, METADATA_SCRIPT, "pypiserver"))
+        user = _exec_python(container, "import getpass; print(getpass.getuser())").strip()
+    status, _, body = output.partition("\n")
+    assert status == "200", output
+    assert "Simple Index" in body, output
+    assert metadata["version"] == PYPISERVER.sdist.version
+    assert "paste.app_factory:main" in metadata["entry_points"]
+    assert "console_scripts:pypi-server" in metadata["entry_points"]
+    assert user == SERVICE_ACCOUNT
+
+
+def test_a_cli_starts_by_its_console_script_with_its_dynamic_version(
+    real_images: dict[str, Image], docker_client: DockerClient
+) -> None:
+    image = real_images[TABULATE.directory].id
+    result = run_to_exit(docker_client, image)
+    assert result.status == 0, result.report()
+    assert "Usage: tabulate" in result.stdout, result.report()
+
+    version = run_to_exit(docker_client, image, ["python", "-c", METADATA_SCRIPT, "tabulate"])
+    assert version.status == 0, version.report()
+    assert json.loads(version.stdout)["version"] == TABULATE.sdist.version
+
+
+def test_sdist_only_dependencies_are_built_and_installed(
+    real_checkout: Checkout, real_images: dict[str, Image], docker_client: DockerClient
+) -> None:
+    image = real_images[GRIP.directory]
+    result = run_to_exit(docker_client, image.id, ["grip", "--version"])
+    assert result.status == 0, result.report()
+    assert "Grip 4.6.2" in result.stdout + result.stderr, result.report()
+
+    imports = run_to_exit(
+        docker_client,
+        image.id,
+        ["python", "-c", "import docopt, path_and_address; print(docopt.__version__)"],
+    )
+    assert imports.status == 0 and imports.stdout.strip() == "0.6.2", imports.report()
+    history = [entry.get("CreatedBy", "") for entry in image.history()]
+    assert any("distribution layer (docopt 0.6.2)" in entry for entry in history), history
+
+
+@pytest.mark.parametrize("service", REAL_SERVICES, ids=lambda s: s.directory)
+def test_app_ships_bytecode_and_no_build_file(
+    service: RealService, real_images: dict[str, Image], docker_client: DockerClient
+) -> None:
+    result = run_to_exit(
+        docker_client, real_images[service.directory].id, ["python", "-c", APP_SCRIPT]
+    )
+    assert result.status == 0, result.report()
+    app = json.loads(result.stdout)
+    assert app["build_files"] == []
+    assert app["uncompiled"] == []
