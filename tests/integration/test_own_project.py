@@ -72,7 +72,7 @@ esb_service_image(
     base="//base:esb-service-base",
     repository="esb/clock",
     user="esb",
-    sources=["pyproject.toml", "uv.lock", "app/**", "libs/**"],
+    sources=["pyproject.toml", "uv.lock", "build-constraints.txt", "app/**", "libs/**"],
     command=["esb-clock"],
 )
 """
