@@ -665,7 +665,10 @@ class EsbServiceSourcesField(MultipleSourcesField):
         The service's files, all inside its own directory: its uv project (`{SERVICE_PYPROJECT_FILE}`
         and `{SERVICE_LOCK_FILE}`, both required, at the directory's top) and the files shipped in
         the image under `/app` (by default the Python modules under `src/`). `{SERVICE_LOCK_FILE}`
-        is installed into `/.venv`, and `/app/src` is put on the venv's `sys.path`.
+        is installed into `/.venv`, and `/app/src` (`/app` without a `src/` directory) is put on
+        the venv's `sys.path`. When `{SERVICE_PYPROJECT_FILE}` has a `[build-system]`, the
+        service's own project is also built from these files and installed into `/.venv`: select
+        what its build reads (e.g. `README.md`). BUILD files never ship.
         `{SERVICE_BUILD_CONSTRAINTS_FILE}` (written by `pants esb-lock` when the service builds
         anything from source, e.g. a dependency published only as an sdist) pins the build
         requirements; keep it selected when you set this field. A member of

@@ -38,6 +38,7 @@ COMMAND_MODULES = {
     "pull-image": "imagetool.registry.commands",
     "push-image": "imagetool.registry.commands",
     "run-image": "imagetool.engine",
+    "service-layer": "imagetool.venv.commands",
     "uv-layer": "imagetool.venv.commands",
     "uv-lock": "imagetool.venv.commands",
     "venv-layer": "imagetool.venv.commands",

@@ -206,6 +206,8 @@ class VenvLayerRequest:
     description: str
     display_dir: Optional[str] = None
     """The service's directory, for messages; it enters the process's key."""
+    build_constraints: Optional[str] = None
+    """The path of the service's build constraints inside `project`, if it has them."""
 
 
 @rule
@@ -227,6 +229,8 @@ async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLa
         argv += [arg for directory in request.local_packages for arg in ("--local-package", directory)]
     if request.display_dir:
         argv += ["--display-dir", request.display_dir]
+    if request.local_packages and request.build_constraints:
+        argv += ["--build-constraints", f"project/{request.build_constraints}"]
     return await run_layer_process(
         "venv",
         layer_request(
@@ -234,6 +238,61 @@ async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLa
             request.description,
             inputs,
             needs_network_trust=bool(request.local_packages),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ServiceLayerRequest:
+    """The service's top layer: `app` (files for `/app`, at the digest's root) and, when the
+    service is a package, its own project built from `project` (the files its build reads, at
+    the digest's root) and installed into `/.venv`; otherwise `project` is empty."""
+
+    app: Digest
+    project: Digest
+    platform: BasePlatform
+    service: str
+    """The service's target, for messages."""
+    display_dir: str
+    build_file_patterns: tuple[str, ...]
+    description: str
+    build_constraints: Optional[str] = None
+    """The path of the service's build constraints inside `project`, if it has them."""
+
+
+@rule
+async def build_service_layer(request: ServiceLayerRequest, host: Platform) -> BuiltLayer:
+    argv = [
+        "service-layer",
+        *target_argv(request.platform),
+        "--app",
+        "app",
+        "--service",
+        request.service,
+        "--display-dir",
+        request.display_dir,
+        *(
+            arg
+            for pattern in request.build_file_patterns
+            for arg in ("--build-file-pattern", pattern)
+        ),
+    ]
+    app = await Get(Digest, AddPrefix(request.app, "app"))
+    inputs = app
+    is_package = request.project != EMPTY_DIGEST
+    if is_package:
+        wheel, project = await MultiGet(
+            Get(UvWheel, UvWheelRequest(host.value)),
+            Get(Digest, AddPrefix(request.project, "project")),
+        )
+        inputs = await Get(Digest, MergeDigests([wheel.digest, project, app]))
+        argv += ["--project", "project", "--uv", wheel.filename]
+        if request.build_constraints:
+            argv += ["--build-constraints", f"project/{request.build_constraints}"]
+    return await run_layer_process(
+        "app",
+        layer_request(
+            tuple(argv), request.description, inputs, needs_network_trust=is_package
         ),
     )
 

@@ -48,10 +48,10 @@ from esb.util_rules.layers import (
     BaseLibraries,
     BaseLibrariesRequest,
     BuiltLayer,
-    FilesLayerRequest,
     NativeCheck,
     NativeCheckRequest,
     DistributionLayerRequest,
+    ServiceLayerRequest,
     LockedDistribution,
     UvLayerRequest,
     target_argv,
@@ -75,6 +75,7 @@ from pants.engine.fs import (
     Snapshot,
 )
 from pants.engine.platform import Platform
+from pants.option.global_options import GlobalOptions
 from pants.engine.process import Process, ProcessExecutionFailure, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
@@ -121,7 +122,8 @@ class ServiceProjectRequest:
 @dataclass(frozen=True)
 class ServiceProject:
     """A service's uv project: `pyproject.toml` and `uv.lock` (those that exist) and the files of
-    its local packages at the root of `digest`, and the platform of its base, for which it is
+    its local packages at the root of `digest` (and, when it is a package, all the files it
+    ships, from which uv builds its metadata), and the platform of its base, for which it is
     locked and installed."""
 
     address: Address
@@ -134,6 +136,15 @@ class ServiceProject:
     workspace: Optional[WorkspaceMember] = None
     """When the service is a member of a uv workspace: it is locked there (esb/util_rules/
     workspace.py), and `local_packages` is empty."""
+    is_package: bool = False
+    """Whether its own project is built and installed (see `is_package`)."""
+    build_constraints: Optional[str] = None
+    """`build-constraints.txt` (relative to the service's directory), when the service has it."""
+
+    @property
+    def builds_wheels(self) -> bool:
+        """Whether checking or installing the lock runs a build backend, fetched from the index."""
+        return self.is_package or bool(self.local_packages)
 
     @property
     def lock_path(self) -> str:
@@ -159,6 +170,25 @@ def project_globs(address: Address, local_packages: tuple[str, ...]) -> tuple[st
         *(f"{d}/**" for d in local_packages),
     )
     return tuple(in_service(address, name) for name in names)
+
+
+def is_package(pyproject: bytes) -> bool:
+    """Whether the service's own project is built into a wheel and installed: its
+    `pyproject.toml` has a `[build-system]` and does not set `[tool.uv] package = false` (as
+    uv decides whether to install a project)."""
+    table = _toml_table(pyproject)
+    tool = table.get("tool", {})
+    uv_table = tool.get("uv", {}) if isinstance(tool, dict) else {}
+    if isinstance(uv_table, dict) and uv_table.get("package") is False:
+        return False
+    return isinstance(table.get("build-system"), dict)
+
+
+def source_path(app_files: tuple[str, ...]) -> str:
+    """The directory the venv's `.pth` file puts on `sys.path`: `/app/src` for a `src/` layout,
+    else `/app` (a flat layout: `app/main.py` imports as `app.main`). `app_files` are relative
+    to the service's directory."""
+    return APP_SOURCE_PATH if any(f.startswith("src/") for f in app_files) else f"/{APP_DIR}"
 
 
 def local_package_directories(pyproject: bytes, lock: bytes) -> tuple[str, ...]:
@@ -237,19 +267,29 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         contents.get(in_service(request.address, SERVICE_LOCK_FILE), b""),
     )
     check_local_packages(request.address, sources.snapshot.files, local_packages)
+    package = is_package(contents.get(in_service(request.address, SERVICE_PYPROJECT_FILE), b""))
+    globs = project_globs(request.address, local_packages)
+    if package:
+        # uv builds the metadata of a project that is a package from its sources to lock it.
+        globs = (*globs, *service_context.shipped_files)
     project, platform = await MultiGet(
-        Get(
-            Digest,
-            DigestSubset(
-                sources.snapshot.digest, PathGlobs(project_globs(request.address, local_packages))
-            ),
-        ),
+        Get(Digest, DigestSubset(sources.snapshot.digest, PathGlobs(globs))),
         Get(BasePlatform, BaseImageRequest, BaseImageRequest(base_address.address)),
     )
     project = await Get(Digest, RemovePrefix(project, root)) if root else project
     member = (await Get(ServiceWorkspace, ServiceWorkspaceRequest(request.address))).member
+    has_constraints = (
+        in_service(request.address, SERVICE_BUILD_CONSTRAINTS_FILE) in sources.snapshot.files
+    )
     return ServiceProject(
-        request.address, project, platform, base_address.address, local_packages, member
+        request.address,
+        project,
+        platform,
+        base_address.address,
+        local_packages,
+        workspace=member,
+        is_package=package,
+        build_constraints=SERVICE_BUILD_CONSTRAINTS_FILE if has_constraints else None,
     )
 
 
@@ -307,6 +347,9 @@ async def lock_export_process(
             input_digest=inputs,
             output_files=(LOCK_EXPORT,),
             extra_env=uv.resolution_env(),
+            # uv builds the metadata of a package whose metadata is not static with its pinned
+            # build backend, which the check installs from the index.
+            needs_network_trust=project.builds_wheels,
         ),
     )
 
@@ -336,12 +379,13 @@ async def export_service_lock(project: ServiceProject) -> LockExport:
     )
 
 
-def venv_project_digest(project: ServiceProject, export: LockExport) -> Digest:
+def venv_project_digest(project: ServiceProject, export: LockExport, own: Digest) -> Digest:
     """What the venv layer builds its local packages from: in a workspace, the files of the
-    members the service installs, not the workspace's lock, which every member shares."""
+    members the service installs, not the workspace's lock, which every member shares;
+    otherwise `own`, the service's uv project and its local packages."""
     if not export.local_packages:
         return EMPTY_DIGEST
-    return project.workspace.packages_digest if project.workspace else project.digest
+    return project.workspace.packages_digest if project.workspace else own
 
 
 async def native_check_request(
@@ -449,8 +493,24 @@ async def distribution_layer_requests(
     return tuple(requests)
 
 
+class ServiceLayerError(Exception):
+    """The service's top layer could not be built (e.g. its own project does not build); the
+    image tool's message names the service and the fix."""
+
+
+def is_service_layer_failure(failure: ProcessExecutionFailure, spec: str) -> bool:
+    # The description of the service layer's process, as the failure quotes it.
+    return str(failure).startswith(f"Process '{service_layer_description(spec)}'")
+
+
+def service_layer_description(spec: str) -> str:
+    return f"Build the source layer of {spec}"
+
+
 @rule(desc="Build a service image", level=LogLevel.DEBUG)
-async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
+async def build_service_image(
+    request: ServiceImageRequest, global_options: GlobalOptions
+) -> BuiltImage:
     wrapped = await Get(
         WrappedTarget,
         WrappedTargetRequest(request.address, description_of_origin="the esb backend"),
@@ -490,6 +550,33 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
         ),
     )
     app_files = await Get(Digest, RemovePrefix(app_files, root)) if root else app_files
+    app_snapshot = await Get(Snapshot, Digest, app_files)
+    # The venv builds the local packages from these alone, whatever else the project holds.
+    venv_project = project_files.digest
+    venv_project = await Get(Digest, RemovePrefix(venv_project, root)) if root else venv_project
+    # What the build of the service's own project reads: its files, without the lock (whose
+    # changes leave its wheel alone).
+    build_files = EMPTY_DIGEST
+    if project.is_package:
+        build_files = await Get(
+            Digest,
+            DigestSubset(
+                sources.snapshot.digest,
+                PathGlobs(
+                    sorted(
+                        {
+                            *service_context.shipped_files,
+                            *(
+                                in_service(request.address, name)
+                                for name in (SERVICE_PYPROJECT_FILE, SERVICE_BUILD_CONSTRAINTS_FILE)
+                            ),
+                        }
+                        - {project.lock_path}
+                    )
+                ),
+            ),
+        )
+        build_files = await Get(Digest, RemovePrefix(build_files, root)) if root else build_files
     groups = distribution_layer_groups(export.distributions, MAX_DISTRIBUTION_LAYERS)
     indexes = distribution_indexes(export)
     if indexes:
@@ -502,10 +589,10 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
             Get(
                 BuiltLayer,
                 VenvLayerRequest(
-                    venv_project_digest(project, export),
+                    venv_project_digest(project, export, venv_project),
                     export.local_packages,
                     platform,
-                    APP_SOURCE_PATH,
+                    source_path(app_snapshot.files),
                     f"Build the venv layer of {spec}"
                     if export.local_packages
                     else f"Build the venv layer ({platform.python_version})",
@@ -514,15 +601,27 @@ async def build_service_image(request: ServiceImageRequest) -> BuiltImage:
                     display_dir=(project.workspace.display_root if project.workspace else root)
                     if export.local_packages
                     else None,
+                    build_constraints=project.build_constraints,
                 ),
             ),
             Get(
                 BuiltLayer,
-                FilesLayerRequest("app", app_files, APP_DIR, f"Build the source layer of {spec}"),
+                ServiceLayerRequest(
+                    app_files,
+                    build_files,
+                    platform,
+                    spec,
+                    root or ".",
+                    tuple(global_options.build_patterns),
+                    service_layer_description(spec),
+                    build_constraints=project.build_constraints,
+                ),
             ),
             *(Get(BuiltLayer, DistributionLayerRequest, r) for r in layer_requests),
         )
     except ProcessExecutionFailure as failure:
+        if is_service_layer_failure(failure, spec):
+            raise ServiceLayerError(failure.stderr.decode(errors="replace").strip()) from None
         if not is_distribution_layer_failure(failure):
             raise
         raise DistributionInstallError(distribution_install_error(project, failure)) from None

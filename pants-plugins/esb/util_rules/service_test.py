@@ -12,8 +12,13 @@ from esb.util_rules.service import (
     distribution_install_error,
     distribution_layer_groups,
     check_service_files,
+    export_lock_argv,
     is_distribution_layer_failure,
+    is_package,
+    is_service_layer_failure,
     local_package_directories,
+    project_globs,
+    source_path,
 )
 from esb.util_rules.platform import BasePlatform
 from pants.engine.addresses import Address
@@ -168,3 +173,59 @@ def test_a_failed_distribution_layer_names_the_lock_and_the_relock_command() -> 
     assert message.startswith("Installing a distribution that services/api/uv.lock pins failed")
     assert "greeting==1.0: the file the index served" in message
     assert "(`pants esb-lock services/api:api`)" in message
+
+
+@pytest.mark.parametrize(
+    "pyproject, expected",
+    [
+        (b'[project]\nname = "x"\n[build-system]\nrequires = ["setuptools==75.8.0"]\n', True),
+        (b'[build-system]\nrequires = ["setuptools==75.8.0"]\n[tool.uv]\npackage = false\n', False),
+        (b'[project]\nname = "x"\n[tool.uv]\npackage = false\n', False),
+        (b"not toml [", False),
+    ],
+)
+def test_a_service_is_a_package_when_it_has_a_build_system(
+    pyproject: bytes, expected: bool
+) -> None:
+    assert is_package(pyproject) is expected
+
+
+def test_the_source_path_follows_the_layout() -> None:
+    assert source_path(("src/esb_api/__init__.py", "README.md")) == "/app/src"
+    assert source_path(("app/main.py", "app/__init__.py")) == "/app"
+    assert source_path(()) == "/app"
+
+
+def test_the_build_constraints_belong_to_the_project_and_reach_the_check() -> None:
+    address = Address("services/x", target_name="x")
+    assert "services/x/build-constraints.txt" in project_globs(address, ())
+    project = ServiceProject(
+        address,
+        EMPTY_DIGEST,
+        BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11"),
+        Address("base", target_name="base"),
+        is_package=True,
+        build_constraints="build-constraints.txt",
+    )
+    argv = export_lock_argv(project, "uv.whl")
+    assert argv.count("--build-constraints") == 1
+    assert argv[argv.index("--build-constraints") + 1] == "project/build-constraints.txt"
+    assert project.builds_wheels
+    assert not ServiceProject(
+        address, EMPTY_DIGEST, project.platform, project.base_address
+    ).builds_wheels
+
+
+def test_a_failure_of_the_service_layer_is_told_apart_by_its_service() -> None:
+    def failure(description: str) -> ProcessExecutionFailure:
+        return ProcessExecutionFailure(
+            1, b"", b"imagetool service-layer: ...", description, keep_sandboxes=KeepSandboxes.never
+        )
+
+    assert is_service_layer_failure(
+        failure("Build the source layer of services/x:x"), "services/x:x"
+    )
+    assert not is_service_layer_failure(
+        failure("Build the source layer of services/x:x"), "services/y:y"
+    )
+    assert not is_service_layer_failure(failure("Install six==1.17.0 into a layer"), "services/x:x")

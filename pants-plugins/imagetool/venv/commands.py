@@ -1,4 +1,4 @@
-"""Subcommands for the uv binary's layer and a service's venv layer (see `imagetool.cli`).
+"""Subcommands for the uv layer, a service's venv layers and its top layer (see `imagetool.cli`).
 
 Each writes its layer blob and a JSON descriptor of it, `{"digest", "diff_id", "media_type",
 "size"}` (see `imagetool.commands.LayerOutputs`); `venv-layer` also writes the installed
@@ -67,6 +67,15 @@ from imagetool.venv.native import (
     check_native_libraries,
     read_layer_members,
     read_venv_layers,
+)
+from imagetool.venv.project import (
+    DEFAULT_BUILD_FILE_PATTERNS,
+    ServiceProject,
+    backend_environment,
+    build_project_wheel,
+    install_project_wheel,
+    service_layer_members,
+    stage_app_files,
 )
 from imagetool.venv.sdists import LockedSdist, fetch_sdist
 from imagetool.venv.uv_binary import extract_uv_binary, read_uv_binary, uv_layer_members
@@ -150,6 +159,20 @@ def run_export_lock(args: argparse.Namespace) -> int:
             target.version,
             display_dir=args.display_dir,
             relock_command=args.relock_command,
+            build_environment=lambda uv_output: backend_environment(
+                uv_output,
+                uv,
+                args.project,
+                local_package_directories(args.project),
+                Path(scratch),
+                display_dir=args.display_dir or str(args.project),
+                relock_command=args.relock_command or "uv lock",
+                build_constraints=(
+                    args.build_constraints
+                    if args.build_constraints and args.build_constraints.is_file()
+                    else None
+                ),
+            ),
         )
         exported = export_requirements(
             uv,
@@ -271,6 +294,7 @@ def add_venv_layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--display-dir", help="The project's directory as messages name it, e.g. services/api."
     )
+    _add_build_constraints_argument(parser)
     _add_install_arguments(parser)
     add_layer_output_arguments(parser)
 
@@ -293,6 +317,7 @@ def run_venv_layer(args: argparse.Namespace) -> int:
                 source_date_epoch=outputs.mtime,
                 display_dir=args.display_dir,
                 index_url=args.index_url,
+                build_constraints=args.build_constraints,
             )
             venv = build_venv(
                 uv,
@@ -311,6 +336,102 @@ def run_venv_layer(args: argparse.Namespace) -> int:
         outputs.write(venv_layer_members(venv))
     _report_bytecode(venv)
     return 0
+
+
+def add_service_layer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Write the service's top layer: its files under /app (without build files, with "
+        "bytecode) and, with --project, its own project built into a wheel and installed into "
+        "/.venv without dependencies (console scripts, metadata, entry points, package data)."
+    )
+    _add_target_arguments(parser)
+    parser.add_argument(
+        "--app", type=Path, required=True, help="The directory of the files shipped under /app."
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        help="The service's directory with what its build reads, when the service is a package.",
+    )
+    parser.add_argument("--uv", type=Path, help="uv's wheel or binary: needed with --project.")
+    parser.add_argument(
+        "--service", required=True, help="The service's target, for messages, e.g. services/x:x."
+    )
+    parser.add_argument(
+        "--display-dir", required=True, help="The service's directory, e.g. services/x."
+    )
+    parser.add_argument(
+        "--build-file-pattern",
+        action="append",
+        dest="build_file_patterns",
+        help="A file name pattern of build files that never ship; repeatable (default: "
+        f"{', '.join(DEFAULT_BUILD_FILE_PATTERNS)}).",
+    )
+    _add_build_constraints_argument(parser)
+    _add_install_arguments(parser)
+    add_layer_output_arguments(parser)
+
+
+def run_service_layer(args: argparse.Namespace) -> int:
+    outputs = LayerOutputs.from_args(args)
+    target = _target(args)
+    if args.project and not args.uv:
+        raise VenvBuildError("--project needs --uv.")
+    with tempfile.TemporaryDirectory(prefix="esb-service-") as scratch:
+        app = stage_app_files(
+            args.app,
+            Path(scratch) / "app",
+            target,
+            compile_bytecode=args.compile_bytecode,
+            build_file_patterns=args.build_file_patterns or DEFAULT_BUILD_FILE_PATTERNS,
+        )
+        installed = None
+        if args.project:
+            uv = uv_from(args.uv, Path(scratch), args.cache_dir)
+            wheel = build_project_wheel(
+                uv,
+                args.project,
+                Path(scratch) / "build",
+                ServiceProject(args.service, args.display_dir),
+                source_date_epoch=outputs.mtime,
+                build_constraints=args.build_constraints,
+                index_url=args.index_url,
+            )
+            installed = install_project_wheel(
+                uv, wheel, Path(scratch) / "venv", target, compile_bytecode=args.compile_bytecode
+            )
+        outputs.write(service_layer_members(app, installed))
+    if installed is not None:
+        _report_bytecode(installed)
+    for module in app.uncompiled_modules:
+        print(f"note: {module} does not compile, and ships without bytecode.", file=sys.stderr)
+    if app.bytecode_skipped:
+        print(f"note: /app ships without bytecode: {app.bytecode_skipped}.", file=sys.stderr)
+    return 0
+
+
+def _add_build_constraints_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--build-constraints",
+        type=Path,
+        help="The service's build constraints (pinned, hashed build requirements), if any.",
+    )
+
+
+def local_package_directories(project_dir: Path) -> list[str]:
+    """The local packages of the project as `uv export` names them (path sources), read
+    offline from the lock."""
+    lock = project_dir / "uv.lock"
+    content = read_toml(lock, str(lock), "re-lock") if lock.is_file() else {}
+    directories = set()
+    packages = content.get("package", [])
+    for package in packages if isinstance(packages, list) else []:
+        source = package.get("source") if isinstance(package, dict) else None
+        for kind in ("editable", "directory"):
+            path = source.get(kind) if isinstance(source, dict) else None
+            if isinstance(path, str) and os.path.normpath(path) != ".":
+                directories.add(os.path.normpath(path))
+    return sorted(directories)
 
 
 def _report_bytecode(venv: BuiltVenv) -> None:
@@ -645,4 +766,5 @@ COMMANDS: dict[str, tuple[AddArguments, Run]] = {
     "distribution-layer": (add_distribution_layer_arguments, run_distribution_layer),
     "sdist-wheel": (add_sdist_wheel_arguments, run_sdist_wheel),
     "venv-layer": (add_venv_layer_arguments, run_venv_layer),
+    "service-layer": (add_service_layer_arguments, run_service_layer),
 }

@@ -37,7 +37,7 @@ import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -189,6 +189,7 @@ def check_lock(
     *,
     display_dir: Optional[str] = None,
     relock_command: Optional[str] = None,
+    build_environment: Optional[Callable[[str], Optional[Path]]] = None,
 ) -> None:
     """Fail unless `project_dir` has a `uv.lock` that matches its `pyproject.toml` and admits
     the base image's `python_version` (X.Y.Z).
@@ -197,6 +198,14 @@ def check_lock(
     project's requirements are those recorded in the lock; when they are not, uv would need the
     index to tell whether a new resolution changes anything, and the lock is reported as stale:
     re-locking is the fix either way.
+
+    uv builds the metadata of a package whose metadata is not static (a `setup.py`, a dynamic
+    version or dependencies) to compare it with the lock, and offline it cannot fetch the build
+    backend. When the offline check fails, `build_environment` (if given) is called with uv's
+    output and returns an interpreter whose environment holds the pinned build backends (or None
+    when the failure is not for want of one), and the
+    check runs again with it, without build isolation: still offline for the resolution, so a
+    real staleness fails it as before.
 
     Messages name the project as `display_dir` (the service's directory in the repository;
     default `project_dir`) and give `relock_command` (default `pants esb-lock <service
@@ -219,6 +228,14 @@ def check_lock(
     )
     check_path_sources(project_dir, display_dir)
     result = uv.run(["lock", "--check", "--offline", "--python", sys.executable], cwd=project_dir)
+    backends = (
+        build_environment(result.stderr) if result.returncode != 0 and build_environment else None
+    )
+    if backends is not None:
+        result = uv.run(
+            ["lock", "--check", "--offline", "--no-build-isolation", "--python", str(backends)],
+            cwd=project_dir,
+        )
     if result.returncode != 0:
         raise LockError(
             f"{shown_lock} does not match {shown_pyproject} (checked offline by `uv lock --check "
@@ -454,18 +471,26 @@ def build_local_wheels(
     source_date_epoch: int,
     display_dir: Optional[str] = None,
     index_url: str = PYPI_INDEX_URL,
+    build_constraints: Optional[Path] = None,
 ) -> list[Path]:
     """Build a wheel of each local package (a directory inside the project) with `uv build`.
 
-    The build backends are those each package pins exactly in `[build-system].requires`, fetched
-    from the index into an isolated build environment; `SOURCE_DATE_EPOCH` fixes the timestamps
-    that backends write into wheels, so the same sources give the same wheel.
+    The build backends are those each package pins exactly in `[build-system].requires` (or
+    those `build_constraints` pins, hash-checked), fetched from the index into an isolated build
+    environment; `SOURCE_DATE_EPOCH` fixes the timestamps that backends write into wheels, so
+    the same sources give the same wheel.
     """
     shown = display_dir if display_dir is not None else str(project_dir)
     wheels = []
     for index, directory in enumerate(directories):
-        _check_pinned_build_backend(project_dir / directory, f"{shown}/{directory}")
+        if build_constraints is None:
+            _check_pinned_build_backend(project_dir / directory, f"{shown}/{directory}")
         out_dir = wheel_dir.absolute() / str(index)
+        constraints = (
+            [f"--build-constraints={build_constraints.absolute()}", "--require-hashes"]
+            if build_constraints
+            else []
+        )
         result = uv.run(
             [
                 "build",
@@ -474,6 +499,7 @@ def build_local_wheels(
                 f"--python={sys.executable}",
                 f"--default-index={index_url}",
                 "--no-config",
+                *constraints,
                 directory,
             ],
             cwd=project_dir,
@@ -510,7 +536,7 @@ def _check_pinned_build_backend(package_dir: Path, shown: str) -> None:
             f"{shown}/pyproject.toml declares no [build-system] requires: the build would fall "
             f"back to whatever setuptools the index offers that day.\n\n{fix}"
         )
-    unpinned = [requirement for requirement in requires if not _is_exact_pin(requirement)]
+    unpinned = [requirement for requirement in requires if not is_exact_pin(requirement)]
     if unpinned:
         raise VenvBuildError(
             f"{shown}/pyproject.toml does not pin its build requirements exactly: "
@@ -519,7 +545,7 @@ def _check_pinned_build_backend(package_dir: Path, shown: str) -> None:
         )
 
 
-def _is_exact_pin(requirement: object) -> bool:
+def is_exact_pin(requirement: object) -> bool:
     try:
         specifiers = list(Requirement(str(requirement)).specifier)
     except InvalidRequirement:

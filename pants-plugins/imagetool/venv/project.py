@@ -1,0 +1,339 @@
+"""The service layer: the service's files under `/app` and, when it is a package, its own project
+installed into `/.venv`.
+
+A service whose `pyproject.toml` has a `[build-system]` (and does not opt out with `[tool.uv]
+package = false`, as uv does) is built into a wheel by its pinned build backend, with
+`SOURCE_DATE_EPOCH` fixed, and installed without dependencies (each has a layer of its own):
+its console scripts land in `/.venv/bin` with `#!/.venv/bin/python`, and its metadata, entry
+points and package data in site-packages. Either way the service's files go under `/app`,
+without the build files of Pants (they describe the repository, not the service), and its
+modules are compiled in `unchecked-hash` mode with their in-image paths, as the venv's are.
+
+The lock check needs the build backends too when uv must build metadata to compare the lock
+with the project (a `setup.py`, a dynamic version or dependencies): `backend_environment`
+installs the pinned build requirements into an environment of their own, with which the check
+runs again, still offline for everything else.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import py_compile
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping, Optional, Sequence
+
+from imagetool.tarlayer import LayerMember, members_from_directory
+from imagetool.venv.builds import build_wheel
+from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError, read_toml
+from imagetool.venv.install import (
+    RELOCK_PLACEHOLDER,
+    BuiltVenv,
+    TargetPython,
+    Uv,
+    bytecode_incompatibility,
+    install_distributions,
+    is_exact_pin,
+    venv_layer_members,
+)
+
+APP_PATH = "/app"
+# Pants' default `[GLOBAL].build_patterns`.
+DEFAULT_BUILD_FILE_PATTERNS = ("BUILD", "BUILD.*")
+
+
+class ProjectBuildError(VenvBuildError):
+    """The service's own project cannot be built into a wheel."""
+
+
+def is_package(pyproject: Mapping[str, object]) -> bool:
+    """Whether the project is built and installed: it declares a `[build-system]` and does not
+    set `[tool.uv] package = false`."""
+    tool = pyproject.get("tool", {})
+    uv_table = tool.get("uv", {}) if isinstance(tool, dict) else {}
+    if isinstance(uv_table, dict) and uv_table.get("package") is False:
+        return False
+    return isinstance(pyproject.get("build-system"), dict)
+
+
+def build_requirements(pyproject: Mapping[str, object]) -> list[str]:
+    build_system = pyproject.get("build-system", {})
+    requires = build_system.get("requires") if isinstance(build_system, dict) else None
+    return [str(r) for r in requires] if isinstance(requires, list) else []
+
+
+def without_tracebacks(output: str) -> str:
+    """`output` (uv's) with each Python traceback of the build backend reduced to its last line, the
+    exception (e.g. `FileNotFoundError: ... 'README.md'`): the frames are the backend's
+    internals, and the exception says what the build lacked."""
+    kept, in_traceback = [], False
+    for line in output.strip().splitlines():
+        if line.strip() == "Traceback (most recent call last):":
+            in_traceback = True
+        elif in_traceback and line[:1].isspace():
+            continue
+        else:
+            in_traceback = False
+            kept.append(line)
+    return "\n".join(kept)
+
+
+@dataclass(frozen=True)
+class ServiceProject:
+    """How messages name the service: its target and its directory in the repository."""
+
+    target: str
+    display_dir: str
+
+    @property
+    def pyproject(self) -> str:
+        return f"{self.display_dir}/pyproject.toml"
+
+    def fix(self, problem_fix: str) -> str:
+        return (
+            f"Fix: {problem_fix}; or, to ship the service's files under {APP_PATH} only, remove "
+            f"[build-system] from {self.pyproject} (or set `[tool.uv] package = false`). Then run "
+            f"`pants package {self.target}`."
+        )
+
+
+def build_project_wheel(
+    uv: Uv,
+    project_dir: Path,
+    scratch: Path,
+    service: ServiceProject,
+    *,
+    source_date_epoch: int,
+    build_constraints: Optional[Path] = None,
+    index_url: str = PYPI_INDEX_URL,
+) -> Path:
+    """The wheel of the service's own project, built from a copy of `project_dir` (backends
+    write `build/` and `*.egg-info` beside the sources), by its pinned backend."""
+    pyproject = read_toml(
+        project_dir / "pyproject.toml", service.pyproject, f"run `pants package {service.target}`"
+    )
+    if build_constraints is None:
+        requires = build_requirements(pyproject)
+        unpinned = [r for r in requires if not is_exact_pin(r)]
+        if not requires or unpinned:
+            problem = (
+                f"does not pin its build requirements exactly: {', '.join(map(repr, unpinned))}"
+                if unpinned
+                else "declares no [build-system] requires"
+            )
+            raise ProjectBuildError(
+                f"The service {service.target} is a package, but {service.pyproject} {problem}: "
+                "an unpinned build backend could build another wheel tomorrow from the same "
+                "sources.\n\n"
+                + service.fix(
+                    "pin each [build-system] requirement with `==` (e.g. "
+                    '`requires = ["setuptools==75.8.0"]`), or run `pants esb-lock '
+                    f"{service.target}` to pin them in build-constraints.txt"
+                )
+            )
+    source = scratch / "source"
+    shutil.copytree(project_dir, source, symlinks=True)
+    try:
+        return build_wheel(
+            uv,
+            source,
+            scratch / "wheel",
+            source_date_epoch=source_date_epoch,
+            build_constraints=build_constraints,
+            display=f"the service {service.target} ({service.pyproject})",
+            index_url=index_url,
+        )
+    except VenvBuildError as e:
+        raise ProjectBuildError(
+            f"The service {service.target} is a package ({service.pyproject} has a "
+            f"[build-system]), and its wheel could not be built.\n\n"
+            + service.fix(
+                "make the project build: the files its build reads (a `readme`, a license "
+                f"file, `setup.py`, the package's modules and data) must be selected by the "
+                f"`sources` field of {service.target}, and a build that needs a C compiler is "
+                "not supported"
+            )
+            + "\n\n"
+            + without_tracebacks(str(e)).replace(
+                RELOCK_PLACEHOLDER, f"`pants esb-lock {service.target}`"
+            )
+        ) from None
+
+
+def install_project_wheel(
+    uv: Uv, wheel: Path, prefix: Path, target: TargetPython, *, compile_bytecode: bool
+) -> BuiltVenv:
+    """Install the project's wheel alone (its dependencies have layers of their own) as files of
+    `/.venv`: scripts, metadata, entry points and package data."""
+    return install_distributions(
+        uv, "", prefix, target, local_wheels=[wheel], compile_bytecode=compile_bytecode
+    )
+
+
+def is_build_file(relative_path: str, patterns: Sequence[str]) -> bool:
+    name = relative_path.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+@dataclass(frozen=True)
+class AppFiles:
+    root: Path
+    uncompiled_modules: tuple[str, ...]
+    bytecode_skipped: Optional[str]
+
+
+def stage_app_files(
+    files: Path,
+    staged: Path,
+    target: TargetPython,
+    *,
+    compile_bytecode: bool,
+    build_file_patterns: Sequence[str] = DEFAULT_BUILD_FILE_PATTERNS,
+) -> AppFiles:
+    """Copy the service's files from `files` to `staged` (which must not exist) without build
+    files, and compile their modules for `/app` when this interpreter can (see
+    `bytecode_incompatibility`)."""
+    staged.mkdir(parents=True)
+    for path in sorted(files.rglob("*")):
+        relative = path.relative_to(files).as_posix()
+        if path.is_dir() and not path.is_symlink():
+            continue
+        if is_build_file(relative, build_file_patterns):
+            continue
+        destination = staged / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            destination.symlink_to(path.readlink())
+        else:
+            shutil.copy2(path, destination)
+    skipped = bytecode_incompatibility(target) if compile_bytecode else None
+    uncompiled: list[str] = []
+    if compile_bytecode and not skipped:
+        uncompiled = compile_app_bytecode(staged)
+    return AppFiles(staged, tuple(uncompiled), skipped)
+
+
+def compile_app_bytecode(app_dir: Path) -> list[str]:
+    """Write `__pycache__/<module>.cpython-3X.pyc` beside every module under `app_dir`, named by
+    its path under `/app`; returns the in-image paths of those that do not compile."""
+    uncompiled = []
+    for source in sorted(app_dir.rglob("*.py")):
+        if source.is_symlink() or not source.is_file():
+            continue
+        in_image_path = f"{APP_PATH}/{source.relative_to(app_dir).as_posix()}"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                py_compile.compile(
+                    str(source),
+                    dfile=in_image_path,
+                    doraise=True,
+                    optimize=0,
+                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+                )
+        except py_compile.PyCompileError:
+            uncompiled.append(in_image_path)
+    return uncompiled
+
+
+def service_layer_members(app: AppFiles, project: Optional[BuiltVenv]) -> Iterator[LayerMember]:
+    """`/app` and, if any, the project's files under `/.venv`."""
+    if project is not None:
+        yield from venv_layer_members(project)
+    yield from members_from_directory(app.root, prefix=APP_PATH.lstrip("/"))
+
+
+def local_build_requirements(
+    project_dir: Path, directories: Sequence[str], display_dir: str, relock_command: str
+) -> list[str]:
+    """The exact build requirements of the project (when it is a package) and of its local
+    packages in `directories`, deduplicated; a requirement that is not pinned exactly is
+    refused, as for their builds."""
+    requirements: dict[str, None] = {}
+    fix = "run `pants package` again after fixing the file"
+    sources = [(project_dir / "pyproject.toml", f"{display_dir}/pyproject.toml", True)]
+    sources += [
+        (project_dir / d / "pyproject.toml", f"{display_dir}/{d}/pyproject.toml", False)
+        for d in directories
+    ]
+    for pyproject_path, shown, is_root in sources:
+        pyproject = read_toml(pyproject_path, shown, fix) if pyproject_path.is_file() else {}
+        if is_root and not is_package(pyproject):
+            continue
+        requires = build_requirements(pyproject)
+        unpinned = [r for r in requires if not is_exact_pin(r)]
+        if not requires or unpinned:
+            raise VenvBuildError(
+                f"{shown} does not pin its build requirements exactly "
+                f"({', '.join(map(repr, unpinned)) or 'no [build-system] requires'}): the lock "
+                "check must build its metadata with the backend its build uses.\n\nFix: pin "
+                'each [build-system] requirement with `==` (e.g. `requires = ["setuptools=='
+                f'75.8.0"]`), or run `{relock_command}` to pin them in build-constraints.txt.'
+            )
+        requirements.update(dict.fromkeys(requires))
+    return list(requirements)
+
+
+# What uv says when the offline check had to build a package's metadata and could not fetch
+# its build backend.
+_NEEDS_BACKEND = "Failed to resolve requirements from `build-system.requires`"
+
+
+def backend_environment(
+    uv_output: str,
+    uv: Uv,
+    project_dir: Path,
+    local_directories: Sequence[str],
+    scratch: Path,
+    *,
+    display_dir: str,
+    relock_command: str,
+    build_constraints: Optional[Path] = None,
+    index_url: str = PYPI_INDEX_URL,
+) -> Optional[Path]:
+    """An interpreter whose environment holds the pinned build requirements of the project and
+    of its local packages (every entry of `build_constraints` when given, hash-checked), for a
+    lock check without build isolation; None when the offline check's `uv_output` does not say
+    that it lacked a build backend, or when nothing is built."""
+    if _NEEDS_BACKEND not in uv_output:
+        return None
+    if build_constraints is not None:
+        stdin = build_constraints.read_text()
+        hashes = ["--require-hashes"]
+    else:
+        requirements = local_build_requirements(
+            project_dir, local_directories, display_dir, relock_command
+        )
+        if not requirements:
+            return None
+        stdin, hashes = "".join(f"{r}\n" for r in requirements), []
+    environment = scratch / "build-backends"
+    created = uv.run(
+        ["venv", str(environment.absolute()), f"--python={sys.executable}", "--no-config"],
+        cwd=scratch,
+    )
+    if created.returncode != 0:
+        raise VenvBuildError(f"uv could not create an environment:\n{created.stderr.strip()}")
+    python = environment.absolute() / "bin" / "python"
+    installed = uv.run(
+        [
+            "pip",
+            "install",
+            f"--python={python}",
+            "--requirements=-",
+            f"--default-index={index_url}",
+            "--no-config",
+            *hashes,
+        ],
+        cwd=scratch,
+        stdin=stdin,
+    )
+    if installed.returncode != 0:
+        raise VenvBuildError(
+            f"uv could not install the build requirements of {display_dir} to check its lock "
+            f"(building the metadata of a package needs them):\n{installed.stderr.strip()}"
+        )
+    return python
