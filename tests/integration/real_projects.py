@@ -94,8 +94,13 @@ class RealService:
         (service / "BUILD").write_text(self.build_file)
 
 
-def _service_build(name: str, command: Sequence[str], ports: Sequence[str] = ()) -> str:
+def _service_build(
+    name: str, command: Sequence[str], ports: Sequence[str] = (), *, whole_directory: bool = False
+) -> str:
     ports_line = f"    ports={list(ports)!r},\n" if ports else ""
+    # An unpacked sdist ships as a Dockerfile's `COPY . /app` would: its code is not under
+    # src/, and its build reads PKG-INFO, the readme and the license.
+    sources_line = '    sources=["**/*"],\n' if whole_directory else ""
     return (
         "esb_service_image(\n"
         f'    name="{name}",\n'
@@ -104,6 +109,7 @@ def _service_build(name: str, command: Sequence[str], ports: Sequence[str] = ())
         f'    user="{SERVICE_ACCOUNT}",\n'
         f"    command={list(command)!r},\n"
         f"{ports_line}"
+        f"{sources_line}"
         ")\n"
     )
 
@@ -114,7 +120,10 @@ PYPISERVER = RealService(
     directory="pypiserver",
     sdist=Sdist("pypiserver", "2.4.2", "131bc2a31ea1eab0e0104ace799dff139789b215465e3d326c65f56df5c160cb"),
     build_file=_service_build(
-        "pypiserver", ["pypi-server", "run", "--port", "8080", "/app"], ["8080/tcp"]
+        "pypiserver",
+        ["pypi-server", "run", "--port", "8080", "/app"],
+        ["8080/tcp"],
+        whole_directory=True,
     ),
 )
 # A CLI started by its console script; setuptools-scm gives its version (from PKG-INFO: an
@@ -122,7 +131,7 @@ PYPISERVER = RealService(
 TABULATE = RealService(
     directory="tabulate",
     sdist=Sdist("tabulate", "0.10.0", "e2cfde8f79420f6deeffdeda9aaec3b6bc5abce947655d17ac662b126e48a60d"),
-    build_file=_service_build("tabulate", ["tabulate", "--help"]),
+    build_file=_service_build("tabulate", ["tabulate", "--help"], whole_directory=True),
 )
 # A published Flask application deployed by a project of ours that depends on it: two of its
 # dependencies (docopt, path-and-address) publish only sdists.
