@@ -98,6 +98,26 @@ def debian_lock_argv(packages: Iterable[str], sources: Iterable[str]) -> tuple[s
 
 
 def uv_lock_argv(project: ServiceProject, uv_wheel: str, upgrade: bool) -> tuple[str, ...]:
+    return _uv_lock_argv(
+        project,
+        uv_wheel,
+        upgrade,
+        display_dir=project.address.spec_path or ".",
+        relock_command=project.relock_command,
+        options=("--build-constraints", f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}"),
+    )
+
+
+def _uv_lock_argv(
+    project: ServiceProject,
+    uv_wheel: str,
+    upgrade: bool,
+    *,
+    display_dir: str,
+    relock_command: str,
+    options: tuple[str, ...],
+) -> tuple[str, ...]:
+    """The image tool's `uv-lock` of the uv project staged at `project/`."""
     return (
         "uv-lock",
         "--project",
@@ -107,12 +127,11 @@ def uv_lock_argv(project: ServiceProject, uv_wheel: str, upgrade: bool) -> tuple
         "--python-version",
         project.platform.python_version,
         "--display-dir",
-        project.address.spec_path or ".",
-        *(("--upgrade",) if upgrade else ()),
+        display_dir,
         "--relock-command",
-        project.relock_command,
-        "--build-constraints",
-        f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",
+        relock_command,
+        *(("--upgrade",) if upgrade else ()),
+        *options,
         *credentials_argv(),
     )
 
@@ -273,21 +292,13 @@ async def lock_workspaces(
 def workspace_lock_argv(
     group: tuple[WorkspaceMember, ...], project: ServiceProject, uv_wheel: str, upgrade: bool
 ) -> tuple[str, ...]:
-    return (
-        "uv-lock",
-        "--workspace",
-        "--project",
-        "project",
-        "--uv",
+    return _uv_lock_argv(
+        project,
         uv_wheel,
-        "--python-version",
-        project.platform.python_version,
-        "--display-dir",
-        group[0].display_root,
-        "--relock-command",
-        f"pants esb-lock {' '.join(str(m.address) for m in group)}",
-        *(("--upgrade",) if upgrade else ()),
-        *credentials_argv(),
+        upgrade,
+        display_dir=group[0].display_root,
+        relock_command=f"pants esb-lock {' '.join(str(m.address) for m in group)}",
+        options=("--workspace",),
     )
 
 

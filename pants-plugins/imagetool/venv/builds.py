@@ -18,10 +18,10 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError
-from imagetool.venv.install import RELOCK_PLACEHOLDER, Uv
+from imagetool.venv.install import RELOCK_PLACEHOLDER, Uv, check_pinned_build_backend
 
 _UNHASHED_BUILD_REQUIREMENT = re.compile(
     r"no trusted hash was provided for: `(?P<requirement>[^`]+)`"
@@ -144,3 +144,38 @@ def build_error(uv_output: str, display: str, constrained: bool) -> VenvBuildErr
             needs_compiler_message(display, reason) + f"\n\nuv said:\n{uv_output}"
         )
     return VenvBuildError(f"uv could not build a wheel of {display}:\n{uv_output}")
+
+
+def build_local_wheels(
+    uv: Uv,
+    project_dir: Path,
+    directories: Sequence[str],
+    wheel_dir: Path,
+    *,
+    source_date_epoch: int,
+    display_dir: Optional[str] = None,
+    index_url: str = PYPI_INDEX_URL,
+    build_constraints: Optional[Path] = None,
+) -> list[Path]:
+    """A wheel of each local package (a directory inside the project), by `build_wheel`.
+
+    The build backends are those `build_constraints` pins with their hashes or, without it,
+    those each package pins exactly in its `[build-system].requires`.
+    """
+    shown = display_dir if display_dir is not None else str(project_dir)
+    wheels = []
+    for index, directory in enumerate(directories):
+        if build_constraints is None:
+            check_pinned_build_backend(project_dir / directory, f"{shown}/{directory}")
+        wheels.append(
+            build_wheel(
+                uv,
+                project_dir / directory,
+                wheel_dir / str(index),
+                source_date_epoch=source_date_epoch,
+                build_constraints=build_constraints,
+                display=f"the local package {shown}/{directory}",
+                index_url=index_url,
+            )
+        )
+    return wheels

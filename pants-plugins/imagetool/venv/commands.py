@@ -38,7 +38,7 @@ from imagetool.venv.build_constraints import (
     check_build_constraints,
     write_build_constraints,
 )
-from imagetool.venv.builds import build_wheel
+from imagetool.venv.builds import build_local_wheels, build_wheel
 from imagetool.venv.indexes import (
     PYPI_INDEX_URL,
     PackageIndex,
@@ -52,7 +52,6 @@ from imagetool.venv.install import (
     TargetPython,
     Uv,
     VenvBuildError,
-    build_local_wheels,
     build_venv,
     install_distributions,
     write_venv_files,

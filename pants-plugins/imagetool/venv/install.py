@@ -462,60 +462,7 @@ def install_args(prefix: Path, target: TargetPython, index_url: str) -> list[str
     ]
 
 
-def build_local_wheels(
-    uv: Uv,
-    project_dir: Path,
-    directories: Sequence[str],
-    wheel_dir: Path,
-    *,
-    source_date_epoch: int,
-    display_dir: Optional[str] = None,
-    index_url: str = PYPI_INDEX_URL,
-    build_constraints: Optional[Path] = None,
-) -> list[Path]:
-    """Build a wheel of each local package (a directory inside the project) with `uv build`.
-
-    The build backends are those each package pins exactly in `[build-system].requires` (or
-    those `build_constraints` pins, hash-checked), fetched from the index into an isolated build
-    environment; `SOURCE_DATE_EPOCH` fixes the timestamps that backends write into wheels, so
-    the same sources give the same wheel.
-    """
-    shown = display_dir if display_dir is not None else str(project_dir)
-    wheels = []
-    for index, directory in enumerate(directories):
-        if build_constraints is None:
-            _check_pinned_build_backend(project_dir / directory, f"{shown}/{directory}")
-        out_dir = wheel_dir.absolute() / str(index)
-        constraints = (
-            [f"--build-constraints={build_constraints.absolute()}", "--require-hashes"]
-            if build_constraints
-            else []
-        )
-        result = uv.run(
-            [
-                "build",
-                "--wheel",
-                f"--out-dir={out_dir}",
-                f"--python={sys.executable}",
-                f"--default-index={index_url}",
-                "--no-config",
-                *constraints,
-                directory,
-            ],
-            cwd=project_dir,
-            extra_env={"SOURCE_DATE_EPOCH": str(source_date_epoch)},
-        )
-        built = sorted(out_dir.glob("*.whl")) if out_dir.is_dir() else []
-        if result.returncode != 0 or len(built) != 1:
-            raise VenvBuildError(
-                f"uv could not build a wheel of the local package {shown}/{directory}:\n"
-                f"{result.stderr.strip()}"
-            )
-        wheels.append(built[0])
-    return wheels
-
-
-def _check_pinned_build_backend(package_dir: Path, shown: str) -> None:
+def check_pinned_build_backend(package_dir: Path, shown: str) -> None:
     pyproject = package_dir / "pyproject.toml"
     fix = (
         "Fix: give the package a pyproject.toml whose [build-system] pins each requirement "
@@ -569,7 +516,7 @@ def build_venv(
     index_url: str = PYPI_INDEX_URL,
 ) -> BuiltVenv:
     """Install `requirements` (hashed, from `export_requirements`) and `local_wheels` (from
-    `build_local_wheels`) as a venv for `/.venv` in `venv_dir`: `install_distributions`, and
+    `builds.build_local_wheels`) as a venv for `/.venv` in `venv_dir`: `install_distributions`, and
     the files that make the directory a venv (`write_venv_files`).
 
     `venv_dir` must not exist yet. `source_paths` are the in-image directories that the `.pth`
@@ -629,7 +576,11 @@ def install_distributions(
     _remove_install_provenance(site_packages)
     _update_records(site_packages, _rewrite_script_shebangs(prefix / "bin"))
     skipped = bytecode_incompatibility(target) if compile_bytecode else None
-    uncompiled = _compile_bytecode(site_packages, prefix) if compile_bytecode and not skipped else ()
+    uncompiled = (
+        compile_modules(site_packages, prefix, VENV_PATH)
+        if compile_bytecode and not skipped
+        else ()
+    )
     # The target's interpreter may be the host's own (Debian's /usr/bin/python3.11), and then
     # its path is rightly everywhere in the venv.
     host_paths = {str(prefix), sys.executable} - {target.interpreter}
@@ -801,13 +752,15 @@ def write_venv_files(venv_dir: Path, target: TargetPython, source_paths: Sequenc
     (site_packages / SOURCE_PATHS_PTH).write_text("".join(f"{path}\n" for path in source_paths))
 
 
-def _compile_bytecode(site_packages: Path, venv_dir: Path) -> list[str]:
-    """Compile every module in `site_packages`; returns the in-image paths of those that fail."""
+def compile_modules(directory: Path, root: Path, in_image_root: str) -> list[str]:
+    """Compile every module under `directory` in `unchecked-hash` mode, each named by its path
+    in the image (`in_image_root` plus its path under `root`); returns the in-image paths of
+    those that do not compile."""
     uncompiled = []
-    for source in sorted(site_packages.rglob("*.py")):
+    for source in sorted(directory.rglob("*.py")):
         if source.is_symlink() or not source.is_file():
             continue
-        in_image_path = f"{VENV_PATH}/{source.relative_to(venv_dir).as_posix()}"
+        in_image_path = f"{in_image_root}/{source.relative_to(root).as_posix()}"
         try:
             # Compiling third-party code warns about its style (e.g. invalid escape sequences),
             # which is noise here: it is not ours to fix, and running it would warn again anyway.
@@ -897,6 +850,30 @@ def _leaves_project(path: str) -> bool:
     return normalised == ".." or normalised.startswith("../")
 
 
+def run_uv_lock(
+    uv: Uv,
+    directory: Path,
+    indexes: Sequence[PackageIndex],
+    *,
+    index_url: str,
+    upgrade: bool,
+    shown: str,
+) -> None:
+    """`uv lock` in `directory` (a project or a workspace's root); `indexes` are the project's
+    named indexes, for the message when one refuses access; `shown` names what is locked."""
+    args = ["lock", "--python", sys.executable]
+    if index_url != PYPI_INDEX_URL:
+        args.append(f"--default-index={index_url}")
+    if upgrade:
+        args.append("--upgrade")
+    result = uv.run(args, cwd=directory)
+    if result.returncode != 0:
+        denied = access_error(result.stderr.strip(), indexes)
+        if denied:
+            raise denied
+        raise LockError(f"uv could not lock {shown}:\n{result.stderr.strip()}")
+
+
 def lock_project(
     uv: Uv,
     project_dir: Path,
@@ -924,17 +901,7 @@ def lock_project(
     check_path_sources(project_dir, display_dir)
     _check_project_requires_python(pyproject, python_version, shown)
     relock = relock_command or RELOCK_PLACEHOLDER.strip("`")
-    args = ["lock", "--python", sys.executable]
-    if index_url != PYPI_INDEX_URL:
-        args.append(f"--default-index={index_url}")
-    if upgrade:
-        args.append("--upgrade")
-    result = uv.run(args, cwd=project_dir)
-    if result.returncode != 0:
-        denied = access_error(result.stderr.strip(), indexes)
-        if denied:
-            raise denied
-        raise LockError(f"uv could not lock {shown}:\n{result.stderr.strip()}")
+    run_uv_lock(uv, project_dir, indexes, index_url=index_url, upgrade=upgrade, shown=shown)
     _check_requires_python(
         project_dir / "uv.lock",
         python_version,

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from imagetool.venv.conftest import DEBIAN_12
+from imagetool.venv.builds import build_local_wheels
 from imagetool.venv.install import (
     InstalledPackage,
     LockError,
     Uv,
     VenvBuildError,
-    build_local_wheels,
     build_venv,
     check_lock,
     export_requirements,

@@ -18,10 +18,8 @@ runs again, still offline for everything else.
 from __future__ import annotations
 
 import fnmatch
-import py_compile
 import shutil
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence
@@ -35,6 +33,7 @@ from imagetool.venv.install import (
     TargetPython,
     Uv,
     bytecode_incompatibility,
+    compile_modules,
     install_distributions,
     is_exact_pin,
     venv_layer_members,
@@ -212,31 +211,8 @@ def stage_app_files(
     skipped = bytecode_incompatibility(target) if compile_bytecode else None
     uncompiled: list[str] = []
     if compile_bytecode and not skipped:
-        uncompiled = compile_app_bytecode(staged)
+        uncompiled = compile_modules(staged, staged, APP_PATH)
     return AppFiles(staged, tuple(uncompiled), skipped)
-
-
-def compile_app_bytecode(app_dir: Path) -> list[str]:
-    """Write `__pycache__/<module>.cpython-3X.pyc` beside every module under `app_dir`, named by
-    its path under `/app`; returns the in-image paths of those that do not compile."""
-    uncompiled = []
-    for source in sorted(app_dir.rglob("*.py")):
-        if source.is_symlink() or not source.is_file():
-            continue
-        in_image_path = f"{APP_PATH}/{source.relative_to(app_dir).as_posix()}"
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                py_compile.compile(
-                    str(source),
-                    dfile=in_image_path,
-                    doraise=True,
-                    optimize=0,
-                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-                )
-        except py_compile.PyCompileError:
-            uncompiled.append(in_image_path)
-    return uncompiled
 
 
 def service_layer_members(app: AppFiles, project: Optional[BuiltVenv]) -> Iterator[LayerMember]:

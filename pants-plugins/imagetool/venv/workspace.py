@@ -8,14 +8,12 @@ its `requires-python` is that of its members, which uv intersects, and only the 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 from imagetool.venv.indexes import (
     PYPI_INDEX_URL,
     LockError,
-    access_error,
     project_indexes,
     read_toml,
 )
@@ -24,6 +22,7 @@ from imagetool.venv.install import (
     _check_project_requires_python,
     _check_requires_python,
     check_path_sources,
+    run_uv_lock,
 )
 
 
@@ -54,17 +53,9 @@ def lock_workspace(
     check_path_sources(root_dir, display_dir)
     if isinstance(pyproject.get("project"), dict):
         _check_project_requires_python(pyproject, python_version, shown)
-    args = ["lock", "--python", sys.executable]
-    if index_url != PYPI_INDEX_URL:
-        args.append(f"--default-index={index_url}")
-    if upgrade:
-        args.append("--upgrade")
-    result = uv.run(args, cwd=root_dir)
-    if result.returncode != 0:
-        denied = access_error(result.stderr.strip(), indexes)
-        if denied:
-            raise denied
-        raise LockError(f"uv could not lock the workspace {shown}:\n{result.stderr.strip()}")
+    run_uv_lock(
+        uv, root_dir, indexes, index_url=index_url, upgrade=upgrade, shown=f"the workspace {shown}"
+    )
     _check_requires_python(
         root_dir / "uv.lock",
         python_version,

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from imagetool.venv.conftest import DEBIAN_12
+from imagetool.venv.builds import build_local_wheels
 from imagetool.venv.install import (
     LockError,
     Uv,
-    build_local_wheels,
     check_lock,
     export_requirements,
 )
