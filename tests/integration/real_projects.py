@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import ssl
 import tarfile
 import textwrap
@@ -156,14 +155,6 @@ def add_real_services(checkout: Checkout, sdists: Path) -> None:
     for service in REAL_SERVICES:
         service.lay_out(checkout, sdists)
     checkout.append("pants.toml", f'\n[esb-uv]\nexclude_newer = "{EXCLUDE_NEWER}"\n')
-
-
-def copy_locks(source: Checkout, destination: Checkout) -> None:
-    """The files `pants esb-lock` wrote for the real services, from one checkout to another."""
-    for service in REAL_SERVICES:
-        for written in sorted((source.root / service.path).glob("*")):
-            if written.name in ("uv.lock", "build-constraints.txt"):
-                shutil.copy2(written, destination.root / service.path / written.name)
 
 
 def _unpack_sdist(sdist: Path, destination: Path) -> None:

@@ -12,7 +12,6 @@ from integration.fake_clock import (
     missing_requirement,
 )
 from integration.prerequisites import require
-from integration.real_projects import REAL_SERVICES, add_real_services, copy_locks, sdist_cache
 
 # Years before the build machines' real clock, and within the validity of the certificates that
 # the downloads from PyPI and Debian present.
@@ -50,14 +49,6 @@ def test_clean_builds_at_two_paths_on_two_clocks_give_identical_digests(
     )
     first_options = clean_build_options(scratch / "first" / "caches")
     second_options = clean_build_options(scratch / "second" / "caches")
-    # Real projects too (own projects built into wheels, sdists built), locked once: a lock is
-    # an input, made by `esb-lock` from the index of the day.
-    for checkout in (first, second):
-        add_real_services(checkout, sdist_cache())
-    lock = first.pants(*first_options, "esb-lock", *(s.target for s in REAL_SERVICES))
-    assert lock.returncode == 0, lock.report()
-    copy_locks(first, second)
-    real_targets = [ImageTarget(s.target, "esb_service_image", ()) for s in REAL_SERVICES]
 
     first_run = first.pants(*first_options, "package", "::")
     assert first_run.returncode == 0, first_run.report()
@@ -72,5 +63,4 @@ def test_clean_builds_at_two_paths_on_two_clocks_give_identical_digests(
     # The clock the second build's processes saw: a process run the same way, in the same place.
     fake_date = FAKE_MOMENT.split()[0]
     assert date_seen_by_sandboxed_processes(second, second_options, fake_clock) == fake_date
-    all_targets = [*image_targets, *real_targets]
-    assert second.digests(all_targets) == first.digests(all_targets)
+    assert second.digests(image_targets) == first.digests(image_targets)

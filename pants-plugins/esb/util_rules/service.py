@@ -310,8 +310,9 @@ def export_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
         *(("--package", member.package) if member else ()),
         "--relock-command",
         project.relock_command,
-        "--build-constraints",
-        f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",
+        # A workspace's lock writes no build constraints yet: its members' builds need their
+        # `[build-system]` pinned exactly, as local packages without the file do.
+        *(() if member else ("--build-constraints", f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}")),
         "--out",
         LOCK_EXPORT,
     )
