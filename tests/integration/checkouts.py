@@ -36,6 +36,7 @@ EXCLUDED_TOP_LEVEL = frozenset({"dist", ".ci-state"})
 PANTS_ENVIRONMENT = ("PATH", "HOME", "SSL_CERT_FILE")
 PANTS_TIMEOUT_S = 900
 IMAGE_TARGET_TYPES = ("esb_base_image", "esb_service_image")
+WORKER = "services/worker"
 _COMPLETED = re.compile(r"^\S+ \[INFO\] Completed: (.+)$", re.MULTILINE)
 
 
@@ -226,6 +227,13 @@ class Checkout:
     def append(self, relative: str, text: str) -> None:
         with (self.root / relative).open("a") as file:
             file.write(text)
+
+
+def add_worker_dependency(checkout: Checkout, requirement: str) -> None:
+    """Adds `requirement` to `[project].dependencies` of the worker service."""
+    checkout.substitute(
+        f"{WORKER}/pyproject.toml", r'"structlog>=24\.1",', f'"structlog>=24.1", "{requirement}",'
+    )
 
 
 def image_steps(checkout: Checkout, targets: Sequence[ImageTarget]) -> set[str]:

@@ -30,6 +30,12 @@ def repo_root() -> Path:
     return Path(value)
 
 
+@pytest.fixture
+def checkout(repo_root: Path, scratch: Path) -> Checkout:
+    """A copy of the checkout for one test to change."""
+    return Checkout.copy_of(repo_root, scratch / "checkout")
+
+
 @pytest.fixture(scope="session")
 def session_checkout(repo_root: Path) -> Iterator[Checkout]:
     """A copy of the checkout shared by the tests that only read it."""

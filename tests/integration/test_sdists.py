@@ -5,15 +5,12 @@ sdist that needs a C compiler is refused naming it and what to do."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from docker import DockerClient
 
-from integration.checkouts import Checkout
+from integration.checkouts import WORKER, Checkout, add_worker_dependency
 from integration.containers import run_to_exit
 
-SERVICE = "services/worker"
+SERVICE = WORKER
 TARGET = f"{SERVICE}:worker"
 CONSTRAINTS = f"{SERVICE}/build-constraints.txt"
 # Published only as sdists on PyPI, pinned by version and sha256 (the lock records the hash and
@@ -26,15 +23,8 @@ MMH3_SHA256 = "185209a217c52afe43e079e5b232d0ef0f3a262601eaaf4371326ab6dcbec508"
 EXCLUDE_NEWER = "2025-06-01T00:00:00Z"
 
 
-@pytest.fixture
-def checkout(repo_root: Path, scratch: Path) -> Checkout:
-    return Checkout.copy_of(repo_root, scratch / "checkout")
-
-
 def add_dependency(checkout: Checkout, requirement: str) -> None:
-    checkout.substitute(
-        f"{SERVICE}/pyproject.toml", r'"structlog>=24\.1",', f'"structlog>=24.1", "{requirement}",'
-    )
+    add_worker_dependency(checkout, requirement)
     checkout.append(f"{SERVICE}/pyproject.toml", f'exclude-newer = "{EXCLUDE_NEWER}"\n')
 
 

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from docker import DockerClient
 
-from integration.checkouts import Checkout
+from integration.checkouts import WORKER, Checkout, add_worker_dependency
 from integration.containers import run_to_exit
 
-SERVICE = "services/worker"
+SERVICE = WORKER
 TARGET = f"{SERVICE}:worker"
 BASE = "base:esb-service-base"
 # greenlet's extension is C++: its manylinux wheel links libstdc++.so.6, which manylinux lets
@@ -19,19 +17,8 @@ BASE = "base:esb-service-base"
 COMPILED_DEPENDENCY = "greenlet==3.1.1"
 
 
-@pytest.fixture
-def checkout(repo_root: Path, scratch: Path) -> Checkout:
-    return Checkout.copy_of(repo_root, scratch / "checkout")
-
-
-def add_dependency(checkout: Checkout, requirement: str) -> None:
-    checkout.substitute(
-        f"{SERVICE}/pyproject.toml", r'"structlog>=24\.1",', f'"structlog>=24.1", "{requirement}",'
-    )
-
-
 def test_a_stale_lock_fails_lint_and_package_until_esb_lock_renews_it(checkout: Checkout) -> None:
-    add_dependency(checkout, "six==1.17.0")
+    add_worker_dependency(checkout, "six==1.17.0")
 
     lint = checkout.pants("lint", TARGET)
     package = checkout.pants("package", TARGET)
@@ -92,7 +79,7 @@ def test_a_bad_lock_fails_lint_with_a_clear_message(
 def test_a_compiled_dependency_needing_a_library_the_base_lacks_fails_until_the_base_adds_it(
     checkout: Checkout, docker_client: DockerClient
 ) -> None:
-    add_dependency(checkout, COMPILED_DEPENDENCY)
+    add_worker_dependency(checkout, COMPILED_DEPENDENCY)
     assert checkout.pants("esb-lock", TARGET).returncode == 0
 
     failed = checkout.pants("package", TARGET)
@@ -133,7 +120,7 @@ def test_a_local_package_inside_the_service_is_built_and_installed(
         '[build-system]\nrequires = ["flit_core==3.10.1"]\nbuild-backend = "flit_core.buildapi"\n'
     )
     (package_dir / "greeting" / "__init__.py").write_text('def hello():\n    return "hello"\n')
-    add_dependency(checkout, "greeting")
+    add_worker_dependency(checkout, "greeting")
     checkout.append(
         f"{SERVICE}/pyproject.toml",
         '\n[tool.uv.sources]\ngreeting = { path = "libs/greeting", editable = true }\n',
