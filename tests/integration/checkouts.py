@@ -66,6 +66,12 @@ class ImageTarget:
     target_type: str
     sources: tuple[str, ...]
 
+    @classmethod
+    def service(cls, address: str) -> ImageTarget:
+        """The `esb_service_image` at `address`, without asking Pants: enough for its outputs,
+        whose paths follow from the address."""
+        return cls(address, "esb_service_image", ())
+
     @property
     def is_service(self) -> bool:
         return self.target_type == "esb_service_image"
@@ -194,6 +200,10 @@ class Checkout:
 
     def outputs(self, target: ImageTarget) -> ImageOutputs:
         return ImageOutputs.of(target, self.dist)
+
+    def load_service_image(self, address: str, docker_client: DockerClient) -> Image:
+        """Loads the image `package` built for the service at `address` into the engine."""
+        return self.outputs(ImageTarget.service(address)).load_into(docker_client)
 
     def digests(self, targets: Sequence[ImageTarget]) -> dict[str, str]:
         """Image address → manifest digest, from the `.image.json` files under `dist/`."""

@@ -130,8 +130,7 @@ def test_a_package_service_runs_its_console_script_with_its_metadata_and_data(
     package = checkout.pants("package", TARGET)
     assert package.returncode == 0, package.report()
 
-    target = next(t for t in checkout.image_targets() if t.address == TARGET)
-    image = checkout.outputs(target).load_into(docker_client)
+    image = checkout.load_service_image(TARGET, docker_client)
 
     started = run_to_exit(docker_client, image.id)
     assert started.status == 0, started.report()

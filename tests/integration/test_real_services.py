@@ -13,7 +13,7 @@ import pytest
 from docker import DockerClient
 from docker.models.images import Image
 
-from integration.checkouts import Checkout, ImageTarget
+from integration.checkouts import Checkout
 from integration.containers import run_to_exit, running_container
 from integration.real_projects import (
     GRIP,
@@ -88,8 +88,7 @@ def real_images(real_checkout: Checkout, docker_client: DockerClient) -> Iterato
     assert package.returncode == 0, package.report()
     images = {}
     for service in REAL_SERVICES:
-        target = ImageTarget(service.target, "esb_service_image", ())
-        images[service.directory] = real_checkout.outputs(target).load_into(docker_client)
+        images[service.directory] = real_checkout.load_service_image(service.target, docker_client)
     yield images
     for image in images.values():
         docker_client.images.remove(image.id, force=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from docker import DockerClient
 
-from integration.checkouts import WORKER, Checkout, add_worker_dependency
+from integration.checkouts import WORKER, Checkout, ImageTarget, add_worker_dependency
 from integration.containers import run_to_exit
 
 SERVICE = WORKER
@@ -57,8 +57,7 @@ def test_an_sdist_only_dependency_is_built_installed_and_linted(
     package = checkout.pants("package", TARGET)
     assert package.returncode == 0, package.report()
 
-    target = next(t for t in checkout.image_targets() if t.address == TARGET)
-    image = checkout.outputs(target).load_into(docker_client)
+    image = checkout.load_service_image(TARGET, docker_client)
     used = run_to_exit(
         docker_client,
         image.id,
@@ -68,10 +67,11 @@ def test_an_sdist_only_dependency_is_built_installed_and_linted(
     assert used.stdout == "0.6.2 /.venv/lib/python3.11/site-packages/docopt.py\n", used.report()
 
     # The wheel is byte-reproducible: a second build from scratch gives the same image.
-    digest = checkout.outputs(target).digest
+    outputs = checkout.outputs(ImageTarget.service(TARGET))
+    digest = outputs.digest
     rebuilt = checkout.pants("--no-local-cache", "package", TARGET)
     assert rebuilt.returncode == 0, rebuilt.report()
-    assert checkout.outputs(target).digest == digest
+    assert outputs.digest == digest
 
 
 def test_an_sdist_that_needs_a_compiler_fails_lint_and_package_naming_it(
@@ -91,9 +91,7 @@ def test_an_sdist_that_needs_a_compiler_fails_lint_and_package_naming_it(
         assert f"pants esb-lock {TARGET}" in refused.stderr, refused.report()
         assert "private index" in refused.stderr, refused.report()
         assert "Traceback" not in refused.stderr, refused.report()
-    assert not checkout.files_under_output_prefix(
-        next(t for t in checkout.image_targets() if t.address == TARGET)
-    )
+    assert not checkout.files_under_output_prefix(ImageTarget.service(TARGET))
 
 
 def test_esb_lock_removes_the_constraints_when_nothing_is_built(checkout: Checkout) -> None:

@@ -105,8 +105,7 @@ def test_a_compiled_dependency_needing_a_library_the_base_lacks_fails_until_the_
 
 def run_in_image(checkout: Checkout, docker_client: DockerClient, code: str):
     """Loads the worker image built in `checkout` and runs `python -c code` in it."""
-    target = next(t for t in checkout.image_targets() if t.address == TARGET)
-    image = checkout.outputs(target).load_into(docker_client)
+    image = checkout.load_service_image(TARGET, docker_client)
     return run_to_exit(docker_client, image.id, ["python", "-c", code])
 
 

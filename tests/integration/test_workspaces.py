@@ -93,14 +93,10 @@ def checkout(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Check
     return checkout
 
 
-def target(address: str) -> ImageTarget:
-    return ImageTarget(address, "esb_service_image", ())
-
-
 def package(checkout: Checkout) -> dict[str, str]:
     run = checkout.pants("package", ALPHA, BETA)
     assert run.returncode == 0, run.report()
-    return checkout.digests([target(ALPHA), target(BETA)])
+    return checkout.digests([ImageTarget.service(ALPHA), ImageTarget.service(BETA)])
 
 
 def test_members_build_with_the_workspace_lock_and_run(
@@ -112,12 +108,12 @@ def test_members_build_with_the_workspace_lock_and_run(
     assert lint.returncode == 0, lint.report()
     package(checkout)
     for address, name, dependency in ((ALPHA, "alpha", "six 1.17.0"), (BETA, "beta", "idna 3.10")):
-        image = checkout.outputs(target(address)).load_into(docker_client)
+        image = checkout.load_service_image(address, docker_client)
         result = run_to_exit(docker_client, image.id)
         assert result.status == 0, result.report()
         assert result.stdout.strip() == f"hello from {name} {dependency}", result.report()
     # Each member installs what it needs and nothing of the other: alpha has no idna.
-    alpha = checkout.outputs(target(ALPHA)).load_into(docker_client)
+    alpha = checkout.load_service_image(ALPHA, docker_client)
     probe = run_to_exit(
         docker_client,
         alpha.id,
