@@ -5,7 +5,6 @@ and a member's mistakes are named with their fix."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -107,16 +106,17 @@ def test_members_build_with_the_workspace_lock_and_run(
     lint = checkout.pants("lint", ALPHA, BETA)
     assert lint.returncode == 0, lint.report()
     package(checkout)
+    images = {
+        address: checkout.load_service_image(address, docker_client) for address in (ALPHA, BETA)
+    }
     for address, name, dependency in ((ALPHA, "alpha", "six 1.17.0"), (BETA, "beta", "idna 3.10")):
-        image = checkout.load_service_image(address, docker_client)
-        result = run_to_exit(docker_client, image.id)
+        result = run_to_exit(docker_client, images[address].id)
         assert result.status == 0, result.report()
         assert result.stdout.strip() == f"hello from {name} {dependency}", result.report()
     # Each member installs what it needs and nothing of the other: alpha has no idna.
-    alpha = checkout.load_service_image(ALPHA, docker_client)
     probe = run_to_exit(
         docker_client,
-        alpha.id,
+        images[ALPHA].id,
         ["python", "-c", "import importlib.util as u; print(u.find_spec('idna') is None)"],
     )
     assert probe.stdout.strip() == "True", probe.report()
