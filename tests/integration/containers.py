@@ -165,13 +165,15 @@ def import_report(
     return json.loads(result.stdout)
 
 
-# Asks the API from inside its own container, retrying while uvicorn starts.
-HEALTHZ_SCRIPT = r"""
+def http_get_script(url: str) -> str:
+    """Python that GETs `url` from inside a container, whose network is its own (`none`),
+    retrying for 30 s while the server starts; it prints the status, then the body."""
+    return f"""
 import time, urllib.request
 deadline = time.monotonic() + 30
 while True:
     try:
-        with urllib.request.urlopen("http://127.0.0.1:8080/healthz", timeout=5) as response:
+        with urllib.request.urlopen({url!r}, timeout=5) as response:
             print(response.status)
             print(response.read().decode())
             break
@@ -180,3 +182,16 @@ while True:
             raise
         time.sleep(0.2)
 """
+
+
+# Asks the API from inside its own container, retrying while uvicorn starts.
+HEALTHZ_SCRIPT = http_get_script("http://127.0.0.1:8080/healthz")
+
+
+def exec_python(container: Container, script: str, *args: str) -> str:
+    """Runs `python -c script args` in the running container; returns its output, asserting
+    that it exited with 0 (the message has its output and the container's log)."""
+    exit_code, (stdout, stderr) = container.exec_run(["python", "-c", script, *args], demux=True)
+    output = (stdout or b"").decode()
+    assert exit_code == 0, f"{output}{(stderr or b'').decode()}\n{container.logs().decode()}"
+    return output

@@ -14,7 +14,7 @@ from docker import DockerClient
 from docker.models.images import Image
 
 from integration.checkouts import Checkout
-from integration.containers import run_to_exit, running_container
+from integration.containers import exec_python, http_get_script, run_to_exit, running_container
 from integration.real_projects import (
     GRIP,
     PYPISERVER,
@@ -27,21 +27,6 @@ from integration.real_projects import (
 )
 
 TARGETS = tuple(service.target for service in REAL_SERVICES)
-
-# Asks the server inside the container, which runs with no network of its own.
-HTTP_GET_SCRIPT = """
-import sys, time, urllib.request
-for _ in range(150):
-    try:
-        with urllib.request.urlopen(sys.argv[1], timeout=2) as response:
-            print(response.status)
-            print(response.read().decode())
-            break
-    except OSError:
-        time.sleep(0.2)
-else:
-    sys.exit("nothing answered " + sys.argv[1])
-"""
 
 METADATA_SCRIPT = """
 import importlib.metadata as metadata, json, sys
@@ -94,13 +79,6 @@ def real_images(real_checkout: Checkout, docker_client: DockerClient) -> Iterato
         docker_client.images.remove(image.id, force=True)
 
 
-def _exec_python(container, script: str, *args: str) -> str:
-    exit_code, (stdout, stderr) = container.exec_run(["python", "-c", script, *args], demux=True)
-    output = (stdout or b"").decode()
-    assert exit_code == 0, f"{output}{(stderr or b'').decode()}\n{container.logs().decode()}"
-    return output
-
-
 def test_lint_passes_on_the_locks_esb_lock_wrote(real_checkout: Checkout) -> None:
     lint = real_checkout.pants("lint", *TARGETS)
     assert lint.returncode == 0, lint.report()
@@ -110,9 +88,9 @@ def test_a_wsgi_service_answers_as_started_by_its_console_script(
     real_images: dict[str, Image], docker_client: DockerClient
 ) -> None:
     with running_container(docker_client, real_images[PYPISERVER.directory].id) as container:
-        output = _exec_python(container, HTTP_GET_SCRIPT, "http://127.0.0.1:8080/simple/")
-        metadata = json.loads(_exec_python(container, METADATA_SCRIPT, "pypiserver"))
-        user = _exec_python(container, "import getpass; print(getpass.getuser())").strip()
+        output = exec_python(container, http_get_script("http://127.0.0.1:8080/simple/"))
+        metadata = json.loads(exec_python(container, METADATA_SCRIPT, "pypiserver"))
+        user = exec_python(container, "import getpass; print(getpass.getuser())").strip()
     status, _, body = output.partition("\n")
     assert status == "200", output
     assert "Simple Index" in body, output
