@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import ssl
 import tarfile
 import textwrap
 import urllib.parse
@@ -117,7 +116,9 @@ def _service_build(
 # authors) builds it, with its version read from a module; entry points of its own.
 PYPISERVER = RealService(
     directory="pypiserver",
-    sdist=Sdist("pypiserver", "2.4.2", "131bc2a31ea1eab0e0104ace799dff139789b215465e3d326c65f56df5c160cb"),
+    sdist=Sdist(
+        "pypiserver", "2.4.2", "131bc2a31ea1eab0e0104ace799dff139789b215465e3d326c65f56df5c160cb"
+    ),
     build_file=_service_build(
         "pypiserver",
         ["pypi-server", "run", "--port", "8080", "/app"],
@@ -129,7 +130,9 @@ PYPISERVER = RealService(
 # unpacked sdist has no git history).
 TABULATE = RealService(
     directory="tabulate",
-    sdist=Sdist("tabulate", "0.10.0", "e2cfde8f79420f6deeffdeda9aaec3b6bc5abce947655d17ac662b126e48a60d"),
+    sdist=Sdist(
+        "tabulate", "0.10.0", "e2cfde8f79420f6deeffdeda9aaec3b6bc5abce947655d17ac662b126e48a60d"
+    ),
     build_file=_service_build("tabulate", ["tabulate", "--help"], whole_directory=True),
 )
 # A published Flask application deployed by a project of ours that depends on it: two of its
@@ -180,8 +183,8 @@ def _unpack_sdist(sdist: Path, destination: Path) -> None:
 
 
 def _get(url: str) -> bytes:
-    context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or None)
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S, context=context) as response:
+    # urllib's default TLS context honours SSL_CERT_FILE (an intercepting proxy's CA).
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
         return response.read()
 
 
@@ -192,4 +195,3 @@ def _sha256(content: bytes) -> str:
 def sdist_cache() -> Path:
     """Where downloaded sdists are kept between tests of a session (checked on every use)."""
     return Path(os.environ.get("HOME", "/tmp")) / ".cache" / "esb-images" / "test-sdists"
-
