@@ -361,9 +361,7 @@ CASES = [
         exit_code=0,
     ),
     # The base's Debian lock.
-    base_lock_case(
-        "base lock without libc6", _drop_libc6, "libc6", "pants esb-lock"
-    ),
+    base_lock_case("base lock without libc6", _drop_libc6, "libc6", "pants esb-lock"),
     base_lock_case("wrong .deb sha256", _wrong_sha256, "bash", "pants esb-lock"),
     base_lock_case(
         "a pinned .deb the archive no longer has", _missing_deb, "bash", "pants esb-lock"

@@ -128,7 +128,9 @@ def test_a_local_package_inside_the_service_is_built_and_installed(
     for goal in ("esb-lock", "package"):
         unselected = checkout.pants(goal, TARGET)
         assert unselected.returncode != 0, unselected.report()
-        assert f"uses the local package(s) `{SERVICE}/libs/greeting`" in unselected.stderr, unselected.report()
+        assert (
+            f"uses the local package(s) `{SERVICE}/libs/greeting`" in unselected.stderr
+        ), unselected.report()
         assert 'add "libs/greeting/**" to `sources`' in unselected.stderr, unselected.report()
 
     checkout.substitute(
@@ -149,7 +151,8 @@ def test_a_local_package_inside_the_service_is_built_and_installed(
     used = run_in_image(
         checkout,
         docker_client,
-        "import os, greeting; print(greeting.hello(), greeting.__file__, os.path.exists('/app/libs'))",
+        "import os, greeting;"
+        "print(greeting.hello(), greeting.__file__, os.path.exists('/app/libs'))",
     )
     assert used.status == 0, used.report()
     assert used.stdout == (
