@@ -114,7 +114,7 @@ def test_a_cli_starts_by_its_console_script_with_its_dynamic_version(
 
 
 def test_sdist_only_dependencies_are_built_and_installed(
-    real_checkout: Checkout, real_images: dict[str, Image], docker_client: DockerClient
+    real_images: dict[str, Image], docker_client: DockerClient
 ) -> None:
     image = real_images[GRIP.directory]
     result = run_to_exit(docker_client, image.id, ["grip", "--version"])
