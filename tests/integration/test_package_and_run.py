@@ -14,6 +14,7 @@ from docker.models.images import Image
 from integration.checkouts import Checkout, ImageTarget
 from integration.containers import (
     HEALTHZ_SCRIPT,
+    exec_python,
     declared_dependencies,
     import_report,
     run_to_exit,
@@ -231,11 +232,7 @@ def test_api_answers_healthz_inside_its_container(
     loaded_images: dict[str, Image], docker_client: DockerClient
 ) -> None:
     with running_container(docker_client, loaded_images[API].id) as container:
-        exit_code, (stdout, stderr) = container.exec_run(
-            ["python", "-c", HEALTHZ_SCRIPT], demux=True
-        )
-        output = (stdout or b"").decode()
-        assert exit_code == 0, f"{output}{(stderr or b'').decode()}\n{container.logs().decode()}"
+        output = exec_python(container, HEALTHZ_SCRIPT)
     status, body = output.splitlines()
     assert status == "200"
     assert json.loads(body) == {"status": "ok"}

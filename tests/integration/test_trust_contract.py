@@ -16,6 +16,7 @@ from docker.models.images import Image
 from integration.checkouts import Checkout, ImageTarget
 from integration.containers import (
     HEALTHZ_SCRIPT,
+    exec_python,
     run_to_exit,
     running_container,
     wait_for_log,
@@ -233,9 +234,7 @@ def process_uids(container) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def healthz(container) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    exit_code, (stdout, stderr) = container.exec_run(["python", "-c", HEALTHZ_SCRIPT], demux=True)
-    output = (stdout or b"").decode()
-    assert exit_code == 0, f"{output}{(stderr or b'').decode()}\n{container.logs().decode()}"
+    output = exec_python(container, HEALTHZ_SCRIPT)
     status, body = output.splitlines()
     assert status == "200", output
     return json.loads(body)
