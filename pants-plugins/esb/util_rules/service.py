@@ -7,8 +7,6 @@ import posixpath
 from dataclasses import dataclass
 from typing import Optional
 
-import toml  # pants: no-infer-dep (Pants itself depends on it)
-
 from esb.target_types import (
     SERVICE_BUILD_CONSTRAINTS_FILE,
     SERVICE_LOCK_FILE,
@@ -43,7 +41,13 @@ from esb.util_rules.image import (
     optional_config,
 )
 from esb.util_rules.platform import BasePlatform
-from esb.util_rules.workspace import ServiceWorkspace, ServiceWorkspaceRequest, WorkspaceMember
+from esb.util_rules.workspace import (
+    ServiceWorkspace,
+    ServiceWorkspaceRequest,
+    WorkspaceMember,
+    in_repo,
+    toml_table,
+)
 from esb.util_rules.layers import (
     BaseLibraries,
     BaseLibrariesRequest,
@@ -159,7 +163,7 @@ class ServiceProject:
 
 def in_service(address: Address, path: str) -> str:
     """The repository path of `path`, relative to the service's directory."""
-    return f"{address.spec_path}/{path}" if address.spec_path else path
+    return in_repo(address.spec_path, path)
 
 
 def project_globs(address: Address, local_packages: tuple[str, ...]) -> tuple[str, ...]:
@@ -176,7 +180,7 @@ def is_package(pyproject: bytes) -> bool:
     """Whether the service's own project is built into a wheel and installed: its
     `pyproject.toml` has a `[build-system]` and does not set `[tool.uv] package = false` (as
     uv decides whether to install a project)."""
-    table = _toml_table(pyproject)
+    table = toml_table(pyproject)
     tool = table.get("tool", {})
     uv_table = tool.get("uv", {}) if isinstance(tool, dict) else {}
     if isinstance(uv_table, dict) and uv_table.get("package") is False:
@@ -200,11 +204,11 @@ def local_package_directories(pyproject: bytes, lock: bytes) -> tuple[str, ...]:
     outside the project are the lock check's to refuse.
     """
     paths = []
-    sources = _toml_table(pyproject).get("tool", {}).get("uv", {}).get("sources", {})
+    sources = toml_table(pyproject).get("tool", {}).get("uv", {}).get("sources", {})
     for entries in sources.values() if isinstance(sources, dict) else []:
         for entry in entries if isinstance(entries, list) else [entries]:
             paths.append(entry.get("path") if isinstance(entry, dict) else None)
-    packages = _toml_table(lock).get("package", [])
+    packages = toml_table(lock).get("package", [])
     for package in packages if isinstance(packages, list) else []:
         source = package.get("source") if isinstance(package, dict) else None
         if isinstance(source, dict):
@@ -216,14 +220,6 @@ def local_package_directories(pyproject: bytes, lock: bytes) -> tuple[str, ...]:
             if normalised != "." and normalised != ".." and not normalised.startswith("../"):
                 inside.add(normalised)
     return tuple(sorted(inside))
-
-
-def _toml_table(content: bytes) -> dict:
-    try:
-        table = toml.loads(content.decode())
-    except (toml.TomlDecodeError, UnicodeDecodeError):
-        return {}
-    return table if isinstance(table, dict) else {}
 
 
 def check_local_packages(address: Address, files: tuple[str, ...], directories: tuple[str, ...]) -> None:

@@ -69,6 +69,8 @@ def ancestors(directory: str) -> tuple[str, ...]:
 
 
 def toml_table(content: bytes) -> dict:
+    """The table of a TOML file (`pyproject.toml`, `uv.lock`); empty when it does not parse:
+    the lock check reports such a file with its fix."""
     try:
         table = toml.loads(content.decode())
     except (toml.TomlDecodeError, UnicodeDecodeError):
