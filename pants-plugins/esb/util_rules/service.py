@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterable, Optional
 
 from esb.target_types import (
     SERVICE_BUILD_CONSTRAINTS_FILE,
@@ -464,21 +464,28 @@ def is_distribution_layer_failure(failure: ProcessExecutionFailure) -> bool:
     return str(failure).startswith(("Process 'Install ", f"Process '{SDIST_WHEEL_DESCRIPTION} "))
 
 
+async def sdist_wheel_requests(
+    project: ServiceProject, distributions: Iterable[LockedDistribution]
+) -> tuple[SdistWheelRequest, ...]:
+    """The builds of those of `distributions` locked with only an sdist: `package` installs
+    their wheels, and `lint` runs the very same builds to check them."""
+    sdists = [d for d in distributions if d.sdist_url]
+    if not sdists:
+        return ()
+    constraints = await Get(
+        Digest, DigestSubset(project.digest, PathGlobs([SERVICE_BUILD_CONSTRAINTS_FILE]))
+    )
+    return tuple(SdistWheelRequest(d, project.platform, constraints) for d in sdists)
+
+
 async def distribution_layer_requests(
     project: ServiceProject, groups: tuple[tuple[LockedDistribution, ...], ...]
 ) -> tuple[DistributionLayerRequest, ...]:
     """A layer request per group; a distribution locked with only an sdist is built into a
     wheel first, which its layer installs."""
-    sdists = [group[0] for group in groups if group[0].sdist_url]
-    wheels: dict[LockedDistribution, SdistWheel] = {}
-    if sdists:
-        constraints = await Get(
-            Digest, DigestSubset(project.digest, PathGlobs([SERVICE_BUILD_CONSTRAINTS_FILE]))
-        )
-        built = await MultiGet(
-            Get(SdistWheel, SdistWheelRequest(d, project.platform, constraints)) for d in sdists
-        )
-        wheels = dict(zip(sdists, built))
+    builds = await sdist_wheel_requests(project, (group[0] for group in groups))
+    built = await MultiGet(Get(SdistWheel, SdistWheelRequest, build) for build in builds)
+    wheels = {build.distribution: wheel for build, wheel in zip(builds, built)}
     requests = []
     for group in groups:
         wheel = wheels.get(group[0])
