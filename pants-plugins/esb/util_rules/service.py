@@ -142,8 +142,8 @@ class ServiceProject:
     workspace.py), and `local_packages` is empty."""
     is_package: bool = False
     """Whether its own project is built and installed (see `is_package`)."""
-    build_constraints: Optional[str] = None
-    """`build-constraints.txt` (relative to the service's directory), when the service has it."""
+    has_build_constraints: bool = False
+    """Whether the service has a `build-constraints.txt` (in `digest`)."""
 
     @property
     def builds_wheels(self) -> bool:
@@ -285,7 +285,7 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         local_packages,
         workspace=member,
         is_package=package,
-        build_constraints=SERVICE_BUILD_CONSTRAINTS_FILE if has_constraints else None,
+        has_build_constraints=has_constraints,
     )
 
 
@@ -605,7 +605,7 @@ async def build_service_image(
                     display_dir=(project.workspace.display_root if project.workspace else root)
                     if export.local_packages
                     else None,
-                    build_constraints=project.build_constraints,
+                    has_build_constraints=project.has_build_constraints,
                 ),
             ),
             Get(
@@ -618,7 +618,7 @@ async def build_service_image(
                     root or ".",
                     tuple(global_options.build_patterns),
                     service_layer_description(spec),
-                    build_constraints=project.build_constraints,
+                    has_build_constraints=project.has_build_constraints,
                 ),
             ),
             *(Get(BuiltLayer, DistributionLayerRequest, r) for r in layer_requests),
