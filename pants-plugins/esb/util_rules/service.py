@@ -511,6 +511,13 @@ def service_layer_description(spec: str) -> str:
     return f"Build the source layer of {spec}"
 
 
+async def service_files(sources: Digest, paths: Iterable[str], root: str) -> Digest:
+    """The files of `sources` at `paths` (repository paths), relative to the service's
+    directory `root`."""
+    subset = await Get(Digest, DigestSubset(sources, PathGlobs(paths)))
+    return await Get(Digest, RemovePrefix(subset, root)) if root else subset
+
+
 @rule(desc="Build a service image", level=LogLevel.DEBUG)
 async def build_service_image(
     request: ServiceImageRequest, global_options: GlobalOptions
@@ -546,15 +553,9 @@ async def build_service_image(
             PathGlobs(project_globs(request.address, project.local_packages)),
         ),
     )
-    app_files = await Get(
-        Digest,
-        DigestSubset(
-            sources.snapshot.digest,
-            PathGlobs(sorted(set(service_context.shipped_files) - set(project_files.files))),
-        ),
-    )
-    app_files = await Get(Digest, RemovePrefix(app_files, root)) if root else app_files
-    app_snapshot = await Get(Snapshot, Digest, app_files)
+    # Shipped files are files of the sources: those left are exactly the files of `app_files`.
+    app_paths = sorted(set(service_context.shipped_files) - set(project_files.files))
+    app_files = await service_files(sources.snapshot.digest, app_paths, root)
     # The venv builds the local packages from these alone, whatever else the project holds.
     venv_project = project_files.digest
     venv_project = await Get(Digest, RemovePrefix(venv_project, root)) if root else venv_project
@@ -562,25 +563,14 @@ async def build_service_image(
     # changes leave its wheel alone).
     build_files = EMPTY_DIGEST
     if project.is_package:
-        build_files = await Get(
-            Digest,
-            DigestSubset(
-                sources.snapshot.digest,
-                PathGlobs(
-                    sorted(
-                        {
-                            *service_context.shipped_files,
-                            *(
-                                in_service(request.address, name)
-                                for name in (SERVICE_PYPROJECT_FILE, SERVICE_BUILD_CONSTRAINTS_FILE)
-                            ),
-                        }
-                        - {project.lock_path}
-                    )
-                ),
-            ),
+        project_names = (SERVICE_PYPROJECT_FILE, SERVICE_BUILD_CONSTRAINTS_FILE)
+        build_paths = {
+            *service_context.shipped_files,
+            *(in_service(request.address, name) for name in project_names),
+        }
+        build_files = await service_files(
+            sources.snapshot.digest, sorted(build_paths - {project.lock_path}), root
         )
-        build_files = await Get(Digest, RemovePrefix(build_files, root)) if root else build_files
     groups = distribution_layer_groups(export.distributions, MAX_DISTRIBUTION_LAYERS)
     indexes = distribution_indexes(export)
     if indexes:
@@ -596,7 +586,7 @@ async def build_service_image(
                     venv_project_digest(project, export, venv_project),
                     export.local_packages,
                     platform,
-                    source_path(app_snapshot.files),
+                    source_path(tuple(posixpath.relpath(p, root or ".") for p in app_paths)),
                     f"Build the venv layer of {spec}"
                     if export.local_packages
                     else f"Build the venv layer ({platform.python_version})",
