@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
@@ -129,7 +130,8 @@ def _local_source(package: dict) -> Optional[str]:
 
 
 def _normalise(name: str) -> str:
-    return "-".join(name.replace("_", "-").replace(".", "-").lower().split("-")) if name else ""
+    """The name as uv writes it in the lock (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def installed_local_directories(lock: dict, package: str) -> tuple[str, ...]:
