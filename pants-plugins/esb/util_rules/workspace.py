@@ -391,11 +391,13 @@ def layout_error(layout: WorkspaceLayout) -> Optional[str]:
     return None
 
 
-def _junk(relative_path: str) -> bool:
+def _shipped(root: str, directory: str, files: Iterable[str]) -> list[str]:
+    """The `files` of the root-relative `directory` that enter images: its junk left out."""
     # Imported here: the context rule imports this module for the paths it admits.
     from esb.util_rules.context import is_junk
 
-    return is_junk(relative_path, ship_tests=True)
+    prefix = in_repo(root, directory)
+    return [path for path in files if not is_junk(posixpath.relpath(path, prefix), ship_tests=True)]
 
 
 @rule
@@ -430,10 +432,7 @@ async def service_workspace(request: ServiceWorkspaceRequest) -> ServiceWorkspac
     )
     if not lock_owners:
         raise WorkspaceError(missing_owner_message(member))
-    kept = [
-        [path for path in tree.files if not _junk(posixpath.relpath(path, in_repo(root, d)))]
-        for d, tree in zip(directories, trees)
-    ]
+    kept = [_shipped(root, d, tree.files) for d, tree in zip(directories, trees)]
     subsets = await MultiGet(
         Get(Digest, DigestSubset(tree.digest, PathGlobs(files)))
         for tree, files in zip(trees, kept)
@@ -483,12 +482,7 @@ async def workspace_dependencies(request: WorkspaceDependenciesRequest) -> Works
     ]
     trees = await MultiGet(Get(Snapshot, PathGlobs([in_repo(root, f"{d}/**")])) for d in admitted)
     files = tuple(
-        sorted(
-            path
-            for d, tree in zip(admitted, trees)
-            for path in tree.files
-            if not _junk(posixpath.relpath(path, in_repo(root, d)))
-        )
+        sorted(path for d, tree in zip(admitted, trees) for path in _shipped(root, d, tree.files))
     )
     owners = await Get(
         Owners,
