@@ -1,6 +1,5 @@
 """`pants lint`, two linters over service images, each the very check `package` runs, so that
-lint and package agree; only the
-build of a distribution locked as an sdist needs the index.
+lint and package agree; only the build of a distribution locked as an sdist needs the index.
 
 - `esb-uv-lock`: a service's `uv.lock` must be present, readable, up to date with its
   `pyproject.toml`, and admit its base image's Python (`imagetool export-lock`: `uv lock
@@ -14,11 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from esb.target_types import (
-    SERVICE_BUILD_CONSTRAINTS_FILE,
-    EsbServiceBaseField,
-    EsbServiceSourcesField,
-)
+from esb.target_types import EsbServiceBaseField, EsbServiceSourcesField
 from esb.util_rules.context import ServiceContext, ServiceContextRequest
 from esb.util_rules.sdists import SdistWheelRequest
 from esb.util_rules.service import (
@@ -26,8 +21,8 @@ from esb.util_rules.service import (
     LockExportProcessRequest,
     ServiceProject,
     ServiceProjectRequest,
+    sdist_wheel_requests,
 )
-from pants.engine.fs import Digest, DigestSubset, PathGlobs
 from pants.core.goals.lint import LintResult, LintTargetsRequest
 from pants.core.util_rules.partitions import PartitionerType
 from pants.engine.process import FallibleProcessResult, Process
@@ -84,23 +79,17 @@ async def lint_service_lock(
     if exit_code == 0:
         # The very builds `package` runs (and caches) for the distributions locked as sdists.
         export = await Get(LockExport, ServiceProject, project)
-        sdists = [d for d in export.distributions if d.sdist_url]
-        if sdists:
-            constraints = await Get(
-                Digest, DigestSubset(project.digest, PathGlobs([SERVICE_BUILD_CONSTRAINTS_FILE]))
-            )
-            processes = await MultiGet(
-                Get(Process, SdistWheelRequest(d, project.platform, constraints)) for d in sdists
-            )
-            builds = await MultiGet(Get(FallibleProcessResult, Process, p) for p in processes)
-            failed = [build.stderr.decode().strip() for build in builds if build.exit_code != 0]
-            if failed:
-                exit_code = 1
-                stderr = "".join(
-                    f"Building a distribution that {project.lock_path} pins from its sdist "
-                    f"failed:\n\n{message}\n"
-                    for message in failed
-                ).replace("`pants esb-lock <service target>`", f"`{project.relock_command}`")
+        requests = await sdist_wheel_requests(project, export.distributions)
+        processes = await MultiGet(Get(Process, SdistWheelRequest, r) for r in requests)
+        builds = await MultiGet(Get(FallibleProcessResult, Process, p) for p in processes)
+        failed = [build.stderr.decode().strip() for build in builds if build.exit_code != 0]
+        if failed:
+            exit_code = 1
+            stderr = "".join(
+                f"Building a distribution that {project.lock_path} pins from its sdist "
+                f"failed:\n\n{message}\n"
+                for message in failed
+            ).replace("`pants esb-lock <service target>`", f"`{project.relock_command}`")
     return LintResult(
         exit_code=exit_code,
         stdout=result.stdout.decode(),

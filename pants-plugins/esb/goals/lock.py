@@ -26,7 +26,6 @@ from esb.util_rules.index_credentials import (
 )
 from esb.util_rules.service import ServiceProject, ServiceProjectRequest
 from esb.util_rules.workspace import WorkspaceMember, in_repo, workspace_lock_groups
-from pants.engine.addresses import Address
 from pants.engine.console import Console
 from pants.engine.fs import (
     EMPTY_DIGEST,
@@ -136,6 +135,60 @@ def _uv_lock_argv(
     )
 
 
+# Defined before the goal rule: Pants collects the rule's `Get`s from the helpers it has seen.
+async def index_credentials(projects: Iterable[Digest]) -> None:
+    """Check, and cache for the lock processes, the credentials of the private indexes that the
+    `pyproject.toml` at the root of each of `projects` declares."""
+    pyprojects = await MultiGet(
+        Get(DigestContents, DigestSubset(digest, PathGlobs([SERVICE_PYPROJECT_FILE])))
+        for digest in projects
+    )
+    indexes = {i for contents in pyprojects for c in contents for i in project_indexes(c.content)}
+    if indexes:
+        await Get(IndexCredentials, IndexCredentialsRequest(tuple(sorted(indexes, key=str))))
+
+
+async def lock_workspaces(
+    members: tuple[ServiceProject, ...],
+    wheel: UvWheel,
+    upgrade: bool,
+    resolution_env: FrozenDict[str, str],
+) -> list[tuple[str, Digest]]:
+    """Re-lock each uv workspace that a given service is a member of, once however many of its
+    members are given: `uv lock` at the root, for every member. The lock covers every base's
+    Python its members' `requires-python` admit; the first member's names the one checked."""
+    by_address = {p.address: p for p in members}
+    groups = workspace_lock_groups({p.address: p.workspace for p in members if p.workspace})
+    projects = [by_address[group[0].address] for group in groups.values()]
+    await index_credentials(group[0].lock_digest for group in groups.values())
+    staged = await MultiGet(
+        Get(Digest, AddPrefix(group[0].lock_digest, "project")) for group in groups.values()
+    )
+    inputs = await MultiGet(Get(Digest, MergeDigests([wheel.digest, d])) for d in staged)
+    processes = await MultiGet(
+        Get(
+            Process,
+            ImageToolRequest(
+                argv=workspace_lock_argv(group, project, wheel.filename, upgrade),
+                description=f"Lock the Python dependencies of the uv workspace {root or '.'}",
+                input_digest=digest,
+                output_files=(f"project/{SERVICE_LOCK_FILE}",),
+                needs_network_trust=True,
+                # The index changes at any time: a lock is resolved anew in each run.
+                cache_scope=ProcessCacheScope.PER_SESSION,
+                append_only_caches=CREDENTIALS_CACHES,
+                extra_env=resolution_env,
+            ),
+        )
+        for (root, group), project, digest in zip(groups.items(), projects, inputs)
+    )
+    results = await MultiGet(Get(ProcessResult, Process, process) for process in processes)
+    outputs = await MultiGet(
+        Get(Digest, RemovePrefix(result.output_digest, "project")) for result in results
+    )
+    return list(zip(groups, outputs))
+
+
 @goal_rule
 async def esb_lock(
     targets: Targets,
@@ -178,15 +231,9 @@ async def esb_lock(
     projects = await MultiGet(
         Get(ServiceProject, ServiceProjectRequest(target.address)) for target in services
     )
-    members = {p.address: p.workspace for p in projects if p.workspace}
+    members = tuple(p for p in projects if p.workspace)
     projects = tuple(p for p in projects if not p.workspace)
-    pyprojects = await MultiGet(
-        Get(DigestContents, DigestSubset(p.digest, PathGlobs([SERVICE_PYPROJECT_FILE])))
-        for p in projects
-    )
-    indexes = {i for contents in pyprojects for c in contents for i in project_indexes(c.content)}
-    if indexes:
-        await Get(IndexCredentials, IndexCredentialsRequest(tuple(sorted(indexes, key=str))))
+    await index_credentials(p.digest for p in projects)
     wheel = await Get(UvWheel, UvWheelRequest(host.value))
     staged = await MultiGet(Get(Digest, AddPrefix(p.digest, "project")) for p in projects)
     inputs = await MultiGet(
@@ -239,54 +286,6 @@ async def esb_lock(
         workspace.write_digest(output, path_prefix=root)
         console.print_stdout(f"Wrote {in_repo(root, SERVICE_LOCK_FILE)}")
     return EsbLock(exit_code=0)
-
-
-async def lock_workspaces(
-    members: dict[Address, WorkspaceMember],
-    wheel: UvWheel,
-    upgrade: bool,
-    resolution_env: FrozenDict[str, str],
-) -> list[tuple[str, Digest]]:
-    """Re-lock each uv workspace that a given service is a member of, once however many of its
-    members are given: `uv lock` at the root, for every member. The lock covers every base's
-    Python its members' `requires-python` admit; the first member's names the one checked."""
-    groups = workspace_lock_groups(members)
-    projects = await MultiGet(
-        Get(ServiceProject, ServiceProjectRequest(group[0].address)) for group in groups.values()
-    )
-    staged = await MultiGet(
-        Get(Digest, AddPrefix(group[0].lock_digest, "project")) for group in groups.values()
-    )
-    pyprojects = await MultiGet(
-        Get(DigestContents, DigestSubset(digest, PathGlobs([f"project/{SERVICE_PYPROJECT_FILE}"])))
-        for digest in staged
-    )
-    indexes = {i for contents in pyprojects for c in contents for i in project_indexes(c.content)}
-    if indexes:
-        await Get(IndexCredentials, IndexCredentialsRequest(tuple(sorted(indexes, key=str))))
-    inputs = await MultiGet(Get(Digest, MergeDigests([wheel.digest, d])) for d in staged)
-    processes = await MultiGet(
-        Get(
-            Process,
-            ImageToolRequest(
-                argv=workspace_lock_argv(group, project, wheel.filename, upgrade),
-                description=f"Lock the Python dependencies of the uv workspace {root or '.'}",
-                input_digest=digest,
-                output_files=(f"project/{SERVICE_LOCK_FILE}",),
-                needs_network_trust=True,
-                # The index changes at any time: a lock is resolved anew in each run.
-                cache_scope=ProcessCacheScope.PER_SESSION,
-                append_only_caches=CREDENTIALS_CACHES,
-                extra_env=resolution_env,
-            ),
-        )
-        for (root, group), project, digest in zip(groups.items(), projects, inputs)
-    )
-    results = await MultiGet(Get(ProcessResult, Process, process) for process in processes)
-    outputs = await MultiGet(
-        Get(Digest, RemovePrefix(result.output_digest, "project")) for result in results
-    )
-    return list(zip(groups, outputs))
 
 
 def workspace_lock_argv(

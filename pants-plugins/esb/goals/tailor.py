@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Iterable, Mapping, Optional
 
-import toml  # pants: no-infer-dep (Pants itself depends on it)
-
 from esb.target_types import (
     SERVICE_LOCK_FILE,
     SERVICE_PYPROJECT_FILE,
@@ -30,6 +28,7 @@ from esb.target_types import (
     EsbServiceSourcesField,
     repository_component_for,
 )
+from esb.util_rules.workspace import toml_table
 from pants.build_graph.address import BANNED_CHARS_IN_TARGET_NAME
 from pants.core.goals.tailor import (
     AllOwnedSources,
@@ -207,11 +206,9 @@ def _command(
     """How the service starts, when it has exactly one way: its one console script (installed
     only when its project has a `[build-system]`), else its one `__main__` package, under `src/`
     or at the service's top (flat layout)."""
-    try:
-        project = toml.loads(pyproject.decode())
-    except (toml.TomlDecodeError, UnicodeDecodeError):
-        # Lock and package report the file, naming it; tailor only cannot read the command.
-        project = {}
+    # Lock and package report a file that does not parse, naming it; tailor only cannot read
+    # the command.
+    project = toml_table(pyproject)
     table = project.get("project")
     scripts = table.get("scripts") if isinstance(table, Mapping) else None
     if "build-system" in project and isinstance(scripts, Mapping) and len(scripts) == 1:

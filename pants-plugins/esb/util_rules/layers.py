@@ -12,6 +12,7 @@ from typing import Optional
 
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb.target_types import SERVICE_BUILD_CONSTRAINTS_FILE
 from esb.util_rules.index_credentials import CREDENTIALS_CACHES, credentials_argv
 from esb.util_rules.platform import BasePlatform
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
@@ -206,8 +207,23 @@ class VenvLayerRequest:
     description: str
     display_dir: Optional[str] = None
     """The service's directory, for messages; it enters the process's key."""
-    build_constraints: Optional[str] = None
-    """The path of the service's build constraints inside `project`, if it has them."""
+    has_build_constraints: bool = False
+    """Whether `project` holds the service's `build-constraints.txt`."""
+
+
+async def staged_project(
+    project: Digest, host: Platform, has_build_constraints: bool
+) -> tuple[Digest, tuple[str, ...]]:
+    """The uv wheel and the uv project `project` staged at `project/`, for a process that
+    builds from it, and the arguments that name them."""
+    wheel, staged = await MultiGet(
+        Get(UvWheel, UvWheelRequest(host.value)),
+        Get(Digest, AddPrefix(project, "project")),
+    )
+    inputs = await Get(Digest, MergeDigests([wheel.digest, staged]))
+    constraints = ("--build-constraints", f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}")
+    argv = ("--project", "project", "--uv", wheel.filename)
+    return inputs, (*argv, *(constraints if has_build_constraints else ()))
 
 
 @rule
@@ -220,17 +236,13 @@ async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLa
     ]
     inputs = EMPTY_DIGEST
     if request.local_packages:
-        wheel, project = await MultiGet(
-            Get(UvWheel, UvWheelRequest(host.value)),
-            Get(Digest, AddPrefix(request.project, "project")),
+        inputs, project_argv = await staged_project(
+            request.project, host, request.has_build_constraints
         )
-        inputs = await Get(Digest, MergeDigests([wheel.digest, project]))
-        argv += ["--project", "project", "--uv", wheel.filename]
+        argv += project_argv
         argv += [arg for directory in request.local_packages for arg in ("--local-package", directory)]
     if request.display_dir:
         argv += ["--display-dir", request.display_dir]
-    if request.local_packages and request.build_constraints:
-        argv += ["--build-constraints", f"project/{request.build_constraints}"]
     return await run_layer_process(
         "venv",
         layer_request(
@@ -256,8 +268,8 @@ class ServiceLayerRequest:
     display_dir: str
     build_file_patterns: tuple[str, ...]
     description: str
-    build_constraints: Optional[str] = None
-    """The path of the service's build constraints inside `project`, if it has them."""
+    has_build_constraints: bool = False
+    """Whether `project` holds the service's `build-constraints.txt`."""
 
 
 @rule
@@ -281,14 +293,11 @@ async def build_service_layer(request: ServiceLayerRequest, host: Platform) -> B
     inputs = app
     is_package = request.project != EMPTY_DIGEST
     if is_package:
-        wheel, project = await MultiGet(
-            Get(UvWheel, UvWheelRequest(host.value)),
-            Get(Digest, AddPrefix(request.project, "project")),
+        project, project_argv = await staged_project(
+            request.project, host, request.has_build_constraints
         )
-        inputs = await Get(Digest, MergeDigests([wheel.digest, project, app]))
-        argv += ["--project", "project", "--uv", wheel.filename]
-        if request.build_constraints:
-            argv += ["--build-constraints", f"project/{request.build_constraints}"]
+        inputs = await Get(Digest, MergeDigests([project, app]))
+        argv += project_argv
     return await run_layer_process(
         "app",
         layer_request(

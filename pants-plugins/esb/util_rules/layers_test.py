@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Optional
-
 import pytest
 
 from esb.subsystems.image_tool import ImageToolRequest
@@ -89,7 +87,7 @@ def test_other_layers_are_named_by_kind() -> None:
 _PROJECT = Digest("a" * 64, 1)
 
 
-def run_service_layer(project: Digest, constraints: Optional[str]) -> ImageToolRequest:
+def run_service_layer(project: Digest, constraints: bool) -> ImageToolRequest:
     requests = []
 
     def process(request: ImageToolRequest) -> Process:
@@ -107,7 +105,7 @@ def run_service_layer(project: Digest, constraints: Optional[str]) -> ImageToolR
                 "services/x",
                 ("BUILD", "BUILD.*"),
                 "Build the source layer of services/x:x",
-                build_constraints=constraints,
+                has_build_constraints=constraints,
             ),
             Platform.linux_x86_64,
         ],
@@ -125,7 +123,7 @@ def run_service_layer(project: Digest, constraints: Optional[str]) -> ImageToolR
 
 
 def test_a_service_that_is_no_package_ships_its_files_only_and_needs_no_index() -> None:
-    request = run_service_layer(EMPTY_DIGEST, None)
+    request = run_service_layer(EMPTY_DIGEST, False)
     argv = list(request.argv)
     assert argv[:1] == ["service-layer"]
     assert "--project" not in argv and "--uv" not in argv
@@ -138,8 +136,8 @@ def test_a_service_that_is_no_package_ships_its_files_only_and_needs_no_index() 
     assert not request.needs_network_trust
 
 
-@pytest.mark.parametrize("constraints", [None, "build-constraints.txt"])
-def test_a_package_is_built_with_uv_and_its_constraints(constraints: Optional[str]) -> None:
+@pytest.mark.parametrize("constraints", [False, True])
+def test_a_package_is_built_with_uv_and_its_constraints(constraints: bool) -> None:
     request = run_service_layer(_PROJECT, constraints)
     argv = list(request.argv)
     assert argv[argv.index("--project") + 1] == "project"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
-from typing import Optional
-
-import toml  # pants: no-infer-dep (Pants itself depends on it)
+from typing import Iterable, Optional
 
 from esb.target_types import (
     SERVICE_BUILD_CONSTRAINTS_FILE,
@@ -43,7 +41,13 @@ from esb.util_rules.image import (
     optional_config,
 )
 from esb.util_rules.platform import BasePlatform
-from esb.util_rules.workspace import ServiceWorkspace, ServiceWorkspaceRequest, WorkspaceMember
+from esb.util_rules.workspace import (
+    ServiceWorkspace,
+    ServiceWorkspaceRequest,
+    WorkspaceMember,
+    in_repo,
+    toml_table,
+)
 from esb.util_rules.layers import (
     BaseLibraries,
     BaseLibrariesRequest,
@@ -138,8 +142,8 @@ class ServiceProject:
     workspace.py), and `local_packages` is empty."""
     is_package: bool = False
     """Whether its own project is built and installed (see `is_package`)."""
-    build_constraints: Optional[str] = None
-    """`build-constraints.txt` (relative to the service's directory), when the service has it."""
+    has_build_constraints: bool = False
+    """Whether the service has a `build-constraints.txt` (in `digest`)."""
 
     @property
     def builds_wheels(self) -> bool:
@@ -159,7 +163,7 @@ class ServiceProject:
 
 def in_service(address: Address, path: str) -> str:
     """The repository path of `path`, relative to the service's directory."""
-    return f"{address.spec_path}/{path}" if address.spec_path else path
+    return in_repo(address.spec_path, path)
 
 
 def project_globs(address: Address, local_packages: tuple[str, ...]) -> tuple[str, ...]:
@@ -176,7 +180,7 @@ def is_package(pyproject: bytes) -> bool:
     """Whether the service's own project is built into a wheel and installed: its
     `pyproject.toml` has a `[build-system]` and does not set `[tool.uv] package = false` (as
     uv decides whether to install a project)."""
-    table = _toml_table(pyproject)
+    table = toml_table(pyproject)
     tool = table.get("tool", {})
     uv_table = tool.get("uv", {}) if isinstance(tool, dict) else {}
     if isinstance(uv_table, dict) and uv_table.get("package") is False:
@@ -200,11 +204,11 @@ def local_package_directories(pyproject: bytes, lock: bytes) -> tuple[str, ...]:
     outside the project are the lock check's to refuse.
     """
     paths = []
-    sources = _toml_table(pyproject).get("tool", {}).get("uv", {}).get("sources", {})
+    sources = toml_table(pyproject).get("tool", {}).get("uv", {}).get("sources", {})
     for entries in sources.values() if isinstance(sources, dict) else []:
         for entry in entries if isinstance(entries, list) else [entries]:
             paths.append(entry.get("path") if isinstance(entry, dict) else None)
-    packages = _toml_table(lock).get("package", [])
+    packages = toml_table(lock).get("package", [])
     for package in packages if isinstance(packages, list) else []:
         source = package.get("source") if isinstance(package, dict) else None
         if isinstance(source, dict):
@@ -216,14 +220,6 @@ def local_package_directories(pyproject: bytes, lock: bytes) -> tuple[str, ...]:
             if normalised != "." and normalised != ".." and not normalised.startswith("../"):
                 inside.add(normalised)
     return tuple(sorted(inside))
-
-
-def _toml_table(content: bytes) -> dict:
-    try:
-        table = toml.loads(content.decode())
-    except (toml.TomlDecodeError, UnicodeDecodeError):
-        return {}
-    return table if isinstance(table, dict) else {}
 
 
 def check_local_packages(address: Address, files: tuple[str, ...], directories: tuple[str, ...]) -> None:
@@ -289,7 +285,7 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         local_packages,
         workspace=member,
         is_package=package,
-        build_constraints=SERVICE_BUILD_CONSTRAINTS_FILE if has_constraints else None,
+        has_build_constraints=has_constraints,
     )
 
 
@@ -468,21 +464,28 @@ def is_distribution_layer_failure(failure: ProcessExecutionFailure) -> bool:
     return str(failure).startswith(("Process 'Install ", f"Process '{SDIST_WHEEL_DESCRIPTION} "))
 
 
+async def sdist_wheel_requests(
+    project: ServiceProject, distributions: Iterable[LockedDistribution]
+) -> tuple[SdistWheelRequest, ...]:
+    """The builds of those of `distributions` locked with only an sdist: `package` installs
+    their wheels, and `lint` runs the very same builds to check them."""
+    sdists = [d for d in distributions if d.sdist_url]
+    if not sdists:
+        return ()
+    constraints = await Get(
+        Digest, DigestSubset(project.digest, PathGlobs([SERVICE_BUILD_CONSTRAINTS_FILE]))
+    )
+    return tuple(SdistWheelRequest(d, project.platform, constraints) for d in sdists)
+
+
 async def distribution_layer_requests(
     project: ServiceProject, groups: tuple[tuple[LockedDistribution, ...], ...]
 ) -> tuple[DistributionLayerRequest, ...]:
     """A layer request per group; a distribution locked with only an sdist is built into a
     wheel first, which its layer installs."""
-    sdists = [group[0] for group in groups if group[0].sdist_url]
-    wheels: dict[LockedDistribution, SdistWheel] = {}
-    if sdists:
-        constraints = await Get(
-            Digest, DigestSubset(project.digest, PathGlobs([SERVICE_BUILD_CONSTRAINTS_FILE]))
-        )
-        built = await MultiGet(
-            Get(SdistWheel, SdistWheelRequest(d, project.platform, constraints)) for d in sdists
-        )
-        wheels = dict(zip(sdists, built))
+    builds = await sdist_wheel_requests(project, (group[0] for group in groups))
+    built = await MultiGet(Get(SdistWheel, SdistWheelRequest, build) for build in builds)
+    wheels = {build.distribution: wheel for build, wheel in zip(builds, built)}
     requests = []
     for group in groups:
         wheel = wheels.get(group[0])
@@ -506,6 +509,13 @@ def is_service_layer_failure(failure: ProcessExecutionFailure, spec: str) -> boo
 
 def service_layer_description(spec: str) -> str:
     return f"Build the source layer of {spec}"
+
+
+async def service_files(sources: Digest, paths: Iterable[str], root: str) -> Digest:
+    """The files of `sources` at `paths` (repository paths), relative to the service's
+    directory `root`."""
+    subset = await Get(Digest, DigestSubset(sources, PathGlobs(paths)))
+    return await Get(Digest, RemovePrefix(subset, root)) if root else subset
 
 
 @rule(desc="Build a service image", level=LogLevel.DEBUG)
@@ -543,15 +553,9 @@ async def build_service_image(
             PathGlobs(project_globs(request.address, project.local_packages)),
         ),
     )
-    app_files = await Get(
-        Digest,
-        DigestSubset(
-            sources.snapshot.digest,
-            PathGlobs(sorted(set(service_context.shipped_files) - set(project_files.files))),
-        ),
-    )
-    app_files = await Get(Digest, RemovePrefix(app_files, root)) if root else app_files
-    app_snapshot = await Get(Snapshot, Digest, app_files)
+    # Shipped files are files of the sources: those left are exactly the files of `app_files`.
+    app_paths = sorted(set(service_context.shipped_files) - set(project_files.files))
+    app_files = await service_files(sources.snapshot.digest, app_paths, root)
     # The venv builds the local packages from these alone, whatever else the project holds.
     venv_project = project_files.digest
     venv_project = await Get(Digest, RemovePrefix(venv_project, root)) if root else venv_project
@@ -559,25 +563,14 @@ async def build_service_image(
     # changes leave its wheel alone).
     build_files = EMPTY_DIGEST
     if project.is_package:
-        build_files = await Get(
-            Digest,
-            DigestSubset(
-                sources.snapshot.digest,
-                PathGlobs(
-                    sorted(
-                        {
-                            *service_context.shipped_files,
-                            *(
-                                in_service(request.address, name)
-                                for name in (SERVICE_PYPROJECT_FILE, SERVICE_BUILD_CONSTRAINTS_FILE)
-                            ),
-                        }
-                        - {project.lock_path}
-                    )
-                ),
-            ),
+        project_names = (SERVICE_PYPROJECT_FILE, SERVICE_BUILD_CONSTRAINTS_FILE)
+        build_paths = {
+            *service_context.shipped_files,
+            *(in_service(request.address, name) for name in project_names),
+        }
+        build_files = await service_files(
+            sources.snapshot.digest, sorted(build_paths - {project.lock_path}), root
         )
-        build_files = await Get(Digest, RemovePrefix(build_files, root)) if root else build_files
     groups = distribution_layer_groups(export.distributions, MAX_DISTRIBUTION_LAYERS)
     indexes = distribution_indexes(export)
     if indexes:
@@ -593,7 +586,7 @@ async def build_service_image(
                     venv_project_digest(project, export, venv_project),
                     export.local_packages,
                     platform,
-                    source_path(app_snapshot.files),
+                    source_path(tuple(posixpath.relpath(p, root or ".") for p in app_paths)),
                     f"Build the venv layer of {spec}"
                     if export.local_packages
                     else f"Build the venv layer ({platform.python_version})",
@@ -602,7 +595,7 @@ async def build_service_image(
                     display_dir=(project.workspace.display_root if project.workspace else root)
                     if export.local_packages
                     else None,
-                    build_constraints=project.build_constraints,
+                    has_build_constraints=project.has_build_constraints,
                 ),
             ),
             Get(
@@ -615,7 +608,7 @@ async def build_service_image(
                     root or ".",
                     tuple(global_options.build_patterns),
                     service_layer_description(spec),
-                    build_constraints=project.build_constraints,
+                    has_build_constraints=project.has_build_constraints,
                 ),
             ),
             *(Get(BuiltLayer, DistributionLayerRequest, r) for r in layer_requests),

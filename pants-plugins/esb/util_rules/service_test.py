@@ -205,7 +205,7 @@ def test_the_build_constraints_belong_to_the_project_and_reach_the_check() -> No
         BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11"),
         Address("base", target_name="base"),
         is_package=True,
-        build_constraints="build-constraints.txt",
+        has_build_constraints=True,
     )
     argv = export_lock_argv(project, "uv.whl")
     assert argv.count("--build-constraints") == 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
@@ -69,6 +70,8 @@ def ancestors(directory: str) -> tuple[str, ...]:
 
 
 def toml_table(content: bytes) -> dict:
+    """The table of a TOML file (`pyproject.toml`, `uv.lock`); empty when it does not parse:
+    the lock check reports such a file with its fix."""
     try:
         table = toml.loads(content.decode())
     except (toml.TomlDecodeError, UnicodeDecodeError):
@@ -127,7 +130,8 @@ def _local_source(package: dict) -> Optional[str]:
 
 
 def _normalise(name: str) -> str:
-    return "-".join(name.replace("_", "-").replace(".", "-").lower().split("-")) if name else ""
+    """The name as uv writes it in the lock (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def installed_local_directories(lock: dict, package: str) -> tuple[str, ...]:
@@ -387,11 +391,13 @@ def layout_error(layout: WorkspaceLayout) -> Optional[str]:
     return None
 
 
-def _junk(relative_path: str) -> bool:
+def _shipped(root: str, directory: str, files: Iterable[str]) -> list[str]:
+    """The `files` of the root-relative `directory` that enter images: its junk left out."""
     # Imported here: the context rule imports this module for the paths it admits.
     from esb.util_rules.context import is_junk
 
-    return is_junk(relative_path, ship_tests=True)
+    prefix = in_repo(root, directory)
+    return [path for path in files if not is_junk(posixpath.relpath(path, prefix), ship_tests=True)]
 
 
 @rule
@@ -426,10 +432,7 @@ async def service_workspace(request: ServiceWorkspaceRequest) -> ServiceWorkspac
     )
     if not lock_owners:
         raise WorkspaceError(missing_owner_message(member))
-    kept = [
-        [path for path in tree.files if not _junk(posixpath.relpath(path, in_repo(root, d)))]
-        for d, tree in zip(directories, trees)
-    ]
+    kept = [_shipped(root, d, tree.files) for d, tree in zip(directories, trees)]
     subsets = await MultiGet(
         Get(Digest, DigestSubset(tree.digest, PathGlobs(files)))
         for tree, files in zip(trees, kept)
@@ -479,12 +482,7 @@ async def workspace_dependencies(request: WorkspaceDependenciesRequest) -> Works
     ]
     trees = await MultiGet(Get(Snapshot, PathGlobs([in_repo(root, f"{d}/**")])) for d in admitted)
     files = tuple(
-        sorted(
-            path
-            for d, tree in zip(admitted, trees)
-            for path in tree.files
-            if not _junk(posixpath.relpath(path, in_repo(root, d)))
-        )
+        sorted(path for d, tree in zip(admitted, trees) for path in _shipped(root, d, tree.files))
     )
     owners = await Get(
         Owners,

@@ -157,6 +157,8 @@ def test_installed_members_are_transitive_and_only_runtime() -> None:
     assert installed_local_directories(lock, "svc-a") == ("libs/core", "libs/shared")
     assert installed_local_directories(lock, "svc-b") == ()
     assert installed_local_directories(lock, "SVC_A") == ("libs/core", "libs/shared")
+    # A run of separators is one `-`, as uv normalises the name it writes in the lock.
+    assert installed_local_directories(lock, "svc__a") == ("libs/core", "libs/shared")
 
 
 def test_an_extra_brings_its_optional_members() -> None:
