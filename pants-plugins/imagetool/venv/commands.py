@@ -152,7 +152,7 @@ def run_export_lock(args: argparse.Namespace) -> int:
     target = _target(args)
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
         uv = uv_from(args.uv, Path(scratch))
-        check_lock(
+        lock = check_lock(
             uv,
             args.project,
             target.version,
@@ -186,12 +186,7 @@ def run_export_lock(args: argparse.Namespace) -> int:
             shown = args.display_dir or str(args.project)
             check_build_constraints(
                 args.build_constraints,
-                build_sources(
-                    args.project,
-                    read_toml(args.project / "uv.lock", f"{shown}/uv.lock", "re-lock"),
-                    exported.local_directories,
-                    display_dir=shown,
-                ),
+                build_sources(args.project, lock, exported.local_directories, display_dir=shown),
                 shown_file=f"{shown}/{args.build_constraints.name}",
                 relock_command=args.relock_command or "pants esb-lock <service target>",
             )
@@ -645,7 +640,7 @@ def run_lock(args: argparse.Namespace) -> int:
                 index_url=args.index_url,
             )
             return 0
-        lock_project(
+        lock = lock_project(
             uv,
             args.project,
             args.python_version,
@@ -656,7 +651,6 @@ def run_lock(args: argparse.Namespace) -> int:
         )
         if args.build_constraints is not None:
             shown = args.display_dir or str(args.project)
-            lock = read_toml(args.project / "uv.lock", f"{shown}/uv.lock", f"run `{relock}`")
             local = export_requirements(uv, args.project, (), shown, relock).local_directories
             options = lock.get("options", {})
             exclude_newer = options.get("exclude-newer") if isinstance(options, dict) else None

@@ -190,9 +190,9 @@ def check_lock(
     display_dir: Optional[str] = None,
     relock_command: Optional[str] = None,
     build_environment: Optional[Callable[[str], Optional[Path]]] = None,
-) -> None:
+) -> dict[str, object]:
     """Fail unless `project_dir` has a `uv.lock` that matches its `pyproject.toml` and admits
-    the base image's `python_version` (X.Y.Z).
+    the base image's `python_version` (X.Y.Z); return the lock's table.
 
     The check runs offline. It proves a lock up to date without the network whenever the
     project's requirements are those recorded in the lock; when they are not, uv would need the
@@ -223,9 +223,8 @@ def check_lock(
     project_indexes(read_toml(pyproject, shown_pyproject, relock), shown_pyproject)
     if not lock.is_file():
         raise LockError(f"{shown} has no uv.lock: every service installs exactly what its lock pins.\n\nFix: {relock}.")
-    check_lock_urls(
-        _check_requires_python(lock, python_version, shown_lock, relock), shown_lock, relock
-    )
+    content = _check_requires_python(lock, python_version, shown_lock, relock)
+    check_lock_urls(content, shown_lock, relock)
     check_path_sources(project_dir, display_dir)
     result = uv.run(["lock", "--check", "--offline", "--python", sys.executable], cwd=project_dir)
     backends = (
@@ -242,6 +241,7 @@ def check_lock(
             f"--offline`): the lock is stale, or uv cannot read it.\n\nFix: {relock}.\n\n"
             f"uv said:\n{result.stderr.strip()}"
         )
+    return content
 
 
 def _check_requires_python(
@@ -883,9 +883,10 @@ def lock_project(
     upgrade: bool = False,
     index_url: str = PYPI_INDEX_URL,
     relock_command: Optional[str] = None,
-) -> None:
+) -> dict[str, object]:
     """(Re)write `project_dir/uv.lock` with `uv lock`, keeping the versions an existing lock pins
-    unless `upgrade`, then check that it admits the base image's `python_version`.
+    unless `upgrade`, then check that it admits the base image's `python_version`; return the
+    new lock's table.
 
     uv resolves universally (for every Python `requires-python` allows); the image tool's own
     interpreter, of the base's minor version, only stands in for "the" Python uv wants to find,
@@ -902,7 +903,7 @@ def lock_project(
     _check_project_requires_python(pyproject, python_version, shown)
     relock = relock_command or RELOCK_PLACEHOLDER.strip("`")
     run_uv_lock(uv, project_dir, indexes, index_url=index_url, upgrade=upgrade, shown=shown)
-    _check_requires_python(
+    return _check_requires_python(
         project_dir / "uv.lock",
         python_version,
         f"{shown}/uv.lock",
