@@ -64,7 +64,8 @@ SOURCE_PATHS_PTH = "esb_service_sources.pth"
 
 # The fix of messages that cannot name the service (a layer's process is shared by every
 # service that locks the distribution); the backend puts the service's own command in its place.
-RELOCK_PLACEHOLDER = "`pants esb-lock <service target>`"
+RELOCK_COMMAND = "pants esb-lock <service target>"
+RELOCK_PLACEHOLDER = f"`{RELOCK_COMMAND}`"
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 _SDIST_ONLY = re.compile(r"Because (?P<package>[^\s=]+)==(?P<version>\S+) has no usable wheels")
@@ -214,7 +215,7 @@ def check_lock(
     shown = display_dir if display_dir is not None else str(project_dir)
     pyproject, lock = project_dir / "pyproject.toml", project_dir / "uv.lock"
     shown_pyproject, shown_lock = f"{shown}/pyproject.toml", f"{shown}/uv.lock"
-    relock = f"run `{relock_command or RELOCK_PLACEHOLDER.strip('`')}` and commit {shown_lock}"
+    relock = f"run `{relock_command or RELOCK_COMMAND}` and commit {shown_lock}"
     if not pyproject.is_file():
         raise LockError(
             f"{shown} has no pyproject.toml: a service declares its dependencies there "
@@ -353,7 +354,7 @@ def export_requirements(
         )
     requirements = split_local_requirements(result.stdout)
     shown_pyproject, shown_lock = f"{shown}/pyproject.toml", f"{shown}/uv.lock"
-    fix = f"run `{relock_command or RELOCK_PLACEHOLDER}`"
+    fix = f"run `{relock_command or RELOCK_COMMAND}`"
     pyproject = read_toml(project_dir / "pyproject.toml", shown_pyproject, fix)
     lock = read_toml(project_dir / "uv.lock", shown_lock, fix)
     indexes = distribution_indexes(
@@ -901,7 +902,7 @@ def lock_project(
     indexes = project_indexes(pyproject, f"{shown}/pyproject.toml")
     check_path_sources(project_dir, display_dir)
     _check_project_requires_python(pyproject, python_version, shown)
-    relock = relock_command or RELOCK_PLACEHOLDER.strip("`")
+    relock = relock_command or RELOCK_COMMAND
     run_uv_lock(uv, project_dir, indexes, index_url=index_url, upgrade=upgrade, shown=shown)
     return _check_requires_python(
         project_dir / "uv.lock",
