@@ -15,7 +15,6 @@ from imagetool.cli import main
 from imagetool.venv.build_constraints import (
     build_sources,
     check_build_constraints,
-    constraints_text,
     write_build_constraints,
 )
 from imagetool.venv.builds import BuildConstraintsError, NeedsCompilerError, build_wheel
@@ -61,6 +60,12 @@ def lock_service(uv: Uv, root: Path, dependencies: list[str]) -> Path:
     result = uv.run(["lock", "--python", sys.executable], cwd=project)
     assert result.returncode == 0, result.stderr
     return project
+
+
+def constraints_text(constraints_file: Path) -> str:
+    """The file's requirements, without its header."""
+    lines = constraints_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("#"))
 
 
 def constraints_for(uv: Uv, project: Path) -> Path:
