@@ -129,7 +129,8 @@ class Uv:
     """How to run uv: nothing of the caller's environment reaches it but `network_env`.
 
     `network_env` holds what uv needs to reach the index, e.g. `SSL_CERT_FILE` and proxy
-    variables, and `UV_EXCLUDE_NEWER` when a resolution is fixed in time. Without a `cache_dir` uv keeps no cache, and downloads every wheel each time.
+    variables, and `UV_EXCLUDE_NEWER` when a resolution is fixed in time. Without a
+    `cache_dir` uv keeps no cache, and downloads every wheel each time.
     """
 
     binary: Path
