@@ -38,11 +38,11 @@ COMMAND_MODULES = {
     "pull-image": "imagetool.registry.commands",
     "push-image": "imagetool.registry.commands",
     "run-image": "imagetool.engine",
+    "sdist-wheel": "imagetool.venv.commands",
     "service-layer": "imagetool.venv.commands",
     "uv-layer": "imagetool.venv.commands",
     "uv-lock": "imagetool.venv.commands",
     "venv-layer": "imagetool.venv.commands",
-    "sdist-wheel": "imagetool.venv.commands",
 }
 
 def command(name: str) -> tuple[AddArguments, Run]:

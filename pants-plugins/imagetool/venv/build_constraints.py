@@ -17,7 +17,6 @@ new sdist in the lock, or a changed `[build-system]`, makes the file stale witho
 
 from __future__ import annotations
 
-import io
 import platform
 import shutil
 import sys
@@ -294,12 +293,3 @@ def check_build_constraints(
             f"{shown_file} is stale: it pins the build requirements of other sources than those "
             f"the service builds now:\n{added}{removed}\n{fix}."
         )
-
-
-def constraints_text(constraints_file: Path) -> str:
-    """The file's requirements, without its header (for tests and messages)."""
-    return "".join(
-        line
-        for line in io.StringIO(constraints_file.read_text(encoding="utf-8"))
-        if not line.startswith("#")
-    )

@@ -4,9 +4,12 @@ pure-Python one, refused naming the distribution for one that needs a C compiler
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import sys
+import tarfile
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,6 @@ from imagetool.cli import main
 from imagetool.venv.build_constraints import (
     build_sources,
     check_build_constraints,
-    constraints_text,
     write_build_constraints,
 )
 from imagetool.venv.builds import BuildConstraintsError, NeedsCompilerError, build_wheel
@@ -63,6 +65,12 @@ def lock_service(uv: Uv, root: Path, dependencies: list[str]) -> Path:
     return project
 
 
+def constraints_text(constraints_file: Path) -> str:
+    """The file's requirements, without its header."""
+    lines = constraints_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("#"))
+
+
 def constraints_for(uv: Uv, project: Path) -> Path:
     lock = read_toml(project / "uv.lock", "uv.lock", "")
     sources = build_sources(project, lock, (), display_dir="services/cli")
@@ -71,6 +79,17 @@ def constraints_for(uv: Uv, project: Path) -> Path:
         uv, project, sources, out, relock_command=RELOCK, exclude_newer="2025-06-01T00:00:00Z"
     )
     return out
+
+
+def build_from_pypi(uv: Uv, sdist: LockedSdist, tmp_path: Path, constraints: Path) -> Path:
+    return build_wheel(
+        uv,
+        fetch_sdist(sdist, tmp_path),
+        tmp_path / "out",
+        source_date_epoch=EPOCH,
+        build_constraints=constraints,
+        display=sdist.display,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,14 +140,7 @@ def test_a_build_requirement_missing_from_the_constraints_fails_closed(
     empty = tmp_path / "build-constraints.txt"
     empty.write_text("")
     with pytest.raises(BuildConstraintsError) as error:
-        build_wheel(
-            uv,
-            fetch_sdist(DOCOPT, tmp_path),
-            tmp_path / "out",
-            source_date_epoch=EPOCH,
-            build_constraints=empty,
-            display=DOCOPT.display,
-        )
+        build_from_pypi(uv, DOCOPT, tmp_path, empty)
     message = str(error.value)
     assert "Building docopt 0.6.2 needs the build requirement `setuptools" in message
     assert "`pants esb-lock <service target>`" in message
@@ -138,14 +150,7 @@ def test_an_sdist_that_needs_a_compiler_is_refused_naming_it(uv: Uv, tmp_path: P
     project = lock_service(uv, tmp_path, ["mmh3==2.5.1"])
     constraints = constraints_for(uv, project)
     with pytest.raises(NeedsCompilerError) as error:
-        build_wheel(
-            uv,
-            fetch_sdist(MMH3, tmp_path),
-            tmp_path / "out",
-            source_date_epoch=EPOCH,
-            build_constraints=constraints,
-            display=MMH3.display,
-        )
+        build_from_pypi(uv, MMH3, tmp_path, constraints)
     message = str(error.value)
     assert message.startswith("mmh3 2.5.1 needs a C compiler to build")
     assert "private index" in message and "`pants esb-lock <service target>`" in message
@@ -227,8 +232,6 @@ def test_the_distribution_layer_of_a_built_sdist_is_reproducible(
         ) == 0
         descriptors.append(json.loads((out / "l.json").read_text()))
     assert descriptors[0] == descriptors[1]
-    import tarfile
-
     with tarfile.open(tmp_path / "a" / "l.tar.gz") as layer:
         names = layer.getnames()
     assert ".venv/lib/python3.11/site-packages/docopt.py" in names
@@ -236,9 +239,6 @@ def test_the_distribution_layer_of_a_built_sdist_is_reproducible(
 
 
 def test_an_sdist_of_a_private_index_is_fetched_with_its_credentials(tmp_path: Path) -> None:
-    import http.server
-    import threading
-
     seen: list[str] = []
 
     class Index(http.server.BaseHTTPRequestHandler):

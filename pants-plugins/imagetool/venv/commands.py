@@ -48,6 +48,7 @@ from imagetool.venv.indexes import (
 )
 from imagetool.venv.install import (
     DEFAULT_SOURCE_PATH,
+    RELOCK_COMMAND,
     BuiltVenv,
     TargetPython,
     Uv,
@@ -150,22 +151,24 @@ def add_export_lock_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_export_lock(args: argparse.Namespace) -> int:
     target = _target(args)
+    relock = args.relock_command or RELOCK_COMMAND
+    shown = args.display_dir or str(args.project)
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
         uv = uv_from(args.uv, Path(scratch))
-        check_lock(
+        lock = check_lock(
             uv,
             args.project,
             target.version,
             display_dir=args.display_dir,
-            relock_command=args.relock_command,
+            relock_command=relock,
             build_environment=lambda uv_output: backend_environment(
                 uv_output,
                 uv,
                 args.project,
                 local_package_directories(args.project),
                 Path(scratch),
-                display_dir=args.display_dir or str(args.project),
-                relock_command=args.relock_command or "uv lock",
+                display_dir=shown,
+                relock_command=relock,
                 build_constraints=(
                     args.build_constraints
                     if args.build_constraints and args.build_constraints.is_file()
@@ -178,22 +181,16 @@ def run_export_lock(args: argparse.Namespace) -> int:
             args.project,
             args.extras,
             args.display_dir,
-            relock_command=args.relock_command,
+            relock_command=relock,
             package=args.package,
         )
         requirements = exported.for_target(target)
         if args.build_constraints is not None:
-            shown = args.display_dir or str(args.project)
             check_build_constraints(
                 args.build_constraints,
-                build_sources(
-                    args.project,
-                    read_toml(args.project / "uv.lock", f"{shown}/uv.lock", "re-lock"),
-                    exported.local_directories,
-                    display_dir=shown,
-                ),
+                build_sources(args.project, lock, exported.local_directories, display_dir=shown),
                 shown_file=f"{shown}/{args.build_constraints.name}",
-                relock_command=args.relock_command or "pants esb-lock <service target>",
+                relock_command=relock,
             )
     write_json(
         args.out,
@@ -630,7 +627,7 @@ def run_lock(args: argparse.Namespace) -> int:
         if pyproject.is_file()
         else ()
     )
-    relock = args.relock_command or "pants esb-lock <service target>"
+    relock = args.relock_command or RELOCK_COMMAND
     netrc = credentials_netrc(args.credentials_dir, indexes)
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
         uv = uv_from(args.uv, Path(scratch), netrc=netrc)
@@ -645,7 +642,7 @@ def run_lock(args: argparse.Namespace) -> int:
                 index_url=args.index_url,
             )
             return 0
-        lock_project(
+        lock = lock_project(
             uv,
             args.project,
             args.python_version,
@@ -656,7 +653,6 @@ def run_lock(args: argparse.Namespace) -> int:
         )
         if args.build_constraints is not None:
             shown = args.display_dir or str(args.project)
-            lock = read_toml(args.project / "uv.lock", f"{shown}/uv.lock", f"run `{relock}`")
             local = export_requirements(uv, args.project, (), shown, relock).local_directories
             options = lock.get("options", {})
             exclude_newer = options.get("exclude-newer") if isinstance(options, dict) else None

@@ -64,7 +64,8 @@ SOURCE_PATHS_PTH = "esb_service_sources.pth"
 
 # The fix of messages that cannot name the service (a layer's process is shared by every
 # service that locks the distribution); the backend puts the service's own command in its place.
-RELOCK_PLACEHOLDER = "`pants esb-lock <service target>`"
+RELOCK_COMMAND = "pants esb-lock <service target>"
+RELOCK_PLACEHOLDER = f"`{RELOCK_COMMAND}`"
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 _SDIST_ONLY = re.compile(r"Because (?P<package>[^\s=]+)==(?P<version>\S+) has no usable wheels")
@@ -128,7 +129,8 @@ class Uv:
     """How to run uv: nothing of the caller's environment reaches it but `network_env`.
 
     `network_env` holds what uv needs to reach the index, e.g. `SSL_CERT_FILE` and proxy
-    variables, and `UV_EXCLUDE_NEWER` when a resolution is fixed in time. Without a `cache_dir` uv keeps no cache, and downloads every wheel each time.
+    variables, and `UV_EXCLUDE_NEWER` when a resolution is fixed in time. Without a
+    `cache_dir` uv keeps no cache, and downloads every wheel each time.
     """
 
     binary: Path
@@ -190,9 +192,9 @@ def check_lock(
     display_dir: Optional[str] = None,
     relock_command: Optional[str] = None,
     build_environment: Optional[Callable[[str], Optional[Path]]] = None,
-) -> None:
+) -> dict[str, object]:
     """Fail unless `project_dir` has a `uv.lock` that matches its `pyproject.toml` and admits
-    the base image's `python_version` (X.Y.Z).
+    the base image's `python_version` (X.Y.Z); return the lock's table.
 
     The check runs offline. It proves a lock up to date without the network whenever the
     project's requirements are those recorded in the lock; when they are not, uv would need the
@@ -214,7 +216,7 @@ def check_lock(
     shown = display_dir if display_dir is not None else str(project_dir)
     pyproject, lock = project_dir / "pyproject.toml", project_dir / "uv.lock"
     shown_pyproject, shown_lock = f"{shown}/pyproject.toml", f"{shown}/uv.lock"
-    relock = f"run `{relock_command or RELOCK_PLACEHOLDER.strip('`')}` and commit {shown_lock}"
+    relock = f"run `{relock_command or RELOCK_COMMAND}` and commit {shown_lock}"
     if not pyproject.is_file():
         raise LockError(
             f"{shown} has no pyproject.toml: a service declares its dependencies there "
@@ -223,9 +225,8 @@ def check_lock(
     project_indexes(read_toml(pyproject, shown_pyproject, relock), shown_pyproject)
     if not lock.is_file():
         raise LockError(f"{shown} has no uv.lock: every service installs exactly what its lock pins.\n\nFix: {relock}.")
-    check_lock_urls(
-        _check_requires_python(lock, python_version, shown_lock, relock), shown_lock, relock
-    )
+    content = _check_requires_python(lock, python_version, shown_lock, relock)
+    check_lock_urls(content, shown_lock, relock)
     check_path_sources(project_dir, display_dir)
     result = uv.run(["lock", "--check", "--offline", "--python", sys.executable], cwd=project_dir)
     backends = (
@@ -242,6 +243,7 @@ def check_lock(
             f"--offline`): the lock is stale, or uv cannot read it.\n\nFix: {relock}.\n\n"
             f"uv said:\n{result.stderr.strip()}"
         )
+    return content
 
 
 def _check_requires_python(
@@ -353,7 +355,7 @@ def export_requirements(
         )
     requirements = split_local_requirements(result.stdout)
     shown_pyproject, shown_lock = f"{shown}/pyproject.toml", f"{shown}/uv.lock"
-    fix = f"run `{relock_command or RELOCK_PLACEHOLDER}`"
+    fix = f"run `{relock_command or RELOCK_COMMAND}`"
     pyproject = read_toml(project_dir / "pyproject.toml", shown_pyproject, fix)
     lock = read_toml(project_dir / "uv.lock", shown_lock, fix)
     indexes = distribution_indexes(
@@ -883,9 +885,10 @@ def lock_project(
     upgrade: bool = False,
     index_url: str = PYPI_INDEX_URL,
     relock_command: Optional[str] = None,
-) -> None:
+) -> dict[str, object]:
     """(Re)write `project_dir/uv.lock` with `uv lock`, keeping the versions an existing lock pins
-    unless `upgrade`, then check that it admits the base image's `python_version`.
+    unless `upgrade`, then check that it admits the base image's `python_version`; return the
+    new lock's table.
 
     uv resolves universally (for every Python `requires-python` allows); the image tool's own
     interpreter, of the base's minor version, only stands in for "the" Python uv wants to find,
@@ -900,9 +903,9 @@ def lock_project(
     indexes = project_indexes(pyproject, f"{shown}/pyproject.toml")
     check_path_sources(project_dir, display_dir)
     _check_project_requires_python(pyproject, python_version, shown)
-    relock = relock_command or RELOCK_PLACEHOLDER.strip("`")
+    relock = relock_command or RELOCK_COMMAND
     run_uv_lock(uv, project_dir, indexes, index_url=index_url, upgrade=upgrade, shown=shown)
-    _check_requires_python(
+    return _check_requires_python(
         project_dir / "uv.lock",
         python_version,
         f"{shown}/uv.lock",

@@ -107,6 +107,13 @@ def copy_project(project: Path, destination: Path) -> Path:
     return destination
 
 
+def build_error(uv: Uv, project: Path, tmp_path: Path) -> str:
+    """The message of the ProjectBuildError that building `project` raises."""
+    with pytest.raises(ProjectBuildError) as error:
+        build_project_wheel(uv, project, tmp_path / "build", SERVICE, source_date_epoch=EPOCH)
+    return str(error.value)
+
+
 def check(uv: Uv, project: Path, scratch: Path, *, with_backends: bool = True) -> None:
     # As export-lock runs it: without a cache, which would hold the backend from the lock.
     uv = Uv(uv.binary, None, uv.network_env)
@@ -234,9 +241,7 @@ def test_an_unpinned_own_backend_is_refused_naming_the_service_and_the_fix(
     uv: Uv, tmp_path: Path
 ) -> None:
     project = write_own_project(tmp_path, requires='["setuptools>=70"]')
-    with pytest.raises(ProjectBuildError) as error:
-        build_project_wheel(uv, project, tmp_path / "build", SERVICE, source_date_epoch=EPOCH)
-    message = str(error.value)
+    message = build_error(uv, project, tmp_path)
     assert "services/svc:svc" in message and "services/svc/pyproject.toml" in message
     assert "'setuptools>=70'" in message
     assert "`pants esb-lock services/svc:svc`" in message
@@ -251,9 +256,7 @@ def test_a_project_that_does_not_build_is_reported_with_the_service_and_the_fix(
     (project / "setup.py").write_text(
         'from setuptools import setup\n\nsetup(long_description=open("README.md").read())\n'
     )
-    with pytest.raises(ProjectBuildError) as error:
-        build_project_wheel(uv, project, tmp_path / "build", SERVICE, source_date_epoch=EPOCH)
-    message = str(error.value)
+    message = build_error(uv, project, tmp_path)
     assert message.startswith(
         "The service services/svc:svc is a package (services/svc/pyproject.toml has a "
         "[build-system]), and its wheel could not be built."
@@ -272,9 +275,7 @@ def test_a_project_that_needs_a_compiler_is_refused_not_built_with_the_hosts(
         "from setuptools import Extension, setup\n\n"
         'setup(ext_modules=[Extension("app.speed", ["app/speed.c"])])\n'
     )
-    with pytest.raises(ProjectBuildError) as error:
-        build_project_wheel(uv, project, tmp_path / "build", SERVICE, source_date_epoch=EPOCH)
-    message = str(error.value)
+    message = build_error(uv, project, tmp_path)
     assert "a build that needs a C compiler is not supported" in message
     assert "command 'gcc' failed: No such file or directory" in message
     assert "services/svc:svc" in message
