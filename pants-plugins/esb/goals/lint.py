@@ -22,6 +22,7 @@ from esb.util_rules.service import (
     ServiceProject,
     ServiceProjectRequest,
     sdist_wheel_requests,
+    with_relock_command,
 )
 from pants.core.goals.lint import LintResult, LintTargetsRequest
 from pants.core.util_rules.partitions import PartitionerType
@@ -85,11 +86,14 @@ async def lint_service_lock(
         failed = [build.stderr.decode().strip() for build in builds if build.exit_code != 0]
         if failed:
             exit_code = 1
-            stderr = "".join(
-                f"Building a distribution that {project.lock_path} pins from its sdist "
-                f"failed:\n\n{message}\n"
-                for message in failed
-            ).replace("`pants esb-lock <service target>`", f"`{project.relock_command}`")
+            stderr = with_relock_command(
+                project,
+                "".join(
+                    f"Building a distribution that {project.lock_path} pins from its sdist "
+                    f"failed:\n\n{message}\n"
+                    for message in failed
+                ),
+            )
     return LintResult(
         exit_code=exit_code,
         stdout=result.stdout.decode(),

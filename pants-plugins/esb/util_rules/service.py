@@ -450,11 +450,20 @@ class DistributionInstallError(Exception):
     """A distribution the lock pins could not be installed; names the lock and the fix."""
 
 
+# What the image tool writes as the fix where its process, shared by every service that locks a
+# distribution, cannot name the service (`imagetool.venv.indexes.RELOCK_PLACEHOLDER`).
+_RELOCK_PLACEHOLDER = "`pants esb-lock <service target>`"
+
+
+def with_relock_command(project: ServiceProject, message: str) -> str:
+    """The image tool's message with the service's own re-lock command as its fix."""
+    return message.replace(_RELOCK_PLACEHOLDER, f"`{project.relock_command}`")
+
+
 def distribution_install_error(project: ServiceProject, failure: ProcessExecutionFailure) -> str:
     """The image tool's message, with the lock that pins the distribution and its fix: the
     layer's process is shared by every service locking it, so it cannot name the service."""
-    message = failure.stderr.decode(errors="replace").strip()
-    message = message.replace("`pants esb-lock <service target>`", f"`{project.relock_command}`")
+    message = with_relock_command(project, failure.stderr.decode(errors="replace").strip())
     return f"Installing a distribution that {project.lock_path} pins failed:\n\n{message}"
 
 

@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError
-from imagetool.venv.install import RELOCK_PLACEHOLDER, Uv, check_pinned_build_backend
+from imagetool.venv.indexes import PYPI_INDEX_URL, RELOCK_PLACEHOLDER, VenvBuildError
+from imagetool.venv.install import Uv, check_pinned_build_backend
 
 _UNHASHED_BUILD_REQUIREMENT = re.compile(
     r"no trusted hash was provided for: `(?P<requirement>[^`]+)`"

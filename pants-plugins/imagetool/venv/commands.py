@@ -41,6 +41,7 @@ from imagetool.venv.build_constraints import (
 from imagetool.venv.builds import build_local_wheels, build_wheel
 from imagetool.venv.indexes import (
     PYPI_INDEX_URL,
+    RELOCK_COMMAND,
     PackageIndex,
     credentials_netrc,
     project_indexes,
@@ -48,7 +49,6 @@ from imagetool.venv.indexes import (
 )
 from imagetool.venv.install import (
     DEFAULT_SOURCE_PATH,
-    RELOCK_COMMAND,
     BuiltVenv,
     TargetPython,
     Uv,
@@ -69,7 +69,6 @@ from imagetool.venv.native import (
     read_venv_layers,
 )
 from imagetool.venv.project import (
-    DEFAULT_BUILD_FILE_PATTERNS,
     ServiceProject,
     backend_environment,
     build_project_wheel,
@@ -120,8 +119,7 @@ def add_export_lock_arguments(parser: argparse.ArgumentParser) -> None:
     _add_target_arguments(parser)
     parser.add_argument(
         "--relock-command",
-        help="The command that re-locks the project, for messages (default: `pants esb-lock "
-        "<service target>`).",
+        help=f"The command that re-locks the project, for messages (default: `{RELOCK_COMMAND}`).",
     )
     parser.add_argument(
         "--extra",
@@ -360,8 +358,9 @@ def add_service_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "--build-file-pattern",
         action="append",
         dest="build_file_patterns",
-        help="A file name pattern of build files that never ship; repeatable (default: "
-        f"{', '.join(DEFAULT_BUILD_FILE_PATTERNS)}).",
+        required=True,
+        help="A file name pattern of build files that never ship (Pants' "
+        "`[GLOBAL].build_patterns`); repeatable.",
     )
     _add_build_constraints_argument(parser)
     _add_install_arguments(parser)
@@ -379,7 +378,7 @@ def run_service_layer(args: argparse.Namespace) -> int:
             Path(scratch) / "app",
             target,
             compile_bytecode=args.compile_bytecode,
-            build_file_patterns=args.build_file_patterns or DEFAULT_BUILD_FILE_PATTERNS,
+            build_file_patterns=args.build_file_patterns,
         )
         installed = None
         if args.project:

@@ -26,6 +26,11 @@ _CONFLICT_MARKER = re.compile(r"^(<<<<<<<|=======|>>>>>>>)( |$)", re.MULTILINE)
 _UNAUTHORIZED = re.compile(r"\b(401 Unauthorized|403 Forbidden)\b|[Mm]issing credentials")
 _HASH_MISMATCH = re.compile(r"Hash mismatch for `(?P<distribution>[^`]+)`")
 
+# The fix of messages that cannot name the service (a layer's process is shared by every
+# service that locks the distribution); the backend puts the service's own command in its place.
+RELOCK_COMMAND = "pants esb-lock <service target>"
+RELOCK_PLACEHOLDER = f"`{RELOCK_COMMAND}`"
+
 
 class VenvBuildError(ToolError):
     """A service's venv cannot be built; the message says why and how to fix it."""
@@ -272,6 +277,6 @@ def hash_mismatch_error(uv_output: str) -> Optional[HashMismatchError]:
         f"{distribution}: the file the index served does not have the sha256 the lock pins. "
         "Either the index now serves another file under the same name and version (re-uploaded "
         "or replaced), or the lock was made against another index.\n\nFix: re-lock the service "
-        "(`pants esb-lock <service target>`) if the new file is the one you want, or check that "
+        f"({RELOCK_PLACEHOLDER}) if the new file is the one you want, or check that "
         f"the index serves the locked file.\n\nuv said:\n{uv_output}"
     )

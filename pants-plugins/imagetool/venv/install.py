@@ -45,6 +45,8 @@ from packaging.utils import canonicalize_name
 
 from imagetool.venv.indexes import (
     PYPI_INDEX_URL,
+    RELOCK_COMMAND,
+    RELOCK_PLACEHOLDER,
     LockError,
     PackageIndex,
     VenvBuildError,
@@ -62,10 +64,6 @@ VENV_PATH = "/.venv"
 DEFAULT_SOURCE_PATH = "/app/src"
 SOURCE_PATHS_PTH = "esb_service_sources.pth"
 
-# The fix of messages that cannot name the service (a layer's process is shared by every
-# service that locks the distribution); the backend puts the service's own command in its place.
-RELOCK_COMMAND = "pants esb-lock <service target>"
-RELOCK_PLACEHOLDER = f"`{RELOCK_COMMAND}`"
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 _SDIST_ONLY = re.compile(r"Because (?P<package>[^\s=]+)==(?P<version>\S+) has no usable wheels")

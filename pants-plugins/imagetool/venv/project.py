@@ -26,9 +26,8 @@ from typing import Iterator, Mapping, Optional, Sequence
 
 from imagetool.tarlayer import LayerMember, members_from_directory
 from imagetool.venv.builds import build_wheel
-from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError, read_toml
+from imagetool.venv.indexes import PYPI_INDEX_URL, RELOCK_PLACEHOLDER, VenvBuildError, read_toml
 from imagetool.venv.install import (
-    RELOCK_PLACEHOLDER,
     BuiltVenv,
     TargetPython,
     Uv,
@@ -40,8 +39,6 @@ from imagetool.venv.install import (
 )
 
 APP_PATH = "/app"
-# Pants' default `[GLOBAL].build_patterns`.
-DEFAULT_BUILD_FILE_PATTERNS = ("BUILD", "BUILD.*")
 
 
 class ProjectBuildError(VenvBuildError):
@@ -190,10 +187,10 @@ def stage_app_files(
     target: TargetPython,
     *,
     compile_bytecode: bool,
-    build_file_patterns: Sequence[str] = DEFAULT_BUILD_FILE_PATTERNS,
+    build_file_patterns: Sequence[str],
 ) -> AppFiles:
     """Copy the service's files from `files` to `staged` (which must not exist) without build
-    files, and compile their modules for `/app` when this interpreter can (see
+    files (the file name patterns of Pants' `[GLOBAL].build_patterns`), and compile their modules for `/app` when this interpreter can (see
     `bytecode_incompatibility`)."""
     staged.mkdir(parents=True)
     for path in sorted(files.rglob("*")):

@@ -33,6 +33,9 @@ EPOCH = 315532800
 SETUPTOOLS = "setuptools==75.8.0"
 SERVICE = ServiceProject("services/svc:svc", "services/svc")
 
+# What the backend passes from Pants' `[GLOBAL].build_patterns` (its default).
+BUILD_FILE_PATTERNS = ("BUILD", "BUILD.*")
+
 
 def write_own_project(root: Path, requires: str = f'["{SETUPTOOLS}"]') -> Path:
     """A flat-layout service that is a package: a dynamic version, a console script, an entry
@@ -285,7 +288,11 @@ def test_app_files_ship_without_build_files_and_with_unchecked_hash_bytecode(
     own_project: Path, tmp_path: Path
 ) -> None:
     app = stage_app_files(
-        own_project / "app", tmp_path / "staged", DEBIAN_12, compile_bytecode=True
+        own_project / "app",
+        tmp_path / "staged",
+        DEBIAN_12,
+        compile_bytecode=True,
+        build_file_patterns=BUILD_FILE_PATTERNS,
     )
 
     names = sorted(p.relative_to(app.root).as_posix() for p in app.root.rglob("*") if p.is_file())
@@ -306,6 +313,7 @@ def test_app_files_of_another_python_ship_without_bytecode(
         tmp_path / "staged",
         TargetPython("3.12.8", "x86_64-manylinux_2_36", "/usr/local/bin/python3.12"),
         compile_bytecode=True,
+        build_file_patterns=BUILD_FILE_PATTERNS,
     )
     assert app.bytecode_skipped and "3.12" in app.bytecode_skipped
     assert not list(app.root.rglob("*.pyc"))
@@ -339,6 +347,7 @@ def test_the_service_layer_command(uv_wheel: Path, own_project: Path, tmp_path: 
         f"--uv={uv_wheel}",
         "--service=services/svc:svc",
         "--display-dir=services/svc",
+        *(f"--build-file-pattern={pattern}" for pattern in BUILD_FILE_PATTERNS),
         f"--out-blob={layer}",
         f"--out-descriptor={descriptor}",
         "--mtime=0",

@@ -21,7 +21,12 @@ from typing import Any, Mapping
 
 from packaging.utils import canonicalize_name
 
-from imagetool.venv.indexes import HashMismatchError, IndexAccessError, VenvBuildError
+from imagetool.venv.indexes import (
+    RELOCK_PLACEHOLDER,
+    HashMismatchError,
+    IndexAccessError,
+    VenvBuildError,
+)
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ def fetch_sdist(sdist: LockedSdist, directory: Path, netrc_text: str = "") -> Pa
             f"The sdist of {sdist.display} that the index served ({_redacted(sdist.url)}) has "
             f"sha256 {digest.hexdigest()}, not the {sdist.sha256} the lock pins: the file was "
             "replaced on the index, or the index is not the one the lock was made with.\n\nFix: "
-            "if the new file is wanted, run `pants esb-lock <service target>`; otherwise fix "
+            f"if the new file is wanted, run {RELOCK_PLACEHOLDER}; otherwise fix "
             "the index."
         )
     shutil.move(partial.name, target)
