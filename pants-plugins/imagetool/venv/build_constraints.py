@@ -31,6 +31,7 @@ from typing import Any, Mapping, Optional, Sequence
 from imagetool.venv.builds import BuildConstraintsError, build_wheel
 from imagetool.venv.indexes import PYPI_INDEX_URL, LockError, VenvBuildError
 from imagetool.venv.install import Uv
+from imagetool.venv.project import is_package
 from imagetool.venv.sdists import LockedSdist, fetch_sdist, sdist_only_distributions
 
 BUILD_CONSTRAINTS_HEADER = "# build: "
@@ -95,7 +96,8 @@ def build_sources(
 ) -> tuple[BuildSource, ...]:
     """What the service builds: the lock's sdist-only distributions (all of them, whatever
     their markers, so that the record does not depend on the base), its local packages, and its
-    own project when its `pyproject.toml` has a `[build-system]`. Offline."""
+    own project when it is a package (`project.is_package`: the project the service layer
+    builds). Offline."""
     sources = [
         BuildSource("sdist", sdist.key, sdist.display, sdist=sdist)
         for _, sdist in sorted(sdist_only_distributions(lock).items())
@@ -104,7 +106,7 @@ def build_sources(
         _directory_source("local", project_dir, directory, display_dir)
         for directory in sorted(set(local_directories))
     ]
-    if "build-system" in _read_pyproject(project_dir / "pyproject.toml"):
+    if is_package(_read_pyproject(project_dir / "pyproject.toml")):
         sources.append(_directory_source("project", project_dir, ".", display_dir))
     return tuple(sources)
 
