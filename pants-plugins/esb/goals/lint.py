@@ -80,7 +80,7 @@ async def lint_service_lock(
     if exit_code == 0:
         # The very builds `package` runs (and caches) for the distributions locked as sdists.
         export = await Get(LockExport, ServiceProject, project)
-        requests = await sdist_wheel_requests(project, export.distributions)
+        requests = sdist_wheel_requests(project, export.distributions)
         processes = await MultiGet(Get(Process, SdistWheelRequest, r) for r in requests)
         builds = await MultiGet(Get(FallibleProcessResult, Process, p) for p in processes)
         failed = [build.stderr.decode().strip() for build in builds if build.exit_code != 0]

@@ -70,8 +70,9 @@ class EsbLockSubsystem(GoalSubsystem):
         declared in `[[tool.uv.index]]` get their credentials from `UV_INDEX_<NAME>_USERNAME` /
         `UV_INDEX_<NAME>_PASSWORD` or netrc, and their CA from `[GLOBAL].ca_certs_path` (see
         docs/uv-locks.md). A service that is a member of a uv workspace is locked at the
-        workspace's root, in its `{SERVICE_LOCK_FILE}`: once per workspace, however many of its
-        members are given.
+        workspace's root, in its `{SERVICE_LOCK_FILE}` and `{SERVICE_BUILD_CONSTRAINTS_FILE}`
+        (which covers what any member builds): once per workspace, however many of its members
+        are given.
         """
     )
 
@@ -103,8 +104,12 @@ def uv_lock_argv(project: ServiceProject, uv_wheel: str, upgrade: bool) -> tuple
         upgrade,
         display_dir=project.address.spec_path or ".",
         relock_command=project.relock_command,
-        options=("--build-constraints", f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}"),
+        options=(),
     )
+
+
+# What a lock process writes, under `project/`.
+LOCK_OUTPUTS = (f"project/{SERVICE_LOCK_FILE}", f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}")
 
 
 def _uv_lock_argv(
@@ -130,6 +135,8 @@ def _uv_lock_argv(
         "--relock-command",
         relock_command,
         *(("--upgrade",) if upgrade else ()),
+        "--build-constraints",
+        f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",
         *options,
         *credentials_argv(),
     )
@@ -155,15 +162,18 @@ async def lock_workspaces(
     resolution_env: FrozenDict[str, str],
 ) -> list[tuple[str, Digest]]:
     """Re-lock each uv workspace that a given service is a member of, once however many of its
-    members are given: `uv lock` at the root, for every member. The lock covers every base's
-    Python its members' `requires-python` admit; the first member's names the one checked."""
+    members are given: `uv lock` at the root, for every member, and the root's build
+    constraints. The lock covers every base's Python its members' `requires-python` admit; the
+    first member's names the one checked."""
     by_address = {p.address: p for p in members}
     groups = workspace_lock_groups({p.address: p.workspace for p in members if p.workspace})
     projects = [by_address[group[0].address] for group in groups.values()]
     await index_credentials(group[0].lock_digest for group in groups.values())
-    staged = await MultiGet(
-        Get(Digest, AddPrefix(group[0].lock_digest, "project")) for group in groups.values()
+    # The files of every given member: the constraints are found by building what they build.
+    roots = await MultiGet(
+        Get(Digest, MergeDigests(m.lock_digest for m in group)) for group in groups.values()
     )
+    staged = await MultiGet(Get(Digest, AddPrefix(root, "project")) for root in roots)
     inputs = await MultiGet(Get(Digest, MergeDigests([wheel.digest, d])) for d in staged)
     processes = await MultiGet(
         Get(
@@ -172,7 +182,7 @@ async def lock_workspaces(
                 argv=workspace_lock_argv(group, project, wheel.filename, upgrade),
                 description=f"Lock the Python dependencies of the uv workspace {root or '.'}",
                 input_digest=digest,
-                output_files=(f"project/{SERVICE_LOCK_FILE}",),
+                output_files=LOCK_OUTPUTS,
                 needs_network_trust=True,
                 # The index changes at any time: a lock is resolved anew in each run.
                 cache_scope=ProcessCacheScope.PER_SESSION,
@@ -246,10 +256,7 @@ async def esb_lock(
                 argv=uv_lock_argv(project, wheel.filename, subsystem.upgrade),
                 description=f"Lock the Python dependencies of {project.address}",
                 input_digest=digest,
-                output_files=(
-                    f"project/{SERVICE_LOCK_FILE}",
-                    f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",
-                ),
+                output_files=LOCK_OUTPUTS,
                 needs_network_trust=True,
                 # The index changes at any time: a lock is resolved anew in each run.
                 cache_scope=ProcessCacheScope.PER_SESSION,
@@ -269,22 +276,19 @@ async def esb_lock(
     outputs = await MultiGet(
         Get(Digest, RemovePrefix(result.output_digest, "project")) for result in service_results
     )
-    snapshots = await MultiGet(Get(Snapshot, Digest, output) for output in outputs)
-    for project, output, snapshot in zip(projects, outputs, snapshots):
-        workspace.write_digest(output, path_prefix=project.address.spec_path)
-        console.print_stdout(f"Wrote {project.lock_path}")
-        constraints = os.path.join(project.address.spec_path, SERVICE_BUILD_CONSTRAINTS_FILE)
+    written = [(p.address.spec_path, output) for p, output in zip(projects, outputs)]
+    written += await lock_workspaces(members, wheel, subsystem.upgrade, uv.resolution_env())
+    snapshots = await MultiGet(Get(Snapshot, Digest, output) for _, output in written)
+    for (directory, output), snapshot in zip(written, snapshots):
+        workspace.write_digest(output, path_prefix=directory)
+        console.print_stdout(f"Wrote {in_repo(directory, SERVICE_LOCK_FILE)}")
+        constraints = in_repo(directory, SERVICE_BUILD_CONSTRAINTS_FILE)
         if SERVICE_BUILD_CONSTRAINTS_FILE in snapshot.files:
             console.print_stdout(f"Wrote {constraints}")
         elif os.path.isfile(os.path.join(build_root.path, constraints)):
-            # The service builds nothing from source any more: a stale file would only mislead.
+            # Nothing is built from source any more: a stale file would only mislead.
             os.remove(os.path.join(build_root.path, constraints))
-            console.print_stdout(f"Removed {constraints} (the service builds nothing from source)")
-    for root, output in await lock_workspaces(
-        members, wheel, subsystem.upgrade, uv.resolution_env()
-    ):
-        workspace.write_digest(output, path_prefix=root)
-        console.print_stdout(f"Wrote {in_repo(root, SERVICE_LOCK_FILE)}")
+            console.print_stdout(f"Removed {constraints} (nothing is built from source)")
     return EsbLock(exit_code=0)
 
 

@@ -29,6 +29,8 @@ def test_the_workspace_is_locked_at_its_root_naming_every_member_given() -> None
         == "pants esb-lock repo/services/a:svc repo/services/b:svc"
     )
     assert "--upgrade" in argv
+    # The root's build constraints are written with its lock.
+    assert argv[argv.index("--build-constraints") + 1] == "project/build-constraints.txt"
 
 
 def test_a_workspace_at_the_build_root_is_shown_as_dot() -> None:

@@ -39,9 +39,11 @@ class UvSubsystem(Subsystem):
             """
             Lock as of this time: `pants esb-lock` ignores distributions uploaded after it, as
             uv's `--exclude-newer` does (an RFC 3339 timestamp such as `2026-11-01T00:00:00Z`,
-            or a date `2026-11-01`). uv records it in each `uv.lock`; `pants lint` and
-            `pants package` check the locks with the same value, so changing it asks for every
-            service to be re-locked.
+            or a date `2026-11-01`), for the `uv.lock` and the `build-constraints.txt` it
+            writes. uv records the time in the lock, and `pants lint` and `pants package` check
+            each lock as of the time it records: locks made at different times, or with no
+            cutoff, coexist, and changing this option changes only the locks `esb-lock` writes
+            next. Without it, `esb-lock` resolves against the index as it is now.
             """
         ),
     )
@@ -65,7 +67,7 @@ class UvSubsystem(Subsystem):
     )
 
     def resolution_env(self) -> FrozenDict[str, str]:
-        """The environment of the image-tool processes that lock or check a `uv.lock`."""
+        """The environment of the image-tool processes that write a `uv.lock`."""
         if not self.exclude_newer:
             return FrozenDict()
         if not _EXCLUDE_NEWER.fullmatch(self.exclude_newer):

@@ -64,7 +64,7 @@ from esb.util_rules.layers import (
 from esb.util_rules.sdists import SDIST_WHEEL_DESCRIPTION, SdistWheel, SdistWheelRequest
 from pants.engine.addresses import Address
 from esb.subsystems.image_tool import ImageToolRequest
-from esb.subsystems.uv import UvSubsystem, UvWheel, UvWheelRequest
+from esb.subsystems.uv import UvWheel, UvWheelRequest
 from pants.engine.fs import (
     EMPTY_DIGEST,
     AddPrefix,
@@ -142,8 +142,13 @@ class ServiceProject:
     workspace.py), and `local_packages` is empty."""
     is_package: bool = False
     """Whether its own project is built and installed (see `is_package`)."""
-    has_build_constraints: bool = False
-    """Whether the service has a `build-constraints.txt` (in `digest`)."""
+    build_constraints: Digest = EMPTY_DIGEST
+    """The `build-constraints.txt` its builds use, at the digest's root: the service's own or,
+    for a workspace member, the workspace root's; empty when it has none."""
+
+    @property
+    def has_build_constraints(self) -> bool:
+        return self.build_constraints != EMPTY_DIGEST
 
     @property
     def builds_wheels(self) -> bool:
@@ -274,8 +279,12 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
     )
     project = await Get(Digest, RemovePrefix(project, root)) if root else project
     member = (await Get(ServiceWorkspace, ServiceWorkspaceRequest(request.address))).member
-    has_constraints = (
-        in_service(request.address, SERVICE_BUILD_CONSTRAINTS_FILE) in sources.snapshot.files
+    constraints = await Get(
+        Digest,
+        DigestSubset(
+            member.lock_digest if member else project,
+            PathGlobs([SERVICE_BUILD_CONSTRAINTS_FILE]),
+        ),
     )
     return ServiceProject(
         request.address,
@@ -285,7 +294,7 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         local_packages,
         workspace=member,
         is_package=package,
-        has_build_constraints=has_constraints,
+        build_constraints=constraints,
     )
 
 
@@ -306,9 +315,9 @@ def export_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
         *(("--package", member.package) if member else ()),
         "--relock-command",
         project.relock_command,
-        # A workspace's lock writes no build constraints yet: its members' builds need their
-        # `[build-system]` pinned exactly, as local packages without the file do.
-        *(() if member else ("--build-constraints", f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}")),
+        # A workspace's file is at its root, staged at `project/` like a service's own project.
+        "--build-constraints",
+        f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",
         "--out",
         LOCK_EXPORT,
     )
@@ -320,9 +329,7 @@ class LockExportProcessRequest:
 
 
 @rule
-async def lock_export_process(
-    request: LockExportProcessRequest, host: Platform, uv: UvSubsystem
-) -> Process:
+async def lock_export_process(request: LockExportProcessRequest, host: Platform) -> Process:
     """`uv lock --check --offline` and the checks around it, then what the lock installs on the
     base: one process for `lint` and `package` alike, so that either reuses the other's result."""
     project = request.project
@@ -343,7 +350,6 @@ async def lock_export_process(
             description=f"Check {project.lock_path}",
             input_digest=inputs,
             output_files=(LOCK_EXPORT,),
-            extra_env=uv.resolution_env(),
             # uv builds the metadata of a package whose metadata is not static with its pinned
             # build backend, which the check installs from the index.
             needs_network_trust=project.builds_wheels,
@@ -376,13 +382,18 @@ async def export_service_lock(project: ServiceProject) -> LockExport:
     )
 
 
-def venv_project_digest(project: ServiceProject, export: LockExport, own: Digest) -> Digest:
+async def venv_project_digest(project: ServiceProject, export: LockExport, own: Digest) -> Digest:
     """What the venv layer builds its local packages from: in a workspace, the files of the
-    members the service installs, not the workspace's lock, which every member shares;
-    otherwise `own`, the service's uv project and its local packages."""
+    members the service installs and the root's build constraints, not the workspace's lock,
+    which every member shares; otherwise `own`, the service's uv project and its local
+    packages."""
     if not export.local_packages:
         return EMPTY_DIGEST
-    return project.workspace.packages_digest if project.workspace else own
+    if not project.workspace:
+        return own
+    return await Get(
+        Digest, MergeDigests([project.workspace.packages_digest, project.build_constraints])
+    )
 
 
 async def native_check_request(
@@ -473,18 +484,16 @@ def is_distribution_layer_failure(failure: ProcessExecutionFailure) -> bool:
     return str(failure).startswith(("Process 'Install ", f"Process '{SDIST_WHEEL_DESCRIPTION} "))
 
 
-async def sdist_wheel_requests(
+def sdist_wheel_requests(
     project: ServiceProject, distributions: Iterable[LockedDistribution]
 ) -> tuple[SdistWheelRequest, ...]:
     """The builds of those of `distributions` locked with only an sdist: `package` installs
     their wheels, and `lint` runs the very same builds to check them."""
-    sdists = [d for d in distributions if d.sdist_url]
-    if not sdists:
-        return ()
-    constraints = await Get(
-        Digest, DigestSubset(project.digest, PathGlobs([SERVICE_BUILD_CONSTRAINTS_FILE]))
+    return tuple(
+        SdistWheelRequest(d, project.platform, project.build_constraints)
+        for d in distributions
+        if d.sdist_url
     )
-    return tuple(SdistWheelRequest(d, project.platform, constraints) for d in sdists)
 
 
 async def distribution_layer_requests(
@@ -492,7 +501,7 @@ async def distribution_layer_requests(
 ) -> tuple[DistributionLayerRequest, ...]:
     """A layer request per group; a distribution locked with only an sdist is built into a
     wheel first, which its layer installs."""
-    builds = await sdist_wheel_requests(project, (group[0] for group in groups))
+    builds = sdist_wheel_requests(project, (group[0] for group in groups))
     built = await MultiGet(Get(SdistWheel, SdistWheelRequest, build) for build in builds)
     wheels = {build.distribution: wheel for build, wheel in zip(builds, built)}
     requests = []
@@ -580,6 +589,11 @@ async def build_service_image(
         build_files = await service_files(
             sources.snapshot.digest, sorted(build_paths - {project.lock_path}), root
         )
+        if project.workspace:
+            build_files = await Get(
+                Digest, MergeDigests([build_files, project.build_constraints])
+            )
+    venv_project = await venv_project_digest(project, export, venv_project)
     groups = distribution_layer_groups(export.distributions, MAX_DISTRIBUTION_LAYERS)
     indexes = distribution_indexes(export)
     if indexes:
@@ -592,7 +606,7 @@ async def build_service_image(
             Get(
                 BuiltLayer,
                 VenvLayerRequest(
-                    venv_project_digest(project, export, venv_project),
+                    venv_project,
                     export.local_packages,
                     platform,
                     source_path(tuple(posixpath.relpath(p, root or ".") for p in app_paths)),

@@ -22,7 +22,7 @@ from esb.util_rules.service import (
 )
 from esb.util_rules.platform import BasePlatform
 from pants.engine.addresses import Address
-from pants.engine.fs import EMPTY_DIGEST
+from pants.engine.fs import EMPTY_DIGEST, Digest
 from pants.engine.process import ProcessExecutionFailure
 from pants.option.global_options import KeepSandboxes
 from pants.engine.target import InvalidFieldException
@@ -205,7 +205,7 @@ def test_the_build_constraints_belong_to_the_project_and_reach_the_check() -> No
         BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11"),
         Address("base", target_name="base"),
         is_package=True,
-        has_build_constraints=True,
+        build_constraints=Digest("0" * 64, 120),
     )
     argv = export_lock_argv(project, "uv.whl")
     assert argv.count("--build-constraints") == 1

@@ -23,7 +23,12 @@ from typing import Iterable, Mapping, Optional
 
 import toml  # pants: no-infer-dep (Pants itself depends on it)
 
-from esb.target_types import SERVICE_LOCK_FILE, SERVICE_PYPROJECT_FILE, EsbServiceSourcesField
+from esb.target_types import (
+    SERVICE_BUILD_CONSTRAINTS_FILE,
+    SERVICE_LOCK_FILE,
+    SERVICE_PYPROJECT_FILE,
+    EsbServiceSourcesField,
+)
 from pants.engine.addresses import Address
 from pants.engine.fs import (
     EMPTY_DIGEST,
@@ -42,7 +47,7 @@ from pants.engine.unions import UnionRule
 from pants.util.strutil import softwrap
 
 # The root's own files that a member's image may use; nothing else of the root enters.
-ROOT_FILES = (SERVICE_PYPROJECT_FILE, SERVICE_LOCK_FILE)
+ROOT_FILES = (SERVICE_PYPROJECT_FILE, SERVICE_LOCK_FILE, SERVICE_BUILD_CONSTRAINTS_FILE)
 
 
 class WorkspaceError(Exception):

@@ -49,6 +49,7 @@ from imagetool.venv.indexes import (
 )
 from imagetool.venv.install import (
     DEFAULT_SOURCE_PATH,
+    EXCLUDE_NEWER_ENV,
     BuiltVenv,
     TargetPython,
     Uv,
@@ -59,6 +60,7 @@ from imagetool.venv.install import (
     check_lock,
     export_requirements,
     lock_project,
+    recorded_exclude_newer,
     venv_layer_members,
 )
 from imagetool.venv.native import (
@@ -92,9 +94,9 @@ NETWORK_ENV_VARS = (
     "ALL_PROXY",
     "all_proxy",
 )
-# What the backend sets to fix a resolution in time (`[esb-uv].exclude_newer`): uv reads it in
-# `uv lock`, and `uv lock --check` must see the same value or call every lock stale.
-RESOLUTION_ENV_VARS = ("UV_EXCLUDE_NEWER",)
+# What the backend sets to fix a resolution in time (`[esb-uv].exclude_newer`) for `uv lock`;
+# a lock check uses the time the lock records instead (`check_lock`).
+RESOLUTION_ENV_VARS = (EXCLUDE_NEWER_ENV,)
 
 
 def add_uv_layer_arguments(parser: argparse.ArgumentParser) -> None:
@@ -184,9 +186,15 @@ def run_export_lock(args: argparse.Namespace) -> int:
         )
         requirements = exported.for_target(target)
         if args.build_constraints is not None:
+            # A workspace's file, at its root, serves every member: it covers what any builds.
+            local = (
+                local_package_directories(args.project)
+                if args.package
+                else exported.local_directories
+            )
             check_build_constraints(
                 args.build_constraints,
-                build_sources(args.project, lock, exported.local_directories, display_dir=shown),
+                build_sources(args.project, lock, local, display_dir=shown),
                 shown_file=f"{shown}/{args.build_constraints.name}",
                 relock_command=relock,
             )
@@ -631,7 +639,7 @@ def run_lock(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
         uv = uv_from(args.uv, Path(scratch), netrc=netrc)
         if args.workspace:
-            lock_workspace(
+            lock = lock_workspace(
                 uv,
                 args.project,
                 args.python_version,
@@ -640,21 +648,23 @@ def run_lock(args: argparse.Namespace) -> int:
                 upgrade=args.upgrade,
                 index_url=args.index_url,
             )
-            return 0
-        lock = lock_project(
-            uv,
-            args.project,
-            args.python_version,
-            display_dir=args.display_dir,
-            upgrade=args.upgrade,
-            index_url=args.index_url,
-            relock_command=relock,
-        )
+        else:
+            lock = lock_project(
+                uv,
+                args.project,
+                args.python_version,
+                display_dir=args.display_dir,
+                upgrade=args.upgrade,
+                index_url=args.index_url,
+                relock_command=relock,
+            )
         if args.build_constraints is not None:
             shown = args.display_dir or str(args.project)
-            local = export_requirements(uv, args.project, (), shown, relock).local_directories
-            options = lock.get("options", {})
-            exclude_newer = options.get("exclude-newer") if isinstance(options, dict) else None
+            local = (
+                local_package_directories(args.project)
+                if args.workspace
+                else export_requirements(uv, args.project, (), shown, relock).local_directories
+            )
             written = write_build_constraints(
                 uv,
                 args.project,
@@ -664,7 +674,7 @@ def run_lock(args: argparse.Namespace) -> int:
                 source_date_epoch=source_date_epoch(None),
                 index_url=args.index_url,
                 netrc_text=netrc,
-                exclude_newer=exclude_newer if isinstance(exclude_newer, str) else None,
+                exclude_newer=recorded_exclude_newer(lock),
                 upgrade=args.upgrade,
             )
             if not written:

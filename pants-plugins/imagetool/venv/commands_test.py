@@ -9,7 +9,7 @@ import pytest
 
 from imagetool.cli import main
 from imagetool.venv.commands import uv_from
-from imagetool.venv.conftest import DEBIAN_12, MakeProject
+from imagetool.venv.conftest import TARGET_ARGS, MakeProject
 
 
 def run_command(argv: Sequence[str]) -> int:
@@ -29,13 +29,6 @@ def test_uv_layer(uv_wheel: Path, tmp_path: Path) -> None:
         assert archive.getnames() == ["usr", "usr/local", "usr/local/bin", "usr/local/bin/uv"]
         uv = archive.getmember("usr/local/bin/uv")
     assert (uv.mode, uv.uid, uv.gid, uv.uname, uv.gname) == (0o755, 0, 0, "root", "root")
-
-
-TARGET_ARGS = (
-    f"--python-version={DEBIAN_12.version}",
-    f"--python-platform={DEBIAN_12.platform}",
-    f"--interpreter={DEBIAN_12.interpreter}",
-)
 
 
 def read_layer(blob: Path) -> dict[str, tarfile.TarInfo]:

@@ -19,6 +19,12 @@ UV_WHEEL = (
 )
 
 DEBIAN_12 = TargetPython("3.11.2", "x86_64-manylinux_2_36", "/usr/bin/python3.11")
+# The image-tool arguments that name DEBIAN_12 as the target.
+TARGET_ARGS = (
+    f"--python-version={DEBIAN_12.version}",
+    f"--python-platform={DEBIAN_12.platform}",
+    f"--interpreter={DEBIAN_12.interpreter}",
+)
 
 MakeProject = Callable[..., Path]
 

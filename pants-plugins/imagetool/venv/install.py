@@ -23,6 +23,7 @@ image:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import csv
 import hashlib
 import importlib.metadata
@@ -122,6 +123,10 @@ class TargetPython:
         }
 
 
+# What uv reads as `--exclude-newer`: the backend sets it to lock as of `[esb-uv].exclude_newer`.
+EXCLUDE_NEWER_ENV = "UV_EXCLUDE_NEWER"
+
+
 @dataclass(frozen=True)
 class Uv:
     """How to run uv: nothing of the caller's environment reaches it but `network_env`.
@@ -134,6 +139,14 @@ class Uv:
     binary: Path
     cache_dir: Optional[Path] = None
     network_env: Mapping[str, str] = field(default_factory=dict)
+
+    def resolving_as_of(self, exclude_newer: Optional[str]) -> Uv:
+        """This uv, resolving as of `exclude_newer` (uv's `--exclude-newer`), or with no cutoff
+        when it is None, whatever the caller's environment set."""
+        env = {k: v for k, v in self.network_env.items() if k != EXCLUDE_NEWER_ENV}
+        if exclude_newer is not None:
+            env[EXCLUDE_NEWER_ENV] = exclude_newer
+        return dataclasses.replace(self, network_env=env)
 
     def run(
         self,
@@ -226,6 +239,9 @@ def check_lock(
     content = _check_requires_python(lock, python_version, shown_lock, relock)
     check_lock_urls(content, shown_lock, relock)
     check_path_sources(project_dir, display_dir)
+    # `uv lock --check` calls a lock stale unless it resolves as of the time the lock records:
+    # each lock is checked against its own cutoff, so locks made at different times coexist.
+    uv = uv.resolving_as_of(recorded_exclude_newer(content))
     result = uv.run(["lock", "--check", "--offline", "--python", sys.executable], cwd=project_dir)
     backends = (
         build_environment(result.stderr) if result.returncode != 0 and build_environment else None
@@ -242,6 +258,13 @@ def check_lock(
             f"uv said:\n{result.stderr.strip()}"
         )
     return content
+
+
+def recorded_exclude_newer(lock: Mapping[str, object]) -> Optional[str]:
+    """The time a uv lock was resolved as of (its `[options] exclude-newer`), if any."""
+    options = lock.get("options")
+    value = options.get("exclude-newer") if isinstance(options, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _check_requires_python(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -106,6 +107,23 @@ def test_lock_project_writes_a_lock_that_passes_the_check(uv: Uv, tmp_path: Path
 
     assert 'name = "six"' in (project / "uv.lock").read_text()
     check_lock(uv, project, DEBIAN_12.version)
+
+
+@pytest.mark.parametrize("checked_with", [None, "2026-01-01T00:00:00Z"], ids=["unset", "other"])
+def test_a_lock_is_checked_as_of_the_time_it_records(
+    uv: Uv, tmp_path: Path, checked_with: Optional[str]
+) -> None:
+    project = _write_project(tmp_path / "svc", ">=3.11", '"six==1.17.0"')
+    lock_project(uv.resolving_as_of("2025-06-01T00:00:00Z"), project, DEBIAN_12.version)
+    assert 'exclude-newer = "2025-06-01T00:00:00Z"' in (project / "uv.lock").read_text()
+
+    # Whatever the checking process's own cutoff, the lock passes as of its own time...
+    check_lock(uv.resolving_as_of(checked_with), project, DEBIAN_12.version)
+    # ...and a real staleness still fails.
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("six==1.17.0", "six==1.16.0"))
+    with pytest.raises(LockError, match="does not match"):
+        check_lock(uv.resolving_as_of(checked_with), project, DEBIAN_12.version)
 
 
 def test_lock_project_refuses_a_project_whose_python_excludes_the_base(uv: Uv, tmp_path: Path) -> None:

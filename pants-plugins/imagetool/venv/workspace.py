@@ -35,11 +35,11 @@ def lock_workspace(
     relock_command: Optional[str] = None,
     upgrade: bool = False,
     index_url: str = PYPI_INDEX_URL,
-) -> None:
+) -> dict[str, object]:
     """(Re)write `root_dir/uv.lock` for every member of the workspace rooted there, keeping the
     versions the existing lock pins unless `upgrade`, then check that it admits the base
-    image's `python_version`. `root_dir` holds the root's `pyproject.toml` and that of every
-    member, at their paths below the root."""
+    image's `python_version`; return the lock's table. `root_dir` holds the root's
+    `pyproject.toml` and that of every member, at their paths below the root."""
     shown = display_dir if display_dir is not None else str(root_dir)
     relock = f"run `{relock_command}`" if relock_command else "lock the workspace again"
     shown_pyproject = f"{shown}/pyproject.toml"
@@ -56,7 +56,7 @@ def lock_workspace(
     run_uv_lock(
         uv, root_dir, indexes, index_url=index_url, upgrade=upgrade, shown=f"the workspace {shown}"
     )
-    _check_requires_python(
+    return _check_requires_python(
         root_dir / "uv.lock",
         python_version,
         f"{shown}/uv.lock",

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from imagetool.venv.conftest import DEBIAN_12
+from imagetool.cli import main
+from imagetool.venv.conftest import DEBIAN_12, TARGET_ARGS
 from imagetool.venv.builds import build_local_wheels
 from imagetool.venv.install import (
     LockError,
@@ -127,3 +128,52 @@ def test_lock_refuses_a_root_without_workspace_table(uv: Uv, tmp_path: Path) -> 
     with pytest.raises(LockError) as error:
         lock_workspace(uv, tmp_path, "3.11.2", display_dir="repo")
     assert "repo/pyproject.toml has no `[tool.uv.workspace]` table" in str(error.value)
+
+
+def test_the_root_build_constraints_cover_every_member_and_serve_each(
+    uv_wheel: Path, uv: Uv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_workspace(tmp_path / "repo")
+    shared = root / "libs/shared/pyproject.toml"
+    # A backend its authors left unpinned, as most projects do.
+    shared.write_text(shared.read_text().replace("flit_core==3.10.1", "flit_core>=3.8,<4"))
+    constraints = root / "build-constraints.txt"
+    common = [f"--project={root}", f"--uv={uv_wheel}", "--display-dir=repo"]
+    lock = ["uv-lock", *common, "--python-version=3.11.2", "--workspace"]
+    exported = [
+        "export-lock",
+        *common,
+        *TARGET_ARGS,
+        "--package=svc-a",
+        f"--build-constraints={constraints}",
+        f"--out={tmp_path / 'export.json'}",
+    ]
+
+    assert main([*lock, f"--build-constraints={constraints}"]) == 0
+    written = constraints.read_text()
+    assert "# build: local libs/shared requires=flit_core>=3.8,<4\n" in written
+    assert "flit-core==" in written and "--hash=sha256:" in written
+    assert main(exported) == 0
+    # The unpinned backend builds, hash-checked, from the root's file.
+    wheels = [
+        build_local_wheels(
+            uv,
+            root,
+            ["libs/shared"],
+            tmp_path / f"wheels{i}",
+            source_date_epoch=315532800,
+            build_constraints=constraints,
+        )[0].read_bytes()
+        for i in range(2)
+    ]
+    assert wheels[0] == wheels[1]
+
+    # A member's changed backend makes the file stale for every member.
+    shared.write_text(shared.read_text().replace(">=3.8,<4", ">=3.9,<4"))
+    assert main(["uv-lock", *common, "--python-version=3.11.2", "--workspace"]) == 0
+    capsys.readouterr()
+    assert main(exported) == 1
+    stderr = capsys.readouterr().err
+    assert "repo/build-constraints.txt is stale" in stderr
+    assert "+ local libs/shared requires=flit_core>=3.9,<4" in stderr
+    assert "Traceback" not in stderr
