@@ -2,8 +2,8 @@
 
 The repository holds none of their code: each project's sdist is downloaded from PyPI when a
 test needs it, checked against the sha256 pinned here, and unpacked as a service directory, to
-which only a BUILD file is added. Every checkout that holds them locks as of `EXCLUDE_NEWER`
-(`[esb-uv].exclude_newer`), so their locks are the same on every day.
+which only a BUILD file is added. They are locked as of `EXCLUDE_NEWER` (`[esb-uv].exclude_newer`
+on the command line of `pants esb-lock`), so their locks are the same on every day.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tarfile
 import textwrap
 import urllib.parse
@@ -19,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from integration.checkouts import Checkout
+from docker import DockerClient
+
+from integration.checkouts import Checkout, PantsRun
+from integration.containers import exec_python, http_get_script, running_container
 
 EXCLUDE_NEWER = "2026-11-01T00:00:00Z"
 PYPI_SIMPLE = "https://pypi.org/simple"
@@ -73,10 +77,11 @@ class RealService:
     build_file: str
     sdist: Sdist | None = None
     pyproject: str = ""
+    parent: str = "services"
 
     @property
     def path(self) -> str:
-        return f"services/{self.directory}"
+        return f"{self.parent}/{self.directory}"
 
     @property
     def target(self) -> str:
@@ -93,7 +98,12 @@ class RealService:
 
 
 def _service_build(
-    name: str, command: Sequence[str], ports: Sequence[str] = (), *, whole_directory: bool = False
+    name: str,
+    command: Sequence[str],
+    ports: Sequence[str] = (),
+    *,
+    whole_directory: bool = False,
+    namespace: str = "real",
 ) -> str:
     ports_line = f"    ports={list(ports)!r},\n" if ports else ""
     # An unpacked sdist ships as a Dockerfile's `COPY . /app` would: its code is not under
@@ -103,7 +113,7 @@ def _service_build(
         "esb_service_image(\n"
         f'    name="{name}",\n'
         f'    base="{BASE}",\n'
-        f'    repository="real/{name}",\n'
+        f'    repository="{namespace}/{name}",\n'
         f'    user="{SERVICE_ACCOUNT}",\n'
         f"    command={list(command)!r},\n"
         f"{ports_line}"
@@ -152,12 +162,108 @@ GRIP = RealService(
 )
 REAL_SERVICES = (PYPISERVER, TABULATE, GRIP)
 
+# A uv workspace of published projects: two services and the library both depend on, each a
+# member unpacked from its sdist. Only the root's pyproject.toml and the BUILD files are ours:
+# the root's `[tool.uv.sources]` makes every member take the library (and pypiserver's test
+# group the build CLI) from the workspace, as uv requires of a dependency that is a member.
+WORKSPACE_ROOT = "realws"
+WORKSPACE_PYPROJECT = textwrap.dedent(
+    """\
+    [tool.uv.workspace]
+    members = ["services/*", "libs/*"]
+
+    [tool.uv.sources]
+    build = { workspace = true }
+    packaging = { workspace = true }
+    """
+)
+# Its own files, owned for `dependents` and `--changed-since`.
+WORKSPACE_BUILD = (
+    'files(name="uv-workspace", sources=["pyproject.toml", "uv.lock", "build-constraints.txt"])\n'
+)
+# A WSGI server: the same project as PYPISERVER, here depending on the workspace's packaging.
+WORKSPACE_PYPISERVER = RealService(
+    directory="pypiserver",
+    parent=f"{WORKSPACE_ROOT}/services",
+    sdist=PYPISERVER.sdist,
+    build_file=_service_build(
+        "pypiserver",
+        ["pypi-server", "run", "--port", "8080", "/app"],
+        ["8080/tcp"],
+        whole_directory=True,
+        namespace=WORKSPACE_ROOT,
+    ),
+)
+# A CLI started by its console script; flit gives its version dynamically.
+WORKSPACE_BUILD_CLI = RealService(
+    directory="build",
+    parent=f"{WORKSPACE_ROOT}/services",
+    sdist=Sdist(
+        "build", "1.6.1", "51cc11666391ab6f092070437ac747002ff46f3e4113a3622177ee6b488bfc53"
+    ),
+    build_file=_service_build(
+        "build", ["pyproject-build", "--version"], whole_directory=True, namespace=WORKSPACE_ROOT
+    ),
+)
+WORKSPACE_SERVICES = (WORKSPACE_PYPISERVER, WORKSPACE_BUILD_CLI)
+# The shared library member: both services depend on packaging, built from this directory.
+PACKAGING = Sdist(
+    "packaging", "26.3", "94edc256424af38762eb31306eed28beb9f0efc50a8837492c9d6fd6004aed79"
+)
+WORKSPACE_LIBRARY = f"{WORKSPACE_ROOT}/libs/packaging"
+
 
 def add_real_services(checkout: Checkout, sdists: Path) -> None:
-    """Lays out every real service in `checkout` and makes it lock as of `EXCLUDE_NEWER`."""
+    """Lays out every real service in `checkout`."""
     for service in REAL_SERVICES:
         service.lay_out(checkout, sdists)
-    checkout.append("pants.toml", f'\n[esb-uv]\nexclude_newer = "{EXCLUDE_NEWER}"\n')
+
+
+def add_real_workspace(checkout: Checkout, sdists: Path) -> None:
+    """Lays out the workspace of real projects in `checkout`."""
+    root = checkout.root / WORKSPACE_ROOT
+    root.mkdir(parents=True)
+    (root / "pyproject.toml").write_text(WORKSPACE_PYPROJECT)
+    (root / "BUILD").write_text(WORKSPACE_BUILD)
+    for service in WORKSPACE_SERVICES:
+        service.lay_out(checkout, sdists)
+    library = checkout.root / WORKSPACE_LIBRARY
+    _unpack_sdist(PACKAGING.fetch(sdists), library)
+    (library / "BUILD").write_text('files(name="packaging", sources=["**/*"])\n')
+
+
+# Every real image target, and the directories whose locks `pants esb-lock` writes.
+REAL_TARGETS = tuple(s.target for s in (*REAL_SERVICES, *WORKSPACE_SERVICES))
+LOCKED_DIRECTORIES = (*(s.path for s in REAL_SERVICES), WORKSPACE_ROOT)
+
+
+def copy_locks(source: Checkout, destination: Checkout) -> None:
+    """The locks `pants esb-lock` wrote in `source`, as committed, into `destination`."""
+    for directory in LOCKED_DIRECTORIES:
+        for name in ("uv.lock", "build-constraints.txt"):
+            if (source.root / directory / name).is_file():
+                shutil.copy2(source.root / directory / name, destination.root / directory / name)
+
+
+def lock_as_of_exclude_newer(checkout: Checkout, *targets: str) -> PantsRun:
+    """`pants esb-lock` of `targets`, resolving as of `EXCLUDE_NEWER`: their locks record the
+    time, and are the same on every day."""
+    run = checkout.pants(f"--esb-uv-exclude-newer={EXCLUDE_NEWER}", "esb-lock", *targets)
+    assert run.returncode == 0, run.report()
+    return run
+
+
+def probe_pypiserver(
+    docker_client: DockerClient, image: str, script: str, *args: str
+) -> tuple[str, str, str]:
+    """Starts a pypiserver image as its command does; returns the answer to `GET /simple/`
+    (status line and body), the output of the Python `script` run with `args` in the container,
+    and the user the service runs as."""
+    with running_container(docker_client, image) as container:
+        answer = exec_python(container, http_get_script("http://127.0.0.1:8080/simple/"))
+        output = exec_python(container, script, *args)
+        user = exec_python(container, "import getpass; print(getpass.getuser())").strip()
+    return answer, output, user
 
 
 def _unpack_sdist(sdist: Path, destination: Path) -> None:

@@ -14,7 +14,7 @@ from docker import DockerClient
 from docker.models.images import Image
 
 from integration.checkouts import Checkout
-from integration.containers import exec_python, http_get_script, run_to_exit, running_container
+from integration.containers import run_to_exit
 from integration.real_projects import (
     GRIP,
     PYPISERVER,
@@ -23,6 +23,8 @@ from integration.real_projects import (
     TABULATE,
     RealService,
     add_real_services,
+    lock_as_of_exclude_newer,
+    probe_pypiserver,
     sdist_cache,
 )
 
@@ -62,8 +64,7 @@ def real_checkout(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """The checkout with the real services laid out and locked by `pants esb-lock`."""
     checkout = Checkout.copy_of(repo_root, tmp_path_factory.mktemp("real") / "checkout")
     add_real_services(checkout, sdist_cache())
-    lock = checkout.pants("esb-lock", *TARGETS)
-    assert lock.returncode == 0, lock.report()
+    lock_as_of_exclude_newer(checkout, *TARGETS)
     return checkout
 
 
@@ -87,10 +88,10 @@ def test_lint_passes_on_the_locks_esb_lock_wrote(real_checkout: Checkout) -> Non
 def test_a_wsgi_service_answers_as_started_by_its_console_script(
     real_images: dict[str, Image], docker_client: DockerClient
 ) -> None:
-    with running_container(docker_client, real_images[PYPISERVER.directory].id) as container:
-        output = exec_python(container, http_get_script("http://127.0.0.1:8080/simple/"))
-        metadata = json.loads(exec_python(container, METADATA_SCRIPT, "pypiserver"))
-        user = exec_python(container, "import getpass; print(getpass.getuser())").strip()
+    output, metadata_json, user = probe_pypiserver(
+        docker_client, real_images[PYPISERVER.directory].id, METADATA_SCRIPT, "pypiserver"
+    )
+    metadata = json.loads(metadata_json)
     status, _, body = output.partition("\n")
     assert status == "200", output
     assert "Simple Index" in body, output

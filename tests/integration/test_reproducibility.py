@@ -1,4 +1,5 @@
-"""Same inputs, same digests: from another checkout path, with nothing cached, on another day."""
+"""Same inputs, same digests: from another checkout path, with nothing cached, on another day,
+for the example and for real projects."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ from integration.fake_clock import (
     missing_requirement,
 )
 from integration.prerequisites import require
+from integration.real_projects import (
+    REAL_TARGETS,
+    add_real_services,
+    add_real_workspace,
+    copy_locks,
+    lock_as_of_exclude_newer,
+    sdist_cache,
+)
 
 # Years before the build machines' real clock, and within the validity of the certificates that
 # the downloads from PyPI and Debian present.
@@ -47,6 +56,14 @@ def test_clean_builds_at_two_paths_on_two_clocks_give_identical_digests(
     second = Checkout.copy_of(
         repo_root, scratch / "second" / "a-checkout-at-a-longer-path" / "checkout"
     )
+    # Besides the example, real projects as their authors publish them: own projects, sdists
+    # built into wheels, a workspace. Locked once, as a repository commits its locks.
+    for checkout in (first, second):
+        add_real_services(checkout, sdist_cache())
+        add_real_workspace(checkout, sdist_cache())
+    lock_as_of_exclude_newer(first, *REAL_TARGETS)
+    copy_locks(first, second)
+    every_target = [*image_targets, *(ImageTarget.service(t) for t in REAL_TARGETS)]
     first_options = clean_build_options(scratch / "first" / "caches")
     second_options = clean_build_options(scratch / "second" / "caches")
 
@@ -63,4 +80,4 @@ def test_clean_builds_at_two_paths_on_two_clocks_give_identical_digests(
     # The clock the second build's processes saw: a process run the same way, in the same place.
     fake_date = FAKE_MOMENT.split()[0]
     assert date_seen_by_sandboxed_processes(second, second_options, fake_clock) == fake_date
-    assert second.digests(image_targets) == first.digests(image_targets)
+    assert second.digests(every_target) == first.digests(every_target)

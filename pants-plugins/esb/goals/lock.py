@@ -25,7 +25,12 @@ from esb.util_rules.index_credentials import (
     project_indexes,
 )
 from esb.util_rules.service import ServiceProject, ServiceProjectRequest
-from esb.util_rules.workspace import WorkspaceMember, in_repo, workspace_lock_groups
+from esb.util_rules.workspace import (
+    WorkspaceLockInputsRequest,
+    WorkspaceMember,
+    in_repo,
+    workspace_lock_groups,
+)
 from pants.engine.console import Console
 from pants.engine.fs import (
     EMPTY_DIGEST,
@@ -169,9 +174,8 @@ async def lock_workspaces(
     groups = workspace_lock_groups({p.address: p.workspace for p in members if p.workspace})
     projects = [by_address[group[0].address] for group in groups.values()]
     await index_credentials(group[0].lock_digest for group in groups.values())
-    # The files of every given member: the constraints are found by building what they build.
     roots = await MultiGet(
-        Get(Digest, MergeDigests(m.lock_digest for m in group)) for group in groups.values()
+        Get(Digest, WorkspaceLockInputsRequest(group[0])) for group in groups.values()
     )
     staged = await MultiGet(Get(Digest, AddPrefix(root, "project")) for root in roots)
     inputs = await MultiGet(Get(Digest, MergeDigests([wheel.digest, d])) for d in staged)

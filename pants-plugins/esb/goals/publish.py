@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-import toml  # pants: no-infer-dep (Pants itself depends on it)
 
 from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet, built_image
 from esb.subsystems.image_tool import ImageToolRequest
@@ -39,6 +38,7 @@ from esb.target_types import (
     EsbServiceBaseField,
     EsbServiceImageTarget,
 )
+from esb.toml_files import TomlError, parse_toml
 from esb.util_rules.collisions import UniqueImage, UniqueImageRequest
 from esb.util_rules.dependencies import ResolvedBaseAddress
 from esb.util_rules.image import IMAGE_LAYOUT
@@ -113,8 +113,8 @@ def project_version(pyproject: bytes, path: str, address: Address) -> str:
     """`[project].version` of a service's pyproject.toml, for `{version}` in its tags."""
     where = f"The `{EsbImageTagsField.alias}` field of the target {address} uses {{version}}"
     try:
-        project = toml.loads(pyproject.decode()).get("project", {})
-    except (toml.TomlDecodeError, UnicodeDecodeError) as e:
+        project = parse_toml(pyproject).get("project", {})
+    except TomlError as e:
         raise PublishError(f"{where}, but {path} is not valid TOML: {e}.\n\nFix: correct {path}.") from None
     version = project.get("version") if isinstance(project, dict) else None
     if not isinstance(version, str) or not version:

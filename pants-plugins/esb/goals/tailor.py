@@ -28,7 +28,7 @@ from esb.target_types import (
     EsbServiceSourcesField,
     repository_component_for,
 )
-from esb.util_rules.workspace import toml_table
+from esb.toml_files import toml_table
 from pants.build_graph.address import BANNED_CHARS_IN_TARGET_NAME
 from pants.core.goals.tailor import (
     AllOwnedSources,

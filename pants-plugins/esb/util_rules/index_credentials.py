@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
 
-import toml  # pants: no-infer-dep (Pants itself depends on it)
-
+from esb.toml_files import toml_table
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.rules import Get, _uncacheable_rule, collect_rules
 from pants.option.global_options import GlobalOptions
@@ -70,11 +69,8 @@ def project_indexes(pyproject: bytes) -> tuple[PackageIndex, ...]:
     A file that does not parse, or an entry without a name or URL, names none: the image tool's
     lock check reports those with their fix.
     """
-    try:
-        table = toml.loads(pyproject.decode())
-    except (toml.TomlDecodeError, UnicodeDecodeError):
-        return ()
-    tool_uv = table.get("tool", {}).get("uv", {}) if isinstance(table, dict) else {}
+    tool = toml_table(pyproject).get("tool")
+    tool_uv = tool.get("uv") if isinstance(tool, dict) else None
     entries = tool_uv.get("index", []) if isinstance(tool_uv, dict) else []
     return tuple(
         PackageIndex(entry["name"], entry["url"])

@@ -24,6 +24,7 @@ from esb.target_types import (
     EsbServiceWorkdirField,
 )
 from esb.target_types import BASE_LOCK_FILE
+from esb.toml_files import toml_table
 from esb.util_rules import context, index_credentials, sdists
 from esb.util_rules.index_credentials import (
     IndexCredentials,
@@ -46,7 +47,6 @@ from esb.util_rules.workspace import (
     ServiceWorkspaceRequest,
     WorkspaceMember,
     in_repo,
-    toml_table,
 )
 from esb.util_rules.layers import (
     BaseLibraries,

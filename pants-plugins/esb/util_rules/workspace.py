@@ -21,8 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
-import toml  # pants: no-infer-dep (Pants itself depends on it)
-
+from esb.toml_files import toml_table
 from esb.target_types import (
     SERVICE_BUILD_CONSTRAINTS_FILE,
     SERVICE_LOCK_FILE,
@@ -72,16 +71,6 @@ def ancestors(directory: str) -> tuple[str, ...]:
         directory = posixpath.dirname(directory)
         found.append(directory)
     return tuple(found)
-
-
-def toml_table(content: bytes) -> dict:
-    """The table of a TOML file (`pyproject.toml`, `uv.lock`); empty when it does not parse:
-    the lock check reports such a file with its fix."""
-    try:
-        table = toml.loads(content.decode())
-    except (toml.TomlDecodeError, UnicodeDecodeError):
-        return {}
-    return table if isinstance(table, dict) else {}
 
 
 def workspace_table(pyproject: dict) -> Optional[dict]:
@@ -458,6 +447,34 @@ async def service_workspace(request: ServiceWorkspaceRequest) -> ServiceWorkspac
             packages_digest=package_files if packages else EMPTY_DIGEST,
         )
     )
+
+
+@dataclass(frozen=True)
+class WorkspaceLockInputsRequest:
+    """What `uv lock` of the workspace that `member` belongs to reads."""
+
+    member: WorkspaceMember
+
+
+@rule
+async def workspace_lock_inputs(request: WorkspaceLockInputsRequest) -> Digest:
+    """At root-relative paths: the root's files and those of every member, whatever the lock
+    says (a first lock has nothing to say): uv builds the metadata of a member whose metadata
+    is dynamic from its files, and the build constraints are found by building each."""
+    member = request.member
+    layout = await Get(WorkspaceLayout, WorkspaceLayoutRequest(member.address))
+    directories = [d for d in layout.members if d != "."]
+    trees = await MultiGet(
+        Get(Snapshot, PathGlobs([in_repo(member.root, f"{d}/**")])) for d in directories
+    )
+    subsets = await MultiGet(
+        Get(Digest, DigestSubset(tree.digest, PathGlobs(_shipped(member.root, d, tree.files))))
+        for d, tree in zip(directories, trees)
+    )
+    files = await Get(Digest, MergeDigests(subsets))
+    if member.root:
+        files = await Get(Digest, RemovePrefix(files, member.root))
+    return await Get(Digest, MergeDigests([member.lock_digest, files]))
 
 
 @dataclass(frozen=True)

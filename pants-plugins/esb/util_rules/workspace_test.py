@@ -5,6 +5,7 @@ import textwrap
 import pytest
 
 from esb.target_types import EsbBaseImageTarget, EsbImageDependenciesField, EsbServiceImageTarget
+from esb.toml_files import toml_table
 from esb.util_rules import context, dependencies, workspace
 from esb.util_rules.context import ServiceContext, ServiceContextRequest
 from esb.util_rules.workspace import (
@@ -14,7 +15,6 @@ from esb.util_rules.workspace import (
     glob_matches,
     installed_local_directories,
     is_member,
-    toml_table,
     workspace_lock_groups,
 )
 from pants.core.target_types import FilesGeneratorTarget, FileTarget

@@ -230,8 +230,8 @@ def write_build_constraints(
             requirements |= missing
         body = compiled.read_text(encoding="utf-8")
     header = (
-        f"# The build requirements of what this service builds from source, pinned with their\n"
-        f"# hashes for CPython {sys.version_info.major}.{sys.version_info.minor} on Linux. "
+        "# The build requirements of what the uv.lock beside this file builds from source, pinned\n"
+        f"# with their hashes for CPython {sys.version_info.major}.{sys.version_info.minor} on Linux. "
         f"Written by `{relock_command}`: do not edit.\n"
         + "".join(f"{source.record}\n" for source in sources)
     )

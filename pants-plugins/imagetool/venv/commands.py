@@ -638,26 +638,15 @@ def run_lock(args: argparse.Namespace) -> int:
     netrc = credentials_netrc(args.credentials_dir, indexes)
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
         uv = uv_from(args.uv, Path(scratch), netrc=netrc)
-        if args.workspace:
-            lock = lock_workspace(
-                uv,
-                args.project,
-                args.python_version,
-                display_dir=args.display_dir,
-                relock_command=args.relock_command,
-                upgrade=args.upgrade,
-                index_url=args.index_url,
-            )
-        else:
-            lock = lock_project(
-                uv,
-                args.project,
-                args.python_version,
-                display_dir=args.display_dir,
-                upgrade=args.upgrade,
-                index_url=args.index_url,
-                relock_command=relock,
-            )
+        lock = (lock_workspace if args.workspace else lock_project)(
+            uv,
+            args.project,
+            args.python_version,
+            display_dir=args.display_dir,
+            upgrade=args.upgrade,
+            index_url=args.index_url,
+            relock_command=relock,
+        )
         if args.build_constraints is not None:
             shown = args.display_dir or str(args.project)
             local = (
