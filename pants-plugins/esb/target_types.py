@@ -46,6 +46,8 @@ _SERVICE_ACCOUNT = re.compile(rf"^{_ACCOUNT_NAME}:[0-9]+$")
 # from Python's `signal` module, whose numbers are the build host's (macOS has SIGUSR1 = 30).
 _SIGRTMIN, _SIGRTMAX = 34, 64
 _NUMBER = re.compile(r"^[0-9]+$")
+# An extra's name (PEP 508), before PEP 685 normalisation.
+_EXTRA = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 LINUX_SIGNALS: FrozenDict[str, int] = FrozenDict(
     {
         **{
@@ -806,6 +808,26 @@ class EsbServicePortsField(_CheckedStringSequenceField):
         return tuple(port if "/" in port else f"{port}/tcp" for port in self.value or ())
 
 
+class EsbServiceExtrasField(_CheckedStringSequenceField):
+    alias = "extras"
+    default = ()
+    help = help_text(
+        f"""
+        Optional-dependency groups (`[project.optional-dependencies]` of the service's
+        `{SERVICE_PYPROJECT_FILE}`) to install too, as `pip install ".[name]"` would, e.g.
+        `extras=["server"]` for a project that keeps its production server (gunicorn, uvicorn)
+        in an extra. They come from the same `{SERVICE_LOCK_FILE}`, which locks every extra.
+        """
+    )
+
+    invalid_items = "invalid extra name(s)"
+    fix = "give the names as `[project.optional-dependencies]` spells them, e.g. `extras=[\"server\"]`."
+
+    @staticmethod
+    def is_valid(item: str) -> bool:
+        return bool(_EXTRA.match(item))
+
+
 class EsbServiceImageTarget(Target):
     alias = "esb_service_image"
     core_fields = (
@@ -815,6 +837,7 @@ class EsbServiceImageTarget(Target):
         EsbServiceCommandField,
         EsbServiceWorkdirField,
         EsbServicePortsField,
+        EsbServiceExtrasField,
         EsbImageStopSignalField,
         EsbServiceShipTestsField,
         EsbServiceAllowedSecretsField,

@@ -52,6 +52,7 @@ def _load_error(rule_runner: RuleRunner, build: str) -> str:
         pytest.param("environment", '{"1X": "y"}', "invalid variable name(s) '1X'", id="env"),
         pytest.param("ports", '["80", "70000", "8443/quic"]', "'70000', '8443/quic'", id="ports"),
         pytest.param("workdir", '"app"', "is 'app', a relative path", id="workdir"),
+        pytest.param("extras", '["server", "-x", "a b"]', "extra name(s) '-x', 'a b'", id="extras"),
     ],
 )
 def test_invalid_field_names_target_field_and_fix(

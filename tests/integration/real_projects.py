@@ -104,8 +104,10 @@ def _service_build(
     *,
     whole_directory: bool = False,
     namespace: str = "real",
+    extras: Sequence[str] = (),
 ) -> str:
     ports_line = f"    ports={list(ports)!r},\n" if ports else ""
+    extras_line = f"    extras={list(extras)!r},\n" if extras else ""
     # An unpacked sdist ships as a Dockerfile's `COPY . /app` would: its code is not under
     # src/, and its build reads PKG-INFO, the readme and the license.
     sources_line = '    sources=["**/*"],\n' if whole_directory else ""
@@ -117,13 +119,16 @@ def _service_build(
         f'    user="{SERVICE_ACCOUNT}",\n'
         f"    command={list(command)!r},\n"
         f"{ports_line}"
+        f"{extras_line}"
         f"{sources_line}"
         ")\n"
     )
 
 
 # A WSGI service in a flat layout, started by its console script: hatchling (unpinned by its
-# authors) builds it, with its version read from a module; entry points of its own.
+# authors) builds it, with its version read from a module; entry points of its own; the
+# optional-dependency group that gives it password checks installed too.
+PYPISERVER_EXTRA = ("passlib", "1.7.4")
 PYPISERVER = RealService(
     directory="pypiserver",
     sdist=Sdist(
@@ -134,6 +139,7 @@ PYPISERVER = RealService(
         ["pypi-server", "run", "--port", "8080", "/app"],
         ["8080/tcp"],
         whole_directory=True,
+        extras=[PYPISERVER_EXTRA[0]],
     ),
 )
 # A CLI started by its console script; setuptools-scm gives its version (from PKG-INFO: an

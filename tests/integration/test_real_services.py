@@ -18,6 +18,7 @@ from integration.containers import run_to_exit
 from integration.real_projects import (
     GRIP,
     PYPISERVER,
+    PYPISERVER_EXTRA,
     REAL_SERVICES,
     SERVICE_ACCOUNT,
     TABULATE,
@@ -99,6 +100,25 @@ def test_a_wsgi_service_answers_as_started_by_its_console_script(
     assert "paste.app_factory:main" in metadata["entry_points"]
     assert "console_scripts:pypi-server" in metadata["entry_points"]
     assert user == SERVICE_ACCOUNT
+
+
+@pytest.mark.parametrize(
+    "service, installed", [(PYPISERVER, True), (TABULATE, False)], ids=["extra", "no-extra"]
+)
+def test_the_extras_a_target_names_are_installed_from_the_lock(
+    service: RealService, installed: bool, real_images: dict[str, Image], docker_client: DockerClient
+) -> None:
+    name, version = PYPISERVER_EXTRA
+    result = run_to_exit(
+        docker_client,
+        real_images[service.directory].id,
+        ["python", "-c", METADATA_SCRIPT, name] if installed else ["python", "-c", f"import {name}"],
+    )
+    if installed:
+        assert result.status == 0, result.report()
+        assert json.loads(result.stdout)["version"] == version
+    else:
+        assert result.status != 0 and "ModuleNotFoundError" in result.stderr, result.report()
 
 
 def test_a_cli_starts_by_its_console_script_with_its_dynamic_version(

@@ -19,6 +19,7 @@ from esb.target_types import (
     EsbImageUserField,
     EsbServiceBaseField,
     EsbServiceCommandField,
+    EsbServiceExtrasField,
     EsbServicePortsField,
     EsbServiceSourcesField,
     EsbServiceWorkdirField,
@@ -47,6 +48,7 @@ from esb.util_rules.workspace import (
     ServiceWorkspaceRequest,
     WorkspaceMember,
     in_repo,
+    normalise_name,
 )
 from esb.util_rules.layers import (
     BaseLibraries,
@@ -142,6 +144,8 @@ class ServiceProject:
     workspace.py), and `local_packages` is empty."""
     is_package: bool = False
     """Whether its own project is built and installed (see `is_package`)."""
+    extras: tuple[str, ...] = ()
+    """The optional-dependency groups of its project that it installs too."""
     build_constraints: Digest = EMPTY_DIGEST
     """The `build-constraints.txt` its builds use, at the digest's root: the service's own or,
     for a workspace member, the workspace root's; empty when it has none."""
@@ -227,6 +231,24 @@ def local_package_directories(pyproject: bytes, lock: bytes) -> tuple[str, ...]:
     return tuple(sorted(inside))
 
 
+def check_extras(address: Address, extras: tuple[str, ...], pyproject: bytes) -> None:
+    """Fail unless the service's `pyproject.toml` defines every extra the target asks for."""
+    project = toml_table(pyproject).get("project")
+    table = project.get("optional-dependencies") if isinstance(project, dict) else None
+    defined = {normalise_name(n): n for n in (table if isinstance(table, dict) else {})}
+    missing = [e for e in extras if normalise_name(e) not in defined]
+    if missing:
+        path = in_service(address, SERVICE_PYPROJECT_FILE)
+        listed = ", ".join(f"`{n}`" for n in sorted(defined.values())) or "none"
+        raise InvalidFieldException(
+            f"The `{EsbServiceExtrasField.alias}` field of the target {address} names "
+            f"{', '.join(map(repr, missing))}, which {path} does not define in "
+            f"`[project.optional-dependencies]` (it defines {listed}).\n\nFix: remove "
+            f"{'it' if len(missing) == 1 else 'them'} from `{EsbServiceExtrasField.alias}`, or "
+            f"add the group to {path} and run `pants esb-lock {address}`."
+        )
+
+
 def check_local_packages(address: Address, files: tuple[str, ...], directories: tuple[str, ...]) -> None:
     root = address.spec_path
     empty = [d for d in directories if not any(f.startswith(f"{root}/{d}/") for f in files)]
@@ -268,7 +290,10 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         contents.get(in_service(request.address, SERVICE_LOCK_FILE), b""),
     )
     check_local_packages(request.address, sources.snapshot.files, local_packages)
-    package = is_package(contents.get(in_service(request.address, SERVICE_PYPROJECT_FILE), b""))
+    pyproject = contents.get(in_service(request.address, SERVICE_PYPROJECT_FILE), b"")
+    extras = target[EsbServiceExtrasField].value or ()
+    check_extras(request.address, extras, pyproject)
+    package = is_package(pyproject)
     globs = project_globs(request.address, local_packages)
     if package:
         # uv builds the metadata of a project that is a package from its sources to lock it.
@@ -294,6 +319,7 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         local_packages,
         workspace=member,
         is_package=package,
+        extras=extras,
         build_constraints=constraints,
     )
 
@@ -315,6 +341,7 @@ def export_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
         *(("--package", member.package) if member else ()),
         "--relock-command",
         project.relock_command,
+        *(arg for extra in project.extras for arg in ("--extra", extra)),
         # A workspace's file is at its root, staged at `project/` like a service's own project.
         "--build-constraints",
         f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",

@@ -7,6 +7,7 @@ from esb.util_rules.index_credentials import PackageIndex
 from esb.util_rules.service import (
     LockExport,
     ServiceProject,
+    check_extras,
     check_local_packages,
     distribution_indexes,
     distribution_install_error,
@@ -229,3 +230,39 @@ def test_a_failure_of_the_service_layer_is_told_apart_by_its_service() -> None:
         failure("Build the source layer of services/x:x"), "services/y:y"
     )
     assert not is_service_layer_failure(failure("Install six==1.17.0 into a layer"), "services/x:x")
+
+
+PYPROJECT_WITH_EXTRAS = b"""\
+[project]
+name = "svc"
+version = "1"
+
+[project.optional-dependencies]
+Main_App = ["gunicorn"]
+test = ["pytest"]
+"""
+
+
+def test_extras_are_matched_as_pep_685_normalises_them_and_reach_the_export() -> None:
+    address = Address("services/x", target_name="x")
+    check_extras(address, ("main-app", "MAIN.APP"), PYPROJECT_WITH_EXTRAS)
+    project = ServiceProject(
+        address,
+        EMPTY_DIGEST,
+        BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11"),
+        Address("base", target_name="base"),
+        extras=("main-app",),
+    )
+    argv = export_lock_argv(project, "uv.whl")
+    assert argv[argv.index("--extra") + 1] == "main-app"
+
+
+def test_an_extra_the_project_does_not_define_names_the_field_and_the_groups() -> None:
+    address = Address("services/x", target_name="x")
+    with pytest.raises(InvalidFieldException) as error:
+        check_extras(address, ("server", "test"), PYPROJECT_WITH_EXTRAS)
+    message = str(error.value)
+    assert "The `extras` field of the target services/x:x names 'server'" in message
+    assert "services/x/pyproject.toml does not define" in message
+    assert "(it defines `Main_App`, `test`)" in message
+    assert "`pants esb-lock services/x:x`" in message

@@ -123,8 +123,9 @@ def _local_source(package: dict) -> Optional[str]:
     return None
 
 
-def _normalise(name: str) -> str:
-    """The name as uv writes it in the lock (PEP 503)."""
+def normalise_name(name: str) -> str:
+    """A project's name as uv writes it in the lock (PEP 503), or an extra's as PEP 685
+    compares them: the same rule."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -136,10 +137,10 @@ def installed_local_directories(lock: dict, package: str) -> tuple[str, ...]:
     by_name: dict[str, list[dict]] = {}
     for entry in packages if isinstance(packages, list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            by_name.setdefault(_normalise(entry["name"]), []).append(entry)
+            by_name.setdefault(normalise_name(entry["name"]), []).append(entry)
     # (name, extra): a dependency on `x[extra]` also installs x's optional dependencies.
-    seen = {(_normalise(package), "")}
-    pending = [(_normalise(package), "")]
+    seen = {(normalise_name(package), "")}
+    pending = [(normalise_name(package), "")]
     directories = set()
     while pending:
         name, extra = pending.pop()
@@ -150,14 +151,14 @@ def installed_local_directories(lock: dict, package: str) -> tuple[str, ...]:
             else:
                 dependencies = entry.get("dependencies", [])
                 directory = _local_source(entry)
-                if directory is not None and name != _normalise(package):
+                if directory is not None and name != normalise_name(package):
                     directories.add(directory)
             for dependency in dependencies if isinstance(dependencies, list) else []:
                 if not isinstance(dependency, dict) or not isinstance(dependency.get("name"), str):
                     continue
                 extras = dependency.get("extra", [])
                 for key in ("", *(e for e in extras if isinstance(e, str))):
-                    step = (_normalise(dependency["name"]), key)
+                    step = (normalise_name(dependency["name"]), key)
                     if step not in seen:
                         seen.add(step)
                         pending.append(step)
