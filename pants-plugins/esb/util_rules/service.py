@@ -186,14 +186,16 @@ def project_globs(address: Address, local_packages: tuple[str, ...]) -> tuple[st
 
 
 def is_package(pyproject: bytes) -> bool:
-    """Whether the service's own project is built into a wheel and installed: its
-    `pyproject.toml` has a `[build-system]` and does not set `[tool.uv] package = false` (as
-    uv decides whether to install a project)."""
+    """Whether the service's own project is built into a wheel and installed, as uv decides
+    it: `[tool.uv] package` when set (true builds a project without `[build-system]` with
+    setuptools, PEP 517's default), else whether it declares a `[build-system]`. The image
+    tool's `project.is_package` decides the same."""
     table = toml_table(pyproject)
-    tool = table.get("tool", {})
-    uv_table = tool.get("uv", {}) if isinstance(tool, dict) else {}
-    if isinstance(uv_table, dict) and uv_table.get("package") is False:
-        return False
+    tool = table.get("tool")
+    uv_table = tool.get("uv") if isinstance(tool, dict) else None
+    package = uv_table.get("package") if isinstance(uv_table, dict) else None
+    if isinstance(package, bool):
+        return package
     return isinstance(table.get("build-system"), dict)
 
 

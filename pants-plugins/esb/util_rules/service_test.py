@@ -182,6 +182,7 @@ def test_a_failed_distribution_layer_names_the_lock_and_the_relock_command() -> 
         (b'[project]\nname = "x"\n[build-system]\nrequires = ["setuptools==75.8.0"]\n', True),
         (b'[build-system]\nrequires = ["setuptools==75.8.0"]\n[tool.uv]\npackage = false\n', False),
         (b'[project]\nname = "x"\n[tool.uv]\npackage = false\n', False),
+        (b'[project]\nname = "x"\n[tool.uv]\npackage = true\n', True),
         (b"not toml [", False),
     ],
 )

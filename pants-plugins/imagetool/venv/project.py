@@ -46,12 +46,14 @@ class ProjectBuildError(VenvBuildError):
 
 
 def is_package(pyproject: Mapping[str, object]) -> bool:
-    """Whether the project is built and installed: it declares a `[build-system]` and does not
-    set `[tool.uv] package = false`."""
-    tool = pyproject.get("tool", {})
-    uv_table = tool.get("uv", {}) if isinstance(tool, dict) else {}
-    if isinstance(uv_table, dict) and uv_table.get("package") is False:
-        return False
+    """Whether the project is built and installed, as uv decides it: `[tool.uv] package` when
+    set (true builds a project without `[build-system]` with setuptools, PEP 517's default),
+    else whether it declares a `[build-system]`."""
+    tool = pyproject.get("tool")
+    uv_table = tool.get("uv") if isinstance(tool, dict) else None
+    package = uv_table.get("package") if isinstance(uv_table, dict) else None
+    if isinstance(package, bool):
+        return package
     return isinstance(pyproject.get("build-system"), dict)
 
 

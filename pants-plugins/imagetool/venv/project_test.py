@@ -325,6 +325,7 @@ def test_app_files_of_another_python_ship_without_bytecode(
         ({"build-system": {"requires": [SETUPTOOLS]}}, True),
         ({"build-system": {"requires": [SETUPTOOLS]}, "tool": {"uv": {"package": False}}}, False),
         ({"project": {"name": "x"}}, False),
+        ({"project": {"name": "x"}, "tool": {"uv": {"package": True}}}, True),
     ],
 )
 def test_a_project_is_a_package_when_it_has_a_build_system(pyproject: dict, expected: bool) -> None:
