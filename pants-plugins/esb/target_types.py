@@ -21,15 +21,12 @@ from pants.engine.target import (
     StringSequenceField,
     Target,
 )
+from esb_contract import reference
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
 
-# The OCI distribution spec's grammar for repository path components and tags.
-_REPOSITORY_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _NOT_REPOSITORY_CHARACTERS = re.compile(r"[^a-z0-9._-]+")
 _SEPARATORS = re.compile(r"[._-]+")
-_SEPARATOR = re.compile(r"\.|_|__|-+")
 # `{name}` in a tag: filled in by `publish`, which knows the digest (see EsbImageTagsField).
 TAG_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 TAG_PLACEHOLDERS = ("digest", "git_commit", "version")
@@ -94,9 +91,9 @@ def repository_component_for(name: str) -> Optional[str]:
     and each separator run the grammar does not allow (e.g. `._`) made one `-`, separators at
     the ends dropped; None when nothing is left (e.g. `__`)."""
     mapped = _NOT_REPOSITORY_CHARACTERS.sub("-", name.lower())
-    mapped = _SEPARATORS.sub(lambda m: m[0] if _SEPARATOR.fullmatch(m[0]) else "-", mapped)
+    mapped = _SEPARATORS.sub(lambda m: m[0] if reference.SEPARATOR.fullmatch(m[0]) else "-", mapped)
     mapped = mapped.strip("._-")
-    return mapped if _REPOSITORY_COMPONENT.match(mapped) else None
+    return mapped if reference.PATH_COMPONENT.fullmatch(mapped) else None
 
 
 class _CheckedStringSequenceField(StringSequenceField):
@@ -141,7 +138,7 @@ class EsbImageRepositoryField(StringField, AsyncFieldMixin):
         value = super().compute_value(raw_value, address)
         if value is None:
             name = address.target_name
-            if not _REPOSITORY_COMPONENT.match(name):
+            if not reference.PATH_COMPONENT.fullmatch(name):
                 suggestion = repository_component_for(name) or "esb/<name>"
                 raise _invalid(
                     cls.alias,
@@ -152,7 +149,7 @@ class EsbImageRepositoryField(StringField, AsyncFieldMixin):
                     f'set it, e.g. `{cls.alias}="{suggestion}"`, or rename the target.',
                 )
             return None
-        bad = [part for part in value.split("/") if not _REPOSITORY_COMPONENT.match(part)]
+        bad = [part for part in value.split("/") if not reference.PATH_COMPONENT.fullmatch(part)]
         if bad:
             raise _invalid(
                 cls.alias,
@@ -197,7 +194,7 @@ class EsbImageTagsField(_CheckedStringSequenceField):
         names = TAG_PLACEHOLDER.findall(item)
         # The length is checked again once `publish` has filled the placeholders in.
         return all(name in TAG_PLACEHOLDERS for name in names) and bool(
-            _TAG.match(TAG_PLACEHOLDER.sub("0", item))
+            reference.TAG.fullmatch(TAG_PLACEHOLDER.sub("0", item))
         )
 
     def literal(self) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from esb_contract import reference as grammar
 from imagetool.errors import ToolError
 
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -46,14 +47,6 @@ _OCI_LAYER_MEDIA_TYPES = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": GZIP_LAYER_MEDIA_TYPE,
 }
 _LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-# The grammar of github.com/distribution/reference: an optional registry host, then lowercase
-# path components; tags are at most 128 word characters, dots and dashes.
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN_COMPONENT = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-_REGISTRY_HOST = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
-_REPOSITORY = re.compile(rf"(?:{_REGISTRY_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
 _PORT = re.compile(r"[0-9]{1,5}(?:/(?:tcp|udp|sctp))?")
 _COPY_CHUNK_SIZE = 1 << 20
 
@@ -89,13 +82,13 @@ def fully_qualified(reference: str) -> str:
 
 def image_reference(repository: str, tag: str) -> str:
     """`repository:tag`, after checking both against Docker's reference grammar."""
-    if not _REPOSITORY.fullmatch(repository):
+    if not grammar.NAME.fullmatch(repository):
         raise OciError(
             f"{repository!r} is not a valid image repository: use lowercase letters, digits and "
             "separators (`.`, `_`, `__`, `-`) in `/`-separated parts, optionally after a registry "
             "host, e.g. `esb/hello` or `registry.example:5000/esb/hello`."
         )
-    if not _TAG.fullmatch(tag):
+    if not grammar.TAG.fullmatch(tag):
         raise OciError(
             f"{tag!r} is not a valid image tag: use up to 128 letters, digits, `_`, `.` and `-`, "
             "not starting with `.` or `-`."
@@ -158,7 +151,7 @@ class Descriptor:
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise OciError(f"{where}: malformed descriptor {value!r} (missing or wrong {e}).") from e
-        if not _DIGEST.fullmatch(str(descriptor.digest)) or not isinstance(descriptor.size, int):
+        if not grammar.SHA256_DIGEST.fullmatch(str(descriptor.digest)) or not isinstance(descriptor.size, int):
             raise OciError(
                 f"{where}: descriptor {value!r} needs a `sha256:<64 hex>` digest and an integer size."
             )
@@ -322,7 +315,7 @@ class OciLayout:
         return cls(root)
 
     def blob_path(self, digest: str) -> Path:
-        if not _DIGEST.fullmatch(digest):
+        if not grammar.SHA256_DIGEST.fullmatch(digest):
             raise OciError(f"{digest!r} is not a `sha256:<64 hex>` digest.")
         return self.root / "blobs" / "sha256" / digest[len("sha256:") :]
 

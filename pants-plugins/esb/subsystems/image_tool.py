@@ -28,6 +28,8 @@ from pants.util.logging import LogLevel
 from pants.util.strutil import help_text
 
 IMAGE_TOOL_PACKAGE = "imagetool"
+# The packages the tool's PEX holds: the tool, and the contract it shares with this backend.
+IMAGE_TOOL_PACKAGES = (IMAGE_TOOL_PACKAGE, "esb_contract")
 # With a remote cache, Pants races each step's cache lookup against running the step locally, and
 # by default starts both at once: a small layer can then finish locally before its hit has been
 # fetched, so that a workspace with a warm remote cache still rebuilds steps (and spends a core on
@@ -88,7 +90,11 @@ async def image_tool_pex_request(
 ) -> ImageToolPexRequest:
     sources = await Get(
         Digest,
-        CreateDigest(_tool_files(resources.files(IMAGE_TOOL_PACKAGE), IMAGE_TOOL_PACKAGE)),
+        CreateDigest(
+            file
+            for package in IMAGE_TOOL_PACKAGES
+            for file in _tool_files(resources.files(package), package)
+        ),
     )
     constraints = python_setup.resolves_to_interpreter_constraints.get(
         subsystem.resolve, python_setup.interpreter_constraints

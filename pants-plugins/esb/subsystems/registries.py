@@ -9,24 +9,18 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Optional
 
+from esb_contract import reference
 from esb.target_types import EsbImageRegistriesField
 from pants.engine.addresses import Address
 from pants.option.option_types import DictOption, FloatOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
-# `host[:port]`, as references and Docker's `certs.d` name registries.
-_DOMAIN_COMPONENT = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_REGISTRY = re.compile(
-    rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$"
-)
 _MIRROR = re.compile(r"^https?://[^/?#\s]+/?$")
 _SETTINGS = ("ca_bundle", "insecure", "mirrors")
 PATH_PLACEHOLDER = "<PATH>"
 # Names of `[esb-registries].publish` entries, written `@alias` in a target's `registries`.
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# The OCI distribution grammar of a repository path component, for a publish address' namespace.
-_NAMESPACE_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _PUBLISH_SETTINGS = ("address", "default")
 
 
@@ -68,7 +62,7 @@ def _settings_tables(
     sorted by key, each key matching `key_pattern` and each table holding only `known` keys."""
     for key, settings in sorted(value.items()):
         where = f"The entry {key!r} of `{option}`"
-        if not key_pattern.match(key):
+        if not key_pattern.fullmatch(key):
             raise RegistrySettingsError(f"{where} {bad_key}.\n\n{fix}")
         if not isinstance(settings, Mapping):
             raise RegistrySettingsError(f"{where} is {settings!r}, not a table of settings.\n\n{fix}")
@@ -90,7 +84,7 @@ def parse_registry_settings(value: Mapping[str, Any], option: str) -> tuple[Regi
     )
     entries = []
     for registry, settings, where in _settings_tables(
-        value, option, _SETTINGS, _REGISTRY, "does not name a registry as `host` or `host:port`", fix
+        value, option, _SETTINGS, reference.REGISTRY, "does not name a registry as `host` or `host:port`", fix
     ):
         ca_bundle = settings.get("ca_bundle")
         insecure = settings.get("insecure", False)
@@ -139,9 +133,9 @@ def publish_address_problem(address: str) -> Optional[str]:
     if "://" in address:
         return "it is a URL: write the registry as `host[:port]`, without a scheme"
     registry, _, namespace = address.partition("/")
-    if not _REGISTRY.match(registry):
+    if not reference.REGISTRY.fullmatch(registry):
         return f"{registry!r} is not a registry `host` or `host:port`"
-    bad = [part for part in namespace.split("/") if not _NAMESPACE_COMPONENT.match(part)] if namespace else []
+    bad = [part for part in namespace.split("/") if not reference.PATH_COMPONENT.fullmatch(part)] if namespace else []
     if bad:
         return (
             f"the namespace part(s) {', '.join(map(repr, bad))} are not lower-case letters and "

@@ -26,6 +26,7 @@ from esb.target_types import (
 )
 from esb.target_types import BASE_LOCK_FILE
 from esb.toml_files import toml_table
+from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package
 from esb.util_rules import context, index_credentials, sdists
 from esb.util_rules.index_credentials import (
     IndexCredentials,
@@ -143,7 +144,7 @@ class ServiceProject:
     """When the service is a member of a uv workspace: it is locked there (esb/util_rules/
     workspace.py), and `local_packages` is empty."""
     is_package: bool = False
-    """Whether its own project is built and installed (see `is_package`)."""
+    """Whether its own project is built and installed (`esb_contract.uv_project.is_package`)."""
     extras: tuple[str, ...] = ()
     """The optional-dependency groups of its project that it installs too."""
     build_constraints: Digest = EMPTY_DIGEST
@@ -183,20 +184,6 @@ def project_globs(address: Address, local_packages: tuple[str, ...]) -> tuple[st
         *(f"{d}/**" for d in local_packages),
     )
     return tuple(in_service(address, name) for name in names)
-
-
-def is_package(pyproject: bytes) -> bool:
-    """Whether the service's own project is built into a wheel and installed, as uv decides
-    it: `[tool.uv] package` when set (true builds a project without `[build-system]` with
-    setuptools, PEP 517's default), else whether it declares a `[build-system]`. The image
-    tool's `project.is_package` decides the same."""
-    table = toml_table(pyproject)
-    tool = table.get("tool")
-    uv_table = tool.get("uv") if isinstance(tool, dict) else None
-    package = uv_table.get("package") if isinstance(uv_table, dict) else None
-    if isinstance(package, bool):
-        return package
-    return isinstance(table.get("build-system"), dict)
 
 
 def source_path(app_files: tuple[str, ...]) -> str:
@@ -295,7 +282,7 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
     pyproject = contents.get(in_service(request.address, SERVICE_PYPROJECT_FILE), b"")
     extras = target[EsbServiceExtrasField].value or ()
     check_extras(request.address, extras, pyproject)
-    package = is_package(pyproject)
+    package = is_package(toml_table(pyproject))
     globs = project_globs(request.address, local_packages)
     if package:
         # uv builds the metadata of a project that is a package from its sources to lock it.
@@ -490,14 +477,10 @@ class DistributionInstallError(Exception):
     """A distribution the lock pins could not be installed; names the lock and the fix."""
 
 
-# What the image tool writes as the fix where its process, shared by every service that locks a
-# distribution, cannot name the service (`imagetool.venv.indexes.RELOCK_PLACEHOLDER`).
-_RELOCK_PLACEHOLDER = "`pants esb-lock <service target>`"
-
-
 def with_relock_command(project: ServiceProject, message: str) -> str:
-    """The image tool's message with the service's own re-lock command as its fix."""
-    return message.replace(_RELOCK_PLACEHOLDER, f"`{project.relock_command}`")
+    """The image tool's message with the service's own re-lock command as its fix, where the
+    tool's process (shared by every service that locks a distribution) wrote the placeholder."""
+    return message.replace(RELOCK_PLACEHOLDER, f"`{project.relock_command}`")
 
 
 def distribution_install_error(project: ServiceProject, failure: ProcessExecutionFailure) -> str:

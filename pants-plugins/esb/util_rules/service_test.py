@@ -15,7 +15,6 @@ from esb.util_rules.service import (
     check_service_files,
     export_lock_argv,
     is_distribution_layer_failure,
-    is_package,
     is_service_layer_failure,
     local_package_directories,
     project_globs,
@@ -174,22 +173,6 @@ def test_a_failed_distribution_layer_names_the_lock_and_the_relock_command() -> 
     assert message.startswith("Installing a distribution that services/api/uv.lock pins failed")
     assert "greeting==1.0: the file the index served" in message
     assert "(`pants esb-lock services/api:api`)" in message
-
-
-@pytest.mark.parametrize(
-    "pyproject, expected",
-    [
-        (b'[project]\nname = "x"\n[build-system]\nrequires = ["setuptools==75.8.0"]\n', True),
-        (b'[build-system]\nrequires = ["setuptools==75.8.0"]\n[tool.uv]\npackage = false\n', False),
-        (b'[project]\nname = "x"\n[tool.uv]\npackage = false\n', False),
-        (b'[project]\nname = "x"\n[tool.uv]\npackage = true\n', True),
-        (b"not toml [", False),
-    ],
-)
-def test_a_service_is_a_package_when_it_has_a_build_system(
-    pyproject: bytes, expected: bool
-) -> None:
-    assert is_package(pyproject) is expected
 
 
 def test_the_source_path_follows_the_layout() -> None:

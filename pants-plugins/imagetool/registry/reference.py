@@ -7,23 +7,15 @@ registry when it holds a `.` or a `:`, is `localhost`, or has capital letters (D
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from esb_contract import reference as grammar
 from imagetool.errors import ToolError
 
 DOCKER_HUB = "docker.io"
 # The names Docker Hub goes by in references (and in Docker's own config files).
 _DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
-# The grammar of github.com/distribution/reference.
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_REGISTRY = re.compile(rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
-_TAG = re.compile(r"\w[\w.-]{0,127}")
-_SHA256_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_MAX_NAME_LENGTH = 255
 
 
 class InvalidReferenceError(ToolError, ValueError):
@@ -58,7 +50,7 @@ def normalize_registry(registry: str) -> str:
 
 def parse_registry(text: str) -> str:
     """`host[:port]`, checked and normalized; for options that name a registry."""
-    if not _REGISTRY.fullmatch(text):
+    if not grammar.REGISTRY.fullmatch(text):
         raise InvalidReferenceError(
             f"{text!r} is not a registry: write `host` or `host:port`, e.g. `registry.example:5000`."
         )
@@ -67,7 +59,7 @@ def parse_registry(text: str) -> str:
 
 def parse_repository(text: str) -> str:
     """A repository path within a registry, e.g. `esb/service-base`, checked."""
-    if not _REPOSITORY.fullmatch(text):
+    if not grammar.REPOSITORY.fullmatch(text):
         hint = " (repository names are lowercase)" if text != text.lower() else ""
         raise InvalidReferenceError(
             f"{text!r} is not a repository name{hint}; use lowercase letters, digits and separators "
@@ -77,7 +69,7 @@ def parse_repository(text: str) -> str:
 
 
 def parse_tag(text: str) -> str:
-    if not _TAG.fullmatch(text):
+    if not grammar.TAG.fullmatch(text):
         raise InvalidReferenceError(
             f"{text!r} is not a tag; use up to 128 letters, digits, `_`, `.` and `-`, not starting "
             "with `.` or `-`."
@@ -88,7 +80,7 @@ def parse_tag(text: str) -> str:
 def parse_reference(text: str) -> Reference:
     """Parse `text` as Docker does (see the module's docstring)."""
     name, at, digest = text.partition("@")
-    if at and not _SHA256_DIGEST.fullmatch(digest):
+    if at and not grammar.SHA256_DIGEST.fullmatch(digest):
         raise InvalidReferenceError(
             f"{text!r}: {digest!r} is not a digest this tool reads; write `@sha256:` and 64 "
             "lowercase hex digits."
@@ -100,7 +92,7 @@ def parse_reference(text: str) -> Reference:
         _check_part(text, parse_tag, tag)
     first, slash, rest = name.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
-        if not _REGISTRY.fullmatch(first):
+        if not grammar.REGISTRY.fullmatch(first):
             raise InvalidReferenceError(f"{text!r}: {first!r} is not a registry host[:port].")
         registry, repository = normalize_registry(first), rest
     else:
@@ -108,8 +100,8 @@ def parse_reference(text: str) -> Reference:
     if registry == DOCKER_HUB and "/" not in repository:
         repository = f"library/{repository}"
     _check_part(text, parse_repository, repository)
-    if len(f"{registry}/{repository}") > _MAX_NAME_LENGTH:
-        raise InvalidReferenceError(f"{text!r}: the name is longer than {_MAX_NAME_LENGTH} characters.")
+    if len(f"{registry}/{repository}") > grammar.MAX_NAME_LENGTH:
+        raise InvalidReferenceError(f"{text!r}: the name is longer than {grammar.MAX_NAME_LENGTH} characters.")
     return Reference(registry, repository, tag, digest or None)
 
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from esb_contract.uv_project import is_package
 from imagetool.venv.builds import BuildConstraintsError, build_wheel
 from imagetool.venv.indexes import PYPI_INDEX_URL, LockError, VenvBuildError
 from imagetool.venv.install import Uv
-from imagetool.venv.project import is_package
 from imagetool.venv.sdists import LockedSdist, fetch_sdist, sdist_only_distributions
 
 BUILD_CONSTRAINTS_HEADER = "# build: "

@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from imagetool.venv.indexes import PYPI_INDEX_URL, RELOCK_PLACEHOLDER, VenvBuildError
+from esb_contract.uv_project import RELOCK_PLACEHOLDER
+from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError
 from imagetool.venv.install import Uv, check_pinned_build_backend
 
 _UNHASHED_BUILD_REQUIREMENT = re.compile(

@@ -23,6 +23,7 @@ from typing import Optional
 
 from packaging.utils import canonicalize_name
 
+from esb_contract.uv_project import RELOCK_COMMAND
 from imagetool.commands import (
     AddArguments,
     LayerOutputs,
@@ -41,7 +42,6 @@ from imagetool.venv.build_constraints import (
 from imagetool.venv.builds import build_local_wheels, build_wheel
 from imagetool.venv.indexes import (
     PYPI_INDEX_URL,
-    RELOCK_COMMAND,
     PackageIndex,
     credentials_netrc,
     project_indexes,

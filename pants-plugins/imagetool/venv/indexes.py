@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 from urllib.parse import urlsplit
 
+from esb_contract.uv_project import RELOCK_PLACEHOLDER
 from imagetool.errors import ToolError
 
 PYPI_INDEX_URL = "https://pypi.org/simple"
@@ -25,12 +26,6 @@ PYPI_INDEX_URL = "https://pypi.org/simple"
 _CONFLICT_MARKER = re.compile(r"^(<<<<<<<|=======|>>>>>>>)( |$)", re.MULTILINE)
 _UNAUTHORIZED = re.compile(r"\b(401 Unauthorized|403 Forbidden)\b|[Mm]issing credentials")
 _HASH_MISMATCH = re.compile(r"Hash mismatch for `(?P<distribution>[^`]+)`")
-
-# The fix of messages that cannot name the service (a layer's process is shared by every
-# service that locks the distribution); the backend puts the service's own command in its place.
-RELOCK_COMMAND = "pants esb-lock <service target>"
-RELOCK_PLACEHOLDER = f"`{RELOCK_COMMAND}`"
-
 
 class VenvBuildError(ToolError):
     """A service's venv cannot be built; the message says why and how to fix it."""

@@ -44,10 +44,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
+from esb_contract.uv_project import RELOCK_COMMAND, RELOCK_PLACEHOLDER
 from imagetool.venv.indexes import (
     PYPI_INDEX_URL,
-    RELOCK_COMMAND,
-    RELOCK_PLACEHOLDER,
     LockError,
     PackageIndex,
     VenvBuildError,

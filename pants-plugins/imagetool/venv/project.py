@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence
 
+from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package
 from imagetool.tarlayer import LayerMember, members_from_directory
 from imagetool.venv.builds import build_wheel
-from imagetool.venv.indexes import PYPI_INDEX_URL, RELOCK_PLACEHOLDER, VenvBuildError, read_toml
+from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError, read_toml
 from imagetool.venv.install import (
     BuiltVenv,
     TargetPython,
@@ -43,18 +44,6 @@ APP_PATH = "/app"
 
 class ProjectBuildError(VenvBuildError):
     """The service's own project cannot be built into a wheel."""
-
-
-def is_package(pyproject: Mapping[str, object]) -> bool:
-    """Whether the project is built and installed, as uv decides it: `[tool.uv] package` when
-    set (true builds a project without `[build-system]` with setuptools, PEP 517's default),
-    else whether it declares a `[build-system]`."""
-    tool = pyproject.get("tool")
-    uv_table = tool.get("uv") if isinstance(tool, dict) else None
-    package = uv_table.get("package") if isinstance(uv_table, dict) else None
-    if isinstance(package, bool):
-        return package
-    return isinstance(pyproject.get("build-system"), dict)
 
 
 def build_requirements(pyproject: Mapping[str, object]) -> list[str]:

@@ -25,7 +25,6 @@ from imagetool.venv.project import (
     backend_environment,
     build_project_wheel,
     install_project_wheel,
-    is_package,
     stage_app_files,
 )
 
@@ -317,19 +316,6 @@ def test_app_files_of_another_python_ship_without_bytecode(
     )
     assert app.bytecode_skipped and "3.12" in app.bytecode_skipped
     assert not list(app.root.rglob("*.pyc"))
-
-
-@pytest.mark.parametrize(
-    "pyproject, expected",
-    [
-        ({"build-system": {"requires": [SETUPTOOLS]}}, True),
-        ({"build-system": {"requires": [SETUPTOOLS]}, "tool": {"uv": {"package": False}}}, False),
-        ({"project": {"name": "x"}}, False),
-        ({"project": {"name": "x"}, "tool": {"uv": {"package": True}}}, True),
-    ],
-)
-def test_a_project_is_a_package_when_it_has_a_build_system(pyproject: dict, expected: bool) -> None:
-    assert is_package(pyproject) is expected
 
 
 def test_the_service_layer_command(uv_wheel: Path, own_project: Path, tmp_path: Path) -> None:

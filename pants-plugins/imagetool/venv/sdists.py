@@ -21,12 +21,8 @@ from typing import Any, Mapping
 
 from packaging.utils import canonicalize_name
 
-from imagetool.venv.indexes import (
-    RELOCK_PLACEHOLDER,
-    HashMismatchError,
-    IndexAccessError,
-    VenvBuildError,
-)
+from esb_contract.uv_project import RELOCK_PLACEHOLDER
+from imagetool.venv.indexes import HashMismatchError, IndexAccessError, VenvBuildError
 
 
 @dataclass(frozen=True)
