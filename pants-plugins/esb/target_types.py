@@ -805,6 +805,25 @@ class EsbServicePortsField(_CheckedStringSequenceField):
         return tuple(port if "/" in port else f"{port}/tcp" for port in self.value or ())
 
 
+class EsbServiceVolumesField(_CheckedStringSequenceField):
+    alias = "volumes"
+    default = ()
+    help = help_text(
+        """
+        Directories of the image that hold data to keep out of the container's writable layer
+        (OCI `Volumes`), as absolute paths, e.g. `volumes=["/data"]`: the engine mounts a volume
+        there for each container unless one is given.
+        """
+    )
+
+    invalid_items = "relative or empty path(s)"
+    fix = 'give absolute paths in the image, e.g. `volumes=["/data"]`.'
+
+    @staticmethod
+    def is_valid(item: str) -> bool:
+        return item.startswith("/") and "\0" not in item
+
+
 class EsbServiceExtrasField(_CheckedStringSequenceField):
     alias = "extras"
     default = ()
@@ -834,6 +853,7 @@ class EsbServiceImageTarget(Target):
         EsbServiceCommandField,
         EsbServiceWorkdirField,
         EsbServicePortsField,
+        EsbServiceVolumesField,
         EsbServiceExtrasField,
         EsbImageStopSignalField,
         EsbServiceShipTestsField,

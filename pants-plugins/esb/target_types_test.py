@@ -53,6 +53,7 @@ def _load_error(rule_runner: RuleRunner, build: str) -> str:
         pytest.param("ports", '["80", "70000", "8443/quic"]', "'70000', '8443/quic'", id="ports"),
         pytest.param("workdir", '"app"', "is 'app', a relative path", id="workdir"),
         pytest.param("extras", '["server", "-x", "a b"]', "extra name(s) '-x', 'a b'", id="extras"),
+        pytest.param("volumes", '["/data", "data"]', "relative or empty path(s) 'data'", id="volumes"),
     ],
 )
 def test_invalid_field_names_target_field_and_fix(

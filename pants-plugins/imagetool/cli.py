@@ -15,6 +15,7 @@ from typing import Sequence
 
 # Every command module imports `imagetool.commands`, so this costs no start-up time.
 from imagetool.commands import AddArguments, Run
+from esb_contract.image_spec import SpecError
 from imagetool.errors import ToolError
 
 # The module that implements each subcommand (in its `COMMANDS`). `main` imports only that one:
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, run = command(args.subcommand)
     try:
         return run(args)
-    except ToolError as e:
+    except (ToolError, SpecError) as e:
         print(f"imagetool {args.subcommand}: {e}", file=sys.stderr)
         return 1
 

@@ -17,7 +17,6 @@ from imagetool.debian.tree import TreeError
 from imagetool.engine import EngineError
 from imagetool.errors import ToolError
 from imagetool.oci import OciError
-from imagetool.spec import SpecError
 from imagetool.tarlayer import LayerError
 from imagetool.venv.install import LockError, NoSuitableWheelError, VenvBuildError
 from imagetool.venv.uv_binary import UvWheelError
@@ -57,7 +56,6 @@ def test_each_module_implements_the_subcommands_mapped_to_it() -> None:
         NoSuitableWheelError,
         OciError,
         ResolutionError,
-        SpecError,
         TreeError,
         UvWheelError,
         VenvBuildError,

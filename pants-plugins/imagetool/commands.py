@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from esb_contract.image_spec import ImageSpec, SpecError
 from imagetool.accounts import check_user, needs_accounts
 from imagetool.errors import ToolError
 from imagetool.oci import (
@@ -42,7 +43,7 @@ from imagetool.inventory import (
     merged_accounts,
     merged_inventory,
 )
-from imagetool.spec import ImageMetadata, ImageSpec, LayerSummary, SpecError, layer_descriptor_fields
+from imagetool.spec import ImageMetadata, LayerSummary, layer_descriptor_fields
 from imagetool.tarlayer import (
     LayerBlob,
     LayerMember,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from esb_contract import reference as grammar
+from esb_contract.image_spec import ConfigChanges, Platform
 from imagetool.errors import ToolError
 
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -96,27 +97,10 @@ def image_reference(repository: str, tag: str) -> str:
     return f"{repository}:{tag}"
 
 
-@dataclass(frozen=True)
-class Platform:
-    architecture: str
-    """In Go's terms, as images use them: `amd64`, `arm64`."""
-    os: str = "linux"
-    variant: str | None = None
-
-    def to_json(self) -> dict[str, str]:
-        value = {"architecture": self.architecture, "os": self.os}
-        if self.variant:
-            value["variant"] = self.variant
-        return value
-
-    @classmethod
-    def from_json(cls, value: Mapping[str, Any]) -> Platform:
-        return cls(architecture=value["architecture"], os=value["os"], variant=value.get("variant"))
-
-    def matches(self, other: Platform) -> bool:
-        """Whether an image for `other` runs here; a variant only counts when both name one."""
-        same_variant = not (self.variant and other.variant) or self.variant == other.variant
-        return (self.os, self.architecture) == (other.os, other.architecture) and same_variant
+def platform_of(value: Mapping[str, Any]) -> Platform:
+    """The platform an OCI descriptor or image config names (their other keys, e.g.
+    `os.version`, left aside)."""
+    return Platform(architecture=value["architecture"], os=value["os"], variant=value.get("variant"))
 
 
 @dataclass(frozen=True)
@@ -147,7 +131,7 @@ class Descriptor:
                 digest=value["digest"],
                 size=value["size"],
                 annotations=dict(value.get("annotations") or {}),
-                platform=Platform.from_json(value["platform"]) if value.get("platform") else None,
+                platform=platform_of(value["platform"]) if value.get("platform") else None,
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise OciError(f"{where}: malformed descriptor {value!r} (missing or wrong {e}).") from e
@@ -158,52 +142,36 @@ class Descriptor:
         return descriptor
 
 
-@dataclass(frozen=True)
-class ConfigChanges:
-    """Changes to the runtime config inherited from the base, as a Dockerfile's instructions make them.
-
-    `None` keeps the base's value (`[]` clears a list); `env`, `exposed_ports` and `labels` add
-    to the base's. As in a Dockerfile, setting `entrypoint` drops an inherited `cmd` unless
-    `cmd` is set too.
-    """
-
-    env: Mapping[str, str] = field(default_factory=dict)
-    """Variables to set: each replaces the base's value in place, or is appended."""
-    entrypoint: Sequence[str] | None = None
-    cmd: Sequence[str] | None = None
-    working_dir: str | None = None
-    user: str | None = None
-    stop_signal: str | None = None
-    exposed_ports: Sequence[str] = ()
-    """Added to the base's, e.g. `8443/tcp` (`/tcp` when no protocol is given)."""
-    labels: Mapping[str, str] = field(default_factory=dict)
-    """Set over the base's."""
-
-    def apply(self, base: Mapping[str, Any]) -> dict[str, Any]:
-        """The `config` object of an image config: `base`'s (an image config's `config`) changed."""
-        config = dict(base)
-        if self.env:
-            config["Env"] = _set_variables(config.get("Env") or [], self.env)
-        if self.entrypoint is not None:
-            config["Entrypoint"] = list(self.entrypoint)
-            if self.cmd is None:
-                config.pop("Cmd", None)
-        if self.cmd is not None:
-            config["Cmd"] = list(self.cmd)
-        if self.working_dir is not None:
-            config["WorkingDir"] = self.working_dir
-        if self.user is not None:
-            config["User"] = self.user
-        if self.stop_signal is not None:
-            config["StopSignal"] = self.stop_signal
-        if self.exposed_ports:
-            config["ExposedPorts"] = {
-                **(config.get("ExposedPorts") or {}),
-                **{_port(p): {} for p in self.exposed_ports},
-            }
-        if self.labels:
-            config["Labels"] = {**(config.get("Labels") or {}), **self.labels}
-        return config
+def apply_config_changes(changes: ConfigChanges, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The `config` object of an image config: `base`'s (an image config's `config`) changed."""
+    config = dict(base)
+    if changes.env:
+        config["Env"] = _set_variables(config.get("Env") or [], changes.env)
+    if changes.entrypoint is not None:
+        config["Entrypoint"] = list(changes.entrypoint)
+        if changes.cmd is None:
+            config.pop("Cmd", None)
+    if changes.cmd is not None:
+        config["Cmd"] = list(changes.cmd)
+    if changes.working_dir is not None:
+        config["WorkingDir"] = changes.working_dir
+    if changes.user is not None:
+        config["User"] = changes.user
+    if changes.stop_signal is not None:
+        config["StopSignal"] = changes.stop_signal
+    if changes.exposed_ports:
+        config["ExposedPorts"] = {
+            **(config.get("ExposedPorts") or {}),
+            **{_port(p): {} for p in changes.exposed_ports},
+        }
+    if changes.volumes:
+        config["Volumes"] = {
+            **(config.get("Volumes") or {}),
+            **{_volume(v): {} for v in changes.volumes},
+        }
+    if changes.labels:
+        config["Labels"] = {**(config.get("Labels") or {}), **changes.labels}
+    return config
 
 
 def _set_variables(env: Sequence[str], changes: Mapping[str, str]) -> list[str]:
@@ -221,6 +189,12 @@ def _port(port: str) -> str:
             f"{port!r} is not a port to expose: use `NUMBER` or `NUMBER/PROTOCOL` (tcp, udp, sctp)."
         )
     return port if "/" in port else f"{port}/tcp"
+
+
+def _volume(path: str) -> str:
+    if not path.startswith("/"):
+        raise OciError(f"{path!r} is not a volume: give an absolute path in the image, e.g. `/data`.")
+    return path
 
 
 def build_image_config(
@@ -244,7 +218,7 @@ def build_image_config(
     return {
         **platform.to_json(),
         "created": timestamp,
-        "config": changes.apply(base_config.get("config") or {}),
+        "config": apply_config_changes(changes, base_config.get("config") or {}),
         "rootfs": {
             "type": "layers",
             "diff_ids": [*base_config.get("rootfs", {}).get("diff_ids", []), *diff_ids],
@@ -296,7 +270,7 @@ class LoadedImage:
 
     @property
     def platform(self) -> Platform:
-        return Platform.from_json(self.config)
+        return platform_of(self.config)
 
 
 class OciLayout:

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from esb_contract.image_spec import ConfigChanges, Platform
 from imagetool.oci import (
     CONFIG_MEDIA_TYPE,
     GZIP_LAYER_MEDIA_TYPE,
     INDEX_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
     REF_NAME_ANNOTATION,
-    ConfigChanges,
     Descriptor,
     OciError,
     OciLayout,
-    Platform,
+    apply_config_changes,
     build_image_config,
     build_manifest,
     canonical_json,
@@ -103,14 +103,16 @@ def test_config_changes_follow_dockerfile_semantics() -> None:
         user="0:0",
         stop_signal="SIGINT",
         exposed_ports=["8443"],
+        volumes=["/data"],
         labels={"service": "hello"},
     )
-    assert changes.apply(BASE_RUNTIME_CONFIG) == {
+    assert apply_config_changes(changes, BASE_RUNTIME_CONFIG) == {
         "Env": ["PATH=/.venv/bin:/usr/bin", "LANG=C.UTF-8", "APP=1"],
         "Entrypoint": ["/usr/local/bin/entrypoint.sh"],
         "WorkingDir": "/app",
         "User": "0:0",
         "ExposedPorts": {"80/tcp": {}, "8443/tcp": {}},
+        "Volumes": {"/data": {}},
         "Labels": {"base": "yes", "service": "hello"},
         "StopSignal": "SIGINT",
     }
@@ -119,13 +121,18 @@ def test_config_changes_follow_dockerfile_semantics() -> None:
 
 def test_cmd_is_kept_when_set_with_entrypoint_and_nothing_changes_by_default() -> None:
     changes = ConfigChanges(entrypoint=["/e"], cmd=["serve"])
-    assert changes.apply({"Cmd": ["python3"]}) == {"Entrypoint": ["/e"], "Cmd": ["serve"]}
-    assert ConfigChanges().apply(BASE_RUNTIME_CONFIG) == BASE_RUNTIME_CONFIG
+    assert apply_config_changes(changes, {"Cmd": ["python3"]}) == {
+        "Entrypoint": ["/e"],
+        "Cmd": ["serve"],
+    }
+    assert apply_config_changes(ConfigChanges(), BASE_RUNTIME_CONFIG) == BASE_RUNTIME_CONFIG
 
 
-def test_invalid_port() -> None:
+def test_invalid_port_and_volume() -> None:
     with pytest.raises(OciError, match="not a port"):
-        ConfigChanges(exposed_ports=["http"]).apply({})
+        apply_config_changes(ConfigChanges(exposed_ports=["http"]), {})
+    with pytest.raises(OciError, match="not a volume"):
+        apply_config_changes(ConfigChanges(volumes=["data"]), {})
 
 
 def test_image_config_extends_the_base() -> None:

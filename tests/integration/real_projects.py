@@ -105,9 +105,11 @@ def _service_build(
     whole_directory: bool = False,
     namespace: str = "real",
     extras: Sequence[str] = (),
+    volumes: Sequence[str] = (),
 ) -> str:
     ports_line = f"    ports={list(ports)!r},\n" if ports else ""
     extras_line = f"    extras={list(extras)!r},\n" if extras else ""
+    volumes_line = f"    volumes={list(volumes)!r},\n" if volumes else ""
     # An unpacked sdist ships as a Dockerfile's `COPY . /app` would: its code is not under
     # src/, and its build reads PKG-INFO, the readme and the license.
     sources_line = '    sources=["**/*"],\n' if whole_directory else ""
@@ -120,6 +122,7 @@ def _service_build(
         f"    command={list(command)!r},\n"
         f"{ports_line}"
         f"{extras_line}"
+        f"{volumes_line}"
         f"{sources_line}"
         ")\n"
     )
@@ -127,8 +130,11 @@ def _service_build(
 
 # A WSGI service in a flat layout, started by its console script: hatchling (unpinned by its
 # authors) builds it, with its version read from a module; entry points of its own; the
-# optional-dependency group that gives it password checks installed too.
+# optional-dependency group that gives it password checks installed too; a volume for the
+# packages it serves.
 PYPISERVER_EXTRA = ("passlib", "1.7.4")
+# Where a deployment keeps the packages it serves.
+PYPISERVER_VOLUME = "/data/packages"
 PYPISERVER = RealService(
     directory="pypiserver",
     sdist=Sdist(
@@ -140,6 +146,7 @@ PYPISERVER = RealService(
         ["8080/tcp"],
         whole_directory=True,
         extras=[PYPISERVER_EXTRA[0]],
+        volumes=[PYPISERVER_VOLUME],
     ),
 )
 # A CLI started by its console script; setuptools-scm gives its version (from PKG-INFO: an

@@ -19,6 +19,7 @@ from integration.real_projects import (
     GRIP,
     PYPISERVER,
     PYPISERVER_EXTRA,
+    PYPISERVER_VOLUME,
     REAL_SERVICES,
     SERVICE_ACCOUNT,
     TABULATE,
@@ -100,6 +101,8 @@ def test_a_wsgi_service_answers_as_started_by_its_console_script(
     assert "paste.app_factory:main" in metadata["entry_points"]
     assert "console_scripts:pypi-server" in metadata["entry_points"]
     assert user == SERVICE_ACCOUNT
+    volumes = real_images[PYPISERVER.directory].attrs["Config"]["Volumes"]
+    assert volumes == {PYPISERVER_VOLUME: {}}
 
 
 @pytest.mark.parametrize(

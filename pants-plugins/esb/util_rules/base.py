@@ -24,7 +24,8 @@ from esb.target_types import (
     EsbImageTagsField,
     EsbImageUserField,
 )
-from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json, optional_config
+from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json
+from esb_contract.image_spec import ConfigChanges
 from esb.util_rules.layers import BuiltLayer, FilesLayerRequest, layer_request, run_layer_process
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.upstream import (
@@ -405,12 +406,14 @@ async def _tools_request(sources: BaseSources) -> FilesLayerRequest:
 def base_config_json(target: EsbBaseImageTarget) -> str:
     """The base's config over its root file system's (an upstream image's config, if any)."""
     return config_json(
-        cmd=["python3"],
-        entrypoint=[ENTRYPOINT],
-        env={**BASE_ENVIRONMENT, **(target[EsbImageEnvironmentField].value or {})},
-        labels=dict(target[EsbImageLabelsField].value or {}),
-        stop_signal=target[EsbBaseStopSignalField].value,
-        **optional_config(user=target[EsbImageUserField].value),
+        ConfigChanges(
+            cmd=["python3"],
+            entrypoint=[ENTRYPOINT],
+            env={**BASE_ENVIRONMENT, **(target[EsbImageEnvironmentField].value or {})},
+            labels=target[EsbImageLabelsField].value or {},
+            stop_signal=target[EsbBaseStopSignalField].value,
+            user=target[EsbImageUserField].value,
+        )
     )
 
 

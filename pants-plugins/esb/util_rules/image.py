@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from esb.subsystems.image_tool import ImageToolRequest
+from esb_contract.image_spec import BaseImage, ConfigChanges, ImageSpec, LayerInput, Platform
 from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
 from pants.engine.fs import (
     AddPrefix,
@@ -60,8 +61,8 @@ def blob_path(hex_digest: str) -> str:
 
 @dataclass(frozen=True)
 class ImageAssemblyRequest:
-    """`config_json` holds the config changes this image makes over its base's, in the image
-    tool's spec format: `env` and `labels` merge over the base's, the rest replaces it."""
+    """`config_json` holds the config changes this image makes over its base's (`config_json`
+    of an `esb_contract.image_spec.ConfigChanges`)."""
 
     description: str
     repository: str
@@ -75,26 +76,21 @@ class ImageAssemblyRequest:
 def assembly_spec(
     request: ImageAssemblyRequest, layer_dirs: tuple[str, ...], inventories: tuple[str, ...]
 ) -> dict[str, Any]:
-    """The `assemble` command's image spec (see `imagetool.spec`); `inventories` are the paths
-    of every layer's records, the base's included, from which it checks the image's user."""
-    spec: dict[str, Any] = {
-        "config": json.loads(request.config_json),
-        "layer_inventories": list(inventories),
-        "layers": [
-            {
-                "created_by": layer.created_by,
-                "descriptor": f"{directory}/{LAYER_DESCRIPTOR}",
-            }
+    """The `assemble` command's image spec; `inventories` are the paths of every layer's
+    records, the base's included, from which it checks the image's user."""
+    spec = ImageSpec(
+        repository=request.repository,
+        tags=request.tags,
+        layers=[
+            LayerInput(f"{directory}/{LAYER_DESCRIPTOR}", layer.created_by)
             for layer, directory in zip(request.layers, layer_dirs)
         ],
-        "repository": request.repository,
-        "tags": list(request.tags),
-    }
-    if request.base:
-        spec["base"] = {"layout": _BASE_LAYOUT}
-    else:
-        spec["platform"] = {"architecture": request.architecture, "os": "linux"}
-    return spec
+        config=ConfigChanges.from_json(json.loads(request.config_json), where="config_json"),
+        base=BaseImage(_BASE_LAYOUT) if request.base else None,
+        platform=None if request.base else Platform(request.architecture),
+        layer_inventories=inventories,
+    )
+    return spec.to_json()
 
 
 @dataclass(frozen=True)
@@ -260,13 +256,9 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
     return BuiltImage(image, contents[0].content.decode(), layer_inventories)
 
 
-def config_json(**fields: Any) -> str:
-    return json.dumps(fields, sort_keys=True)
-
-
-def optional_config(**fields: Any) -> dict[str, Any]:
-    """The fields that are set: an unset one inherits the base's value."""
-    return {name: value for name, value in fields.items() if value is not None}
+def config_json(changes: ConfigChanges) -> str:
+    """`changes` as an `ImageAssemblyRequest` holds them: a request must be hashable."""
+    return json.dumps(changes.to_json(), sort_keys=True)
 
 
 def rules():

@@ -17,6 +17,7 @@ from esb.util_rules.image import (
     config_json,
 )
 from esb.util_rules.layers import BuiltLayer
+from esb_contract.image_spec import ConfigChanges, ImageSpec, Platform
 from pants.engine.fs import (
     EMPTY_DIGEST,
     EMPTY_FILE_DIGEST,
@@ -46,7 +47,7 @@ def _request(**kwargs) -> ImageAssemblyRequest:
         repository="esb/api",
         tags=("latest", "1.0"),
         architecture="amd64",
-        config_json=config_json(cmd=["python"], env={"A": "1"}),
+        config_json=config_json(ConfigChanges(cmd=["python"], env={"A": "1"}, volumes=["/data"])),
         layers=(BuiltLayer("uv", EMPTY_DIGEST), BuiltLayer("app", EMPTY_DIGEST)),
         **kwargs,
     )
@@ -55,7 +56,7 @@ def _request(**kwargs) -> ImageAssemblyRequest:
 def test_spec_without_base_names_the_platform() -> None:
     spec = assembly_spec(_request(), ("layers/00-uv", "layers/01-app"), _INVENTORIES)
     assert spec == {
-        "config": {"cmd": ["python"], "env": {"A": "1"}},
+        "config": {"cmd": ["python"], "env": {"A": "1"}, "volumes": ["/data"]},
         "layer_inventories": list(_INVENTORIES),
         "layers": [
             {
@@ -73,8 +74,19 @@ def test_spec_without_base_names_the_platform() -> None:
     }
 
 
-def test_config_json_is_canonical() -> None:
-    assert config_json(b=1, a=2) == config_json(a=2, b=1) == '{"a": 2, "b": 1}'
+def test_the_spec_the_backend_writes_is_the_one_the_tool_reads() -> None:
+    request = _request()
+    spec = ImageSpec.from_json(
+        json.loads(json.dumps(assembly_spec(request, ("l/0", "l/1"), _INVENTORIES))), where="spec"
+    )
+    assert spec.config == ConfigChanges(cmd=["python"], env={"A": "1"}, volumes=["/data"])
+    assert [layer.descriptor for layer in spec.layers] == ["l/0/layer.json", "l/1/layer.json"]
+    assert spec.platform == Platform("amd64") and spec.base is None
+    assert list(spec.layer_inventories or ()) == list(_INVENTORIES)
+    # Canonical: the same changes give the same request, whatever the order they were given in.
+    assert config_json(ConfigChanges(env={"B": "1", "A": "2"})) == config_json(
+        ConfigChanges(env={"A": "2", "B": "1"})
+    )
 
 
 def test_failure_message_is_the_tools_own_introduced_by_the_step() -> None:

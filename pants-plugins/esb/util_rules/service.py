@@ -22,10 +22,12 @@ from esb.target_types import (
     EsbServiceExtrasField,
     EsbServicePortsField,
     EsbServiceSourcesField,
+    EsbServiceVolumesField,
     EsbServiceWorkdirField,
 )
 from esb.target_types import BASE_LOCK_FILE
 from esb.toml_files import toml_table
+from esb_contract.image_spec import ConfigChanges
 from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package
 from esb.util_rules import context, index_credentials, sdists
 from esb.util_rules.index_credentials import (
@@ -41,7 +43,6 @@ from esb.util_rules.image import (
     BuiltImage,
     ImageAssemblyRequest,
     config_json,
-    optional_config,
 )
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.workspace import (
@@ -674,15 +675,16 @@ async def build_service_image(
             tags=target[EsbImageTagsField].literal(),
             architecture=platform.architecture,
             config_json=config_json(
-                cmd=list(target[EsbServiceCommandField].value or ()),
-                env=dict(target[EsbImageEnvironmentField].value or {}),
-                exposed_ports=list(target[EsbServicePortsField].normalized()),
-                labels=labels,
-                working_dir=target[EsbServiceWorkdirField].value,
-                **optional_config(
+                ConfigChanges(
+                    cmd=target[EsbServiceCommandField].value or (),
+                    env=target[EsbImageEnvironmentField].value or {},
+                    exposed_ports=target[EsbServicePortsField].normalized(),
+                    volumes=target[EsbServiceVolumesField].value or (),
+                    labels=labels,
+                    working_dir=target[EsbServiceWorkdirField].value,
                     user=target[EsbImageUserField].value,
                     stop_signal=target[EsbImageStopSignalField].value,
-                ),
+                )
             ),
             layers=(uv, *venv_layers, app),
             base=base.image,

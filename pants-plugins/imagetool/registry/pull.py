@@ -29,6 +29,7 @@ from imagetool.oci import (
     OciError,
     OciLayout,
     Platform,
+    platform_of,
     sha256_digest,
 )
 from imagetool.registry.auth import pull_scope
@@ -309,7 +310,7 @@ def _choose_platform(reference: Reference, index: dict[str, Any], platform: Plat
 
 def _image_platform(config: Any, where: str) -> Platform:
     try:
-        return Platform.from_json(config)
+        return platform_of(config)
     except (KeyError, TypeError, AttributeError) as e:
         raise RegistryError(f"{where}: the image config names no architecture and os.") from e
 
