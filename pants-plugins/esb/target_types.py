@@ -22,6 +22,7 @@ from pants.engine.target import (
     Target,
 )
 from esb_contract import reference
+from esb_contract.image_spec import PORT
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
 
@@ -34,7 +35,6 @@ TAG_PLACEHOLDERS = ("digest", "git_commit", "version")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Debian policy §5.6.7: lower case letters, digits, '+', '-', '.'; at least two characters.
 _DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-_PORT = re.compile(r"^(?P<port>[0-9]{1,5})(?:/(?P<proto>tcp|udp|sctp))?$")
 _ACCOUNT_NAME = r"[a-z_][a-z0-9_-]{0,31}"
 _USER = re.compile(rf"^(?:{_ACCOUNT_NAME}|[0-9]+)(?::(?:{_ACCOUNT_NAME}|[0-9]+))?$")
 _SERVICE_ACCOUNT = re.compile(rf"^{_ACCOUNT_NAME}:[0-9]+$")
@@ -798,7 +798,7 @@ class EsbServicePortsField(_CheckedStringSequenceField):
 
     @staticmethod
     def is_valid(item: str) -> bool:
-        match = _PORT.match(item)
+        match = PORT.fullmatch(item)
         return bool(match) and 0 < int(match["port"]) < 65536
 
     def normalized(self) -> tuple[str, ...]:

@@ -22,8 +22,14 @@ A new image config field is a field of `ConfigChanges` (with its key in `to_json
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+
+# An exposed port as the config names it: a number, and optionally its protocol (`/tcp` when none
+# is given). The number's range (1-65535) is the target field's to check.
+PORT = re.compile(r"(?P<port>[0-9]{1,5})(?:/(?P<protocol>tcp|udp|sctp))?")
 
 
 class SpecError(ValueError):

@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from esb_contract import reference as grammar
-from esb_contract.image_spec import ConfigChanges, Platform
+from esb_contract.image_spec import PORT, ConfigChanges, Platform
 from imagetool.errors import ToolError
 
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -48,7 +47,6 @@ _OCI_LAYER_MEDIA_TYPES = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": GZIP_LAYER_MEDIA_TYPE,
 }
 _LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
-_PORT = re.compile(r"[0-9]{1,5}(?:/(?:tcp|udp|sctp))?")
 _COPY_CHUNK_SIZE = 1 << 20
 
 
@@ -184,7 +182,7 @@ def _set_variables(env: Sequence[str], changes: Mapping[str, str]) -> list[str]:
 
 
 def _port(port: str) -> str:
-    if not _PORT.fullmatch(port):
+    if not PORT.fullmatch(port):
         raise OciError(
             f"{port!r} is not a port to expose: use `NUMBER` or `NUMBER/PROTOCOL` (tcp, udp, sctp)."
         )
