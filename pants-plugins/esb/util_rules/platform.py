@@ -7,9 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-# Debian architecture names → the platform names of tool downloads (`[esb-uv].known_versions`).
-_DEBIAN_TO_TOOL_PLATFORM = {"amd64": "linux_x86_64", "arm64": "linux_arm64"}
-_DEBIAN_TO_MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}
+from esb_contract.architectures import ARCHITECTURES
+
 
 
 class BasePlatformError(ValueError):
@@ -65,19 +64,19 @@ class BasePlatform:
         return platform
 
     def _check_architecture(self, where: str) -> None:
-        if self.architecture not in _DEBIAN_TO_TOOL_PLATFORM:
+        if self.architecture not in ARCHITECTURES:
             raise BasePlatformError(
                 f"{where} is for the architecture {self.architecture!r}; supported: "
-                f"{', '.join(sorted(_DEBIAN_TO_TOOL_PLATFORM))}."
+                f"{', '.join(sorted(ARCHITECTURES))}."
             )
 
     @property
     def tool_platform(self) -> str:
         """The image's platform, to pick binaries that go into the image."""
-        return _DEBIAN_TO_TOOL_PLATFORM[self.architecture]
+        return ARCHITECTURES[self.architecture].tool_platform
 
     @property
     def uv_python_platform(self) -> str:
         """The platform uv installs wheels for, e.g. `x86_64-manylinux_2_36` for Debian 12."""
         major, minor = self.glibc_version.split(".")[:2]
-        return f"{_DEBIAN_TO_MACHINE[self.architecture]}-manylinux_{major}_{minor}"
+        return f"{ARCHITECTURES[self.architecture].machine}-manylinux_{major}_{minor}"

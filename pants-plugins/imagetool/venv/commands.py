@@ -23,6 +23,7 @@ from typing import Optional
 
 from packaging.utils import canonicalize_name
 
+from esb_contract.architectures import ARCHITECTURES
 from esb_contract.uv_project import RELOCK_COMMAND
 from imagetool.commands import (
     AddArguments,
@@ -551,7 +552,7 @@ def run_base_libraries(args: argparse.Namespace) -> int:
     layers = [
         read_layer_members(image.layout.blob_path(descriptor.digest)) for descriptor in image.layers
     ]
-    architecture = image.config["architecture"] if image.config["architecture"] in ("amd64", "arm64") else ""
+    architecture = image.config["architecture"] if image.config["architecture"] in ARCHITECTURES else ""
     write_json(args.out, base_libraries(layers, architecture).to_json())
     return 0
 

@@ -40,6 +40,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
+from esb_contract.architectures import ARCHITECTURES
 from imagetool.errors import ToolError
 from imagetool import tarlayer
 from imagetool.tarlayer import LayerMember
@@ -52,11 +53,6 @@ _MAX_SYMLINK_HOPS = 40
 # The dynamic linker's built-in directories (glibc's trusted directories on Debian: the
 # multiarch ones come from /etc/ld.so.conf.d, which is read too).
 _DEFAULT_DIRECTORIES = ("lib", "usr/lib", "lib64", "usr/lib64")
-# Debian's multiarch triplets, for bases whose ld.so.conf.d was not shipped.
-_MULTIARCH = {
-    "amd64": ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu"),
-    "arm64": ("lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu"),
-}
 # The libraries of glibc (Debian 12's libc6 on amd64 and arm64), which the naming rule would
 # send to packages that do not exist (`libpthread.so.0` → `libpthread0`).
 _GLIBC_PACKAGE = "libc6"
@@ -232,7 +228,12 @@ def base_libraries(
         fs.apply_layer(members)
     directories = [
         *fs.configured_directories(),
-        *_MULTIARCH.get(architecture, ()),
+        # Debian's multiarch directories, for bases whose ld.so.conf.d was not shipped.
+        *(
+            f"{prefix}/{ARCHITECTURES[architecture].multiarch}"
+            for prefix in ("lib", "usr/lib")
+            if architecture in ARCHITECTURES
+        ),
         *_DEFAULT_DIRECTORIES,
     ]
     unique = list(dict.fromkeys(directories))
