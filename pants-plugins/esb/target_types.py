@@ -7,6 +7,8 @@ import re
 from pathlib import PurePosixPath
 from typing import ClassVar, Iterable, Optional
 
+from esb_contract import reference
+from esb_contract.image_spec import PORT
 from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
 from pants.engine.target import (
@@ -21,8 +23,6 @@ from pants.engine.target import (
     StringSequenceField,
     Target,
 )
-from esb_contract import reference
-from esb_contract.image_spec import PORT
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
 

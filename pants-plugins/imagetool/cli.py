@@ -13,9 +13,11 @@ import importlib
 import sys
 from typing import Sequence
 
+from esb_contract.image_spec import SpecError
+from esb_contract.messages import error_prefix
+
 # Every command module imports `imagetool.commands`, so this costs no start-up time.
 from imagetool.commands import AddArguments, Run
-from esb_contract.image_spec import SpecError
 from imagetool.errors import ToolError
 
 # The module that implements each subcommand (in its `COMMANDS`). `main` imports only that one:
@@ -82,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except (ToolError, SpecError) as e:
-        print(f"imagetool {args.subcommand}: {e}", file=sys.stderr)
+        print(f"{error_prefix(args.subcommand)}{e}", file=sys.stderr)
         return 1
 
 

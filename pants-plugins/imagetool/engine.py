@@ -23,6 +23,7 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound
 
+from esb_contract.messages import error_prefix
 from imagetool.commands import AddArguments, Run, read_json
 from imagetool.errors import ToolError
 from imagetool.oci import OciLayout, write_docker_archive
@@ -358,7 +359,7 @@ def _run_image(args: argparse.Namespace) -> int:
         )
     except EngineError as e:
         # `docker run`'s status for its own failures, so that it differs from the container's.
-        print(f"imagetool run-image: {e}", file=sys.stderr)
+        print(f"{error_prefix('run-image')}{e}", file=sys.stderr)
         return ENGINE_FAILURE_STATUS
 
 

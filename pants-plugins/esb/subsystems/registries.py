@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Optional
 
-from esb_contract import reference
 from esb.target_types import EsbImageRegistriesField
+from esb_contract import reference
 from pants.engine.addresses import Address
 from pants.option.option_types import DictOption, FloatOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem

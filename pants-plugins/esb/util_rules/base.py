@@ -25,7 +25,6 @@ from esb.target_types import (
     EsbImageUserField,
 )
 from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json
-from esb_contract.image_spec import ConfigChanges
 from esb.util_rules.layers import BuiltLayer, FilesLayerRequest, layer_request, run_layer_process
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.upstream import (
@@ -34,6 +33,8 @@ from esb.util_rules.upstream import (
     UpstreamImageRequest,
     UpstreamPlatformRequest,
 )
+from esb_contract.image_spec import ConfigChanges
+from esb_contract.messages import tool_message
 from pants.base.exceptions import IntrinsicError
 from pants.engine.addresses import Address
 from pants.engine.fs import (
@@ -237,9 +238,7 @@ class CheckedBaseLock:
 def base_lock_check_failure(request: BaseLockCheckRequest, stderr: str) -> str:
     """The image tool's message (it names the packages and the dependencies they miss),
     introduced by the lock file and the target, and followed by the fix."""
-    prefix = "imagetool debian-check-lock: "
-    message = stderr.strip()
-    message = message[len(prefix) :] if message.startswith(prefix) else message
+    message = tool_message("debian-check-lock", stderr)
     lock_path = request.lock_file.path
     return (
         f"{lock_path} (the package lock of {request.target}) cannot be built:\n{message}\n\n"

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from esb.subsystems.image_tool import ImageToolRequest
-from esb_contract.image_spec import BaseImage, ConfigChanges, ImageSpec, LayerInput, Platform
 from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
+from esb_contract.image_spec import BaseImage, ConfigChanges, ImageSpec, LayerInput, Platform
+from esb_contract.messages import tool_message
 from pants.engine.fs import (
     AddPrefix,
     CreateDigest,
@@ -180,12 +181,7 @@ class ImageAssemblyError(Exception):
 def assembly_failure_message(description: str, stderr: str) -> str:
     """The image tool's own message (it names the field or file and the fix), introduced by
     the step, which names the target."""
-    prefix = "imagetool assemble: "
-    lines = [
-        line[len(prefix) :] if line.startswith(prefix) else line
-        for line in stderr.strip().splitlines()
-    ]
-    return f"{description} failed:\n\n" + "\n".join(lines)
+    return f"{description} failed:\n\n{tool_message('assemble', stderr)}"
 
 
 @rule

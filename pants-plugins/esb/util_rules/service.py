@@ -27,8 +27,6 @@ from esb.target_types import (
 )
 from esb.target_types import BASE_LOCK_FILE
 from esb.toml_files import toml_table
-from esb_contract.image_spec import ConfigChanges
-from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package
 from esb.util_rules import context, index_credentials, sdists
 from esb.util_rules.index_credentials import (
     IndexCredentials,
@@ -69,6 +67,8 @@ from esb.util_rules.sdists import SDIST_WHEEL_DESCRIPTION, SdistWheel, SdistWhee
 from pants.engine.addresses import Address
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb_contract.image_spec import ConfigChanges
+from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package
 from pants.engine.fs import (
     EMPTY_DIGEST,
     AddPrefix,

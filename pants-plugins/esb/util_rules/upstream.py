@@ -27,6 +27,7 @@ from esb.target_types import EsbBaseUpstreamField
 from esb.util_rules.image import IMAGE_LAYOUT, BuiltImage
 from esb.util_rules.layers import BuiltLayer, layer_request, run_layer_process
 from esb.util_rules.platform import BasePlatform
+from esb_contract.messages import NOTE_PREFIX, tool_message
 from pants.base.glob_match_error_behavior import GlobMatchErrorBehavior
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import (
@@ -45,7 +46,6 @@ PULLED_LAYOUT = "upstream.oci"
 PULLED_METADATA = "upstream.image.json"
 PLATFORM_FACTS = "platform.json"
 _INVENTORIES = "inventories"
-_NOTE = "note: "
 # A Pants named cache (`~/.cache/pants/named_caches/esb_oci_blobs`) of blobs by digest, shared
 # by every pull: content-addressed and verified on every use, so it can only ever grow.
 BLOB_CACHE_NAME = "esb_oci_blobs"
@@ -136,11 +136,10 @@ class UpstreamPullError(Exception):
 def pull_failure_message(request: UpstreamImageRequest, stderr: str) -> str:
     """The image tool's own message (it names the reference or blob and the fix), introduced
     by the target and field it came from."""
-    prefix = "imagetool pull-image: "
-    lines = [line[len(prefix) :] if line.startswith(prefix) else line for line in stderr.strip().splitlines()]
     return (
         f"Cannot pull the image of the `{EsbBaseUpstreamField.alias}` field of the target "
-        f"{request.origin} ({request.reference}, {request.platform}):\n\n" + "\n".join(lines)
+        f"{request.origin} ({request.reference}, {request.platform}):\n\n"
+        + tool_message("pull-image", stderr)
     )
 
 
@@ -242,10 +241,10 @@ async def read_upstream_platform(request: UpstreamPlatformRequest) -> BasePlatfo
     )
     result = await Get(ProcessResult, Process, process)
     for line in result.stdout.decode(errors="replace").splitlines():
-        if line.startswith(_NOTE):
+        if line.startswith(NOTE_PREFIX):
             # E.g. that venvs on it ship without bytecode; replayed from the cache, so it is
             # said on every build, not only the first.
-            logger.warning(f"{request.image.origin}: {line[len(_NOTE):]}")
+            logger.warning(f"{request.image.origin}: {line[len(NOTE_PREFIX):]}")
     contents = await Get(DigestContents, Digest, result.output_digest)
     return BasePlatform.from_facts(
         json.loads(contents[0].content),
