@@ -34,6 +34,7 @@ from pathlib import Path
 from debian import deb822
 from debian.debian_support import Version
 
+from esb_contract.messages import NOTE_PREFIX
 from imagetool.accounts import account_ids
 from imagetool.commands import (
     AddArguments,
@@ -324,12 +325,12 @@ def _image_platform(args: argparse.Namespace) -> int:
 
 
 def bytecode_note(name: str, facts: PlatformFacts) -> str | None:
-    """A `note: ` line when venvs for this image cannot get bytecode from this interpreter."""
+    """A note line when venvs for this image cannot get bytecode from this interpreter."""
     reason = bytecode_incompatibility(TargetPython(facts.python_version, "", facts.interpreter))
     if reason is None:
         return None
     return (
-        f"note: service venvs on {name} ship without bytecode: {reason}. Every process start "
+        f"{NOTE_PREFIX}service venvs on {name} ship without bytecode: {reason}. Every process start "
         "compiles the services' dependencies in memory (see docs/upstream-bases.md)."
     )
 
