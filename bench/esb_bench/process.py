@@ -83,8 +83,8 @@ def timed_with_retries(argv: list[str], *, cwd: Path, env: dict[str, str], log: 
 
 def settle() -> None:
     """Writes back every dirty page, untimed: a timed run must not pay for the writeback of the
-    bench's own copying or of the build before it (a full run once saw pantsd take 56 s to start,
-    past Pants' 60 s limit, right after the bench had copied a workspace)."""
+    bench's own copying or of the build before it, which can delay pantsd's start past Pants'
+    own start-up limit."""
     os.sync()
 
 

@@ -12,7 +12,7 @@ from esb_bench.harness import DOCKER_CONTENDERS, LAYER_STEP_PREFIXES, SCENARIOS,
 from esb_bench.ours import PantsRun
 
 MB = 1_000_000
-# The targets of issue 9, at the largest scale: no-op and one-file edit at most this fraction of
+# The warm-build targets, at the largest scale: no-op and one-file edit at most this fraction of
 # the daemon build's time.
 WARM_TARGET_RATIO = 0.1
 
@@ -314,7 +314,7 @@ def render(all_results: list[ScaleResults], machine: dict[str, str], runs: int, 
         "",
         *table(["Fact", "Value"], [[k, v] for k, v in machine.items()]),
         "",
-        f"## Issue 9's targets, at N = {largest.services}",
+        f"## Warm-build targets, at N = {largest.services}",
         "",
         *targets_section(largest),
         "",

@@ -21,8 +21,8 @@ from imagetool.commands import AddArguments, Run
 from imagetool.errors import ToolError
 
 # The module that implements each subcommand (in its `COMMANDS`). `main` imports only that one:
-# every build step is a run of this tool, and all modules together take ~0.4 s to import (the
-# docker SDK, requests, python-debian, packaging), a layer command's own a quarter of that.
+# every build step is a run of this tool, and importing every module (the docker SDK, requests,
+# python-debian, packaging) would cost each step several times a layer command's own imports.
 COMMAND_MODULES = {
     "accounts-layer": "imagetool.upstream",
     "assemble": "imagetool.commands",

@@ -1,4 +1,4 @@
-"""The base's promises (issue 4) in a real Docker engine: the CA trust contract of
+"""The base's promises in a real Docker engine: the CA trust contract of
 `ensure_ca_trust.sh`, `docker stop` through the stop signal, a non-root service, and an inventory
 that scanners can check against the image."""
 
