@@ -4,8 +4,8 @@ Everything that is hashed (config, manifest) is canonical JSON, so that the dige
 on the content. Time is an explicit input (`created`, in seconds since the epoch); nothing here
 reads the clock, the environment or the host's identity.
 
-This module needs only the standard library and runs on Python 3.9, so that the Pants backend
-can import it (and `imagetool.spec`) to write the image tool's inputs.
+What the backend writes for the tool to read (the image spec, its config changes and platform)
+is in `esb_contract.image_spec`; this module applies it.
 """
 
 from __future__ import annotations
