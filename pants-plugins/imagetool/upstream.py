@@ -35,6 +35,7 @@ from debian import deb822
 from debian.debian_support import Version
 
 from esb_contract.messages import NOTE_PREFIX
+from esb_contract.platform_facts import PlatformFacts
 from imagetool.accounts import account_ids
 from imagetool.commands import (
     AddArguments,
@@ -71,28 +72,6 @@ _ACCOUNT_FILES = ("etc/passwd", "etc/group", "etc/shadow", "etc/gshadow")
 
 class UpstreamImageError(ToolError, ValueError):
     """An upstream image lacks what a base needs; the message names the image and the fix."""
-
-
-@dataclass(frozen=True)
-class PlatformFacts:
-    """What builds on a base need to know about it; the `platform` table of a base's lock, plus
-    the interpreter's path."""
-
-    architecture: str
-    python_version: str
-    """X.Y.Z, e.g. `3.12.7`."""
-    glibc_version: str
-    """X.Y, e.g. `2.36`."""
-    interpreter: str
-    """Absolute, e.g. `/usr/local/bin/python3.12`."""
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "architecture": self.architecture,
-            "glibc_version": self.glibc_version,
-            "interpreter": self.interpreter,
-            "python_version": self.python_version,
-        }
 
 
 def platform_facts(name: str, config: Mapping, files: Mapping[str, ImageFile]) -> PlatformFacts:

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 import pytest
 
+from esb_contract.platform_facts import PlatformFacts
 from imagetool.cli import main
 from imagetool.debian.tree import ServiceAccount
 from imagetool.image_files import ImageFilesError, load_single_image, read_image_files, select_paths
@@ -23,7 +24,6 @@ from imagetool.oci import (
 )
 from imagetool.tarlayer import LayerMember, write_layer
 from imagetool.upstream import (
-    PlatformFacts,
     UpstreamImageError,
     accounts_members,
     account_files,
@@ -132,14 +132,21 @@ def facts(layout: Path, name: str = "example/base@sha256:x") -> PlatformFacts:
 
 def test_debian_python_from_dpkg(tmp_path: Path) -> None:
     layout = make_layout(tmp_path, [debian_rootfs()])
-    assert facts(layout) == PlatformFacts("amd64", "3.11.2", "2.36", "/usr/bin/python3.11")
+    assert facts(layout) == PlatformFacts(
+        "amd64", glibc_version="2.36", python_version="3.11.2", interpreter="/usr/bin/python3.11"
+    )
 
 
 def test_official_python_image_from_its_environment(tmp_path: Path) -> None:
     layout = make_layout(
         tmp_path, [debian_rootfs(), python_image_layer("3.12.7")], env={"PYTHON_VERSION": "3.12.7"}
     )
-    assert facts(layout) == PlatformFacts("amd64", "3.12.7", "2.36", "/usr/local/bin/python3.12")
+    assert facts(layout) == PlatformFacts(
+        "amd64",
+        glibc_version="2.36",
+        python_version="3.12.7",
+        interpreter="/usr/local/bin/python3.12",
+    )
 
 
 def test_official_python_image_version_from_its_header(tmp_path: Path) -> None:
@@ -221,7 +228,9 @@ def test_distroless_status_directory(tmp_path: Path) -> None:
             ]
         ],
     )
-    assert facts(layout) == PlatformFacts("amd64", "3.11.2", "2.36", "/usr/bin/python3.11")
+    assert facts(layout) == PlatformFacts(
+        "amd64", glibc_version="2.36", python_version="3.11.2", interpreter="/usr/bin/python3.11"
+    )
 
 
 def test_image_platform_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

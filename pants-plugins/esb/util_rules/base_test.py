@@ -205,3 +205,13 @@ def test_a_failed_download_names_the_package_the_lock_the_url_and_the_fix(
         "commit base/packages.lock.json; or, if the file should still be there, check that the "
         "mirror serves it."
     ) in message
+
+
+def test_a_lock_whose_base_has_no_python_is_refused_naming_what_is_missing() -> None:
+    platform = {"architecture": "amd64", "glibc_version": "2.36", "python_version": None}
+    lock = {**_LOCK, "platform": platform}
+    with pytest.raises(BasePlatformError, match="has no complete `platform` table"):
+        BasePlatform.from_lock(lock, lock_path="base/packages.lock.json", target="base:base")
+    facts = {"architecture": "amd64", "glibc_version": "2.36", "python_version": "3.12.7"}
+    with pytest.raises(BasePlatformError, match="records no interpreter"):
+        BasePlatform.from_facts(facts, where="python:3.12")

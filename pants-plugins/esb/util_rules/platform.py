@@ -5,9 +5,11 @@ by the image tool's `image-platform`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from esb_contract.architectures import ARCHITECTURES
+from esb_contract.image_spec import SpecError
+from esb_contract.platform_facts import PlatformFacts
 
 
 
@@ -31,35 +33,43 @@ class BasePlatform:
         """From a Debian base's lock, whose Python is Debian's, at `/usr/bin/python3.X`."""
         where = f"{lock_path} (the package lock of {target})"
         try:
-            facts = lock["platform"]
-            python_version = str(facts["python_version"])
-            major, minor = python_version.split(".")[:2]
-            platform = cls(
-                python_version=python_version,
-                glibc_version=str(facts["glibc_version"]),
-                architecture=str(facts["architecture"]),
-                interpreter=str(facts.get("interpreter") or f"/usr/bin/python{major}.{minor}"),
-            )
-        except (KeyError, TypeError, ValueError) as e:
+            facts = PlatformFacts.from_json(lock.get("platform"), where="platform")
+            major, minor = (facts.python_version or "").split(".")[:2]
+        except (SpecError, ValueError) as e:
             raise BasePlatformError(
-                f"{where} has no complete `platform` table (missing or malformed {e}).\n\n"
+                f"{where} has no complete `platform` table (missing or malformed: {e}).\n\n"
                 f"Fix: regenerate it with `pants esb-lock {target}`."
             )
-        platform._check_architecture(where)
-        return platform
+        return cls._checked(facts, f"/usr/bin/python{major}.{minor}", where)
 
     @classmethod
     def from_facts(cls, facts: Mapping[str, Any], *, where: str) -> BasePlatform:
         """From the facts `image-platform` reads from an image."""
         try:
-            platform = cls(
-                python_version=str(facts["python_version"]),
-                glibc_version=str(facts["glibc_version"]),
-                architecture=str(facts["architecture"]),
-                interpreter=str(facts["interpreter"]),
+            read = PlatformFacts.from_json(facts, where=f"The platform facts of {where}")
+        except SpecError as e:
+            raise BasePlatformError(str(e))
+        return cls._checked(read, read.interpreter, where)
+
+    @classmethod
+    def _checked(
+        cls, facts: PlatformFacts, interpreter: Optional[str], where: str
+    ) -> BasePlatform:
+        python_version, glibc_version = facts.python_version, facts.glibc_version
+        if python_version is None or glibc_version is None or interpreter is None:
+            missing = [
+                name
+                for name, value in (
+                    ("python_version", python_version),
+                    ("glibc_version", glibc_version),
+                    ("interpreter", interpreter),
+                )
+                if value is None
+            ]
+            raise BasePlatformError(
+                f"{where} records no {', '.join(missing)}: a base needs a Python and glibc."
             )
-        except (KeyError, TypeError) as e:
-            raise BasePlatformError(f"The platform facts of {where} lack {e}.")
+        platform = cls(python_version, glibc_version, facts.architecture, interpreter)
         platform._check_architecture(where)
         return platform
 

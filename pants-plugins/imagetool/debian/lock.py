@@ -23,6 +23,8 @@ from typing import Generic, Iterable, Mapping, Protocol, Sequence, TypeVar
 from debian.deb822 import PkgRelation
 from debian.debian_support import Version, version_compare
 
+from esb_contract.image_spec import SpecError
+from esb_contract.platform_facts import PlatformFacts
 from imagetool.debian.archive import SuiteIndex
 from imagetool.errors import ToolError
 
@@ -101,15 +103,6 @@ class LockedSource:
 
 
 @dataclass(frozen=True)
-class PlatformFacts:
-    """What later build steps need to know about the base without looking inside it."""
-
-    architecture: str
-    glibc_version: str | None
-    python_version: str | None
-
-
-@dataclass(frozen=True)
 class PackageLock:
     architecture: str
     sources: tuple[LockedSource, ...]
@@ -118,7 +111,11 @@ class PackageLock:
     packages: tuple[LockedPackage, ...]
 
     def to_json(self) -> str:
-        document = {"format_version": FORMAT_VERSION, **asdict(self)}
+        document = {
+            "format_version": FORMAT_VERSION,
+            **asdict(self),
+            "platform": self.platform.to_json(),
+        }
         return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -136,7 +133,7 @@ class PackageLock:
             )
         try:
             return cls._from_document(document)
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, SpecError) as e:
             raise LockFormatError(f"The package lock lacks or misspells a field: {e}.") from e
 
     @classmethod
@@ -148,7 +145,7 @@ class PackageLock:
                 for source in document["sources"]
             ),
             requested=tuple(document["requested"]),
-            platform=PlatformFacts(**document["platform"]),
+            platform=PlatformFacts.from_json(document["platform"], where="platform"),
             packages=tuple(LockedPackage(**package) for package in document["packages"]),
         )
 

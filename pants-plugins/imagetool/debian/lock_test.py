@@ -6,12 +6,12 @@ import json
 import pytest
 from debian import deb822
 
+from esb_contract.platform_facts import PlatformFacts
 from imagetool.debian.archive import Source, SuiteIndex
 from imagetool.debian.lock import (
     LockedPackage,
     LockFormatError,
     PackageLock,
-    PlatformFacts,
     ResolutionError,
     UnclosedLockError,
     check_closed,
