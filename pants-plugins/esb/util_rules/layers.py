@@ -15,6 +15,7 @@ from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.target_types import SERVICE_BUILD_CONSTRAINTS_FILE
 from esb.util_rules.index_credentials import CREDENTIALS_CACHES, credentials_argv
 from esb.util_rules.platform import BasePlatform
+from esb_contract.lock_export import LockedDistribution
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
 from pants.engine.platform import Platform
 from pants.engine.process import Process, ProcessResult
@@ -112,23 +113,6 @@ async def build_uv_layer(request: UvLayerRequest) -> BuiltLayer:
             wheel.digest,
         ),
     )
-
-
-@dataclass(frozen=True)
-class LockedDistribution:
-    name: str
-    requirement: str
-    """`name==version`, its marker and its hashes, as the lock pins it."""
-    index: str = ""
-    """`NAME=URL` of the index the lock takes it from, or empty for PyPI."""
-    sdist_url: str = ""
-    """The URL of its sdist when the lock pins no wheel of it: it is built into a wheel
-    (`esb.util_rules.sdists`)."""
-
-    @property
-    def pinned(self) -> str:
-        """`name==version` of the requirement, for descriptions."""
-        return self.requirement.split(" ", 1)[0].split(";", 1)[0].strip()
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.util_rules.layers import (
     BuiltLayer,
     DistributionLayerRequest,
-    LockedDistribution,
     ServiceLayerRequest,
     build_distribution_layer,
     build_service_layer,
 )
 from esb.util_rules.platform import BasePlatform
+from esb_contract.lock_export import LockedDistribution
 from pants.engine.fs import EMPTY_DIGEST, EMPTY_FILE_DIGEST, AddPrefix, Digest, MergeDigests
 from pants.engine.platform import Platform
 from pants.engine.process import (

@@ -12,8 +12,9 @@ from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.target_types import SERVICE_BUILD_CONSTRAINTS_FILE
 from esb.util_rules.index_credentials import CREDENTIALS_CACHES, credentials_argv
-from esb.util_rules.layers import LockedDistribution, target_argv
+from esb.util_rules.layers import target_argv
 from esb.util_rules.platform import BasePlatform
+from esb_contract.lock_export import LockedDistribution
 from pants.engine.fs import Digest, MergeDigests, Snapshot
 from pants.engine.platform import Platform
 from pants.engine.process import Process, ProcessResult

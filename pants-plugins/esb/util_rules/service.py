@@ -58,7 +58,6 @@ from esb.util_rules.layers import (
     NativeCheckRequest,
     DistributionLayerRequest,
     ServiceLayerRequest,
-    LockedDistribution,
     UvLayerRequest,
     target_argv,
     VenvLayerRequest,
@@ -68,6 +67,7 @@ from pants.engine.addresses import Address
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb_contract.image_spec import ConfigChanges
+from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package
 from pants.engine.fs import (
     EMPTY_DIGEST,
@@ -374,29 +374,12 @@ async def lock_export_process(request: LockExportProcessRequest, host: Platform)
     )
 
 
-@dataclass(frozen=True)
-class LockExport:
-    """A checked lock: the distributions it installs on the base, and its local packages."""
-
-    distributions: tuple[LockedDistribution, ...]
-    local_packages: tuple[str, ...]
-
-
 @rule
 async def export_service_lock(project: ServiceProject) -> LockExport:
     process = await Get(Process, LockExportProcessRequest(project))
     result = await Get(ProcessResult, Process, process)
     (export,) = await Get(DigestContents, Digest, result.output_digest)
-    content = json.loads(export.content)
-    return LockExport(
-        tuple(
-            LockedDistribution(
-                d["name"], d["requirement"], d.get("index", ""), d.get("sdist_url", "")
-            )
-            for d in content["distributions"]
-        ),
-        tuple(content["local_directories"]),
-    )
+    return LockExport.from_json(json.loads(export.content), where=LOCK_EXPORT)
 
 
 async def venv_project_digest(project: ServiceProject, export: LockExport, own: Digest) -> Digest:
@@ -404,7 +387,7 @@ async def venv_project_digest(project: ServiceProject, export: LockExport, own: 
     members the service installs and the root's build constraints, not the workspace's lock,
     which every member shares; otherwise `own`, the service's uv project and its local
     packages."""
-    if not export.local_packages:
+    if not export.local_directories:
         return EMPTY_DIGEST
     if not project.workspace:
         return own
@@ -620,16 +603,16 @@ async def build_service_image(
                 BuiltLayer,
                 VenvLayerRequest(
                     venv_project,
-                    export.local_packages,
+                    export.local_directories,
                     platform,
                     source_path(tuple(posixpath.relpath(p, root or ".") for p in app_paths)),
                     f"Build the venv layer of {spec}"
-                    if export.local_packages
+                    if export.local_directories
                     else f"Build the venv layer ({platform.python_version})",
                     # Only with local packages: messages about them need the service's directory,
                     # and without them the layer is the same for every service on the base.
                     display_dir=(project.workspace.display_root if project.workspace else root)
-                    if export.local_packages
+                    if export.local_directories
                     else None,
                     has_build_constraints=project.has_build_constraints,
                 ),

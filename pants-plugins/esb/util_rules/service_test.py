@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from esb.util_rules.layers import LockedDistribution
+from esb_contract.lock_export import LockedDistribution, LockExport
 from esb.util_rules.index_credentials import PackageIndex
 from esb.util_rules.service import (
-    LockExport,
     ServiceProject,
     check_extras,
     check_local_packages,

@@ -12,7 +12,6 @@ which are part of the process's cache key.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import shutil
@@ -199,13 +198,7 @@ def run_export_lock(args: argparse.Namespace) -> int:
                 shown_file=f"{shown}/{args.build_constraints.name}",
                 relock_command=relock,
             )
-    write_json(
-        args.out,
-        {
-            "distributions": [dataclasses.asdict(d) for d in requirements.distributions],
-            "local_directories": list(requirements.local_directories),
-        },
-    )
+    write_json(args.out, requirements.to_json())
     return 0
 
 

@@ -44,6 +44,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
+from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.uv_project import RELOCK_COMMAND, RELOCK_PLACEHOLDER
 from imagetool.venv.indexes import (
     PYPI_INDEX_URL,
@@ -294,46 +295,26 @@ def _check_requires_python(
     return content
 
 
-@dataclass(frozen=True)
-class LockedDistribution:
-    """One distribution the lock installs from the index."""
+def _applies_to(distribution: LockedDistribution, target: TargetPython) -> bool:
+    """Whether its environment marker (if any) holds on the target."""
+    marker = Requirement(_first_line(distribution.requirement)).marker
+    return marker is None or marker.evaluate(target.marker_environment())
 
-    name: str
-    """The normalised (PEP 503) name."""
-    requirement: str
-    """Its entry of the exported requirements.txt: `name==version`, any environment marker,
-    and one `--hash` per file the lock allows."""
-    index: str = ""
-    """The index the lock takes it from, as `NAME=URL` (see `PackageIndex.argument`), or empty
-    for PyPI."""
-    sdist_url: str = ""
-    """For a distribution the lock pins with only a source distribution: the sdist's URL (its
-    sha256 is the requirement's one hash). It is built into a wheel (`imagetool.venv.builds`)."""
 
-    def applies_to(self, target: TargetPython) -> bool:
-        """Whether its environment marker (if any) holds on the target."""
-        marker = Requirement(_first_line(self.requirement)).marker
-        return marker is None or marker.evaluate(target.marker_environment())
-
-    def without_marker(self) -> LockedDistribution:
-        """The same entry without its environment marker, for a target where the marker holds:
-        locks that pin the same distribution under different markers (typing-extensions with and
-        without `python_full_version < '3.15'`) then share its layer, whose key is this entry."""
-        first, newline, hashes = self.requirement.partition("\n")
-        pinned = first.split(";", 1)[0].rstrip(" \\")
-        continuation = " \\" if first.rstrip().endswith("\\") else ""
-        return LockedDistribution(
-            self.name, pinned + continuation + newline + hashes, self.index, self.sdist_url
-        )
+def _without_marker(distribution: LockedDistribution) -> LockedDistribution:
+    """The same entry without its environment marker, for a target where the marker holds:
+    locks that pin the same distribution under different markers (typing-extensions with and
+    without `python_full_version < '3.15'`) then share its layer, whose key is this entry."""
+    first, newline, hashes = distribution.requirement.partition("\n")
+    pinned = first.split(";", 1)[0].rstrip(" \\")
+    continuation = " \\" if first.rstrip().endswith("\\") else ""
+    return dataclasses.replace(distribution, requirement=pinned + continuation + newline + hashes)
 
 
 @dataclass(frozen=True)
-class LockedRequirements:
-    """What the lock installs: distributions from the index, each with its hashes, and the
-    directories (relative to the project) of the local packages, which are built into wheels."""
-
-    distributions: tuple[LockedDistribution, ...]
-    local_directories: tuple[str, ...] = ()
+class LockedRequirements(LockExport):
+    """What the lock installs (written for the backend as the `LockExport` it is), with what the
+    tool does with it."""
 
     @property
     def hashed(self) -> str:
@@ -344,7 +325,7 @@ class LockedRequirements:
         """Without the distributions whose markers exclude the target (e.g. Windows-only), and
         without the markers of the others, which hold there."""
         return LockedRequirements(
-            tuple(d.without_marker() for d in self.distributions if d.applies_to(target)),
+            tuple(_without_marker(d) for d in self.distributions if _applies_to(d, target)),
             self.local_directories,
         )
 
