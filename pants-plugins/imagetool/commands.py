@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from esb_contract.image_spec import ImageSpec, SpecError
+from esb_contract.limits import MAX_LAYERS
 from imagetool.accounts import check_user, needs_accounts
 from imagetool.errors import ToolError
 from imagetool.oci import (
@@ -147,10 +148,6 @@ def read_json(path: Path) -> Any:
 def write_json(path: Path, value: Any) -> None:
     """Write `value` as the tool writes every JSON output: indented, keys sorted."""
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-# What Docker's overlay2 driver, and so every common engine, stacks in one image.
-MAX_LAYERS = 127
 
 
 def assemble(spec: ImageSpec, *, created: int, layout_dir: Path) -> ImageMetadata:

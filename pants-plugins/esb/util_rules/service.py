@@ -67,6 +67,7 @@ from pants.engine.addresses import Address
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb_contract.image_spec import ConfigChanges
+from esb_contract.limits import MAX_DISTRIBUTION_LAYERS
 from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package
 from pants.engine.fs import (
@@ -425,12 +426,6 @@ async def native_check_request(
         base_spec,
         f"Check the native libraries of the venv of {spec}",
     )
-
-
-# Of the 127 layers an image may have (overlay filesystems stack no more), what the locked
-# distributions may take: the rest is for the base (2 layers for a Debian base; an upstream base
-# may bring up to 24), uv, the venv's own files and the service's sources.
-MAX_DISTRIBUTION_LAYERS = 100
 
 
 def distribution_layer_groups(

@@ -1,0 +1,10 @@
+"""How many layers an image may have, and how the backend shares them out."""
+
+# What Docker's overlay2 driver, and so every common engine, stacks in one image: `assemble`
+# refuses an image with more.
+MAX_LAYERS = 127
+# What the base (2 layers for a Debian base; an upstream base may bring up to 24), uv, the
+# venv's own files and the service's sources may take at most.
+RESERVED_LAYERS = 27
+# What the locked distributions of a service may take, one layer each (or grouped beyond it).
+MAX_DISTRIBUTION_LAYERS = MAX_LAYERS - RESERVED_LAYERS
