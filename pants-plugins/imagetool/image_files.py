@@ -15,6 +15,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from esb_contract.media_types import (
+    DOCKER_GZIP_LAYER_MEDIA_TYPE,
+    DOCKER_LAYER_MEDIA_TYPE,
+    GZIP_LAYER_MEDIA_TYPE,
+    LAYER_MEDIA_TYPE,
+)
 from imagetool.errors import ToolError
 from imagetool.oci import Descriptor, LoadedImage, OciLayout, Platform
 from imagetool.tarlayer import LayerMember
@@ -24,10 +30,10 @@ _OPAQUE_WHITEOUT = ".wh..wh..opq"
 # The layer formats a stream read of Python's tarfile decompresses.
 _READABLE_LAYER_MEDIA_TYPES = frozenset(
     {
-        "application/vnd.oci.image.layer.v1.tar",
-        "application/vnd.oci.image.layer.v1.tar+gzip",
-        "application/vnd.docker.image.rootfs.diff.tar.gzip",
-        "application/vnd.docker.image.rootfs.diff.tar",
+        LAYER_MEDIA_TYPE,
+        GZIP_LAYER_MEDIA_TYPE,
+        DOCKER_GZIP_LAYER_MEDIA_TYPE,
+        DOCKER_LAYER_MEDIA_TYPE,
     }
 )
 

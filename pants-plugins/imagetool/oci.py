@@ -23,28 +23,31 @@ from typing import Any, BinaryIO
 
 from esb_contract import reference as grammar
 from esb_contract.image_spec import PORT, ConfigChanges, Platform
+from esb_contract.media_types import (
+    CONFIG_MEDIA_TYPE,
+    DOCKER_GZIP_LAYER_MEDIA_TYPE,
+    GZIP_LAYER_MEDIA_TYPE,
+    INDEX_MEDIA_TYPE,
+    INDEX_MEDIA_TYPES,
+    LAYER_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPES,
+    ZSTD_LAYER_MEDIA_TYPE,
+)
 from imagetool.errors import ToolError
 
-INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
-MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
-CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
-GZIP_LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 BASE_DIGEST_ANNOTATION = "org.opencontainers.image.base.digest"
 # Docker's image store on containerd names an image loaded from an archive by this annotation.
 CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
 
-_DOCKER_MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
-_DOCKER_MANIFEST_LIST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.list.v2+json"
-_INDEX_MEDIA_TYPES = (INDEX_MEDIA_TYPE, _DOCKER_MANIFEST_LIST_MEDIA_TYPE)
-_MANIFEST_MEDIA_TYPES = (MANIFEST_MEDIA_TYPE, _DOCKER_MANIFEST_MEDIA_TYPE)
 # A base image's layers keep their bytes (hence digests) in our manifest; Docker's media types
 # for them name the same formats as OCI's, and an OCI manifest should not mix the two families.
 _OCI_LAYER_MEDIA_TYPES = {
     GZIP_LAYER_MEDIA_TYPE: GZIP_LAYER_MEDIA_TYPE,
-    "application/vnd.oci.image.layer.v1.tar": "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.oci.image.layer.v1.tar+zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": GZIP_LAYER_MEDIA_TYPE,
+    LAYER_MEDIA_TYPE: LAYER_MEDIA_TYPE,
+    ZSTD_LAYER_MEDIA_TYPE: ZSTD_LAYER_MEDIA_TYPE,
+    DOCKER_GZIP_LAYER_MEDIA_TYPE: GZIP_LAYER_MEDIA_TYPE,
 }
 _LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 _COPY_CHUNK_SIZE = 1 << 20
@@ -357,9 +360,9 @@ class OciLayout:
 
     def _load(self, descriptor: Descriptor, platform: Platform | None) -> LoadedImage:
         where = f"{self.root}: {descriptor.digest}"
-        if descriptor.media_type in _INDEX_MEDIA_TYPES:
+        if descriptor.media_type in INDEX_MEDIA_TYPES:
             return self._load(self._pick_platform(descriptor, platform), platform)
-        if descriptor.media_type not in _MANIFEST_MEDIA_TYPES:
+        if descriptor.media_type not in MANIFEST_MEDIA_TYPES:
             raise OciError(
                 f"{where} has the media type {descriptor.media_type!r}, which is not an image manifest."
             )

@@ -22,9 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from imagetool.oci import (
+from esb_contract.media_types import (
     INDEX_MEDIA_TYPE,
+    INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPES,
+)
+from imagetool.oci import (
     Descriptor,
     OciError,
     OciLayout,
@@ -43,10 +47,6 @@ from imagetool.registry.transport import (
     RegistryUnreachableError,
 )
 
-DOCKER_MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.list.v2+json"
-MANIFEST_MEDIA_TYPES = (MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE)
-INDEX_MEDIA_TYPES = (INDEX_MEDIA_TYPE, DOCKER_MANIFEST_LIST_MEDIA_TYPE)
 # containerd's limit: a manifest is small, and a bigger answer is not one.
 _MAX_MANIFEST_BYTES = 4 << 20
 
