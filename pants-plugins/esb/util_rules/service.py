@@ -69,7 +69,12 @@ from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.limits import MAX_DISTRIBUTION_LAYERS
 from esb_contract.lock_export import LockedDistribution, LockExport
-from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package
+from esb_contract.uv_project import (
+    RELOCK_PLACEHOLDER,
+    is_package,
+    lock_local_directories,
+    pyproject_path_sources,
+)
 from pants.engine.fs import (
     EMPTY_DIGEST,
     AddPrefix,
@@ -203,19 +208,13 @@ def local_package_directories(pyproject: bytes, lock: bytes) -> tuple[str, ...]:
     A file that does not parse names none: the lock check reports it with its fix. Sources
     outside the project are the lock check's to refuse.
     """
-    paths = []
-    sources = toml_table(pyproject).get("tool", {}).get("uv", {}).get("sources", {})
-    for entries in sources.values() if isinstance(sources, dict) else []:
-        for entry in entries if isinstance(entries, list) else [entries]:
-            paths.append(entry.get("path") if isinstance(entry, dict) else None)
-    packages = toml_table(lock).get("package", [])
-    for package in packages if isinstance(packages, list) else []:
-        source = package.get("source") if isinstance(package, dict) else None
-        if isinstance(source, dict):
-            paths.extend(source.get(kind) for kind in ("editable", "directory"))
+    paths = (
+        *pyproject_path_sources(toml_table(pyproject)),
+        *lock_local_directories(toml_table(lock)),
+    )
     inside = set()
     for path in paths:
-        if isinstance(path, str) and not posixpath.isabs(path):
+        if not posixpath.isabs(path):
             normalised = posixpath.normpath(path)
             if normalised != "." and normalised != ".." and not normalised.startswith("../"):
                 inside.add(normalised)

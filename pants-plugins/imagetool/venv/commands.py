@@ -23,7 +23,7 @@ from typing import Optional
 from packaging.utils import canonicalize_name
 
 from esb_contract.architectures import ARCHITECTURES
-from esb_contract.uv_project import RELOCK_COMMAND
+from esb_contract.uv_project import RELOCK_COMMAND, lock_local_directories
 from imagetool.commands import (
     AddArguments,
     LayerOutputs,
@@ -420,15 +420,7 @@ def local_package_directories(project_dir: Path) -> list[str]:
     offline from the lock."""
     lock = project_dir / "uv.lock"
     content = read_toml(lock, str(lock), "re-lock") if lock.is_file() else {}
-    directories = set()
-    packages = content.get("package", [])
-    for package in packages if isinstance(packages, list) else []:
-        source = package.get("source") if isinstance(package, dict) else None
-        for kind in ("editable", "directory"):
-            path = source.get(kind) if isinstance(source, dict) else None
-            if isinstance(path, str) and os.path.normpath(path) != ".":
-                directories.add(os.path.normpath(path))
-    return sorted(directories)
+    return list(lock_local_directories(content))
 
 
 def _report_bytecode(venv: BuiltVenv) -> None:
