@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 from typing import ClassVar, Iterable, Optional
 
 from esb_contract import reference
-from esb_contract.image_spec import PORT
+from esb_contract.image_spec import ENV_NAME, PORT
 from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
 from pants.engine.target import (
@@ -31,8 +31,6 @@ _SEPARATORS = re.compile(r"[._-]+")
 # `{name}` in a tag: filled in by `publish`, which knows the digest (see EsbImageTagsField).
 TAG_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 TAG_PLACEHOLDERS = ("digest", "git_commit", "version")
-# POSIX shells accept these as variable names; anything else cannot be read by the entrypoint.
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Debian policy §5.6.7: lower case letters, digits, '+', '-', '.'; at least two characters.
 _DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _ACCOUNT_NAME = r"[a-z_][a-z0-9_-]{0,31}"
@@ -231,7 +229,7 @@ class EsbImageEnvironmentField(DictStringToStringField):
         cls, raw_value: Optional[dict[str, str]], address: Address
     ) -> Optional[FrozenDict[str, str]]:
         value = super().compute_value(raw_value, address)
-        bad = sorted(name for name in value or {} if not _ENV_NAME.match(name))
+        bad = sorted(name for name in value or {} if not ENV_NAME.fullmatch(name))
         if bad:
             raise _invalid(
                 cls.alias,

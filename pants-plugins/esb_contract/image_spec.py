@@ -30,6 +30,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 # An exposed port as the config names it: a number, and optionally its protocol (`/tcp` when none
 # is given). The number's range (1-65535) is the target field's to check.
 PORT = re.compile(r"(?P<port>[0-9]{1,5})(?:/(?P<protocol>tcp|udp|sctp))?")
+# An environment variable's name, as POSIX shells (and so the base's entrypoint) read them.
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SpecError(ValueError):

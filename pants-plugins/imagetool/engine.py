@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -23,7 +22,9 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound
 
+from esb_contract.image_spec import ENV_NAME
 from esb_contract.messages import error_prefix
+from esb_contract.run_options import PUBLISH, PUBLISH_FORM
 from imagetool.commands import AddArguments, Run, read_json
 from imagetool.errors import ToolError
 from imagetool.oci import OciLayout, write_docker_archive
@@ -40,12 +41,6 @@ _START_ENGINE = (
     'start one and point DOCKER_HOST at it (e.g. `eval "$(tests/infra/docker-engine.sh env)"` '
     "for the test engine), then run `pants run` again"
 )
-# `[[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]`, as `docker run -p` takes it.
-_PUBLISH = re.compile(
-    r"^(?:(?:(?P<ip>[0-9.]+|\[[0-9a-fA-F:]+\]):)?(?P<host>\d*):)?"
-    r"(?P<container>\d+)(?P<protocol>/(?:tcp|udp|sctp))?$"
-)
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class EngineError(ToolError, RuntimeError):
@@ -218,13 +213,13 @@ PortBinding = Union[int, None, tuple]
 
 
 def parse_publish(mapping: str) -> tuple[str, PortBinding]:
-    """`[[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]` as the SDK's `ports` item: the container's
+    """A port to publish (`PUBLISH_FORM`) as the SDK's `ports` item: the container's
     `port/protocol` and the host's port (None: any), or `(ip, port)`."""
-    match = _PUBLISH.match(mapping)
+    match = PUBLISH.fullmatch(mapping)
     if match is None:
         raise EngineError(
             f"{mapping!r} is not a port to publish. Fix: write it as "
-            "`[[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]`, e.g. `8080:8080/tcp` or `9000`."
+            f"`{PUBLISH_FORM}`, e.g. `8080:8080/tcp` or `9000`."
         )
     container = f"{match['container']}{match['protocol'] or '/tcp'}"
     host = int(match["host"]) if match["host"] else None
@@ -239,7 +234,7 @@ def parse_environment(entries: Sequence[str], environ: Mapping[str, str]) -> dic
     environment = {}
     for entry in entries:
         name, equals, value = entry.partition("=")
-        if not _ENV_NAME.match(name):
+        if not ENV_NAME.fullmatch(name):
             raise EngineError(
                 f"{entry!r} is not an environment variable to set. Fix: write it as `NAME=value`, "
                 "or `NAME` to pass the variable of that name from the environment of `pants`."

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet
@@ -11,6 +10,8 @@ from esb.target_types import EsbServicePortsField
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
 from esb.util_rules.image import IMAGE_LAYOUT, IMAGE_METADATA, BuiltImage
 from esb.util_rules.service import ServiceImageRequest
+from esb_contract.image_spec import ENV_NAME
+from esb_contract.run_options import PUBLISH, PUBLISH_FORM
 from pants.backend.python.util_rules.pex import VenvPex, VenvPexRequest
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
@@ -89,9 +90,6 @@ class EsbBaseImageRunFieldSet(EsbBaseImageFieldSet, RunFieldSet):
     run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
 
 
-# `[[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]`, as `docker run -p` takes it.
-_PUBLISH = re.compile(r"^(?:(?:[0-9.]+:|\[[0-9a-fA-F:]+\]:)?\d*:)?\d+(?:/(?:tcp|udp|sctp))?$")
-_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:=.*)?$", re.DOTALL)
 
 
 class EsbRunOptionError(ValueError):
@@ -99,11 +97,15 @@ class EsbRunOptionError(ValueError):
 
 
 def _check_options(subsystem: EsbRunSubsystem) -> None:
-    for option, pattern, form in (
-        ("publish", _PUBLISH, "`[[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]`, e.g. `9090:8080/tcp`"),
-        ("env", _ENV, "`NAME=value`, or `NAME` to pass the variable from the environment"),
+    for option, is_valid, form in (
+        ("publish", PUBLISH.fullmatch, f"`{PUBLISH_FORM}`, e.g. `9090:8080/tcp`"),
+        (
+            "env",
+            lambda value: ENV_NAME.fullmatch(value.split("=", 1)[0]),
+            "`NAME=value`, or `NAME` to pass the variable from the environment",
+        ),
     ):
-        bad = [value for value in getattr(subsystem, option) if not pattern.match(value)]
+        bad = [value for value in getattr(subsystem, option) if not is_valid(value)]
         if bad:
             raise EsbRunOptionError(
                 f"The `[esb-run].{option}` option has {', '.join(map(repr, bad))}.\n\n"
