@@ -32,7 +32,7 @@ from integration.checkouts import Checkout, ImageTarget, PantsRun
 # `test_registry` is the fixture, shared with the upstream base's tests.
 from integration.test_upstream_base import SharedRegistry, test_registry, write_docker_config  # noqa: F401
 
-from imagetool.oci import INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
+from esb_contract.media_types import INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
 from imagetool.registry.auth import pull_scope
 from imagetool.registry.credentials import DockerConfig
 from imagetool.registry.transport import RegistryClient, RegistryOptions

@@ -26,13 +26,9 @@ import pytest
 from integration.checkouts import Checkout, ImageOutputs, ImageTarget, PantsRun
 from integration.prerequisites import unavailable
 
-from imagetool.oci import (
-    CONFIG_MEDIA_TYPE,
-    ConfigChanges,
-    Descriptor,
-    OciLayout,
-    build_manifest,
-)
+from esb_contract.image_spec import ConfigChanges
+from esb_contract.media_types import CONFIG_MEDIA_TYPE
+from imagetool.oci import Descriptor, OciLayout, apply_config_changes, build_manifest
 from imagetool.registry.credentials import DockerConfig
 from imagetool.registry.push import push_image
 from imagetool.registry.reference import Reference
@@ -160,7 +156,7 @@ def variant_of(
     layers = list(source.layers)
     config = copy.deepcopy(dict(source.config))
     changes = ConfigChanges(env=env or {}, labels={"org.example.esb-test-run": label})
-    config["config"] = changes.apply(config["config"])
+    config["config"] = apply_config_changes(changes, config["config"])
     if extra_members:
         blob_path = destination.parent / f"{destination.name}-extra.tar.gz"
         blob = write_layer(extra_members, blob_path, mtime=0)
