@@ -147,6 +147,23 @@ def _uv_lock_argv(
     )
 
 
+def lock_request(
+    argv: tuple[str, ...], description: str, inputs: Digest, env: FrozenDict[str, str]
+) -> ImageToolRequest:
+    """The image tool's `uv-lock` of a service or workspace staged in `inputs`."""
+    return ImageToolRequest(
+        argv=argv,
+        description=description,
+        input_digest=inputs,
+        output_files=LOCK_OUTPUTS,
+        needs_network_trust=True,
+        # The index changes at any time: a lock is resolved anew in each run.
+        cache_scope=ProcessCacheScope.PER_SESSION,
+        append_only_caches=CREDENTIALS_CACHES,
+        extra_env=env,
+    )
+
+
 # Defined before the goal rule: Pants collects the rule's `Get`s from the helpers it has seen.
 async def index_credentials(projects: Iterable[Digest]) -> None:
     """Check, and cache for the lock processes, the credentials of the private indexes that the
@@ -182,16 +199,11 @@ async def lock_workspaces(
     processes = await MultiGet(
         Get(
             Process,
-            ImageToolRequest(
-                argv=workspace_lock_argv(group, project, wheel.filename, upgrade),
-                description=f"Lock the Python dependencies of the uv workspace {root or '.'}",
-                input_digest=digest,
-                output_files=LOCK_OUTPUTS,
-                needs_network_trust=True,
-                # The index changes at any time: a lock is resolved anew in each run.
-                cache_scope=ProcessCacheScope.PER_SESSION,
-                append_only_caches=CREDENTIALS_CACHES,
-                extra_env=resolution_env,
+            lock_request(
+                workspace_lock_argv(group, project, wheel.filename, upgrade),
+                f"Lock the Python dependencies of the uv workspace {root or '.'}",
+                digest,
+                resolution_env,
             ),
         )
         for (root, group), project, digest in zip(groups.items(), projects, inputs)
@@ -256,16 +268,11 @@ async def esb_lock(
     service_processes = await MultiGet(
         Get(
             Process,
-            ImageToolRequest(
-                argv=uv_lock_argv(project, wheel.filename, subsystem.upgrade),
-                description=f"Lock the Python dependencies of {project.address}",
-                input_digest=digest,
-                output_files=LOCK_OUTPUTS,
-                needs_network_trust=True,
-                # The index changes at any time: a lock is resolved anew in each run.
-                cache_scope=ProcessCacheScope.PER_SESSION,
-                append_only_caches=CREDENTIALS_CACHES,
-                extra_env=uv.resolution_env(),
+            lock_request(
+                uv_lock_argv(project, wheel.filename, subsystem.upgrade),
+                f"Lock the Python dependencies of {project.address}",
+                digest,
+                uv.resolution_env(),
             ),
         )
         for project, digest in zip(projects, inputs)
