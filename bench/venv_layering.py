@@ -165,7 +165,9 @@ def measure(uv: Uv, services: dict[str, Path], scratch: Path) -> tuple[Totals, T
         # Services with identical locks share the one venv layer (one process, one cache entry).
         if requirements not in written_whole:
             written_whole.add(requirements)
-            blob = write_layer(venv_layer_members(venv), scratch / name / "venv.tar.gz", mtime=MTIME)
+            blob = write_layer(
+                venv_layer_members(venv), scratch / name / "venv.tar.gz", mtime=MTIME
+            )
             whole.unique[blob.digest] = blob.size
         whole.seconds += time.perf_counter() - started
         whole.layers_per_image.append(1)
@@ -185,8 +187,9 @@ def report(whole: Totals, split: Totals, services: int) -> str:
         f"| {name} | {', '.join(f'`{r}`' for stack in stacks for r in STACKS[stack])} |"
         for name, stacks in SERVICES.items()
     )
-    return textwrap.dedent(
-        f"""\
+    return (
+        textwrap.dedent(
+            f"""\
         # Venv layering: one layer per lock, or one per distribution
 
         Written by `./pants run bench/venv_layering.py -- --uv <uv>` on {datetime.date.today()},
@@ -219,13 +222,18 @@ def report(whole: Totals, split: Totals, services: int) -> str:
         | service | top-level requirements |
         |---|---|
         """
-    ) + listed + "\n"
+        )
+        + listed
+        + "\n"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uv", type=Path, required=True, help="uv's binary or its wheel.")
-    parser.add_argument("--out", type=Path, default=DOC, help=f"Where to write the report (default {DOC}).")
+    parser.add_argument(
+        "--out", type=Path, default=DOC, help=f"Where to write the report (default {DOC})."
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="esb-venv-layering-") as scratch_name:
         scratch = Path(scratch_name)

@@ -9,10 +9,11 @@ import shlex
 import shutil
 import string
 import subprocess
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 from esb_bench.ours import OurImage
 from esb_bench.process import BenchError, log_tail, run, timed, timed_with_retries, wait_until
@@ -59,7 +60,8 @@ def instructions_in(tree: Path) -> int:
 class DockerEngine:
     """A dockerd of the bench's own: its data and exec roots under `state`, overlay2 (Docker's
     default driver), and a bridge of its own with a NAT rule, so that RUN steps reach PyPI as on a
-    developer's machine. Everything it adds to the host (bridge, NAT rule, mounts) goes in stop()."""
+    developer's machine. Everything it adds to the host (bridge, NAT rule, mounts) goes in stop().
+    """
 
     def __init__(self, state: Path, index: int, log: Path):
         self.state = state
@@ -133,7 +135,9 @@ class DockerEngine:
         # dockerd leaves its network namespace bind-mounted under the exec root (and its data
         # root, when it dies): mount points cannot be deleted with the temporary directory.
         mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-        for mountpoint in sorted((m for m in mounts if m.startswith(f"{self.state}/")), reverse=True):
+        for mountpoint in sorted(
+            (m for m in mounts if m.startswith(f"{self.state}/")), reverse=True
+        ):
             run(["umount", mountpoint])
         subprocess.run(["iptables", "-t", "nat", "-D", *self.nat_rule], capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
@@ -147,14 +151,22 @@ class DockerEngine:
         (`tar -ch` of the whole layout would also send every other packaged image's blobs, which
         its `blobs` link reaches.)"""
         metadata = image.metadata
-        digests = [metadata["digest"], metadata["config_digest"], *(layer["digest"] for layer in metadata["layers"])]
+        digests = [
+            metadata["digest"],
+            metadata["config_digest"],
+            *(layer["digest"] for layer in metadata["layers"]),
+        ]
         blobs = [f"blobs/sha256/{digest.split(':', 1)[1]}" for digest in dict.fromkeys(digests)]
         members = shlex.join(["oci-layout", "index.json", "manifest.json", *blobs])
         command = f"tar -ch -C {shlex.quote(str(image.sibling('.oci')))} {members} | docker load"
-        return timed(["bash", "-o", "pipefail", "-c", command], cwd=self.state, env=self.env, log=log)
+        return timed(
+            ["bash", "-o", "pipefail", "-c", command], cwd=self.state, env=self.env, log=log
+        )
 
     def version(self) -> str:
-        return self.docker("version", "--format", "CLI {{.Client.Version}}, engine {{.Server.Version}}")
+        return self.docker(
+            "version", "--format", "CLI {{.Client.Version}}, engine {{.Server.Version}}"
+        )
 
 
 def runtime_instructions(config: dict, base_config: dict) -> list[str]:
@@ -171,7 +183,11 @@ def runtime_instructions(config: dict, base_config: dict) -> list[str]:
             name, value = variable.split("=", 1)
             instructions.append(f"ENV {name}={json.dumps(value)}")
     instructions += [f"EXPOSE {port}" for port in config.get("ExposedPorts", {})]
-    for key, instruction in (("WorkingDir", "WORKDIR"), ("User", "USER"), ("StopSignal", "STOPSIGNAL")):
+    for key, instruction in (
+        ("WorkingDir", "WORKDIR"),
+        ("User", "USER"),
+        ("StopSignal", "STOPSIGNAL"),
+    ):
         if key in config and config[key] != base_config.get(key):
             instructions.append(f"{instruction} {config[key]}")
     for key, instruction in (("Entrypoint", "ENTRYPOINT"), ("Cmd", "CMD")):
@@ -202,7 +218,12 @@ def docker_image_target(service: str, repository: str) -> str:
 
 
 def write_dockerfile_tree(
-    services: Path, tree: Path, images: dict[str, OurImage], base: OurImage, uv: Path, checkout: Path
+    services: Path,
+    tree: Path,
+    images: dict[str, OurImage],
+    base: OurImage,
+    uv: Path,
+    checkout: Path,
 ) -> None:
     """A Pants workspace of the seed's Dockerfiles: per service, a copy of `services/<service>`
     (the seed's build context) with its Dockerfile, `uv` and the CA bundle, and a BUILD file of
@@ -268,7 +289,9 @@ class DockerBuild:
             built = list(pool.map(build_one, sorted(self.repositories)))
         elapsed = os.times().elapsed - start
         failed = tuple(seconds for _, failures in built for seconds in failures)
-        return DockerRun(elapsed, sum(count for count, _ in built), instructions_in(self.root), failed)
+        return DockerRun(
+            elapsed, sum(count for count, _ in built), instructions_in(self.root), failed
+        )
 
 
 class PantsDockerBackend:

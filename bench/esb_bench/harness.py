@@ -10,16 +10,36 @@ from pathlib import Path
 
 from esb_bench import monorepo as generator
 from esb_bench import sizes
-from esb_bench.docker import DockerBuild, DockerEngine, DockerRun, PantsDockerBackend, write_dockerfile_tree
-from esb_bench.monorepo import REPO, copy_checkout
-from esb_bench.ours import BASE_EDIT_FILE, OurImage, OurWorkspace, PantsRun, append_line, stop_pantsd
+from esb_bench.docker import (
+    DockerBuild,
+    DockerEngine,
+    DockerRun,
+    PantsDockerBackend,
+    write_dockerfile_tree,
+)
+from esb_bench.monorepo import copy_checkout
+from esb_bench.ours import (
+    BASE_EDIT_FILE,
+    OurImage,
+    OurWorkspace,
+    PantsRun,
+    append_line,
+    stop_pantsd,
+)
 from esb_bench.process import BenchError, progress, run, settle, timed
 
 UV_IN_IMAGE = "usr/local/bin/uv"
 # Never copied into a workspace: build outputs, Pants' state, the test engines'.
 NOT_COPIED = ("dist", ".pants.d", ".pids", ".ci-state")
 DOCKER_CONTENDERS = ("docker build", "Pants docker_image")
-SCENARIOS = ("cold", "no-op", "one-file edit", "one lock changed", "base changed", "remote-cache-warm fresh clone")
+SCENARIOS = (
+    "cold",
+    "no-op",
+    "one-file edit",
+    "one lock changed",
+    "base changed",
+    "remote-cache-warm fresh clone",
+)
 # Disk a scale takes at its peak: per service, two engines' images and build caches, ours' store,
 # the cache server's copy and the fresh clone's store; plus the base's. Mostly the engines' since
 # dist/ and the stores hold each shared layer once (63 GB at N = 100 before, when each image's
@@ -80,7 +100,10 @@ class Scale:
         results = ScaleResults(self.count, len({service.profile for service in repo.services}))
         ours = OurWorkspace(workspace, self.work / "ours-caches", self.logs, self.remote_cache)
         results.pants_command = ours.command
-        engines = [DockerEngine(self.work / f"engine-{i}", i, self.logs / f"dockerd-{i}.log") for i in (1, 2)]
+        engines = [
+            DockerEngine(self.work / f"engine-{i}", i, self.logs / f"dockerd-{i}.log")
+            for i in (1, 2)
+        ]
         pants_docker_tree = self.work / "dockerfiles-pants"
         clone = self.work / "a-fresh-clone-of-the-monorepo-at-another-path"
         try:
@@ -107,7 +130,9 @@ class Scale:
             results.versions = {"uv": run([str(uv), "--version"]), "Docker": engines[0].version()}
             contenders = [
                 DockerBuild(engines[0], trees[0], repositories, self.logs),
-                PantsDockerBackend(engines[1], trees[1], self.work / "pants-docker-caches", self.logs),
+                PantsDockerBackend(
+                    engines[1], trees[1], self.work / "pants-docker-caches", self.logs
+                ),
             ]
             results.docker = {contender.name: {} for contender in contenders}
 
@@ -117,11 +142,15 @@ class Scale:
                     settle()
                     load = 0.0
                     if base_image:
-                        log = self.logs / f"load-base-{contender.name.replace(' ', '-')}-{label}.log"
+                        log = (
+                            self.logs / f"load-base-{contender.name.replace(' ', '-')}-{label}.log"
+                        )
                         load = contender.engine.load(base_image, log)
                         results.base_load_seconds.append(load)
                     measured = contender.build(label)
-                    measured = DockerRun(measured.seconds + load, measured.work, measured.instructions)
+                    measured = DockerRun(
+                        measured.seconds + load, measured.work, measured.instructions
+                    )
                     results.docker[contender.name].setdefault(scenario, []).append(measured)
 
             def ours_round(scenario: str, label: str) -> None:
@@ -142,7 +171,9 @@ class Scale:
                 edited = generator.change_lock(repo, edited, number)
                 for tree in trees:
                     for name in ("pyproject.toml", "uv.lock"):
-                        shutil.copy2(edited.directory / name, tree / "services" / edited.name / name)
+                        shutil.copy2(
+                            edited.directory / name, tree / "services" / edited.name / name
+                        )
                 ours_round("one lock changed", f"lock-{number}")
                 docker_round("one lock changed", f"lock-{number}")
             for number in range(1, self.base_runs + 1):
@@ -153,7 +184,9 @@ class Scale:
             progress(f"N={self.count}: registry bytes")
             service_images = [images[name] for name in sorted(images)]
             results.registry_ours = sizes.ours(base, service_images)
-            results.registry_dockerfiles = sizes.dockerfiles(engines[0], base, sorted(repositories.values()), self.work)
+            results.registry_dockerfiles = sizes.dockerfiles(
+                engines[0], base, sorted(repositories.values()), self.work
+            )
             progress(f"N={self.count}: the machine's speed at the layer work")
             results.throughput = self.throughput(workspace, ours, [base, *service_images])
             # The engines' images take as much disk as a second copy of every build: gone before
@@ -164,7 +197,9 @@ class Scale:
 
             progress(f"N={self.count}: ours, remote-cache-warm fresh clone")
             copy_workspace(workspace, clone)
-            fresh = OurWorkspace(clone, self.work / "fresh-clone-caches", self.logs, self.remote_cache)
+            fresh = OurWorkspace(
+                clone, self.work / "fresh-clone-caches", self.logs, self.remote_cache
+            )
             results.ours["remote-cache-warm fresh clone"] = [fresh.package("remote-warm")]
         finally:
             for root in (workspace, pants_docker_tree, clone):
@@ -179,6 +214,14 @@ class Scale:
             for layer in image.metadata["layers"]:
                 blobs.setdefault(layer["digest"], image.blob(layer["digest"]))
         out = self.work / "throughput.json"
-        command = ["./pants", *ours.options, "run", "bench/esb_bench/throughput.py", "--", f"--out={out}", *map(str, blobs.values())]
+        command = [
+            "./pants",
+            *ours.options,
+            "run",
+            "bench/esb_bench/throughput.py",
+            "--",
+            f"--out={out}",
+            *map(str, blobs.values()),
+        ]
         timed(command, cwd=workspace, env=ours.env, log=self.logs / "throughput.log")
         return json.loads(out.read_text())

@@ -218,7 +218,7 @@ def process(batch: Iterable[dict[str, Any]]) -> dict[str, Any]:
     }
 '''
 
-TEST = '''\
+TEST = """\
 from $package.handlers import process
 
 
@@ -234,7 +234,7 @@ def test_process_totals_valid_${plural}_and_reports_the_others() -> None:
     assert summary["accepted"] == 2
     assert summary["totals"] == {"north": 7}
     assert [rejection["index"] for rejection in summary["rejected"]] == [2, 3]
-'''
+"""
 
 # Runtimes: the profile's packages are imported inside functions, so that the handlers work
 # (and are tested) without them.

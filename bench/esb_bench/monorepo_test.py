@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from esb_bench.monorepo import PROFILES, PROFILES_DIR, Monorepo, change_lock, generate
 from imagetool.venv.install import Uv, check_lock

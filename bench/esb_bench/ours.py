@@ -111,9 +111,13 @@ class OurWorkspace:
         log = self.logs / f"ours-{label}.log"
         attempts = timed_with_retries(self.command, cwd=self.root, env=self.env, log=log)
         # A failed attempt writes a workunit log too: the steps are those of the last attempt.
-        workunit_log = max(set(self.workunit_dir.iterdir()) - before, key=lambda path: path.stat().st_mtime)
+        workunit_log = max(
+            set(self.workunit_dir.iterdir()) - before, key=lambda path: path.stat().st_mtime
+        )
         failed = sum(attempts.failed_seconds)
-        summary = summarize_workunits(attempts.seconds + failed, launched + failed, json.loads(workunit_log.read_text()))
+        summary = summarize_workunits(
+            attempts.seconds + failed, launched + failed, json.loads(workunit_log.read_text())
+        )
         summary = dataclasses.replace(summary, failed_seconds=attempts.failed_seconds)
         pid = pantsd_pid(self.root)
         if pid is None:

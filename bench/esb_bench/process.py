@@ -60,7 +60,9 @@ def timed(argv: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> floa
         status = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         elapsed = time.monotonic() - start
     if status.returncode:
-        raise CommandFailed(f"`{shlex.join(argv)}` failed ({status.returncode}):\n{log_tail(log)}", elapsed)
+        raise CommandFailed(
+            f"`{shlex.join(argv)}` failed ({status.returncode}):\n{log_tail(log)}", elapsed
+        )
     return elapsed
 
 
@@ -78,7 +80,9 @@ def timed_with_retries(argv: list[str], *, cwd: Path, env: dict[str, str], log: 
             failed.append(error.seconds)
             kept = log.with_name(f"{log.stem}.failed-{len(failed)}{log.suffix}")
             log.rename(kept)
-            progress(f"`{shlex.join(argv[:3])} …` failed on the network ({transient.group(0)}); again (log: {kept})")
+            progress(
+                f"`{shlex.join(argv[:3])} …` failed on the network ({transient.group(0)}); again (log: {kept})"
+            )
 
 
 def settle() -> None:

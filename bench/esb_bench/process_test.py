@@ -22,7 +22,7 @@ def failing_until(tmp_path: Path, failures: int, message: str) -> tuple[list[str
     runs, then succeeds."""
     counter = tmp_path / "runs"
     script = (
-        f'runs=$(cat {counter} 2>/dev/null || echo 0); echo $((runs + 1)) > {counter}; '
+        f"runs=$(cat {counter} 2>/dev/null || echo 0); echo $((runs + 1)) > {counter}; "
         f'if [ "$runs" -lt {failures} ]; then printf "%s\\n" "$MESSAGE"; exit 1; fi; echo built'
     )
     return ["bash", "-c", script], {**os.environ, "MESSAGE": message}

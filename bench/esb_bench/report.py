@@ -96,7 +96,10 @@ def scenario_table(figures: Figures) -> list[str]:
             [
                 scenario,
                 spread(figures.times("ours", scenario)) if ours is not None else "—",
-                *(spread(figures.times(c, scenario)) if t is not None else "—" for c, t in zip(DOCKER_CONTENDERS, theirs)),
+                *(
+                    spread(figures.times(c, scenario)) if t is not None else "—"
+                    for c, t in zip(DOCKER_CONTENDERS, theirs)
+                ),
                 *(ratio(ours, t) for t in theirs),
             ]
         )
@@ -107,12 +110,21 @@ def scenario_table(figures: Figures) -> list[str]:
 
 def work_table(figures: Figures) -> list[str]:
     return table(
-        ["Scenario", "ours: processes run", *(f"{c}: instructions run / all" for c in DOCKER_CONTENDERS)],
-        [[s, figures.work("ours", s), *(figures.work(c, s) for c in DOCKER_CONTENDERS)] for s in SCENARIOS],
+        [
+            "Scenario",
+            "ours: processes run",
+            *(f"{c}: instructions run / all" for c in DOCKER_CONTENDERS),
+        ],
+        [
+            [s, figures.work("ours", s), *(figures.work(c, s) for c in DOCKER_CONTENDERS)]
+            for s in SCENARIOS
+        ],
     )
 
 
-def xychart(title: str, counts: list[int], series: dict[str, list[float | None]], unit: str) -> list[str]:
+def xychart(
+    title: str, counts: list[int], series: dict[str, list[float | None]], unit: str
+) -> list[str]:
     """A Mermaid line chart (GitHub renders them): one line per contender over N."""
     top = max((v for values in series.values() for v in values if v is not None), default=1)
     lines = [
@@ -122,7 +134,10 @@ def xychart(title: str, counts: list[int], series: dict[str, list[float | None]]
         f"    x-axis \"services (N)\" [{', '.join(str(n) for n in counts)}]",
         f'    y-axis "{unit}" 0 --> {top * 1.1:.0f}',
     ]
-    lines += [f"    line [{', '.join(f'{v:.1f}' if v is not None else '0' for v in values)}]" for values in series.values()]
+    lines += [
+        f"    line [{', '.join(f'{v:.1f}' if v is not None else '0' for v in values)}]"
+        for values in series.values()
+    ]
     lines.append("```")
     legend = ", ".join(f"line {i + 1}: {name}" for i, name in enumerate(series))
     return [*lines, "", f"Lines, in order: {legend}."]
@@ -136,7 +151,9 @@ def scaling_section(all_results: list[ScaleResults]) -> list[str]:
     for f in figures:
         cells = [str(f.results.services)]
         for scenario in ("cold", "no-op", "one-file edit"):
-            cells += [seconds(v) if (v := f.median(c, scenario)) is not None else "—" for c in contenders]
+            cells += [
+                seconds(v) if (v := f.median(c, scenario)) is not None else "—" for c in contenders
+            ]
         last = f.ours("base changed") or f.ours("one lock changed")
         rss = last[-1].pantsd_rss_mib if last else None
         cells.append(f"{rss:.0f}" if rss else "—")
@@ -147,7 +164,10 @@ def scaling_section(all_results: list[ScaleResults]) -> list[str]:
         header += [f"{scenario}: {c}" for c in contenders]
     header += ["pantsd RSS, MiB", "`dist/` written per run, GB"]
     lines = [*table(header, rows), ""]
-    for scenario, title in (("cold", "Cold build of all images"), ("one-file edit", "One source file edited in one service")):
+    for scenario, title in (
+        ("cold", "Cold build of all images"),
+        ("one-file edit", "One source file edited in one service"),
+    ):
         series = {c: [f.median(c, scenario) for f in figures] for c in contenders}
         lines += [*xychart(title, counts, series, "seconds"), ""]
     return lines
@@ -197,14 +217,33 @@ def retries_section(all_results: list[ScaleResults]) -> list[str]:
                 for number, measured in enumerate(scenarios.get(scenario, []), start=1):
                     if measured.failed_seconds:
                         failed = ", ".join(seconds(s) for s in measured.failed_seconds)
-                        rows.append([str(r.services), contender, f"{scenario} ({number})", failed, seconds(measured.seconds)])
+                        rows.append(
+                            [
+                                str(r.services),
+                                contender,
+                                f"{scenario} ({number})",
+                                failed,
+                                seconds(measured.seconds),
+                            ]
+                        )
     if not rows:
         return ["No run failed on the network: none was run again."]
-    return table(["N", "contender", "scenario (run)", "failed attempts, s", "counted, s (failed attempts included)"], rows)
+    return table(
+        [
+            "N",
+            "contender",
+            "scenario (run)",
+            "failed attempts, s",
+            "counted, s (failed attempts included)",
+        ],
+        rows,
+    )
 
 
 def layer_seconds(run: PantsRun) -> float:
-    return sum(step.seconds for step in run.processes if step.description.startswith(LAYER_STEP_PREFIXES))
+    return sum(
+        step.seconds for step in run.processes if step.description.startswith(LAYER_STEP_PREFIXES)
+    )
 
 
 def limit_section(all_results: list[ScaleResults]) -> list[str]:
@@ -246,6 +285,7 @@ def limit_section(all_results: list[ScaleResults]) -> list[str]:
 def step_kind(description: str) -> str:
     """A process's description with its target, path or distribution left out, so that the
     processes of all services add up to one row per kind of step."""
+
     def names_one(word: str) -> bool:
         return "/" in word or "==" in word or ":" in word.rstrip(":")
 
@@ -257,12 +297,24 @@ def breakdown_section(cold: PantsRun) -> list[str]:
     for step in cold.processes:
         groups[step_kind(step.description)].append(step.seconds)
     rows = [
-        ["Start-up: pantsd, plugin loading, scheduler (to the first rule)", "1", seconds(cold.startup_seconds), seconds(cold.startup_seconds)],
-        ["Downloads by Pants (`.deb`s, uv), summed", str(cold.downloads), seconds(cold.download_seconds), "—"],
+        [
+            "Start-up: pantsd, plugin loading, scheduler (to the first rule)",
+            "1",
+            seconds(cold.startup_seconds),
+            seconds(cold.startup_seconds),
+        ],
+        [
+            "Downloads by Pants (`.deb`s, uv), summed",
+            str(cold.downloads),
+            seconds(cold.download_seconds),
+            "—",
+        ],
     ]
     for kind, durations in sorted(groups.items(), key=lambda item: -sum(item[1])):
         rows.append([kind, str(len(durations)), seconds(sum(durations)), seconds(max(durations))])
-    return table(["Step (targets, paths and versions as …)", "processes", "seconds, summed", "longest"], rows)
+    return table(
+        ["Step (targets, paths and versions as …)", "processes", "seconds, summed", "longest"], rows
+    )
 
 
 def targets_section(largest: ScaleResults) -> list[str]:
@@ -271,20 +323,35 @@ def targets_section(largest: ScaleResults) -> list[str]:
     lines = []
     for scenario in ("no-op", "one-file edit"):
         ours, theirs = f.median("ours", scenario), f.median(docker, scenario)
-        verdict = "met" if ours <= WARM_TARGET_RATIO * theirs else f"missed: {ours / theirs:.2f} of it, {ours / (WARM_TARGET_RATIO * theirs):.1f}× the target"
-        lines.append(f"- {scenario} at N = {largest.services}: ours {seconds(ours)} s, `docker build` {seconds(theirs)} s: at most a tenth — {verdict}.")
+        verdict = (
+            "met"
+            if ours <= WARM_TARGET_RATIO * theirs
+            else f"missed: {ours / theirs:.2f} of it, {ours / (WARM_TARGET_RATIO * theirs):.1f}× the target"
+        )
+        lines.append(
+            f"- {scenario} at N = {largest.services}: ours {seconds(ours)} s, `docker build` {seconds(theirs)} s: at most a tenth — {verdict}."
+        )
     ours = f.median("ours", "cold")
     for contender in DOCKER_CONTENDERS:
         theirs = f.median(contender, "cold")
         verdict = "met" if ours < theirs else f"missed by {ours / theirs:.2f}×"
-        lines.append(f"- cold at N = {largest.services}: ours {seconds(ours)} s, {contender} {seconds(theirs)} s: faster — {verdict}.")
-    ours_bytes, theirs_bytes = largest.registry_ours.per_service, largest.registry_dockerfiles.per_service
+        lines.append(
+            f"- cold at N = {largest.services}: ours {seconds(ours)} s, {contender} {seconds(theirs)} s: faster — {verdict}."
+        )
+    ours_bytes, theirs_bytes = (
+        largest.registry_ours.per_service,
+        largest.registry_dockerfiles.per_service,
+    )
     verdict = "met" if ours_bytes <= theirs_bytes else f"missed by {ours_bytes / theirs_bytes:.2f}×"
-    lines.append(f"- registry bytes each service image adds at N = {largest.services}: ours {megabytes(ours_bytes)} MB, Dockerfiles {megabytes(theirs_bytes)} MB: no larger — {verdict}.")
+    lines.append(
+        f"- registry bytes each service image adds at N = {largest.services}: ours {megabytes(ours_bytes)} MB, Dockerfiles {megabytes(theirs_bytes)} MB: no larger — {verdict}."
+    )
     return lines
 
 
-def render(all_results: list[ScaleResults], machine: dict[str, str], runs: int, base_runs: int, work: Path) -> str:
+def render(
+    all_results: list[ScaleResults], machine: dict[str, str], runs: int, base_runs: int, work: Path
+) -> str:
     all_results = sorted(all_results, key=lambda results: results.services)
     largest = all_results[-1]
     lines = [
@@ -344,7 +411,14 @@ def render(all_results: list[ScaleResults], machine: dict[str, str], runs: int, 
     ]
     for results in all_results:
         figures = Figures(results)
-        lines += [f"### N = {results.services}", "", *scenario_table(figures), "", *work_table(figures), ""]
+        lines += [
+            f"### N = {results.services}",
+            "",
+            *scenario_table(figures),
+            "",
+            *work_table(figures),
+            "",
+        ]
     lines += [
         "### Runs retried after a network failure",
         "",
@@ -382,7 +456,8 @@ def render(all_results: list[ScaleResults], machine: dict[str, str], runs: int, 
         "Ours, in the workspace, with the bench's own cache directories under `$BENCH` (its temporary directory):",
         "",
         "```bash",
-        "ESB_REMOTE_CACHE=grpc://127.0.0.1:PORT " + shell_words(largest.pants_command).replace(str(work), "$BENCH"),
+        "ESB_REMOTE_CACHE=grpc://127.0.0.1:PORT "
+        + shell_words(largest.pants_command).replace(str(work), "$BENCH"),
         "```",
         "",
         "docker build, per service, two at a time: `DOCKER_BUILDKIT=0 docker build -t esb-bench/SERVICE:dockerfile "

@@ -51,7 +51,9 @@ def ours(base: OurImage, services: list[OurImage]) -> RegistryBytes:
         blobs[metadata["config_digest"]] = image.blob(metadata["config_digest"]).stat().st_size
         if image is not base:
             sizes.append(sum(layer["size"] for layer in metadata["layers"]))
-    return RegistryBytes(base_bytes(base), sum(blobs.values()), int(statistics.median(sizes)), len(services))
+    return RegistryBytes(
+        base_bytes(base), sum(blobs.values()), int(statistics.median(sizes)), len(services)
+    )
 
 
 def gzip_size(path_and_member: tuple[Path, str]) -> int:
@@ -65,13 +67,21 @@ def gzip_size(path_and_member: tuple[Path, str]) -> int:
     return size + len(compressor.flush())
 
 
-def dockerfiles(engine: DockerEngine, base: OurImage, repositories: list[str], scratch: Path) -> RegistryBytes:
+def dockerfiles(
+    engine: DockerEngine, base: OurImage, repositories: list[str], scratch: Path
+) -> RegistryBytes:
     """The Dockerfile images in `engine`: one `docker save` of all of them, whose layers are
     compared by diff ID with the base's and each other's, and gzipped once each."""
     shared = base_bytes(base)
-    base_diff_ids = set(json.loads(engine.docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", base.reference)))
+    base_diff_ids = set(
+        json.loads(
+            engine.docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", base.reference)
+        )
+    )
     saved = scratch / "dockerfile-images.tar"
-    engine.docker("save", "-o", str(saved), *(f"{repository}:{DOCKER_TAG}" for repository in repositories))
+    engine.docker(
+        "save", "-o", str(saved), *(f"{repository}:{DOCKER_TAG}" for repository in repositories)
+    )
     layer_members: dict[str, str] = {}
     image_layers: list[list[str]] = []
     config_bytes = 0
@@ -80,12 +90,16 @@ def dockerfiles(engine: DockerEngine, base: OurImage, repositories: list[str], s
             config = archive.extractfile(entry["Config"]).read()
             config_bytes += len(config)
             diff_ids = json.loads(config)["rootfs"]["diff_ids"]
-            ours_only = [(d, m) for d, m in zip(diff_ids, entry["Layers"]) if d not in base_diff_ids]
+            ours_only = [
+                (d, m) for d, m in zip(diff_ids, entry["Layers"]) if d not in base_diff_ids
+            ]
             layer_members.update(ours_only)
             image_layers.append([d for d, _ in ours_only])
     with ProcessPoolExecutor() as pool:
         members = sorted(layer_members)
-        compressed = dict(zip(members, pool.map(gzip_size, [(saved, layer_members[d]) for d in members])))
+        compressed = dict(
+            zip(members, pool.map(gzip_size, [(saved, layer_members[d]) for d in members]))
+        )
     saved.unlink()
     sizes = [shared + sum(compressed[d] for d in layers) for layers in image_layers]
     total = shared + sum(compressed.values()) + config_bytes

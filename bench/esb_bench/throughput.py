@@ -46,7 +46,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("blobs", nargs="+", type=Path)
     args = parser.parse_args()
-    totals = {"layers": 0, "tar_bytes": 0, "blob_bytes": 0, "write_layer_seconds": 0.0, "raw_seconds": 0.0}
+    totals = {
+        "layers": 0,
+        "tar_bytes": 0,
+        "blob_bytes": 0,
+        "write_layer_seconds": 0.0,
+        "raw_seconds": 0.0,
+    }
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "layer.tar.gz"
         for blob in args.blobs:

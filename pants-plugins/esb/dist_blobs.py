@@ -80,7 +80,7 @@ def remove_abandoned_partials(
 
     A writer's pid is in its file's name; `live_pids` (for tests) defaults to asking the kernel.
     """
-    removed = []
+    removed: list[Path] = []
     if not directory.is_dir():
         return removed
     for path in directory.glob(f".*{PARTIAL_SUFFIX}"):

@@ -16,7 +16,6 @@ import re
 from typing import Callable, Iterator
 
 import toml  # pants: no-infer-dep (Pants itself depends on it)
-
 from pants.backend.python.macros import python_requirements
 from pants.backend.python.pip_requirement import PipRequirement
 
@@ -67,4 +66,5 @@ def install() -> None:
     """Wrap Pants' pyproject.toml callback once (`register.py` may be loaded more than once)."""
     current = python_requirements.parse_pyproject_callback
     if not hasattr(current, "wrapped"):
-        python_requirements.parse_pyproject_callback = reporting(current)
+        # Pants types the callback with named parameters; `reporting` keeps those names.
+        python_requirements.parse_pyproject_callback = reporting(current)  # type: ignore[assignment]

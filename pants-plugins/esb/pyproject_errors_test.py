@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from pants.backend.python.macros import python_requirements
 
 from esb.pyproject_errors import InvalidPyprojectError, install, reporting
-from pants.backend.python.macros import python_requirements
 
 CONFLICTED = b"""[project]
 name = "esb-api"

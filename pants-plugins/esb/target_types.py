@@ -7,8 +7,6 @@ import re
 from pathlib import PurePosixPath
 from typing import ClassVar, Iterable, Optional
 
-from esb_contract import reference
-from esb_contract.image_spec import ENV_NAME, PORT
 from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
 from pants.engine.target import (
@@ -25,6 +23,9 @@ from pants.engine.target import (
 )
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
+
+from esb_contract import reference
+from esb_contract.image_spec import ENV_NAME, PORT
 
 _NOT_REPOSITORY_CHARACTERS = re.compile(r"[^a-z0-9._-]+")
 _SEPARATORS = re.compile(r"[._-]+")
@@ -49,10 +50,37 @@ LINUX_SIGNALS: FrozenDict[str, int] = FrozenDict(
             f"SIG{name}": number
             for number, names in enumerate(
                 (
-                    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT IOT", "BUS", "FPE", "KILL", "USR1",
-                    "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD CLD", "CONT", "STOP",
-                    "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH",
-                    "IO POLL", "PWR", "SYS",
+                    "HUP",
+                    "INT",
+                    "QUIT",
+                    "ILL",
+                    "TRAP",
+                    "ABRT IOT",
+                    "BUS",
+                    "FPE",
+                    "KILL",
+                    "USR1",
+                    "SEGV",
+                    "USR2",
+                    "PIPE",
+                    "ALRM",
+                    "TERM",
+                    "STKFLT",
+                    "CHLD CLD",
+                    "CONT",
+                    "STOP",
+                    "TSTP",
+                    "TTIN",
+                    "TTOU",
+                    "URG",
+                    "XCPU",
+                    "XFSZ",
+                    "VTALRM",
+                    "PROF",
+                    "WINCH",
+                    "IO POLL",
+                    "PWR",
+                    "SYS",
                 ),
                 start=1,
             )
@@ -155,7 +183,7 @@ class EsbImageRepositoryField(StringField, AsyncFieldMixin):
                 f"is {value!r}, whose component(s) {', '.join(map(repr, bad))} are not valid OCI "
                 "repository name components.",
                 "use lower-case letters and digits, separated by '.', '_', '__' or '-', with '/' "
-                "between components, e.g. `repository=\"esb/api\"`.",
+                'between components, e.g. `repository="esb/api"`.',
             )
         return value
 
@@ -318,7 +346,7 @@ class EsbImageStopSignalField(StringField):
                 address,
                 f"is {value!r}, which is not a Linux signal that container engines know, so "
                 "`docker stop` could not send it and would kill the container.",
-                f"use {suggestion}a signal name such as `\"SIGTERM\"`, `\"SIGINT\"`, "
+                f'use {suggestion}a signal name such as `"SIGTERM"`, `"SIGINT"`, '
                 '`"SIGQUIT"`, `"SIGHUP"`, `"SIGUSR1"`, `"SIGWINCH"` or `"SIGRTMIN+3"`, or its '
                 "number from 1 to 64.",
             )
@@ -483,7 +511,7 @@ class EsbBaseUpstreamField(StringField):
                 cls.alias,
                 address,
                 f"is {value!r}, not an image reference.",
-                'write `[registry/]repository[:tag]@sha256:<digest>`, e.g. '
+                "write `[registry/]repository[:tag]@sha256:<digest>`, e.g. "
                 '`upstream="python:3.12-slim-bookworm@sha256:<64 hex digits>"`.',
             )
         return value
@@ -491,6 +519,7 @@ class EsbBaseUpstreamField(StringField):
 
 class EsbBaseUpstreamPlatformField(StringField):
     alias = "upstream_platform"
+    value: str
     default = "linux/amd64"
     help = help_text(
         """
@@ -503,6 +532,7 @@ class EsbBaseUpstreamPlatformField(StringField):
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
         value = super().compute_value(raw_value, address)
+        assert value is not None, f"{cls.alias} has a default or is required"
         parts = value.split("/")
         if len(parts) not in (2, 3) or not all(parts) or parts[0] != "linux":
             raise _invalid(
@@ -629,6 +659,7 @@ class EsbBaseImageTarget(Target):
 
 class EsbServiceBaseField(StringField, AsyncFieldMixin):
     alias = "base"
+    value: str
     required = True
     help = help_text(
         """
@@ -641,6 +672,7 @@ class EsbServiceBaseField(StringField, AsyncFieldMixin):
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
         value = super().compute_value(raw_value, address)
+        assert value is not None, f"{cls.alias} has a default or is required"
         # Pants reads an empty address as this target itself.
         if not value.strip():
             raise _invalid(
@@ -649,7 +681,7 @@ class EsbServiceBaseField(StringField, AsyncFieldMixin):
                 f"is {value!r}, which names no target.",
                 f"set `{cls.alias}` to the address of an `esb_base_image` target, e.g. "
                 '`base="//base:esb-service-base"` (`pants list --filter-target-type='
-                'esb_base_image ::` lists them).',
+                "esb_base_image ::` lists them).",
             )
         return value
 
@@ -685,10 +717,7 @@ class EsbServiceSourcesField(MultipleSourcesField):
             glob
             for glob in raw_value or ()
             if isinstance(glob, str)
-            and (
-                posixpath.isabs(glob.lstrip("!"))
-                or ".." in PurePosixPath(glob.lstrip("!")).parts
-            )
+            and (posixpath.isabs(glob.lstrip("!")) or ".." in PurePosixPath(glob.lstrip("!")).parts)
         ]
         if leaving:
             raise _invalid(
@@ -761,18 +790,20 @@ class EsbServiceCommandField(StringSequenceField):
 
 class EsbServiceWorkdirField(StringField):
     alias = "workdir"
+    value: str
     default = "/app"
     help = "The working directory of the service's process (OCI `WorkingDir`); an absolute path."
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
         value = super().compute_value(raw_value, address)
+        assert value is not None, f"{cls.alias} has a default or is required"
         if not value.startswith("/"):
             raise _invalid(
                 cls.alias,
                 address,
                 f"is {value!r}, a relative path.",
-                f"use an absolute path inside the image, e.g. `workdir=\"/{value}\"`.",
+                f'use an absolute path inside the image, e.g. `workdir="/{value}"`.',
             )
         return value
 
@@ -797,7 +828,7 @@ class EsbServicePortsField(_CheckedStringSequenceField):
     @staticmethod
     def is_valid(item: str) -> bool:
         match = PORT.fullmatch(item)
-        return bool(match) and 0 < int(match["port"]) < 65536
+        return match is not None and 0 < int(match["port"]) < 65536
 
     def normalized(self) -> tuple[str, ...]:
         return tuple(port if "/" in port else f"{port}/tcp" for port in self.value or ())
@@ -835,7 +866,9 @@ class EsbServiceExtrasField(_CheckedStringSequenceField):
     )
 
     invalid_items = "invalid extra name(s)"
-    fix = "give the names as `[project.optional-dependencies]` spells them, e.g. `extras=[\"server\"]`."
+    fix = (
+        'give the names as `[project.optional-dependencies]` spells them, e.g. `extras=["server"]`.'
+    )
 
     @staticmethod
     def is_valid(item: str) -> bool:
@@ -875,4 +908,3 @@ class EsbServiceImageTarget(Target):
             )
         """
     )
-

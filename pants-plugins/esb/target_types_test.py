@@ -4,6 +4,10 @@ import signal
 import sys
 
 import pytest
+from pants.engine.addresses import Address
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.target import InvalidFieldException
+from pants.testutil.rule_runner import RuleRunner
 
 from esb.target_types import (
     LINUX_SIGNALS,
@@ -19,10 +23,6 @@ from esb.target_types import (
     EsbServicePortsField,
     repository_component_for,
 )
-from pants.engine.addresses import Address
-from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.target import InvalidFieldException
-from pants.testutil.rule_runner import RuleRunner
 
 
 @pytest.fixture
@@ -53,7 +53,9 @@ def _load_error(rule_runner: RuleRunner, build: str) -> str:
         pytest.param("ports", '["80", "70000", "8443/quic"]', "'70000', '8443/quic'", id="ports"),
         pytest.param("workdir", '"app"', "is 'app', a relative path", id="workdir"),
         pytest.param("extras", '["server", "-x", "a b"]', "extra name(s) '-x', 'a b'", id="extras"),
-        pytest.param("volumes", '["/data", "data"]', "relative or empty path(s) 'data'", id="volumes"),
+        pytest.param(
+            "volumes", '["/data", "data"]', "relative or empty path(s) 'data'", id="volumes"
+        ),
     ],
 )
 def test_invalid_field_names_target_field_and_fix(
@@ -102,7 +104,9 @@ def _base_error(rule_runner: RuleRunner, build: str) -> str:
 
 def test_base_from_upstream(rule_runner: RuleRunner) -> None:
     rule_runner.write_files(
-        {"base/BUILD": f'esb_base_image(name="b", upstream="python:3.12-slim-bookworm@{_DIGEST}")\n'}
+        {
+            "base/BUILD": f'esb_base_image(name="b", upstream="python:3.12-slim-bookworm@{_DIGEST}")\n'
+        }
     )
     target = rule_runner.get_target(Address("base", target_name="b"))
     assert target[EsbBaseUpstreamField].value == f"python:3.12-slim-bookworm@{_DIGEST}"
@@ -112,7 +116,8 @@ def test_base_from_upstream(rule_runner: RuleRunner) -> None:
 
 def test_base_with_packages_and_upstream(rule_runner: RuleRunner) -> None:
     message = _base_error(
-        rule_runner, f'esb_base_image(name="b", packages=["python3"], upstream="python@{_DIGEST}")\n'
+        rule_runner,
+        f'esb_base_image(name="b", packages=["python3"], upstream="python@{_DIGEST}")\n',
     )
     assert "The target base:b sets both `packages` and `upstream`" in message
     assert "Fix: remove one of the two fields" in message
@@ -128,7 +133,11 @@ def test_base_with_neither_packages_nor_upstream(rule_runner: RuleRunner) -> Non
 @pytest.mark.parametrize(
     "fields, expected",
     [
-        pytest.param('upstream=" python@x"', "The `upstream` field of the target base:b is ' python@x'", id="upstream"),
+        pytest.param(
+            'upstream=" python@x"',
+            "The `upstream` field of the target base:b is ' python@x'",
+            id="upstream",
+        ),
         pytest.param(
             f'upstream="python@{_DIGEST}", upstream_platform="amd64"',
             "The `upstream_platform` field of the target base:b is 'amd64'",
@@ -235,8 +244,25 @@ def test_a_command_may_pass_empty_arguments() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGKILL",
-     "SIGRTMIN", "SIGRTMIN+3", "SIGRTMIN+15", "SIGRTMAX-14", "SIGRTMAX", "SIGCLD", "1", "15", "64"],
+    [
+        "SIGTERM",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGHUP",
+        "SIGUSR1",
+        "SIGUSR2",
+        "SIGWINCH",
+        "SIGKILL",
+        "SIGRTMIN",
+        "SIGRTMIN+3",
+        "SIGRTMIN+15",
+        "SIGRTMAX-14",
+        "SIGRTMAX",
+        "SIGCLD",
+        "1",
+        "15",
+        "64",
+    ],
 )
 def test_linux_stop_signals_are_accepted(value: str) -> None:
     assert EsbImageStopSignalField(value, Address("services/api", target_name="api")).value == value

@@ -26,7 +26,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-
 # An exposed port as the config names it: a number, and optionally its protocol (`/tcp` when none
 # is given). The number's range (1-65535) is the target field's to check.
 PORT = re.compile(r"(?P<port>[0-9]{1,5})(?:/(?P<protocol>tcp|udp|sctp))?")
@@ -204,9 +203,11 @@ class ImageSpec:
                 fields.optional("config", dict) or {}, where=f"{where}: config"
             ),
             base=None if base is None else _base_from_json(base, f"{where}: base"),
-            platform=None
-            if platform is None
-            else Platform.from_json(platform, where=f"{where}: platform"),
+            platform=(
+                None
+                if platform is None
+                else Platform.from_json(platform, where=f"{where}: platform")
+            ),
             created=fields.optional("created", int),
             layer_inventories=fields.optional("layer_inventories", list, of=str),
         )
@@ -255,7 +256,9 @@ class JsonFields:
         if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
             raise SpecError(f"{self._where}: {key!r} must be {_JSON_NAMES[kind]}, got {value!r}.")
         items: List[Any] = (
-            list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else []
+            list(value.values())
+            if isinstance(value, dict)
+            else value if isinstance(value, list) else []
         )
         if of is not None and not all(isinstance(item, of) for item in items):
             raise SpecError(
@@ -272,4 +275,10 @@ class JsonFields:
             )
 
 
-_JSON_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object", bool: "a boolean"}
+_JSON_NAMES = {
+    str: "a string",
+    int: "an integer",
+    list: "a list",
+    dict: "an object",
+    bool: "a boolean",
+}

@@ -53,9 +53,13 @@ def test_image_spec_round_trips_through_json(spec: ImageSpec) -> None:
     "change, message",
     [
         pytest.param({"created": True}, "'created' must be an integer", id="bool-is-not-int"),
-        pytest.param({"tags": ["latest", 1]}, "every item of 'tags' must be a string", id="item-type"),
         pytest.param(
-            {"config": {"envs": {}}}, "spec.json: config: unknown keys 'envs'", id="nested-unknown-key"
+            {"tags": ["latest", 1]}, "every item of 'tags' must be a string", id="item-type"
+        ),
+        pytest.param(
+            {"config": {"envs": {}}},
+            "spec.json: config: unknown keys 'envs'",
+            id="nested-unknown-key",
         ),
         pytest.param(
             {"layers": [{"created_by": "x"}]},
@@ -63,7 +67,9 @@ def test_image_spec_round_trips_through_json(spec: ImageSpec) -> None:
             id="nested-required",
         ),
         pytest.param(
-            {"base": {"ref": "latest"}}, "spec.json: base: the key 'layout' is required", id="base-layout"
+            {"base": {"ref": "latest"}},
+            "spec.json: base: the key 'layout' is required",
+            id="base-layout",
         ),
     ],
 )

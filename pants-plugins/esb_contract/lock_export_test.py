@@ -11,7 +11,9 @@ SIX = LockedDistribution("six", "six==1.17.0 \\\n    --hash=sha256:aa\n")
 PRIVATE = LockedDistribution(
     "greeting", "greeting==1.0 ; sys_platform == 'linux'\n", "internal=https://i.example/simple"
 )
-SDIST = LockedDistribution("docopt", "docopt==0.6.2 --hash=sha256:bb\n", sdist_url="https://f/d.tgz")
+SDIST = LockedDistribution(
+    "docopt", "docopt==0.6.2 --hash=sha256:bb\n", sdist_url="https://f/d.tgz"
+)
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,6 @@ def check_user(user: str, accounts: Mapping[str, str], *, inherited: bool) -> No
             defined = ", ".join(f"{existing} ({id_})" for existing, id_ in ids.items()) or "none"
             raise UserError(
                 f"{origin} is {user!r}, but the image has no {kind} {part!r}, so no container "
-                f"of it could start (`docker run` fails with \"unable to find {kind}\"). Its "
+                f'of it could start (`docker run` fails with "unable to find {kind}"). Its '
                 f"/{path} defines: {defined}.\n\nFix: {fix}"
             )

@@ -48,6 +48,7 @@ COMMAND_MODULES = {
     "venv-layer": "imagetool.venv.commands",
 }
 
+
 def command(name: str) -> tuple[AddArguments, Run]:
     """`(add_arguments(parser), run(args) -> exit status)` of the subcommand `name`."""
     return importlib.import_module(COMMAND_MODULES[name]).COMMANDS[name]

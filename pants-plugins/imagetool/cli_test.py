@@ -105,7 +105,17 @@ def test_a_bad_source_date_epoch_is_one_error_for_every_layer(
 
 
 def test_debian_rootfs_writes_no_platform(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["debian-rootfs", "--lock", "l", "--debs", "d", "--out-blob", "b", "--out-descriptor", "j"]
+    argv = [
+        "debian-rootfs",
+        "--lock",
+        "l",
+        "--debs",
+        "d",
+        "--out-blob",
+        "b",
+        "--out-descriptor",
+        "j",
+    ]
     with pytest.raises(SystemExit) as exit:
         main([*argv, "--out-platform", "platform.json"])
     assert exit.value.code == 2

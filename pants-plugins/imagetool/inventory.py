@@ -57,13 +57,18 @@ class LayerInventory:
             "accounts": dict(sorted(self.accounts.items())),
             "deleted": self.deleted,
             "opaque": self.opaque,
-            "records": {path: [asdict(e) for e in entries] for path, entries in sorted(self.records.items())},
+            "records": {
+                path: [asdict(e) for e in entries] for path, entries in sorted(self.records.items())
+            },
         }
 
     @classmethod
     def from_json(cls, value: dict) -> LayerInventory:
         return cls(
-            records={path: [InventoryEntry(**e) for e in entries] for path, entries in value["records"].items()},
+            records={
+                path: [InventoryEntry(**e) for e in entries]
+                for path, entries in value["records"].items()
+            },
             deleted=list(value["deleted"]),
             opaque=list(value["opaque"]),
             accounts=dict(value["accounts"]),
@@ -80,7 +85,11 @@ def layer_inventory(members: Iterable[LayerMember]) -> LayerInventory:
             inventory.opaque.append(directory)
         elif name.startswith(_WHITEOUT):
             inventory.deleted.append(posixpath.join(directory, name[len(_WHITEOUT) :]))
-        elif info.isfile() and data is not None and (path == DPKG_STATUS or _DIST_INFO_METADATA.search(path)):
+        elif (
+            info.isfile()
+            and data is not None
+            and (path == DPKG_STATUS or _DIST_INFO_METADATA.search(path))
+        ):
             inventory.records[path] = _entries(path, data)
         elif info.isfile() and data is not None and path in ACCOUNT_FILES:
             inventory.accounts[path] = data.decode("utf-8", "replace")

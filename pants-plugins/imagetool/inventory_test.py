@@ -48,8 +48,11 @@ def test_inventory_lists_installed_debs_and_venv_distributions() -> None:
     site = ".venv/lib/python3.11/site-packages"
     layers = [
         _layer([_file("var/lib/dpkg/status", _STATUS)]),
-        _layer([
-                _file(f"{site}/starlette-1.10.0.dist-info/METADATA", _metadata("starlette", "1.10.0")),
+        _layer(
+            [
+                _file(
+                    f"{site}/starlette-1.10.0.dist-info/METADATA", _metadata("starlette", "1.10.0")
+                ),
                 _file(f"{site}/old-1.0.dist-info/METADATA", _metadata("old", "1.0")),
                 _file(f"{site}/starlette/__init__.py", b""),
             ],
@@ -60,7 +63,9 @@ def test_inventory_lists_installed_debs_and_venv_distributions() -> None:
     assert merged_inventory(layers) == [
         InventoryEntry("deb", "libc6", "2.36-9+deb12u13", "/var/lib/dpkg/status"),
         InventoryEntry("deb", "python3.11", "3.11.2-6+deb12u6", "/var/lib/dpkg/status"),
-        InventoryEntry("python", "starlette", "1.10.0", f"/{site}/starlette-1.10.0.dist-info/METADATA"),
+        InventoryEntry(
+            "python", "starlette", "1.10.0", f"/{site}/starlette-1.10.0.dist-info/METADATA"
+        ),
     ]
 
 
@@ -68,7 +73,12 @@ def test_opaque_whiteout_hides_lower_records() -> None:
     site = ".venv/lib/python3.11/site-packages"
     layers = [
         _layer([_file(f"{site}/a-1.dist-info/METADATA", _metadata("a", "1"))]),
-        _layer([_file(".venv/.wh..wh..opq", b""), _file(f"{site}/b-2.dist-info/METADATA", _metadata("b", "2"))]),
+        _layer(
+            [
+                _file(".venv/.wh..wh..opq", b""),
+                _file(f"{site}/b-2.dist-info/METADATA", _metadata("b", "2")),
+            ]
+        ),
     ]
     assert [(e.name, e.version) for e in merged_inventory(layers)] == [("b", "2")]
 

@@ -24,7 +24,6 @@ from typing import Any, BinaryIO
 from esb_contract import reference as grammar
 from esb_contract.image_spec import PORT, ConfigChanges, Platform
 from esb_contract.media_types import (
-    CONFIG_MEDIA_TYPE,
     DOCKER_GZIP_LAYER_MEDIA_TYPE,
     GZIP_LAYER_MEDIA_TYPE,
     INDEX_MEDIA_TYPE,
@@ -101,7 +100,9 @@ def image_reference(repository: str, tag: str) -> str:
 def platform_of(value: Mapping[str, Any]) -> Platform:
     """The platform an OCI descriptor or image config names (their other keys, e.g.
     `os.version`, left aside)."""
-    return Platform(architecture=value["architecture"], os=value["os"], variant=value.get("variant"))
+    return Platform(
+        architecture=value["architecture"], os=value["os"], variant=value.get("variant")
+    )
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,11 @@ class Descriptor:
         return cls(media_type, sha256_digest(data), len(data))
 
     def to_json(self) -> dict[str, Any]:
-        value: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        value: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
         if self.annotations:
             value["annotations"] = dict(self.annotations)
         if self.platform:
@@ -135,8 +140,12 @@ class Descriptor:
                 platform=platform_of(value["platform"]) if value.get("platform") else None,
             )
         except (KeyError, TypeError, AttributeError) as e:
-            raise OciError(f"{where}: malformed descriptor {value!r} (missing or wrong {e}).") from e
-        if not grammar.SHA256_DIGEST.fullmatch(str(descriptor.digest)) or not isinstance(descriptor.size, int):
+            raise OciError(
+                f"{where}: malformed descriptor {value!r} (missing or wrong {e})."
+            ) from e
+        if not grammar.SHA256_DIGEST.fullmatch(str(descriptor.digest)) or not isinstance(
+            descriptor.size, int
+        ):
             raise OciError(
                 f"{where}: descriptor {value!r} needs a `sha256:<64 hex>` digest and an integer size."
             )
@@ -194,7 +203,9 @@ def _port(port: str) -> str:
 
 def _volume(path: str) -> str:
     if not path.startswith("/"):
-        raise OciError(f"{path!r} is not a volume: give an absolute path in the image, e.g. `/data`.")
+        raise OciError(
+            f"{path!r} is not a volume: give an absolute path in the image, e.g. `/data`."
+        )
     return path
 
 
@@ -246,7 +257,11 @@ def build_manifest(
 
 
 def build_index(manifests: Sequence[Descriptor]) -> dict[str, Any]:
-    return {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": [m.to_json() for m in manifests]}
+    return {
+        "schemaVersion": 2,
+        "mediaType": INDEX_MEDIA_TYPE,
+        "manifests": [m.to_json() for m in manifests],
+    }
 
 
 def oci_layer_descriptor(layer: Descriptor, *, where: str) -> Descriptor:
@@ -323,7 +338,9 @@ class OciLayout:
     def read_blob(self, descriptor: Descriptor) -> bytes:
         data = self.blob_path(descriptor.digest).read_bytes()
         if (sha256_digest(data), len(data)) != (descriptor.digest, descriptor.size):
-            raise OciError(f"{self.root}: the blob {descriptor.digest} does not match its digest or size.")
+            raise OciError(
+                f"{self.root}: the blob {descriptor.digest} does not match its digest or size."
+            )
         return data
 
     def read_json_blob(self, descriptor: Descriptor) -> Any:
@@ -332,7 +349,9 @@ class OciLayout:
     def write_index(self, manifests: Sequence[Descriptor]) -> None:
         (self.root / "index.json").write_bytes(canonical_json(build_index(manifests)))
 
-    def load_image(self, *, ref: str | None = None, platform: Platform | None = None) -> LoadedImage:
+    def load_image(
+        self, *, ref: str | None = None, platform: Platform | None = None
+    ) -> LoadedImage:
         """The image named `ref` (by its ref.name annotation), or the layout's only image.
 
         Through a multi-platform index, `platform` picks the image.
@@ -341,12 +360,18 @@ class OciLayout:
             index = json.loads((self.root / "index.json").read_bytes())
             entries = index["manifests"]
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise OciError(f"{self.root} is not an OCI image layout with a readable index.json: {e}") from e
-        descriptors = [Descriptor.from_json(entry, where=f"{self.root}/index.json") for entry in entries]
+            raise OciError(
+                f"{self.root} is not an OCI image layout with a readable index.json: {e}"
+            ) from e
+        descriptors = [
+            Descriptor.from_json(entry, where=f"{self.root}/index.json") for entry in entries
+        ]
         if ref is not None:
             named = [d for d in descriptors if d.annotations.get(REF_NAME_ANNOTATION) == ref]
             if not named:
-                names = sorted({d.annotations.get(REF_NAME_ANNOTATION, "") for d in descriptors} - {""})
+                names = sorted(
+                    {d.annotations.get(REF_NAME_ANNOTATION, "") for d in descriptors} - {""}
+                )
                 raise OciError(
                     f"{self.root} has no image named {ref!r}; its names: {', '.join(names) or '(none)'}."
                 )
@@ -368,10 +393,14 @@ class OciLayout:
             )
         manifest = self.read_json_blob(descriptor)
         config_descriptor = Descriptor.from_json(manifest.get("config"), where=where)
-        layers = tuple(Descriptor.from_json(layer, where=where) for layer in manifest.get("layers", []))
+        layers = tuple(
+            Descriptor.from_json(layer, where=where) for layer in manifest.get("layers", [])
+        )
         config = self.read_json_blob(config_descriptor)
         if not all(isinstance(config.get(key), str) for key in ("architecture", "os")):
-            raise OciError(f"{where}: the config {config_descriptor.digest} names no architecture and os.")
+            raise OciError(
+                f"{where}: the config {config_descriptor.digest} names no architecture and os."
+            )
         diff_ids = config.get("rootfs", {}).get("diff_ids", [])
         if len(diff_ids) != len(layers):
             raise OciError(
@@ -382,7 +411,9 @@ class OciLayout:
     def _pick_platform(self, index_descriptor: Descriptor, platform: Platform | None) -> Descriptor:
         where = f"{self.root}: index {index_descriptor.digest}"
         if platform is None:
-            raise OciError(f"{where} is a multi-platform index: give the platform of the image to use.")
+            raise OciError(
+                f"{where} is a multi-platform index: give the platform of the image to use."
+            )
         entries = self.read_json_blob(index_descriptor).get("manifests", [])
         for descriptor in (Descriptor.from_json(entry, where=where) for entry in entries):
             if descriptor.platform and platform.matches(descriptor.platform):
@@ -425,7 +456,10 @@ def write_docker_archive(layout: OciLayout, out: BinaryIO) -> None:
             "build the image again (`pants package`) to get one."
         )
     blobs = sorted(_docker_archive_blobs(layout))
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=_COPY_CHUNK_SIZE) as archive:
+    # typeshed's stream-mode overload leaves out `copybufsize`, which open() passes to TarFile.
+    with tarfile.open(  # type: ignore[call-overload]
+        fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=_COPY_CHUNK_SIZE
+    ) as archive:
         for directory in ("blobs", "blobs/sha256"):
             archive.addfile(_archive_member(directory, tarfile.DIRTYPE, 0))
         for digest in blobs:
@@ -436,7 +470,9 @@ def write_docker_archive(layout: OciLayout, out: BinaryIO) -> None:
                 raise OciError(f"{path} is missing (a blob that was removed?).") from e
             with reader:
                 size = os.fstat(reader.fileno()).st_size
-                archive.addfile(_archive_member(_blob_member(digest), tarfile.REGTYPE, size), reader)
+                archive.addfile(
+                    _archive_member(_blob_member(digest), tarfile.REGTYPE, size), reader
+                )
         for name in ("index.json", DOCKER_MANIFEST, "oci-layout"):
             data = (layout.root / name).read_bytes()
             archive.addfile(_archive_member(name, tarfile.REGTYPE, len(data)), io.BytesIO(data))
@@ -444,17 +480,24 @@ def write_docker_archive(layout: OciLayout, out: BinaryIO) -> None:
 
 def _docker_archive_blobs(layout: OciLayout) -> set[str]:
     try:
-        manifests = [entry["digest"] for entry in json.loads((layout.root / "index.json").read_bytes())["manifests"]]
+        manifests = [
+            entry["digest"]
+            for entry in json.loads((layout.root / "index.json").read_bytes())["manifests"]
+        ]
         members = [
             member
             for image in json.loads((layout.root / DOCKER_MANIFEST).read_bytes())
             for member in (image["Config"], *image["Layers"])
         ]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise OciError(f"{layout.root}: cannot tell the image's blobs from index.json and {DOCKER_MANIFEST}: {e}") from e
+        raise OciError(
+            f"{layout.root}: cannot tell the image's blobs from index.json and {DOCKER_MANIFEST}: {e}"
+        ) from e
     outside = [member for member in members if not str(member).startswith("blobs/sha256/")]
     if outside:
-        raise OciError(f"{layout.root}/{DOCKER_MANIFEST} names files outside blobs/sha256/: {outside}.")
+        raise OciError(
+            f"{layout.root}/{DOCKER_MANIFEST} names files outside blobs/sha256/: {outside}."
+        )
     return {*manifests, *(f"sha256:{member[len('blobs/sha256/'):]}" for member in members)}
 
 

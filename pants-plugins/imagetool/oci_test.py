@@ -79,7 +79,9 @@ def test_invalid_references(repository: str, tag: str, message: str) -> None:
         pytest.param("hello:1", "docker.io/library/hello:1", id="official"),
         pytest.param("esb/hello:1", "docker.io/esb/hello:1", id="user"),
         pytest.param("localhost/hello:1", "localhost/hello:1", id="localhost"),
-        pytest.param("registry.example:5000/esb/hello:1", "registry.example:5000/esb/hello:1", id="host"),
+        pytest.param(
+            "registry.example:5000/esb/hello:1", "registry.example:5000/esb/hello:1", id="host"
+        ),
     ],
 )
 def test_fully_qualified(reference: str, expected: str) -> None:
@@ -166,11 +168,15 @@ def test_image_config_extends_the_base() -> None:
 
 
 def test_layer_descriptors_take_oci_media_types() -> None:
-    docker_layer = Descriptor("application/vnd.docker.image.rootfs.diff.tar.gzip", "sha256:" + "a" * 64, 3)
+    docker_layer = Descriptor(
+        "application/vnd.docker.image.rootfs.diff.tar.gzip", "sha256:" + "a" * 64, 3
+    )
     assert oci_layer_descriptor(docker_layer, where="base").media_type == GZIP_LAYER_MEDIA_TYPE
     with pytest.raises(OciError, match="foreign"):
         oci_layer_descriptor(
-            Descriptor("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "sha256:" + "a" * 64, 3),
+            Descriptor(
+                "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "sha256:" + "a" * 64, 3
+            ),
             where="base",
         )
 
@@ -196,7 +202,11 @@ def write_image(
     )
     manifest = layout.add_json_blob(MANIFEST_MEDIA_TYPE, build_manifest(config, [layer], {}))
     layout.write_index(
-        [Descriptor(MANIFEST_MEDIA_TYPE, manifest.digest, manifest.size, {REF_NAME_ANNOTATION: tag})]
+        [
+            Descriptor(
+                MANIFEST_MEDIA_TYPE, manifest.digest, manifest.size, {REF_NAME_ANNOTATION: tag}
+            )
+        ]
     )
     return layout, manifest
 
@@ -325,7 +335,10 @@ def test_docker_archive_holds_the_image_and_nothing_else(tmp_path: Path) -> None
                 "Layers": [f"blobs/sha256/{layer}"],
             }
         ]
-        assert archive.extractfile("index.json").read() == (tmp_path / "oci" / "index.json").read_bytes()
+        assert (
+            archive.extractfile("index.json").read()
+            == (tmp_path / "oci" / "index.json").read_bytes()
+        )
 
 
 def test_a_docker_manifest_naming_a_file_outside_the_blobs_is_refused(tmp_path: Path) -> None:
@@ -334,7 +347,9 @@ def test_a_docker_manifest_naming_a_file_outside_the_blobs_is_refused(tmp_path: 
     docker_manifest = json.loads((tmp_path / "oci" / "manifest.json").read_bytes())
     docker_manifest[0]["Layers"].append("../../etc/passwd")
     (tmp_path / "oci" / "manifest.json").write_text(json.dumps(docker_manifest))
-    with pytest.raises(OciError, match=r"manifest.json names files outside blobs/sha256/: \['../../etc/passwd'\]"):
+    with pytest.raises(
+        OciError, match=r"manifest.json names files outside blobs/sha256/: \['../../etc/passwd'\]"
+    ):
         write_docker_archive(layout, io.BytesIO())
 
 

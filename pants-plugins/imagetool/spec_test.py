@@ -5,6 +5,7 @@ import pytest
 from esb_contract.image_spec import SpecError
 from imagetool.spec import ImageMetadata, LayerSummary, layer_descriptor_fields
 
+
 def test_layer_descriptor_fields() -> None:
     value = {"digest": "sha256:a", "diff_id": "sha256:b", "size": 3, "media_type": "m"}
     assert layer_descriptor_fields(value, where="layer.json") == value

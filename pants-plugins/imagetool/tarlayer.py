@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Optional
+from typing import IO, BinaryIO, Callable, Optional, cast
 
 from isal import isal_zlib
 
@@ -114,7 +114,7 @@ def write_layer(members: Iterable[LayerMember], out_path: Path, *, mtime: int) -
 def read_layer_members(blob: Path) -> Iterator[Iterator[LayerMember]]:
     """The members of a gzipped layer, streamed: each member's data is read only when the
     iteration reaches it, and is `None` for anything but a regular file."""
-    with gzip.open(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+    with gzip.open(blob) as stream, tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|") as tar:
         yield ((info, tar.extractfile(info).read() if info.isfile() else None) for info in tar)
 
 
@@ -267,14 +267,20 @@ def _normalized(info: tarfile.TarInfo, data: bytes | None) -> LayerMember:
     elif entry_type in (tarfile.CHRTYPE, tarfile.BLKTYPE):
         normalized.devmajor, normalized.devminor = info.devmajor, info.devminor
     normalized.pax_headers = {
-        key: info.pax_headers[key] for key in sorted(info.pax_headers) if key.startswith(_KEPT_PAX_PREFIX)
+        key: info.pax_headers[key]
+        for key in sorted(info.pax_headers)
+        if key.startswith(_KEPT_PAX_PREFIX)
     }
     return normalized, data
 
 
 def _same_entry(a: LayerMember, b: LayerMember) -> bool:
     (a_info, a_data), (b_info, b_data) = a, b
-    return (a_info.get_info(), a_info.pax_headers, a_data) == (b_info.get_info(), b_info.pax_headers, b_data)
+    return (a_info.get_info(), a_info.pax_headers, a_data) == (
+        b_info.get_info(),
+        b_info.pax_headers,
+        b_data,
+    )
 
 
 def _type_name(info: tarfile.TarInfo) -> str:
@@ -306,7 +312,9 @@ def _hard_link_source(entries: dict[str, LayerMember], name: str) -> str:
     while entries[current][0].type == tarfile.LNKTYPE:
         target = entries[current][0].linkname
         if target not in entries:
-            raise LayerError(f"The hard link {current!r} points to {target!r}, which is not in the layer.")
+            raise LayerError(
+                f"The hard link {current!r} points to {target!r}, which is not in the layer."
+            )
         if target in visited:
             raise LayerError(f"The hard link {name!r} is part of a cycle of hard links.")
         visited.add(target)

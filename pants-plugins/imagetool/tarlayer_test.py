@@ -22,16 +22,30 @@ from imagetool.tarlayer import (
 )
 
 
-def regular(name: str, data: bytes, *, mode: int = 0o644, uid: int = 0, gid: int = 0, gname: str = "root"):
+def regular(
+    name: str, data: bytes, *, mode: int = 0o644, uid: int = 0, gid: int = 0, gname: str = "root"
+):
     info = tarfile.TarInfo(name)
-    info.mode, info.uid, info.gid, info.uname, info.gname = mode, uid, gid, "root" if uid == 0 else "", gname
+    info.mode, info.uid, info.gid, info.uname, info.gname = (
+        mode,
+        uid,
+        gid,
+        "root" if uid == 0 else "",
+        gname,
+    )
     info.size = len(data)
     return info, data
 
 
 def special(name: str, entry_type: bytes, *, linkname: str = "", mode: int = 0o755) -> LayerMember:
     info = tarfile.TarInfo(name)
-    info.type, info.linkname, info.mode, info.uname, info.gname = entry_type, linkname, mode, "root", "root"
+    info.type, info.linkname, info.mode, info.uname, info.gname = (
+        entry_type,
+        linkname,
+        mode,
+        "root",
+        "root",
+    )
     return info, None
 
 
@@ -204,7 +218,10 @@ def test_paths_are_normalized(tmp_path: Path, name: str, normalized: str) -> Non
 
 def test_identical_duplicates_collapse(tmp_path: Path) -> None:
     once = build([regular("etc/hosts", b"x")], tmp_path / "once")
-    assert build([regular("etc/hosts", b"x"), regular("./etc/hosts", b"x")], tmp_path / "twice") == once
+    assert (
+        build([regular("etc/hosts", b"x"), regular("./etc/hosts", b"x")], tmp_path / "twice")
+        == once
+    )
 
 
 @pytest.mark.parametrize(
@@ -216,12 +233,18 @@ def test_identical_duplicates_collapse(tmp_path: Path) -> None:
             id="duplicate",
         ),
         pytest.param(
-            [regular("../etc/passwd", b"x")], "does not name a path inside the layer", id="parent-escape"
+            [regular("../etc/passwd", b"x")],
+            "does not name a path inside the layer",
+            id="parent-escape",
         ),
         pytest.param([regular("/", b"x")], "does not name a path inside the layer", id="root"),
-        pytest.param([(tarfile.TarInfo("etc/hosts"), None)], "data must be given", id="file-without-data"),
         pytest.param(
-            [(special("etc", tarfile.DIRTYPE)[0], b"x")], "data must be given", id="directory-with-data"
+            [(tarfile.TarInfo("etc/hosts"), None)], "data must be given", id="file-without-data"
+        ),
+        pytest.param(
+            [(special("etc", tarfile.DIRTYPE)[0], b"x")],
+            "data must be given",
+            id="directory-with-data",
         ),
         pytest.param(
             [special("bin/a", tarfile.LNKTYPE, linkname="bin/b")],
@@ -229,7 +252,10 @@ def test_identical_duplicates_collapse(tmp_path: Path) -> None:
             id="dangling",
         ),
         pytest.param(
-            [special("a", tarfile.LNKTYPE, linkname="b"), special("b", tarfile.LNKTYPE, linkname="a")],
+            [
+                special("a", tarfile.LNKTYPE, linkname="b"),
+                special("b", tarfile.LNKTYPE, linkname="a"),
+            ],
             "cycle",
             id="link-cycle",
         ),
@@ -238,10 +264,14 @@ def test_identical_duplicates_collapse(tmp_path: Path) -> None:
             "needs 'bin' to be a directory, but it is a symbolic link",
             id="parent-not-directory",
         ),
-        pytest.param([special("dev/x", tarfile.GNUTYPE_SPARSE)], "cannot hold", id="unsupported-type"),
+        pytest.param(
+            [special("dev/x", tarfile.GNUTYPE_SPARSE)], "cannot hold", id="unsupported-type"
+        ),
     ],
 )
-def test_malformed_members_are_errors(tmp_path: Path, members: list[LayerMember], message: str) -> None:
+def test_malformed_members_are_errors(
+    tmp_path: Path, members: list[LayerMember], message: str
+) -> None:
     with pytest.raises(LayerError, match=message):
         write_layer(members, tmp_path / "layer.tar.gz", mtime=0)
 

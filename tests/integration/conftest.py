@@ -11,6 +11,7 @@ from typing import Iterator
 import docker
 import pytest
 from docker import DockerClient
+
 from integration.checkouts import Checkout, ImageTarget
 from integration.prerequisites import unavailable
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+import tomllib
 from docker import DockerClient
 from docker.models.containers import Container
 from packaging.requirements import Requirement

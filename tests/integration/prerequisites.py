@@ -16,8 +16,10 @@ import pytest
 def unavailable(reason: str) -> NoReturn:
     """Skips the test for `reason`, or fails it under CI."""
     if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(f"{reason} (CI=true: failing rather than skipping)", pytrace=False)
-    pytest.skip(reason)
+        raise pytest.fail.Exception(
+            f"{reason} (CI=true: failing rather than skipping)", pytrace=False
+        )
+    raise pytest.skip.Exception(reason)
 
 
 def require(problem: str | None) -> None:

@@ -135,11 +135,12 @@ def _service_build(
 PYPISERVER_EXTRA = ("passlib", "1.7.4")
 # Where a deployment keeps the packages it serves.
 PYPISERVER_VOLUME = "/data/packages"
+PYPISERVER_SDIST = Sdist(
+    "pypiserver", "2.4.2", "131bc2a31ea1eab0e0104ace799dff139789b215465e3d326c65f56df5c160cb"
+)
 PYPISERVER = RealService(
     directory="pypiserver",
-    sdist=Sdist(
-        "pypiserver", "2.4.2", "131bc2a31ea1eab0e0104ace799dff139789b215465e3d326c65f56df5c160cb"
-    ),
+    sdist=PYPISERVER_SDIST,
     build_file=_service_build(
         "pypiserver",
         ["pypi-server", "run", "--port", "8080", "/app"],

@@ -24,10 +24,12 @@ from typing import Callable, Iterator
 import pytest
 from docker import DockerClient
 from docker.models.images import Image
+
 from integration.checkouts import Checkout, PantsRun
 from integration.containers import run_to_exit
+
 # The module-scoped fixture that loads every built image into the engine, shared, not copied.
-from integration.test_package_and_run import API as IMAGE_API, loaded_images  # noqa: F401
+from integration.test_package_and_run import API as IMAGE_API  # noqa: F401
 from integration.test_publish import PublishCheckout
 from integration.test_upstream_base import SharedRegistry, test_registry  # noqa: F401
 
@@ -100,7 +102,7 @@ class Edits:
 @dataclass(frozen=True)
 class Case:
     id: str
-    edit: Callable[[Edits], None]
+    edit: Callable[[Edits], object]
     goal: tuple[str, ...]
     expected: tuple[str, ...]
     """Substrings of the run's output: the target, file or field, and the fix."""

@@ -26,17 +26,25 @@ def add_field(checkout: Checkout, field: str) -> None:
 
 def explicit_dependency(checkout: Checkout) -> tuple[str, str]:
     add_field(checkout, 'dependencies=["//services/worker:worker"]')
-    return "services/worker:worker", "services/worker:worker is a dependency (declared in `dependencies`)"
+    return (
+        "services/worker:worker",
+        "services/worker:worker is a dependency (declared in `dependencies`)",
+    )
 
 
 def glob_reaching_up(checkout: Checkout) -> tuple[str, str]:
-    add_field(checkout, 'sources=["pyproject.toml", "uv.lock", "src/**/*.py", "../worker/src/**/*.py"]')
+    add_field(
+        checkout, 'sources=["pyproject.toml", "uv.lock", "src/**/*.py", "../worker/src/**/*.py"]'
+    )
     return "'../worker/src/**/*.py'", "has glob(s) that leave the service's directory services/api/"
 
 
 def relative_link_outside(checkout: Checkout) -> tuple[str, str]:
     os.symlink("../../../worker/src/esb_worker/__main__.py", checkout.root / MODULE_DIR / "leak.py")
-    return f"{MODULE_DIR}/leak.py", "is a symbolic link to `../../../worker/src/esb_worker/__main__.py`"
+    return (
+        f"{MODULE_DIR}/leak.py",
+        "is a symbolic link to `../../../worker/src/esb_worker/__main__.py`",
+    )
 
 
 def absolute_link(checkout: Checkout) -> tuple[str, str]:
@@ -46,8 +54,13 @@ def absolute_link(checkout: Checkout) -> tuple[str, str]:
 
 
 def uv_path_source_outside(checkout: Checkout) -> tuple[str, str]:
-    checkout.append(f"{SERVICE}/pyproject.toml", '\n[tool.uv.sources]\nshared = { path = "../shared" }\n')
-    return "shared = '../shared' (in services/api/pyproject.toml)", "depends on local paths outside its directory"
+    checkout.append(
+        f"{SERVICE}/pyproject.toml", '\n[tool.uv.sources]\nshared = { path = "../shared" }\n'
+    )
+    return (
+        "shared = '../shared' (in services/api/pyproject.toml)",
+        "depends on local paths outside its directory",
+    )
 
 
 def secret_file(checkout: Checkout) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
 from integration.checkouts import Checkout, ImageTarget
 from integration.prerequisites import unavailable
 

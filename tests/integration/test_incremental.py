@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
 from integration.checkouts import Checkout, ImageTarget, PantsRun
 
 

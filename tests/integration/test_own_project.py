@@ -48,7 +48,7 @@ app = ["data/*.txt"]
 greeting = {{ path = "libs/greeting", editable = true }}
 """
 
-MAIN = '''\
+MAIN = """\
 import importlib.metadata
 from importlib.resources import files
 
@@ -64,7 +64,7 @@ def main():
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 BUILD = """\
 esb_service_image(
@@ -194,9 +194,9 @@ def test_a_package_whose_build_fails_names_the_service_and_the_fix(checkout: Che
     package = checkout.pants("package", TARGET)
 
     assert package.returncode != 0, package.report()
-    assert f"The service {TARGET} is a package ({SERVICE}/pyproject.toml" in package.stderr, (
-        package.report()
-    )
+    assert (
+        f"The service {TARGET} is a package ({SERVICE}/pyproject.toml" in package.stderr
+    ), package.report()
     assert f"`sources` field of {TARGET}" in package.stderr, package.report()
     assert f"`pants package {TARGET}`" in package.stderr, package.report()
     assert "No such file or directory: 'README.md'" in package.stderr, package.report()

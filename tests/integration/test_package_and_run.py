@@ -11,11 +11,12 @@ import docker
 import pytest
 from docker import DockerClient
 from docker.models.images import Image
+
 from integration.checkouts import Checkout, ImageTarget
 from integration.containers import (
     HEALTHZ_SCRIPT,
-    exec_python,
     declared_dependencies,
+    exec_python,
     import_report,
     run_to_exit,
     running_container,
@@ -73,7 +74,9 @@ def test_package_writes_every_image_with_its_metadata(
         assert all(DIGEST.match(layer["digest"]) for layer in metadata["layers"]), metadata
         # Its blobs are the one copy under dist/blobs/, which its `blobs` links to.
         blobs = outputs.layout / "blobs"
-        assert blobs.is_symlink() and blobs.resolve() == (built_checkout.dist / "blobs").resolve(), blobs
+        assert (
+            blobs.is_symlink() and blobs.resolve() == (built_checkout.dist / "blobs").resolve()
+        ), blobs
         own = [metadata["digest"], metadata["config_digest"]]
         own += [layer["digest"] for layer in metadata["layers"]]
         for digest in own:
@@ -154,7 +157,9 @@ def test_the_documented_tar_pipe_loads_a_layout(
         present = bool(docker_client.images.get(image_id))
     except docker.errors.ImageNotFound:
         present = False
-    archive = subprocess.run(["tar", "-ch", "-C", str(outputs.layout), "."], check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["tar", "-ch", "-C", str(outputs.layout), "."], check=True, capture_output=True
+    ).stdout
     try:
         (image,) = docker_client.images.load(archive)
         assert image.id == image_id

@@ -50,9 +50,12 @@ def build_wheel() -> bytes:
             b"Wheel-Version: 1.0\nGenerator: esb-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
         ),
     }
-    record = "".join(
-        f"{name},sha256={record_digest(data)},{len(data)}\n" for name, data in files.items()
-    ) + f"{MODULE}-1.0.0.dist-info/RECORD,,\n"
+    record = (
+        "".join(
+            f"{name},sha256={record_digest(data)},{len(data)}\n" for name, data in files.items()
+        )
+        + f"{MODULE}-1.0.0.dist-info/RECORD,,\n"
+    )
     files[f"{MODULE}-1.0.0.dist-info/RECORD"] = record.encode()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -75,14 +78,54 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
     def openssl(*args: str | Path) -> None:
         subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
-            "-days", "2", "-subj", "/CN=esb test private index CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
-            "-subj", "/CN=127.0.0.1")
-    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
-            "-out", cert, "-days", "2", "-extfile", extensions)
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        ca_key,
+        "-out",
+        ca,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=esb test private index CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        csr,
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        ca,
+        "-CAkey",
+        ca_key,
+        "-CAcreateserial",
+        "-out",
+        cert,
+        "-days",
+        "2",
+        "-extfile",
+        extensions,
+    )
     return ca, cert, key
 
 
@@ -159,9 +202,7 @@ def private_index(scratch: Path) -> Iterator[tuple[PrivateIndex, Path]]:
 def add_private_service(checkout: Checkout, index_url: str) -> None:
     service = checkout.root / SERVICE
     (service / "src" / "esb_private").mkdir(parents=True)
-    (service / "src" / "esb_private" / "__init__.py").write_text(
-        f"from {MODULE} import GREETING\n"
-    )
+    (service / "src" / "esb_private" / "__init__.py").write_text(f"from {MODULE} import GREETING\n")
     (service / "pyproject.toml").write_text(
         f"""\
 [project]
@@ -183,7 +224,7 @@ package = false
 """
     )
     (service / "BUILD").write_text(
-        f"""\
+        """\
 esb_service_image(
     name="private",
     base="//base:esb-service-base",
@@ -265,9 +306,9 @@ def test_a_lock_pinning_a_private_index_locks_and_builds_with_uv_credentials(
         greeting = run_to_exit(docker_client, image.id)
     finally:
         docker_client.images.remove(image.id, force=True)
-    assert greeting.status == 0 and greeting.stdout == "hello from the private index\n", (
-        greeting.report()
-    )
+    assert (
+        greeting.status == 0 and greeting.stdout == "hello from the private index\n"
+    ), greeting.report()
 
     # The lock now pins another file than the index serves under that name and version.
     locked_hash = hashlib.sha256(build_wheel()).hexdigest()

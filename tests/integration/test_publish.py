@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import tomllib
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -27,20 +26,28 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import tomllib
 from docker import DockerClient
-from integration.checkouts import Checkout, ImageTarget, PantsRun
-# `test_registry` is the fixture, shared with the upstream base's tests.
-from integration.test_upstream_base import SharedRegistry, test_registry, write_docker_config  # noqa: F401
 
 from esb_contract.media_types import INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
 from imagetool.registry.auth import pull_scope
 from imagetool.registry.credentials import DockerConfig
 from imagetool.registry.transport import RegistryClient, RegistryOptions
+from integration.checkouts import Checkout, ImageTarget, PantsRun
+
+# `test_registry` is the fixture, shared with the upstream base's tests.
+from integration.test_upstream_base import (  # noqa: F401
+    SharedRegistry,
+    test_registry,
+    write_docker_config,
+)
 
 CA_IN_REPOSITORY = "certs/test-registry-ca.pem"
 ALIAS = "test"
 # What `push-image` prints: a line per blob on stderr, and a summary per image on stdout.
-BLOB_LINE = re.compile(r"^(sha256:[0-9a-f]{64}) \((\d+) bytes\): (uploaded|skipped|mounted)$", re.MULTILINE)
+BLOB_LINE = re.compile(
+    r"^(sha256:[0-9a-f]{64}) \((\d+) bytes\): (uploaded|skipped|mounted)$", re.MULTILINE
+)
 PUSHED_LINE = re.compile(
     r"^Pushed (?P<name>\S+)@(?P<digest>sha256:[0-9a-f]{64}) \(tags: (?P<tags>[^)]*)\): "
     r"(?P<uploaded>\d+) blobs uploaded \((?P<bytes>\d+) bytes\), (?P<present>\d+) present, "
@@ -59,7 +66,9 @@ class PublishCheckout:
     scratch: Path
 
     @classmethod
-    def set_up(cls, checkout: Checkout, registry: SharedRegistry, namespace: str, scratch: Path) -> PublishCheckout:
+    def set_up(
+        cls, checkout: Checkout, registry: SharedRegistry, namespace: str, scratch: Path
+    ) -> PublishCheckout:
         """Sets `checkout` up to publish to `registry` under `namespace`: credentials in a Docker
         config file under `scratch`, the registry's CA a file of the repository named in
         `[esb-registries]`, and `namespace` the address of the default publish alias."""
@@ -157,7 +166,10 @@ def test_publish_pushes_every_image_and_docker_pulls_the_same_digest(
         # tool, which pushed, always checks it.
         pulled = docker_client.images.pull(name, tag="latest", auth_config=auth)
         try:
-            assert f"{name}@{metadata['digest']}" in pulled.attrs["RepoDigests"], (target.address, pulled.attrs)
+            assert f"{name}@{metadata['digest']}" in pulled.attrs["RepoDigests"], (
+                target.address,
+                pulled.attrs,
+            )
         finally:
             docker_client.images.remove(f"{name}:latest")
 
@@ -171,7 +183,9 @@ def test_the_base_layers_are_uploaded_once_and_mounted_by_the_others(
     base = next(target for target in image_targets if not target.is_service)
     for layer in publish_checkout.checkout.outputs(base).metadata["layers"]:
         # Whichever image of the family went first uploaded it; every other one mounted it.
-        assert sorted(outcomes[layer["digest"]]) == ["mounted"] * (len(image_targets) - 1) + ["uploaded"], (
+        assert sorted(outcomes[layer["digest"]]) == ["mounted"] * (len(image_targets) - 1) + [
+            "uploaded"
+        ], (
             layer,
             first_publish.report(),
         )
@@ -187,7 +201,9 @@ def test_an_unchanged_republish_uploads_no_blob(
     assert len(pushes) == len(image_targets), again.stdout
     for push in pushes:
         assert (push["uploaded"], push["bytes"], push["mounted"]) == ("0", "0", "0"), push[0]
-    assert "uploaded" not in {outcome for found in blob_outcomes(again).values() for outcome in found}
+    assert "uploaded" not in {
+        outcome for found in blob_outcomes(again).values() for outcome in found
+    }
 
 
 def test_wrong_credentials_are_refused_naming_the_registry_and_the_credentials(
@@ -196,7 +212,9 @@ def test_wrong_credentials_are_refused_naming_the_registry_and_the_credentials(
     registry = publish_checkout.registry
     wrong_password = f"not-the-password-{uuid.uuid4().hex[:8]}"
     wrong = publish_checkout.scratch / "wrong-docker" / "config.json"
-    write_docker_config(wrong, SharedRegistry(registry.host, registry.ca, registry.username, wrong_password))
+    write_docker_config(
+        wrong, SharedRegistry(registry.host, registry.ca, registry.username, wrong_password)
+    )
     namespace = f"{publish_checkout.namespace}-denied"
     run = publish_checkout.publish(
         f"--esb-registries-docker-config={wrong}",
@@ -210,7 +228,10 @@ def test_wrong_credentials_are_refused_naming_the_registry_and_the_credentials(
         f"credentials (e.g. `docker login {registry.host}`) and that they grant this access."
     ) in run.stderr, run.report()
     assert f"✕ {registry.host}/{namespace}/esb/worker:latest failed for @{ALIAS}" in run.stderr
-    assert wrong_password not in run.stderr + run.stdout and registry.password not in run.stderr + run.stdout
+    assert (
+        wrong_password not in run.stderr + run.stdout
+        and registry.password not in run.stderr + run.stdout
+    )
     assert "Traceback" not in run.stderr
     assert publish_checkout.tagged_digest(f"{namespace}/esb/worker", "latest") is None
 
@@ -230,7 +251,10 @@ def assert_unknown_ca_refused(publisher: PublishCheckout, worker: str) -> None:
         worker,
     )
     assert run.returncode != 0, run.report()
-    assert f"imagetool push-image: The TLS certificate of {registry.host} does not verify (" in run.stderr
+    assert (
+        f"imagetool push-image: The TLS certificate of {registry.host} does not verify ("
+        in run.stderr
+    )
     assert (
         "If it is signed by a private CA, trust that CA for this registry with "
         f'`ca_bundle = "<PEM file>"` in the `[esb-registries.registries."{registry.host}"]` section '
@@ -287,11 +311,21 @@ def test_two_images_in_one_repository_are_refused_before_anything_is_pushed(
 
 def commit_the_copy(root: Path) -> str:
     """Makes the copy (which has no `.git`) a repository with one commit; its hash."""
-    git = ["git", "-C", str(root), "-c", "user.name=esb test", "-c", "user.email=esb-test@example.invalid"]
+    git = [
+        "git",
+        "-C",
+        str(root),
+        "-c",
+        "user.name=esb test",
+        "-c",
+        "user.email=esb-test@example.invalid",
+    ]
     subprocess.run([*git, "init", "--quiet"], check=True)
     subprocess.run([*git, "add", "--all"], check=True)
     subprocess.run([*git, "commit", "--quiet", "--message", "publish test"], check=True)
-    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def test_tag_placeholders_are_filled_in_at_publish_only(
@@ -315,10 +349,14 @@ def test_tag_placeholders_are_filled_in_at_publish_only(
 
     published = publish_checkout.publish(api.address)
     assert published.returncode == 0, published.report()
-    version = tomllib.loads((checkout.root / "services/api/pyproject.toml").read_text())["project"]["version"]
+    version = tomllib.loads((checkout.root / "services/api/pyproject.toml").read_text())["project"][
+        "version"
+    ]
     digest = after["digest"]
     tags = ["latest", f"sha-{digest.removeprefix('sha256:')[:12]}", f"v{version}", f"git-{commit}"]
     name = publish_checkout.name("esb/api")
     for tag in tags:
         assert f"✓ {name}:{tag} published to @{ALIAS}" in published.stderr, published.report()
-        assert publish_checkout.tagged_digest(f"{publish_checkout.namespace}/esb/api", tag) == digest, tag
+        assert (
+            publish_checkout.tagged_digest(f"{publish_checkout.namespace}/esb/api", tag) == digest
+        ), tag

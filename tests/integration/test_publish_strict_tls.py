@@ -32,6 +32,7 @@ from typing import Iterator, Sequence
 import docker
 import pytest
 from docker import DockerClient
+
 from integration.checkouts import Checkout, ImageTarget, PantsRun
 from integration.prerequisites import unavailable
 from integration.test_publish import ALIAS, PublishCheckout, assert_unknown_ca_refused
@@ -63,9 +64,11 @@ def unused_subnet(excluded: Sequence[ipaddress.IPv4Network]) -> ipaddress.IPv4Ne
     """A /30 of `PRIVATE_RANGE` that overlaps neither the host's addresses nor `excluded`, chosen
     at random: other test runs may have namespaces of their own at the same time."""
     listed = json.loads(
-        subprocess.run(["ip", "-json", "-4", "address", "show"], check=True, capture_output=True).stdout
+        subprocess.run(
+            ["ip", "-json", "-4", "address", "show"], check=True, capture_output=True
+        ).stdout
     )
-    taken = [
+    taken: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [
         *excluded,
         *(
             ipaddress.ip_interface(f"{entry['local']}/{entry['prefixlen']}").network
@@ -136,7 +139,9 @@ def strict_registry(repo_root: Path, docker_client: DockerClient) -> Iterator[Sh
         unavailable("creating a network namespace needs root")
     subnet = unused_subnet(insecure_networks(docker_client))
     with contextlib.ExitStack() as cleanup:
-        directory = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="esb-integration-strict-tls-"))
+        directory = cleanup.enter_context(
+            tempfile.TemporaryDirectory(prefix="esb-integration-strict-tls-")
+        )
         namespace = cleanup.enter_context(network_namespace(subnet))
         environment = {
             "ESB_TEST_STATE": directory,
@@ -208,7 +213,9 @@ def test_docker_pulls_from_the_registry_only_once_it_trusts_the_ca(
     registry = strict_checkout.registry
     metadata = strict_checkout.checkout.outputs(WORKER).metadata
     name, digest = strict_checkout.name(metadata["repository"]), metadata["digest"]
-    assert f"✓ {name}:latest published to @{ALIAS} ({registry.host}/{NAMESPACE})." in published.stderr
+    assert (
+        f"✓ {name}:latest published to @{ALIAS} ({registry.host}/{NAMESPACE})." in published.stderr
+    )
     auth = {"username": registry.username, "password": registry.password}
 
     with pytest.raises(docker.errors.APIError) as untrusted:

@@ -19,6 +19,7 @@ from integration.real_projects import (
     GRIP,
     PYPISERVER,
     PYPISERVER_EXTRA,
+    PYPISERVER_SDIST,
     PYPISERVER_VOLUME,
     REAL_SERVICES,
     SERVICE_ACCOUNT,
@@ -97,7 +98,7 @@ def test_a_wsgi_service_answers_as_started_by_its_console_script(
     status, _, body = output.partition("\n")
     assert status == "200", output
     assert "Simple Index" in body, output
-    assert metadata["version"] == PYPISERVER.sdist.version
+    assert metadata["version"] == PYPISERVER_SDIST.version
     assert "paste.app_factory:main" in metadata["entry_points"]
     assert "console_scripts:pypi-server" in metadata["entry_points"]
     assert user == SERVICE_ACCOUNT
@@ -109,13 +110,20 @@ def test_a_wsgi_service_answers_as_started_by_its_console_script(
     "service, installed", [(PYPISERVER, True), (TABULATE, False)], ids=["extra", "no-extra"]
 )
 def test_the_extras_a_target_names_are_installed_from_the_lock(
-    service: RealService, installed: bool, real_images: dict[str, Image], docker_client: DockerClient
+    service: RealService,
+    installed: bool,
+    real_images: dict[str, Image],
+    docker_client: DockerClient,
 ) -> None:
     name, version = PYPISERVER_EXTRA
     result = run_to_exit(
         docker_client,
         real_images[service.directory].id,
-        ["python", "-c", METADATA_SCRIPT, name] if installed else ["python", "-c", f"import {name}"],
+        (
+            ["python", "-c", METADATA_SCRIPT, name]
+            if installed
+            else ["python", "-c", f"import {name}"]
+        ),
     )
     if installed:
         assert result.status == 0, result.report()

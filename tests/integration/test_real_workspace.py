@@ -39,9 +39,7 @@ LIBRARY_SCRIPT = (
 
 
 @pytest.fixture(scope="module")
-def workspace_checkout(
-    repo_root: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Checkout:
+def workspace_checkout(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkout:
     checkout = Checkout.copy_of(repo_root, tmp_path_factory.mktemp("realws") / "checkout")
     add_real_workspace(checkout, sdist_cache())
     run = lock_as_of_exclude_newer(checkout, *TARGETS)

@@ -21,9 +21,11 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+
 from integration.checkouts import Checkout, ImageTarget, PantsRun, image_steps
 from integration.prerequisites import unavailable
 from integration.test_publish import PUSHED_LINE, PublishCheckout
+
 # `test_registry` is the fixture, shared with the upstream base's and the publish tests.
 from integration.test_upstream_base import SharedRegistry, test_registry  # noqa: F401
 
@@ -46,6 +48,8 @@ def remote_cache() -> str:
             'eval "$(tests/infra/buildgrid.sh env)"'
         )
     location = urlsplit(address)
+    if location.port is None:
+        unavailable(f"ESB_TEST_REMOTE_CACHE={address} names no port")
     try:
         socket.create_connection((location.hostname, location.port), timeout=5).close()
     except OSError as error:
@@ -119,7 +123,9 @@ def cache_publish(
         )
         namespace = f"publish-from-cache-{uuid.uuid4().hex[:12]}"
         publisher = PublishCheckout.set_up(workspace.checkout, test_registry, namespace, scratch)
-        run = workspace.pants_with_cache(remote_cache, cache_builds.namespace_option, "publish", "::")
+        run = workspace.pants_with_cache(
+            remote_cache, cache_builds.namespace_option, "publish", "::"
+        )
         assert run.returncode == 0, run.report()
         yield CachePublish(publisher, run)
 
@@ -153,9 +159,13 @@ def test_a_clean_workspace_publishes_every_image_without_building_it(
     assert ran == [], f"C built again: {ran}\n{cache_publish.run.report()}"
 
     # The pushes are interactive processes, which Pants never caches: each prints its summary.
-    pushed = [(push["name"], push["digest"]) for push in PUSHED_LINE.finditer(cache_publish.run.stdout)]
+    pushed = [
+        (push["name"], push["digest"]) for push in PUSHED_LINE.finditer(cache_publish.run.stdout)
+    ]
     built = [writer.outputs(target).metadata for target in image_targets]
-    expected = [(cache_publish.publisher.name(image["repository"]), image["digest"]) for image in built]
+    expected = [
+        (cache_publish.publisher.name(image["repository"]), image["digest"]) for image in built
+    ]
     assert sorted(pushed) == sorted(expected), cache_publish.run.stdout
 
 
@@ -163,7 +173,10 @@ def test_publish_from_the_remote_cache_tags_the_digests_that_the_writer_built(
     cache_builds: CacheBuilds, cache_publish: CachePublish, image_targets: list[ImageTarget]
 ) -> None:
     publisher = cache_publish.publisher
-    built = {target.address: cache_builds.writer.checkout.outputs(target).metadata for target in image_targets}
+    built = {
+        target.address: cache_builds.writer.checkout.outputs(target).metadata
+        for target in image_targets
+    }
     in_registry = {
         (address, tag): publisher.tagged_digest(f"{publisher.namespace}/{image['repository']}", tag)
         for address, image in built.items()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from integration.checkouts import Checkout, ImageTarget, image_steps
 from integration.fake_clock import (
     date_seen_by_sandboxed_processes,

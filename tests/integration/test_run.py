@@ -9,6 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 from docker import DockerClient
+
 from integration.checkouts import Checkout
 
 WORKER = "services/worker:worker"

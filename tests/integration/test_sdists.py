@@ -80,9 +80,10 @@ def test_an_sdist_that_needs_a_compiler_fails_lint_and_package_naming_it(
     add_dependency(checkout, MMH3)
     lock = checkout.pants("esb-lock", TARGET)
     assert lock.returncode == 0, lock.report()
-    assert f"# build: sdist mmh3==2.5.1 sha256:{MMH3_SHA256}" in (
-        checkout.root / CONSTRAINTS
-    ).read_text()
+    assert (
+        f"# build: sdist mmh3==2.5.1 sha256:{MMH3_SHA256}"
+        in (checkout.root / CONSTRAINTS).read_text()
+    )
 
     for goal in ("lint", "package"):
         refused = checkout.pants(goal, TARGET)

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from docker import DockerClient
+
 from integration.checkouts import Checkout
 
 

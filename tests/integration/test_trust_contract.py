@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from docker import DockerClient
 from docker.models.images import Image
+
 from integration.checkouts import Checkout, ImageTarget
 from integration.containers import (
     HEALTHZ_SCRIPT,
@@ -171,9 +172,9 @@ def test_required_trust_with_a_ca_gives_verified_tls_inside_the_container(
     report = json.loads(result.stdout)
     assert report["python"] == {"ok": True, "body": "hello over verified tls"}, result.report()
     assert report["openssl"]["status"] == 0, result.report()
-    assert re.search(r"Verif\w+( return code)?: (0 \(ok\)|OK)", report["openssl"]["stdout"]), (
-        result.report()
-    )
+    assert re.search(
+        r"Verif\w+( return code)?: (0 \(ok\)|OK)", report["openssl"]["stdout"]
+    ), result.report()
 
     # The same client without the CA: the handshake fails, so the success above proves the trust.
     untrusted = run_to_exit(
@@ -312,9 +313,7 @@ def test_api_inventory_lists_debian_and_python_packages_found_in_the_image(
         "m = email.message_from_string(pathlib.Path(sys.argv[1]).read_text())\n"
         "print(m['Name'], m['Version'])\n"
     )
-    result = run_to_exit(
-        docker_client, loaded_images[API].id, ["python", "-c", script, metadata]
-    )
+    result = run_to_exit(docker_client, loaded_images[API].id, ["python", "-c", script, metadata])
     assert result.status == 0, result.report()
     stanza, _, dist_info = result.stdout.partition("=====")
     assert "Status: install ok installed" in stanza, result.report()

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import pytest
-from integration.checkouts import Checkout, ImageOutputs, ImageTarget, PantsRun
-from integration.prerequisites import unavailable
 
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.media_types import CONFIG_MEDIA_TYPE
@@ -34,6 +32,8 @@ from imagetool.registry.push import push_image
 from imagetool.registry.reference import Reference
 from imagetool.registry.transport import RegistryClient, RegistryOptions
 from imagetool.tarlayer import LayerMember, write_layer
+from integration.checkouts import Checkout, ImageOutputs, ImageTarget, PantsRun
+from integration.prerequisites import unavailable
 
 REGISTRY_VARIABLES = (
     "ESB_TEST_REGISTRY",
@@ -163,7 +163,9 @@ def variant_of(
         layers.append(Descriptor(blob.media_type, blob.digest, blob.size))
         target.import_blob(blob_path, layers[-1])
         config["rootfs"]["diff_ids"].append(blob.diff_id)
-        config["history"].append({"created": config["created"], "created_by": "esb test: extra layer"})
+        config["history"].append(
+            {"created": config["created"], "created_by": "esb test: extra layer"}
+        )
     config_descriptor = target.add_json_blob(CONFIG_MEDIA_TYPE, config)
     manifest = target.add_json_blob(
         source.manifest.media_type, build_manifest(config_descriptor, layers, {})
@@ -172,7 +174,9 @@ def variant_of(
     return destination
 
 
-def push(registry: SharedRegistry, docker_config: Path, layout: Path, repository: str, tag: str) -> Pushed:
+def push(
+    registry: SharedRegistry, docker_config: Path, layout: Path, repository: str, tag: str
+) -> Pushed:
     options = RegistryOptions(
         docker_config=DockerConfig.load(docker_config, helper_search_path=None),
         ca_bundles={registry.host: registry.ca},
@@ -200,7 +204,11 @@ def upstream_checkout(
         docker_config = write_docker_config(scratch / "docker" / "config.json", test_registry)
         layout = checkout.outputs(debian_base).layout
         upstream = push(
-            test_registry, docker_config, variant_of(layout, scratch / "upstream.oci", run), REPOSITORY, f"run-{run}"
+            test_registry,
+            docker_config,
+            variant_of(layout, scratch / "upstream.oci", run),
+            REPOSITORY,
+            f"run-{run}",
         )
         tampered = push(
             test_registry,
@@ -231,7 +239,10 @@ def upstream_checkout(
         # The base on the upstream image: the Debian base's scripts, no package lock.
         (checkout.root / UPSTREAM_DIR).mkdir()
         for script in ("ensure_ca_trust.sh", "entrypoint.sh"):
-            shutil.copy2(checkout.root / debian_base.spec_path / script, checkout.root / UPSTREAM_DIR / script)
+            shutil.copy2(
+                checkout.root / debian_base.spec_path / script,
+                checkout.root / UPSTREAM_DIR / script,
+            )
         targets = {
             GOOD: upstream.reference,
             TAMPERED: tampered.reference,
@@ -254,10 +265,19 @@ def upstream_checkout(
         service, other_service = [target for target in image_targets if target.is_service][:2]
         for target, base in ((service, GOOD), (other_service, PYTHON_312)):
             checkout.substitute(
-                f"{target.spec_path}/BUILD", r'\bbase\s*=\s*"[^"]*"', f'base="//{UPSTREAM_DIR}:{base}"'
+                f"{target.spec_path}/BUILD",
+                r'\bbase\s*=\s*"[^"]*"',
+                f'base="//{UPSTREAM_DIR}:{base}"',
             )
         yield UpstreamCheckout(
-            checkout, test_registry, upstream, tampered, python_312, f"run-{run}", service, other_service
+            checkout,
+            test_registry,
+            upstream,
+            tampered,
+            python_312,
+            f"run-{run}",
+            service,
+            other_service,
         )
 
 
@@ -308,7 +328,9 @@ def test_the_upstream_base_keeps_its_packages_and_our_trust_contract(
     assert {"python3", "libc6"} <= {entry["name"] for entry in inventory if entry["kind"] == "deb"}
     config = OciLayout(service.layout).load_image().config
     assert config["config"]["Entrypoint"] == ["/usr/local/bin/entrypoint.sh"]
-    assert config["config"]["Labels"]["org.example.esb-test-run"] == upstream_checkout.tag.removeprefix("run-")
+    assert config["config"]["Labels"][
+        "org.example.esb-test-run"
+    ] == upstream_checkout.tag.removeprefix("run-")
 
 
 def layer_entries(layout: Path, digests: Sequence[str]) -> dict[str, tarfile.TarInfo]:
@@ -329,7 +351,9 @@ def test_a_service_on_another_python_gets_a_venv_for_it_without_bytecode(
         f"{UPSTREAM_DIR}:{PYTHON_312}: service venvs on {python_312.reference} ship without bytecode"
     ) in service_build.stderr, service_build.report()
     service = upstream_checkout.checkout.outputs(upstream_checkout.service_on_python_312)
-    own_layers = [layer["digest"] for layer in service.metadata["layers"]][len(python_312.layers) + 2 :]
+    own_layers = [layer["digest"] for layer in service.metadata["layers"]][
+        len(python_312.layers) + 2 :
+    ]
     entries = layer_entries(service.layout, own_layers)
     assert entries[".venv/bin/python"].linkname == "/usr/local/bin/python3.12"
     venv_files = [name for name in entries if name.startswith(".venv/lib/")]
@@ -337,7 +361,9 @@ def test_a_service_on_another_python_gets_a_venv_for_it_without_bytecode(
     assert not [name for name in entries if name.startswith(".venv/") and name.endswith(".pyc")]
 
 
-def test_a_tampered_blob_fails_the_build_naming_the_blob(upstream_checkout: UpstreamCheckout) -> None:
+def test_a_tampered_blob_fails_the_build_naming_the_blob(
+    upstream_checkout: UpstreamCheckout,
+) -> None:
     registry, tampered = upstream_checkout.registry, upstream_checkout.tampered
     unique_layer = tampered.layers[-1]
     stored = registry.blob_file(unique_layer)
@@ -372,5 +398,8 @@ def test_a_tag_only_reference_is_refused_with_the_pinning_message(
     assert (
         f"Cannot pull the image of the `upstream` field of the target {UPSTREAM_DIR}:{TAG_ONLY}"
     ) in run.stderr, run.report()
-    assert f"'{reference}' names no digest, and a build pulls only by digest (a tag can move)." in run.stderr
+    assert (
+        f"'{reference}' names no digest, and a build pulls only by digest (a tag can move)."
+        in run.stderr
+    )
     assert f"Pin it as `{reference}@sha256:<digest>`" in run.stderr, run.report()

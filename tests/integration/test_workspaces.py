@@ -36,7 +36,7 @@ def member(name: str, dependencies: list[str], extra: str = "") -> str:
     )
 
 
-USES_GREET = '\n[tool.uv.sources]\ngreet = { workspace = true }\n'
+USES_GREET = "\n[tool.uv.sources]\ngreet = { workspace = true }\n"
 
 
 def service_main(package: str, dependency: str) -> str:

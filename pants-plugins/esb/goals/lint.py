@@ -12,6 +12,17 @@ lint and package agree; only the build of a distribution locked as an sdist need
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from pants.core.goals.lint import LintResult, LintTargetsRequest
+from pants.core.util_rules.partitions import PartitionerType
+from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import FieldSet
+from pants.option.option_types import SkipOption
+from pants.option.subsystem import Subsystem
+from pants.util.logging import LogLevel
+from pants.util.strutil import help_text
 
 from esb.target_types import EsbServiceBaseField, EsbServiceSourcesField
 from esb.util_rules.context import ServiceContext, ServiceContextRequest
@@ -24,15 +35,6 @@ from esb.util_rules.service import (
     sdist_wheel_requests,
     with_relock_command,
 )
-from pants.core.goals.lint import LintResult, LintTargetsRequest
-from pants.core.util_rules.partitions import PartitionerType
-from pants.engine.process import FallibleProcessResult, Process
-from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import FieldSet
-from pants.option.option_types import SkipOption
-from pants.option.subsystem import Subsystem
-from pants.util.logging import LogLevel
-from pants.util.strutil import help_text
 
 
 class EsbUvLockCheck(Subsystem):
@@ -70,7 +72,7 @@ class ServiceLockLintRequest(LintTargetsRequest):
 
 @rule(desc="Check a service's uv.lock", level=LogLevel.DEBUG)
 async def lint_service_lock(
-    request: ServiceLockLintRequest.Batch[ServiceImageFieldSet, object]
+    request: ServiceLockLintRequest.Batch[ServiceImageFieldSet, Any]
 ) -> LintResult:
     (field_set,) = request.elements
     project = await Get(ServiceProject, ServiceProjectRequest(field_set.address))
@@ -128,7 +130,7 @@ class ServiceContextLintRequest(LintTargetsRequest):
 
 @rule(desc="Check a service image's context", level=LogLevel.DEBUG)
 async def lint_service_context(
-    request: ServiceContextLintRequest.Batch[ServiceImageFieldSet, object]
+    request: ServiceContextLintRequest.Batch[ServiceImageFieldSet, Any]
 ) -> LintResult:
     (field_set,) = request.elements
     context = await Get(ServiceContext, ServiceContextRequest(field_set.address))

@@ -6,6 +6,29 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
+from pants.base.build_root import BuildRoot
+from pants.engine.console import Console
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    AddPrefix,
+    Digest,
+    DigestContents,
+    DigestSubset,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+    Snapshot,
+    Workspace,
+)
+from pants.engine.goal import Goal, GoalSubsystem
+from pants.engine.platform import Platform
+from pants.engine.process import Process, ProcessCacheScope, ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
+from pants.engine.target import Targets
+from pants.option.option_types import BoolOption
+from pants.util.frozendict import FrozenDict
+from pants.util.strutil import help_text
+
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvSubsystem, UvWheel, UvWheelRequest
 from esb.target_types import (
@@ -31,28 +54,6 @@ from esb.util_rules.workspace import (
     in_repo,
     workspace_lock_groups,
 )
-from pants.engine.console import Console
-from pants.engine.fs import (
-    EMPTY_DIGEST,
-    AddPrefix,
-    Digest,
-    DigestContents,
-    DigestSubset,
-    MergeDigests,
-    PathGlobs,
-    RemovePrefix,
-    Snapshot,
-    Workspace,
-)
-from pants.engine.platform import Platform
-from pants.engine.goal import Goal, GoalSubsystem
-from pants.engine.process import Process, ProcessCacheScope, ProcessResult
-from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
-from pants.engine.target import Targets
-from pants.option.option_types import BoolOption
-from pants.base.build_root import BuildRoot
-from pants.util.frozendict import FrozenDict
-from pants.util.strutil import help_text
 
 
 class EsbLockSubsystem(GoalSubsystem):
@@ -227,7 +228,9 @@ async def esb_lock(
 ) -> EsbLock:
     # A base on an `upstream` image has no packages to lock.
     bases = [
-        t for t in targets if t.has_field(EsbBasePackagesField) and t[EsbBasePackagesField].value is not None
+        t
+        for t in targets
+        if t.has_field(EsbBasePackagesField) and t[EsbBasePackagesField].value is not None
     ]
     services = [t for t in targets if t.has_field(EsbServiceBaseField)]
     if not bases and not services:
@@ -262,9 +265,7 @@ async def esb_lock(
     await index_credentials(p.digest for p in projects)
     wheel = await Get(UvWheel, UvWheelRequest(host.value))
     staged = await MultiGet(Get(Digest, AddPrefix(p.digest, "project")) for p in projects)
-    inputs = await MultiGet(
-        Get(Digest, MergeDigests([wheel.digest, digest])) for digest in staged
-    )
+    inputs = await MultiGet(Get(Digest, MergeDigests([wheel.digest, digest])) for digest in staged)
     service_processes = await MultiGet(
         Get(
             Process,

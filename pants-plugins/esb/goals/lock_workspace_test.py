@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from pants.engine.addresses import Address
+from pants.engine.fs import EMPTY_DIGEST
+
 from esb.goals.lock import workspace_lock_argv
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.service import ServiceProject
 from esb.util_rules.workspace import WorkspaceMember
-from pants.engine.addresses import Address
-from pants.engine.fs import EMPTY_DIGEST
 
 
 def member(directory: str, root: str = "repo") -> WorkspaceMember:

@@ -9,6 +9,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from pants.base.build_root import BuildRoot
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.core.util_rules.distdir import DistDir
+from pants.engine.addresses import Address
+from pants.engine.fs import (
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestEntries,
+    FileEntry,
+    SymlinkEntry,
+)
+from pants.engine.rules import Get, _uncacheable_rule, collect_rules
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
 from esb.dist_blobs import (
     CorruptBlobError,
     missing_blobs,
@@ -31,21 +47,6 @@ from esb.util_rules.image import (
     BuiltImage,
 )
 from esb.util_rules.service import ServiceImageRequest
-from pants.base.build_root import BuildRoot
-from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
-from pants.core.util_rules.distdir import DistDir
-from pants.engine.addresses import Address
-from pants.engine.fs import (
-    CreateDigest,
-    Digest,
-    DigestContents,
-    DigestEntries,
-    FileEntry,
-    SymlinkEntry,
-)
-from pants.engine.rules import Get, _uncacheable_rule, collect_rules
-from pants.engine.unions import UnionRule
-from pants.util.logging import LogLevel
 
 _OUTPUT_SUFFIXES = {
     IMAGE_LAYOUT: ".oci",

@@ -6,20 +6,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
-from esb.goals import package
-from esb.goals.package import (
-    EsbBaseImageFieldSet,
-    EsbServiceImageFieldSet,
-    blob_entries,
-    output_path_for,
-    packaged_entries,
-)
-from esb.target_types import EsbServiceImageTarget
-from esb.util_rules import collisions
-from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
-from esb.util_rules.image import BuiltImage
-from esb.util_rules.service import ServiceImageRequest
 from pants.core.goals.package import BuiltPackage
 from pants.core.util_rules import distdir
 from pants.engine.addresses import Address
@@ -35,6 +21,20 @@ from pants.engine.fs import (
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.rules import Get, QueryRule, rule
 from pants.testutil.rule_runner import RuleRunner
+
+from esb.goals import package
+from esb.goals.package import (
+    EsbBaseImageFieldSet,
+    EsbServiceImageFieldSet,
+    blob_entries,
+    output_path_for,
+    packaged_entries,
+)
+from esb.target_types import EsbServiceImageTarget
+from esb.util_rules import collisions
+from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
+from esb.util_rules.image import BuiltImage
+from esb.util_rules.service import ServiceImageRequest
 
 BLOB = "ab" * 32
 BLOB_DIGEST = FileDigest(BLOB, 5)

@@ -18,6 +18,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
+from pants.base.glob_match_error_behavior import GlobMatchErrorBehavior
+from pants.core.goals.publish import (
+    PublishFieldSet,
+    PublishOutputData,
+    PublishPackages,
+    PublishProcesses,
+    PublishRequest,
+)
+from pants.core.util_rules.system_binaries import GitBinaryException
+from pants.engine.addresses import Address
+from pants.engine.fs import (
+    Digest,
+    DigestContents,
+    MergeDigests,
+    PathGlobs,
+)
+from pants.engine.process import InteractiveProcess, Process
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import AllTargets, WrappedTarget, WrappedTargetRequest
+from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
 from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet, built_image
 from esb.subsystems.image_tool import ImageToolRequest
@@ -44,26 +64,6 @@ from esb.util_rules.dependencies import ResolvedBaseAddress
 from esb.util_rules.image import IMAGE_LAYOUT
 from esb.util_rules.service import in_service
 from esb.util_rules.upstream import RegistryConnection, connection_argv, connection_inputs
-from pants.base.glob_match_error_behavior import GlobMatchErrorBehavior
-from pants.core.goals.publish import (
-    PublishFieldSet,
-    PublishOutputData,
-    PublishPackages,
-    PublishProcesses,
-    PublishRequest,
-)
-from pants.core.util_rules.system_binaries import GitBinaryException
-from pants.engine.addresses import Address
-from pants.engine.fs import (
-    Digest,
-    DigestContents,
-    MergeDigests,
-    PathGlobs,
-)
-from pants.engine.process import InteractiveProcess, Process
-from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import AllTargets, WrappedTarget, WrappedTargetRequest
-from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
 DIGEST_TAG_LENGTH = 12
 """`{digest}` is this many hex digits of the manifest digest, as Docker shortens image IDs."""
@@ -115,13 +115,15 @@ def project_version(pyproject: bytes, path: str, address: Address) -> str:
     try:
         project = parse_toml(pyproject).get("project", {})
     except TomlError as e:
-        raise PublishError(f"{where}, but {path} is not valid TOML: {e}.\n\nFix: correct {path}.") from None
+        raise PublishError(
+            f"{where}, but {path} is not valid TOML: {e}.\n\nFix: correct {path}."
+        ) from None
     version = project.get("version") if isinstance(project, dict) else None
     if not isinstance(version, str) or not version:
         dynamic = isinstance(project, dict) and "version" in (project.get("dynamic") or ())
         problem = "declares `version` as dynamic" if dynamic else "sets no `[project].version`"
         raise PublishError(
-            f"{where}, but {path} {problem}.\n\nFix: set `version = \"1.2.3\"` under `[project]` "
+            f'{where}, but {path} {problem}.\n\nFix: set `version = "1.2.3"` under `[project]` '
             f"in {path}, or remove {{version}} from the tag."
         )
     return version

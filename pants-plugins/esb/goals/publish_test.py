@@ -4,6 +4,17 @@ import json
 import subprocess
 
 import pytest
+from pants.core.goals.publish import PublishProcesses
+from pants.core.util_rules import system_binaries
+from pants.engine.addresses import Address
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.process import Process
+from pants.engine.rules import Get, QueryRule, rule
+from pants.engine.target import InvalidFieldException
+from pants.testutil.rule_runner import RuleRunner
+from pants.util.contextutil import pushd
+from pants.vcs import git
 
 from esb.goals import publish
 from esb.goals.publish import (
@@ -16,7 +27,6 @@ from esb.goals.publish import (
     project_version,
 )
 from esb.subsystems.image_tool import ImageToolRequest
-from esb.util_rules.upstream import CA_BUNDLE_SETTING, INSECURE_SETTING
 from esb.subsystems.registries import (
     PublishDestination,
     PublishError,
@@ -36,17 +46,7 @@ from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
 from esb.util_rules.image import BuiltImage
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.service import ServiceImageRequest
-from pants.core.goals.publish import PublishProcesses
-from pants.core.util_rules import system_binaries
-from pants.engine.addresses import Address
-from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
-from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.process import Process
-from pants.engine.rules import Get, QueryRule, rule
-from pants.engine.target import InvalidFieldException
-from pants.testutil.rule_runner import RuleRunner
-from pants.util.contextutil import pushd
-from pants.vcs import git
+from esb.util_rules.upstream import CA_BUNDLE_SETTING, INSECURE_SETTING
 
 API = Address("services/api", target_name="api")
 OPTION = "[esb-registries].publish"
@@ -86,20 +86,30 @@ def test_publish_registries_are_checked_and_sorted() -> None:
     [
         pytest.param("@x", {"address": "r.example"}, "is not an alias", id="alias"),
         pytest.param("x", "r.example", "is 'r.example', not a table of settings", id="not-a-table"),
-        pytest.param("x", {"address": "r.example", "url": "r"}, "unknown settings 'url'", id="unknown"),
+        pytest.param(
+            "x", {"address": "r.example", "url": "r"}, "unknown settings 'url'", id="unknown"
+        ),
         pytest.param("x", {"default": True}, "has no `address` string", id="no-address"),
         pytest.param("x", {"address": "https://r.example"}, "it is a URL: write", id="url"),
-        pytest.param("x", {"address": "r.example/Team"}, "namespace part(s) 'Team'", id="namespace"),
-        pytest.param("x", {"address": "r.example", "default": "yes"}, "must be true or false", id="default"),
+        pytest.param(
+            "x", {"address": "r.example/Team"}, "namespace part(s) 'Team'", id="namespace"
+        ),
+        pytest.param(
+            "x", {"address": "r.example", "default": "yes"}, "must be true or false", id="default"
+        ),
     ],
 )
-def test_bad_publish_registries_name_the_entry_and_the_fix(alias: str, settings: object, problem: str) -> None:
+def test_bad_publish_registries_name_the_entry_and_the_fix(
+    alias: str, settings: object, problem: str
+) -> None:
     with pytest.raises(RegistrySettingsError) as error:
         parse_publish_registries({alias: settings}, OPTION)
     message = str(error.value)
     assert message.startswith(f"The entry {alias!r} of `[esb-registries].publish`")
     assert problem in message
-    assert message.endswith("(`address` may end with a `/namespace`; `default` is optional, false).")
+    assert message.endswith(
+        "(`address` may end with a `/namespace`; `default` is optional, false)."
+    )
 
 
 def test_unset_registries_are_the_default_aliases() -> None:
@@ -181,13 +191,20 @@ def test_unknown_or_malformed_placeholders_are_refused(tag: str) -> None:
     with pytest.raises(InvalidFieldException) as error:
         tags([tag])
     assert f"has invalid tag(s) {tag!r}" in str(error.value)
-    assert "the placeholders `publish` fills in are {digest}, {git_commit}, {version}." in str(error.value)
+    assert "the placeholders `publish` fills in are {digest}, {git_commit}, {version}." in str(
+        error.value
+    )
 
 
 def test_tags_are_filled_in_each_once() -> None:
     values = {"digest": "0123456789ab", "git_commit": "f" * 40, "version": "1.2.0"}
     field = tags(["latest", "sha-{digest}", "v{version}", "git-{git_commit}", "v1.2.0"])
-    assert fill_in_tags(field, API, values) == ("latest", "sha-0123456789ab", "v1.2.0", f"git-{'f' * 40}")
+    assert fill_in_tags(field, API, values) == (
+        "latest",
+        "sha-0123456789ab",
+        "v1.2.0",
+        f"git-{'f' * 40}",
+    )
 
 
 def test_a_tag_that_fills_in_to_an_invalid_one_is_refused() -> None:
@@ -206,7 +223,9 @@ def test_a_tag_that_fills_in_to_an_invalid_one_is_refused() -> None:
     [
         pytest.param(b"[project]\nname = 'esb-api'\n", "sets no `[project].version`", id="missing"),
         pytest.param(
-            b"[project]\nname = 'esb-api'\ndynamic = ['version']\n", "declares `version` as dynamic", id="dynamic"
+            b"[project]\nname = 'esb-api'\ndynamic = ['version']\n",
+            "declares `version` as dynamic",
+            id="dynamic",
         ),
         pytest.param(b"[project\n", "is not valid TOML", id="toml"),
     ],
@@ -257,7 +276,9 @@ def test_git_commit_of_a_clean_working_tree() -> None:
         ),
     ],
 )
-def test_git_commit_problems_name_the_target_the_tag_and_the_fix(head: GitHead, problem: str) -> None:
+def test_git_commit_problems_name_the_target_the_tag_and_the_fix(
+    head: GitHead, problem: str
+) -> None:
     with pytest.raises(PublishError) as error:
         git_commit_tag_value(head, tags(["latest", "git-{git_commit}"]), API)
     assert str(error.value) == (
@@ -283,7 +304,11 @@ def test_many_uncommitted_files_are_counted_rather_than_listed() -> None:
 @rule
 async def fake_image_tool(request: ImageToolRequest) -> Process:
     """The push process without building the image tool's PEX: the glue is what is tested."""
-    return Process(("imagetool", *request.argv), description=request.description, input_digest=request.input_digest)
+    return Process(
+        ("imagetool", *request.argv),
+        description=request.description,
+        input_digest=request.input_digest,
+    )
 
 
 async def _fake_image() -> BuiltImage:
@@ -366,7 +391,11 @@ def rule_runner() -> RuleRunner:
 
 def publish_processes(rule_runner: RuleRunner, address: Address) -> PublishProcesses:
     target = rule_runner.get_target(address)
-    field_set_type = PublishServiceImageFieldSet if address.spec_path.startswith("services") else PublishBaseImageFieldSet
+    field_set_type = (
+        PublishServiceImageFieldSet
+        if address.spec_path.startswith("services")
+        else PublishBaseImageFieldSet
+    )
     request = PublishImageRequest(field_set_type.create(target), ())
     return rule_runner.request(PublishProcesses, [request])
 
@@ -379,7 +408,11 @@ def test_one_push_per_registry_with_filled_in_tags(rule_runner: RuleRunner) -> N
         "127.0.0.1:5000/esb/api:v0.3.0",
     )
     assert internal.description == "@internal (127.0.0.1:5000)"
-    assert dict(internal.data) == {"publisher": "esb", "registry": "127.0.0.1:5000", "digest": DIGEST}
+    assert dict(internal.data) == {
+        "publisher": "esb",
+        "registry": "127.0.0.1:5000",
+        "digest": DIGEST,
+    }
     assert internal.process is not None
     assert internal.process.process.argv == (
         "imagetool",
@@ -447,7 +480,10 @@ def test_a_base_mounts_from_the_services_on_it(rule_runner: RuleRunner) -> None:
     assert push.process is not None
     argv = push.process.process.argv
     # Not `hidden`, which is never published.
-    assert [argv[i + 1] for i, arg in enumerate(argv) if arg == "--mount-from"] == ["esb/api", "esb/worker"]
+    assert [argv[i + 1] for i, arg in enumerate(argv) if arg == "--mount-from"] == [
+        "esb/api",
+        "esb/worker",
+    ]
 
 
 def test_empty_registries_skip_the_image(rule_runner: RuleRunner) -> None:
@@ -471,14 +507,24 @@ def test_a_base_has_no_version(rule_runner: RuleRunner) -> None:
 
 def commit_everything(root: str) -> str:
     """Makes `root` a git repository with one commit of all its files; the commit's hash."""
-    git_command = ["git", "-C", root, "-c", "user.name=esb test", "-c", "user.email=esb@example.invalid"]
+    git_command = [
+        "git",
+        "-C",
+        root,
+        "-c",
+        "user.name=esb test",
+        "-c",
+        "user.email=esb@example.invalid",
+    ]
     # Pants' own state in the build root, ignored as in a real repository.
     with open(f"{root}/.gitignore", "w") as gitignore:
         gitignore.write("/.pants.d/\n")
     subprocess.run([*git_command, "init", "--quiet"], check=True)
     subprocess.run([*git_command, "add", "--all"], check=True)
     subprocess.run([*git_command, "commit", "--quiet", "--message", "publish test"], check=True)
-    head = subprocess.run([*git_command, "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+    head = subprocess.run(
+        [*git_command, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    )
     return head.stdout.strip()
 
 

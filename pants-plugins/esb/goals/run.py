@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pants.backend.python.util_rules.pex import VenvPex, VenvPexRequest
+from pants.backend.python.util_rules.pex_environment import PexEnvironment
+from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
+from pants.engine.fs import Digest, DigestSubset, MergeDigests, PathGlobs
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.option.option_types import BoolOption, IntOption, StrListOption, StrOption
+from pants.option.subsystem import Subsystem
+from pants.util.frozendict import FrozenDict
+from pants.util.strutil import help_text, softwrap
+
 from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet
 from esb.subsystems.image_tool import ImageToolPexRequest
 from esb.target_types import EsbServicePortsField
@@ -12,14 +22,6 @@ from esb.util_rules.image import IMAGE_LAYOUT, IMAGE_METADATA, BuiltImage
 from esb.util_rules.service import ServiceImageRequest
 from esb_contract.image_spec import ENV_NAME
 from esb_contract.run_options import PUBLISH, PUBLISH_FORM
-from pants.backend.python.util_rules.pex import VenvPex, VenvPexRequest
-from pants.backend.python.util_rules.pex_environment import PexEnvironment
-from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
-from pants.engine.fs import Digest, DigestSubset, MergeDigests, PathGlobs
-from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.option.option_types import BoolOption, IntOption, StrListOption, StrOption
-from pants.option.subsystem import Subsystem
-from pants.util.strutil import help_text
 
 
 class EsbRunSubsystem(Subsystem):
@@ -49,7 +51,7 @@ class EsbRunSubsystem(Subsystem):
         default=False, help="Load the image into the engine and print its name; run nothing."
     )
     env = StrListOption(
-        help=help_text(
+        help=softwrap(
             """
             Environment variables of the container, besides the image's: `NAME=value`, or
             `NAME` to pass the variable of that name from the environment `pants` runs in
@@ -59,7 +61,7 @@ class EsbRunSubsystem(Subsystem):
         ),
     )
     publish = StrListOption(
-        help=help_text(
+        help=softwrap(
             """
             More ports to publish, as `docker run -p` takes them:
             `[[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]`, e.g. `['9090:8080/tcp']`. Added to the
@@ -69,7 +71,7 @@ class EsbRunSubsystem(Subsystem):
     )
     timeout = IntOption(
         default=600,
-        help=help_text(
+        help=softwrap(
             """
             Seconds the engine may stay silent on one request before `pants run` gives up, above
             all while it imports a large image (a load reports its progress meanwhile).
@@ -88,8 +90,6 @@ class EsbServiceImageRunFieldSet(EsbServiceImageFieldSet, RunFieldSet):
 @dataclass(frozen=True)
 class EsbBaseImageRunFieldSet(EsbBaseImageFieldSet, RunFieldSet):
     run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
-
-
 
 
 class EsbRunOptionError(ValueError):
@@ -162,7 +162,10 @@ async def _run_request(
         digest=await Get(Digest, MergeDigests([tool.digest, files])),
         args=run_image_args(tool.pex.argv0, ports, subsystem),
         extra_env=complete_env.environment_dict(python=None),
-        append_only_caches={**complete_env.append_only_caches, **(tool.append_only_caches or {})},
+        append_only_caches={
+            **complete_env.append_only_caches,
+            **(tool.append_only_caches or FrozenDict()),
+        },
     )
 
 

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from esb.goals.run import EsbRunOptionError, EsbRunSubsystem, run_image_args
+import pytest
 from pants.testutil.option_util import create_subsystem
 
+from esb.goals.run import EsbRunOptionError, EsbRunSubsystem, run_image_args
 
-def _subsystem(**options: object) -> EsbRunSubsystem:
-    defaults: dict[str, object] = dict(
+
+def _subsystem(**options: Any) -> EsbRunSubsystem:
+    defaults: dict[str, Any] = dict(
         network=None, publish_ports=True, load_only=False, env=[], publish=[], timeout=600
     )
     return create_subsystem(EsbRunSubsystem, **{**defaults, **options})

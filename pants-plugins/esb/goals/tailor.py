@@ -15,20 +15,6 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Iterable, Mapping, Optional
 
-from esb.target_types import (
-    SERVICE_LOCK_FILE,
-    SERVICE_PYPROJECT_FILE,
-    EsbBaseImageTarget,
-    EsbBaseServiceAccountsField,
-    EsbImageRepositoryField,
-    EsbImageUserField,
-    EsbServiceBaseField,
-    EsbServiceCommandField,
-    EsbServiceImageTarget,
-    EsbServiceSourcesField,
-    repository_component_for,
-)
-from esb.toml_files import toml_table
 from pants.build_graph.address import BANNED_CHARS_IN_TARGET_NAME
 from pants.core.goals.tailor import (
     AllOwnedSources,
@@ -43,6 +29,21 @@ from pants.engine.target import AllUnexpandedTargets, Target
 from pants.engine.unions import UnionRule
 from pants.source.source_root import OptionalSourceRoot, SourceRootRequest
 from pants.util.logging import LogLevel
+
+from esb.target_types import (
+    SERVICE_LOCK_FILE,
+    SERVICE_PYPROJECT_FILE,
+    EsbBaseImageTarget,
+    EsbBaseServiceAccountsField,
+    EsbImageRepositoryField,
+    EsbImageUserField,
+    EsbServiceBaseField,
+    EsbServiceCommandField,
+    EsbServiceImageTarget,
+    EsbServiceSourcesField,
+    repository_component_for,
+)
+from esb.toml_files import toml_table
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +101,7 @@ async def _warn_code_without_source_root(
     )
     rootless = {d for d, root in zip(code_dirs, roots) if root.source_root is None}
     for service_dir in service_dirs:
-        missing = sorted(
-            d for d in rootless if d == service_dir or d.startswith(f"{service_dir}/")
-        )
+        missing = sorted(d for d in rootless if d == service_dir or d.startswith(f"{service_dir}/"))
         if missing:
             _warn_no_source_root(service_dir, missing)
 
@@ -138,10 +137,11 @@ async def find_putative_esb_service_images(
             _warn_no_single_base(service_dir, [base.address for base in bases])
         return PutativeTargets()
 
-    names = {service_dir: _names(service_dir) for service_dir in service_dirs}
-    for service_dir in [d for d, named in names.items() if named is None]:
+    found = {service_dir: _names(service_dir) for service_dir in service_dirs}
+    for service_dir in [d for d, named in found.items() if named is None]:
         _warn_no_valid_name(service_dir)
-    named_dirs = [d for d in service_dirs if names[d] is not None]
+    names = {d: named for d, named in found.items() if named is not None}
+    named_dirs = [d for d in service_dirs if d in names]
     if not named_dirs:
         return PutativeTargets()
     mains, python_files, project_files, pyproject_contents = await MultiGet(
@@ -200,9 +200,7 @@ def _flat_sources(
     return (*(name for name in _PROJECT_FILES if name in existing), *sorted(globs))
 
 
-def _command(
-    service_dir: str, pyproject: bytes, mains: Iterable[str]
-) -> Optional[tuple[str, ...]]:
+def _command(service_dir: str, pyproject: bytes, mains: Iterable[str]) -> Optional[tuple[str, ...]]:
     """How the service starts, when it has exactly one way: its one console script (installed
     only when its project has a `[build-system]`), else its one `__main__` package, under `src/`
     or at the service's top (flat layout)."""
@@ -266,7 +264,7 @@ def _warn_no_valid_name(service_dir: str) -> None:
         f"to make the image's `{EsbImageRepositoryField.alias}` of (lower-case letters and "
         "digits, separated by '.', '_', '__' or '-').\n\n"
         f"Fix: rename the directory, or add the target to {os.path.join(service_dir, 'BUILD')} "
-        f'by hand with `name=` and `{EsbImageRepositoryField.alias}=` set, e.g. '
+        f"by hand with `name=` and `{EsbImageRepositoryField.alias}=` set, e.g. "
         f'`{EsbServiceImageTarget.alias}(name="svc", {EsbImageRepositoryField.alias}="esb/svc", '
         f'{EsbServiceBaseField.alias}="//<path>:<name>", {_COMMAND_EXAMPLE})`.'
     )
@@ -280,7 +278,9 @@ def _service_image(
     sources: Optional[tuple[str, ...]],
 ) -> PutativeTarget:
     """The target on the base, running as the base's first service account."""
-    kwargs: dict[str, object] = {EsbServiceBaseField.alias: _base_spec(base.address)}
+    kwargs: dict[str, str | int | bool | tuple[str, ...]] = {
+        EsbServiceBaseField.alias: _base_spec(base.address)
+    }
     if names.repository is not None:
         kwargs[EsbImageRepositoryField.alias] = names.repository
     if sources is not None:

@@ -3,16 +3,16 @@ from __future__ import annotations
 import logging
 
 import pytest
-
-from esb.goals import tailor
-from esb.goals.tailor import PutativeEsbServiceImageTargetsRequest
-from esb.target_types import EsbBaseImageTarget, EsbImageRepositoryField, EsbServiceImageTarget
 from pants.core.goals import tailor as core_tailor
 from pants.core.goals.tailor import PutativeTarget, PutativeTargets
 from pants.engine.addresses import Address
 from pants.engine.rules import QueryRule
 from pants.source import source_root
 from pants.testutil.rule_runner import RuleRunner
+
+from esb.goals import tailor
+from esb.goals.tailor import PutativeEsbServiceImageTargetsRequest
+from esb.target_types import EsbBaseImageTarget, EsbImageRepositoryField, EsbServiceImageTarget
 
 _BASE_BUILD = 'esb_base_image(name="esb-service-base", packages=["python3"])\n'
 _SERVICE_FILES = {"pyproject.toml": "[project]\nname = 'x'\n", "uv.lock": "version = 1\n"}
@@ -45,9 +45,7 @@ def rule_runner() -> RuleRunner:
 
 
 def _putative(rule_runner: RuleRunner, *dirs: str) -> list[PutativeTarget]:
-    return list(
-        rule_runner.request(PutativeTargets, [PutativeEsbServiceImageTargetsRequest(dirs)])
-    )
+    return list(rule_runner.request(PutativeTargets, [PutativeEsbServiceImageTargetsRequest(dirs)]))
 
 
 def test_new_service_gets_an_image_on_the_only_base(rule_runner: RuleRunner) -> None:

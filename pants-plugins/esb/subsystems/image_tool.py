@@ -25,7 +25,7 @@ from pants.option.option_types import StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
-from pants.util.strutil import help_text
+from pants.util.strutil import help_text, softwrap
 
 IMAGE_TOOL_PACKAGE = "imagetool"
 # The packages the tool's PEX holds: the tool, and the contract it shares with this backend.
@@ -51,7 +51,7 @@ class ImageToolSubsystem(Subsystem):
     resolve = StrOption(
         default="esb-image-tool",
         advanced=True,
-        help=help_text(
+        help=softwrap(
             """
             The resolve (in `[python].resolves`) that provides the image tool's requirements:
             `isal`, `python-debian`, `pyelftools`, `packaging` and `docker`. The tool runs on

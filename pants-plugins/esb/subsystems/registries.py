@@ -9,12 +9,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Optional
 
-from esb.target_types import EsbImageRegistriesField
-from esb_contract import reference
 from pants.engine.addresses import Address
 from pants.option.option_types import DictOption, FloatOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
-from pants.util.strutil import help_text
+from pants.util.strutil import help_text, softwrap
+
+from esb.target_types import EsbImageRegistriesField
+from esb_contract import reference
 
 _MIRROR = re.compile(r"^https?://[^/?#\s]+/?$")
 _SETTINGS = ("ca_bundle", "insecure", "mirrors")
@@ -65,7 +66,9 @@ def _settings_tables(
         if not key_pattern.fullmatch(key):
             raise RegistrySettingsError(f"{where} {bad_key}.\n\n{fix}")
         if not isinstance(settings, Mapping):
-            raise RegistrySettingsError(f"{where} is {settings!r}, not a table of settings.\n\n{fix}")
+            raise RegistrySettingsError(
+                f"{where} is {settings!r}, not a table of settings.\n\n{fix}"
+            )
         unknown = sorted(set(settings) - set(known))
         if unknown:
             raise RegistrySettingsError(
@@ -84,15 +87,24 @@ def parse_registry_settings(value: Mapping[str, Any], option: str) -> tuple[Regi
     )
     entries = []
     for registry, settings, where in _settings_tables(
-        value, option, _SETTINGS, reference.REGISTRY, "does not name a registry as `host` or `host:port`", fix
+        value,
+        option,
+        _SETTINGS,
+        reference.REGISTRY,
+        "does not name a registry as `host` or `host:port`",
+        fix,
     ):
         ca_bundle = settings.get("ca_bundle")
         insecure = settings.get("insecure", False)
         mirrors = settings.get("mirrors", [])
         if ca_bundle is not None and (not isinstance(ca_bundle, str) or not ca_bundle):
-            raise RegistrySettingsError(f"{where}: `ca_bundle` must be a path, got {ca_bundle!r}.\n\n{fix}")
+            raise RegistrySettingsError(
+                f"{where}: `ca_bundle` must be a path, got {ca_bundle!r}.\n\n{fix}"
+            )
         if not isinstance(insecure, bool):
-            raise RegistrySettingsError(f"{where}: `insecure` must be true or false, got {insecure!r}.\n\n{fix}")
+            raise RegistrySettingsError(
+                f"{where}: `insecure` must be true or false, got {insecure!r}.\n\n{fix}"
+            )
         if not isinstance(mirrors, (list, tuple)) or not all(
             isinstance(m, str) and _MIRROR.match(m) for m in mirrors
         ):
@@ -100,7 +112,9 @@ def parse_registry_settings(value: Mapping[str, Any], option: str) -> tuple[Regi
                 f"{where}: `mirrors` must be a list of URLs `https://host[:port]` (or `http://` for "
                 f"a mirror that is itself listed as insecure), got {mirrors!r}.\n\n{fix}"
             )
-        entries.append(RegistrySettings(registry, ca_bundle, insecure, tuple(m.rstrip("/") for m in mirrors)))
+        entries.append(
+            RegistrySettings(registry, ca_bundle, insecure, tuple(m.rstrip("/") for m in mirrors))
+        )
     return tuple(entries)
 
 
@@ -135,7 +149,11 @@ def publish_address_problem(address: str) -> Optional[str]:
     registry, _, namespace = address.partition("/")
     if not reference.REGISTRY.fullmatch(registry):
         return f"{registry!r} is not a registry `host` or `host:port`"
-    bad = [part for part in namespace.split("/") if not reference.PATH_COMPONENT.fullmatch(part)] if namespace else []
+    bad = (
+        [part for part in namespace.split("/") if not reference.PATH_COMPONENT.fullmatch(part)]
+        if namespace
+        else []
+    )
     if bad:
         return (
             f"the namespace part(s) {', '.join(map(repr, bad))} are not lower-case letters and "
@@ -152,7 +170,12 @@ def parse_publish_registries(value: Mapping[str, Any], option: str) -> tuple[Pub
     )
     entries = []
     for alias, settings, where in _settings_tables(
-        value, option, _PUBLISH_SETTINGS, _ALIAS, "is not an alias: use letters, digits, '_', '.' and '-'", fix
+        value,
+        option,
+        _PUBLISH_SETTINGS,
+        _ALIAS,
+        "is not an alias: use letters, digits, '_', '.' and '-'",
+        fix,
     ):
         address = settings.get("address")
         default = settings.get("default", False)
@@ -162,7 +185,9 @@ def parse_publish_registries(value: Mapping[str, Any], option: str) -> tuple[Pub
         if problem:
             raise RegistrySettingsError(f"{where}: `address` {address!r}: {problem}.\n\n{fix}")
         if not isinstance(default, bool):
-            raise RegistrySettingsError(f"{where}: `default` must be true or false, got {default!r}.\n\n{fix}")
+            raise RegistrySettingsError(
+                f"{where}: `default` must be true or false, got {default!r}.\n\n{fix}"
+            )
         entries.append(PublishRegistry(alias, address, default))
     return tuple(entries)
 
@@ -187,7 +212,7 @@ class RegistriesSubsystem(Subsystem):
 
     _registries = DictOption[Any](
         default={},
-        help=help_text(
+        help=softwrap(
             """
             Settings per registry, keyed by `host[:port]` as references name it (`docker.io`
             for Docker Hub), e.g. in pants.toml:
@@ -209,7 +234,7 @@ class RegistriesSubsystem(Subsystem):
     )
     docker_config = StrOption(
         default=None,
-        help=help_text(
+        help=softwrap(
             """
             The Docker config file (`config.json`) whose `auths`, `credHelpers` and
             `credsStore` give registry credentials, as `docker login` writes them: an absolute
@@ -222,7 +247,7 @@ class RegistriesSubsystem(Subsystem):
     )
     _credential_helper_search_path = StrListOption(
         default=[],
-        help=help_text(
+        help=softwrap(
             f"""
             Directories to find `docker-credential-<helper>` programs in, for a Docker config
             that names credential helpers; `{PATH_PLACEHOLDER}` stands for the `PATH` Pants runs
@@ -237,7 +262,7 @@ class RegistriesSubsystem(Subsystem):
 
     _publish = DictOption[Any](
         default={},
-        help=help_text(
+        help=softwrap(
             """
             Registries `publish` pushes images to, by alias, e.g. in pants.toml:
 
@@ -257,7 +282,7 @@ class RegistriesSubsystem(Subsystem):
 
     _push_connect_timeout = FloatOption(
         default=_DEFAULT_PUSH_LIMITS.connect_timeout,
-        help=help_text(
+        help=softwrap(
             """
             Seconds `publish` waits for a registry to accept a connection (TCP and TLS
             handshake), for every request of a push.
@@ -267,7 +292,7 @@ class RegistriesSubsystem(Subsystem):
     )
     _push_read_timeout = FloatOption(
         default=_DEFAULT_PUSH_LIMITS.read_timeout,
-        help=help_text(
+        help=softwrap(
             """
             Seconds `publish` waits for each answer of a registry, or for more of one, for every
             request of a push. A request that times out is not retried: a registry that accepts
@@ -280,7 +305,7 @@ class RegistriesSubsystem(Subsystem):
     )
     _push_deadline = FloatOption(
         default=_DEFAULT_PUSH_LIMITS.deadline,
-        help=help_text(
+        help=softwrap(
             """
             Seconds one image's push to one registry may take in all: every request, upload
             and wait between retries. A push still running then stops (before its tags, if it
@@ -400,7 +425,7 @@ def publish_destinations(
             problem = publish_address_problem(entry)
             if problem:
                 raise PublishError(
-                    f"{where} has {entry!r}: {problem}.\n\nFix: write `\"@alias\"` for an alias "
+                    f'{where} has {entry!r}: {problem}.\n\nFix: write `"@alias"` for an alias '
                     f'of `{option}`, or an address `"host[:port][/namespace]"`, e.g. '
                     '`"registry.example:5000"`.'
                 )

@@ -10,16 +10,14 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.option.option_types import StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.frozendict import FrozenDict
-from pants.util.strutil import help_text
+from pants.util.strutil import help_text, softwrap
 
 
 class UvVersionError(ValueError):
     pass
 
 
-_EXCLUDE_NEWER = re.compile(
-    r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?"
-)
+_EXCLUDE_NEWER = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?")
 
 
 class UvSubsystem(Subsystem):
@@ -35,7 +33,7 @@ class UvSubsystem(Subsystem):
     version = StrOption(default="0.13.9", help="The uv version to use.")
     exclude_newer = StrOption(
         default=None,
-        help=help_text(
+        help=softwrap(
             """
             Lock as of this time: `pants esb-lock` ignores distributions uploaded after it, as
             uv's `--exclude-newer` does (an RFC 3339 timestamp such as `2026-11-01T00:00:00Z`,
@@ -56,7 +54,7 @@ class UvSubsystem(Subsystem):
             "|16864124|https://files.pythonhosted.org/packages/fe/2f/51a5de367c602592c018a42a23d57fba"
             "5f2689fe6c3bf025dcf043b39c61/uv-0.13.9-py3-none-manylinux_2_28_aarch64.whl",
         ],
-        help=help_text(
+        help=softwrap(
             """
             uv wheels, one per line: `<version>|<platform>|<sha256>|<size>|<url>`, where
             platform is `linux_x86_64` or `linux_arm64` (the image's architecture and the build

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from pants.testutil.option_util import create_subsystem
 
 from esb.subsystems.uv import UvSubsystem, UvVersionError
-from pants.testutil.option_util import create_subsystem
 
 _KNOWN = ["0.13.9|linux_x86_64|" + "ab" * 32 + "|123|https://files.example/uv-0.13.9-x86_64.whl"]
 
@@ -24,7 +24,9 @@ def test_unknown_platform_says_how_to_fix() -> None:
     assert "0.13.9|linux_arm64|<sha256>|<size>|<url>" in str(exc.value)
 
 
-@pytest.mark.parametrize("value", ["2026-11-01", "2026-11-01T00:00:00Z", "2026-11-01T08:30:00+02:00"])
+@pytest.mark.parametrize(
+    "value", ["2026-11-01", "2026-11-01T00:00:00Z", "2026-11-01T08:30:00+02:00"]
+)
 def test_exclude_newer_reaches_uv_through_its_environment(value: str) -> None:
     uv = create_subsystem(UvSubsystem, version="0.13.9", known_versions=_KNOWN, exclude_newer=value)
     assert dict(uv.resolution_env()) == {"UV_EXCLUDE_NEWER": value}

@@ -6,6 +6,30 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from pants.base.exceptions import IntrinsicError
+from pants.engine.addresses import Address
+from pants.engine.fs import (
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DownloadFile,
+    FileContent,
+    FileDigest,
+    MergeDigests,
+)
+from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import (
+    HydratedSources,
+    HydrateSourcesRequest,
+    InvalidFieldException,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
+from pants.util.frozendict import FrozenDict
+from pants.util.logging import LogLevel
+
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.target_types import (
     BASE_LOCK_FILE,
@@ -35,29 +59,6 @@ from esb.util_rules.upstream import (
 )
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.messages import tool_message
-from pants.base.exceptions import IntrinsicError
-from pants.engine.addresses import Address
-from pants.engine.fs import (
-    AddPrefix,
-    CreateDigest,
-    Digest,
-    DigestContents,
-    DownloadFile,
-    FileContent,
-    FileDigest,
-    MergeDigests,
-)
-from pants.engine.process import FallibleProcessResult, Process
-from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import (
-    HydratedSources,
-    HydrateSourcesRequest,
-    InvalidFieldException,
-    WrappedTarget,
-    WrappedTargetRequest,
-)
-from pants.util.frozendict import FrozenDict
-from pants.util.logging import LogLevel
 
 ENTRYPOINT = f"/usr/local/bin/{ENTRYPOINT_SCRIPT_FILE}"
 # What every image gets unless its target overrides it: the venv first on PATH, and the
@@ -125,7 +126,9 @@ def parse_base_lock(content: bytes, *, lock_path: str, target: str) -> BaseLock:
         )
         requested = tuple(lock["requested"])
     except (ValueError, KeyError, TypeError) as e:
-        raise BaseLockError(f"{lock_path} (the package lock of {target}) is malformed: {e!r}.\n\n{fix}")
+        raise BaseLockError(
+            f"{lock_path} (the package lock of {target}) is malformed: {e!r}.\n\n{fix}"
+        )
     return BaseLock(
         requested=requested,
         packages=packages,
@@ -133,7 +136,9 @@ def parse_base_lock(content: bytes, *, lock_path: str, target: str) -> BaseLock:
     )
 
 
-def check_lock_matches_target(lock: BaseLock, packages: tuple[str, ...], *, lock_path: str, target: str) -> None:
+def check_lock_matches_target(
+    lock: BaseLock, packages: tuple[str, ...], *, lock_path: str, target: str
+) -> None:
     if sorted(lock.requested) != sorted(packages):
         added = sorted(set(packages) - set(lock.requested))
         removed = sorted(set(lock.requested) - set(packages))
@@ -331,7 +336,10 @@ async def read_base_sources(request: BaseImageRequest) -> BaseSources:
     upstream = target[EsbBaseUpstreamField].value is not None
     check_base_files(request.address, sources.snapshot.files, upstream=upstream)
     files = FrozenDict(
-        {c.path.rsplit("/", 1)[-1]: c for c in await Get(DigestContents, Digest, sources.snapshot.digest)}
+        {
+            c.path.rsplit("/", 1)[-1]: c
+            for c in await Get(DigestContents, Digest, sources.snapshot.digest)
+        }
     )
     if upstream:
         return BaseSources(target, files, None)
@@ -373,7 +381,9 @@ async def _rootfs_request(sources: BaseSources) -> RootfsLayerRequest:
                     Digest,
                     AddPrefix(await Get(Digest, MergeDigests(deb.digest for deb in debs)), "debs"),
                 ),
-                await Get(Digest, CreateDigest([FileContent("packages.lock.json", lock_file.content)])),
+                await Get(
+                    Digest, CreateDigest([FileContent("packages.lock.json", lock_file.content)])
+                ),
             ]
         ),
     )
@@ -408,7 +418,7 @@ def base_config_json(target: EsbBaseImageTarget) -> str:
         ConfigChanges(
             cmd=["python3"],
             entrypoint=[ENTRYPOINT],
-            env={**BASE_ENVIRONMENT, **(target[EsbImageEnvironmentField].value or {})},
+            env={**BASE_ENVIRONMENT, **(target[EsbImageEnvironmentField].value or FrozenDict())},
             labels=target[EsbImageLabelsField].value or {},
             stop_signal=target[EsbBaseStopSignalField].value,
             user=target[EsbImageUserField].value,
@@ -431,7 +441,10 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
         )
         accounts = target[EsbBaseServiceAccountsField].value or ()
         accounts_request = AccountsLayerRequest(
-            pulled, sources.upstream.reference, accounts, f"Build the service accounts layer of {spec}"
+            pulled,
+            sources.upstream.reference,
+            accounts,
+            f"Build the service accounts layer of {spec}",
         )
         if accounts:
             upstream_base, accounts_layer, tools = await MultiGet(

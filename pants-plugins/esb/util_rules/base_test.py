@@ -3,9 +3,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-
 from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.rules import QueryRule
@@ -26,7 +26,7 @@ from esb.util_rules.base import (
 )
 from esb.util_rules.platform import BasePlatform, BasePlatformError
 
-_LOCK = {
+_LOCK: dict[str, Any] = {
     "packages": [
         {
             "name": "python3",
@@ -43,7 +43,9 @@ _LOCK = {
 
 
 def _parse(lock: dict):
-    return parse_base_lock(json.dumps(lock).encode(), lock_path="base/packages.lock.json", target="base:b")
+    return parse_base_lock(
+        json.dumps(lock).encode(), lock_path="base/packages.lock.json", target="base:b"
+    )
 
 
 def test_parse_lock() -> None:
@@ -60,7 +62,11 @@ def test_parse_lock() -> None:
     "lock, expected",
     [
         pytest.param({**_LOCK, "packages": [{"name": "x"}]}, "is malformed", id="package"),
-        pytest.param({k: v for k, v in _LOCK.items() if k != "platform"}, "no complete `platform`", id="platform"),
+        pytest.param(
+            {k: v for k, v in _LOCK.items() if k != "platform"},
+            "no complete `platform`",
+            id="platform",
+        ),
     ],
 )
 def test_malformed_lock_names_file_and_fix(lock: dict, expected: str) -> None:
@@ -78,7 +84,9 @@ def test_unsupported_architecture() -> None:
 
 def test_stale_lock_says_what_changed_and_how_to_fix() -> None:
     lock = _parse(_LOCK)
-    check_lock_matches_target(lock, ("python3",), lock_path="base/packages.lock.json", target="base:b")
+    check_lock_matches_target(
+        lock, ("python3",), lock_path="base/packages.lock.json", target="base:b"
+    )
     with pytest.raises(BaseLockError) as exc:
         check_lock_matches_target(
             lock, ("curl",), lock_path="base/packages.lock.json", target="base:b"
@@ -102,7 +110,9 @@ def test_a_base_from_packages_needs_its_lock() -> None:
     with pytest.raises(InvalidFieldException) as exc:
         check_base_files(_ADDRESS, _SCRIPTS, upstream=False)
     message = str(exc.value)
-    assert message.startswith("The `sources` field of the target base:b selects no packages.lock.json in base/.")
+    assert message.startswith(
+        "The `sources` field of the target base:b selects no packages.lock.json in base/."
+    )
     assert "`pants esb-lock base:b`" in message
 
 
@@ -110,7 +120,9 @@ def test_an_upstream_base_has_no_lock() -> None:
     with pytest.raises(InvalidFieldException) as exc:
         check_base_files(_ADDRESS, (*_SCRIPTS, "base/packages.lock.json"), upstream=True)
     message = str(exc.value)
-    assert "selects base/packages.lock.json, but the base is built on its `upstream` image" in message
+    assert (
+        "selects base/packages.lock.json, but the base is built on its `upstream` image" in message
+    )
     assert "Fix: delete base/packages.lock.json" in message
     assert 'sources=["ensure_ca_trust.sh", "entrypoint.sh"]' in message
 

@@ -18,6 +18,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from pants.engine.addresses import Address
+from pants.engine.rules import collect_rules, rule
+from pants.engine.target import AllTargets, Target
+from pants.util.frozendict import FrozenDict
+from pants.util.logging import LogLevel
+
 from esb.subsystems.registries import PublishError, RegistriesSubsystem, publish_destinations
 from esb.target_types import (
     EsbBaseImageTarget,
@@ -27,11 +33,6 @@ from esb.target_types import (
     EsbImageTagsField,
     EsbServiceImageTarget,
 )
-from pants.engine.addresses import Address
-from pants.engine.rules import collect_rules, rule
-from pants.engine.target import AllTargets, Target
-from pants.util.frozendict import FrozenDict
-from pants.util.logging import LogLevel
 
 _SHOWN = 3
 """How many of the shared tags a message names."""
@@ -131,8 +132,8 @@ def find_collisions(placements: Iterable[ImagePlacement]) -> dict[Address, tuple
             for second in sharing[index + 1 :]:
                 shared[(first, second)].append(tagged)
     messages: dict[Address, list[str]] = defaultdict(list)
-    for (first, second), tagged in shared.items():
-        message = _tagged_message(first, second, sorted(tagged))
+    for (first, second), tags in shared.items():
+        message = _tagged_message(first, second, sorted(tags))
         messages[first.address].append(message)
         messages[second.address].append(message)
     for sharing in by_output.values():

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import pytest
-
-from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
-from esb.util_rules import collisions
-from esb.util_rules.collisions import ImageCollisions, UniqueImage, UniqueImageRequest
 from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.rules import QueryRule
 from pants.testutil.rule_runner import RuleRunner
+
+from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
+from esb.util_rules import collisions
+from esb.util_rules.collisions import ImageCollisions, UniqueImage, UniqueImageRequest
 
 API = Address("services/api", target_name="api")
 SIGNER = Address("services/signer", target_name="signer")
@@ -174,7 +174,7 @@ def test_the_same_output_path_names_both_targets_and_the_field(rule_runner: Rule
         "The image targets services/api:api and services/signer:signer both write "
         "`images/api.oci`, `.image.json` and `.inventory.json` under the dist directory: their "
         "`output_path` fields are both 'images/api' (set, or by default).\n\nFix: set "
-        '`output_path` on one of them to a path of its own, e.g. '
+        "`output_path` on one of them to a path of its own, e.g. "
         '`output_path="services.signer/signer"`.'
     )
     assert expected in collision_message(rule_runner, API)

@@ -26,16 +26,6 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from esb.target_types import (
-    EsbImageDependenciesField,
-    EsbServiceAllowedSecretsField,
-    EsbServiceBaseField,
-    EsbServiceShipTestsField,
-    EsbServiceSourcesField,
-)
-from esb.util_rules.dependencies import ResolvedBaseAddress
-from esb.util_rules import workspace as workspace_rules
-from esb.util_rules.workspace import WorkspaceDependencies, WorkspaceDependenciesRequest
 from pants.base.build_root import BuildRoot
 from pants.engine.addresses import Address, Addresses
 from pants.engine.fs import DigestContents, DigestSubset, PathGlobs
@@ -51,6 +41,17 @@ from pants.engine.target import (
 from pants.option.global_options import GlobalOptions
 from pants.source.filespec import FilespecMatcher
 from pants.util.logging import LogLevel
+
+from esb.target_types import (
+    EsbImageDependenciesField,
+    EsbServiceAllowedSecretsField,
+    EsbServiceBaseField,
+    EsbServiceShipTestsField,
+    EsbServiceSourcesField,
+)
+from esb.util_rules import workspace as workspace_rules
+from esb.util_rules.dependencies import ResolvedBaseAddress
+from esb.util_rules.workspace import WorkspaceDependencies, WorkspaceDependenciesRequest
 
 logger = logging.getLogger(__name__)
 
@@ -640,17 +641,19 @@ async def service_context(request: ServiceContextRequest) -> ServiceContext:
     ship_tests = target[EsbServiceShipTestsField].value
     violations += sourceless_modules(root, files, ship_tests=ship_tests)
     shipped = [path for path in files if not is_junk(_relative(root, path), ship_tests=ship_tests)]
-    contents = await Get(
-        DigestContents, DigestSubset(sources.snapshot.digest, PathGlobs(shipped))
-    )
+    contents = await Get(DigestContents, DigestSubset(sources.snapshot.digest, PathGlobs(shipped)))
     allowed = target[EsbServiceAllowedSecretsField].value or ()
     violations += secret_violations(root, {c.path: c.content for c in contents}, allowed)
     if workspace.member_files:
         members = await Get(DigestContents, PathGlobs(workspace.member_files))
         # `allowed_secrets` is relative to the service's directory: it cannot name these.
         violations += [
-            Violation(v.path, v.reason, "keep secrets out of images (mount them at run time) "
-                      "and out of the workspace members that services install.")
+            Violation(
+                v.path,
+                v.reason,
+                "keep secrets out of images (mount them at run time) "
+                "and out of the workspace members that services install.",
+            )
             for v in secret_violations("", {c.path: c.content for c in members}, ())
         ]
     return ServiceContext(request.address, tuple(shipped), tuple(violations))

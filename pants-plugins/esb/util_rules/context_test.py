@@ -6,6 +6,13 @@ import socket
 from pathlib import Path
 
 import pytest
+from pants.core.target_types import FileTarget
+from pants.core.util_rules import source_files
+from pants.engine.addresses import Address
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.rules import QueryRule
+from pants.source.filespec import FilespecMatcher
+from pants.testutil.rule_runner import RuleRunner
 
 from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
 from esb.util_rules import context, dependencies
@@ -19,16 +26,11 @@ from esb.util_rules.context import (
     resolve,
     scan_directory,
 )
-from pants.core.target_types import FileTarget
-from pants.core.util_rules import source_files
-from pants.engine.addresses import Address
-from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.rules import QueryRule
-from pants.source.filespec import FilespecMatcher
-from pants.testutil.rule_runner import RuleRunner
 
 API = Address("services/api", target_name="api")
-PRIVATE_KEY_PEM = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"
+PRIVATE_KEY_PEM = (
+    "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"
+)
 
 
 @pytest.fixture
@@ -113,7 +115,10 @@ def test_an_explicit_dependency_outside_is_named(rule_runner: RuleRunner) -> Non
 
 def test_the_base_and_targets_inside_the_directory_are_allowed(rule_runner: RuleRunner) -> None:
     rule_runner.write_files(
-        {"services/api/data/BUILD": 'file(name="data", source="d.txt")\n', "services/api/data/d.txt": ""}
+        {
+            "services/api/data/BUILD": 'file(name="data", source="d.txt")\n',
+            "services/api/data/d.txt": "",
+        }
     )
     write_service(rule_runner, dependencies='["//base:esb-service-base", "./data:data"]')
     assert service_context(rule_runner).violations == ()
@@ -141,7 +146,9 @@ def test_a_source_glob_leaving_the_directory_fails_when_the_target_is_read(
 def test_a_symbolic_link_leaving_the_directory_is_named(
     rule_runner: RuleRunner, link_target: str, reason: str
 ) -> None:
-    os.symlink(link_target, os.path.join(rule_runner.build_root, "services/api/src/esb_api/leak.py"))
+    os.symlink(
+        link_target, os.path.join(rule_runner.build_root, "services/api/src/esb_api/leak.py")
+    )
     write_service(rule_runner)
 
     (violation,) = service_context(rule_runner).violations

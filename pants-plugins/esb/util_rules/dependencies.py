@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from esb.target_types import EsbBaseImageTarget, EsbServiceBaseField, EsbServiceImageTarget
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import (
@@ -17,6 +16,8 @@ from pants.engine.target import (
     WrappedTargetRequest,
 )
 from pants.engine.unions import UnionRule
+
+from esb.target_types import EsbBaseImageTarget, EsbServiceBaseField, EsbServiceImageTarget
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,9 @@ async def resolve_base_address(field: EsbServiceBaseField) -> ResolvedBaseAddres
     address = await Get(
         Address,
         AddressInput,
-        AddressInput.parse(field.value, relative_to=field.address.spec_path, description_of_origin=origin),
+        AddressInput.parse(
+            field.value, relative_to=field.address.spec_path, description_of_origin=origin
+        ),
     )
     wrapped = await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin=origin))
     if not isinstance(wrapped.target, EsbBaseImageTarget):
@@ -62,7 +65,9 @@ async def resolve_base_address(field: EsbServiceBaseField) -> ResolvedBaseAddres
 
 
 @rule
-async def infer_service_base_dependency(request: InferServiceBaseDependency) -> InferredDependencies:
+async def infer_service_base_dependency(
+    request: InferServiceBaseDependency,
+) -> InferredDependencies:
     resolved = await Get(ResolvedBaseAddress, EsbServiceBaseField, request.field_set.base)
     return InferredDependencies([resolved.address])
 

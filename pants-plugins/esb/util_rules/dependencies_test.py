@@ -1,16 +1,16 @@
 from __future__ import annotations
 
 import pytest
-
-from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
-from esb.util_rules import dependencies
-from esb.util_rules.dependencies import InferServiceBaseDependency, ServiceBaseFieldSet
 from pants.core.target_types import FileTarget
 from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.rules import QueryRule
 from pants.engine.target import InferredDependencies
 from pants.testutil.rule_runner import RuleRunner
+
+from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
+from esb.util_rules import dependencies
+from esb.util_rules.dependencies import InferServiceBaseDependency, ServiceBaseFieldSet
 
 _SERVICE = 'esb_service_image(name="api", base="{base}", command=["python"])\n'
 

@@ -6,10 +6,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from esb.subsystems.image_tool import ImageToolRequest
-from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
-from esb_contract.image_spec import BaseImage, ConfigChanges, ImageSpec, LayerInput, Platform
-from esb_contract.messages import tool_message
 from pants.engine.fs import (
     AddPrefix,
     CreateDigest,
@@ -25,6 +21,11 @@ from pants.engine.fs import (
 )
 from pants.engine.process import FallibleProcessResult, Process, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
+
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
+from esb_contract.image_spec import BaseImage, ConfigChanges, ImageSpec, LayerInput, Platform
+from esb_contract.messages import tool_message
 
 IMAGE_LAYOUT = "image.oci"
 IMAGE_BLOBS = f"{IMAGE_LAYOUT}/blobs/sha256"
@@ -53,7 +54,9 @@ class BuiltImage:
 
     @property
     def layer_blob_paths(self) -> tuple[str, ...]:
-        return tuple(blob_path(layer["digest"].partition(":")[2]) for layer in self.metadata["layers"])
+        return tuple(
+            blob_path(layer["digest"].partition(":")[2]) for layer in self.metadata["layers"]
+        )
 
 
 def blob_path(hex_digest: str) -> str:
@@ -152,7 +155,9 @@ async def _layout_without_layer_blobs(image: BuiltImage) -> Digest:
     """What `assemble` reads of a base: its index, manifest and config (kilobytes, not the
     layers' megabytes)."""
     excluded = [f"!{path}" for path in image.layer_blob_paths]
-    subset = await Get(Digest, DigestSubset(image.digest, PathGlobs([f"{IMAGE_LAYOUT}/**", *excluded])))
+    subset = await Get(
+        Digest, DigestSubset(image.digest, PathGlobs([f"{IMAGE_LAYOUT}/**", *excluded]))
+    )
     return await Get(Digest, RemovePrefix(subset, IMAGE_LAYOUT))
 
 
@@ -169,7 +174,9 @@ async def _layer_blobs(request: ImageAssemblyRequest) -> Digest:
     inherited = []
     if request.base:
         inherited.append(
-            await Get(Digest, DigestSubset(request.base.digest, PathGlobs(request.base.layer_blob_paths)))
+            await Get(
+                Digest, DigestSubset(request.base.digest, PathGlobs(request.base.layer_blob_paths))
+            )
         )
     return await Get(Digest, MergeDigests([await Get(Digest, CreateDigest(entries)), *inherited]))
 
@@ -244,7 +251,9 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
         raise ImageAssemblyError(
             assembly_failure_message(request.description, result.stderr.decode(errors="replace"))
         )
-    metadata_only = await Get(Digest, DigestSubset(result.output_digest, PathGlobs([IMAGE_METADATA])))
+    metadata_only = await Get(
+        Digest, DigestSubset(result.output_digest, PathGlobs([IMAGE_METADATA]))
+    )
     contents = await Get(DigestContents, Digest, metadata_only)
     image = await Get(
         Digest, MergeDigests([result.output_digest, inventory.digest, await _layer_blobs(request)])

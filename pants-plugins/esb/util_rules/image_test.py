@@ -3,6 +3,26 @@ from __future__ import annotations
 import json
 
 import pytest
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    EMPTY_FILE_DIGEST,
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestEntries,
+    DigestSubset,
+    FileContent,
+    MergeDigests,
+    RemovePrefix,
+)
+from pants.engine.process import (
+    FallibleProcessResult,
+    Process,
+    ProcessExecutionEnvironment,
+    ProcessResultMetadata,
+)
+from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.util_rules.image import (
@@ -18,25 +38,6 @@ from esb.util_rules.image import (
 )
 from esb.util_rules.layers import BuiltLayer
 from esb_contract.image_spec import ConfigChanges, ImageSpec, Platform
-from pants.engine.fs import (
-    EMPTY_DIGEST,
-    EMPTY_FILE_DIGEST,
-    AddPrefix,
-    CreateDigest,
-    Digest,
-    DigestContents,
-    DigestEntries,
-    DigestSubset,
-    MergeDigests,
-    RemovePrefix,
-)
-from pants.engine.process import (
-    FallibleProcessResult,
-    Process,
-    ProcessExecutionEnvironment,
-    ProcessResultMetadata,
-)
-from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
 _INVENTORIES = ("inventories/000/layer.inventory.json", "inventories/001/layer.inventory.json")
 
@@ -129,7 +130,11 @@ def test_a_refused_assembly_fails_with_the_tools_message_and_every_layers_record
     specs: list[dict] = []
 
     def create_digest(request: CreateDigest) -> Digest:
-        specs.extend(json.loads(file.content) for file in request if file.path == "spec.json")
+        specs.extend(
+            json.loads(file.content)
+            for file in request
+            if isinstance(file, FileContent) and file.path == "spec.json"
+        )
         return EMPTY_DIGEST
 
     with pytest.raises(ImageAssemblyError) as exc:

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
 
-from esb.toml_files import toml_table
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.rules import Get, _uncacheable_rule, collect_rules
 from pants.option.global_options import GlobalOptions
 from pants.util.frozendict import FrozenDict
+
+from esb.toml_files import toml_table
 
 INDEX_CREDENTIALS_CACHE = "esb_index_credentials"
 INDEX_CREDENTIALS_DIR = ".esb-index-credentials"
@@ -112,7 +113,7 @@ def _netrc_credentials(path: Optional[str], host: str) -> Optional[tuple[str, st
         found = netrc.netrc(path).authenticators(host)
     except (netrc.NetrcParseError, OSError):
         return None
-    return (found[0], found[2]) if found else None
+    return (found[0], found[2] or "") if found else None
 
 
 def _write_private(path: Path, content: str) -> None:

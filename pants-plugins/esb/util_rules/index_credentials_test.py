@@ -5,6 +5,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
+from pants.engine.platform import Platform
+from pants.engine.process import Process, ProcessResult
+from pants.engine.rules import QueryRule
+from pants.testutil.rule_runner import MockGet, RuleRunner, engine_error, run_rule_with_mocks
 
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
@@ -23,11 +28,6 @@ from esb.util_rules.layers import (
     build_distribution_layer,
 )
 from esb.util_rules.platform import BasePlatform
-from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
-from pants.engine.platform import Platform
-from pants.engine.process import Process, ProcessResult
-from pants.engine.rules import QueryRule
-from pants.testutil.rule_runner import MockGet, RuleRunner, engine_error, run_rule_with_mocks
 
 INTERNAL = PackageIndex("internal-pypi", "https://pypi.internal.example:8443/simple")
 OTHER = PackageIndex("other", "https://other.example/simple")

@@ -10,17 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
+from pants.engine.platform import Platform
+from pants.engine.process import Process, ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.util.frozendict import FrozenDict
+
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.target_types import SERVICE_BUILD_CONSTRAINTS_FILE
 from esb.util_rules.index_credentials import CREDENTIALS_CACHES, credentials_argv
 from esb.util_rules.platform import BasePlatform
 from esb_contract.lock_export import LockedDistribution
-from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
-from pants.engine.platform import Platform
-from pants.engine.process import Process, ProcessResult
-from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.util.frozendict import FrozenDict
 
 LAYER_BLOB = "layer.tar.gz"
 LAYER_DESCRIPTOR = "layer.json"
@@ -224,7 +225,9 @@ async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLa
             request.project, host, request.has_build_constraints
         )
         argv += project_argv
-        argv += [arg for directory in request.local_packages for arg in ("--local-package", directory)]
+        argv += [
+            arg for directory in request.local_packages for arg in ("--local-package", directory)
+        ]
     if request.display_dir:
         argv += ["--display-dir", request.display_dir]
     return await run_layer_process(
@@ -284,9 +287,7 @@ async def build_service_layer(request: ServiceLayerRequest, host: Platform) -> B
         argv += project_argv
     return await run_layer_process(
         "app",
-        layer_request(
-            tuple(argv), request.description, inputs, needs_network_trust=is_package
-        ),
+        layer_request(tuple(argv), request.description, inputs, needs_network_trust=is_package),
     )
 
 

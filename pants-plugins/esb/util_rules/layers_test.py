@@ -1,6 +1,15 @@
 from __future__ import annotations
 
 import pytest
+from pants.engine.fs import EMPTY_DIGEST, EMPTY_FILE_DIGEST, AddPrefix, Digest, MergeDigests
+from pants.engine.platform import Platform
+from pants.engine.process import (
+    Process,
+    ProcessExecutionEnvironment,
+    ProcessResult,
+    ProcessResultMetadata,
+)
+from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
@@ -13,15 +22,6 @@ from esb.util_rules.layers import (
 )
 from esb.util_rules.platform import BasePlatform
 from esb_contract.lock_export import LockedDistribution
-from pants.engine.fs import EMPTY_DIGEST, EMPTY_FILE_DIGEST, AddPrefix, Digest, MergeDigests
-from pants.engine.platform import Platform
-from pants.engine.process import (
-    Process,
-    ProcessExecutionEnvironment,
-    ProcessResult,
-    ProcessResultMetadata,
-)
-from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
 _RESULT = ProcessResult(
     stdout=b"",
@@ -64,9 +64,7 @@ def _distribution_layer(*distributions: LockedDistribution) -> BuiltLayer:
 
 def test_a_distribution_layers_history_names_its_distribution_and_version() -> None:
     layer = _distribution_layer(
-        LockedDistribution(
-            "fastapi", "fastapi==0.115.6 \\\n    --hash=sha256:" + "a" * 64 + "\n"
-        )
+        LockedDistribution("fastapi", "fastapi==0.115.6 \\\n    --hash=sha256:" + "a" * 64 + "\n")
     )
     assert layer.created_by == "esb: distribution layer (fastapi 0.115.6)"
 

@@ -12,7 +12,6 @@ from esb_contract.image_spec import SpecError
 from esb_contract.platform_facts import PlatformFacts
 
 
-
 class BasePlatformError(ValueError):
     pass
 
@@ -52,9 +51,7 @@ class BasePlatform:
         return cls._checked(read, read.interpreter, where)
 
     @classmethod
-    def _checked(
-        cls, facts: PlatformFacts, interpreter: Optional[str], where: str
-    ) -> BasePlatform:
+    def _checked(cls, facts: PlatformFacts, interpreter: Optional[str], where: str) -> BasePlatform:
         python_version, glibc_version = facts.python_version, facts.glibc_version
         if python_version is None or glibc_version is None or interpreter is None:
             missing = [

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pants.engine.fs import Digest, MergeDigests, Snapshot
+from pants.engine.platform import Platform
+from pants.engine.process import Process, ProcessResult
+from pants.engine.rules import Get, collect_rules, rule
+from pants.util.frozendict import FrozenDict
+
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.target_types import SERVICE_BUILD_CONSTRAINTS_FILE
@@ -15,11 +21,6 @@ from esb.util_rules.index_credentials import CREDENTIALS_CACHES, credentials_arg
 from esb.util_rules.layers import target_argv
 from esb.util_rules.platform import BasePlatform
 from esb_contract.lock_export import LockedDistribution
-from pants.engine.fs import Digest, MergeDigests, Snapshot
-from pants.engine.platform import Platform
-from pants.engine.process import Process, ProcessResult
-from pants.engine.rules import Get, collect_rules, rule
-from pants.util.frozendict import FrozenDict
 
 SDIST_WHEEL_DIR = "wheel"
 # How the process's description starts: a failure quoting it is the build of an sdist.

@@ -2,6 +2,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from pants.engine.addresses import Address
+from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
+from pants.engine.platform import Platform
+from pants.engine.process import Process, ProcessExecutionFailure, ProcessResult
+from pants.option.global_options import KeepSandboxes
+from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
+
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.util_rules.layers import (
@@ -17,18 +24,10 @@ from esb.util_rules.service import (
     export_lock_argv,
     is_distribution_layer_failure,
 )
-from pants.engine.addresses import Address
-from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
-from pants.engine.platform import Platform
-from pants.engine.process import Process, ProcessExecutionFailure, ProcessResult
-from pants.option.global_options import KeepSandboxes
-from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
 PLATFORM = BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11")
 SDIST_URL = "https://files.pythonhosted.org/packages/a2/55/x/docopt-0.6.2.tar.gz"
-DOCOPT = LockedDistribution(
-    "docopt", "docopt==0.6.2 \\\n    --hash=sha256:49b3\n", "", SDIST_URL
-)
+DOCOPT = LockedDistribution("docopt", "docopt==0.6.2 \\\n    --hash=sha256:49b3\n", "", SDIST_URL)
 
 
 def image_tool_requests(rule, rule_args, runs_process: bool = True) -> list[ImageToolRequest]:
@@ -105,7 +104,10 @@ def test_an_sdist_keeps_a_layer_of_its_own_past_the_limit() -> None:
 
 def test_a_failed_sdist_build_is_reported_as_a_distribution_failure() -> None:
     failure = ProcessExecutionFailure(
-        1, b"", b"docopt 0.6.2 needs a C compiler", "Build a wheel of docopt==0.6.2 from its sdist",
+        1,
+        b"",
+        b"docopt 0.6.2 needs a C compiler",
+        "Build a wheel of docopt==0.6.2 from its sdist",
         keep_sandboxes=KeepSandboxes.never,
     )
     assert is_distribution_layer_failure(failure)

@@ -7,7 +7,38 @@ import posixpath
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from pants.engine.addresses import Address
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestSubset,
+    FileContent,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+    Snapshot,
+)
+from pants.engine.platform import Platform
+from pants.engine.process import Process, ProcessExecutionFailure, ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import (
+    HydratedSources,
+    HydrateSourcesRequest,
+    InvalidFieldException,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
+from pants.option.global_options import GlobalOptions
+from pants.util.frozendict import FrozenDict
+from pants.util.logging import LogLevel
+
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.target_types import (
+    BASE_LOCK_FILE,
     SERVICE_BUILD_CONSTRAINTS_FILE,
     SERVICE_LOCK_FILE,
     SERVICE_PYPROJECT_FILE,
@@ -25,14 +56,8 @@ from esb.target_types import (
     EsbServiceVolumesField,
     EsbServiceWorkdirField,
 )
-from esb.target_types import BASE_LOCK_FILE
 from esb.toml_files import toml_table
 from esb.util_rules import context, index_credentials, sdists
-from esb.util_rules.index_credentials import (
-    IndexCredentials,
-    IndexCredentialsRequest,
-    PackageIndex,
-)
 from esb.util_rules.base import BaseImageRequest, BaseSources, BuiltBaseImage
 from esb.util_rules.context import ServiceContext, ServiceContextRequest
 from esb.util_rules.dependencies import ResolvedBaseAddress
@@ -42,7 +67,25 @@ from esb.util_rules.image import (
     ImageAssemblyRequest,
     config_json,
 )
+from esb.util_rules.index_credentials import (
+    IndexCredentials,
+    IndexCredentialsRequest,
+    PackageIndex,
+)
+from esb.util_rules.layers import (
+    BaseLibraries,
+    BaseLibrariesRequest,
+    BuiltLayer,
+    DistributionLayerRequest,
+    NativeCheck,
+    NativeCheckRequest,
+    ServiceLayerRequest,
+    UvLayerRequest,
+    VenvLayerRequest,
+    target_argv,
+)
 from esb.util_rules.platform import BasePlatform
+from esb.util_rules.sdists import SDIST_WHEEL_DESCRIPTION, SdistWheel, SdistWheelRequest
 from esb.util_rules.workspace import (
     ServiceWorkspace,
     ServiceWorkspaceRequest,
@@ -50,22 +93,6 @@ from esb.util_rules.workspace import (
     in_repo,
     normalise_name,
 )
-from esb.util_rules.layers import (
-    BaseLibraries,
-    BaseLibrariesRequest,
-    BuiltLayer,
-    NativeCheck,
-    NativeCheckRequest,
-    DistributionLayerRequest,
-    ServiceLayerRequest,
-    UvLayerRequest,
-    target_argv,
-    VenvLayerRequest,
-)
-from esb.util_rules.sdists import SDIST_WHEEL_DESCRIPTION, SdistWheel, SdistWheelRequest
-from pants.engine.addresses import Address
-from esb.subsystems.image_tool import ImageToolRequest
-from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.limits import MAX_DISTRIBUTION_LAYERS
 from esb_contract.lock_export import LockedDistribution, LockExport
@@ -75,31 +102,6 @@ from esb_contract.uv_project import (
     lock_local_directories,
     pyproject_path_sources,
 )
-from pants.engine.fs import (
-    EMPTY_DIGEST,
-    AddPrefix,
-    CreateDigest,
-    Digest,
-    DigestContents,
-    DigestSubset,
-    FileContent,
-    MergeDigests,
-    PathGlobs,
-    RemovePrefix,
-    Snapshot,
-)
-from pants.engine.platform import Platform
-from pants.option.global_options import GlobalOptions
-from pants.engine.process import Process, ProcessExecutionFailure, ProcessResult
-from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import (
-    HydratedSources,
-    HydrateSourcesRequest,
-    InvalidFieldException,
-    WrappedTarget,
-    WrappedTargetRequest,
-)
-from pants.util.logging import LogLevel
 
 APP_DIR = "app"
 APP_SOURCE_PATH = f"/{APP_DIR}/src"
@@ -239,7 +241,9 @@ def check_extras(address: Address, extras: tuple[str, ...], pyproject: bytes) ->
         )
 
 
-def check_local_packages(address: Address, files: tuple[str, ...], directories: tuple[str, ...]) -> None:
+def check_local_packages(
+    address: Address, files: tuple[str, ...], directories: tuple[str, ...]
+) -> None:
     root = address.spec_path
     empty = [d for d in directories if not any(f.startswith(f"{root}/{d}/") for f in files)]
     if empty:
@@ -580,9 +584,7 @@ async def build_service_image(
             sources.snapshot.digest, sorted(build_paths - {project.lock_path}), root
         )
         if project.workspace:
-            build_files = await Get(
-                Digest, MergeDigests([build_files, project.build_constraints])
-            )
+            build_files = await Get(Digest, MergeDigests([build_files, project.build_constraints]))
     venv_project = await venv_project_digest(project, export, venv_project)
     groups = distribution_layer_groups(export.distributions, MAX_DISTRIBUTION_LAYERS)
     indexes = distribution_indexes(export)
@@ -600,14 +602,18 @@ async def build_service_image(
                     export.local_directories,
                     platform,
                     source_path(tuple(posixpath.relpath(p, root or ".") for p in app_paths)),
-                    f"Build the venv layer of {spec}"
-                    if export.local_directories
-                    else f"Build the venv layer ({platform.python_version})",
+                    (
+                        f"Build the venv layer of {spec}"
+                        if export.local_directories
+                        else f"Build the venv layer ({platform.python_version})"
+                    ),
                     # Only with local packages: messages about them need the service's directory,
                     # and without them the layer is the same for every service on the base.
-                    display_dir=(project.workspace.display_root if project.workspace else root)
-                    if export.local_directories
-                    else None,
+                    display_dir=(
+                        (project.workspace.display_root if project.workspace else root)
+                        if export.local_directories
+                        else None
+                    ),
                     has_build_constraints=project.has_build_constraints,
                 ),
             ),
@@ -642,7 +648,7 @@ async def build_service_image(
     labels = {
         "org.opencontainers.image.base.digest": base.image.image_digest,
         "org.opencontainers.image.base.name": base_metadata["repository"],
-        **(target[EsbImageLabelsField].value or {}),
+        **(target[EsbImageLabelsField].value or FrozenDict()),
     }
     return await Get(
         BuiltImage,

@@ -1,17 +1,22 @@
 from __future__ import annotations
 
 import pytest
+from pants.engine.addresses import Address
+from pants.engine.fs import EMPTY_DIGEST, Digest
+from pants.engine.process import ProcessExecutionFailure
+from pants.engine.target import InvalidFieldException
+from pants.option.global_options import KeepSandboxes
 
-from esb_contract.lock_export import LockedDistribution, LockExport
 from esb.util_rules.index_credentials import PackageIndex
+from esb.util_rules.platform import BasePlatform
 from esb.util_rules.service import (
     ServiceProject,
     check_extras,
     check_local_packages,
+    check_service_files,
     distribution_indexes,
     distribution_install_error,
     distribution_layer_groups,
-    check_service_files,
     export_lock_argv,
     is_distribution_layer_failure,
     is_service_layer_failure,
@@ -19,12 +24,7 @@ from esb.util_rules.service import (
     project_globs,
     source_path,
 )
-from esb.util_rules.platform import BasePlatform
-from pants.engine.addresses import Address
-from pants.engine.fs import EMPTY_DIGEST, Digest
-from pants.engine.process import ProcessExecutionFailure
-from pants.option.global_options import KeepSandboxes
-from pants.engine.target import InvalidFieldException
+from esb_contract.lock_export import LockedDistribution, LockExport
 
 
 def test_uv_project_present() -> None:
@@ -110,13 +110,17 @@ def test_a_local_package_outside_the_sources_field_is_named_with_the_glob_to_add
             ("libs/greeting", "tools"),
         )
     message = str(exc.value)
-    assert "The uv project in services/api/ uses the local package(s) `services/api/tools`" in message
+    assert (
+        "The uv project in services/api/ uses the local package(s) `services/api/tools`" in message
+    )
     assert "greeting" not in message
     assert 'add "tools/**" to `sources`' in message
 
 
 def distributions(*names: str) -> tuple[LockedDistribution, ...]:
-    return tuple(LockedDistribution(name, f"{name}==1.0 \\\n    --hash=sha256:00\n") for name in names)
+    return tuple(
+        LockedDistribution(name, f"{name}==1.0 \\\n    --hash=sha256:00\n") for name in names
+    )
 
 
 def test_each_distribution_gets_a_layer_of_its_own_in_name_order() -> None:

@@ -21,13 +21,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from esb.subsystems.image_tool import ImageToolRequest
-from esb.subsystems.registries import RegistriesSubsystem, RegistrySettings, helper_search_path
-from esb.target_types import EsbBaseUpstreamField
-from esb.util_rules.image import IMAGE_LAYOUT, BuiltImage
-from esb.util_rules.layers import BuiltLayer, layer_request, run_layer_process
-from esb.util_rules.platform import BasePlatform
-from esb_contract.messages import NOTE_PREFIX, tool_message
 from pants.base.glob_match_error_behavior import GlobMatchErrorBehavior
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import (
@@ -41,6 +34,14 @@ from pants.engine.fs import (
 from pants.engine.process import FallibleProcessResult, Process, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
+
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.registries import RegistriesSubsystem, RegistrySettings, helper_search_path
+from esb.target_types import EsbBaseUpstreamField
+from esb.util_rules.image import IMAGE_LAYOUT, BuiltImage
+from esb.util_rules.layers import BuiltLayer, layer_request, run_layer_process
+from esb.util_rules.platform import BasePlatform
+from esb_contract.messages import NOTE_PREFIX, tool_message
 
 PULLED_LAYOUT = "upstream.oci"
 PULLED_METADATA = "upstream.image.json"
@@ -71,7 +72,9 @@ CA_BUNDLE_SETTING = (
 )
 """How a Pants user trusts a registry's CA, for the image tool's message about a certificate
 that does not verify (`{registry}` is the tool's placeholder)."""
-INSECURE_SETTING = '`insecure = true` in the `[esb-registries.registries."{registry}"]` section of pants.toml'
+INSECURE_SETTING = (
+    '`insecure = true` in the `[esb-registries.registries."{registry}"]` section of pants.toml'
+)
 """How a Pants user allows plain HTTP to a registry, for the image tool's messages."""
 
 
@@ -109,7 +112,11 @@ def connection_argv(connection: RegistryConnection, *, mirrors: bool) -> list[st
         if settings.insecure:
             argv += ["--insecure-registry", settings.registry]
         if mirrors:
-            argv += [arg for mirror in settings.mirrors for arg in ("--mirror", f"{settings.registry}={mirror}")]
+            argv += [
+                arg
+                for mirror in settings.mirrors
+                for arg in ("--mirror", f"{settings.registry}={mirror}")
+            ]
     return argv
 
 
@@ -117,7 +124,9 @@ async def connection_inputs(connection: RegistryConnection) -> Digest:
     """The CA bundles inside the repository, at their repository paths, so that the relative
     paths `connection_argv` passes stay valid in the sandbox."""
     repository_ca_bundles = [
-        s.ca_bundle for s in connection.registries if s.ca_bundle and not s.ca_bundle.startswith(("/", "~"))
+        s.ca_bundle
+        for s in connection.registries
+        if s.ca_bundle and not s.ca_bundle.startswith(("/", "~"))
     ]
     return await Get(
         Digest,
@@ -199,7 +208,9 @@ async def pull_upstream_image(
     )
     result = await Get(FallibleProcessResult, Process, process)
     if result.exit_code != 0:
-        raise UpstreamPullError(pull_failure_message(request, result.stderr.decode(errors="replace")))
+        raise UpstreamPullError(
+            pull_failure_message(request, result.stderr.decode(errors="replace"))
+        )
     layout, metadata = await MultiGet(
         Get(Digest, DigestSubset(result.output_digest, PathGlobs([f"{PULLED_LAYOUT}/**"]))),
         Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([PULLED_METADATA]))),
@@ -300,7 +311,8 @@ async def upstream_as_base(pulled: PulledUpstreamImage) -> BuiltImage:
         for directory in directories
     )
     inventories = await MultiGet(
-        Get(Digest, RemovePrefix(subset, directory)) for subset, directory in zip(subsets, directories)
+        Get(Digest, RemovePrefix(subset, directory))
+        for subset, directory in zip(subsets, directories)
     )
     image = await Get(Digest, AddPrefix(pulled.layout, IMAGE_LAYOUT))
     return BuiltImage(image, pulled.metadata_json, tuple(inventories))

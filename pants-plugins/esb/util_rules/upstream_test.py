@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.rules import QueryRule
+from pants.testutil.option_util import create_subsystem
+from pants.testutil.rule_runner import RuleRunner
 
 from esb.subsystems.registries import (
     RegistriesSubsystem,
@@ -19,10 +23,6 @@ from esb.util_rules.upstream import (
     pull_argv,
     pull_failure_message,
 )
-from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.rules import QueryRule
-from pants.testutil.option_util import create_subsystem
-from pants.testutil.rule_runner import RuleRunner
 
 REFERENCE = "127.0.0.1:5000/esb/base@sha256:" + "ab" * 32
 OPTION = "[esb-registries].registries"
@@ -51,7 +51,9 @@ def test_pull_argv_with_every_setting() -> None:
     connection = RegistryConnection(
         registries=(
             RegistrySettings("127.0.0.1:5000", ca_bundle="certs/ca.pem"),
-            RegistrySettings("docker.io", mirrors=("https://mirror.example", "http://10.0.0.1:5000")),
+            RegistrySettings(
+                "docker.io", mirrors=("https://mirror.example", "http://10.0.0.1:5000")
+            ),
             RegistrySettings("10.0.0.1:5000", insecure=True),
         ),
         docker_config="~/.docker/ci.json",
@@ -77,7 +79,10 @@ def test_pull_argv_with_every_setting() -> None:
 def test_registry_settings_are_checked_and_sorted() -> None:
     settings = parse_registry_settings(
         {
-            "registry.example:5000": {"ca_bundle": "/etc/ca.pem", "mirrors": ["https://m.example/"]},
+            "registry.example:5000": {
+                "ca_bundle": "/etc/ca.pem",
+                "mirrors": ["https://m.example/"],
+            },
             "docker.io": {"insecure": False},
         },
         OPTION,
@@ -92,10 +97,22 @@ def test_registry_settings_are_checked_and_sorted() -> None:
     "value, expected",
     [
         pytest.param({"https://r.example": {}}, "does not name a registry", id="url-as-name"),
-        pytest.param({"r.example": {"ca": "x.pem"}}, "unknown settings 'ca'; known: ca_bundle, insecure, mirrors", id="unknown"),
-        pytest.param({"r.example": {"insecure": "yes"}}, "`insecure` must be true or false", id="insecure"),
-        pytest.param({"r.example": {"mirrors": "https://m"}}, "`mirrors` must be a list", id="mirrors-str"),
-        pytest.param({"r.example": {"mirrors": ["m.example"]}}, "`mirrors` must be a list", id="mirror-no-scheme"),
+        pytest.param(
+            {"r.example": {"ca": "x.pem"}},
+            "unknown settings 'ca'; known: ca_bundle, insecure, mirrors",
+            id="unknown",
+        ),
+        pytest.param(
+            {"r.example": {"insecure": "yes"}}, "`insecure` must be true or false", id="insecure"
+        ),
+        pytest.param(
+            {"r.example": {"mirrors": "https://m"}}, "`mirrors` must be a list", id="mirrors-str"
+        ),
+        pytest.param(
+            {"r.example": {"mirrors": ["m.example"]}},
+            "`mirrors` must be a list",
+            id="mirror-no-scheme",
+        ),
         pytest.param({"r.example": "insecure"}, "not a table of settings", id="not-a-table"),
     ],
 )
@@ -109,7 +126,10 @@ def test_bad_registry_settings_name_the_entry_and_the_fix(value: dict, expected:
 
 def test_helper_search_path() -> None:
     assert helper_search_path((), "/usr/bin:/bin") is None
-    assert helper_search_path(("/opt/helpers", "<PATH>"), "/usr/bin:/bin") == "/opt/helpers:/usr/bin:/bin"
+    assert (
+        helper_search_path(("/opt/helpers", "<PATH>"), "/usr/bin:/bin")
+        == "/opt/helpers:/usr/bin:/bin"
+    )
 
 
 @pytest.mark.parametrize(
@@ -121,12 +141,19 @@ def test_helper_search_path() -> None:
     ],
 )
 def test_docker_config_path(option: str | None, env: str | None, expected: str | None) -> None:
-    subsystem = create_subsystem(RegistriesSubsystem, docker_config=option, registries={}, credential_helper_search_path=[])
+    subsystem = create_subsystem(
+        RegistriesSubsystem, docker_config=option, registries={}, credential_helper_search_path=[]
+    )
     assert subsystem.docker_config_path(env) == expected
 
 
 def test_relative_docker_config_is_refused() -> None:
-    subsystem = create_subsystem(RegistriesSubsystem, docker_config="docker.json", registries={}, credential_helper_search_path=[])
+    subsystem = create_subsystem(
+        RegistriesSubsystem,
+        docker_config="docker.json",
+        registries={},
+        credential_helper_search_path=[],
+    )
     with pytest.raises(RegistrySettingsError, match="relative path"):
         subsystem.docker_config_path(None)
 
@@ -176,8 +203,12 @@ def test_platform_from_image_facts() -> None:
     platform = BasePlatform.from_facts(facts, where="the upstream image python:3.12 of base:b")
     assert platform == BasePlatform("3.12.7", "2.36", "amd64", "/usr/local/bin/python3.12")
     assert platform.uv_python_platform == "x86_64-manylinux_2_36"
-    with pytest.raises(BasePlatformError, match=r"python:3.12 of base:b is for the architecture 's390x'"):
-        BasePlatform.from_facts({**facts, "architecture": "s390x"}, where="the upstream image python:3.12 of base:b")
+    with pytest.raises(
+        BasePlatformError, match=r"python:3.12 of base:b is for the architecture 's390x'"
+    ):
+        BasePlatform.from_facts(
+            {**facts, "architecture": "s390x"}, where="the upstream image python:3.12 of base:b"
+        )
 
 
 def test_pull_failure_names_the_target_and_field() -> None:

@@ -21,13 +21,6 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
-from esb.toml_files import toml_table
-from esb.target_types import (
-    SERVICE_BUILD_CONSTRAINTS_FILE,
-    SERVICE_LOCK_FILE,
-    SERVICE_PYPROJECT_FILE,
-    EsbServiceSourcesField,
-)
 from pants.engine.addresses import Address
 from pants.engine.fs import (
     EMPTY_DIGEST,
@@ -44,6 +37,14 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import FieldSet, InferDependenciesRequest, InferredDependencies
 from pants.engine.unions import UnionRule
 from pants.util.strutil import softwrap
+
+from esb.target_types import (
+    SERVICE_BUILD_CONSTRAINTS_FILE,
+    SERVICE_LOCK_FILE,
+    SERVICE_PYPROJECT_FILE,
+    EsbServiceSourcesField,
+)
+from esb.toml_files import toml_table
 
 # The root's own files that a member's image may use; nothing else of the root enters.
 ROOT_FILES = (SERVICE_PYPROJECT_FILE, SERVICE_LOCK_FILE, SERVICE_BUILD_CONSTRAINTS_FILE)
@@ -94,8 +95,8 @@ def glob_matches(glob: str, path: str) -> bool:
             return not names
         if parts[0] == "**":
             return any(match(parts[1:], names[i:]) for i in range(len(names) + 1))
-        return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and match(
-            parts[1:], names[1:]
+        return (
+            bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and match(parts[1:], names[1:])
         )
 
     return match(
@@ -413,11 +414,7 @@ async def service_workspace(request: ServiceWorkspaceRequest) -> ServiceWorkspac
         Get(
             Snapshot,
             PathGlobs(
-                [
-                    in_repo(root, f"{m}/{SERVICE_PYPROJECT_FILE}")
-                    for m in layout.members
-                    if m != "."
-                ]
+                [in_repo(root, f"{m}/{SERVICE_PYPROJECT_FILE}") for m in layout.members if m != "."]
             ),
         ),
         *(Get(Snapshot, PathGlobs([in_repo(root, f"{d}/**")])) for d in directories),
@@ -429,8 +426,7 @@ async def service_workspace(request: ServiceWorkspaceRequest) -> ServiceWorkspac
         raise WorkspaceError(missing_owner_message(member))
     kept = [_shipped(root, d, tree.files) for d, tree in zip(directories, trees)]
     subsets = await MultiGet(
-        Get(Digest, DigestSubset(tree.digest, PathGlobs(files)))
-        for tree, files in zip(trees, kept)
+        Get(Digest, DigestSubset(tree.digest, PathGlobs(files))) for tree, files in zip(trees, kept)
     )
     lock_inputs, package_files = await MultiGet(
         Get(Digest, MergeDigests([root_files.digest, member_pyprojects.digest, *subsets])),
@@ -565,4 +561,3 @@ def rules():
         *collect_rules(),
         UnionRule(InferDependenciesRequest, InferWorkspaceDependencies),
     ]
-

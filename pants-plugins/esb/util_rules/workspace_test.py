@@ -3,6 +3,14 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from pants.core.target_types import FilesGeneratorTarget, FileTarget
+from pants.core.util_rules import source_files
+from pants.engine.addresses import Address, Addresses
+from pants.engine.fs import Digest, DigestContents
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.rules import QueryRule
+from pants.engine.target import DependenciesRequest, WrappedTarget, WrappedTargetRequest
+from pants.testutil.rule_runner import RuleRunner
 
 from esb.target_types import EsbBaseImageTarget, EsbImageDependenciesField, EsbServiceImageTarget
 from esb.toml_files import toml_table
@@ -17,14 +25,6 @@ from esb.util_rules.workspace import (
     is_member,
     workspace_lock_groups,
 )
-from pants.core.target_types import FilesGeneratorTarget, FileTarget
-from pants.core.util_rules import source_files
-from pants.engine.addresses import Address, Addresses
-from pants.engine.fs import Digest, DigestContents
-from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.rules import QueryRule
-from pants.engine.target import DependenciesRequest, WrappedTarget, WrappedTargetRequest
-from pants.testutil.rule_runner import RuleRunner
 
 A = Address("repo/services/a", target_name="a")
 B = Address("repo/services/b", target_name="b")
@@ -259,9 +259,7 @@ def test_a_service_in_the_workspace_but_not_a_member_is_refused(rule_runner: Rul
 
 
 def test_depending_on_the_root_project_is_refused(rule_runner: RuleRunner) -> None:
-    lock = LOCK.replace(
-        'source = { editable = "libs/core" }', 'source = { editable = "." }'
-    )
+    lock = LOCK.replace('source = { editable = "libs/core" }', 'source = { editable = "." }')
     rule_runner.write_files({"repo/uv.lock": lock})
     message = failure(rule_runner)
     assert "depends on the project at repo (in repo/uv.lock)" in message

@@ -84,7 +84,9 @@ class SuiteIndex:
     paragraphs: tuple[deb822.Packages, ...]
 
 
-def read_suite(source: Source, architecture: str, *, fetch: Fetch, read_release: ReadRelease) -> SuiteIndex:
+def read_suite(
+    source: Source, architecture: str, *, fetch: Fetch, read_release: ReadRelease
+) -> SuiteIndex:
     """Fetch the suite's InRelease and its Packages indexes, each checked against the Release."""
     release = deb822.Release(read_release(fetch(source.release_url)))
     checksums = {entry["name"]: entry for entry in release.get("SHA256", [])}

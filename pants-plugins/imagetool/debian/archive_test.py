@@ -53,9 +53,13 @@ def test_source_parse() -> None:
 def test_reads_the_indexes_that_the_release_file_vouches_for() -> None:
     index = lzma.compress(PACKAGES)
     files = archive_files(signed_release(index), index)
-    suite = read_suite(SOURCE, "amd64", fetch=files.__getitem__, read_release=unverified_release_reader)
+    suite = read_suite(
+        SOURCE, "amd64", fetch=files.__getitem__, read_release=unverified_release_reader
+    )
     assert suite.release_date == "Sat, 10 Jun 2023 08:55:33 UTC"
-    assert suite.index_sha256 == {"main/binary-amd64/Packages.xz": hashlib.sha256(index).hexdigest()}
+    assert suite.index_sha256 == {
+        "main/binary-amd64/Packages.xz": hashlib.sha256(index).hexdigest()
+    }
     assert [(p["Package"], p["Provides"]) for p in suite.paragraphs] == [("mawk", "awk")]
 
 
@@ -76,8 +80,12 @@ def test_a_component_that_the_release_file_lacks_is_named() -> None:
 def test_the_signature_check_decides_what_is_parsed() -> None:
     index = lzma.compress(PACKAGES)
     files = archive_files(b"unsigned garbage", index)
-    verified_payload = signed_release(index).split(b"\n\n", 1)[1].split(b"-----BEGIN PGP SIGNATURE")[0]
-    suite = read_suite(SOURCE, "amd64", fetch=files.__getitem__, read_release=lambda _: verified_payload)
+    verified_payload = (
+        signed_release(index).split(b"\n\n", 1)[1].split(b"-----BEGIN PGP SIGNATURE")[0]
+    )
+    suite = read_suite(
+        SOURCE, "amd64", fetch=files.__getitem__, read_release=lambda _: verified_payload
+    )
     assert len(suite.paragraphs) == 1
 
 

@@ -17,7 +17,9 @@ def test_unchecked_hash_pycs_beside_the_modules() -> None:
     tree = Tree()
     source = b"ANSWER = 6 * 7\n"
     tree.add(regular_file(f"usr/lib/python{MINOR}/answer.py", source), owner="test")
-    tree.add(regular_file(f"usr/lib/python{MINOR}/lib2to3/tests/py2.py", b"print 'old'\n"), owner="test")
+    tree.add(
+        regular_file(f"usr/lib/python{MINOR}/lib2to3/tests/py2.py", b"print 'old'\n"), owner="test"
+    )
     tree.add(regular_file(f"usr/lib/python{MINOR}/README.txt", b"not a module"), owner="test")
     members = {info.name: data for info, data in bytecode_members(tree, f"{MINOR}.2")}
     assert set(members) == {
@@ -36,5 +38,7 @@ def test_unchecked_hash_pycs_beside_the_modules() -> None:
 
 
 def test_another_python_minor_is_refused() -> None:
-    with pytest.raises(BytecodeError, match=r"The base's Python is 2.7.18, but this tool runs on Python"):
+    with pytest.raises(
+        BytecodeError, match=r"The base's Python is 2.7.18, but this tool runs on Python"
+    ):
         list(bytecode_members(Tree(), "2.7.18"))

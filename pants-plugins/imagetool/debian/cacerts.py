@@ -34,7 +34,9 @@ CONF_HEADER = """\
 #
 """
 
-_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL)
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL
+)
 _SEQUENCE, _SET, _UTF8STRING = 0x30, 0x31, 0x0C
 # The string types that OpenSSL canonicalises, with how their bytes decode to characters
 # (T61String is read as Latin-1, as OpenSSL does).

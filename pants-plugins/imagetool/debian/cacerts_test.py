@@ -105,5 +105,7 @@ def test_trust_store_is_what_update_ca_certificates_makes() -> None:
 
 
 def test_a_file_without_a_certificate_is_named() -> None:
-    with pytest.raises(CertificateError, match="/usr/share/ca-certificates/mozilla/Empty.crt holds no PEM"):
+    with pytest.raises(
+        CertificateError, match="/usr/share/ca-certificates/mozilla/Empty.crt holds no PEM"
+    ):
         trust_store({"mozilla/Empty.crt": b"not a certificate\n"})

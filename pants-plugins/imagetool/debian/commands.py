@@ -44,8 +44,12 @@ def _add_lock_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="'URL SUITE COMPONENT...'",
         help="an archive suite, e.g. 'https://deb.debian.org/debian bookworm main' (repeatable)",
     )
-    parser.add_argument("--package", action="append", required=True, help="a package to install (repeatable)")
-    parser.add_argument("--architecture", default="amd64", help="Debian architecture (default: amd64)")
+    parser.add_argument(
+        "--package", action="append", required=True, help="a package to install (repeatable)"
+    )
+    parser.add_argument(
+        "--architecture", default="amd64", help="Debian architecture (default: amd64)"
+    )
     parser.add_argument(
         "--keyring",
         type=Path,
@@ -57,13 +61,19 @@ def _add_lock_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not check the Release files' signatures (then only TLS vouches for the indexes)",
     )
-    parser.add_argument("--out-lock", type=Path, required=True, help="the lock file (JSON) to write")
+    parser.add_argument(
+        "--out-lock", type=Path, required=True, help="the lock file (JSON) to write"
+    )
 
 
 def _lock(args: argparse.Namespace) -> int:
-    read_release = unverified_release_reader if args.no_verify_release else gpgv_release_reader(args.keyring)
+    read_release = (
+        unverified_release_reader if args.no_verify_release else gpgv_release_reader(args.keyring)
+    )
     suites = [
-        read_suite(Source.parse(spec), args.architecture, fetch=fetch_https, read_release=read_release)
+        read_suite(
+            Source.parse(spec), args.architecture, fetch=fetch_https, read_release=read_release
+        )
         for spec in args.source
     ]
     lock = lock_packages(suites, args.architecture, args.package)

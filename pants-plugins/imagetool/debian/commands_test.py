@@ -21,7 +21,9 @@ def run(name: str, *argv: str) -> int:
 
 def test_debian_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index = lzma.compress(PACKAGES)
-    monkeypatch.setattr(commands, "fetch_https", archive_files(signed_release(index), index).__getitem__)
+    monkeypatch.setattr(
+        commands, "fetch_https", archive_files(signed_release(index), index).__getitem__
+    )
     out = tmp_path / "packages.lock.json"
     status = run(
         "debian-lock",
@@ -39,7 +41,9 @@ def test_debian_lock_reports_resolution_errors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     index = lzma.compress(PACKAGES)
-    monkeypatch.setattr(commands, "fetch_https", archive_files(signed_release(index), index).__getitem__)
+    monkeypatch.setattr(
+        commands, "fetch_https", archive_files(signed_release(index), index).__getitem__
+    )
     status = run(
         "debian-lock",
         "--source", "https://deb.example.org/debian bookworm main",

@@ -21,7 +21,8 @@ from imagetool.tarlayer import LayerMember
 
 _PYTHON_MINIMAL = re.compile(r"(python3\.\d+)-minimal")
 _ALTERNATIVE = re.compile(
-    r"update-alternatives\s+--install\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)" r"((?:\s+--slave\s+\S+\s+\S+\s+\S+)*)"
+    r"update-alternatives\s+--install\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)"
+    r"((?:\s+--slave\s+\S+\s+\S+\s+\S+)*)"
 )
 _SLAVE = re.compile(r"--slave\s+(\S+)\s+(\S+)\s+(\S+)")
 
@@ -75,7 +76,9 @@ def _base_files(tree: Tree, accounts: Accounts) -> None:
         tree.add(regular_file(target, _required(tree, f"{defaults}/{source}", owner)), owner=owner)
     for path in ("mnt", "srv", "opt", "etc/opt", "var/opt", "media"):
         tree.add(directory(path), owner=owner)
-    tree.add(directory("var/mail", mode=0o2775, gid=accounts.gid("mail"), group="mail"), owner=owner)
+    tree.add(
+        directory("var/mail", mode=0o2775, gid=accounts.gid("mail"), group="mail"), owner=owner
+    )
     tree.add(directory("run/lock", mode=0o1777), owner=owner)
     tree.add(symlink("var/spool/mail", "../mail"), owner=owner)
     # base-files ships /var/run and /var/lock as directories and turns them into links.
@@ -220,7 +223,9 @@ def _alternatives(tree: Tree, packages: Mapping[str, DebPackage]) -> None:
     for name in sorted(packages):
         script = packages[name].control_text("postinst").replace("\\\n", " ")
         for link, alternative, path, priority, slaves in _ALTERNATIVE.findall(script):
-            choices.setdefault(alternative, []).append((int(priority), path, link, _SLAVE.findall(slaves)))
+            choices.setdefault(alternative, []).append(
+                (int(priority), path, link, _SLAVE.findall(slaves))
+            )
     owner = "update-alternatives"
     for alternative, candidates in sorted(choices.items()):
         # Automatic mode picks the highest priority; the path breaks ties deterministically.

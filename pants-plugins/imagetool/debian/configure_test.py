@@ -123,7 +123,8 @@ def test_a_step_names_the_file_it_misses() -> None:
 
 def test_a_step_needing_a_group_asks_for_base_passwd() -> None:
     defaults = [
-        (f"usr/share/base-files/{name}", b"") for name in ("dot.profile", "dot.bashrc", "profile", "motd")
+        (f"usr/share/base-files/{name}", b"")
+        for name in ("dot.profile", "dot.bashrc", "profile", "motd")
     ]
     with pytest.raises(TreeError, match="The group mail is not defined: add base-passwd"):
         configure.configure(_merged_tree(*defaults), _installed("base-files"), Accounts(b"", b""))

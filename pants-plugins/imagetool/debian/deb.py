@@ -67,7 +67,9 @@ def read_deb(package: LockedPackage, path: Path) -> DebPackage:
     with DebFile(str(path)) as deb:
         control_tar, data_tar = deb.control.tgz(), deb.data.tgz()
         control_files = {
-            package_path(info.name): (info, _read(control_tar, info)) for info in control_tar if info.isfile()
+            package_path(info.name): (info, _read(control_tar, info))
+            for info in control_tar
+            if info.isfile()
         }
         members = tuple(
             (info, _read(data_tar, info) if info.isfile() else None)

@@ -20,10 +20,14 @@ def shared_object(soname: str | None, machine: int = _EM_X86_64) -> bytes:
     header = (
         b"\x7fELF\x02\x01\x01"
         + b"\0" * 9
-        + struct.pack("<HHIQQQIHHHHHH", 3, machine, 1, 0, 0, section_headers_offset, 0, 64, 56, 0, 64, 4, 3)
+        + struct.pack(
+            "<HHIQQQIHHHHHH", 3, machine, 1, 0, 0, section_headers_offset, 0, 64, 56, 0, 64, 4, 3
+        )
     )
 
-    def section(name: int, kind: int, offset: int, size: int, link: int = 0, entsize: int = 0) -> bytes:
+    def section(
+        name: int, kind: int, offset: int, size: int, link: int = 0, entsize: int = 0
+    ) -> bytes:
         return struct.pack("<IIQQQQIIQQ", name, kind, 0, 0, offset, size, link, 0, 1, entsize)
 
     sections = (
@@ -69,7 +73,9 @@ def test_cache_lists_each_library_once_in_linker_order() -> None:
     tree = Tree()
     for name in ("bin", "lib"):
         tree.add(symlink(name, f"usr/{name}"), owner="layout")
-    tree.add(regular_file("etc/ld.so.conf", b"include /etc/ld.so.conf.d/*.conf\n"), owner="libc-bin")
+    tree.add(
+        regular_file("etc/ld.so.conf", b"include /etc/ld.so.conf.d/*.conf\n"), owner="libc-bin"
+    )
     # Both spellings of the merged directory: scanned once, under the first one configured.
     conf = b"# Multiarch support\n/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n"
     tree.add(regular_file("etc/ld.so.conf.d/x86_64-linux-gnu.conf", conf), owner="libc6")

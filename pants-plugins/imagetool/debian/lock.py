@@ -171,7 +171,9 @@ def index_entries(suites: Iterable[SuiteIndex], architecture: str) -> list[Index
     ]
 
 
-def lock_packages(suites: Sequence[SuiteIndex], architecture: str, requested: Iterable[str]) -> PackageLock:
+def lock_packages(
+    suites: Sequence[SuiteIndex], architecture: str, requested: Iterable[str]
+) -> PackageLock:
     requested_names = tuple(sorted(set(requested)))
     closure = resolve_closure(index_entries(suites, architecture), requested_names, architecture)
     packages = tuple(
@@ -426,7 +428,9 @@ class _Closure:
                 if providers
                 else "check the spelling, the sources and their components"
             )
-            raise ResolutionError(f"The requested package {name} is in none of the indexes: {hint}.")
+            raise ResolutionError(
+                f"The requested package {name} is in none of the indexes: {hint}."
+            )
         self._select(self._candidates.by_name[name], pulled_by=None)
 
     def follow_dependencies(self) -> None:

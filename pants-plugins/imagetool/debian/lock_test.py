@@ -79,13 +79,17 @@ def test_takes_the_highest_version_across_sources() -> None:
 @pytest.mark.parametrize(
     "packages, expected",
     [
-        pytest.param(["app 1.0; Depends: b | c", "b 1.0", "c 1.0"], ["app", "b"], id="first-alternative"),
+        pytest.param(
+            ["app 1.0; Depends: b | c", "b 1.0", "c 1.0"], ["app", "b"], id="first-alternative"
+        ),
         pytest.param(
             ["app 1.0; Depends: b | c, needs-c", "b 1.0", "c 1.0", "needs-c 1.0; Depends: c"],
             ["app", "c", "needs-c"],
             id="alternative-already-needed",
         ),
-        pytest.param(["app 1.0; Depends: b (>= 2) | c", "b 1.0", "c 1.0"], ["app", "c"], id="first-too-old"),
+        pytest.param(
+            ["app 1.0; Depends: b (>= 2) | c", "b 1.0", "c 1.0"], ["app", "c"], id="first-too-old"
+        ),
         pytest.param(
             ["app 1.0; Depends: awk", "mawk 1.3; Provides: awk"], ["app", "mawk"], id="one-provider"
         ),
@@ -119,14 +123,20 @@ def test_resolution(packages: list[str], expected: list[str]) -> None:
 
 
 def test_ambiguous_virtual_package_asks_for_a_choice() -> None:
-    index = suite(MAIN, "base 1.0; Pre-Depends: awk", "mawk 1.3; Provides: awk", "gawk 5.2; Provides: awk")
-    with pytest.raises(ResolutionError, match=r"base → awk: awk is a virtual package provided by gawk, mawk"):
+    index = suite(
+        MAIN, "base 1.0; Pre-Depends: awk", "mawk 1.3; Provides: awk", "gawk 5.2; Provides: awk"
+    )
+    with pytest.raises(
+        ResolutionError, match=r"base → awk: awk is a virtual package provided by gawk, mawk"
+    ):
         lock_packages([index], "amd64", ["base"])
     assert names(lock_packages([index], "amd64", ["base", "mawk"])) == ["base", "mawk"]
 
 
 def test_missing_dependency_names_the_chain() -> None:
-    index = suite(MAIN, "app 1.0; Depends: libpython", "libpython 3.11; Depends: libffi (>= 9)", "libffi 3.4")
+    index = suite(
+        MAIN, "app 1.0; Depends: libpython", "libpython 3.11; Depends: libffi (>= 9)", "libffi 3.4"
+    )
     with pytest.raises(ResolutionError) as error:
         lock_packages([index], "amd64", ["app"])
     assert str(error.value).startswith("app → libpython → libffi (>= 9): libffi is at version 3.4.")
@@ -134,14 +144,18 @@ def test_missing_dependency_names_the_chain() -> None:
 
 def test_unknown_dependency_names_the_chain() -> None:
     index = suite(MAIN, "app 1.0; Depends: ghost | phantom")
-    with pytest.raises(ResolutionError, match="app → ghost | phantom: no package is or provides ghost"):
+    with pytest.raises(
+        ResolutionError, match="app → ghost | phantom: no package is or provides ghost"
+    ):
         lock_packages([index], "amd64", ["app"])
 
 
 @pytest.mark.parametrize(
     "requested, message",
     [
-        pytest.param("nothing", "nothing is in none of the indexes: check the spelling", id="unknown"),
+        pytest.param(
+            "nothing", "nothing is in none of the indexes: check the spelling", id="unknown"
+        ),
         pytest.param(
             "awk",
             "awk is in none of the indexes: it is a virtual package provided by mawk",
@@ -156,7 +170,9 @@ def test_requested_package_must_exist(requested: str, message: str) -> None:
 
 def test_conflicting_closure_is_an_error() -> None:
     index = suite(MAIN, "app 1.0; Depends: a, b", "a 1.0; Conflicts: b", "b 1.0")
-    with pytest.raises(ResolutionError, match=r"app → a \(a 1.0\) declares 'Conflicts: b', which app → b"):
+    with pytest.raises(
+        ResolutionError, match=r"app → a \(a 1.0\) declares 'Conflicts: b', which app → b"
+    ):
         lock_packages([index], "amd64", ["app"])
 
 

@@ -113,7 +113,9 @@ def _is_excluded(path: str, excluded: tuple[str, ...]) -> bool:
 
 def _merged_directories(packages: list[DebPackage]) -> tuple[str, ...]:
     shipped_top_level = {
-        package_path(info.name).split("/", 1)[0] for package in packages for info, _ in package.members
+        package_path(info.name).split("/", 1)[0]
+        for package in packages
+        for info, _ in package.members
     }
     libraries = {name for name in shipped_top_level if name.startswith("lib")}
     return tuple(sorted(set(_ALWAYS_MERGED) | libraries))
@@ -134,7 +136,9 @@ def _installed_member(
     installed.type = info.type
     installed.mode = info.mode
     installed.size = info.size if data is not None else 0
-    installed.linkname = _merged_path(package_path(info.linkname), merged) if info.islnk() else info.linkname
+    installed.linkname = (
+        _merged_path(package_path(info.linkname), merged) if info.islnk() else info.linkname
+    )
     installed.devmajor, installed.devminor = info.devmajor, info.devminor
     installed.uname, installed.gname = info.uname, info.gname
     installed.uid = accounts.uids.get(info.uname, info.uid)

@@ -171,7 +171,9 @@ def test_dpkg_database(make_deb: MakeDeb) -> None:
     postinst, _ = members["var/lib/dpkg/info/tool:amd64.postinst"]
     assert postinst.mode == 0o755
     assert "var/lib/dpkg/info/tool:amd64.control" not in members
-    assert members["var/lib/dpkg/triggers/File"][1] == b"/usr/share/tool/plugins tool:amd64/noawait\n"
+    assert (
+        members["var/lib/dpkg/triggers/File"][1] == b"/usr/share/tool/plugins tool:amd64/noawait\n"
+    )
 
 
 def test_alternatives_and_accounts(make_deb: MakeDeb) -> None:
@@ -202,10 +204,14 @@ def test_the_same_path_shipped_differently_is_an_error(make_deb: MakeDeb) -> Non
         rootfs_members(_packages(make_deb, BASE_PASSWD, TOOL, other))
 
 
-def test_a_download_that_is_not_the_locked_package_is_named(make_deb: MakeDeb, tmp_path: Path) -> None:
+def test_a_download_that_is_not_the_locked_package_is_named(
+    make_deb: MakeDeb, tmp_path: Path
+) -> None:
     locked, path = make_deb(TOOL)
     path.write_bytes(path.read_bytes() + b"tampered")
-    with pytest.raises(DebError, match=r"tool_2.0-1_amd64.deb is not the locked tool 2.0-1: its sha256 is"):
+    with pytest.raises(
+        DebError, match=r"tool_2.0-1_amd64.deb is not the locked tool 2.0-1: its sha256 is"
+    ):
         read_deb(locked, path)
 
 

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from imagetool.debian.tree import Accounts, ServiceAccount, Tree, TreeError, directory, regular_file, symlink
+from imagetool.debian.tree import (
+    Accounts,
+    ServiceAccount,
+    Tree,
+    TreeError,
+    directory,
+    regular_file,
+    symlink,
+)
 
 
 @pytest.fixture
@@ -64,6 +72,8 @@ def test_malformed_service_account(value: str) -> None:
 
 
 def test_service_account_clash_is_named() -> None:
-    accounts = Accounts(passwd=b"nobody:*:65534:65534::/:/bin/sh\nesb:*:1000:1000::/:/bin/sh\n", group=b"")
+    accounts = Accounts(
+        passwd=b"nobody:*:65534:65534::/:/bin/sh\nesb:*:1000:1000::/:/bin/sh\n", group=b""
+    )
     with pytest.raises(TreeError, match="clashes with the user 'esb' \\(1000\\)"):
         accounts.with_service_accounts([ServiceAccount("esb", 10001)])

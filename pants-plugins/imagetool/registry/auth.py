@@ -79,7 +79,9 @@ def token_query(
     challenge: Challenge, scopes: Sequence[Scope], credentials: Credentials | None
 ) -> list[tuple[str, str]]:
     """The query of a token request: the challenge's service, and its scope plus ours."""
-    query = [("service", challenge.parameters["service"])] if "service" in challenge.parameters else []
+    query = (
+        [("service", challenge.parameters["service"])] if "service" in challenge.parameters else []
+    )
     if credentials is not None:
         query.append(("account", credentials.username))
     wanted = [str(scope) for scope in sorted(scopes)]

@@ -84,7 +84,11 @@ def test_basic_authorization() -> None:
 def test_token_query() -> None:
     challenge = Challenge(
         "bearer",
-        {"realm": "https://a/token", "service": "reg", "scope": "repository:esb/api:pull repository:z:pull"},
+        {
+            "realm": "https://a/token",
+            "service": "reg",
+            "scope": "repository:esb/api:pull repository:z:pull",
+        },
     )
     scopes = (push_scope("esb/api"), pull_scope("esb/base"))
     assert token_query(challenge, scopes, Credentials("u", "s")) == [
@@ -95,9 +99,9 @@ def test_token_query() -> None:
         ("scope", "repository:esb/api:pull"),
         ("scope", "repository:z:pull"),
     ]
-    assert token_query(Challenge("bearer", {"realm": "https://a/token"}), (pull_scope("x"),), None) == [
-        ("scope", "repository:x:pull")
-    ]
+    assert token_query(
+        Challenge("bearer", {"realm": "https://a/token"}), (pull_scope("x"),), None
+    ) == [("scope", "repository:x:pull")]
 
 
 @pytest.mark.parametrize(

@@ -43,8 +43,12 @@ def parse_platform(text: str) -> Platform:
     """`os/architecture[/variant]`, e.g. `linux/amd64` or `linux/arm64/v8`."""
     parts = text.split("/")
     if len(parts) not in (2, 3) or not all(parts):
-        raise CommandError(f"--platform {text!r} is not `os/architecture[/variant]`, e.g. `linux/amd64`.")
-    return Platform(architecture=parts[1], os=parts[0], variant=parts[2] if len(parts) == 3 else None)
+        raise CommandError(
+            f"--platform {text!r} is not `os/architecture[/variant]`, e.g. `linux/amd64`."
+        )
+    return Platform(
+        architecture=parts[1], os=parts[0], variant=parts[2] if len(parts) == 3 else None
+    )
 
 
 def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -147,7 +151,9 @@ def _options(args: argparse.Namespace, mirrors: list[str], **limits: object) -> 
     return RegistryOptions(
         docker_config=DockerConfig.load(config_path, helper_search_path=helper_search_path),
         ca_bundles={registry: Path(path).expanduser() for registry, path in ca_bundles.items()},
-        insecure_registries=frozenset(parse_registry(registry) for registry in args.insecure_registry),
+        insecure_registries=frozenset(
+            parse_registry(registry) for registry in args.insecure_registry
+        ),
         mirrors=mirror_urls,
         ca_bundle_setting=args.ca_bundle_setting,
         insecure_setting=args.insecure_setting,
@@ -176,8 +182,12 @@ def _add_pull_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="the image, pinned: `[registry/]repository[:tag]@sha256:<digest>`",
     )
-    parser.add_argument("--platform", required=True, help="`os/architecture[/variant]`, e.g. linux/amd64")
-    parser.add_argument("--out-layout", type=Path, required=True, help="the OCI layout directory to write")
+    parser.add_argument(
+        "--platform", required=True, help="`os/architecture[/variant]`, e.g. linux/amd64"
+    )
+    parser.add_argument(
+        "--out-layout", type=Path, required=True, help="the OCI layout directory to write"
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -229,7 +239,9 @@ def pulled_image_metadata(reference: Reference, layout: Path) -> ImageMetadata:
 
 def _config_descriptor(image: LoadedImage) -> Descriptor:
     manifest = image.layout.read_json_blob(image.manifest)
-    return Descriptor.from_json(manifest["config"], where=f"{image.layout.root}: {image.manifest.digest}")
+    return Descriptor.from_json(
+        manifest["config"], where=f"{image.layout.root}: {image.manifest.digest}"
+    )
 
 
 def _add_push_arguments(parser: argparse.ArgumentParser) -> None:
@@ -237,7 +249,9 @@ def _add_push_arguments(parser: argparse.ArgumentParser) -> None:
         "Push the image of an OCI layout directory: blobs the repository lacks, then the manifest "
         "by digest, then the tags, so that no tag ever names an incomplete image."
     )
-    parser.add_argument("--layout", type=Path, required=True, help="the OCI layout holding one image")
+    parser.add_argument(
+        "--layout", type=Path, required=True, help="the OCI layout holding one image"
+    )
     parser.add_argument(
         "--reference",
         required=True,

@@ -11,6 +11,7 @@ from imagetool.cli import build_parser, main
 from imagetool.commands import CommandError
 from imagetool.oci import Platform
 from imagetool.registry.commands import _options, parse_platform, pulled_image_metadata
+
 # `silent_server` is the fixture.
 from imagetool.registry.conftest import (  # noqa: F401
     SilentServer,
@@ -76,7 +77,10 @@ def test_pull_refuses_a_tag(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
             id="no-equals",
         ),
         pytest.param(
-            "--mirror", "https://m.example=docker.io", "'https://m.example' is not a registry", id="swapped"
+            "--mirror",
+            "https://m.example=docker.io",
+            "'https://m.example' is not a registry",
+            id="swapped",
         ),
         pytest.param("--insecure-registry", "http://127.0.0.1:5000", "is not a registry", id="url"),
     ],
@@ -134,13 +138,23 @@ def test_pulled_image_metadata(tmp_path: Path) -> None:
     }
 
 
-def test_docker_config_and_credential_helper_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_docker_config_and_credential_helper_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Without HOME (as Pants runs the tool), `~` is the home directory of the password database."""
     monkeypatch.delenv("HOME", raising=False)
     monkeypatch.delenv("DOCKER_CONFIG", raising=False)
     monkeypatch.setenv("PATH", "/usr/bin")
     parser = build_parser()
-    common = ["pull-image", "--reference", f"r.example/x@{DIGEST}", "--platform", "linux/amd64", "--out-layout", "o"]
+    common = [
+        "pull-image",
+        "--reference",
+        f"r.example/x@{DIGEST}",
+        "--platform",
+        "linux/amd64",
+        "--out-layout",
+        "o",
+    ]
     home = Path(pwd.getpwuid(os.getuid()).pw_dir)
 
     default = _options(parser.parse_args(common), mirrors=[])
@@ -148,7 +162,15 @@ def test_docker_config_and_credential_helper_path(monkeypatch: pytest.MonkeyPatc
     assert default.docker_config.helper_search_path == "/usr/bin"
 
     chosen = _options(
-        parser.parse_args([*common, "--docker-config", "~/ci/config.json", "--credential-helper-path", "/opt/h:/bin"]),
+        parser.parse_args(
+            [
+                *common,
+                "--docker-config",
+                "~/ci/config.json",
+                "--credential-helper-path",
+                "/opt/h:/bin",
+            ]
+        ),
         mirrors=[],
     )
     assert chosen.docker_config.path == home / "ci" / "config.json"
@@ -187,15 +209,29 @@ def test_push_interrupted_after_retries_says_how_to_resume(
 def test_ca_bundle_setting_reaches_the_options() -> None:
     parser = build_parser()
     common = ["push-image", "--layout", "image.oci", "--reference", "r.example/esb/api"]
-    assert _options(parser.parse_args(common), mirrors=[]).ca_bundle_setting == RegistryOptions.ca_bundle_setting
+    assert (
+        _options(parser.parse_args(common), mirrors=[]).ca_bundle_setting
+        == RegistryOptions.ca_bundle_setting
+    )
     chosen = parser.parse_args([*common, "--ca-bundle-setting", "`ca_bundle` for {registry}"])
     assert _options(chosen, mirrors=[]).ca_bundle_setting == "`ca_bundle` for {registry}"
 
 
 def test_insecure_setting_reaches_the_options() -> None:
     parser = build_parser()
-    common = ["pull-image", "--reference", "r.example/esb/api@sha256:" + "ab" * 32, "--platform", "linux/amd64", "--out-layout", "o"]
-    assert _options(parser.parse_args(common), mirrors=[]).insecure_setting == RegistryOptions.insecure_setting
+    common = [
+        "pull-image",
+        "--reference",
+        "r.example/esb/api@sha256:" + "ab" * 32,
+        "--platform",
+        "linux/amd64",
+        "--out-layout",
+        "o",
+    ]
+    assert (
+        _options(parser.parse_args(common), mirrors=[]).insecure_setting
+        == RegistryOptions.insecure_setting
+    )
     chosen = parser.parse_args([*common, "--insecure-setting", "`insecure` for {registry}"])
     assert _options(chosen, mirrors=[]).insecure_setting == "`insecure` for {registry}"
 

@@ -88,7 +88,9 @@ class ScriptedServer:
                     self.close_connection = True
                     return
                 length = int(self.headers.get("Content-Length") or 0)
-                recorded = Recorded(self.command, self.path, dict(self.headers), self.rfile.read(length))
+                recorded = Recorded(
+                    self.command, self.path, dict(self.headers), self.rfile.read(length)
+                )
                 server.requests.append(recorded)
                 answer = respond(recorded)
                 self.send_response(answer.status)
@@ -107,7 +109,9 @@ class ScriptedServer:
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
         self.url = f"http://{self.host}"
         # A short poll interval, so that stopping the server (after every test) is quick.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.01,), daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -257,7 +261,8 @@ def image_index(manifests: Sequence[tuple[Descriptor, Platform]], media_type: st
             "schemaVersion": 2,
             "mediaType": media_type,
             "manifests": [
-                Descriptor(d.media_type, d.digest, d.size, platform=p).to_json() for d, p in manifests
+                Descriptor(d.media_type, d.digest, d.size, platform=p).to_json()
+                for d, p in manifests
             ],
         }
     )
@@ -319,7 +324,10 @@ def shared_registry() -> SharedRegistry:
 def shared_client(shared_registry: SharedRegistry, tmp_path: Path) -> Iterator[RegistryClient]:
     """A client of the shared registry, with its credentials in a Docker config's `auths`."""
     config = auths_config(
-        tmp_path / "config.json", shared_registry.host, shared_registry.username, shared_registry.password
+        tmp_path / "config.json",
+        shared_registry.host,
+        shared_registry.username,
+        shared_registry.password,
     )
     with RegistryClient(shared_registry.options(config)) as client:
         yield client
@@ -355,7 +363,9 @@ class PrivateRegistry:
     def start(self) -> None:
         binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
         with open(self._root / "registry.log", "ab") as log:
-            self._process = subprocess.Popen([binary, "serve", str(self._config)], stdout=log, stderr=log)
+            self._process = subprocess.Popen(
+                [binary, "serve", str(self._config)], stdout=log, stderr=log
+            )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -363,7 +373,9 @@ class PrivateRegistry:
                     return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"docker-registry on {self.host} did not answer: see {self._root}/registry.log")
+        raise RuntimeError(
+            f"docker-registry on {self.host} did not answer: see {self._root}/registry.log"
+        )
 
     def kill(self) -> None:
         if self._process is not None:
@@ -376,7 +388,9 @@ StartPrivateRegistry = Callable[..., PrivateRegistry]
 
 
 @pytest.fixture
-def private_registry(shared_registry: SharedRegistry, tmp_path: Path) -> Iterator[StartPrivateRegistry]:
+def private_registry(
+    shared_registry: SharedRegistry, tmp_path: Path
+) -> Iterator[StartPrivateRegistry]:
     """Starts registries of the test's own (needing what the shared one needs: registry.sh
     installs docker-registry), and kills them at the end."""
     registries = []

@@ -113,7 +113,9 @@ class DockerConfig:
                 try:
                     decoded = base64.b64decode(entry["auth"], validate=True).decode("utf-8")
                 except (binascii.Error, UnicodeDecodeError, TypeError) as e:
-                    raise CredentialsError(f"{where}: `auth` is not base64 of `user:password`.") from e
+                    raise CredentialsError(
+                        f"{where}: `auth` is not base64 of `user:password`."
+                    ) from e
                 username, colon, secret = decoded.partition(":")
                 if not colon:
                     raise CredentialsError(f"{where}: `auth` decodes to no `user:password` pair.")
@@ -145,7 +147,9 @@ class DockerConfig:
             if _HELPER_NOT_FOUND in output:
                 return None
             # On failure a helper prints its error, not a secret; keep only the first line.
-            reason = (output or result.stderr.decode("utf-8", errors="replace")).strip().splitlines()
+            reason = (
+                (output or result.stderr.decode("utf-8", errors="replace")).strip().splitlines()
+            )
             raise CredentialsError(
                 f"`{program} get` for {server} failed with status {result.returncode}: "
                 f"{reason[0] if reason else '(no output)'}"

@@ -76,7 +76,9 @@ def test_default_docker_config_path() -> None:
 def test_missing_config_means_no_credentials(tmp_path: Path) -> None:
     lookup = DockerConfig.load(tmp_path / "absent.json", helper_search_path=None).lookup(REGISTRY)
     assert lookup.credentials is None
-    assert lookup.source == f"no credentials (none for {REGISTRY} in {tmp_path}/absent.json (auths))"
+    assert (
+        lookup.source == f"no credentials (none for {REGISTRY} in {tmp_path}/absent.json (auths))"
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,7 +92,8 @@ def test_missing_config_means_no_credentials(tmp_path: Path) -> None:
 )
 def test_auths_entry(tmp_path: Path, key: str, registry: str) -> None:
     config = load(
-        tmp_path, {"auths": {"other.example": {"auth": basic("x", "y")}, key: {"auth": basic("u", "p:w")}}}
+        tmp_path,
+        {"auths": {"other.example": {"auth": basic("x", "y")}, key: {"auth": basic("u", "p:w")}}},
     )
     lookup = config.lookup(registry)
     assert lookup.credentials == Credentials("u", "p:w")
@@ -106,7 +109,9 @@ def test_auths_without_entry(tmp_path: Path) -> None:
     config = load(tmp_path, {"auths": {"other.example": {"auth": basic("x", "y")}}})
     lookup = config.lookup(REGISTRY)
     assert lookup.credentials is None
-    assert lookup.source == f"no credentials (none for {REGISTRY} in {tmp_path}/config.json (auths))"
+    assert (
+        lookup.source == f"no credentials (none for {REGISTRY} in {tmp_path}/config.json (auths))"
+    )
 
 
 @pytest.mark.parametrize(
@@ -151,7 +156,9 @@ def test_creds_store_for_docker_hub(tmp_path: Path, helper_dir: Path) -> None:
 
 
 def test_cred_helpers_take_precedence_over_creds_store(tmp_path: Path, helper_dir: Path) -> None:
-    config = load(tmp_path, {"credsStore": "absent", "credHelpers": {REGISTRY: "test"}}, str(helper_dir))
+    config = load(
+        tmp_path, {"credsStore": "absent", "credHelpers": {REGISTRY: "test"}}, str(helper_dir)
+    )
     assert config.lookup(REGISTRY).credentials == Credentials("helper-user", "helper-secret")
 
 
@@ -175,7 +182,9 @@ def test_failing_helper(tmp_path: Path, helper_dir: Path) -> None:
 
 def test_missing_helper(tmp_path: Path, helper_dir: Path) -> None:
     config = load(tmp_path, {"credsStore": "absent"}, str(helper_dir))
-    with pytest.raises(CredentialsError, match="`docker-credential-absent` is not on the search path"):
+    with pytest.raises(
+        CredentialsError, match="`docker-credential-absent` is not on the search path"
+    ):
         config.lookup(REGISTRY)
 
 

@@ -112,7 +112,9 @@ def pull_image(
         puller.blob_into(layout, layer)
     result = Descriptor(media_type, manifest.digest, manifest.size, platform=image_platform)
     layout.write_index([result])
-    return PullResult(result, index_digest, puller.downloaded, puller.reused, puller.bytes_downloaded)
+    return PullResult(
+        result, index_digest, puller.downloaded, puller.reused, puller.bytes_downloaded
+    )
 
 
 class _Puller:
@@ -136,7 +138,8 @@ class _Puller:
                 self.reused += 1
                 return _media_type(_json(data, self._reference), None), data
         media_type, data = self._from_any_endpoint(
-            f"the manifest {digest}", lambda endpoint: self._download_manifest(endpoint, digest, size)
+            f"the manifest {digest}",
+            lambda endpoint: self._download_manifest(endpoint, digest, size),
         )
         _write_atomically(path, data)
         return media_type, data
@@ -153,7 +156,8 @@ class _Puller:
             except OciError:
                 path.unlink()
         self._from_any_endpoint(
-            f"the blob {descriptor.digest}", lambda endpoint: self._download_blob(endpoint, descriptor, path)
+            f"the blob {descriptor.digest}",
+            lambda endpoint: self._download_blob(endpoint, descriptor, path),
         )
         if layout is not self._store:
             layout.import_blob(path, descriptor)
@@ -182,7 +186,9 @@ class _Puller:
             "(mirrors first): " + " / ".join(str(failure) for failure in failures)
         )
 
-    def _download_manifest(self, endpoint: Endpoint, digest: str, size: int | None) -> tuple[str, bytes]:
+    def _download_manifest(
+        self, endpoint: Endpoint, digest: str, size: int | None
+    ) -> tuple[str, bytes]:
         repository = self._reference.repository
         response = endpoint.request(
             "GET",
@@ -224,11 +230,19 @@ class _Puller:
             partial = Path(name)
             try:
                 with response, open(partial_fd, "wb") as writer:
-                    chunks = endpoint.body_chunks(response, f"the blob {descriptor.digest} of {repository}")
+                    chunks = endpoint.body_chunks(
+                        response, f"the blob {descriptor.digest} of {repository}"
+                    )
                     actual, size = _copy_hashing(chunks, writer, limit=descriptor.size)
                 if (actual, size) != (descriptor.digest, descriptor.size):
                     raise _mismatch(
-                        "blob", endpoint, repository, descriptor.digest, descriptor.size, actual, size
+                        "blob",
+                        endpoint,
+                        repository,
+                        descriptor.digest,
+                        descriptor.size,
+                        actual,
+                        size,
                     )
                 os.replace(partial, destination)
             finally:
@@ -288,7 +302,10 @@ def _media_type(document: dict[str, Any], content_type: str | None) -> str:
     """A manifest's media type: its own field, else the Content-Type it came with, else its shape."""
     if document.get("mediaType"):
         return str(document["mediaType"])
-    if content_type and content_type.split(";")[0].strip() in MANIFEST_MEDIA_TYPES + INDEX_MEDIA_TYPES:
+    if (
+        content_type
+        and content_type.split(";")[0].strip() in MANIFEST_MEDIA_TYPES + INDEX_MEDIA_TYPES
+    ):
         return content_type.split(";")[0].strip()
     return INDEX_MEDIA_TYPE if "manifests" in document else MANIFEST_MEDIA_TYPE
 

@@ -29,7 +29,9 @@ from imagetool.registry.transport import RegistryClient, RegistryError, Registry
 
 StartServer = Callable[[Respond], ScriptedServer]
 ARM64 = Platform("arm64")
-_CONTENT_PATH = re.compile(r"/v2/(?P<repository>.+)/(?:manifests|blobs)/(?P<digest>sha256:[0-9a-f]{64})")
+_CONTENT_PATH = re.compile(
+    r"/v2/(?P<repository>.+)/(?:manifests|blobs)/(?P<digest>sha256:[0-9a-f]{64})"
+)
 
 
 def contents_of(*images: SampleImage) -> dict[str, bytes]:
@@ -136,11 +138,17 @@ def test_wrong_platform(scripted_server: StartServer, image: SampleImage, tmp_pa
         pull(options(origin.host), reference, tmp_path / "pulled", platform=ARM64)
 
 
-def test_mirror_serves_the_pull(scripted_server: StartServer, image: SampleImage, tmp_path: Path) -> None:
+def test_mirror_serves_the_pull(
+    scripted_server: StartServer, image: SampleImage, tmp_path: Path
+) -> None:
     origin = scripted_server(serving({}))
     mirror = scripted_server(serving(contents_of(image)))
     settings = options(origin.host, mirror.host, mirrors={origin.host: [mirror.url]})
-    pull(settings, Reference(origin.host, "esb/base", None, image.manifest.digest), tmp_path / "pulled")
+    pull(
+        settings,
+        Reference(origin.host, "esb/base", None, image.manifest.digest),
+        tmp_path / "pulled",
+    )
     assert origin.requests == []
     assert len(mirror.requests) == 4
 
@@ -151,7 +159,11 @@ def test_mirror_without_the_image_falls_back(
     origin = scripted_server(serving(contents_of(image)))
     empty_mirror = scripted_server(serving({}))
     settings = options(origin.host, empty_mirror.host, mirrors={origin.host: [empty_mirror.url]})
-    pull(settings, Reference(origin.host, "esb/base", None, image.manifest.digest), tmp_path / "pulled")
+    pull(
+        settings,
+        Reference(origin.host, "esb/base", None, image.manifest.digest),
+        tmp_path / "pulled",
+    )
     # A mirror lacking one thing may have the next: it is asked each time.
     assert len(empty_mirror.requests) == 4
     assert len(origin.requests) == 4
@@ -167,13 +179,17 @@ def test_unreachable_mirror_is_not_asked_again(
         origin.host, dead_mirror, mirrors={origin.host: [f"http://{dead_mirror}"]}, sleeps=sleeps
     )
     result = pull(
-        settings, Reference(origin.host, "esb/base", None, image.manifest.digest), tmp_path / "pulled"
+        settings,
+        Reference(origin.host, "esb/base", None, image.manifest.digest),
+        tmp_path / "pulled",
     )
     assert result.downloaded == 4
     assert sleeps == [0.01, 0.02], "only the first request to the dead mirror was retried"
 
 
-def test_every_endpoint_failing(scripted_server: StartServer, image: SampleImage, tmp_path: Path) -> None:
+def test_every_endpoint_failing(
+    scripted_server: StartServer, image: SampleImage, tmp_path: Path
+) -> None:
     origin = scripted_server(serving({}))
     mirror = scripted_server(serving({}))
     settings = options(origin.host, mirror.host, mirrors={origin.host: [mirror.url]})
@@ -224,8 +240,12 @@ def test_tampered_blob_from_a_mirror(
         f"The blob {layer.digest} of esb/base from the mirror {mirror.url} of {origin.host} does not match "
         f"its digest: expected {layer.digest} ({layer.size} bytes), got "
     )
-    assert re.search(f"got {got}. The registry's copy is corrupt or was altered; nothing was kept.$", message)
-    assert origin.requests == [], "content that fails its digest is an error, not a reason to look elsewhere"
+    assert re.search(
+        f"got {got}. The registry's copy is corrupt or was altered; nothing was kept.$", message
+    )
+    assert (
+        origin.requests == []
+    ), "content that fails its digest is an error, not a reason to look elsewhere"
     leftovers = [p.name for p in (tmp_path / "cache" / "blobs" / "sha256").iterdir()]
     assert layer.digest.removeprefix("sha256:") not in leftovers
     assert not [name for name in leftovers if name.endswith(".partial")]

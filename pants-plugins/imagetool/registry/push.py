@@ -88,7 +88,9 @@ def push_image(
     requested_tags = [reference.tag, *tags] if reference.tag else tags
     all_tags = tuple(dict.fromkeys(parse_tag(tag) for tag in requested_tags))
     manifest_data = layout.read_blob(image.manifest)
-    config = Descriptor.from_json(layout.read_json_blob(image.manifest)["config"], where=str(layout_dir))
+    config = Descriptor.from_json(
+        layout.read_json_blob(image.manifest)["config"], where=str(layout_dir)
+    )
     blobs = {blob.digest: blob for blob in (*image.layers, config)}
 
     step = on_step or (lambda _: None)
@@ -208,7 +210,11 @@ class _Pusher:
     ) -> bool:
         try:
             response = self._endpoint.request(
-                "HEAD", f"/v2/{repository}/blobs/{blob.digest}", scopes=scopes, ok=(200, 404), retry=retry
+                "HEAD",
+                f"/v2/{repository}/blobs/{blob.digest}",
+                scopes=scopes,
+                ok=(200, 404),
+                retry=retry,
             )
         except RegistryAuthError:
             if repository == self._repository:
@@ -231,7 +237,11 @@ class _Pusher:
     def _upload(self, blob: Descriptor, path: Path, session: str | None) -> None:
         if session is None:
             started = self._endpoint.request(
-                "POST", f"/v2/{self._repository}/blobs/uploads/", scopes=self._scopes, ok=(202,), retry=False
+                "POST",
+                f"/v2/{self._repository}/blobs/uploads/",
+                scopes=self._scopes,
+                ok=(202,),
+                retry=False,
             )
             session = self._location(started.headers)
         if self._chunk_size is None or blob.size <= self._chunk_size:
@@ -253,14 +263,21 @@ class _Pusher:
                         session,
                         scopes=self._scopes,
                         ok=(202,),
-                        headers={**_OCTET_STREAM, "Content-Range": f"{offset}-{offset + len(chunk) - 1}"},
+                        headers={
+                            **_OCTET_STREAM,
+                            "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                        },
                         body=chunk,
                         retry=False,
                     )
                     session = self._location(patched.headers)
                     offset += len(chunk)
             response = self._endpoint.request(
-                "PUT", _with_query(session, digest=blob.digest), scopes=self._scopes, ok=(201,), retry=False
+                "PUT",
+                _with_query(session, digest=blob.digest),
+                scopes=self._scopes,
+                ok=(201,),
+                retry=False,
             )
         self._check_digest(response.headers, blob.digest, f"the blob {blob.digest}")
 

@@ -85,7 +85,9 @@ class FakeRegistry:
             return Answer(200, headers)
         return Answer(404)
 
-    def _upload(self, request: Recorded, repository: str, session: str, query: dict[str, str]) -> Answer:
+    def _upload(
+        self, request: Recorded, repository: str, session: str, query: dict[str, str]
+    ) -> Answer:
         blobs = self.blobs.setdefault(repository, {})
         if request.method == "POST":
             source = self.blobs.get(query.get("from", ""), {})
@@ -94,10 +96,14 @@ class FakeRegistry:
                 return Answer(201)
             session = f"session-{len(self.sessions)}"
             self.sessions[session] = b""
-            return Answer(202, {"Location": f"/v2/{repository}/blobs/uploads/{session}?_state=opaque"})
+            return Answer(
+                202, {"Location": f"/v2/{repository}/blobs/uploads/{session}?_state=opaque"}
+            )
         self.sessions[session] += request.body
         if request.method == "PATCH":
-            return Answer(202, {"Location": f"/v2/{repository}/blobs/uploads/{session}?_state=next"})
+            return Answer(
+                202, {"Location": f"/v2/{repository}/blobs/uploads/{session}?_state=next"}
+            )
         digest = query["digest"]
         blobs[digest] = self.sessions.pop(session)
         if self.lose_answers:
@@ -150,7 +156,10 @@ def push(
 def test_push_order_and_stats(registry: FakeRegistry, image: SampleImage) -> None:
     outcomes: list[tuple[Descriptor, BlobOutcome]] = []
     result = push(
-        registry, image, tags=["latest", "1"], on_blob=lambda blob, outcome: outcomes.append((blob, outcome))
+        registry,
+        image,
+        tags=["latest", "1"],
+        on_blob=lambda blob, outcome: outcomes.append((blob, outcome)),
     )
     digest = image.manifest.digest
     assert result == PushResult(
@@ -193,7 +202,12 @@ def test_second_push_uploads_nothing(registry: FakeRegistry, image: SampleImage)
     push(registry, image)
     writes = len(registry.writes())
     again = push(registry, image)
-    assert (again.blobs_uploaded, again.blobs_skipped, again.bytes_uploaded, again.manifest_uploaded) == (
+    assert (
+        again.blobs_uploaded,
+        again.blobs_skipped,
+        again.bytes_uploaded,
+        again.manifest_uploaded,
+    ) == (
         0,
         3,
         0,
@@ -215,22 +229,29 @@ def test_declined_mount_uploads_into_the_session_it_opened(
     registry.decline_mounts = True
     result = push(registry, image, mount_from=["esb/base"])
     assert (result.blobs_mounted, result.blobs_uploaded) == (0, 3)
-    posts = [r.path for r in registry.server.requests if r.method == "POST" and "/esb/api/" in r.path]
+    posts = [
+        r.path for r in registry.server.requests if r.method == "POST" and "/esb/api/" in r.path
+    ]
     assert len(posts) == 3 and all("mount=" in path for path in posts)
 
 
-def test_upload_whose_answer_was_lost_is_not_repeated(registry: FakeRegistry, image: SampleImage) -> None:
+def test_upload_whose_answer_was_lost_is_not_repeated(
+    registry: FakeRegistry, image: SampleImage
+) -> None:
     registry.lose_answers = 1
     result = push(registry, image)
     assert result.blobs_uploaded == 3
-    puts = [r for r in registry.server.requests if r.method == "PUT" and "/blobs/uploads/" in r.path]
+    puts = [
+        r for r in registry.server.requests if r.method == "PUT" and "/blobs/uploads/" in r.path
+    ]
     assert len(puts) == 3, "the retry found the blob with HEAD and sent nothing again"
 
 
 def test_registry_storing_another_digest(registry: FakeRegistry, image: SampleImage) -> None:
     registry.reported_digest = "sha256:" + "0" * 64
     with pytest.raises(
-        RegistryError, match=rf"stored the blob {image.layers[0].digest} in esb/api as sha256:0{{64}}, not"
+        RegistryError,
+        match=rf"stored the blob {image.layers[0].digest} in esb/api as sha256:0{{64}}, not",
     ):
         push(registry, image)
 

@@ -101,7 +101,9 @@ def parse_reference(text: str) -> Reference:
         repository = f"library/{repository}"
     _check_part(text, parse_repository, repository)
     if len(f"{registry}/{repository}") > grammar.MAX_NAME_LENGTH:
-        raise InvalidReferenceError(f"{text!r}: the name is longer than {grammar.MAX_NAME_LENGTH} characters.")
+        raise InvalidReferenceError(
+            f"{text!r}: the name is longer than {grammar.MAX_NAME_LENGTH} characters."
+        )
     return Reference(registry, repository, tag, digest or None)
 
 

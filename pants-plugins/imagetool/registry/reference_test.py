@@ -17,10 +17,16 @@ DIGEST = "sha256:" + "ab" * 32
     "text, expected",
     [
         pytest.param("python", Reference("docker.io", "library/python"), id="official-image"),
-        pytest.param("python:3.12-slim", Reference("docker.io", "library/python", "3.12-slim"), id="tag"),
+        pytest.param(
+            "python:3.12-slim", Reference("docker.io", "library/python", "3.12-slim"), id="tag"
+        ),
         pytest.param("esb/api", Reference("docker.io", "esb/api"), id="hub-namespace"),
-        pytest.param("docker.io/python", Reference("docker.io", "library/python"), id="hub-explicit"),
-        pytest.param("index.docker.io/esb/api:1", Reference("docker.io", "esb/api", "1"), id="hub-alias"),
+        pytest.param(
+            "docker.io/python", Reference("docker.io", "library/python"), id="hub-explicit"
+        ),
+        pytest.param(
+            "index.docker.io/esb/api:1", Reference("docker.io", "esb/api", "1"), id="hub-alias"
+        ),
         pytest.param(
             f"python:3.12@{DIGEST}",
             Reference("docker.io", "library/python", "3.12", DIGEST),
@@ -32,11 +38,15 @@ DIGEST = "sha256:" + "ab" * 32
             id="host-port",
         ),
         pytest.param("localhost/x:y", Reference("localhost", "x", "y"), id="localhost"),
-        pytest.param("registry.example/a/b/c", Reference("registry.example", "a/b/c"), id="dotted-host"),
+        pytest.param(
+            "registry.example/a/b/c", Reference("registry.example", "a/b/c"), id="dotted-host"
+        ),
         pytest.param("Registry/a", Reference("Registry", "a"), id="capitals-make-a-host"),
         pytest.param("[::1]:5000/a:b", Reference("[::1]:5000", "a", "b"), id="ipv6"),
         pytest.param(
-            "localhost:5000", Reference("docker.io", "library/localhost", "5000"), id="port-alone-is-a-tag"
+            "localhost:5000",
+            Reference("docker.io", "library/localhost", "5000"),
+            id="port-alone-is-a-tag",
         ),
         pytest.param("a__b/c.d-e--f", Reference("docker.io", "a__b/c.d-e--f"), id="separators"),
     ],
@@ -52,7 +62,9 @@ def test_parse_reference(text: str, expected: Reference) -> None:
         pytest.param("esb//api", "is not a repository name", id="empty-component"),
         pytest.param("esb/api:-x", "is not a tag", id="bad-tag"),
         pytest.param("esb/api@sha256:abc", "is not a digest this tool reads", id="short-digest"),
-        pytest.param("esb/api@sha512:" + "a" * 128, "is not a digest this tool reads", id="other-algorithm"),
+        pytest.param(
+            "esb/api@sha512:" + "a" * 128, "is not a digest this tool reads", id="other-algorithm"
+        ),
         pytest.param("-bad.host/a", "is not a registry", id="bad-host"),
         pytest.param("a/" + "b" * 260, "longer than 255", id="too-long"),
     ],
@@ -63,7 +75,9 @@ def test_invalid_references(text: str, message: str) -> None:
 
 
 def test_str_is_fully_qualified() -> None:
-    assert str(parse_reference(f"python:3.12@{DIGEST}")) == f"docker.io/library/python:3.12@{DIGEST}"
+    assert (
+        str(parse_reference(f"python:3.12@{DIGEST}")) == f"docker.io/library/python:3.12@{DIGEST}"
+    )
     assert parse_reference("127.0.0.1:5000/esb/api").name == "127.0.0.1:5000/esb/api"
 
 

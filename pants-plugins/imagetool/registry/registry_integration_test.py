@@ -61,13 +61,17 @@ def test_push_then_pull_by_digest(
     assert pushed.bytes_uploaded == sum(blob.size for blob in image.blobs)
 
     reference = Reference(shared_registry.host, repository, None, pushed.digest)
-    pulled = pull_image(shared_client, reference, AMD64, tmp_path / "pulled", cache_dir=tmp_path / "cache")
+    pulled = pull_image(
+        shared_client, reference, AMD64, tmp_path / "pulled", cache_dir=tmp_path / "cache"
+    )
     assert pulled.manifest.digest == image.manifest.digest
     assert layout_contents(tmp_path / "pulled") == layout_contents(image.layout)
     loaded = OciLayout(tmp_path / "pulled").load_image()
     assert (loaded.manifest.digest, loaded.layers) == (image.manifest.digest, image.layers)
 
-    again = pull_image(shared_client, reference, AMD64, tmp_path / "again", cache_dir=tmp_path / "cache")
+    again = pull_image(
+        shared_client, reference, AMD64, tmp_path / "again", cache_dir=tmp_path / "cache"
+    )
     assert (again.downloaded, again.bytes_downloaded, again.reused) == (0, 0, 4)
     assert layout_contents(tmp_path / "again") == layout_contents(image.layout)
 
@@ -79,7 +83,12 @@ def test_second_push_uploads_nothing(
     reference = Reference(shared_registry.host, unique_repository("re-push"), "1")
     push_image(shared_client, image.layout, reference)
     again = push_image(shared_client, image.layout, reference)
-    assert (again.blobs_uploaded, again.blobs_skipped, again.bytes_uploaded, again.manifest_uploaded) == (
+    assert (
+        again.blobs_uploaded,
+        again.blobs_skipped,
+        again.bytes_uploaded,
+        again.manifest_uploaded,
+    ) == (
         0,
         3,
         0,
@@ -94,11 +103,17 @@ def test_mount_across_repositories(
     base, service = unique_repository("mount-source"), unique_repository("mount-target")
     push_image(shared_client, image.layout, Reference(shared_registry.host, base, "1"))
     mounted = push_image(
-        shared_client, image.layout, Reference(shared_registry.host, service, "1"), mount_from=[base]
+        shared_client,
+        image.layout,
+        Reference(shared_registry.host, service, "1"),
+        mount_from=[base],
     )
     assert (mounted.blobs_mounted, mounted.blobs_uploaded, mounted.bytes_uploaded) == (3, 0, 0)
     pulled = pull_image(
-        shared_client, Reference(shared_registry.host, service, None, mounted.digest), AMD64, tmp_path / "out"
+        shared_client,
+        Reference(shared_registry.host, service, None, mounted.digest),
+        AMD64,
+        tmp_path / "out",
     )
     assert pulled.manifest.digest == image.manifest.digest
 
@@ -109,14 +124,19 @@ def test_multi_platform_index_with_docker_media_types(
     repository = unique_repository("index")
     images = {
         platform: make_image(
-            tmp_path / platform.architecture, random_layers(1), platform=platform, docker_media_types=True
+            tmp_path / platform.architecture,
+            random_layers(1),
+            platform=platform,
+            docker_media_types=True,
         )
         for platform in (AMD64, Platform("arm64", variant="v8"))
     }
     for image in images.values():
         push_image(shared_client, image.layout, Reference(shared_registry.host, repository))
     media_type = "application/vnd.docker.distribution.manifest.list.v2+json"
-    index = image_index([(image.manifest, platform) for platform, image in images.items()], media_type)
+    index = image_index(
+        [(image.manifest, platform) for platform, image in images.items()], media_type
+    )
     shared_client.endpoint(shared_registry.host).request(
         "PUT",
         f"/v2/{repository}/manifests/latest",
@@ -171,11 +191,16 @@ def test_wrong_password(
 def test_unknown_ca_is_refused(shared_registry: SharedRegistry, tmp_path: Path) -> None:
     image = make_image(tmp_path / "image", random_layers(1))
     config = auths_config(
-        tmp_path / "config.json", shared_registry.host, shared_registry.username, shared_registry.password
+        tmp_path / "config.json",
+        shared_registry.host,
+        shared_registry.username,
+        shared_registry.password,
     )
     options = shared_registry.options(config, ca_bundles={})
     with RegistryClient(options) as client, pytest.raises(RegistryTlsError) as error:
-        push_image(client, image.layout, Reference(shared_registry.host, unique_repository("tls"), "1"))
+        push_image(
+            client, image.layout, Reference(shared_registry.host, unique_repository("tls"), "1")
+        )
     message = str(error.value)
     assert message.startswith(f"The TLS certificate of {shared_registry.host} does not verify (")
     assert "certificate verify failed" in message
@@ -191,7 +216,9 @@ def test_tampered_blob_in_storage(
     repository = unique_repository("tampered")
     push_image(shared_client, image.layout, Reference(shared_registry.host, repository, "1"))
     layer = image.layers[1]
-    stored = shared_registry.storage / "blobs" / "sha256" / layer.digest[7:9] / layer.digest[7:] / "data"
+    stored = (
+        shared_registry.storage / "blobs" / "sha256" / layer.digest[7:9] / layer.digest[7:] / "data"
+    )
     assert stored.is_file(), f"tests/infra/registry.sh keeps blobs elsewhere than {stored}"
     original = stored.read_bytes()
     try:
@@ -227,7 +254,9 @@ def test_credential_helper(
     helper.write_text(f"#!/bin/sh\ncat >/dev/null\nprintf '%s' '{answer}'\n")
     helper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{helpers}{os.pathsep}{os.environ.get('PATH', os.defpath)}")
-    config = write_docker_config(tmp_path / "config.json", {"credHelpers": {shared_registry.host: "test"}})
+    config = write_docker_config(
+        tmp_path / "config.json", {"credHelpers": {shared_registry.host: "test"}}
+    )
     connection = [
         "--docker-config",
         str(config),
@@ -244,7 +273,10 @@ def test_credential_helper(
         "--reference",
         f"{shared_registry.host}/{repository}:1",
     ]
-    assert main([*push, "--tag", "latest", "--out-stats", str(tmp_path / "stats.json"), *connection]) == 0
+    assert (
+        main([*push, "--tag", "latest", "--out-stats", str(tmp_path / "stats.json"), *connection])
+        == 0
+    )
     out, err = capsys.readouterr()
     assert out == (
         f"Pushed {shared_registry.host}/{repository}@{image.manifest.digest} (tags: 1, latest): 3 blobs "
@@ -287,7 +319,10 @@ def test_mirror_first_then_origin(
 ) -> None:
     mirror = private_registry("mirror")
     config = auths_config(
-        tmp_path / "config.json", shared_registry.host, shared_registry.username, shared_registry.password
+        tmp_path / "config.json",
+        shared_registry.host,
+        shared_registry.username,
+        shared_registry.password,
     )
     options = shared_registry.options(
         config,
@@ -299,14 +334,18 @@ def test_mirror_first_then_origin(
     with RegistryClient(mirror.options()) as client:
         push_image(client, only_on_mirror.layout, Reference(mirror.host, repository))
     with RegistryClient(options) as client:
-        reference = Reference(shared_registry.host, repository, None, only_on_mirror.manifest.digest)
+        reference = Reference(
+            shared_registry.host, repository, None, only_on_mirror.manifest.digest
+        )
         assert pull_image(client, reference, AMD64, tmp_path / "from-mirror").downloaded == 3
 
     only_on_origin = make_image(tmp_path / "origin", random_layers(1))
     with RegistryClient(options) as client:
         push_image(client, only_on_origin.layout, Reference(shared_registry.host, repository))
         mirror.kill()
-        reference = Reference(shared_registry.host, repository, None, only_on_origin.manifest.digest)
+        reference = Reference(
+            shared_registry.host, repository, None, only_on_origin.manifest.digest
+        )
         assert pull_image(client, reference, AMD64, tmp_path / "from-origin").downloaded == 3
 
 
@@ -328,7 +367,10 @@ def test_interrupted_push_resumes(private_registry: StartPrivateRegistry, tmp_pa
         if outcome is BlobOutcome.UPLOADED:
             uploaded_after_the_restart.append(blob.digest)
 
-    with RegistryClient(registry.options()) as client, pytest.raises(RegistryUnreachableError) as error:
+    with (
+        RegistryClient(registry.options()) as client,
+        pytest.raises(RegistryUnreachableError) as error,
+    ):
         push_image(client, image.layout, reference, on_blob=crash_after_first_blob)
     assert str(error.value).startswith(
         f"Cannot reach {registry.host} (HEAD /v2/esb/interrupted/blobs/sha256:"
@@ -344,7 +386,9 @@ def test_interrupted_push_resumes(private_registry: StartPrivateRegistry, tmp_pa
             path = f"/v2/esb/interrupted/manifests/{tag_or_digest}"
             accept = {"Accept": image.manifest.media_type}
             response = endpoint.request("HEAD", path, scopes=[], ok=(200, 404), headers=accept)
-            return response.headers["Docker-Content-Digest"] if response.status_code == 200 else None
+            return (
+                response.headers["Docker-Content-Digest"] if response.status_code == 200 else None
+            )
 
         assert manifest_digest("1") is manifest_digest(image.manifest.digest) is None
 
@@ -366,7 +410,10 @@ def test_interrupted_push_resumes(private_registry: StartPrivateRegistry, tmp_pa
 def test_read_only_registry(private_registry: StartPrivateRegistry, tmp_path: Path) -> None:
     registry = private_registry("read-only", read_only=True)
     image = make_image(tmp_path / "image", random_layers(1))
-    with RegistryClient(registry.options()) as client, pytest.raises(RegistryReadOnlyError) as error:
+    with (
+        RegistryClient(registry.options()) as client,
+        pytest.raises(RegistryReadOnlyError) as error,
+    ):
         push_image(client, image.layout, Reference(registry.host, "esb/read-only", "1"))
     assert str(error.value) == (
         f"{registry.host} refuses to store anything: it answered POST /v2/esb/read-only/blobs/uploads/ with "

@@ -83,7 +83,9 @@ class TransientRegistryError(RegistryError):
         self.attempts = 1
 
     def __str__(self) -> str:
-        return self.message if self.attempts == 1 else f"{self.message} (failed {self.attempts} times)"
+        return (
+            self.message if self.attempts == 1 else f"{self.message} (failed {self.attempts} times)"
+        )
 
 
 class RegistryUnreachableError(TransientRegistryError):
@@ -269,7 +271,9 @@ class Endpoint:
         absolute = self.url(url)
 
         def attempt() -> requests.Response:
-            response = self._send_authenticated(method, absolute, scopes, headers or {}, body, stream)
+            response = self._send_authenticated(
+                method, absolute, scopes, headers or {}, body, stream
+            )
             if response.status_code in ok:
                 return response
             error = self._error(method, absolute, response, scopes)
@@ -379,13 +383,18 @@ class Endpoint:
                 + (options.connect_timeout_setting if connecting else options.read_timeout_setting)
                 + "."
             ) from e
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as e:
             raise RegistryUnreachableError(
                 f"Cannot reach {self.description} ({request}): {_reason(e)}."
             ) from e
         finally:
-            if hasattr(data, "close"):
-                data.close()
+            close = getattr(data, "close", None)
+            if close is not None:
+                close()
 
     def _authorization(self, scopes: Sequence[Scope]) -> str | None:
         """The Authorization header known to work for these scopes, without asking the registry."""
@@ -403,7 +412,9 @@ class Endpoint:
         self, response: requests.Response, scopes: Sequence[Scope], *, sent: str | None
     ) -> str | None:
         """The Authorization header to retry a 401 with, or None when retrying cannot help."""
-        challenges = {c.scheme: c for c in parse_challenges(response.headers.get("WWW-Authenticate", ""))}
+        challenges = {
+            c.scheme: c for c in parse_challenges(response.headers.get("WWW-Authenticate", ""))
+        }
         if "bearer" in challenges:
             # A token we sent may have expired, or lack a scope the registry now names: get a
             # new one (the caller retries only once). Later requests get tokens without asking,
@@ -438,7 +449,9 @@ class Endpoint:
             url = f"{realm}{'&' if '?' in realm else '?'}{urllib.parse.urlencode(query)}"
             response = self._send("GET", url, {}, authorization, None, False)
             if response.status_code in (401, 403):
-                raise self._auth_error(response, scopes, via=f" (through its token server {_host(realm)})")
+                raise self._auth_error(
+                    response, scopes, via=f" (through its token server {_host(realm)})"
+                )
             if response.status_code != 200:
                 raise self._error("GET", url, response, scopes)
             try:
@@ -519,7 +532,9 @@ def _trust(registry: str, ca_bundle: Path | None) -> ssl.SSLContext:
         try:
             context.load_verify_locations(cafile=str(ca_bundle))
         except (OSError, ssl.SSLError) as e:
-            raise RegistryError(f"Cannot load the CA bundle {ca_bundle} given for {registry}: {e}.") from e
+            raise RegistryError(
+                f"Cannot load the CA bundle {ca_bundle} given for {registry}: {e}."
+            ) from e
     return context
 
 

@@ -74,7 +74,9 @@ def get(endpoint: Endpoint, path: str = "/v2/esb/api/manifests/x", **kwargs):
     [
         pytest.param(RetryPolicy(), [0.5, 1.0, 2.0, 4.0], id="default"),
         pytest.param(
-            RetryPolicy(attempts=6, first_delay_seconds=1, max_delay_seconds=3), [1, 2, 3, 3, 3], id="capped"
+            RetryPolicy(attempts=6, first_delay_seconds=1, max_delay_seconds=3),
+            [1, 2, 3, 3, 3],
+            id="capped",
         ),
         pytest.param(RetryPolicy(attempts=1), [], id="no-retries"),
     ],
@@ -141,9 +143,15 @@ def test_full_registry(scripted_server: StartServer, answer: Answer) -> None:
     "answer",
     [
         pytest.param(Answer(405, body=b"Method not allowed"), id="distribution-read-only"),
-        pytest.param(registry_errors(405, "UNSUPPORTED", "The operation is unsupported."), id="unsupported"),
-        pytest.param(registry_errors(503, "DENIED", "The registry is in read-only mode"), id="503-read-only"),
-        pytest.param(registry_errors(403, "DENIED", "The system is in read only mode."), id="403-read-only"),
+        pytest.param(
+            registry_errors(405, "UNSUPPORTED", "The operation is unsupported."), id="unsupported"
+        ),
+        pytest.param(
+            registry_errors(503, "DENIED", "The registry is in read-only mode"), id="503-read-only"
+        ),
+        pytest.param(
+            registry_errors(403, "DENIED", "The system is in read only mode."), id="403-read-only"
+        ),
     ],
 )
 def test_read_only_registry(scripted_server: StartServer, answer: Answer) -> None:
@@ -181,7 +189,9 @@ def test_unverified_certificate_names_the_callers_ca_setting(scripted_server: St
     """The fix names the setting of whoever runs the tool (here a plain HTTP server, whose answer
     to a TLS handshake fails verification like an unknown CA)."""
     server = scripted_server(answers(Answer(200)))
-    options = RegistryOptions(ca_bundle_setting='`ca_bundle` of [registries."{registry}"]', retry=FAST_RETRIES)
+    options = RegistryOptions(
+        ca_bundle_setting='`ca_bundle` of [registries."{registry}"]', retry=FAST_RETRIES
+    )
     with RegistryClient(options) as client, pytest.raises(RegistryTlsError) as error:
         get(client.endpoint(server.host))
     assert str(error.value).startswith(f"The TLS certificate of {server.host} does not verify (")
@@ -197,7 +207,10 @@ def basic_registry(username: str, password: str) -> Respond:
         if request.headers.get("Authorization") == expected:
             return Answer(200)
         return registry_errors(
-            401, "UNAUTHORIZED", "authentication required", **{"WWW-Authenticate": 'Basic realm="test"'}
+            401,
+            "UNAUTHORIZED",
+            "authentication required",
+            **{"WWW-Authenticate": 'Basic realm="test"'},
         )
 
     return respond
@@ -210,7 +223,11 @@ def test_basic_auth(scripted_server: StartServer, tmp_path: Path) -> None:
     )
     get(endpoint)
     get(endpoint)
-    assert [r.headers.get("Authorization") is not None for r in server.requests] == [False, True, True]
+    assert [r.headers.get("Authorization") is not None for r in server.requests] == [
+        False,
+        True,
+        True,
+    ]
 
 
 def test_wrong_password(scripted_server: StartServer, tmp_path: Path) -> None:
@@ -256,12 +273,12 @@ class TokenRegistry:
             self.issued += 1
             token = f"token-{self.issued}"
             self.valid_tokens.add(token)
-            return Answer(200, {"Content-Type": "application/json"}, json.dumps({"token": token}).encode())
+            return Answer(
+                200, {"Content-Type": "application/json"}, json.dumps({"token": token}).encode()
+            )
         if request.headers.get("Authorization", "").removeprefix("Bearer ") in self.valid_tokens:
             return Answer(200)
-        challenge = (
-            f'Bearer realm="{self.server.url}/token",service="test-registry",scope="repository:esb/api:pull"'
-        )
+        challenge = f'Bearer realm="{self.server.url}/token",service="test-registry",scope="repository:esb/api:pull"'
         return registry_errors(
             401, "UNAUTHORIZED", "authentication required", **{"WWW-Authenticate": challenge}
         )
@@ -281,21 +298,28 @@ def test_anonymous_bearer_token(scripted_server: StartServer) -> None:
         ("service", "test-registry"),
         ("scope", "repository:esb/api:pull"),
     ]
-    assert [r.headers.get("Authorization") for r in registry.server.requests if r.path.startswith("/v2")] == [
+    assert [
+        r.headers.get("Authorization") for r in registry.server.requests if r.path.startswith("/v2")
+    ] == [
         None,
         "Bearer token-1",
         "Bearer token-1",
     ]
 
 
-def test_bearer_token_with_credentials_and_new_scopes(scripted_server: StartServer, tmp_path: Path) -> None:
+def test_bearer_token_with_credentials_and_new_scopes(
+    scripted_server: StartServer, tmp_path: Path
+) -> None:
     registry = TokenRegistry(scripted_server, accounts={"user": PASSWORD})
     config = auths_config(tmp_path / "c.json", registry.server.host, "user", PASSWORD)
     endpoint = endpoint_for(registry.server.host, docker_config=config)
     get(endpoint)
     endpoint.request("HEAD", "/v2/esb/x/blobs/d", scopes=[push_scope("esb/x")], ok=(200,))
     first, second = registry.token_requests()
-    assert first.headers["Authorization"] == "Basic " + base64.b64encode(f"user:{PASSWORD}".encode()).decode()
+    assert (
+        first.headers["Authorization"]
+        == "Basic " + base64.b64encode(f"user:{PASSWORD}".encode()).decode()
+    )
     assert ("account", "user") in urllib.parse.parse_qsl(urllib.parse.urlsplit(first.path).query)
     # The second scope's token is asked for at once, without the scope of the first challenge.
     assert urllib.parse.parse_qsl(urllib.parse.urlsplit(second.path).query)[-1:] == [
@@ -344,7 +368,9 @@ def test_netrc_is_not_used(
             "uses plain HTTP: allow that explicitly by listing mirror.example:5000 as an insecure registry",
             id="plain-http",
         ),
-        pytest.param("https://mirror.example/v2/proxy", "is not a URL of the form https://host", id="path"),
+        pytest.param(
+            "https://mirror.example/v2/proxy", "is not a URL of the form https://host", id="path"
+        ),
         pytest.param("ftp://mirror.example", "is not a URL of the form https://host", id="scheme"),
     ],
 )
@@ -360,22 +386,31 @@ def test_endpoints() -> None:
         mirrors={"docker.io": ["mirror.example:5000", "http://127.0.0.1:5001"]},
     )
     with RegistryClient(options) as client:
-        assert [(e.base_url, e.registry, e.description) for e in client.pull_endpoints("docker.io")] == [
+        assert [
+            (e.base_url, e.registry, e.description) for e in client.pull_endpoints("docker.io")
+        ] == [
             (
                 "https://mirror.example:5000",
                 "mirror.example:5000",
                 "the mirror mirror.example:5000 of docker.io",
             ),
-            ("http://127.0.0.1:5001", "127.0.0.1:5001", "the mirror http://127.0.0.1:5001 of docker.io"),
+            (
+                "http://127.0.0.1:5001",
+                "127.0.0.1:5001",
+                "the mirror http://127.0.0.1:5001 of docker.io",
+            ),
             ("https://registry-1.docker.io", "docker.io", "docker.io"),
         ]
         assert client.endpoint("127.0.0.1:5001").base_url == "http://127.0.0.1:5001"
 
 
 def test_unreadable_ca_bundle(tmp_path: Path) -> None:
-    client = RegistryClient(RegistryOptions(ca_bundles={"registry.example": tmp_path / "absent.pem"}))
+    client = RegistryClient(
+        RegistryOptions(ca_bundles={"registry.example": tmp_path / "absent.pem"})
+    )
     with pytest.raises(
-        RegistryError, match=f"Cannot load the CA bundle {tmp_path}/absent.pem given for registry.example"
+        RegistryError,
+        match=f"Cannot load the CA bundle {tmp_path}/absent.pem given for registry.example",
     ):
         client.endpoint("registry.example")
 

@@ -121,6 +121,7 @@ def test_module_exits_promptly_and_cleanly_on_signal(
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert worker.stdout is not None
     try:
         started_line, done_line = worker.stdout.readline(), worker.stdout.readline()
 
