@@ -56,7 +56,8 @@ from imagetool.image_files import (
 from imagetool.inventory import ACCOUNT_FILES, layer_inventory
 from imagetool.oci import LoadedImage
 from imagetool.tarlayer import LayerMember
-from imagetool.venv.install import TargetPython, bytecode_incompatibility
+from imagetool.venv.bytecode import bytecode_incompatibility
+from imagetool.venv.target_python import TargetPython
 
 DPKG_STATUS = "var/lib/dpkg/status"
 LAYER_INVENTORY = "layer.inventory.json"
