@@ -23,12 +23,8 @@ from imagetool.oci import (
     build_manifest,
 )
 from imagetool.tarlayer import LayerMember, write_layer
-from imagetool.upstream import (
-    UpstreamImageError,
-    accounts_members,
-    account_files,
-    read_platform_facts,
-)
+from imagetool.upstream_accounts import account_files, accounts_members
+from imagetool.upstream_platform import UpstreamImageError, read_platform_facts
 
 AMD64 = Platform("amd64")
 DEBIAN_STATUS = b"""\
