@@ -47,8 +47,6 @@ from imagetool.venv.uv_process import Uv
 DEFAULT_SOURCE_PATH = "/app/src"
 
 _SDIST_ONLY = re.compile(r"Because (?P<package>[^\s=]+)==(?P<version>\S+) has no usable wheels")
-
-
 _NO_MATCHING_WHEEL = re.compile(
     r"Because (?P<package>[^\s=]+)==(?P<version>\S+) has no wheels with a matching "
     r"(?P<tag>[\w ]+?) tag"
