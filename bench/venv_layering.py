@@ -38,14 +38,11 @@ from pathlib import Path
 
 from imagetool.tarlayer import LayerBlob, members_from_directory, write_layer
 from imagetool.venv.commands import uv_from
-from imagetool.venv.install import (
-    VENV_PATH,
-    TargetPython,
-    Uv,
-    build_venv,
-    export_requirements,
-    venv_layer_members,
-)
+from imagetool.venv.export import export_requirements
+from imagetool.venv.install import build_venv, venv_layer_members
+from imagetool.venv.relocation import VENV_PATH
+from imagetool.venv.target_python import TargetPython
+from imagetool.venv.uv_process import Uv
 
 # `pants run` runs the script from a sandbox, in the repository's root.
 DOC = Path("docs") / "venv-layering.md"

@@ -10,8 +10,9 @@ import pytest
 import tomllib
 
 from esb_bench.monorepo import PROFILES, PROFILES_DIR, Monorepo, change_lock, generate
-from imagetool.venv.install import Uv, check_lock
+from imagetool.venv.lock_checks import check_lock
 from imagetool.venv.uv_binary import extract_uv_binary
+from imagetool.venv.uv_process import Uv
 
 # Fetched by the `uv-wheel` target that the tests depend on; the sandbox is the build root.
 UV_WHEEL = (

@@ -25,7 +25,7 @@ from imagetool.errors import ToolError
 # python-debian, packaging) would cost each step several times a layer command's own imports.
 COMMAND_MODULES = {
     "accounts-layer": "imagetool.upstream",
-    "assemble": "imagetool.commands",
+    "assemble": "imagetool.assembly",
     "base-libraries": "imagetool.venv.commands",
     "check-native": "imagetool.venv.commands",
     "debian-check-lock": "imagetool.debian.commands",

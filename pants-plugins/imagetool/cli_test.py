@@ -18,7 +18,8 @@ from imagetool.engine import EngineError
 from imagetool.errors import ToolError
 from imagetool.oci import OciError
 from imagetool.tarlayer import LayerError
-from imagetool.venv.install import LockError, NoSuitableWheelError, VenvBuildError
+from imagetool.venv.indexes import LockError, VenvBuildError
+from imagetool.venv.install import NoSuitableWheelError
 from imagetool.venv.uv_binary import UvWheelError
 
 

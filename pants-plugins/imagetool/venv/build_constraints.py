@@ -31,8 +31,8 @@ from typing import Any, Mapping, Optional, Sequence
 from esb_contract.uv_project import is_package
 from imagetool.venv.builds import BuildConstraintsError, build_wheel
 from imagetool.venv.indexes import PYPI_INDEX_URL, LockError, VenvBuildError
-from imagetool.venv.install import Uv
 from imagetool.venv.sdists import LockedSdist, fetch_sdist, sdist_only_distributions
+from imagetool.venv.uv_process import Uv
 
 BUILD_CONSTRAINTS_HEADER = "# build: "
 # What uv and pip assume for a project without `[build-system]` (PEP 517's fallback).

@@ -9,7 +9,9 @@ When a build-constraints file is given (`build-constraints.txt`, written by `pan
 every build requirement must be pinned in it with its hashes.
 
 A wheel of a compiled extension is refused: it would be built against the build host's
-headers and libraries instead of the base's.
+headers and libraries instead of the base's. So is a local package whose `[build-system]` does
+not pin its requirements exactly (`check_pinned_build_backend`): an unpinned backend could build
+another wheel tomorrow from the same sources.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from esb_contract.uv_project import RELOCK_PLACEHOLDER
-from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError
-from imagetool.venv.install import Uv, check_pinned_build_backend
+from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError, read_toml
+from imagetool.venv.uv_process import Uv
 
 _UNHASHED_BUILD_REQUIREMENT = re.compile(
     r"no trusted hash was provided for: `(?P<requirement>[^`]+)`"
@@ -180,3 +184,45 @@ def build_local_wheels(
             )
         )
     return wheels
+
+
+def check_pinned_build_backend(package_dir: Path, shown: str) -> None:
+    pyproject = package_dir / "pyproject.toml"
+    fix = (
+        "Fix: give the package a pyproject.toml whose [build-system] pins each requirement "
+        'exactly, e.g. `requires = ["flit_core==3.10.1"]` and '
+        '`build-backend = "flit_core.buildapi"`.'
+    )
+    if not pyproject.is_file():
+        raise VenvBuildError(
+            f"The local package {shown} has no pyproject.toml: images build local packages "
+            f"only with a declared, pinned build backend.\n\n{fix}"
+        )
+    build_system = read_toml(pyproject, f"{shown}/pyproject.toml", "build the image again").get(
+        "build-system", {}
+    )
+    requires = build_system.get("requires") if isinstance(build_system, dict) else None
+    if not isinstance(requires, list) or not requires:
+        raise VenvBuildError(
+            f"{shown}/pyproject.toml declares no [build-system] requires: the build would fall "
+            f"back to whatever setuptools the index offers that day.\n\n{fix}"
+        )
+    unpinned = [requirement for requirement in requires if not is_exact_pin(requirement)]
+    if unpinned:
+        raise VenvBuildError(
+            f"{shown}/pyproject.toml does not pin its build requirements exactly: "
+            f"{', '.join(map(repr, unpinned))}. An unpinned backend could build another wheel "
+            f"tomorrow from the same sources.\n\n{fix}"
+        )
+
+
+def is_exact_pin(requirement: object) -> bool:
+    try:
+        specifiers = list(Requirement(str(requirement)).specifier)
+    except InvalidRequirement:
+        return False
+    return (
+        len(specifiers) == 1
+        and specifiers[0].operator in ("==", "===")
+        and "*" not in specifiers[0].version
+    )

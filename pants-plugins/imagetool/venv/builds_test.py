@@ -22,9 +22,10 @@ from imagetool.venv.build_constraints import (
 )
 from imagetool.venv.builds import BuildConstraintsError, NeedsCompilerError, build_wheel
 from imagetool.venv.conftest import DEBIAN_12
+from imagetool.venv.export import export_requirements
 from imagetool.venv.indexes import HashMismatchError, LockError, read_toml
-from imagetool.venv.install import Uv, export_requirements
 from imagetool.venv.sdists import LockedSdist, fetch_sdist, sdist_only_distributions
+from imagetool.venv.uv_process import Uv
 
 EPOCH = 315532800
 # Published only as sdists: pure Python (setup.py), and a C++ extension.

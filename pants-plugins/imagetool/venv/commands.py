@@ -40,29 +40,24 @@ from imagetool.venv.build_constraints import (
     write_build_constraints,
 )
 from imagetool.venv.builds import build_local_wheels, build_wheel
+from imagetool.venv.export import export_requirements
 from imagetool.venv.indexes import (
     PYPI_INDEX_URL,
     PackageIndex,
+    VenvBuildError,
     credentials_netrc,
     project_indexes,
     read_toml,
 )
 from imagetool.venv.install import (
     DEFAULT_SOURCE_PATH,
-    EXCLUDE_NEWER_ENV,
     BuiltVenv,
-    TargetPython,
-    Uv,
-    VenvBuildError,
     build_venv,
     install_distributions,
-    write_venv_files,
-    check_lock,
-    export_requirements,
-    lock_project,
-    recorded_exclude_newer,
     venv_layer_members,
 )
+from imagetool.venv.lock_checks import check_lock, recorded_exclude_newer
+from imagetool.venv.locking import lock_project
 from imagetool.venv.native import (
     BaseLibraries,
     base_libraries,
@@ -78,8 +73,11 @@ from imagetool.venv.project import (
     service_layer_members,
     stage_app_files,
 )
+from imagetool.venv.relocation import write_venv_files
 from imagetool.venv.sdists import LockedSdist, fetch_sdist
+from imagetool.venv.target_python import TargetPython
 from imagetool.venv.uv_binary import extract_uv_binary, read_uv_binary, uv_layer_members
+from imagetool.venv.uv_process import EXCLUDE_NEWER_ENV, Uv
 from imagetool.venv.workspace import lock_workspace
 
 NETWORK_ENV_VARS = (

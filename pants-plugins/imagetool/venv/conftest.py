@@ -10,8 +10,9 @@ from typing import Callable, Sequence
 
 import pytest
 
-from imagetool.venv.install import TargetPython, Uv
+from imagetool.venv.target_python import TargetPython
 from imagetool.venv.uv_binary import extract_uv_binary
+from imagetool.venv.uv_process import Uv
 
 # Fetched by the `uv-wheel` target of this directory's BUILD file.
 UV_WHEEL = (
@@ -19,6 +20,8 @@ UV_WHEEL = (
 )
 
 DEBIAN_12 = TargetPython("3.11.2", "x86_64-manylinux_2_36", "/usr/bin/python3.11")
+# The official python image's: another minor version than the image tool's CPython 3.11.
+PYTHON_3_12 = TargetPython("3.12.7", "x86_64-manylinux_2_36", "/usr/local/bin/python3.12")
 # The image-tool arguments that name DEBIAN_12 as the target.
 TARGET_ARGS = (
     f"--python-version={DEBIAN_12.version}",
@@ -27,6 +30,16 @@ TARGET_ARGS = (
 )
 
 MakeProject = Callable[..., Path]
+
+
+def write_unlocked_project(directory: Path, requires_python: str, dependencies: str) -> Path:
+    """Writes a service project with the given `requires-python` and dependencies, unlocked."""
+    directory.mkdir(parents=True)
+    (directory / "pyproject.toml").write_text(
+        f'[project]\nname = "svc"\nversion = "0.1.0"\nrequires-python = "{requires_python}"\n'
+        f"dependencies = [{dependencies}]\n"
+    )
+    return directory
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from esb_contract.lock_export import LockedDistribution
 from imagetool.venv.conftest import DEBIAN_12
+from imagetool.venv.export import LockedRequirements, export_requirements
 from imagetool.venv.indexes import (
     HashMismatchError,
     IndexAccessError,
@@ -22,15 +24,10 @@ from imagetool.venv.indexes import (
     project_indexes,
     read_toml,
 )
-from imagetool.venv.install import (
-    LockedDistribution,
-    LockedRequirements,
-    Uv,
-    _install_error,
-    check_lock,
-    export_requirements,
-    lock_project,
-)
+from imagetool.venv.install import _install_error
+from imagetool.venv.lock_checks import check_lock
+from imagetool.venv.locking import lock_project
+from imagetool.venv.uv_process import Uv
 
 INTERNAL = PackageIndex("internal-pypi", "https://pypi.internal.example/simple")
 PRIVATE_LOCK = {

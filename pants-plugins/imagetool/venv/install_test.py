@@ -13,48 +13,29 @@ from pathlib import Path
 import pytest
 
 from imagetool.tarlayer import write_layer
-from imagetool.venv.conftest import DEBIAN_12, MakeProject
+from imagetool.venv.bytecode import bytecode_incompatibility
+from imagetool.venv.conftest import DEBIAN_12, PYTHON_3_12, MakeProject
+from imagetool.venv.export import export_requirements
+from imagetool.venv.indexes import VenvBuildError
 from imagetool.venv.install import (
-    SOURCE_PATHS_PTH,
     BuiltVenv,
     InstalledPackage,
-    LockedDistribution,
-    LockedRequirements,
-    LockError,
     NoSuitableWheelError,
-    TargetPython,
-    Uv,
-    VenvBuildError,
     _install_error,
-    _rewrite_script_shebangs,
     build_venv,
-    bytecode_incompatibility,
-    check_lock,
-    export_args,
-    export_requirements,
     install_args,
     venv_layer_members,
 )
+from imagetool.venv.lock_checks import check_lock
+from imagetool.venv.relocation import SOURCE_PATHS_PTH
+from imagetool.venv.target_python import TargetPython
+from imagetool.venv.uv_process import Uv
 
 DEMO_PACKAGES = (
     InstalledPackage("idna", "3.20"),
     InstalledPackage("markupsafe", "3.0.2"),
     InstalledPackage("six", "1.17.0"),
 )
-
-
-def test_export_args() -> None:
-    assert export_args(["test"]) == [
-        "export",
-        "--frozen",
-        "--no-default-groups",
-        "--no-emit-project",
-        "--no-editable",
-        "--format=requirements-txt",
-        "--no-header",
-        "--no-annotate",
-        "--extra=test",
-    ]
 
 
 def test_install_args() -> None:
@@ -73,32 +54,6 @@ def test_install_args() -> None:
         "--link-mode=copy",
         "--no-config",
     ]
-
-
-@pytest.mark.parametrize(
-    "version, interpreter, message",
-    [
-        pytest.param("3.11", "/usr/bin/python3.11", "not of the form X.Y.Z", id="minor-only"),
-        pytest.param("3.11.2rc1", "/usr/bin/python3.11", "not of the form X.Y.Z", id="pre-release"),
-        pytest.param("3.11.2", "usr/bin/python3.11", "not absolute", id="relative-interpreter"),
-    ],
-)
-def test_target_python_rejects(version: str, interpreter: str, message: str) -> None:
-    with pytest.raises(VenvBuildError, match=message):
-        TargetPython(version, "x86_64-manylinux_2_36", interpreter)
-
-
-# The official python image's: another minor version than the image tool's CPython 3.11.
-PYTHON_3_12 = TargetPython("3.12.7", "x86_64-manylinux_2_36", "/usr/local/bin/python3.12")
-
-
-def test_bytecode_only_for_the_tool_interpreters_minor_version() -> None:
-    assert bytecode_incompatibility(DEBIAN_12) is None
-    reason = bytecode_incompatibility(PYTHON_3_12)
-    assert reason == (
-        f"the image tool runs on cpython {sys.version_info.major}.{sys.version_info.minor} and the "
-        "base's Python is CPython 3.12; bytecode is valid only for the minor version that wrote it"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -199,23 +154,6 @@ def test_other_install_errors_carry_uv_output() -> None:
     error = _install_error("error: Failed to fetch: `https://pypi.org/simple/six/`", DEBIAN_12)
     assert type(error) is VenvBuildError
     assert "Failed to fetch" in str(error)
-
-
-def test_rewrites_the_shell_wrapper_uv_writes_for_long_interpreter_paths(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    long_path = "/" + "x" * 130 + "/bin/python"
-    monkeypatch.setattr(sys, "executable", long_path)
-    script = tmp_path / "tool"
-    script.write_bytes(
-        b"#!/bin/sh\n'''exec' '" + long_path.encode() + b"' \"$0\" \"$@\"\n' '''\nimport sys\n"
-    )
-    shell_script = tmp_path / "helper.sh"
-    shell_script.write_bytes(b"#!/bin/sh\necho hi\n")
-
-    assert _rewrite_script_shebangs(tmp_path) == {script: b"#!/.venv/bin/python\nimport sys\n"}
-    assert script.read_bytes() == b"#!/.venv/bin/python\nimport sys\n"
-    assert shell_script.read_bytes() == b"#!/bin/sh\necho hi\n"
 
 
 @pytest.fixture(scope="module")
@@ -366,43 +304,9 @@ def test_dependency_without_a_wheel_for_the_platform_fails_naming_it(
     assert error.value.package == "pywin32"
 
 
-def test_check_lock_fails_on_a_stale_lock(uv: Uv, make_project: MakeProject) -> None:
-    project = make_project("stale", ["six==1.17.0"])
-    check_lock(uv, project, DEBIAN_12.version)
-    pyproject = project / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('"six==1.17.0"', '"six==1.16.0"'))
-    with pytest.raises(LockError, match="Fix: run `pants esb-lock <service target>`"):
-        check_lock(uv, project, DEBIAN_12.version)
 
 
-def test_check_lock_fails_without_a_lock(uv: Uv, tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "0"\n')
-    with pytest.raises(LockError, match="has no uv.lock"):
-        check_lock(uv, tmp_path, DEBIAN_12.version)
 
 
-def test_check_lock_fails_when_the_lock_excludes_the_base_python(
-    uv: Uv, demo_project: Path
-) -> None:
-    with pytest.raises(
-        LockError, match=r"locked for Python `==3\.11\.\*`, which excludes .* 3\.12\.1"
-    ):
-        check_lock(uv, demo_project, "3.12.1")
 
 
-def test_for_target_keeps_the_distributions_for_it_without_their_markers() -> None:
-    hashes = "    --hash=sha256:" + "a" * 64 + " \\\n    --hash=sha256:" + "b" * 64 + "\n"
-    locked = LockedRequirements(
-        (
-            LockedDistribution("typing-extensions", "typing-extensions==4.16.0 ; python_full_version < '3.15' \\\n" + hashes),
-            LockedDistribution("colorama", "colorama==0.4.6 ; sys_platform == 'win32' \\\n" + hashes),
-            LockedDistribution("six", "six==1.17.0 \\\n" + hashes),
-            LockedDistribution("idna", "idna==3.20\n"),
-        )
-    )
-    assert [d.requirement for d in locked.for_target(DEBIAN_12).distributions] == [
-        # The same entry as a lock that has no marker for it: one layer for both.
-        "typing-extensions==4.16.0 \\\n" + hashes,
-        "six==1.17.0 \\\n" + hashes,
-        "idna==3.20\n",
-    ]

@@ -12,18 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from imagetool.venv.conftest import DEBIAN_12
 from imagetool.venv.builds import build_local_wheels
-from imagetool.venv.install import (
-    InstalledPackage,
-    LockError,
-    Uv,
-    VenvBuildError,
-    build_venv,
-    check_lock,
-    export_requirements,
-    split_local_requirements,
-)
+from imagetool.venv.conftest import DEBIAN_12
+from imagetool.venv.export import export_requirements, split_local_requirements
+from imagetool.venv.indexes import LockError, VenvBuildError
+from imagetool.venv.install import InstalledPackage, build_venv
+from imagetool.venv.lock_checks import check_lock
+from imagetool.venv.uv_process import Uv
 
 EPOCH = 315532800
 FLIT_BACKEND = '[build-system]\nrequires = ["flit_core==3.10.1"]\nbuild-backend = "flit_core.buildapi"\n'

@@ -1,4 +1,5 @@
-"""Lock checks and locking: malformed locks, path sources, `lock_project`, messages for services."""
+"""Lock checks: stale, missing and malformed locks, path sources, the cutoff a lock records,
+and messages for services."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Optional
 
 import pytest
 
-from imagetool.cli import main
-from imagetool.venv.conftest import DEBIAN_12, MakeProject
-from imagetool.venv.install import LockError, Uv, check_lock, check_path_sources, lock_project
+from imagetool.venv.conftest import DEBIAN_12, MakeProject, write_unlocked_project
+from imagetool.venv.indexes import LockError
+from imagetool.venv.lock_checks import check_lock, check_path_sources
+from imagetool.venv.locking import lock_project
+from imagetool.venv.uv_process import Uv
 
 
 def test_check_lock_names_the_service_and_the_pants_fix(uv: Uv, make_project: MakeProject) -> None:
@@ -91,29 +94,11 @@ def test_check_path_sources_reads_the_lock_too(tmp_path: Path) -> None:
         check_path_sources(tmp_path, "services/svc")
 
 
-def _write_project(directory: Path, requires_python: str, dependencies: str) -> Path:
-    directory.mkdir(parents=True)
-    (directory / "pyproject.toml").write_text(
-        f'[project]\nname = "svc"\nversion = "0.1.0"\nrequires-python = "{requires_python}"\n'
-        f"dependencies = [{dependencies}]\n"
-    )
-    return directory
-
-
-def test_lock_project_writes_a_lock_that_passes_the_check(uv: Uv, tmp_path: Path) -> None:
-    project = _write_project(tmp_path / "svc", ">=3.11", '"six==1.17.0"')
-
-    lock_project(uv, project, DEBIAN_12.version, display_dir="services/svc")
-
-    assert 'name = "six"' in (project / "uv.lock").read_text()
-    check_lock(uv, project, DEBIAN_12.version)
-
-
 @pytest.mark.parametrize("checked_with", [None, "2026-01-01T00:00:00Z"], ids=["unset", "other"])
 def test_a_lock_is_checked_as_of_the_time_it_records(
     uv: Uv, tmp_path: Path, checked_with: Optional[str]
 ) -> None:
-    project = _write_project(tmp_path / "svc", ">=3.11", '"six==1.17.0"')
+    project = write_unlocked_project(tmp_path / "svc", ">=3.11", '"six==1.17.0"')
     lock_project(uv.resolving_as_of("2025-06-01T00:00:00Z"), project, DEBIAN_12.version)
     assert 'exclude-newer = "2025-06-01T00:00:00Z"' in (project / "uv.lock").read_text()
 
@@ -126,16 +111,25 @@ def test_a_lock_is_checked_as_of_the_time_it_records(
         check_lock(uv.resolving_as_of(checked_with), project, DEBIAN_12.version)
 
 
-def test_lock_project_refuses_a_project_whose_python_excludes_the_base(uv: Uv, tmp_path: Path) -> None:
-    project = _write_project(tmp_path / "svc", ">=3.11,<3.11.1", '"six==1.17.0"')
+def test_check_lock_fails_on_a_stale_lock(uv: Uv, make_project: MakeProject) -> None:
+    project = make_project("stale", ["six==1.17.0"])
+    check_lock(uv, project, DEBIAN_12.version)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"six==1.17.0"', '"six==1.16.0"'))
+    with pytest.raises(LockError, match="Fix: run `pants esb-lock <service target>`"):
+        check_lock(uv, project, DEBIAN_12.version)
 
-    with pytest.raises(LockError, match=r"pyproject.toml requires Python .* excludes the base image's Python 3\.11\.2"):
-        lock_project(uv, project, DEBIAN_12.version, display_dir="services/svc")
+
+def test_check_lock_fails_without_a_lock(uv: Uv, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "0"\n')
+    with pytest.raises(LockError, match="has no uv.lock"):
+        check_lock(uv, tmp_path, DEBIAN_12.version)
 
 
-def test_uv_lock_command(uv_wheel: Path, tmp_path: Path) -> None:
-    project = _write_project(tmp_path / "svc", ">=3.11", '"six==1.17.0"')
-    argv = ["uv-lock", f"--project={project}", f"--uv={uv_wheel}", "--python-version=3.11.2"]
-
-    assert main(argv) == 0
-    assert (project / "uv.lock").is_file()
+def test_check_lock_fails_when_the_lock_excludes_the_base_python(
+    uv: Uv, demo_project: Path
+) -> None:
+    with pytest.raises(
+        LockError, match=r"locked for Python `==3\.11\.\*`, which excludes .* 3\.12\.1"
+    ):
+        check_lock(uv, demo_project, "3.12.1")

@@ -26,18 +26,12 @@ from typing import Iterator, Mapping, Optional, Sequence
 
 from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package
 from imagetool.tarlayer import LayerMember, members_from_directory
-from imagetool.venv.builds import build_wheel
+from imagetool.venv.builds import build_wheel, is_exact_pin
+from imagetool.venv.bytecode import bytecode_incompatibility, compile_modules
 from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError, read_toml
-from imagetool.venv.install import (
-    BuiltVenv,
-    TargetPython,
-    Uv,
-    bytecode_incompatibility,
-    compile_modules,
-    install_distributions,
-    is_exact_pin,
-    venv_layer_members,
-)
+from imagetool.venv.install import BuiltVenv, install_distributions, venv_layer_members
+from imagetool.venv.target_python import TargetPython
+from imagetool.venv.uv_process import Uv
 
 APP_PATH = "/app"
 

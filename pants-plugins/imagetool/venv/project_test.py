@@ -18,7 +18,8 @@ import pytest
 
 from imagetool.cli import main
 from imagetool.venv.conftest import DEBIAN_12
-from imagetool.venv.install import LockError, TargetPython, Uv, VenvBuildError, check_lock
+from imagetool.venv.indexes import LockError, VenvBuildError
+from imagetool.venv.lock_checks import check_lock
 from imagetool.venv.project import (
     ProjectBuildError,
     ServiceProject,
@@ -27,6 +28,8 @@ from imagetool.venv.project import (
     install_project_wheel,
     stage_app_files,
 )
+from imagetool.venv.target_python import TargetPython
+from imagetool.venv.uv_process import Uv
 
 EPOCH = 315532800
 SETUPTOOLS = "setuptools==75.8.0"

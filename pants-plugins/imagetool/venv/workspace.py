@@ -11,19 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from imagetool.venv.indexes import (
-    PYPI_INDEX_URL,
-    LockError,
-    project_indexes,
-    read_toml,
-)
-from imagetool.venv.install import (
-    Uv,
-    _check_project_requires_python,
-    _check_requires_python,
+from imagetool.venv.indexes import PYPI_INDEX_URL, LockError, project_indexes, read_toml
+from imagetool.venv.lock_checks import (
+    check_lock_requires_python,
     check_path_sources,
-    run_uv_lock,
+    check_project_requires_python,
 )
+from imagetool.venv.locking import run_uv_lock
+from imagetool.venv.uv_process import Uv
 
 
 def lock_workspace(
@@ -52,11 +47,11 @@ def lock_workspace(
     indexes = project_indexes(pyproject, shown_pyproject)
     check_path_sources(root_dir, display_dir)
     if isinstance(pyproject.get("project"), dict):
-        _check_project_requires_python(pyproject, python_version, shown)
+        check_project_requires_python(pyproject, python_version, shown)
     run_uv_lock(
         uv, root_dir, indexes, index_url=index_url, upgrade=upgrade, shown=f"the workspace {shown}"
     )
-    return _check_requires_python(
+    return check_lock_requires_python(
         root_dir / "uv.lock",
         python_version,
         f"{shown}/uv.lock",

@@ -10,14 +10,12 @@ from pathlib import Path
 import pytest
 
 from imagetool.cli import main
-from imagetool.venv.conftest import DEBIAN_12, TARGET_ARGS
 from imagetool.venv.builds import build_local_wheels
-from imagetool.venv.install import (
-    LockError,
-    Uv,
-    check_lock,
-    export_requirements,
-)
+from imagetool.venv.conftest import DEBIAN_12, TARGET_ARGS
+from imagetool.venv.export import export_requirements
+from imagetool.venv.indexes import LockError
+from imagetool.venv.lock_checks import check_lock
+from imagetool.venv.uv_process import Uv
 from imagetool.venv.workspace import lock_workspace
 
 FLIT_BACKEND = (

@@ -1,0 +1,44 @@
+"""Locking: `lock_project` writes a lock that passes the check, or refuses a project whose
+Python excludes the base; the `uv-lock` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagetool.cli import main
+from imagetool.venv.conftest import DEBIAN_12, write_unlocked_project
+from imagetool.venv.indexes import LockError
+from imagetool.venv.lock_checks import check_lock
+from imagetool.venv.locking import lock_project
+from imagetool.venv.uv_process import Uv
+
+
+def test_lock_project_writes_a_lock_that_passes_the_check(uv: Uv, tmp_path: Path) -> None:
+    project = write_unlocked_project(tmp_path / "svc", ">=3.11", '"six==1.17.0"')
+
+    lock_project(uv, project, DEBIAN_12.version, display_dir="services/svc")
+
+    assert 'name = "six"' in (project / "uv.lock").read_text()
+    check_lock(uv, project, DEBIAN_12.version)
+
+
+def test_lock_project_refuses_a_project_whose_python_excludes_the_base(
+    uv: Uv, tmp_path: Path
+) -> None:
+    project = write_unlocked_project(tmp_path / "svc", ">=3.11,<3.11.1", '"six==1.17.0"')
+
+    with pytest.raises(
+        LockError,
+        match=r"pyproject.toml requires Python .* excludes the base image's Python 3\.11\.2",
+    ):
+        lock_project(uv, project, DEBIAN_12.version, display_dir="services/svc")
+
+
+def test_uv_lock_command(uv_wheel: Path, tmp_path: Path) -> None:
+    project = write_unlocked_project(tmp_path / "svc", ">=3.11", '"six==1.17.0"')
+    argv = ["uv-lock", f"--project={project}", f"--uv={uv_wheel}", "--python-version=3.11.2"]
+
+    assert main(argv) == 0
+    assert (project / "uv.lock").is_file()
