@@ -1,0 +1,332 @@
+"""Rule tests of the image builds, `assemble_image`, `build_base_image` and `build_service_image`,
+run by the engine with the image tool replaced at the process boundary.
+
+`fake_image_tool` stands in for the image tool's `Process`: it records each request (the test
+reads what reached the tool from its input digest, e.g. the spec `assemble` reads), and runs a
+process that leaves in its sandbox the files the real command writes, small and valid per the
+contract; or, for a command a test makes fail, one that exits 1 with the tool's message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+import pytest
+
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.target_types import EsbBaseImageTarget
+from esb.util_rules import base, image, layers, upstream
+from esb.util_rules.base import (
+    BASE_ENVIRONMENT,
+    ENTRYPOINT,
+    BaseImageRequest,
+    BuiltBaseImage,
+    DebDownloadRequest,
+    DownloadedDeb,
+)
+from esb.util_rules.image import (
+    IMAGE_INVENTORY,
+    IMAGE_METADATA,
+    BuiltImage,
+    ImageAssemblyRequest,
+    blob_path,
+    config_json,
+)
+from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
+from esb.util_rules.platform import BasePlatform
+from esb.util_rules.upstream import PulledUpstreamImage, UpstreamImageRequest
+from esb_contract.image_spec import ConfigChanges, ImageSpec, Platform
+from pants.engine.addresses import Address
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.process import Process
+from pants.engine.rules import Get, QueryRule, rule
+from pants.testutil.rule_runner import RuleRunner
+
+# -- the fake image tool ---------------------------------------------------------------------
+
+LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+@dataclass
+class FakeTool:
+    """What the fake tool was asked (every request, in order), and the subcommands it fails,
+    each with the message the real tool writes to stderr."""
+
+    requests: list[ImageToolRequest]
+    failures: dict[str, str]
+
+    def runs(self, command: str) -> list[ImageToolRequest]:
+        return [request for request in self.requests if request.argv[0] == command]
+
+
+TOOL = FakeTool([], {})
+
+
+def sha256(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def _option(argv: tuple[str, ...], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def _options(argv: tuple[str, ...], name: str) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == name]
+
+
+def _layer_outputs(request: ImageToolRequest) -> dict[str, bytes]:
+    """A layer command's three files; the blob says which command, for which step, built it."""
+    blob = f"{request.argv[0]}: {request.description}".encode()
+    descriptor = {
+        "digest": sha256(blob),
+        "diff_id": sha256(blob + b"(uncompressed)"),
+        "size": len(blob),
+        "media_type": LAYER_MEDIA_TYPE,
+    }
+    inventory = {"layer": request.description, "packages": []}
+    return {
+        LAYER_BLOB: blob,
+        LAYER_DESCRIPTOR: json.dumps(descriptor).encode(),
+        LAYER_INVENTORY: json.dumps(inventory).encode(),
+    }
+
+
+def _assemble_outputs(argv: tuple[str, ...], inputs: Mapping[str, bytes]) -> dict[str, bytes]:
+    spec_bytes = inputs[_option(argv, "--spec")]
+    spec = ImageSpec.from_json(json.loads(spec_bytes), where="spec.json")
+    inherited = []
+    if spec.base:
+        # The fake's layouts keep their metadata in `index.json`.
+        inherited = json.loads(inputs[f"{spec.base.layout}/index.json"])["layers"]
+    own = [json.loads(inputs[layer.descriptor]) for layer in spec.layers]
+    metadata = {
+        "digest": sha256(b"manifest of " + spec_bytes),
+        "config_digest": sha256(b"config of " + spec_bytes),
+        "repository": spec.repository,
+        "tags": list(spec.tags),
+        "layers": [*inherited, *({"digest": d["digest"], "size": d["size"]} for d in own)],
+    }
+    layout = _option(argv, "--out-layout")
+    encoded = json.dumps(metadata).encode()
+    return {
+        _option(argv, "--out-metadata"): encoded,
+        f"{layout}/index.json": encoded,
+        f"{layout}/oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
+    }
+
+
+def _tool_outputs(request: ImageToolRequest, inputs: Mapping[str, bytes]) -> dict[str, bytes]:
+    argv = request.argv
+    command = argv[0]
+    if LAYER_BLOB in request.output_files:
+        return _layer_outputs(request)
+    if command == "assemble":
+        return _assemble_outputs(argv, inputs)
+    if command == "merge-inventory":
+        records = [json.loads(inputs[path]) for path in _options(argv, "--layer")]
+        return {_option(argv, "--out"): json.dumps({"layers": records}).encode()}
+    if command == "image-platform":
+        facts = {"architecture": "arm64", "glibc_version": "2.36", "python_version": "3.12.8"}
+        facts["interpreter"] = "/usr/local/bin/python3.12"
+        return {_option(argv, "--out"): json.dumps(facts).encode()}
+    if command == "layer-inventories":
+        layout = _option(argv, "--layout")
+        count = len(json.loads(inputs[f"{layout}/index.json"])["layers"])
+        out = _option(argv, "--out-dir")
+        return {
+            f"{out}/{i:03d}/{LAYER_INVENTORY}": json.dumps({"layer": f"upstream {i}"}).encode()
+            for i in range(count)
+        }
+    if command == "debian-check-lock":
+        return {}
+    raise AssertionError(f"The fake image tool has no command {command!r}: {argv}")
+
+
+@rule
+async def fake_image_tool(request: ImageToolRequest) -> Process:
+    TOOL.requests.append(request)
+    common: dict[str, Any] = dict(
+        description=request.description,
+        output_files=request.output_files,
+        output_directories=request.output_directories,
+    )
+    failure = TOOL.failures.get(request.argv[0])
+    if failure is not None:
+        script = 'printf "%s\\n" "$TOOL_STDERR" >&2; exit 1'
+        return Process(("/bin/sh", "-c", script), env={"TOOL_STDERR": failure}, **common)
+    contents = await Get(DigestContents, Digest, request.input_digest)
+    outputs = _tool_outputs(request, {file.path: file.content for file in contents})
+    # The outputs are in the sandbox before the process runs; the engine captures them after.
+    staged = await Get(Digest, CreateDigest(FileContent(p, c) for p, c in outputs.items()))
+    return Process(("/bin/sh", "-c", "exit 0"), input_digest=staged, **common)
+
+
+@pytest.fixture(autouse=True)
+def tool() -> Iterator[FakeTool]:
+    TOOL.requests.clear()
+    TOOL.failures.clear()
+    yield TOOL
+    TOOL.requests.clear()
+    TOOL.failures.clear()
+
+
+def files(rule_runner: RuleRunner, digest: Digest) -> dict[str, bytes]:
+    return {f.path: f.content for f in rule_runner.request(DigestContents, [digest])}
+
+
+def digest_of(rule_runner: RuleRunner, contents: Mapping[str, bytes]) -> Digest:
+    return rule_runner.request(
+        Digest, [CreateDigest(FileContent(p, c) for p, c in contents.items())]
+    )
+
+
+def the_spec(rule_runner: RuleRunner, request: ImageToolRequest) -> tuple[ImageSpec, dict]:
+    """The spec an `assemble` run read, and every file it was given."""
+    inputs = files(rule_runner, request.input_digest)
+    spec_json = json.loads(inputs[_option(request.argv, "--spec")])
+    return ImageSpec.from_json(spec_json, where="spec.json"), inputs
+
+
+def error_message(error: pytest.ExceptionInfo[ExecutionError]) -> str:
+    (wrapped,) = error.value.wrapped_exceptions
+    return str(wrapped)
+
+
+# -- assemble_image --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def image_runner() -> RuleRunner:
+    return RuleRunner(
+        rules=[
+            *image.rules(),
+            fake_image_tool,
+            QueryRule(BuiltImage, [ImageAssemblyRequest]),
+            QueryRule(DigestContents, [Digest]),
+            QueryRule(Digest, [CreateDigest]),
+        ]
+    )
+
+
+def fake_layer(rule_runner: RuleRunner, name: str, contents: str = "") -> BuiltLayer:
+    blob = f"the {name} layer".encode()
+    descriptor = {"digest": sha256(blob), "diff_id": sha256(blob), "size": len(blob)}
+    outputs = {
+        LAYER_BLOB: blob,
+        LAYER_DESCRIPTOR: json.dumps({**descriptor, "media_type": LAYER_MEDIA_TYPE}).encode(),
+        LAYER_INVENTORY: json.dumps({"layer": name}).encode(),
+    }
+    return BuiltLayer(name, digest_of(rule_runner, outputs), contents)
+
+
+def assembly(
+    layers: tuple[BuiltLayer, ...], base: BuiltImage | None = None, **changes: Any
+) -> ImageAssemblyRequest:
+    return ImageAssemblyRequest(
+        description="Assemble the image services/api:api",
+        repository="esb/api",
+        tags=("latest", "1.0"),
+        architecture="arm64",
+        config_json=config_json(ConfigChanges(**changes)),
+        layers=layers,
+        base=base,
+    )
+
+
+def test_assembly_gives_the_tool_each_layers_descriptor_and_records_in_order(
+    image_runner: RuleRunner, tool: FakeTool
+) -> None:
+    rootfs = fake_layer(image_runner, "rootfs")
+    app = fake_layer(image_runner, "app", "esb-api 1.0")
+    changes = dict(cmd=["python", "-m", "api"], env={"A": "1"}, exposed_ports=["8080/tcp"])
+    built = image_runner.request(BuiltImage, [assembly((rootfs, app), **changes)])
+
+    (run,) = tool.runs("assemble")
+    spec, inputs = the_spec(image_runner, run)
+    assert spec.repository == "esb/api" and list(spec.tags) == ["latest", "1.0"]
+    assert spec.base is None and spec.platform == Platform("arm64")
+    assert spec.config == ConfigChanges(**changes)
+    assert [layer.created_by for layer in spec.layers] == [
+        "esb: rootfs layer",
+        "esb: app layer (esb-api 1.0)",
+    ]
+    for layer, given in zip((rootfs, app), spec.layers):
+        assert inputs[given.descriptor] == files(image_runner, layer.digest)[LAYER_DESCRIPTOR]
+    assert [json.loads(inputs[path]) for path in spec.layer_inventories or ()] == [
+        {"layer": "rootfs"},
+        {"layer": "app"},
+    ]
+    # The tool reads descriptors, not the layers' megabytes.
+    assert not any(path.endswith(LAYER_BLOB) for path in inputs)
+
+    # What comes back: the tool's metadata, and a layout holding every layer's blob.
+    output = files(image_runner, built.digest)
+    assert built.metadata == json.loads(output[IMAGE_METADATA])
+    assert built.metadata["repository"] == "esb/api"
+    assert built.image_digest == json.loads(output[IMAGE_METADATA])["digest"]
+    assert [layer["digest"] for layer in built.metadata["layers"]] == [
+        sha256(b"the rootfs layer"),
+        sha256(b"the app layer"),
+    ]
+    for path, blob in zip(built.layer_blob_paths, (b"the rootfs layer", b"the app layer")):
+        assert output[path] == blob
+    assert json.loads(output[IMAGE_INVENTORY]) == {"layers": [{"layer": "rootfs"}, {"layer": "app"}]}
+    assert [files(image_runner, d) for d in built.layer_inventories] == [
+        {LAYER_INVENTORY: b'{"layer": "rootfs"}'},
+        {LAYER_INVENTORY: b'{"layer": "app"}'},
+    ]
+
+
+def test_an_image_on_a_base_inherits_its_layout_its_blobs_and_its_records(
+    image_runner: RuleRunner, tool: FakeTool
+) -> None:
+    base_image = image_runner.request(BuiltImage, [assembly((fake_layer(image_runner, "rootfs"),))])
+    tool.requests.clear()
+    built = image_runner.request(
+        BuiltImage, [assembly((fake_layer(image_runner, "app"),), base=base_image, user="esb")]
+    )
+
+    (run,) = tool.runs("assemble")
+    spec, inputs = the_spec(image_runner, run)
+    # The base's platform is the image's: the spec names the base's layout, not a platform.
+    assert spec.base is not None and spec.platform is None
+    assert json.loads(inputs[f"{spec.base.layout}/index.json"]) == base_image.metadata
+    # Without the base's layer blobs: the tool reads its index, manifest and config only.
+    assert not any(path.startswith(f"{spec.base.layout}/blobs/") for path in inputs)
+    assert [json.loads(inputs[path]) for path in spec.layer_inventories or ()] == [
+        {"layer": "rootfs"},
+        {"layer": "app"},
+    ]
+    assert spec.config == ConfigChanges(user="esb")
+
+    output = files(image_runner, built.digest)
+    assert [layer["digest"] for layer in built.metadata["layers"]] == [
+        sha256(b"the rootfs layer"),
+        sha256(b"the app layer"),
+    ]
+    assert output[blob_path(sha256(b"the rootfs layer")[7:])] == b"the rootfs layer"
+    assert output[blob_path(sha256(b"the app layer")[7:])] == b"the app layer"
+    assert len(built.layer_inventories) == 2
+    assert built.layer_inventories[0] == base_image.layer_inventories[0]
+    assert json.loads(output[IMAGE_INVENTORY]) == {"layers": [{"layer": "rootfs"}, {"layer": "app"}]}
+
+
+def test_a_refused_assembly_fails_with_the_tools_message_naming_the_target(
+    image_runner: RuleRunner, tool: FakeTool
+) -> None:
+    tool.failures["assemble"] = (
+        "imagetool assemble: The `user` field is 'nosuchuser', but no layer adds that account.\n"
+        "\nFix: add it to `service_accounts` of the base."
+    )
+    with pytest.raises(ExecutionError) as error:
+        image_runner.request(
+            BuiltImage, [assembly((fake_layer(image_runner, "app"),), user="nosuchuser")]
+        )
+    assert error_message(error) == (
+        "Assemble the image services/api:api failed:\n\nThe `user` field is 'nosuchuser', but "
+        "no layer adds that account.\n\nFix: add it to `service_accounts` of the base."
+    )
