@@ -330,3 +330,272 @@ def test_a_refused_assembly_fails_with_the_tools_message_naming_the_target(
         "Assemble the image services/api:api failed:\n\nThe `user` field is 'nosuchuser', but "
         "no layer adds that account.\n\nFix: add it to `service_accounts` of the base."
     )
+
+
+# -- build_base_image ------------------------------------------------------------------------
+
+DEBIAN_BASE = Address("base", target_name="base")
+UPSTREAM_BASE = Address("upstream", target_name="upstream")
+UPSTREAM = "python:3.12-slim-bookworm@sha256:" + "cd" * 32
+_POOL = "https://deb.debian.org/debian/pool/main"
+LOCK = {
+    "packages": [
+        {
+            "name": name,
+            "version": version,
+            "architecture": "amd64",
+            "url": f"{_POOL}/{name[0]}/{name}/{name}_{version}_amd64.deb",
+            "sha256": hashlib.sha256(name.encode()).hexdigest(),
+            "size": 1000,
+        }
+        for name, version in (("libc6", "2.36-9"), ("python3", "3.11.2-1+b1"))
+    ],
+    "platform": {"architecture": "amd64", "glibc_version": "2.36", "python_version": "3.11.2"},
+    "requested": ["python3"],
+}
+SCRIPTS = {"ensure_ca_trust.sh": "#!/bin/sh\n# trust\n", "entrypoint.sh": "#!/bin/sh\nexec \"$@\"\n"}
+
+
+@rule
+async def fake_download_deb(request: DebDownloadRequest) -> DownloadedDeb:
+    """The `.deb` the lock pins, as the engine's download (checked by sha256) leaves it."""
+    package = request.package
+    content = f"deb {package.name} {package.version}".encode()
+    return DownloadedDeb(await Get(Digest, CreateDigest([FileContent(package.filename, content)])))
+
+
+PULLED_METADATA = {
+    "digest": "sha256:" + "cd" * 32,
+    "config_digest": "sha256:" + "ce" * 32,
+    "repository": "python",
+    "tags": ["3.12-slim-bookworm"],
+    "layers": [
+        {"digest": sha256(b"upstream 0"), "size": 10},
+        {"digest": sha256(b"upstream 1"), "size": 10},
+    ],
+}
+
+
+@rule
+async def fake_pull_upstream_image(request: UpstreamImageRequest) -> PulledUpstreamImage:
+    """The pulled image: a layout whose layers are the fake's (its metadata in `index.json`)."""
+    layout = {
+        "index.json": json.dumps(PULLED_METADATA).encode(),
+        "oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
+        **{
+            f"blobs/sha256/{sha256(blob)[7:]}": blob
+            for blob in (b"upstream 0", b"upstream 1")
+        },
+    }
+    digest = await Get(Digest, CreateDigest(FileContent(p, c) for p, c in layout.items()))
+    return PulledUpstreamImage(digest, json.dumps(PULLED_METADATA))
+
+
+@pytest.fixture
+def base_runner() -> RuleRunner:
+    runner = RuleRunner(
+        rules=[
+            base.build_base_image,
+            base.read_base_sources,
+            base.check_base_lock,
+            base.build_rootfs_layer,
+            layers.build_files_layer,
+            upstream.read_upstream_platform,
+            upstream.build_accounts_layer,
+            upstream.upstream_as_base,
+            *image.rules(),
+            fake_image_tool,
+            fake_download_deb,
+            fake_pull_upstream_image,
+            QueryRule(BuiltBaseImage, [BaseImageRequest]),
+            QueryRule(DigestContents, [Digest]),
+            QueryRule(Digest, [CreateDigest]),
+        ],
+        target_types=[EsbBaseImageTarget],
+    )
+    runner.write_files(
+        {
+            "base/BUILD": (
+                'esb_base_image(name="base", repository="esb/base", image_tags=["1.0"], '
+                'packages=["python3"], service_accounts=["api:10002", "esb:10001"], user="api", '
+                'environment={"PATH": "/opt/bin:/usr/bin", "TZ": "UTC"}, '
+                'labels={"org.example.team": "core"}, stop_signal="SIGTERM")\n'
+                'esb_base_image(name="plain", packages=["python3"])\n'
+                'esb_base_image(name="stale", packages=["python3", "curl"])\n'
+            ),
+            "base/packages.lock.json": json.dumps(LOCK),
+            **{f"base/{name}": content for name, content in SCRIPTS.items()},
+            "upstream/BUILD": (
+                f'esb_base_image(name="upstream", upstream="{UPSTREAM}", '
+                'upstream_platform="linux/arm64", service_accounts=["api:10002"])\n'
+                f'esb_base_image(name="bare", upstream="{UPSTREAM}", '
+                'upstream_platform="linux/arm64", service_accounts=[])\n'
+            ),
+            **{f"upstream/{name}": content for name, content in SCRIPTS.items()},
+        }
+    )
+    return runner
+
+
+def layer_descriptor_of(run: ImageToolRequest) -> bytes:
+    """The descriptor the layer command `run` wrote (the fake's outputs follow from its request)."""
+    return _layer_outputs(run)[LAYER_DESCRIPTOR]
+
+
+def test_a_debian_base_is_its_locked_packages_then_its_scripts_with_its_fields_config(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    built = base_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)])
+
+    # The lock is checked, then its pinned `.deb` files and the lock build the root filesystem,
+    # with the service accounts.
+    (check,) = tool.runs("debian-check-lock")
+    assert json.loads(files(base_runner, check.input_digest)["packages.lock.json"]) == LOCK
+    (rootfs,) = tool.runs("debian-rootfs")
+    rootfs_inputs = files(base_runner, rootfs.input_digest)
+    assert json.loads(rootfs_inputs["packages.lock.json"]) == LOCK
+    assert {path: content for path, content in rootfs_inputs.items() if path.startswith("debs/")} == {
+        "debs/libc6_2.36-9_amd64.deb": b"deb libc6 2.36-9",
+        "debs/python3_3.11.2-1+b1_amd64.deb": b"deb python3 3.11.2-1+b1",
+    }
+    assert _options(rootfs.argv, "--account") == ["api:10002", "esb:10001"]
+    # The scripts, executable, under the prefix the tools layer puts them at.
+    (tools,) = tool.runs("layer-from-dir")
+    scripts = base_runner.request(DigestContents, [tools.input_digest])
+    assert {(f.path, f.content.decode(), f.is_executable) for f in scripts} == {
+        (f"root/{name}", content, True) for name, content in SCRIPTS.items()
+    }
+    assert _option(tools.argv, "--prefix") == "usr/local/bin"
+
+    (run,) = tool.runs("assemble")
+    spec, inputs = the_spec(base_runner, run)
+    assert spec.base is None and spec.platform == Platform("amd64")
+    assert spec.repository == "esb/base" and list(spec.tags) == ["1.0"]
+    assert [inputs[layer.descriptor] for layer in spec.layers] == [
+        layer_descriptor_of(rootfs),
+        layer_descriptor_of(tools),
+    ]
+    assert [layer.created_by for layer in spec.layers] == [
+        "esb: rootfs layer",
+        "esb: trust-tools layer",
+    ]
+    assert spec.config == ConfigChanges(
+        cmd=["python3"],
+        entrypoint=[ENTRYPOINT],
+        # The target's variables over the defaults, key by key.
+        env={**BASE_ENVIRONMENT, "PATH": "/opt/bin:/usr/bin", "TZ": "UTC"},
+        labels={"org.example.team": "core"},
+        user="api",
+        stop_signal="SIGTERM",
+    )
+
+    # What comes back: the platform the lock records, and the image the tool assembled.
+    assert built.platform == BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11")
+    output = files(base_runner, built.image.digest)
+    assert built.image.metadata == json.loads(output[IMAGE_METADATA])
+    descriptors = [json.loads(inputs[layer.descriptor]) for layer in spec.layers]
+    assert built.image.metadata["layers"] == [
+        {"digest": d["digest"], "size": d["size"]} for d in descriptors
+    ]
+    assert len(built.image.layer_inventories) == 2
+
+
+def test_a_base_without_fields_gets_the_default_config(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    base_runner.request(BuiltBaseImage, [BaseImageRequest(Address("base", target_name="plain"))])
+    (run,) = tool.runs("assemble")
+    spec, _ = the_spec(base_runner, run)
+    assert spec.config == ConfigChanges(
+        cmd=["python3"], entrypoint=[ENTRYPOINT], env=dict(BASE_ENVIRONMENT), stop_signal="SIGINT"
+    )
+    # The default service account.
+    (rootfs,) = tool.runs("debian-rootfs")
+    assert _options(rootfs.argv, "--account") == ["esb:10001"]
+
+
+@pytest.mark.parametrize("accounts", [True, False])
+def test_an_upstream_base_is_built_on_the_pulled_image(
+    base_runner: RuleRunner, tool: FakeTool, accounts: bool
+) -> None:
+    address = UPSTREAM_BASE if accounts else Address("upstream", target_name="bare")
+    built = base_runner.request(BuiltBaseImage, [BaseImageRequest(address)])
+
+    assert not tool.runs("debian-check-lock") and not tool.runs("debian-rootfs")
+    (run,) = tool.runs("assemble")
+    spec, inputs = the_spec(base_runner, run)
+    # On the pulled image's layout, whose platform is the image's.
+    assert spec.base is not None and spec.platform is None
+    assert json.loads(inputs[f"{spec.base.layout}/index.json"]) == PULLED_METADATA
+    (tools,) = tool.runs("layer-from-dir")
+    own = [tools]
+    if accounts:
+        (accounts_run,) = tool.runs("accounts-layer")
+        assert _options(accounts_run.argv, "--account") == ["api:10002"]
+        own = [accounts_run, tools]
+    else:
+        assert not tool.runs("accounts-layer")
+    assert [inputs[layer.descriptor] for layer in spec.layers] == [
+        layer_descriptor_of(r) for r in own
+    ]
+    # Every layer's records, the pulled image's first.
+    assert [json.loads(inputs[p])["layer"] for p in spec.layer_inventories or ()] == [
+        "upstream 0",
+        "upstream 1",
+        *(r.description for r in own),
+    ]
+
+    # The platform read from the pulled image; its layers' blobs are the image's.
+    assert built.platform == BasePlatform("3.12.8", "2.36", "arm64", "/usr/local/bin/python3.12")
+    output = files(base_runner, built.image.digest)
+    assert output[blob_path(sha256(b"upstream 0")[7:])] == b"upstream 0"
+    assert [layer["digest"] for layer in built.image.metadata["layers"]][:2] == [
+        sha256(b"upstream 0"),
+        sha256(b"upstream 1"),
+    ]
+    assert len(built.image.layer_inventories) == 2 + len(own)
+
+
+def test_a_stale_lock_is_refused_before_anything_is_built(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    with pytest.raises(ExecutionError) as error:
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(Address("base", target_name="stale"))])
+    assert error_message(error) == (
+        "base/packages.lock.json is stale: the `packages` field of base:stale adds curl compared "
+        "with the lock.\n\nFix: run `pants esb-lock base:stale` and commit base/packages.lock.json."
+    )
+    assert not tool.requests
+
+
+def test_a_lock_the_tool_refuses_names_the_lock_the_target_and_the_fix(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    tool.failures["debian-check-lock"] = (
+        "imagetool debian-check-lock: python3 depends on libpython3.11-stdlib, which the lock "
+        "does not hold"
+    )
+    with pytest.raises(ExecutionError) as error:
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)])
+    message = error_message(error)
+    assert message.startswith(
+        "base/packages.lock.json (the package lock of base:base) cannot be built:\n"
+        "python3 depends on libpython3.11-stdlib, which the lock does not hold"
+    )
+    assert "Fix: run `pants esb-lock base:base` and commit base/packages.lock.json" in message
+    assert not tool.runs("debian-rootfs") and not tool.runs("assemble")
+
+
+def test_an_upstream_base_with_a_lock_is_refused_with_the_file_to_delete(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    base_runner.write_files({"upstream/packages.lock.json": json.dumps(LOCK)})
+    with pytest.raises(ExecutionError) as error:
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(UPSTREAM_BASE)])
+    message = error_message(error)
+    assert message.startswith(
+        "The `sources` field of the target upstream:upstream selects upstream/packages.lock.json,"
+        " but the base is built on its `upstream` image"
+    )
+    assert "Fix: delete upstream/packages.lock.json" in message
+    assert not tool.runs("assemble")
