@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 import pytest
 
 from esb.subsystems.image_tool import ImageToolRequest
-from esb.target_types import EsbBaseImageTarget
-from esb.util_rules import base, image, layers, upstream
+from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
+from esb.util_rules import base, dependencies, image, layers, service, upstream, workspace
 from esb.util_rules.base import (
     BASE_ENVIRONMENT,
     ENTRYPOINT,
@@ -37,8 +39,11 @@ from esb.util_rules.image import (
 )
 from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
 from esb.util_rules.platform import BasePlatform
+from esb.util_rules.service import ServiceImageRequest, ServiceLayerError
 from esb.util_rules.upstream import PulledUpstreamImage, UpstreamImageRequest
 from esb_contract.image_spec import ConfigChanges, ImageSpec, Platform
+from esb_contract.lock_export import LockedDistribution, LockExport
+from esb_contract.uv_project import RELOCK_PLACEHOLDER
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
 from pants.engine.internals.scheduler import ExecutionError
@@ -141,7 +146,11 @@ def _tool_outputs(request: ImageToolRequest, inputs: Mapping[str, bytes]) -> dic
             f"{out}/{i:03d}/{LAYER_INVENTORY}": json.dumps({"layer": f"upstream {i}"}).encode()
             for i in range(count)
         }
-    if command == "debian-check-lock":
+    if command == "export-lock":
+        return {_option(argv, "--out"): json.dumps(EXPORT.to_json()).encode()}
+    if command == "base-libraries":
+        return {_option(argv, "--out"): b'{"libraries": []}'}
+    if command in ("debian-check-lock", "check-native"):
         return {}
     raise AssertionError(f"The fake image tool has no command {command!r}: {argv}")
 
@@ -599,3 +608,208 @@ def test_an_upstream_base_with_a_lock_is_refused_with_the_file_to_delete(
     )
     assert "Fix: delete upstream/packages.lock.json" in message
     assert not tool.runs("assemble")
+
+
+# -- build_service_image ---------------------------------------------------------------------
+
+API = Address("services/api", target_name="api")
+_HASH = "    --hash=sha256:" + "ef" * 32 + "\n"
+# What `export-lock` reports the lock installs (the fake tool writes it as `lock-export.json`).
+EXPORT = LockExport(
+    (
+        LockedDistribution("starlette", f"starlette==1.2.0 \\\n{_HASH}"),
+        LockedDistribution("anyio", f"anyio==4.16.0 \\\n{_HASH}"),
+    )
+)
+
+
+@rule
+async def fake_uv_wheel(request: UvWheelRequest) -> UvWheel:
+    name = "uv-0.13.9-py3-none-manylinux_2_17_x86_64.whl"
+    return UvWheel(await Get(Digest, CreateDigest([FileContent(name, b"uv")])), name)
+
+
+@pytest.fixture
+def service_runner() -> RuleRunner:
+    runner = RuleRunner(
+        rules=[
+            *service.rules(),
+            *workspace.rules(),
+            *dependencies.rules(),
+            *layers.rules(),
+            base.build_base_image,
+            base.read_base_sources,
+            base.read_base_platform,
+            base.check_base_lock,
+            base.build_rootfs_layer,
+            upstream.read_upstream_platform,
+            upstream.build_accounts_layer,
+            upstream.upstream_as_base,
+            *image.rules(),
+            fake_image_tool,
+            fake_download_deb,
+            fake_pull_upstream_image,
+            fake_uv_wheel,
+            QueryRule(BuiltImage, [ServiceImageRequest]),
+            QueryRule(BuiltBaseImage, [BaseImageRequest]),
+            QueryRule(DigestContents, [Digest]),
+            QueryRule(Digest, [CreateDigest]),
+        ],
+        target_types=[EsbBaseImageTarget, EsbServiceImageTarget],
+    )
+    runner.write_files(
+        {
+            "base/BUILD": 'esb_base_image(name="base", repository="esb/base", packages=["python3"])\n',
+            "base/packages.lock.json": json.dumps(LOCK),
+            **{f"base/{name}": content for name, content in SCRIPTS.items()},
+            "services/api/BUILD": (
+                'esb_service_image(name="api", base="//base:base", repository="esb/api", '
+                'image_tags=["latest", "1.0"], command=["python", "-m", "api"], '
+                'environment={"PORT": "8080"}, ports=["8080", "9090/udp"], volumes=["/data"], '
+                'workdir="/srv", user="esb", stop_signal="SIGTERM", '
+                'labels={"org.example.team": "api"})\n'
+            ),
+            "services/api/pyproject.toml": (
+                '[project]\nname = "esb-api"\nversion = "0.1.0"\n'
+                'dependencies = ["starlette"]\n\n[tool.uv]\npackage = false\n'
+            ),
+            "services/api/uv.lock": 'version = 1\nrevision = 5\nrequires-python = ">=3.11"\n',
+            "services/api/src/api/__init__.py": "",
+            "services/api/src/api/__main__.py": "print('api')\n",
+        }
+    )
+    return runner
+
+
+def layer_runs(tool: FakeTool) -> dict[str, ImageToolRequest]:
+    """The layer commands run, by description."""
+    return {r.description: r for r in tool.requests if LAYER_BLOB in r.output_files}
+
+
+def service_assemblies(tool: FakeTool) -> list[ImageToolRequest]:
+    """The assemblies of the service's image (the base's is built alongside the layers)."""
+    return [r for r in tool.runs("assemble") if r.description == f"Assemble the image {API}"]
+
+
+def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
+    service_runner: RuleRunner, tool: FakeTool
+) -> None:
+    built = service_runner.request(BuiltImage, [ServiceImageRequest(API)])
+    base_image = service_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)]).image
+
+    (run,) = service_assemblies(tool)
+    spec, inputs = the_spec(service_runner, run)
+    assert spec.repository == "esb/api" and list(spec.tags) == ["latest", "1.0"]
+    # On the base the `base` field names, built by its own rule: its layout, its platform.
+    assert spec.base is not None and spec.platform is None
+    assert json.loads(inputs[f"{spec.base.layout}/index.json"]) == base_image.metadata
+    # uv, one layer per locked distribution in name order, the venv, then the service's files.
+    assert [layer.created_by for layer in spec.layers] == [
+        "esb: uv layer",
+        "esb: distribution layer (anyio 4.16.0)",
+        "esb: distribution layer (starlette 1.2.0)",
+        "esb: venv layer",
+        "esb: app layer",
+    ]
+    runs = layer_runs(tool)
+    by_command = {r.argv[0]: r for r in runs.values() if r.argv[0] != "distribution-layer"}
+    distributions = sorted(
+        (r for r in runs.values() if r.argv[0] == "distribution-layer"),
+        key=lambda r: _options(r.argv, "--requirement"),
+    )
+    assert [_options(r.argv, "--requirement") for r in distributions] == [
+        [EXPORT.distributions[1].requirement],
+        [EXPORT.distributions[0].requirement],
+    ]
+    expected = [
+        by_command["uv-layer"],
+        *distributions,
+        by_command["venv-layer"],
+        by_command["service-layer"],
+    ]
+    assert [inputs[layer.descriptor] for layer in spec.layers] == [
+        layer_descriptor_of(r) for r in expected
+    ]
+    # The top layer holds the service's files, not its uv project (the venv's).
+    app_files = files(service_runner, by_command["service-layer"].input_digest)
+    assert sorted(p for p in app_files if not p.endswith(".whl")) == [
+        "app/src/api/__init__.py",
+        "app/src/api/__main__.py",
+    ]
+    # The target's fields, and labels that name the base.
+    assert spec.config == ConfigChanges(
+        cmd=["python", "-m", "api"],
+        env={"PORT": "8080"},
+        exposed_ports=["8080/tcp", "9090/udp"],
+        volumes=["/data"],
+        working_dir="/srv",
+        user="esb",
+        stop_signal="SIGTERM",
+        labels={
+            "org.opencontainers.image.base.digest": base_image.image_digest,
+            "org.opencontainers.image.base.name": "esb/base",
+            "org.example.team": "api",
+        },
+    )
+    # The venv layers' native libraries are checked against the base's.
+    (check,) = tool.runs("check-native")
+    assert len(_options(check.argv, "--venv-blob")) == 3
+
+    # What comes back: the tool's image, with the base's layers below the service's.
+    output = files(service_runner, built.digest)
+    assert built.metadata == json.loads(output[IMAGE_METADATA])
+    assert built.metadata["layers"][:2] == base_image.metadata["layers"]
+    assert [layer["digest"] for layer in built.metadata["layers"][2:]] == [
+        json.loads(inputs[layer.descriptor])["digest"] for layer in spec.layers
+    ]
+    assert built.layer_inventories[:2] == base_image.layer_inventories
+    assert len(built.layer_inventories) == 2 + 5
+    assert all(path in output for path in built.layer_blob_paths)
+
+
+def test_a_failed_distribution_install_names_the_lock_and_the_relock_command(
+    service_runner: RuleRunner, tool: FakeTool
+) -> None:
+    tool.failures["distribution-layer"] = (
+        f"imagetool distribution-layer: anyio 4.16.0 has no wheel for linux/amd64.\n\n"
+        f"Fix: run {RELOCK_PLACEHOLDER}."
+    )
+    with pytest.raises(ExecutionError) as error:
+        service_runner.request(BuiltImage, [ServiceImageRequest(API)])
+    message = error_message(error)
+    assert message.startswith(
+        "Installing a distribution that services/api/uv.lock pins failed:\n\n"
+    )
+    assert "anyio 4.16.0 has no wheel for linux/amd64." in message
+    assert message.endswith("Fix: run `pants esb-lock services/api:api`.")
+    assert not service_assemblies(tool)
+
+
+def test_a_failed_source_layer_gives_the_tools_message(
+    service_runner: RuleRunner, tool: FakeTool
+) -> None:
+    tool.failures["service-layer"] = (
+        "imagetool service-layer: services/api:api: src/api/__main__.py is a link out of the "
+        "service.\n\nFix: replace it with the file."
+    )
+    with pytest.raises(ExecutionError) as error:
+        service_runner.request(BuiltImage, [ServiceImageRequest(API)])
+    (wrapped,) = error.value.wrapped_exceptions
+    assert isinstance(wrapped, ServiceLayerError)
+    assert "services/api:api: src/api/__main__.py is a link out of the service." in str(wrapped)
+    assert str(wrapped).endswith("Fix: replace it with the file.")
+    assert not service_assemblies(tool)
+
+
+def test_a_service_without_its_lock_is_refused_with_the_lock_command(
+    service_runner: RuleRunner, tool: FakeTool
+) -> None:
+    os.unlink(os.path.join(service_runner.build_root, "services/api/uv.lock"))
+    with pytest.raises(ExecutionError) as error:
+        service_runner.request(BuiltImage, [ServiceImageRequest(API)])
+    message = error_message(error)
+    assert message.startswith(
+        "The `sources` field of the target services/api:api selects no uv.lock in services/api/."
+    )
+    assert "run `pants esb-lock services/api:api`" in message
+    assert not tool.requests
