@@ -283,7 +283,7 @@ def test_assembly_gives_the_tool_each_layers_descriptor_and_records_in_order(
     ]
     for path, blob in zip(built.layer_blob_paths, (b"the rootfs layer", b"the app layer")):
         assert output[path] == blob
-    assert json.loads(output[IMAGE_INVENTORY]) == {"layers": [{"layer": "rootfs"}, {"layer": "app"}]}
+    assert json.loads(output[IMAGE_INVENTORY])["layers"] == [{"layer": "rootfs"}, {"layer": "app"}]
     assert [files(image_runner, d) for d in built.layer_inventories] == [
         {LAYER_INVENTORY: b'{"layer": "rootfs"}'},
         {LAYER_INVENTORY: b'{"layer": "app"}'},
@@ -321,7 +321,7 @@ def test_an_image_on_a_base_inherits_its_layout_its_blobs_and_its_records(
     assert output[blob_path(sha256(b"the app layer")[7:])] == b"the app layer"
     assert len(built.layer_inventories) == 2
     assert built.layer_inventories[0] == base_image.layer_inventories[0]
-    assert json.loads(output[IMAGE_INVENTORY]) == {"layers": [{"layer": "rootfs"}, {"layer": "app"}]}
+    assert json.loads(output[IMAGE_INVENTORY])["layers"] == [{"layer": "rootfs"}, {"layer": "app"}]
 
 
 def test_a_refused_assembly_fails_with_the_tools_message_naming_the_target(
@@ -362,7 +362,7 @@ LOCK = {
     "platform": {"architecture": "amd64", "glibc_version": "2.36", "python_version": "3.11.2"},
     "requested": ["python3"],
 }
-SCRIPTS = {"ensure_ca_trust.sh": "#!/bin/sh\n# trust\n", "entrypoint.sh": "#!/bin/sh\nexec \"$@\"\n"}
+SCRIPTS = {"ensure_ca_trust.sh": "#!/bin/sh\n# trust\n", "entrypoint.sh": '#!/bin/sh\nexec "$@"\n'}
 
 
 @rule
@@ -463,7 +463,8 @@ def test_a_debian_base_is_its_locked_packages_then_its_scripts_with_its_fields_c
     (rootfs,) = tool.runs("debian-rootfs")
     rootfs_inputs = files(base_runner, rootfs.input_digest)
     assert json.loads(rootfs_inputs["packages.lock.json"]) == LOCK
-    assert {path: content for path, content in rootfs_inputs.items() if path.startswith("debs/")} == {
+    debs = {path: content for path, content in rootfs_inputs.items() if path.startswith("debs/")}
+    assert debs == {
         "debs/libc6_2.36-9_amd64.deb": b"deb libc6 2.36-9",
         "debs/python3_3.11.2-1+b1_amd64.deb": b"deb python3 3.11.2-1+b1",
     }
@@ -569,7 +570,8 @@ def test_a_stale_lock_is_refused_before_anything_is_built(
     base_runner: RuleRunner, tool: FakeTool
 ) -> None:
     with pytest.raises(ExecutionError) as error:
-        base_runner.request(BuiltBaseImage, [BaseImageRequest(Address("base", target_name="stale"))])
+        stale = Address("base", target_name="stale")
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(stale)])
     assert error_message(error) == (
         "base/packages.lock.json is stale: the `packages` field of base:stale adds curl compared "
         "with the lock.\n\nFix: run `pants esb-lock base:stale` and commit base/packages.lock.json."
@@ -659,7 +661,9 @@ def service_runner() -> RuleRunner:
     )
     runner.write_files(
         {
-            "base/BUILD": 'esb_base_image(name="base", repository="esb/base", packages=["python3"])\n',
+            "base/BUILD": (
+                'esb_base_image(name="base", repository="esb/base", packages=["python3"])\n'
+            ),
             "base/packages.lock.json": json.dumps(LOCK),
             **{f"base/{name}": content for name, content in SCRIPTS.items()},
             "services/api/BUILD": (
