@@ -1,0 +1,819 @@
+"""Rule tests of the image builds, `assemble_image`, `build_base_image` and `build_service_image`,
+run by the engine with the image tool replaced at the process boundary.
+
+`fake_image_tool` stands in for the image tool's `Process`: it records each request (the test
+reads what reached the tool from its input digest, e.g. the spec `assemble` reads), and runs a
+process that leaves in its sandbox the files the real command writes, small and valid per the
+contract; or, for a command a test makes fail, one that exits 1 with the tool's message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+import pytest
+
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.uv import UvWheel, UvWheelRequest
+from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
+from esb.util_rules import base, dependencies, image, layers, service, upstream, workspace
+from esb.util_rules.base import (
+    BASE_ENVIRONMENT,
+    ENTRYPOINT,
+    BaseImageRequest,
+    BuiltBaseImage,
+    DebDownloadRequest,
+    DownloadedDeb,
+)
+from esb.util_rules.image import (
+    IMAGE_INVENTORY,
+    IMAGE_METADATA,
+    BuiltImage,
+    ImageAssemblyRequest,
+    blob_path,
+    config_json,
+)
+from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
+from esb.util_rules.platform import BasePlatform
+from esb.util_rules.service import ServiceImageRequest, ServiceLayerError
+from esb.util_rules.upstream import PulledUpstreamImage, UpstreamImageRequest
+from esb_contract.image_spec import ConfigChanges, ImageSpec, Platform
+from esb_contract.lock_export import LockedDistribution, LockExport
+from esb_contract.uv_project import RELOCK_PLACEHOLDER
+from pants.engine.addresses import Address
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.process import Process
+from pants.engine.rules import Get, QueryRule, rule
+from pants.testutil.rule_runner import RuleRunner
+
+# -- the fake image tool ---------------------------------------------------------------------
+
+LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+@dataclass
+class FakeTool:
+    """What the fake tool was asked (every request, in order), and the subcommands it fails,
+    each with the message the real tool writes to stderr."""
+
+    requests: list[ImageToolRequest]
+    failures: dict[str, str]
+
+    def runs(self, command: str) -> list[ImageToolRequest]:
+        return [request for request in self.requests if request.argv[0] == command]
+
+
+TOOL = FakeTool([], {})
+
+
+def sha256(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def _option(argv: tuple[str, ...], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def _options(argv: tuple[str, ...], name: str) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == name]
+
+
+def _layer_outputs(request: ImageToolRequest) -> dict[str, bytes]:
+    """A layer command's three files; the blob says which command, for which step, built it."""
+    blob = f"{request.argv[0]}: {request.description}".encode()
+    descriptor = {
+        "digest": sha256(blob),
+        "diff_id": sha256(blob + b"(uncompressed)"),
+        "size": len(blob),
+        "media_type": LAYER_MEDIA_TYPE,
+    }
+    inventory = {"layer": request.description, "packages": []}
+    return {
+        LAYER_BLOB: blob,
+        LAYER_DESCRIPTOR: json.dumps(descriptor).encode(),
+        LAYER_INVENTORY: json.dumps(inventory).encode(),
+    }
+
+
+def _assemble_outputs(argv: tuple[str, ...], inputs: Mapping[str, bytes]) -> dict[str, bytes]:
+    spec_bytes = inputs[_option(argv, "--spec")]
+    spec = ImageSpec.from_json(json.loads(spec_bytes), where="spec.json")
+    inherited = []
+    if spec.base:
+        # The fake's layouts keep their metadata in `index.json`.
+        inherited = json.loads(inputs[f"{spec.base.layout}/index.json"])["layers"]
+    own = [json.loads(inputs[layer.descriptor]) for layer in spec.layers]
+    metadata = {
+        "digest": sha256(b"manifest of " + spec_bytes),
+        "config_digest": sha256(b"config of " + spec_bytes),
+        "repository": spec.repository,
+        "tags": list(spec.tags),
+        "layers": [*inherited, *({"digest": d["digest"], "size": d["size"]} for d in own)],
+    }
+    layout = _option(argv, "--out-layout")
+    encoded = json.dumps(metadata).encode()
+    return {
+        _option(argv, "--out-metadata"): encoded,
+        f"{layout}/index.json": encoded,
+        f"{layout}/oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
+    }
+
+
+def _tool_outputs(request: ImageToolRequest, inputs: Mapping[str, bytes]) -> dict[str, bytes]:
+    argv = request.argv
+    command = argv[0]
+    if LAYER_BLOB in request.output_files:
+        return _layer_outputs(request)
+    if command == "assemble":
+        return _assemble_outputs(argv, inputs)
+    if command == "merge-inventory":
+        records = [json.loads(inputs[path]) for path in _options(argv, "--layer")]
+        return {_option(argv, "--out"): json.dumps({"layers": records}).encode()}
+    if command == "image-platform":
+        facts = {"architecture": "arm64", "glibc_version": "2.36", "python_version": "3.12.8"}
+        facts["interpreter"] = "/usr/local/bin/python3.12"
+        return {_option(argv, "--out"): json.dumps(facts).encode()}
+    if command == "layer-inventories":
+        layout = _option(argv, "--layout")
+        count = len(json.loads(inputs[f"{layout}/index.json"])["layers"])
+        out = _option(argv, "--out-dir")
+        return {
+            f"{out}/{i:03d}/{LAYER_INVENTORY}": json.dumps({"layer": f"upstream {i}"}).encode()
+            for i in range(count)
+        }
+    if command == "export-lock":
+        return {_option(argv, "--out"): json.dumps(EXPORT.to_json()).encode()}
+    if command == "base-libraries":
+        return {_option(argv, "--out"): b'{"libraries": []}'}
+    if command in ("debian-check-lock", "check-native"):
+        return {}
+    raise AssertionError(f"The fake image tool has no command {command!r}: {argv}")
+
+
+@rule
+async def fake_image_tool(request: ImageToolRequest) -> Process:
+    TOOL.requests.append(request)
+    common: dict[str, Any] = dict(
+        description=request.description,
+        output_files=request.output_files,
+        output_directories=request.output_directories,
+    )
+    failure = TOOL.failures.get(request.argv[0])
+    if failure is not None:
+        script = 'printf "%s\\n" "$TOOL_STDERR" >&2; exit 1'
+        return Process(("/bin/sh", "-c", script), env={"TOOL_STDERR": failure}, **common)
+    contents = await Get(DigestContents, Digest, request.input_digest)
+    outputs = _tool_outputs(request, {file.path: file.content for file in contents})
+    # The outputs are in the sandbox before the process runs; the engine captures them after.
+    staged = await Get(Digest, CreateDigest(FileContent(p, c) for p, c in outputs.items()))
+    return Process(("/bin/sh", "-c", "exit 0"), input_digest=staged, **common)
+
+
+@pytest.fixture(autouse=True)
+def tool() -> Iterator[FakeTool]:
+    TOOL.requests.clear()
+    TOOL.failures.clear()
+    yield TOOL
+    TOOL.requests.clear()
+    TOOL.failures.clear()
+
+
+def files(rule_runner: RuleRunner, digest: Digest) -> dict[str, bytes]:
+    return {f.path: f.content for f in rule_runner.request(DigestContents, [digest])}
+
+
+def digest_of(rule_runner: RuleRunner, contents: Mapping[str, bytes]) -> Digest:
+    return rule_runner.request(
+        Digest, [CreateDigest(FileContent(p, c) for p, c in contents.items())]
+    )
+
+
+def the_spec(rule_runner: RuleRunner, request: ImageToolRequest) -> tuple[ImageSpec, dict]:
+    """The spec an `assemble` run read, and every file it was given."""
+    inputs = files(rule_runner, request.input_digest)
+    spec_json = json.loads(inputs[_option(request.argv, "--spec")])
+    return ImageSpec.from_json(spec_json, where="spec.json"), inputs
+
+
+def error_message(error: pytest.ExceptionInfo[ExecutionError]) -> str:
+    (wrapped,) = error.value.wrapped_exceptions
+    return str(wrapped)
+
+
+# -- assemble_image --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def image_runner() -> RuleRunner:
+    return RuleRunner(
+        rules=[
+            *image.rules(),
+            fake_image_tool,
+            QueryRule(BuiltImage, [ImageAssemblyRequest]),
+            QueryRule(DigestContents, [Digest]),
+            QueryRule(Digest, [CreateDigest]),
+        ]
+    )
+
+
+def fake_layer(rule_runner: RuleRunner, name: str, contents: str = "") -> BuiltLayer:
+    blob = f"the {name} layer".encode()
+    descriptor = {"digest": sha256(blob), "diff_id": sha256(blob), "size": len(blob)}
+    outputs = {
+        LAYER_BLOB: blob,
+        LAYER_DESCRIPTOR: json.dumps({**descriptor, "media_type": LAYER_MEDIA_TYPE}).encode(),
+        LAYER_INVENTORY: json.dumps({"layer": name}).encode(),
+    }
+    return BuiltLayer(name, digest_of(rule_runner, outputs), contents)
+
+
+def assembly(
+    layers: tuple[BuiltLayer, ...], base: BuiltImage | None = None, **changes: Any
+) -> ImageAssemblyRequest:
+    return ImageAssemblyRequest(
+        description="Assemble the image services/api:api",
+        repository="esb/api",
+        tags=("latest", "1.0"),
+        architecture="arm64",
+        config_json=config_json(ConfigChanges(**changes)),
+        layers=layers,
+        base=base,
+    )
+
+
+def test_assembly_gives_the_tool_each_layers_descriptor_and_records_in_order(
+    image_runner: RuleRunner, tool: FakeTool
+) -> None:
+    rootfs = fake_layer(image_runner, "rootfs")
+    app = fake_layer(image_runner, "app", "esb-api 1.0")
+    changes = dict(cmd=["python", "-m", "api"], env={"A": "1"}, exposed_ports=["8080/tcp"])
+    built = image_runner.request(BuiltImage, [assembly((rootfs, app), **changes)])
+
+    (run,) = tool.runs("assemble")
+    spec, inputs = the_spec(image_runner, run)
+    assert spec.repository == "esb/api" and list(spec.tags) == ["latest", "1.0"]
+    assert spec.base is None and spec.platform == Platform("arm64")
+    assert spec.config == ConfigChanges(**changes)
+    assert [layer.created_by for layer in spec.layers] == [
+        "esb: rootfs layer",
+        "esb: app layer (esb-api 1.0)",
+    ]
+    for layer, given in zip((rootfs, app), spec.layers):
+        assert inputs[given.descriptor] == files(image_runner, layer.digest)[LAYER_DESCRIPTOR]
+    assert [json.loads(inputs[path]) for path in spec.layer_inventories or ()] == [
+        {"layer": "rootfs"},
+        {"layer": "app"},
+    ]
+    # The tool reads descriptors, not the layers' megabytes.
+    assert not any(path.endswith(LAYER_BLOB) for path in inputs)
+
+    # What comes back: the tool's metadata, and a layout holding every layer's blob.
+    output = files(image_runner, built.digest)
+    assert built.metadata == json.loads(output[IMAGE_METADATA])
+    assert built.metadata["repository"] == "esb/api"
+    assert built.image_digest == json.loads(output[IMAGE_METADATA])["digest"]
+    assert [layer["digest"] for layer in built.metadata["layers"]] == [
+        sha256(b"the rootfs layer"),
+        sha256(b"the app layer"),
+    ]
+    for path, blob in zip(built.layer_blob_paths, (b"the rootfs layer", b"the app layer")):
+        assert output[path] == blob
+    assert json.loads(output[IMAGE_INVENTORY])["layers"] == [{"layer": "rootfs"}, {"layer": "app"}]
+    assert [files(image_runner, d) for d in built.layer_inventories] == [
+        {LAYER_INVENTORY: b'{"layer": "rootfs"}'},
+        {LAYER_INVENTORY: b'{"layer": "app"}'},
+    ]
+
+
+def test_an_image_on_a_base_inherits_its_layout_its_blobs_and_its_records(
+    image_runner: RuleRunner, tool: FakeTool
+) -> None:
+    base_image = image_runner.request(BuiltImage, [assembly((fake_layer(image_runner, "rootfs"),))])
+    tool.requests.clear()
+    built = image_runner.request(
+        BuiltImage, [assembly((fake_layer(image_runner, "app"),), base=base_image, user="esb")]
+    )
+
+    (run,) = tool.runs("assemble")
+    spec, inputs = the_spec(image_runner, run)
+    # The base's platform is the image's: the spec names the base's layout, not a platform.
+    assert spec.base is not None and spec.platform is None
+    assert json.loads(inputs[f"{spec.base.layout}/index.json"]) == base_image.metadata
+    # Without the base's layer blobs: the tool reads its index, manifest and config only.
+    assert not any(path.startswith(f"{spec.base.layout}/blobs/") for path in inputs)
+    assert [json.loads(inputs[path]) for path in spec.layer_inventories or ()] == [
+        {"layer": "rootfs"},
+        {"layer": "app"},
+    ]
+    assert spec.config == ConfigChanges(user="esb")
+
+    output = files(image_runner, built.digest)
+    assert [layer["digest"] for layer in built.metadata["layers"]] == [
+        sha256(b"the rootfs layer"),
+        sha256(b"the app layer"),
+    ]
+    assert output[blob_path(sha256(b"the rootfs layer")[7:])] == b"the rootfs layer"
+    assert output[blob_path(sha256(b"the app layer")[7:])] == b"the app layer"
+    assert len(built.layer_inventories) == 2
+    assert built.layer_inventories[0] == base_image.layer_inventories[0]
+    assert json.loads(output[IMAGE_INVENTORY])["layers"] == [{"layer": "rootfs"}, {"layer": "app"}]
+
+
+def test_a_refused_assembly_fails_with_the_tools_message_naming_the_target(
+    image_runner: RuleRunner, tool: FakeTool
+) -> None:
+    tool.failures["assemble"] = (
+        "imagetool assemble: The `user` field is 'nosuchuser', but no layer adds that account.\n"
+        "\nFix: add it to `service_accounts` of the base."
+    )
+    with pytest.raises(ExecutionError) as error:
+        image_runner.request(
+            BuiltImage, [assembly((fake_layer(image_runner, "app"),), user="nosuchuser")]
+        )
+    assert error_message(error) == (
+        "Assemble the image services/api:api failed:\n\nThe `user` field is 'nosuchuser', but "
+        "no layer adds that account.\n\nFix: add it to `service_accounts` of the base."
+    )
+
+
+# -- build_base_image ------------------------------------------------------------------------
+
+DEBIAN_BASE = Address("base", target_name="base")
+UPSTREAM_BASE = Address("upstream", target_name="upstream")
+UPSTREAM = "python:3.12-slim-bookworm@sha256:" + "cd" * 32
+_POOL = "https://deb.debian.org/debian/pool/main"
+LOCK = {
+    "packages": [
+        {
+            "name": name,
+            "version": version,
+            "architecture": "amd64",
+            "url": f"{_POOL}/{name[0]}/{name}/{name}_{version}_amd64.deb",
+            "sha256": hashlib.sha256(name.encode()).hexdigest(),
+            "size": 1000,
+        }
+        for name, version in (("libc6", "2.36-9"), ("python3", "3.11.2-1+b1"))
+    ],
+    "platform": {"architecture": "amd64", "glibc_version": "2.36", "python_version": "3.11.2"},
+    "requested": ["python3"],
+}
+SCRIPTS = {"ensure_ca_trust.sh": "#!/bin/sh\n# trust\n", "entrypoint.sh": '#!/bin/sh\nexec "$@"\n'}
+
+
+@rule
+async def fake_download_deb(request: DebDownloadRequest) -> DownloadedDeb:
+    """The `.deb` the lock pins, as the engine's download (checked by sha256) leaves it."""
+    package = request.package
+    content = f"deb {package.name} {package.version}".encode()
+    return DownloadedDeb(await Get(Digest, CreateDigest([FileContent(package.filename, content)])))
+
+
+PULLED_METADATA = {
+    "digest": "sha256:" + "cd" * 32,
+    "config_digest": "sha256:" + "ce" * 32,
+    "repository": "python",
+    "tags": ["3.12-slim-bookworm"],
+    "layers": [
+        {"digest": sha256(b"upstream 0"), "size": 10},
+        {"digest": sha256(b"upstream 1"), "size": 10},
+    ],
+}
+
+
+@rule
+async def fake_pull_upstream_image(request: UpstreamImageRequest) -> PulledUpstreamImage:
+    """The pulled image: a layout whose layers are the fake's (its metadata in `index.json`)."""
+    layout = {
+        "index.json": json.dumps(PULLED_METADATA).encode(),
+        "oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
+        **{
+            f"blobs/sha256/{sha256(blob)[7:]}": blob
+            for blob in (b"upstream 0", b"upstream 1")
+        },
+    }
+    digest = await Get(Digest, CreateDigest(FileContent(p, c) for p, c in layout.items()))
+    return PulledUpstreamImage(digest, json.dumps(PULLED_METADATA))
+
+
+@pytest.fixture
+def base_runner() -> RuleRunner:
+    runner = RuleRunner(
+        rules=[
+            base.build_base_image,
+            base.read_base_sources,
+            base.check_base_lock,
+            base.build_rootfs_layer,
+            layers.build_files_layer,
+            upstream.read_upstream_platform,
+            upstream.build_accounts_layer,
+            upstream.upstream_as_base,
+            *image.rules(),
+            fake_image_tool,
+            fake_download_deb,
+            fake_pull_upstream_image,
+            QueryRule(BuiltBaseImage, [BaseImageRequest]),
+            QueryRule(DigestContents, [Digest]),
+            QueryRule(Digest, [CreateDigest]),
+        ],
+        target_types=[EsbBaseImageTarget],
+    )
+    runner.write_files(
+        {
+            "base/BUILD": (
+                'esb_base_image(name="base", repository="esb/base", image_tags=["1.0"], '
+                'packages=["python3"], service_accounts=["api:10002", "esb:10001"], user="api", '
+                'environment={"PATH": "/opt/bin:/usr/bin", "TZ": "UTC"}, '
+                'labels={"org.example.team": "core"}, stop_signal="SIGTERM")\n'
+                'esb_base_image(name="plain", packages=["python3"])\n'
+                'esb_base_image(name="stale", packages=["python3", "curl"])\n'
+            ),
+            "base/packages.lock.json": json.dumps(LOCK),
+            **{f"base/{name}": content for name, content in SCRIPTS.items()},
+            "upstream/BUILD": (
+                f'esb_base_image(name="upstream", upstream="{UPSTREAM}", '
+                'upstream_platform="linux/arm64", service_accounts=["api:10002"])\n'
+                f'esb_base_image(name="bare", upstream="{UPSTREAM}", '
+                'upstream_platform="linux/arm64", service_accounts=[])\n'
+            ),
+            **{f"upstream/{name}": content for name, content in SCRIPTS.items()},
+        }
+    )
+    return runner
+
+
+def layer_descriptor_of(run: ImageToolRequest) -> bytes:
+    """The descriptor the layer command `run` wrote (the fake's outputs follow from its request)."""
+    return _layer_outputs(run)[LAYER_DESCRIPTOR]
+
+
+def test_a_debian_base_is_its_locked_packages_then_its_scripts_with_its_fields_config(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    built = base_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)])
+
+    # The lock is checked, then its pinned `.deb` files and the lock build the root filesystem,
+    # with the service accounts.
+    (check,) = tool.runs("debian-check-lock")
+    assert json.loads(files(base_runner, check.input_digest)["packages.lock.json"]) == LOCK
+    (rootfs,) = tool.runs("debian-rootfs")
+    rootfs_inputs = files(base_runner, rootfs.input_digest)
+    assert json.loads(rootfs_inputs["packages.lock.json"]) == LOCK
+    debs = {path: content for path, content in rootfs_inputs.items() if path.startswith("debs/")}
+    assert debs == {
+        "debs/libc6_2.36-9_amd64.deb": b"deb libc6 2.36-9",
+        "debs/python3_3.11.2-1+b1_amd64.deb": b"deb python3 3.11.2-1+b1",
+    }
+    assert _options(rootfs.argv, "--account") == ["api:10002", "esb:10001"]
+    # The scripts, executable, under the prefix the tools layer puts them at.
+    (tools,) = tool.runs("layer-from-dir")
+    scripts = base_runner.request(DigestContents, [tools.input_digest])
+    assert {(f.path, f.content.decode(), f.is_executable) for f in scripts} == {
+        (f"root/{name}", content, True) for name, content in SCRIPTS.items()
+    }
+    assert _option(tools.argv, "--prefix") == "usr/local/bin"
+
+    (run,) = tool.runs("assemble")
+    spec, inputs = the_spec(base_runner, run)
+    assert spec.base is None and spec.platform == Platform("amd64")
+    assert spec.repository == "esb/base" and list(spec.tags) == ["1.0"]
+    assert [inputs[layer.descriptor] for layer in spec.layers] == [
+        layer_descriptor_of(rootfs),
+        layer_descriptor_of(tools),
+    ]
+    assert [layer.created_by for layer in spec.layers] == [
+        "esb: rootfs layer",
+        "esb: trust-tools layer",
+    ]
+    assert spec.config == ConfigChanges(
+        cmd=["python3"],
+        entrypoint=[ENTRYPOINT],
+        # The target's variables over the defaults, key by key.
+        env={**BASE_ENVIRONMENT, "PATH": "/opt/bin:/usr/bin", "TZ": "UTC"},
+        labels={"org.example.team": "core"},
+        user="api",
+        stop_signal="SIGTERM",
+    )
+
+    # What comes back: the platform the lock records, and the image the tool assembled.
+    assert built.platform == BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11")
+    output = files(base_runner, built.image.digest)
+    assert built.image.metadata == json.loads(output[IMAGE_METADATA])
+    descriptors = [json.loads(inputs[layer.descriptor]) for layer in spec.layers]
+    assert built.image.metadata["layers"] == [
+        {"digest": d["digest"], "size": d["size"]} for d in descriptors
+    ]
+    assert len(built.image.layer_inventories) == 2
+
+
+def test_a_base_without_fields_gets_the_default_config(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    base_runner.request(BuiltBaseImage, [BaseImageRequest(Address("base", target_name="plain"))])
+    (run,) = tool.runs("assemble")
+    spec, _ = the_spec(base_runner, run)
+    assert spec.config == ConfigChanges(
+        cmd=["python3"], entrypoint=[ENTRYPOINT], env=dict(BASE_ENVIRONMENT), stop_signal="SIGINT"
+    )
+    # The default service account.
+    (rootfs,) = tool.runs("debian-rootfs")
+    assert _options(rootfs.argv, "--account") == ["esb:10001"]
+
+
+@pytest.mark.parametrize("accounts", [True, False])
+def test_an_upstream_base_is_built_on_the_pulled_image(
+    base_runner: RuleRunner, tool: FakeTool, accounts: bool
+) -> None:
+    address = UPSTREAM_BASE if accounts else Address("upstream", target_name="bare")
+    built = base_runner.request(BuiltBaseImage, [BaseImageRequest(address)])
+
+    assert not tool.runs("debian-check-lock") and not tool.runs("debian-rootfs")
+    (run,) = tool.runs("assemble")
+    spec, inputs = the_spec(base_runner, run)
+    # On the pulled image's layout, whose platform is the image's.
+    assert spec.base is not None and spec.platform is None
+    assert json.loads(inputs[f"{spec.base.layout}/index.json"]) == PULLED_METADATA
+    (tools,) = tool.runs("layer-from-dir")
+    own = [tools]
+    if accounts:
+        (accounts_run,) = tool.runs("accounts-layer")
+        assert _options(accounts_run.argv, "--account") == ["api:10002"]
+        own = [accounts_run, tools]
+    else:
+        assert not tool.runs("accounts-layer")
+    assert [inputs[layer.descriptor] for layer in spec.layers] == [
+        layer_descriptor_of(r) for r in own
+    ]
+    # Every layer's records, the pulled image's first.
+    assert [json.loads(inputs[p])["layer"] for p in spec.layer_inventories or ()] == [
+        "upstream 0",
+        "upstream 1",
+        *(r.description for r in own),
+    ]
+
+    # The platform read from the pulled image; its layers' blobs are the image's.
+    assert built.platform == BasePlatform("3.12.8", "2.36", "arm64", "/usr/local/bin/python3.12")
+    output = files(base_runner, built.image.digest)
+    assert output[blob_path(sha256(b"upstream 0")[7:])] == b"upstream 0"
+    assert [layer["digest"] for layer in built.image.metadata["layers"]][:2] == [
+        sha256(b"upstream 0"),
+        sha256(b"upstream 1"),
+    ]
+    assert len(built.image.layer_inventories) == 2 + len(own)
+
+
+def test_a_stale_lock_is_refused_before_anything_is_built(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    with pytest.raises(ExecutionError) as error:
+        stale = Address("base", target_name="stale")
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(stale)])
+    assert error_message(error) == (
+        "base/packages.lock.json is stale: the `packages` field of base:stale adds curl compared "
+        "with the lock.\n\nFix: run `pants esb-lock base:stale` and commit base/packages.lock.json."
+    )
+    assert not tool.requests
+
+
+def test_a_lock_the_tool_refuses_names_the_lock_the_target_and_the_fix(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    tool.failures["debian-check-lock"] = (
+        "imagetool debian-check-lock: python3 depends on libpython3.11-stdlib, which the lock "
+        "does not hold"
+    )
+    with pytest.raises(ExecutionError) as error:
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)])
+    message = error_message(error)
+    assert message.startswith(
+        "base/packages.lock.json (the package lock of base:base) cannot be built:\n"
+        "python3 depends on libpython3.11-stdlib, which the lock does not hold"
+    )
+    assert "Fix: run `pants esb-lock base:base` and commit base/packages.lock.json" in message
+    assert not tool.runs("debian-rootfs") and not tool.runs("assemble")
+
+
+def test_an_upstream_base_with_a_lock_is_refused_with_the_file_to_delete(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    base_runner.write_files({"upstream/packages.lock.json": json.dumps(LOCK)})
+    with pytest.raises(ExecutionError) as error:
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(UPSTREAM_BASE)])
+    message = error_message(error)
+    assert message.startswith(
+        "The `sources` field of the target upstream:upstream selects upstream/packages.lock.json,"
+        " but the base is built on its `upstream` image"
+    )
+    assert "Fix: delete upstream/packages.lock.json" in message
+    assert not tool.runs("assemble")
+
+
+# -- build_service_image ---------------------------------------------------------------------
+
+API = Address("services/api", target_name="api")
+_HASH = "    --hash=sha256:" + "ef" * 32 + "\n"
+# What `export-lock` reports the lock installs (the fake tool writes it as `lock-export.json`).
+EXPORT = LockExport(
+    (
+        LockedDistribution("starlette", f"starlette==1.2.0 \\\n{_HASH}"),
+        LockedDistribution("anyio", f"anyio==4.16.0 \\\n{_HASH}"),
+    )
+)
+
+
+@rule
+async def fake_uv_wheel(request: UvWheelRequest) -> UvWheel:
+    name = "uv-0.13.9-py3-none-manylinux_2_17_x86_64.whl"
+    return UvWheel(await Get(Digest, CreateDigest([FileContent(name, b"uv")])), name)
+
+
+@pytest.fixture
+def service_runner() -> RuleRunner:
+    runner = RuleRunner(
+        rules=[
+            *service.rules(),
+            *workspace.rules(),
+            *dependencies.rules(),
+            *layers.rules(),
+            base.build_base_image,
+            base.read_base_sources,
+            base.read_base_platform,
+            base.check_base_lock,
+            base.build_rootfs_layer,
+            upstream.read_upstream_platform,
+            upstream.build_accounts_layer,
+            upstream.upstream_as_base,
+            *image.rules(),
+            fake_image_tool,
+            fake_download_deb,
+            fake_pull_upstream_image,
+            fake_uv_wheel,
+            QueryRule(BuiltImage, [ServiceImageRequest]),
+            QueryRule(BuiltBaseImage, [BaseImageRequest]),
+            QueryRule(DigestContents, [Digest]),
+            QueryRule(Digest, [CreateDigest]),
+        ],
+        target_types=[EsbBaseImageTarget, EsbServiceImageTarget],
+    )
+    runner.write_files(
+        {
+            "base/BUILD": (
+                'esb_base_image(name="base", repository="esb/base", packages=["python3"])\n'
+            ),
+            "base/packages.lock.json": json.dumps(LOCK),
+            **{f"base/{name}": content for name, content in SCRIPTS.items()},
+            "services/api/BUILD": (
+                'esb_service_image(name="api", base="//base:base", repository="esb/api", '
+                'image_tags=["latest", "1.0"], command=["python", "-m", "api"], '
+                'environment={"PORT": "8080"}, ports=["8080", "9090/udp"], volumes=["/data"], '
+                'workdir="/srv", user="esb", stop_signal="SIGTERM", '
+                'labels={"org.example.team": "api"})\n'
+            ),
+            "services/api/pyproject.toml": (
+                '[project]\nname = "esb-api"\nversion = "0.1.0"\n'
+                'dependencies = ["starlette"]\n\n[tool.uv]\npackage = false\n'
+            ),
+            "services/api/uv.lock": 'version = 1\nrevision = 5\nrequires-python = ">=3.11"\n',
+            "services/api/src/api/__init__.py": "",
+            "services/api/src/api/__main__.py": "print('api')\n",
+        }
+    )
+    return runner
+
+
+def layer_runs(tool: FakeTool) -> dict[str, ImageToolRequest]:
+    """The layer commands run, by description."""
+    return {r.description: r for r in tool.requests if LAYER_BLOB in r.output_files}
+
+
+def service_assemblies(tool: FakeTool) -> list[ImageToolRequest]:
+    """The assemblies of the service's image (the base's is built alongside the layers)."""
+    return [r for r in tool.runs("assemble") if r.description == f"Assemble the image {API}"]
+
+
+def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
+    service_runner: RuleRunner, tool: FakeTool
+) -> None:
+    built = service_runner.request(BuiltImage, [ServiceImageRequest(API)])
+    base_image = service_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)]).image
+
+    (run,) = service_assemblies(tool)
+    spec, inputs = the_spec(service_runner, run)
+    assert spec.repository == "esb/api" and list(spec.tags) == ["latest", "1.0"]
+    # On the base the `base` field names, built by its own rule: its layout, its platform.
+    assert spec.base is not None and spec.platform is None
+    assert json.loads(inputs[f"{spec.base.layout}/index.json"]) == base_image.metadata
+    # uv, one layer per locked distribution in name order, the venv, then the service's files.
+    assert [layer.created_by for layer in spec.layers] == [
+        "esb: uv layer",
+        "esb: distribution layer (anyio 4.16.0)",
+        "esb: distribution layer (starlette 1.2.0)",
+        "esb: venv layer",
+        "esb: app layer",
+    ]
+    runs = layer_runs(tool)
+    by_command = {r.argv[0]: r for r in runs.values() if r.argv[0] != "distribution-layer"}
+    distributions = sorted(
+        (r for r in runs.values() if r.argv[0] == "distribution-layer"),
+        key=lambda r: _options(r.argv, "--requirement"),
+    )
+    assert [_options(r.argv, "--requirement") for r in distributions] == [
+        [EXPORT.distributions[1].requirement],
+        [EXPORT.distributions[0].requirement],
+    ]
+    expected = [
+        by_command["uv-layer"],
+        *distributions,
+        by_command["venv-layer"],
+        by_command["service-layer"],
+    ]
+    assert [inputs[layer.descriptor] for layer in spec.layers] == [
+        layer_descriptor_of(r) for r in expected
+    ]
+    # The top layer holds the service's files, not its uv project (the venv's).
+    app_files = files(service_runner, by_command["service-layer"].input_digest)
+    assert sorted(p for p in app_files if not p.endswith(".whl")) == [
+        "app/src/api/__init__.py",
+        "app/src/api/__main__.py",
+    ]
+    # The target's fields, and labels that name the base.
+    assert spec.config == ConfigChanges(
+        cmd=["python", "-m", "api"],
+        env={"PORT": "8080"},
+        exposed_ports=["8080/tcp", "9090/udp"],
+        volumes=["/data"],
+        working_dir="/srv",
+        user="esb",
+        stop_signal="SIGTERM",
+        labels={
+            "org.opencontainers.image.base.digest": base_image.image_digest,
+            "org.opencontainers.image.base.name": "esb/base",
+            "org.example.team": "api",
+        },
+    )
+    # The venv layers' native libraries are checked against the base's.
+    (check,) = tool.runs("check-native")
+    assert len(_options(check.argv, "--venv-blob")) == 3
+
+    # What comes back: the tool's image, with the base's layers below the service's.
+    output = files(service_runner, built.digest)
+    assert built.metadata == json.loads(output[IMAGE_METADATA])
+    assert built.metadata["layers"][:2] == base_image.metadata["layers"]
+    assert [layer["digest"] for layer in built.metadata["layers"][2:]] == [
+        json.loads(inputs[layer.descriptor])["digest"] for layer in spec.layers
+    ]
+    assert built.layer_inventories[:2] == base_image.layer_inventories
+    assert len(built.layer_inventories) == 2 + 5
+    assert all(path in output for path in built.layer_blob_paths)
+
+
+def test_a_failed_distribution_install_names_the_lock_and_the_relock_command(
+    service_runner: RuleRunner, tool: FakeTool
+) -> None:
+    tool.failures["distribution-layer"] = (
+        f"imagetool distribution-layer: anyio 4.16.0 has no wheel for linux/amd64.\n\n"
+        f"Fix: run {RELOCK_PLACEHOLDER}."
+    )
+    with pytest.raises(ExecutionError) as error:
+        service_runner.request(BuiltImage, [ServiceImageRequest(API)])
+    message = error_message(error)
+    assert message.startswith(
+        "Installing a distribution that services/api/uv.lock pins failed:\n\n"
+    )
+    assert "anyio 4.16.0 has no wheel for linux/amd64." in message
+    assert message.endswith("Fix: run `pants esb-lock services/api:api`.")
+    assert not service_assemblies(tool)
+
+
+def test_a_failed_source_layer_gives_the_tools_message(
+    service_runner: RuleRunner, tool: FakeTool
+) -> None:
+    tool.failures["service-layer"] = (
+        "imagetool service-layer: services/api:api: src/api/__main__.py is a link out of the "
+        "service.\n\nFix: replace it with the file."
+    )
+    with pytest.raises(ExecutionError) as error:
+        service_runner.request(BuiltImage, [ServiceImageRequest(API)])
+    (wrapped,) = error.value.wrapped_exceptions
+    assert isinstance(wrapped, ServiceLayerError)
+    assert "services/api:api: src/api/__main__.py is a link out of the service." in str(wrapped)
+    assert str(wrapped).endswith("Fix: replace it with the file.")
+    assert not service_assemblies(tool)
+
+
+def test_a_service_without_its_lock_is_refused_with_the_lock_command(
+    service_runner: RuleRunner, tool: FakeTool
+) -> None:
+    os.unlink(os.path.join(service_runner.build_root, "services/api/uv.lock"))
+    with pytest.raises(ExecutionError) as error:
+        service_runner.request(BuiltImage, [ServiceImageRequest(API)])
+    message = error_message(error)
+    assert message.startswith(
+        "The `sources` field of the target services/api:api selects no uv.lock in services/api/."
+    )
+    assert "run `pants esb-lock services/api:api`" in message
+    assert not tool.requests
