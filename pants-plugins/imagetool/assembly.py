@@ -15,6 +15,7 @@ from pathlib import Path
 
 from esb_contract.image_spec import ImageSpec, SpecError
 from esb_contract.limits import MAX_LAYERS
+from esb_contract.media_types import CONFIG_MEDIA_TYPE
 from imagetool.accounts import check_user, needs_accounts
 from imagetool.commands import (
     AddArguments,
@@ -28,7 +29,6 @@ from imagetool.commands import (
 from imagetool.inventory import LayerInventory, merged_accounts
 from imagetool.oci import (
     BASE_DIGEST_ANNOTATION,
-    CONFIG_MEDIA_TYPE,
     CONTAINERD_NAME_ANNOTATION,
     MANIFEST_MEDIA_TYPE,
     REF_NAME_ANNOTATION,

@@ -104,7 +104,10 @@ def test_golden_image_digest(workdir: Path) -> None:
         "repository": "esb/hello",
         "tags": ["latest", "1.0"],
         "layers": [
-            {"digest": "sha256:d63b8eb66380c4005c14093a1fa8eb24e581c1cad1c1b7deb4fbe8084121d78a", "size": 237}
+            {
+                "digest": "sha256:d63b8eb66380c4005c14093a1fa8eb24e581c1cad1c1b7deb4fbe8084121d78a",
+                "size": 237,
+            }
         ],
     }
 
@@ -133,22 +136,34 @@ def test_assembled_image(workdir: Path) -> None:
             "Entrypoint": ["/app/entrypoint.sh"],
             "Cmd": ["python3", "-m", "hello"],
         },
-        "rootfs": {"type": "layers", "diff_ids": [json.loads(Path("app.json").read_text())["diff_id"]]},
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": [json.loads(Path("app.json").read_text())["diff_id"]],
+        },
         "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "esb: service source"}],
     }
     [docker_manifest] = json.loads(Path("hello/manifest.json").read_text())
     assert docker_manifest["RepoTags"] == ["esb/hello:latest", "esb/hello:1.0"]
-    assert docker_manifest["Layers"] == [f"blobs/sha256/{metadata['layers'][0]['digest'].split(':')[1]}"]
+    assert docker_manifest["Layers"] == [
+        f"blobs/sha256/{metadata['layers'][0]['digest'].split(':')[1]}"
+    ]
 
 
-def test_images_do_not_depend_on_the_checkout_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_images_do_not_depend_on_the_checkout_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     outputs = []
     for checkout in (tmp_path / "one", tmp_path / "somewhere" / "else"):
         checkout.mkdir(parents=True)
         monkeypatch.chdir(checkout)
         metadata = build_service_image(checkout)
         layout = Path("hello")
-        outputs.append((metadata, {path.name: path.read_bytes() for path in layout.rglob("*") if path.is_file()}))
+        outputs.append(
+            (
+                metadata,
+                {path.name: path.read_bytes() for path in layout.rglob("*") if path.is_file()},
+            )
+        )
     assert outputs[0] == outputs[1]
 
 
@@ -181,7 +196,10 @@ def test_image_on_a_base(workdir: Path) -> None:
     link_layer_blobs("hello", "os.tar.gz", "app.tar.gz")
     app_layer = json.loads(Path("app.json").read_text())
     assert metadata["base_digest"] == base["digest"]
-    assert metadata["layers"] == [*base["layers"], {"digest": app_layer["digest"], "size": app_layer["size"]}]
+    assert metadata["layers"] == [
+        *base["layers"],
+        {"digest": app_layer["digest"], "size": app_layer["size"]},
+    ]
     image = OciLayout(Path("hello")).load_image()
     assert image.config["config"] == {
         "Env": ["PATH=/.venv/bin:/usr/bin", "LANG=C.UTF-8"],
@@ -213,10 +231,17 @@ def test_image_on_a_base(workdir: Path) -> None:
             id="unknown-key",
         ),
         pytest.param(
-            {"layers": [], "repository": "esb/x", "tags": "latest"}, "'tags' must be a list", id="wrong-type"
+            {"layers": [], "repository": "esb/x", "tags": "latest"},
+            "'tags' must be a list",
+            id="wrong-type",
         ),
         pytest.param(
-            {"base": {"layout": "missing"}, "layers": [], "repository": "esb/x", "tags": ["latest"]},
+            {
+                "base": {"layout": "missing"},
+                "layers": [],
+                "repository": "esb/x",
+                "tags": ["latest"],
+            },
             "missing is not an OCI image layout",
             id="missing-base",
         ),
@@ -232,7 +257,9 @@ def test_image_on_a_base(workdir: Path) -> None:
         ),
     ],
 )
-def test_assemble_errors(workdir: Path, capsys: pytest.CaptureFixture[str], spec: dict, message: str) -> None:
+def test_assemble_errors(
+    workdir: Path, capsys: pytest.CaptureFixture[str], spec: dict, message: str
+) -> None:
     make_source(workdir / "src")
     build_layer("src", "app/", "app")
     write_spec("spec.json", **spec)
@@ -261,9 +288,11 @@ def test_an_image_of_more_than_127_layers_is_refused_naming_the_counts(
 
     assert run("assemble", "--spec", spec, *outputs) == 1
 
-    assert "The image esb/tall would have 128 layers (0 of its base, 128 of its own)" in capsys.readouterr().err
+    assert (
+        "The image esb/tall would have 128 layers (0 of its base, 128 of its own)"
+        in capsys.readouterr().err
+    )
     assert not Path("tall").exists() and not Path("tall.json").exists()
-
 
 
 _PASSWD = (
@@ -349,8 +378,8 @@ def assemble_fails(spec: str, capsys: pytest.CaptureFixture[str]) -> str:
             "nosuchuser",
             "The `user` field is 'nosuchuser', but the image has no user 'nosuchuser', so no "
             'container of it could start (`docker run` fails with "unable to find user"). Its '
-            "/etc/passwd defines: root (0), esb (10001).\n\nFix: add `\"nosuchuser:<uid from "
-            "1000 to 59999>\"` to the `service_accounts` field of the base",
+            '/etc/passwd defines: root (0), esb (10001).\n\nFix: add `"nosuchuser:<uid from '
+            '1000 to 59999>"` to the `service_accounts` field of the base',
             id="user",
         ),
         pytest.param(

@@ -6,8 +6,8 @@ import tarfile
 from pathlib import Path
 from typing import Optional, Sequence
 
+from esb_contract.media_types import CONFIG_MEDIA_TYPE
 from imagetool.oci import (
-    CONFIG_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
     ConfigChanges,
     Descriptor,

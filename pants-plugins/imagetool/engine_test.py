@@ -9,6 +9,7 @@ from typing import Iterator
 
 import pytest
 
+from esb_contract.media_types import CONFIG_MEDIA_TYPE
 from imagetool.cli import main
 from imagetool.engine import (
     ENGINE_FAILURE_STATUS,
@@ -17,13 +18,7 @@ from imagetool.engine import (
     parse_environment,
     parse_publish,
 )
-from imagetool.oci import (
-    CONFIG_MEDIA_TYPE,
-    MANIFEST_MEDIA_TYPE,
-    OciLayout,
-    build_manifest,
-    write_docker_manifest,
-)
+from imagetool.oci import MANIFEST_MEDIA_TYPE, OciLayout, build_manifest, write_docker_manifest
 
 
 @pytest.mark.parametrize(

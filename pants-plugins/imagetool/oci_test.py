@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from esb_contract.image_spec import ConfigChanges, Platform
+from esb_contract.media_types import CONFIG_MEDIA_TYPE
 from imagetool.oci import (
-    CONFIG_MEDIA_TYPE,
     GZIP_LAYER_MEDIA_TYPE,
     INDEX_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,

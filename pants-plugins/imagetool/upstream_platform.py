@@ -141,8 +141,8 @@ def _python(
         f"The image {name} has no Python: neither /usr/local/bin/python3.X (the official python "
         "images) nor /usr/bin/python3.X (Debian's python3 package). Services need a CPython "
         "in their base, which their venv's `bin/python` links to.\n\nFix: build on an image "
-        "with CPython, e.g. `upstream=\"python:3.12-slim-bookworm@sha256:…\"`, or assemble the "
-        "base from Debian packages with `packages=[\"python3\", ...]` instead of `upstream`."
+        'with CPython, e.g. `upstream="python:3.12-slim-bookworm@sha256:…"`, or assemble the '
+        'base from Debian packages with `packages=["python3", ...]` instead of `upstream`.'
     )
 
 

@@ -16,6 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 import pytest
+from pants.engine.addresses import Address
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
+from pants.engine.internals.scheduler import ExecutionError
+from pants.engine.process import Process
+from pants.engine.rules import Get, QueryRule, rule
+from pants.testutil.rule_runner import RuleRunner
 
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
@@ -44,12 +50,6 @@ from esb.util_rules.upstream import PulledUpstreamImage, UpstreamImageRequest
 from esb_contract.image_spec import ConfigChanges, ImageSpec, Platform
 from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.uv_project import RELOCK_PLACEHOLDER
-from pants.engine.addresses import Address
-from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
-from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.process import Process
-from pants.engine.rules import Get, QueryRule, rule
-from pants.testutil.rule_runner import RuleRunner
 
 # -- the fake image tool ---------------------------------------------------------------------
 
@@ -391,10 +391,7 @@ async def fake_pull_upstream_image(request: UpstreamImageRequest) -> PulledUpstr
     layout = {
         "index.json": json.dumps(PULLED_METADATA).encode(),
         "oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
-        **{
-            f"blobs/sha256/{sha256(blob)[7:]}": blob
-            for blob in (b"upstream 0", b"upstream 1")
-        },
+        **{f"blobs/sha256/{sha256(blob)[7:]}": blob for blob in (b"upstream 0", b"upstream 1")},
     }
     digest = await Get(Digest, CreateDigest(FileContent(p, c) for p, c in layout.items()))
     return PulledUpstreamImage(digest, json.dumps(PULLED_METADATA))

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from esb_contract.media_types import CONFIG_MEDIA_TYPE
 from imagetool.oci import (
-    CONFIG_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
     ConfigChanges,
     Descriptor,

@@ -73,7 +73,7 @@ def needs_compiler_message(display: str, reason: str) -> str:
         "host's headers and libraries, not the base image's.\n\nFix, one of:\n"
         + options
         + "  - build the wheel once and publish it to a private index of your own, and take the "
-        "package from there (see docs/uv-locks.md, \"Private indexes\")."
+        'package from there (see docs/uv-locks.md, "Private indexes").'
     )
 
 

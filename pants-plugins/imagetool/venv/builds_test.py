@@ -116,9 +116,7 @@ def test_esb_lock_pins_setuptools_with_hashes_and_records_the_sdist(docopt_servi
     assert pins.startswith("setuptools==") and "--hash=sha256:" in pins
 
 
-def test_two_builds_give_the_same_wheel_bytes(
-    uv: Uv, docopt_service: Path, tmp_path: Path
-) -> None:
+def test_two_builds_give_the_same_wheel_bytes(uv: Uv, docopt_service: Path, tmp_path: Path) -> None:
     sdist = fetch_sdist(DOCOPT, tmp_path)
     digests = []
     for attempt in ("a", "b"):
@@ -193,44 +191,53 @@ def test_the_distribution_layer_of_a_built_sdist_is_reproducible(
         f"--interpreter={DEBIAN_12.interpreter}",
     ]
     export = tmp_path / "export.json"
-    assert main(
-        [
-            "export-lock",
-            f"--project={docopt_service}",
-            f"--uv={uv_wheel}",
-            *target,
-            f"--build-constraints={docopt_service / 'build-constraints.txt'}",
-            f"--out={export}",
-        ]
-    ) == 0
+    assert (
+        main(
+            [
+                "export-lock",
+                f"--project={docopt_service}",
+                f"--uv={uv_wheel}",
+                *target,
+                f"--build-constraints={docopt_service / 'build-constraints.txt'}",
+                f"--out={export}",
+            ]
+        )
+        == 0
+    )
     (docopt,) = json.loads(export.read_text())["distributions"]
     descriptors = []
     for attempt in ("a", "b"):
         wheels = tmp_path / attempt / "wheel"
-        assert main(
-            [
-                "sdist-wheel",
-                f"--requirement={docopt['requirement']}",
-                f"--sdist-url={docopt['sdist_url']}",
-                *target,
-                f"--uv={uv_wheel}",
-                f"--build-constraints={docopt_service / 'build-constraints.txt'}",
-                f"--out-dir={wheels}",
-            ]
-        ) == 0
+        assert (
+            main(
+                [
+                    "sdist-wheel",
+                    f"--requirement={docopt['requirement']}",
+                    f"--sdist-url={docopt['sdist_url']}",
+                    *target,
+                    f"--uv={uv_wheel}",
+                    f"--build-constraints={docopt_service / 'build-constraints.txt'}",
+                    f"--out-dir={wheels}",
+                ]
+            )
+            == 0
+        )
         (wheel,) = wheels.iterdir()
         out = tmp_path / attempt
-        assert main(
-            [
-                "distribution-layer",
-                f"--wheel={wheel}",
-                f"--uv={uv_wheel}",
-                *target,
-                f"--out-blob={out / 'l.tar.gz'}",
-                f"--out-descriptor={out / 'l.json'}",
-                f"--out-inventory={out / 'l.inventory.json'}",
-            ]
-        ) == 0
+        assert (
+            main(
+                [
+                    "distribution-layer",
+                    f"--wheel={wheel}",
+                    f"--uv={uv_wheel}",
+                    *target,
+                    f"--out-blob={out / 'l.tar.gz'}",
+                    f"--out-descriptor={out / 'l.json'}",
+                    f"--out-inventory={out / 'l.inventory.json'}",
+                ]
+            )
+            == 0
+        )
         descriptors.append(json.loads((out / "l.json").read_text()))
     assert descriptors[0] == descriptors[1]
     with tarfile.open(tmp_path / "a" / "l.tar.gz") as layer:
@@ -262,9 +269,7 @@ def test_an_sdist_of_a_private_index_is_fetched_with_its_credentials(tmp_path: P
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/files/internal-1.0.tar.gz"
-        sdist = LockedSdist(
-            "internal", "1.0", url, hashlib.sha256(b"sdist bytes").hexdigest()
-        )
+        sdist = LockedSdist("internal", "1.0", url, hashlib.sha256(b"sdist bytes").hexdigest())
         with pytest.raises(Exception, match="refused access to the sdist of internal 1.0"):
             fetch_sdist(sdist, tmp_path)
         netrc = "machine 127.0.0.1 login user password s3cret\n"

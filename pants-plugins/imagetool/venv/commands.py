@@ -535,7 +535,9 @@ def run_base_libraries(args: argparse.Namespace) -> int:
     layers = [
         read_layer_members(image.layout.blob_path(descriptor.digest)) for descriptor in image.layers
     ]
-    architecture = image.config["architecture"] if image.config["architecture"] in ARCHITECTURES else ""
+    architecture = (
+        image.config["architecture"] if image.config["architecture"] in ARCHITECTURES else ""
+    )
     write_json(args.out, base_libraries(layers, architecture).to_json())
     return 0
 

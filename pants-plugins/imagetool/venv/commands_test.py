@@ -18,7 +18,12 @@ def run_command(argv: Sequence[str]) -> int:
 
 def test_uv_layer(uv_wheel: Path, tmp_path: Path) -> None:
     layer, descriptor = tmp_path / "uv.tar.gz", tmp_path / "uv.json"
-    argv = ["uv-layer", f"--wheel={uv_wheel}", f"--out-blob={layer}", f"--out-descriptor={descriptor}"]
+    argv = [
+        "uv-layer",
+        f"--wheel={uv_wheel}",
+        f"--out-blob={layer}",
+        f"--out-descriptor={descriptor}",
+    ]
 
     assert run_command(argv) == 0
 
@@ -58,11 +63,22 @@ def test_distribution_layer_holds_one_distribution_and_no_venv_files(
 ) -> None:
     project = make_project("one-distribution", ["idna==3.20"])
     export = tmp_path / "export.json"
-    assert run_command(
-        ["export-lock", f"--project={project}", f"--uv={uv_wheel}", *TARGET_ARGS, f"--out={export}"]
-    ) == 0
+    assert (
+        run_command(
+            [
+                "export-lock",
+                f"--project={project}",
+                f"--uv={uv_wheel}",
+                *TARGET_ARGS,
+                f"--out={export}",
+            ]
+        )
+        == 0
+    )
     (idna,) = json.loads(export.read_text())["distributions"]
-    layer, descriptor, inventory = (tmp_path / n for n in ("l.tar.gz", "l.json", "l.inventory.json"))
+    layer, descriptor, inventory = (
+        tmp_path / n for n in ("l.tar.gz", "l.json", "l.inventory.json")
+    )
     argv = [
         "distribution-layer",
         f"--requirement={idna['requirement']}",
@@ -119,7 +135,13 @@ def test_export_lock_reports_a_stale_lock_without_a_traceback(
     (project / "pyproject.toml").write_text(
         (project / "pyproject.toml").read_text().replace('"six==1.17.0"', '"six==1.16.0"')
     )
-    argv = ["export-lock", f"--project={project}", f"--uv={uv_wheel}", *TARGET_ARGS, f"--out={tmp_path / 'x.json'}"]
+    argv = [
+        "export-lock",
+        f"--project={project}",
+        f"--uv={uv_wheel}",
+        *TARGET_ARGS,
+        f"--out={tmp_path / 'x.json'}",
+    ]
 
     assert run_command(argv) == 1
 

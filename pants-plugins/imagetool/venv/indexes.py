@@ -27,6 +27,7 @@ _CONFLICT_MARKER = re.compile(r"^(<<<<<<<|=======|>>>>>>>)( |$)", re.MULTILINE)
 _UNAUTHORIZED = re.compile(r"\b(401 Unauthorized|403 Forbidden)\b|[Mm]issing credentials")
 _HASH_MISMATCH = re.compile(r"Hash mismatch for `(?P<distribution>[^`]+)`")
 
+
 class VenvBuildError(ToolError):
     """A service's venv cannot be built; the message says why and how to fix it."""
 

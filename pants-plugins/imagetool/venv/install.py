@@ -204,7 +204,7 @@ def _install_error(
             "(sdist), although the lock pins a wheel of it: the index is not the one the lock "
             "was made with, or its files changed since.\n\nFix: re-lock with "
             f"{RELOCK_PLACEHOLDER}; a distribution locked with only an sdist is built into a "
-            "wheel (see docs/uv-locks.md, \"Source distributions\").\n\n"
+            'wheel (see docs/uv-locks.md, "Source distributions").\n\n'
             f"uv said:\n{uv_output}",
             package,
         )

@@ -75,7 +75,9 @@ def test_venv_for_another_minor_version_ships_without_bytecode(
     uv: Uv, wide_project: Path, tmp_path: Path
 ) -> None:
     check_lock(uv, wide_project, PYTHON_3_12.version)
-    venv = build_venv(uv, export_requirements(uv, wide_project).hashed, tmp_path / "venv", PYTHON_3_12)
+    venv = build_venv(
+        uv, export_requirements(uv, wide_project).hashed, tmp_path / "venv", PYTHON_3_12
+    )
     assert venv.bytecode_skipped == bytecode_incompatibility(PYTHON_3_12)
     assert not list(venv.root.rglob("__pycache__")) and not list(venv.root.rglob("*.pyc"))
     # Laid out for the target's Python, with its wheels (cp312), linked to its interpreter.
@@ -104,7 +106,9 @@ def _cpython_3_12() -> tuple[str, str] | None:
     return None
 
 
-def test_venv_for_another_minor_version_runs_there(uv: Uv, wide_project: Path, tmp_path: Path) -> None:
+def test_venv_for_another_minor_version_runs_there(
+    uv: Uv, wide_project: Path, tmp_path: Path
+) -> None:
     found = _cpython_3_12()
     if found is None:
         pytest.skip("no CPython 3.12 on this machine")
@@ -112,7 +116,11 @@ def test_venv_for_another_minor_version_runs_there(uv: Uv, wide_project: Path, t
     target = TargetPython(version, PYTHON_3_12.platform, python312)
     venv = build_venv(uv, export_requirements(uv, wide_project).hashed, tmp_path / "venv", target)
     result = subprocess.run(
-        [str(venv.root / "bin/python"), "-c", "import six, idna, markupsafe._speedups; print('ok')"],
+        [
+            str(venv.root / "bin/python"),
+            "-c",
+            "import six, idna, markupsafe._speedups; print('ok')",
+        ],
         capture_output=True,
         text=True,
         env={"PYTHONDONTWRITEBYTECODE": "1"},
@@ -302,11 +310,3 @@ def test_dependency_without_a_wheel_for_the_platform_fails_naming_it(
     with pytest.raises(NoSuitableWheelError, match="pywin32 311 has no wheel for") as error:
         build_venv(uv, export_requirements(uv, project).hashed, tmp_path / "venv", DEBIAN_12)
     assert error.value.package == "pywin32"
-
-
-
-
-
-
-
-

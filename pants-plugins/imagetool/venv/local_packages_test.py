@@ -21,7 +21,9 @@ from imagetool.venv.lock_checks import check_lock
 from imagetool.venv.uv_process import Uv
 
 EPOCH = 315532800
-FLIT_BACKEND = '[build-system]\nrequires = ["flit_core==3.10.1"]\nbuild-backend = "flit_core.buildapi"\n'
+FLIT_BACKEND = (
+    '[build-system]\nrequires = ["flit_core==3.10.1"]\nbuild-backend = "flit_core.buildapi"\n'
+)
 
 
 def write_service(root: Path, build_system: str = FLIT_BACKEND) -> Path:
@@ -76,9 +78,7 @@ def test_the_local_package_installs_with_the_lock_and_leaves_no_host_trace(
     wheels = build_local_wheels(
         uv, service, requirements.local_directories, tmp_path / "wheels", source_date_epoch=EPOCH
     )
-    venv = build_venv(
-        uv, requirements.hashed, tmp_path / "venv", DEBIAN_12, local_wheels=wheels
-    )
+    venv = build_venv(uv, requirements.hashed, tmp_path / "venv", DEBIAN_12, local_wheels=wheels)
 
     assert InstalledPackage("greeting", "1.0") in venv.packages
     site_packages = venv.root / "lib/python3.11/site-packages"
@@ -147,6 +147,8 @@ def test_git_sources_are_refused_naming_the_package() -> None:
 
 
 def test_editable_lines_are_local_directories() -> None:
-    requirements = split_local_requirements("-e ./libs/a\n./libs/b/\nsix==1.17.0 \\\n    --hash=sha256:00\n")
+    requirements = split_local_requirements(
+        "-e ./libs/a\n./libs/b/\nsix==1.17.0 \\\n    --hash=sha256:00\n"
+    )
     assert requirements.local_directories == ("libs/a", "libs/b")
     assert requirements.hashed == "six==1.17.0 \\\n    --hash=sha256:00\n"

@@ -39,7 +39,11 @@ def test_check_lock_names_the_service_and_the_pants_fix(uv: Uv, make_project: Ma
     [
         pytest.param("version = \n", "is not valid TOML", id="not-toml"),
         pytest.param('name = "x"\n', "is not a uv lockfile", id="not-a-lock"),
-        pytest.param('version = 1\nrequires-python = "=>3"\n', "is not a version specifier", id="bad-specifier"),
+        pytest.param(
+            'version = 1\nrequires-python = "=>3"\n',
+            "is not a version specifier",
+            id="bad-specifier",
+        ),
     ],
 )
 def test_check_lock_reports_a_malformed_lock(
@@ -78,7 +82,9 @@ def test_check_path_sources(tmp_path: Path, path: str, refused: bool) -> None:
         f'[project]\nname = "svc"\nversion = "0"\n\n[tool.uv.sources]\nhelper = {{ path = "{path}" }}\n'
     )
     if refused:
-        with pytest.raises(LockError, match=r"helper = .* outside its directory|outside its directory"):
+        with pytest.raises(
+            LockError, match=r"helper = .* outside its directory|outside its directory"
+        ):
             check_path_sources(tmp_path, "services/svc")
     else:
         check_path_sources(tmp_path, "services/svc")

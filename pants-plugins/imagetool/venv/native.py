@@ -283,7 +283,9 @@ def read_elf(path: str, data: bytes) -> Optional[ElfFile]:
                 search += tag.runpath.split(":")
     except (ELFError, ValueError, KeyError, AttributeError):
         return None
-    return ElfFile(path, tuple(needed), sonames[0] if sonames else None, tuple(filter(None, search)))
+    return ElfFile(
+        path, tuple(needed), sonames[0] if sonames else None, tuple(filter(None, search))
+    )
 
 
 @dataclass(frozen=True)

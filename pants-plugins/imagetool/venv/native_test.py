@@ -43,7 +43,16 @@ def compile_shared_object(
         # A stub to link against, so that the output's DT_NEEDED names `lib` exactly.
         stub = link_dir / lib
         subprocess.run(
-            [GCC, "-shared", "-fPIC", "-nostdlib", f"-Wl,-soname,{lib}", "-o", str(stub), str(source)],
+            [
+                GCC,
+                "-shared",
+                "-fPIC",
+                "-nostdlib",
+                f"-Wl,-soname,{lib}",
+                "-o",
+                str(stub),
+                str(source),
+            ],
             check=True,
         )
         argv.append(str(stub))
@@ -55,7 +64,9 @@ def compile_shared_object(
     return out.read_bytes()
 
 
-def member(path: str, data: Optional[bytes] = None, *, kind: bytes = tarfile.REGTYPE, link: str = "") -> Member:
+def member(
+    path: str, data: Optional[bytes] = None, *, kind: bytes = tarfile.REGTYPE, link: str = ""
+) -> Member:
     info = tarfile.TarInfo(path)
     info.type = kind
     info.linkname = link
@@ -132,7 +143,11 @@ def test_debian_package_for(library: str, package: Optional[str]) -> None:
 
 def test_read_elf_reads_needed_soname_and_rpath(tmp_path: Path) -> None:
     data = compile_shared_object(
-        tmp_path, "_ext.so", libs=["libz.so.1", "libpq.so.5"], soname="_ext.so", rpath="$ORIGIN/../x.libs"
+        tmp_path,
+        "_ext.so",
+        libs=["libz.so.1", "libpq.so.5"],
+        soname="_ext.so",
+        rpath="$ORIGIN/../x.libs",
     )
 
     elf = read_elf("p/_ext.so", data)
@@ -147,7 +162,10 @@ def test_read_elf_reads_needed_soname_and_rpath(tmp_path: Path) -> None:
 
 def test_a_library_in_the_base_or_bundled_by_the_wheel_is_found(tmp_path: Path) -> None:
     ext = compile_shared_object(
-        tmp_path, "_ext.so", libs=["libz.so.1", "libbundled-ab12.so.1"], rpath="$ORIGIN/../demo.libs"
+        tmp_path,
+        "_ext.so",
+        libs=["libz.so.1", "libbundled-ab12.so.1"],
+        rpath="$ORIGIN/../demo.libs",
     )
     bundled = compile_shared_object(tmp_path, "bundled.so", soname="libbundled-ab12.so.1")
     venv = venv_contents(
@@ -174,7 +192,9 @@ def test_a_library_elsewhere_in_the_venv_is_found(tmp_path: Path) -> None:
     assert missing_libraries(venv, BaseLibraries((), ())) == []
 
 
-def test_a_library_missing_everywhere_is_reported_with_its_wheel_and_package(tmp_path: Path) -> None:
+def test_a_library_missing_everywhere_is_reported_with_its_wheel_and_package(
+    tmp_path: Path,
+) -> None:
     ext = compile_shared_object(tmp_path, "_ext.so", libs=["libz.so.1", "libpq.so.5"])
     venv = venv_contents(
         [

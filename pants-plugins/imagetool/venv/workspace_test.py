@@ -46,7 +46,7 @@ def write_workspace(root: Path) -> Path:
     (root / "pyproject.toml").write_text(
         '[tool.uv.workspace]\nmembers = ["services/*", "libs/*"]\nexclude = ["services/old"]\n'
     )
-    uses_shared = '\n[tool.uv.sources]\nshared = { workspace = true }\n'
+    uses_shared = "\n[tool.uv.sources]\nshared = { workspace = true }\n"
     member(root, "services/a", "svc-a", ["shared", "idna==3.10"], uses_shared)
     member(root, "services/b", "svc-b", ["shared", "six==1.17.0"], uses_shared)
     member(root, "libs/shared", "shared", ["six==1.17.0"], "\n" + FLIT_BACKEND)
@@ -84,9 +84,11 @@ def test_check_needs_only_the_pyprojects_and_catches_a_stale_member(
     uv: Uv, workspace: Path, tmp_path: Path
 ) -> None:
     staged = tmp_path / "staged"
-    for path in ("pyproject.toml", "uv.lock", *(f"{d}/pyproject.toml" for d in (
-        "services/a", "services/b", "libs/shared"
-    ))):
+    for path in (
+        "pyproject.toml",
+        "uv.lock",
+        *(f"{d}/pyproject.toml" for d in ("services/a", "services/b", "libs/shared")),
+    ):
         (staged / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(workspace / path, staged / path)
     check_lock(uv, staged, "3.11.2", display_dir="repo", relock_command="pants esb-lock s/a:a")
