@@ -72,6 +72,7 @@ def assemble(spec: ImageSpec, *, created: int, layout_dir: Path) -> ImageMetadat
 
     layers = []
     if base is not None:
+        assert spec.base is not None, "a base image is loaded only from the spec's base"
         layers += [
             oci_layer_descriptor(layer, where=f"base {spec.base.layout}") for layer in base.layers
         ]
@@ -149,6 +150,7 @@ def _image_platform(spec: ImageSpec, base: LoadedImage | None) -> Platform:
                 'e.g. {"os": "linux", "architecture": "amd64"}.'
             )
         return spec.platform
+    assert spec.base is not None, "a base image is loaded only from the spec's base"
     if spec.platform is not None and not spec.platform.matches(base.platform):
         raise CommandError(
             f"The spec's platform {spec.platform.to_json()} does not match the base image's "

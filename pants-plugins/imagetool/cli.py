@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # A known subcommand first: parse with its parser alone. Anything else (`--help`, a typo):
     # the full parser, which lists them all.
-    names = argv[:1] if argv[:1] and argv[0] in COMMAND_MODULES else COMMAND_MODULES
+    names = argv[:1] if argv[:1] and argv[0] in COMMAND_MODULES else list(COMMAND_MODULES)
     args = build_parser(names).parse_args(argv)
     _, run = command(args.subcommand)
     try:

@@ -152,11 +152,12 @@ PYPISERVER = RealService(
 )
 # A CLI started by its console script; setuptools-scm gives its version (from PKG-INFO: an
 # unpacked sdist has no git history).
+TABULATE_SDIST = Sdist(
+    "tabulate", "0.10.0", "e2cfde8f79420f6deeffdeda9aaec3b6bc5abce947655d17ac662b126e48a60d"
+)
 TABULATE = RealService(
     directory="tabulate",
-    sdist=Sdist(
-        "tabulate", "0.10.0", "e2cfde8f79420f6deeffdeda9aaec3b6bc5abce947655d17ac662b126e48a60d"
-    ),
+    sdist=TABULATE_SDIST,
     build_file=_service_build("tabulate", ["tabulate", "--help"], whole_directory=True),
 )
 # A published Flask application deployed by a project of ours that depends on it: two of its

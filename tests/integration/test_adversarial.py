@@ -173,6 +173,23 @@ _missing_deb = _locked(
 )
 
 
+def _one_output_path_for_two_images(edits: Edits) -> None:
+    edits.substitute(
+        f"{WORKER}/BUILD",
+        'repository="esb/worker",',
+        'repository="esb/worker", output_path="same",',
+    )
+    edits.substitute(
+        f"{API}/BUILD", 'repository="esb/api",', 'repository="esb/api", output_path="same",'
+    )
+
+
+def _link_out_through_another_link(edits: Edits) -> None:
+    edits.write(f"{API}/data/keep.txt", "")
+    edits.symlink(f"{API}/src/esb_api/up", "../../data")
+    edits.symlink(f"{API}/src/esb_api/leak.py", "up/../../../worker/src/esb_worker/__main__.py")
+
+
 CASES = [
     # BUILD fields.
     field_case(
@@ -237,16 +254,7 @@ CASES = [
     ),
     Case(
         "two images with one output_path",
-        lambda edits: (
-            edits.substitute(
-                f"{WORKER}/BUILD",
-                'repository="esb/worker",',
-                'repository="esb/worker", output_path="same",',
-            ),
-            edits.substitute(
-                f"{API}/BUILD", 'repository="esb/api",', 'repository="esb/api", output_path="same",'
-            ),
-        ),
+        _one_output_path_for_two_images,
         ("package", "::"),
         (API_TARGET, f"{WORKER}:worker", "output_path"),
     ),
@@ -343,13 +351,7 @@ CASES = [
     ),
     Case(
         "symbolic link out through another link",
-        lambda edits: (
-            edits.write(f"{API}/data/keep.txt", ""),
-            edits.symlink(f"{API}/src/esb_api/up", "../../data"),
-            edits.symlink(
-                f"{API}/src/esb_api/leak.py", "up/../../../worker/src/esb_worker/__main__.py"
-            ),
-        ),
+        _link_out_through_another_link,
         ("lint", f"{API}:"),
         (f"{API}/src/esb_api/leak.py", f"{API}/src/esb_api/up"),
     ),

@@ -41,7 +41,7 @@ from integration.test_upstream_base import SharedRegistry
 WORKER = ImageTarget("services/worker:worker", "esb_service_image", ())
 NAMESPACE = "strict-tls"
 """Under which the images go on the registry."""
-PRIVATE_RANGE = ipaddress.ip_network("10.213.0.0/16")
+PRIVATE_RANGE = ipaddress.IPv4Network("10.213.0.0/16")
 REGISTRY_PORT = 5000
 DOCKER_CERTS_DIR = Path("/etc/docker/certs.d")
 

@@ -24,6 +24,7 @@ from integration.real_projects import (
     REAL_SERVICES,
     SERVICE_ACCOUNT,
     TABULATE,
+    TABULATE_SDIST,
     RealService,
     add_real_services,
     lock_as_of_exclude_newer,
@@ -142,7 +143,7 @@ def test_a_cli_starts_by_its_console_script_with_its_dynamic_version(
 
     version = run_to_exit(docker_client, image, ["python", "-c", METADATA_SCRIPT, "tabulate"])
     assert version.status == 0, version.report()
-    assert json.loads(version.stdout)["version"] == TABULATE.sdist.version
+    assert json.loads(version.stdout)["version"] == TABULATE_SDIST.version
 
 
 def test_sdist_only_dependencies_are_built_and_installed(

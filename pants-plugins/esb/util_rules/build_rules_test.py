@@ -251,7 +251,9 @@ def test_assembly_gives_the_tool_each_layers_descriptor_and_records_in_order(
 ) -> None:
     rootfs = fake_layer(image_runner, "rootfs")
     app = fake_layer(image_runner, "app", "esb-api 1.0")
-    changes = dict(cmd=["python", "-m", "api"], env={"A": "1"}, exposed_ports=["8080/tcp"])
+    changes: dict[str, Any] = dict(
+        cmd=["python", "-m", "api"], env={"A": "1"}, exposed_ports=["8080/tcp"]
+    )
     built = image_runner.request(BuiltImage, [assembly((rootfs, app), **changes)])
 
     (run,) = tool.runs("assemble")

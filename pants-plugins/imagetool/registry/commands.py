@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from imagetool.commands import AddArguments, CommandError, Run, write_json
 from imagetool.oci import Descriptor, LoadedImage, OciLayout, Platform
@@ -137,7 +138,7 @@ def _seconds(option: str) -> Callable[[str], float]:
     return parse
 
 
-def _options(args: argparse.Namespace, mirrors: list[str], **limits: object) -> RegistryOptions:
+def _options(args: argparse.Namespace, mirrors: list[str], **limits: Any) -> RegistryOptions:
     config_path = (
         args.docker_config.expanduser()
         if args.docker_config

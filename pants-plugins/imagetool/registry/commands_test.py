@@ -158,6 +158,7 @@ def test_docker_config_and_credential_helper_path(
     home = Path(pwd.getpwuid(os.getuid()).pw_dir)
 
     default = _options(parser.parse_args(common), mirrors=[])
+    assert default.docker_config is not None
     assert default.docker_config.path == home / ".docker" / "config.json"
     assert default.docker_config.helper_search_path == "/usr/bin"
 
@@ -173,6 +174,7 @@ def test_docker_config_and_credential_helper_path(
         ),
         mirrors=[],
     )
+    assert chosen.docker_config is not None
     assert chosen.docker_config.path == home / "ci" / "config.json"
     assert chosen.docker_config.helper_search_path == "/opt/h:/bin"
 

@@ -7,6 +7,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,7 +140,7 @@ def push(
     registry: FakeRegistry,
     image: SampleImage,
     repository: str = "esb/api",
-    limits: Mapping[str, float] = {},
+    limits: Mapping[str, Any] = {},
     **kwargs,
 ) -> PushResult:
     options = RegistryOptions(
