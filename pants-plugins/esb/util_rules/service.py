@@ -96,6 +96,7 @@ from esb.util_rules.workspace import (
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.limits import MAX_DISTRIBUTION_LAYERS
 from esb_contract.lock_export import LockedDistribution, LockExport
+from esb_contract.messages import tool_message
 from esb_contract.uv_project import (
     RELOCK_PLACEHOLDER,
     is_package,
@@ -468,7 +469,10 @@ def with_relock_command(project: ServiceProject, message: str) -> str:
 def distribution_install_error(project: ServiceProject, failure: ProcessExecutionFailure) -> str:
     """The image tool's message, with the lock that pins the distribution and its fix: the
     layer's process is shared by every service locking it, so it cannot name the service."""
-    message = with_relock_command(project, failure.stderr.decode(errors="replace").strip())
+    built_from_sdist = str(failure).startswith(f"Process '{SDIST_WHEEL_DESCRIPTION} ")
+    command = "sdist-wheel" if built_from_sdist else "distribution-layer"
+    stderr = failure.stderr.decode(errors="replace")
+    message = with_relock_command(project, tool_message(command, stderr))
     return f"Installing a distribution that {project.lock_path} pins failed:\n\n{message}"
 
 
@@ -634,7 +638,8 @@ async def build_service_image(
         )
     except ProcessExecutionFailure as failure:
         if is_service_layer_failure(failure, spec):
-            raise ServiceLayerError(failure.stderr.decode(errors="replace").strip()) from None
+            stderr = failure.stderr.decode(errors="replace")
+            raise ServiceLayerError(tool_message("service-layer", stderr)) from None
         if not is_distribution_layer_failure(failure):
             raise
         raise DistributionInstallError(distribution_install_error(project, failure)) from None
