@@ -12,6 +12,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import tomllib
 
@@ -90,7 +91,7 @@ class DockerEngine:
         # An empty daemon.json: a host's /etc/docker/daemon.json must not reach this engine.
         (self.state / "daemon.json").write_text("{}")
         with self.log.open("w") as out:
-            self.process = subprocess.Popen(
+            process = subprocess.Popen(
                 [
                     dockerd,
                     f"--config-file={self.state / 'daemon.json'}",
@@ -111,14 +112,15 @@ class DockerEngine:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self.process = process
 
         def answers_or_exited() -> bool:
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 return True
             probe = ["docker", "version"]
             return subprocess.run(probe, env=self.env, capture_output=True).returncode == 0
 
-        if not wait_until(answers_or_exited, seconds=60) or self.process.poll() is not None:
+        if not wait_until(answers_or_exited, seconds=60) or process.poll() is not None:
             raise BenchError(f"dockerd did not start:\n{log_tail(self.log)}")
 
     def stop(self) -> None:
@@ -261,6 +263,19 @@ def docker_backend_config(our_config: Path) -> str:
         lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+class DockerContender(Protocol):
+    """A way to build the Dockerfiles of every service in a Docker engine: DockerBuild or
+    PantsDockerBackend."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def engine(self) -> DockerEngine: ...
+
+    def build(self, label: str) -> DockerRun: ...
 
 
 class DockerBuild:

@@ -12,6 +12,7 @@ from esb_bench import monorepo as generator
 from esb_bench import sizes
 from esb_bench.docker import (
     DockerBuild,
+    DockerContender,
     DockerEngine,
     DockerRun,
     PantsDockerBackend,
@@ -128,7 +129,7 @@ class Scale:
             for engine in engines:
                 engine.start()
             results.versions = {"uv": run([str(uv), "--version"]), "Docker": engines[0].version()}
-            contenders = [
+            contenders: list[DockerContender] = [
                 DockerBuild(engines[0], trees[0], repositories, self.logs),
                 PantsDockerBackend(
                     engines[1], trees[1], self.work / "pants-docker-caches", self.logs

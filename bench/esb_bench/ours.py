@@ -195,5 +195,11 @@ class OurImage:
                     member = archive.getmember(path_in_image)
                 except KeyError:
                     continue
-                return archive.extractfile(member).read()
+                content = archive.extractfile(member)
+                if content is None:
+                    raise BenchError(
+                        f"/{path_in_image} in the image of {self.metadata_path} is not a "
+                        "regular file"
+                    )
+                return content.read()
         raise BenchError(f"no /{path_in_image} in the image of {self.metadata_path}")

@@ -6,10 +6,14 @@ import os
 import shlex
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from esb_bench.docker import DockerRun
 from esb_bench.harness import DOCKER_CONTENDERS, LAYER_STEP_PREFIXES, SCENARIOS, ScaleResults
 from esb_bench.ours import PantsRun
+from esb_bench.process import BenchError
+from esb_bench.sizes import RegistryBytes
 
 MB = 1_000_000
 # The warm-build targets, at the largest scale: no-op and one-file edit at most this fraction of
@@ -73,14 +77,32 @@ class Figures:
         values = self.times(contender, scenario)
         return median(values) if values else None
 
+    def measured_median(self, contender: str, scenario: str) -> float:
+        """The median of a scenario that every scale measures for the contender."""
+        value = self.median(contender, scenario)
+        if value is None:
+            raise BenchError(
+                f"N={self.results.services}: no {scenario} run of {contender} was measured"
+            )
+        return value
+
     def work(self, contender: str, scenario: str) -> str:
         if contender == "ours":
             runs = self.ours(scenario)
             return count_spread([run.work for run in runs]) if runs else "—"
-        runs = self.results.docker.get(contender, {}).get(scenario, [])
-        if not runs:
+        docker_runs = self.results.docker.get(contender, {}).get(scenario, [])
+        if not docker_runs:
             return "—"
-        return f"{count_spread([run.work for run in runs])} / {runs[0].instructions}"
+        work = count_spread([run.work for run in docker_runs])
+        return f"{work} / {docker_runs[0].instructions}"
+
+
+def registry_bytes(results: ScaleResults) -> tuple[RegistryBytes, RegistryBytes]:
+    """Ours' and the Dockerfiles' registry bytes, which every measured scale has."""
+    ours, theirs = results.registry_ours, results.registry_dockerfiles
+    if ours is None or theirs is None:
+        raise BenchError(f"N={results.services}: the registry bytes were not measured")
+    return ours, theirs
 
 
 def ratio(ours: float | None, theirs: float | None) -> str:
@@ -176,7 +198,7 @@ def scaling_section(all_results: list[ScaleResults]) -> list[str]:
 def registry_section(all_results: list[ScaleResults]) -> list[str]:
     rows = []
     for r in all_results:
-        ours, theirs = r.registry_ours, r.registry_dockerfiles
+        ours, theirs = registry_bytes(r)
         rows.append(
             [
                 str(r.services),
@@ -211,7 +233,10 @@ def registry_section(all_results: list[ScaleResults]) -> list[str]:
 def retries_section(all_results: list[ScaleResults]) -> list[str]:
     rows = []
     for r in all_results:
-        runs = {"ours": r.ours, **r.docker}
+        runs: dict[str, Mapping[str, Sequence[PantsRun | DockerRun]]] = {
+            "ours": r.ours,
+            **r.docker,
+        }
         for contender, scenarios in runs.items():
             for scenario in SCENARIOS:
                 for number, measured in enumerate(scenarios.get(scenario, []), start=1):
@@ -322,7 +347,7 @@ def targets_section(largest: ScaleResults) -> list[str]:
     docker = DOCKER_CONTENDERS[0]
     lines = []
     for scenario in ("no-op", "one-file edit"):
-        ours, theirs = f.median("ours", scenario), f.median(docker, scenario)
+        ours, theirs = f.measured_median("ours", scenario), f.measured_median(docker, scenario)
         verdict = (
             "met"
             if ours <= WARM_TARGET_RATIO * theirs
@@ -331,17 +356,15 @@ def targets_section(largest: ScaleResults) -> list[str]:
         lines.append(
             f"- {scenario} at N = {largest.services}: ours {seconds(ours)} s, `docker build` {seconds(theirs)} s: at most a tenth — {verdict}."
         )
-    ours = f.median("ours", "cold")
+    ours = f.measured_median("ours", "cold")
     for contender in DOCKER_CONTENDERS:
-        theirs = f.median(contender, "cold")
+        theirs = f.measured_median(contender, "cold")
         verdict = "met" if ours < theirs else f"missed by {ours / theirs:.2f}×"
         lines.append(
             f"- cold at N = {largest.services}: ours {seconds(ours)} s, {contender} {seconds(theirs)} s: faster — {verdict}."
         )
-    ours_bytes, theirs_bytes = (
-        largest.registry_ours.per_service,
-        largest.registry_dockerfiles.per_service,
-    )
+    ours_registry, theirs_registry = registry_bytes(largest)
+    ours_bytes, theirs_bytes = ours_registry.per_service, theirs_registry.per_service
     verdict = "met" if ours_bytes <= theirs_bytes else f"missed by {ours_bytes / theirs_bytes:.2f}×"
     lines.append(
         f"- registry bytes each service image adds at N = {largest.services}: ours {megabytes(ours_bytes)} MB, Dockerfiles {megabytes(theirs_bytes)} MB: no larger — {verdict}."

@@ -9,9 +9,11 @@ import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from esb_bench.docker import DOCKER_TAG, DockerEngine
 from esb_bench.ours import OurImage
+from esb_bench.process import BenchError
 
 # The default level of gzip and of Go's compress/gzip: `docker save` writes layers uncompressed,
 # and this estimates what `docker push` would store for them.
@@ -56,12 +58,21 @@ def ours(base: OurImage, services: list[OurImage]) -> RegistryBytes:
     )
 
 
+def regular_file(archive: tarfile.TarFile, path: Path, member: str) -> IO[bytes]:
+    """The content of `member` of the archive at `path`, which `docker save` writes as a regular
+    file."""
+    content = archive.extractfile(member)
+    if content is None:
+        raise BenchError(f"{member} in {path} is not a regular file")
+    return content
+
+
 def gzip_size(path_and_member: tuple[Path, str]) -> int:
     archive_path, member = path_and_member
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     size = 0
     with tarfile.open(archive_path) as archive:
-        stream = archive.extractfile(member)
+        stream = regular_file(archive, archive_path, member)
         while chunk := stream.read(1 << 20):
             size += len(compressor.compress(chunk))
     return size + len(compressor.flush())
@@ -86,8 +97,8 @@ def dockerfiles(
     image_layers: list[list[str]] = []
     config_bytes = 0
     with tarfile.open(saved) as archive:
-        for entry in json.load(archive.extractfile("manifest.json")):
-            config = archive.extractfile(entry["Config"]).read()
+        for entry in json.load(regular_file(archive, saved, "manifest.json")):
+            config = regular_file(archive, saved, entry["Config"]).read()
             config_bytes += len(config)
             diff_ids = json.loads(config)["rootfs"]["diff_ids"]
             ours_only = [
