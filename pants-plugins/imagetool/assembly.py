@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from esb_contract import commands
 from esb_contract.image_spec import ImageSpec, SpecError
 from esb_contract.limits import MAX_LAYERS
 from esb_contract.media_types import CONFIG_MEDIA_TYPE
@@ -187,5 +188,5 @@ def _assemble(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
-    "assemble": (_add_assemble_arguments, _assemble),
+    commands.ASSEMBLE: (_add_assemble_arguments, _assemble),
 }

@@ -13,6 +13,7 @@ import importlib
 import sys
 from typing import Sequence
 
+from esb_contract import commands
 from esb_contract.image_spec import SpecError
 from esb_contract.messages import error_prefix
 
@@ -24,28 +25,27 @@ from imagetool.errors import ToolError
 # every build step is a run of this tool, and importing every module (the docker SDK, requests,
 # python-debian, packaging) would cost each step several times a layer command's own imports.
 COMMAND_MODULES = {
-    "accounts-layer": "imagetool.upstream",
-    "assemble": "imagetool.assembly",
-    "base-libraries": "imagetool.venv.commands",
-    "check-native": "imagetool.venv.commands",
-    "debian-check-lock": "imagetool.debian.commands",
-    "debian-lock": "imagetool.debian.commands",
-    "debian-rootfs": "imagetool.debian.commands",
-    "distribution-layer": "imagetool.venv.commands",
-    "export-lock": "imagetool.venv.commands",
-    "image-platform": "imagetool.upstream",
-    "layer-from-dir": "imagetool.commands",
-    "layer-inventories": "imagetool.upstream",
-    "layer-inventory": "imagetool.commands",
-    "merge-inventory": "imagetool.commands",
-    "pull-image": "imagetool.registry.commands",
-    "push-image": "imagetool.registry.commands",
-    "run-image": "imagetool.engine",
-    "sdist-wheel": "imagetool.venv.commands",
-    "service-layer": "imagetool.venv.commands",
-    "uv-layer": "imagetool.venv.commands",
-    "uv-lock": "imagetool.venv.commands",
-    "venv-layer": "imagetool.venv.commands",
+    commands.ACCOUNTS_LAYER: "imagetool.upstream",
+    commands.ASSEMBLE: "imagetool.assembly",
+    commands.BASE_LIBRARIES: "imagetool.venv.commands",
+    commands.CHECK_NATIVE: "imagetool.venv.commands",
+    commands.DEBIAN_CHECK_LOCK: "imagetool.debian.commands",
+    commands.DEBIAN_LOCK: "imagetool.debian.commands",
+    commands.DEBIAN_ROOTFS: "imagetool.debian.commands",
+    commands.DISTRIBUTION_LAYER: "imagetool.venv.commands",
+    commands.EXPORT_LOCK: "imagetool.venv.commands",
+    commands.IMAGE_PLATFORM: "imagetool.upstream",
+    commands.LAYER_FROM_DIR: "imagetool.commands",
+    commands.LAYER_INVENTORIES: "imagetool.upstream",
+    commands.MERGE_INVENTORY: "imagetool.commands",
+    commands.PULL_IMAGE: "imagetool.registry.commands",
+    commands.PUSH_IMAGE: "imagetool.registry.commands",
+    commands.RUN_IMAGE: "imagetool.engine",
+    commands.SDIST_WHEEL: "imagetool.venv.commands",
+    commands.SERVICE_LAYER: "imagetool.venv.commands",
+    commands.UV_LAYER: "imagetool.venv.commands",
+    commands.UV_LOCK: "imagetool.venv.commands",
+    commands.VENV_LAYER: "imagetool.venv.commands",
 }
 
 

@@ -1,5 +1,5 @@
-"""What all the image tool's commands share, and its commands on layers: `layer-from-dir`,
-`layer-inventory` and `merge-inventory` (`assemble` is imagetool/assembly.py's).
+"""What all the image tool's commands share, and its commands on layers: `layer-from-dir` and
+`merge-inventory` (`assemble` is imagetool/assembly.py's).
 
 `COMMANDS` maps each subcommand's name to `(add_arguments(parser), run(args) -> exit status)`;
 a run raises `ToolError` for an input the user must fix, which `imagetool.cli` reports.
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from esb_contract import commands
 from imagetool.errors import ToolError
 from imagetool.inventory import LayerInventory, layer_inventory, merged_inventory
 from imagetool.spec import layer_descriptor_fields
@@ -25,7 +26,6 @@ from imagetool.tarlayer import (
     LayerBlob,
     LayerMember,
     members_from_directory,
-    read_layer_members,
     write_layer,
 )
 
@@ -156,23 +156,6 @@ def _layer_from_dir(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_layer_inventory_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Read the package records (dpkg status, dist-info) of a layer that no command of ours "
-        "wrote, e.g. one pulled from a registry."
-    )
-    parser.add_argument("--blob", type=Path, required=True, help="the layer (.tar.gz)")
-    parser.add_argument(
-        "--out", type=Path, required=True, help="the layer's records (JSON) to write"
-    )
-
-
-def _layer_inventory(args: argparse.Namespace) -> int:
-    with read_layer_members(args.blob) as members:
-        write_json(args.out, layer_inventory(members).to_json())
-    return 0
-
-
 def _add_merge_inventory_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "List the Debian packages and Python distributions an image holds, with versions, from "
@@ -197,7 +180,6 @@ def _merge_inventory(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
-    "layer-inventory": (_add_layer_inventory_arguments, _layer_inventory),
-    "merge-inventory": (_add_merge_inventory_arguments, _merge_inventory),
-    "layer-from-dir": (_add_layer_from_dir_arguments, _layer_from_dir),
+    commands.MERGE_INVENTORY: (_add_merge_inventory_arguments, _merge_inventory),
+    commands.LAYER_FROM_DIR: (_add_layer_from_dir_arguments, _layer_from_dir),
 }

@@ -22,6 +22,7 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound
 
+from esb_contract import commands
 from esb_contract.image_spec import ENV_NAME
 from esb_contract.messages import error_prefix
 from esb_contract.run_options import PUBLISH, PUBLISH_FORM
@@ -359,5 +360,5 @@ def _run_image(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
-    "run-image": (_add_run_image_arguments, _run_image)
+    commands.RUN_IMAGE: (_add_run_image_arguments, _run_image)
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from esb_contract import commands
 from imagetool.commands import (
     AddArguments,
     LayerOutputs,
@@ -101,7 +102,7 @@ def _layer_inventories(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
-    "image-platform": (_add_image_platform_arguments, _image_platform),
-    "accounts-layer": (_add_accounts_layer_arguments, _accounts_layer),
-    "layer-inventories": (_add_layer_inventories_arguments, _layer_inventories),
+    commands.IMAGE_PLATFORM: (_add_image_platform_arguments, _image_platform),
+    commands.ACCOUNTS_LAYER: (_add_accounts_layer_arguments, _accounts_layer),
+    commands.LAYER_INVENTORIES: (_add_layer_inventories_arguments, _layer_inventories),
 }

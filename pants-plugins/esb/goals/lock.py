@@ -54,6 +54,7 @@ from esb.util_rules.workspace import (
     in_repo,
     workspace_lock_groups,
 )
+from esb_contract import commands
 
 
 class EsbLockSubsystem(GoalSubsystem):
@@ -95,7 +96,7 @@ class EsbLock(Goal):
 
 def debian_lock_argv(packages: Iterable[str], sources: Iterable[str]) -> tuple[str, ...]:
     return (
-        "debian-lock",
+        commands.DEBIAN_LOCK,
         *(arg for source in sources for arg in ("--source", source)),
         *(arg for package in sorted(packages) for arg in ("--package", package)),
         "--out-lock",
@@ -129,7 +130,7 @@ def _uv_lock_argv(
 ) -> tuple[str, ...]:
     """The image tool's `uv-lock` of the uv project staged at `project/`."""
     return (
-        "uv-lock",
+        commands.UV_LOCK,
         "--project",
         "project",
         "--uv",

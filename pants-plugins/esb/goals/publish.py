@@ -64,6 +64,7 @@ from esb.util_rules.dependencies import ResolvedBaseAddress
 from esb.util_rules.image import IMAGE_LAYOUT
 from esb.util_rules.service import in_service
 from esb.util_rules.upstream import RegistryConnection, connection_argv, connection_inputs
+from esb_contract import commands
 
 DIGEST_TAG_LENGTH = 12
 """`{digest}` is this many hex digits of the manifest digest, as Docker shortens image IDs."""
@@ -286,7 +287,7 @@ def push_argv(
     limits: PushLimits,
 ) -> tuple[str, ...]:
     return (
-        "push-image",
+        commands.PUSH_IMAGE,
         "--layout",
         layout,
         "--reference",

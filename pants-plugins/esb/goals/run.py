@@ -20,6 +20,7 @@ from esb.target_types import EsbServicePortsField
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
 from esb.util_rules.image import IMAGE_LAYOUT, IMAGE_METADATA, BuiltImage
 from esb.util_rules.service import ServiceImageRequest
+from esb_contract import commands
 from esb_contract.image_spec import ENV_NAME
 from esb_contract.run_options import PUBLISH, PUBLISH_FORM
 
@@ -125,7 +126,7 @@ def run_image_args(
     _check_options(subsystem)
     args = [
         f"{{chroot}}/{tool_argv0}",
-        "run-image",
+        commands.RUN_IMAGE,
         "--layout",
         f"{{chroot}}/{IMAGE_LAYOUT}",
         "--metadata",

@@ -57,6 +57,7 @@ from esb.util_rules.upstream import (
     UpstreamImageRequest,
     UpstreamPlatformRequest,
 )
+from esb_contract import commands
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.messages import tool_message
 
@@ -166,7 +167,7 @@ async def build_rootfs_layer(request: RootfsLayerRequest) -> BuiltLayer:
         "rootfs",
         layer_request(
             (
-                "debian-rootfs",
+                commands.DEBIAN_ROOTFS,
                 "--lock",
                 "packages.lock.json",
                 "--debs",
@@ -243,7 +244,7 @@ class CheckedBaseLock:
 def base_lock_check_failure(request: BaseLockCheckRequest, stderr: str) -> str:
     """The image tool's message (it names the packages and the dependencies they miss),
     introduced by the lock file and the target, and followed by the fix."""
-    message = tool_message("debian-check-lock", stderr)
+    message = tool_message(commands.DEBIAN_CHECK_LOCK, stderr)
     lock_path = request.lock_file.path
     return (
         f"{lock_path} (the package lock of {request.target}) cannot be built:\n{message}\n\n"
@@ -262,7 +263,7 @@ async def check_base_lock(request: BaseLockCheckRequest) -> CheckedBaseLock:
     process = await Get(
         Process,
         ImageToolRequest(
-            argv=("debian-check-lock", "--lock", "packages.lock.json"),
+            argv=(commands.DEBIAN_CHECK_LOCK, "--lock", "packages.lock.json"),
             description=f"Check the Debian package lock of {request.target}",
             input_digest=lock,
         ),

@@ -24,6 +24,7 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
+from esb_contract import commands
 from esb_contract.image_spec import BaseImage, ConfigChanges, ImageSpec, LayerInput, Platform
 from esb_contract.messages import tool_message
 
@@ -42,7 +43,7 @@ class BuiltImage:
     digest: Digest
     metadata_json: str
     layer_inventories: tuple[Digest, ...]
-    """Each layer's package records (`layer-inventory`), bottom first, base layers included."""
+    """Each layer's package records (`--out-inventory` of the layer commands), bottom first, base layers included."""
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -137,7 +138,7 @@ async def merge_image_inventory(request: ImageInventoryRequest) -> ImageInventor
         Process,
         ImageToolRequest(
             argv=(
-                "merge-inventory",
+                commands.MERGE_INVENTORY,
                 *(arg for path in inventories.paths for arg in ("--layer", path)),
                 "--out",
                 IMAGE_INVENTORY,
@@ -229,7 +230,7 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
         Process,
         ImageToolRequest(
             argv=(
-                "assemble",
+                commands.ASSEMBLE,
                 "--spec",
                 "spec.json",
                 "--out-layout",

@@ -21,6 +21,7 @@ from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.target_types import SERVICE_BUILD_CONSTRAINTS_FILE
 from esb.util_rules.index_credentials import CREDENTIALS_CACHES, credentials_argv
 from esb.util_rules.platform import BasePlatform
+from esb_contract import commands
 from esb_contract.lock_export import LockedDistribution
 
 LAYER_BLOB = "layer.tar.gz"
@@ -91,7 +92,7 @@ async def build_files_layer(request: FilesLayerRequest) -> BuiltLayer:
     return await run_layer_process(
         request.name,
         layer_request(
-            ("layer-from-dir", "--root", "root", "--prefix", request.prefix),
+            (commands.LAYER_FROM_DIR, "--root", "root", "--prefix", request.prefix),
             request.description,
             staged,
         ),
@@ -109,7 +110,7 @@ async def build_uv_layer(request: UvLayerRequest) -> BuiltLayer:
     return await run_layer_process(
         "uv",
         layer_request(
-            ("uv-layer", "--wheel", wheel.filename),
+            (commands.UV_LAYER, "--wheel", wheel.filename),
             f"Build the uv layer ({request.platform})",
             wheel.digest,
         ),
@@ -157,7 +158,7 @@ async def build_distribution_layer(request: DistributionLayerRequest, host: Plat
         "distribution",
         layer_request(
             (
-                "distribution-layer",
+                commands.DISTRIBUTION_LAYER,
                 *requirements,
                 "--uv",
                 wheel.filename,
@@ -214,7 +215,7 @@ async def staged_project(
 @rule
 async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLayer:
     argv = [
-        "venv-layer",
+        commands.VENV_LAYER,
         *target_argv(request.platform),
         "--source-path",
         request.source_path,
@@ -262,7 +263,7 @@ class ServiceLayerRequest:
 @rule
 async def build_service_layer(request: ServiceLayerRequest, host: Platform) -> BuiltLayer:
     argv = [
-        "service-layer",
+        commands.SERVICE_LAYER,
         *target_argv(request.platform),
         "--app",
         "app",
@@ -316,7 +317,7 @@ async def list_base_libraries(request: BaseLibrariesRequest) -> BaseLibraries:
     process = await Get(
         Process,
         ImageToolRequest(
-            argv=("base-libraries", "--layout", "base.oci", "--out", BASE_LIBRARIES),
+            argv=(commands.BASE_LIBRARIES, "--layout", "base.oci", "--out", BASE_LIBRARIES),
             description=request.description,
             input_digest=layout,
             output_files=(BASE_LIBRARIES,),
@@ -348,7 +349,7 @@ class NativeCheck:
 
 def check_native_argv(layers: int, base_name: str, has_base_lock: bool) -> tuple[str, ...]:
     return (
-        "check-native",
+        commands.CHECK_NATIVE,
         *(arg for index in range(layers) for arg in ("--venv-blob", f"venv/{index}/{LAYER_BLOB}")),
         "--base-libraries",
         BASE_LIBRARIES,

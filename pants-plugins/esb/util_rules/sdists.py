@@ -20,6 +20,7 @@ from esb.target_types import SERVICE_BUILD_CONSTRAINTS_FILE
 from esb.util_rules.index_credentials import CREDENTIALS_CACHES, credentials_argv
 from esb.util_rules.layers import target_argv
 from esb.util_rules.platform import BasePlatform
+from esb_contract import commands
 from esb_contract.lock_export import LockedDistribution
 
 SDIST_WHEEL_DIR = "wheel"
@@ -47,7 +48,7 @@ class SdistWheel:
 def sdist_wheel_argv(request: SdistWheelRequest, uv_wheel: str) -> tuple[str, ...]:
     distribution = request.distribution
     return (
-        "sdist-wheel",
+        commands.SDIST_WHEEL,
         "--requirement",
         distribution.requirement,
         "--sdist-url",

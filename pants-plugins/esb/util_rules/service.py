@@ -93,6 +93,7 @@ from esb.util_rules.workspace import (
     in_repo,
     normalise_name,
 )
+from esb_contract import commands
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.limits import MAX_DISTRIBUTION_LAYERS
 from esb_contract.lock_export import LockedDistribution, LockExport
@@ -325,7 +326,7 @@ LOCK_EXPORT = "lock-export.json"
 def export_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
     member = project.workspace
     return (
-        "export-lock",
+        commands.EXPORT_LOCK,
         "--project",
         "project",
         "--uv",
@@ -470,7 +471,7 @@ def distribution_install_error(project: ServiceProject, failure: ProcessExecutio
     """The image tool's message, with the lock that pins the distribution and its fix: the
     layer's process is shared by every service locking it, so it cannot name the service."""
     built_from_sdist = str(failure).startswith(f"Process '{SDIST_WHEEL_DESCRIPTION} ")
-    command = "sdist-wheel" if built_from_sdist else "distribution-layer"
+    command = commands.SDIST_WHEEL if built_from_sdist else commands.DISTRIBUTION_LAYER
     stderr = failure.stderr.decode(errors="replace")
     message = with_relock_command(project, tool_message(command, stderr))
     return f"Installing a distribution that {project.lock_path} pins failed:\n\n{message}"
@@ -639,7 +640,7 @@ async def build_service_image(
     except ProcessExecutionFailure as failure:
         if is_service_layer_failure(failure, spec):
             stderr = failure.stderr.decode(errors="replace")
-            raise ServiceLayerError(tool_message("service-layer", stderr)) from None
+            raise ServiceLayerError(tool_message(commands.SERVICE_LAYER, stderr)) from None
         if not is_distribution_layer_failure(failure):
             raise
         raise DistributionInstallError(distribution_install_error(project, failure)) from None

@@ -41,6 +41,7 @@ from esb.target_types import EsbBaseUpstreamField
 from esb.util_rules.image import IMAGE_LAYOUT, BuiltImage
 from esb.util_rules.layers import BuiltLayer, layer_request, run_layer_process
 from esb.util_rules.platform import BasePlatform
+from esb_contract import commands
 from esb_contract.messages import NOTE_PREFIX, tool_message
 
 PULLED_LAYOUT = "upstream.oci"
@@ -82,7 +83,7 @@ def pull_argv(reference: str, platform: str, connection: RegistryConnection) -> 
     """The `pull-image` command line; CA bundles inside the repository are inputs at their
     repository paths, so relative paths stay valid in the sandbox."""
     argv = [
-        "pull-image",
+        commands.PULL_IMAGE,
         "--reference",
         reference,
         "--platform",
@@ -148,7 +149,7 @@ def pull_failure_message(request: UpstreamImageRequest, stderr: str) -> str:
     return (
         f"Cannot pull the image of the `{EsbBaseUpstreamField.alias}` field of the target "
         f"{request.origin} ({request.reference}, {request.platform}):\n\n"
-        + tool_message("pull-image", stderr)
+        + tool_message(commands.PULL_IMAGE, stderr)
     )
 
 
@@ -237,7 +238,7 @@ async def read_upstream_platform(request: UpstreamPlatformRequest) -> BasePlatfo
         Process,
         ImageToolRequest(
             argv=(
-                "image-platform",
+                commands.IMAGE_PLATFORM,
                 "--layout",
                 PULLED_LAYOUT,
                 "--name",
@@ -277,7 +278,7 @@ async def build_accounts_layer(request: AccountsLayerRequest) -> BuiltLayer:
         "accounts",
         layer_request(
             (
-                "accounts-layer",
+                commands.ACCOUNTS_LAYER,
                 "--layout",
                 PULLED_LAYOUT,
                 "--name",
@@ -298,7 +299,7 @@ async def upstream_as_base(pulled: PulledUpstreamImage) -> BuiltImage:
     process = await Get(
         Process,
         ImageToolRequest(
-            argv=("layer-inventories", "--layout", PULLED_LAYOUT, "--out-dir", _INVENTORIES),
+            argv=(commands.LAYER_INVENTORIES, "--layout", PULLED_LAYOUT, "--out-dir", _INVENTORIES),
             description=f"List the packages of the layers of {repository}",
             input_digest=await _with_layout(pulled.layout),
             output_directories=(_INVENTORIES,),

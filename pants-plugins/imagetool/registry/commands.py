@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from esb_contract import commands
 from imagetool.commands import AddArguments, CommandError, Run, write_json
 from imagetool.oci import Descriptor, LoadedImage, OciLayout, Platform
 from imagetool.registry.credentials import DockerConfig, default_docker_config_path
@@ -347,6 +348,6 @@ def _push(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
-    "pull-image": (_add_pull_arguments, _pull),
-    "push-image": (_add_push_arguments, _push),
+    commands.PULL_IMAGE: (_add_pull_arguments, _pull),
+    commands.PUSH_IMAGE: (_add_push_arguments, _push),
 }
