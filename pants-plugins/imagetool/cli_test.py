@@ -32,6 +32,7 @@ def test_help_lists_every_subcommand_with_a_summary(capsys: pytest.CaptureFixtur
         add_arguments, _ = command(name)
         parser = argparse.ArgumentParser()
         add_arguments(parser)
+        assert parser.description is not None, f"{name} has no description"
         summary = " ".join(parser.description.split()).split(". ")[0]
         assert f"{name} {summary}" in listing
 

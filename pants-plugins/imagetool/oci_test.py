@@ -223,20 +223,20 @@ def test_layout_structure(tmp_path: Path) -> None:
     [entry] = index["manifests"]
     assert entry["mediaType"] == MANIFEST_MEDIA_TYPE
 
-    def blob(descriptor: dict) -> bytes:
+    def read_blob(descriptor: dict) -> bytes:
         data = (root / "blobs" / "sha256" / descriptor["digest"].split(":")[1]).read_bytes()
         assert len(data) == descriptor["size"]
         return data
 
-    manifest_bytes = blob(entry)
+    manifest_bytes = read_blob(entry)
     manifest = json.loads(manifest_bytes)
     assert canonical_json(manifest) == manifest_bytes
     assert (manifest["schemaVersion"], manifest["config"]["mediaType"]) == (2, CONFIG_MEDIA_TYPE)
-    config_bytes = blob(manifest["config"])
+    config_bytes = read_blob(manifest["config"])
     assert canonical_json(json.loads(config_bytes)) == config_bytes
     assert len(json.loads(config_bytes)["rootfs"]["diff_ids"]) == len(manifest["layers"])
     for layer in manifest["layers"]:
-        blob(layer)
+        read_blob(layer)
 
 
 def test_load_image(tmp_path: Path) -> None:
@@ -327,18 +327,19 @@ def test_docker_archive_holds_the_image_and_nothing_else(tmp_path: Path) -> None
         ]
         assert {(m.mtime, m.uid, m.gid, m.uname) for m in members} == {(0, 0, 0, "root")}
         layer = sha256_digest(b"layer bytes").split(":")[1]
-        assert archive.extractfile(f"blobs/sha256/{layer}").read() == b"layer bytes"
-        assert json.load(archive.extractfile("manifest.json")) == [
+        layer_file = archive.extractfile(f"blobs/sha256/{layer}")
+        manifest_file = archive.extractfile("manifest.json")
+        index_file = archive.extractfile("index.json")
+        assert layer_file is not None and manifest_file is not None and index_file is not None
+        assert layer_file.read() == b"layer bytes"
+        assert json.load(manifest_file) == [
             {
                 "Config": f"blobs/sha256/{manifest_json['config']['digest'].split(':')[1]}",
                 "RepoTags": ["esb/hello:latest"],
                 "Layers": [f"blobs/sha256/{layer}"],
             }
         ]
-        assert (
-            archive.extractfile("index.json").read()
-            == (tmp_path / "oci" / "index.json").read_bytes()
-        )
+        assert index_file.read() == (tmp_path / "oci" / "index.json").read_bytes()
 
 
 def test_a_docker_manifest_naming_a_file_outside_the_blobs_is_refused(tmp_path: Path) -> None:

@@ -115,7 +115,13 @@ def read_layer_members(blob: Path) -> Iterator[Iterator[LayerMember]]:
     """The members of a gzipped layer, streamed: each member's data is read only when the
     iteration reaches it, and is `None` for anything but a regular file."""
     with gzip.open(blob) as stream, tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|") as tar:
-        yield ((info, tar.extractfile(info).read() if info.isfile() else None) for info in tar)
+        yield ((info, _file_data(tar, info) if info.isfile() else None) for info in tar)
+
+
+def _file_data(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    stream = tar.extractfile(info)
+    assert stream is not None, f"{info.name} is a regular file"
+    return stream.read()
 
 
 def portable_mode(name: str, st_mode: int) -> int:

@@ -147,7 +147,9 @@ def test_links_are_preserved(tmp_path: Path) -> None:
         shell = archive.getmember("usr/bin/sh")
         assert (alias.type, alias.linkname) == (tarfile.LNKTYPE, "usr/bin/tool")
         assert (shell.type, shell.linkname) == (tarfile.SYMTYPE, "dash")
-        assert archive.extractfile(alias).read() == b"#!/bin/sh\necho tool\n"
+        alias_file = archive.extractfile(alias)
+        assert alias_file is not None
+        assert alias_file.read() == b"#!/bin/sh\necho tool\n"
 
 
 def test_a_hard_link_that_sorts_first_holds_the_data(tmp_path: Path) -> None:
@@ -280,8 +282,10 @@ def test_large_files_round_trip(tmp_path: Path) -> None:
     big = os.urandom(3 * (1 << 20) + 12345)
     build([regular("big", big), regular("small", b"tail")], tmp_path / "layer.tar.gz")
     with tarfile.open(tmp_path / "layer.tar.gz", "r:gz") as archive:
-        assert archive.extractfile("big").read() == big
-        assert archive.extractfile("small").read() == b"tail"
+        big_file, small_file = archive.extractfile("big"), archive.extractfile("small")
+        assert big_file is not None and small_file is not None
+        assert big_file.read() == big
+        assert small_file.read() == b"tail"
 
 
 def make_tree(root: Path, *, umask: int, mtime: int) -> Path:

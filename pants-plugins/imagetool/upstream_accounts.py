@@ -33,7 +33,8 @@ def accounts_members(
             f"{', '.join(f'{a.name}:{a.uid}' for a in accounts)} to.\n\nFix: set "
             "`service_accounts=[]` on the base, and run services as a numeric `user`."
         )
-    users, groups = (account_ids(f.data.decode("utf-8", "replace")) for f in (passwd, group))
+    users = account_ids(passwd.data.decode("utf-8", "replace"))
+    groups = account_ids(group.data.decode("utf-8", "replace"))
     shadowed = "etc/shadow" in files
     added: dict[str, list[str]] = {path: [] for path in _ACCOUNT_FILES}
     for account in accounts:
@@ -61,7 +62,7 @@ def accounts_members(
         # No password, no ageing (the date of the last change stays empty, as in our Debian base).
         added["etc/shadow"].append(f"{account.name}:*::0:99999:7:::\n")
         added["etc/gshadow"].append(f"{account.name}:*::\n")
-    members = []
+    members: list[LayerMember] = []
     for path in _ACCOUNT_FILES:
         file = files.get(path)
         if file is None or file.data is None or not added[path]:

@@ -46,9 +46,9 @@ def test_accounts_without_shadow_files(tmp_path: Path) -> None:
         "esb:10001",
     )
     assert sorted(members) == ["etc/group", "etc/passwd"]
-    assert members["etc/passwd"][1].endswith(
-        b"\nesb:*:10001:10001:esb service:/nonexistent:/usr/sbin/nologin\n"
-    )
+    passwd = members["etc/passwd"][1]
+    assert passwd is not None
+    assert passwd.endswith(b"\nesb:*:10001:10001:esb service:/nonexistent:/usr/sbin/nologin\n")
     assert members["etc/group"][1] == GROUP + b"esb:*:10001:\n"
 
 

@@ -195,6 +195,12 @@ def read_platform_facts(image: LoadedImage, name: str) -> PlatformFacts:
 
 def bytecode_note(name: str, facts: PlatformFacts) -> str | None:
     """A note line when venvs for this image cannot get bytecode from this interpreter."""
+    if facts.python_version is None or facts.interpreter is None:
+        raise UpstreamImageError(
+            f"The platform facts of the image {name} lack its Python version or interpreter, so "
+            "whether its venvs can ship bytecode is unknown.\n\nFix: read them with "
+            "`read_platform_facts`, which finds both or refuses the image."
+        )
     reason = bytecode_incompatibility(TargetPython(facts.python_version, "", facts.interpreter))
     if reason is None:
         return None

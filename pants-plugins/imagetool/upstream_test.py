@@ -95,10 +95,10 @@ def test_accounts_layer_command(tmp_path: Path) -> None:
     assert main([*argv, "--out-blob", str(blob), "--out-descriptor", str(descriptor)]) == 0
     with tarfile.open(blob) as tar:
         assert tar.getnames() == ["etc", "etc/group", "etc/gshadow", "etc/passwd", "etc/shadow"]
-        assert (
-            tar.extractfile("etc/passwd")
-            .read()
-            .endswith(b"esb:x:10001:10001:esb service:/nonexistent:/usr/sbin/nologin\n")
+        passwd = tar.extractfile("etc/passwd")
+        assert passwd is not None
+        assert passwd.read().endswith(
+            b"esb:x:10001:10001:esb service:/nonexistent:/usr/sbin/nologin\n"
         )
     assert (
         json.loads(descriptor.read_text())["media_type"]

@@ -111,7 +111,7 @@ def read_suite(
         index_sha256[path] = actual
         paragraphs.extend(
             deb822.Packages.iter_paragraphs(
-                lzma.decompress(compressed).decode(), fields=INDEX_FIELDS, use_apt_pkg=False
+                lzma.decompress(compressed).decode(), fields=list(INDEX_FIELDS), use_apt_pkg=False
             )
         )
     return SuiteIndex(source, release["Date"], index_sha256, tuple(paragraphs))

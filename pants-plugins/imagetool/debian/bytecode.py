@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import marshal
 import sys
+import types
 from typing import Iterator
 
 from imagetool.debian.tree import Tree, directory, regular_file
@@ -55,7 +56,7 @@ def bytecode_members(tree: Tree, python_version: str) -> Iterator[LayerMember]:
             )
 
 
-def _unchecked_hash_pyc(source: bytes, code: object) -> bytes:
+def _unchecked_hash_pyc(source: bytes, code: types.CodeType) -> bytes:
     return (
         importlib.util.MAGIC_NUMBER
         + _UNCHECKED_HASH_FLAGS.to_bytes(4, "little")

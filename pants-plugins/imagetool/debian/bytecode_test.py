@@ -27,6 +27,7 @@ def test_unchecked_hash_pycs_beside_the_modules() -> None:
         f"usr/lib/python{MINOR}/__pycache__/answer.{TAG}.pyc",
     }
     pyc = members[f"usr/lib/python{MINOR}/__pycache__/answer.{TAG}.pyc"]
+    assert pyc is not None
     assert pyc[:4] == importlib.util.MAGIC_NUMBER
     assert int.from_bytes(pyc[4:8], "little") == 0b01  # hash-based, not checked
     assert pyc[8:16] == importlib.util.source_hash(source)

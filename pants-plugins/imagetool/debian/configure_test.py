@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import tarfile
+
 import pytest
 from debian import deb822
 
@@ -46,8 +48,16 @@ def _merged_tree(*files: tuple[str, bytes]) -> Tree:
     return tree
 
 
-def _data(tree: Tree, path: str) -> bytes | None:
-    return tree.file_data(path)
+def _data(tree: Tree, path: str) -> bytes:
+    data = tree.file_data(path)
+    assert data is not None, f"the tree has no regular file {path}"
+    return data
+
+
+def _info(tree: Tree, path: str) -> tarfile.TarInfo:
+    member = tree.get(path)
+    assert member is not None, f"the tree has no {path}"
+    return member[0]
 
 
 def test_base_files_turns_var_run_into_a_link() -> None:
@@ -58,12 +68,12 @@ def test_base_files_turns_var_run_into_a_link() -> None:
     tree = _merged_tree(*defaults)
     tree.add(directory("var/run"), owner="base-files")
     configure.configure(tree, _installed("base-files"), ACCOUNTS)
-    assert tree.get("var/run")[0].linkname == "/run"
-    assert tree.get("var/lock")[0].linkname == "/run/lock"
+    assert _info(tree, "var/run").linkname == "/run"
+    assert _info(tree, "var/lock").linkname == "/run/lock"
     assert _data(tree, "root/.profile") == b"dot.profile"
-    mail, _ = tree.get("var/mail")
+    mail = _info(tree, "var/mail")
     assert (mail.mode, mail.gid, mail.gname) == (0o2775, 8, "mail")
-    wtmp, _ = tree.get("var/log/wtmp")
+    wtmp = _info(tree, "var/log/wtmp")
     assert (wtmp.mode, wtmp.gid) == (0o664, 43)
     # Info pages are excluded, so there is no info directory to index.
     assert tree.get("usr/share/info/dir") is None
@@ -74,10 +84,10 @@ def test_ca_certificates_builds_the_bundle_and_links() -> None:
     configure.configure(tree, _installed("ca-certificates"), ACCOUNTS)
     assert _data(tree, "etc/ssl/certs/ca-certificates.crt") == PLAIN
     assert (
-        tree.get("etc/ssl/certs/Plain_Root.pem")[0].linkname
+        _info(tree, "etc/ssl/certs/Plain_Root.pem").linkname
         == "/usr/share/ca-certificates/mozilla/Plain_Root.crt"
     )
-    assert tree.get("etc/ssl/certs/fdae788a.0")[0].linkname == "Plain_Root.pem"
+    assert _info(tree, "etc/ssl/certs/fdae788a.0").linkname == "Plain_Root.pem"
     assert _data(tree, "etc/ca-certificates.conf").endswith(b"#\nmozilla/Plain_Root.crt\n")
 
 
@@ -107,10 +117,10 @@ def test_small_steps() -> None:
     )
     assert _data(tree, "etc/nsswitch.conf") == b"hosts: files dns\n"
     assert _data(tree, "etc/inputrc") == b"set bell-style none\n"
-    assert tree.get("etc/localtime")[0].linkname == "/usr/share/zoneinfo/Etc/UTC"
+    assert _info(tree, "etc/localtime").linkname == "/usr/share/zoneinfo/Etc/UTC"
     assert _data(tree, "etc/timezone") == b"Etc/UTC\n"
     assert _data(tree, "etc/hosts").startswith(b"127.0.0.1\tlocalhost\n")
-    assert tree.get("usr/local/lib/python3.11/dist-packages")[0].isdir()
+    assert _info(tree, "usr/local/lib/python3.11/dist-packages").isdir()
 
 
 def test_a_step_names_the_file_it_misses() -> None:

@@ -60,14 +60,14 @@ def ld_so_cache(tree: Tree) -> bytes:
 
 
 def _libraries(tree: Tree) -> list[_Library]:
-    libraries = []
+    libraries: list[_Library] = []
     scanned = set()
     for directory in _configured_directories(tree, "etc/ld.so.conf"):
         real_directory = tree.resolve(directory)
         if real_directory in scanned:
             continue
         scanned.add(real_directory)
-        sonames = {}
+        sonames: dict[tuple[str, int], None] = {}
         for path in tree.paths_under(real_directory):
             name = path.rsplit("/", 1)[1]
             if "/" in path[len(real_directory) + 1 :] or not _looks_like_a_library(name):

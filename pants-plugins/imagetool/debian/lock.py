@@ -234,7 +234,13 @@ def platform_facts(packages: Iterable[LockedPackage], architecture: str) -> Plat
 
 
 def _upstream_version(package: LockedPackage) -> str:
-    return Version(package.version).upstream_version
+    upstream_version = Version(package.version).upstream_version
+    if upstream_version is None:
+        raise ResolutionError(
+            f"The package {package} has a version without an upstream part, so the base's "
+            "platform facts cannot be derived from it. Request another version of it."
+        )
+    return upstream_version
 
 
 def resolve_closure(

@@ -20,7 +20,7 @@ from debian import deb822
 
 from imagetool.debian import configure
 from imagetool.debian.bytecode import bytecode_members
-from imagetool.debian.deb import DebPackage, package_path
+from imagetool.debian.deb import DebError, DebPackage, package_path
 from imagetool.debian.tree import Accounts, ServiceAccount, Tree, directory, regular_file, symlink
 from imagetool.tarlayer import LayerMember
 
@@ -154,9 +154,20 @@ def _accounts(packages: list[DebPackage]) -> Accounts:
         return Accounts(passwd=b"", group=b"")
     files = {package_path(info.name): data for info, data in base_passwd.members}
     return Accounts(
-        passwd=files["usr/share/base-passwd/passwd.master"],
-        group=files["usr/share/base-passwd/group.master"],
+        passwd=_master_file(base_passwd, files, "passwd"),
+        group=_master_file(base_passwd, files, "group"),
     )
+
+
+def _master_file(base_passwd: DebPackage, files: Mapping[str, bytes | None], name: str) -> bytes:
+    path = f"usr/share/base-passwd/{name}.master"
+    data = files.get(path)
+    if data is None:
+        raise DebError(
+            f"The package {base_passwd.locked} has no regular file /{path}, which lists the "
+            f"{name} entries a Debian base starts from. Lock another version of base-passwd."
+        )
+    return data
 
 
 def _dpkg_database(
@@ -206,8 +217,8 @@ def _trigger_interests(packages: list[DebPackage]) -> Iterator[LayerMember]:
     yield regular_file("var/lib/dpkg/triggers/File", "".join(file_interests).encode())
     yield regular_file("var/lib/dpkg/triggers/Lock", b"", mode=0o600)
     yield regular_file("var/lib/dpkg/triggers/Unincorp", b"")
-    for trigger, interested in sorted(named_interests.items()):
-        yield regular_file(f"var/lib/dpkg/triggers/{trigger}", "".join(interested).encode())
+    for trigger, awaiting in sorted(named_interests.items()):
+        yield regular_file(f"var/lib/dpkg/triggers/{trigger}", "".join(awaiting).encode())
 
 
 def _present_md5sums(md5sums: bytes, present: set[str]) -> bytes:

@@ -86,6 +86,12 @@ def _by_name(members: list[LayerMember]) -> dict[str, LayerMember]:
     return {info.name: (info, data) for info, data in members}
 
 
+def _text(members: dict[str, LayerMember], path: str) -> str:
+    data = members[path][1]
+    assert data is not None, f"{path} is not a regular file"
+    return data.decode()
+
+
 def _lock(*packages: DebPackage) -> PackageLock:
     return PackageLock(
         architecture="amd64",
@@ -145,7 +151,7 @@ def test_documentation_is_excluded_but_copyright_kept(make_deb: MakeDeb) -> None
 
 def test_dpkg_database(make_deb: MakeDeb) -> None:
     members = _by_name(rootfs_members(_packages(make_deb, BASE_PASSWD, TOOL)))
-    status = members["var/lib/dpkg/status"][1].decode()
+    status = _text(members, "var/lib/dpkg/status")
     assert status.split("\n\n")[1] == (
         "Package: tool\n"
         "Status: install ok installed\n"
@@ -163,10 +169,10 @@ def test_dpkg_database(make_deb: MakeDeb) -> None:
     assert status.startswith("Package: base-passwd\nStatus: install ok installed\n")
     # Multi-Arch: same packages are filed under name:architecture, as database format 1 says.
     assert members["var/lib/dpkg/info/format"][1] == b"1\n"
-    listed = members["var/lib/dpkg/info/tool:amd64.list"][1].decode().splitlines()
+    listed = _text(members, "var/lib/dpkg/info/tool:amd64.list").splitlines()
     assert listed[:4] == ["/.", "/bin", "/bin/tool", "/bin/tool-hardlink"]
     assert "/usr/share/doc/tool/copyright" in listed and "/usr/share/doc/tool/README" not in listed
-    md5sums = members["var/lib/dpkg/info/tool:amd64.md5sums"][1].decode()
+    md5sums = _text(members, "var/lib/dpkg/info/tool:amd64.md5sums")
     assert md5sums == f"{hashlib.md5(TOOL_SCRIPT).hexdigest()}  bin/tool\n"
     postinst, _ = members["var/lib/dpkg/info/tool:amd64.postinst"]
     assert postinst.mode == 0o755
@@ -193,6 +199,19 @@ def test_alternatives_and_accounts(make_deb: MakeDeb) -> None:
     assert (shadow.mode, shadow.uid, shadow.gid) == (0o640, 0, 42)
     assert shadow_data == b"root:*::0:99999:7:::\nmail:*::0:99999:7:::\n"
     assert members["etc/gshadow"][1] == b"root:*::\nmail:*::\nshadow:*::\nstaff:*::\n"
+
+
+def test_a_base_passwd_without_its_master_files_is_named(make_deb: MakeDeb) -> None:
+    without_passwd = DebSpec(
+        "base-passwd",
+        "3.6.1",
+        entries=[e for e in BASE_PASSWD.entries if not e.path.endswith("passwd.master")],
+    )
+    with pytest.raises(
+        DebError,
+        match=r"base-passwd 3.6.1 has no regular file /usr/share/base-passwd/passwd.master",
+    ):
+        rootfs_members(_packages(make_deb, without_passwd))
 
 
 def test_the_same_path_shipped_differently_is_an_error(make_deb: MakeDeb) -> None:

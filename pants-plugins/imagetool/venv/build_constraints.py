@@ -195,7 +195,7 @@ def write_build_constraints(
             for source in sources
             if source.sdist is not None
         }
-        requirements = set()
+        requirements: set[str] = set()
         for source in sources:
             if source.sdist is not None:
                 requirements.update(sdist_build_requires(sdist_files[source.key]))

@@ -242,13 +242,16 @@ def credentials_netrc(credentials_dir: Optional[Path], indexes: Iterable[Package
     return "".join(entries)
 
 
+def _named_in(index: PackageIndex, uv_output: str) -> bool:
+    hostname = urlsplit(index.url).hostname
+    return hostname is not None and hostname in uv_output
+
+
 def access_error(uv_output: str, indexes: Iterable[PackageIndex]) -> Optional[IndexAccessError]:
     """A message naming the indexes and the variables to set, when uv was refused access."""
     if not _UNAUTHORIZED.search(uv_output):
         return None
-    listed = [index for index in indexes if urlsplit(index.url).hostname in uv_output] or list(
-        indexes
-    )
+    listed = [index for index in indexes if _named_in(index, uv_output)] or list(indexes)
     if not listed:
         return None
     lines = "".join(

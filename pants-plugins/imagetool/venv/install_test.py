@@ -112,6 +112,7 @@ def test_venv_for_another_minor_version_runs_there(
     found = _cpython_3_12()
     if found is None:
         pytest.skip("no CPython 3.12 on this machine")
+    assert found is not None  # `pytest.skip` raises, which the type checker cannot tell
     python312, version = found
     target = TargetPython(version, PYTHON_3_12.platform, python312)
     venv = build_venv(uv, export_requirements(uv, wide_project).hashed, tmp_path / "venv", target)

@@ -34,7 +34,7 @@ import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Optional, Sequence
+from typing import IO, Iterable, Iterator, Mapping, Optional, Sequence, cast
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
@@ -196,11 +196,13 @@ def _wanted_data(path: str) -> bool:
 
 def read_layer_members(blob: Path) -> Iterator[tuple[tarfile.TarInfo, Optional[bytes]]]:
     """The members of a gzipped tar layer; file data only for `ld.so.conf` files."""
-    with gzip.open(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+    with gzip.open(blob) as stream, tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|") as tar:
         for info in tar:
             data = None
             if info.isfile() and _wanted_data(posixpath.normpath(info.name).lstrip("/")):
-                data = tar.extractfile(info).read()
+                extracted = tar.extractfile(info)
+                assert extracted is not None, f"{info.name} is a regular file"
+                data = extracted.read()
             yield info, data
 
 

@@ -48,7 +48,7 @@ class LockedSdist:
 def sdist_only_distributions(lock: Mapping[str, Any]) -> dict[tuple[str, str], LockedSdist]:
     """The distributions of a parsed `uv.lock` that have an sdist and no wheel, by
     `(name, version)`."""
-    found = {}
+    found: dict[tuple[str, str], LockedSdist] = {}
     packages = lock.get("package", [])
     for package in packages if isinstance(packages, list) else []:
         if not isinstance(package, dict) or package.get("wheels"):
