@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from esb_contract import commands
 from imagetool.cli import COMMAND_MODULES, command, main
 from imagetool.commands import CommandError
 from imagetool.debian.archive import ArchiveError
@@ -38,6 +39,8 @@ def test_help_lists_every_subcommand_with_a_summary(capsys: pytest.CaptureFixtur
 
 
 def test_each_module_implements_the_subcommands_mapped_to_it() -> None:
+    # Exactly the commands the backend runs, by the contract's names.
+    assert set(COMMAND_MODULES) == commands.ALL
     for module in set(COMMAND_MODULES.values()):
         mapped = {name for name, owner in COMMAND_MODULES.items() if owner == module}
         assert set(importlib.import_module(module).COMMANDS) == mapped, module

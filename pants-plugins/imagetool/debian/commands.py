@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from esb_contract import commands
 from imagetool.commands import (
     AddArguments,
     CommandError,
@@ -151,7 +152,7 @@ def _rootfs(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
-    "debian-lock": (_add_lock_arguments, _lock),
-    "debian-check-lock": (_add_check_lock_arguments, _check_lock),
-    "debian-rootfs": (_add_rootfs_arguments, _rootfs),
+    commands.DEBIAN_LOCK: (_add_lock_arguments, _lock),
+    commands.DEBIAN_CHECK_LOCK: (_add_check_lock_arguments, _check_lock),
+    commands.DEBIAN_ROOTFS: (_add_rootfs_arguments, _rootfs),
 }

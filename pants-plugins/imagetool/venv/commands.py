@@ -22,6 +22,7 @@ from typing import Optional
 
 from packaging.utils import canonicalize_name
 
+from esb_contract import commands
 from esb_contract.architectures import ARCHITECTURES
 from esb_contract.uv_project import RELOCK_COMMAND, lock_local_directories
 from imagetool.commands import (
@@ -737,13 +738,13 @@ def locked_sdist(requirement: str, url: str) -> LockedSdist:
 
 
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
-    "uv-lock": (add_lock_arguments, run_lock),
-    "base-libraries": (add_base_libraries_arguments, run_base_libraries),
-    "check-native": (add_check_native_arguments, run_check_native),
-    "uv-layer": (add_uv_layer_arguments, run_uv_layer),
-    "export-lock": (add_export_lock_arguments, run_export_lock),
-    "distribution-layer": (add_distribution_layer_arguments, run_distribution_layer),
-    "sdist-wheel": (add_sdist_wheel_arguments, run_sdist_wheel),
-    "venv-layer": (add_venv_layer_arguments, run_venv_layer),
-    "service-layer": (add_service_layer_arguments, run_service_layer),
+    commands.UV_LOCK: (add_lock_arguments, run_lock),
+    commands.BASE_LIBRARIES: (add_base_libraries_arguments, run_base_libraries),
+    commands.CHECK_NATIVE: (add_check_native_arguments, run_check_native),
+    commands.UV_LAYER: (add_uv_layer_arguments, run_uv_layer),
+    commands.EXPORT_LOCK: (add_export_lock_arguments, run_export_lock),
+    commands.DISTRIBUTION_LAYER: (add_distribution_layer_arguments, run_distribution_layer),
+    commands.SDIST_WHEEL: (add_sdist_wheel_arguments, run_sdist_wheel),
+    commands.VENV_LAYER: (add_venv_layer_arguments, run_venv_layer),
+    commands.SERVICE_LAYER: (add_service_layer_arguments, run_service_layer),
 }
