@@ -43,12 +43,9 @@ SCENARIOS = (
 )
 # Disk a scale takes at its peak: per service, two engines' images and build caches, ours' store,
 # the cache server's copy and the fresh clone's store; plus the base's. Mostly the engines' since
-# dist/ and the stores hold each shared layer once (63 GB at N = 100 before, when each image's
-# outputs held every blob twice).
+# dist/ and the stores hold each shared layer once.
 DISK_PER_SERVICE = 400_000_000
 DISK_FIXED = 5_000_000_000
-# The steps of a cold build that write layers or images, for the comparison with the machine's speed.
-LAYER_STEP_PREFIXES = ("Build the", "Install", "Assemble")
 
 
 @dataclass

@@ -10,10 +10,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from esb_bench.docker import DockerRun
-from esb_bench.harness import DOCKER_CONTENDERS, LAYER_STEP_PREFIXES, SCENARIOS, ScaleResults
+from esb_bench.harness import DOCKER_CONTENDERS, SCENARIOS, ScaleResults
 from esb_bench.ours import PantsRun
 from esb_bench.process import BenchError
 from esb_bench.sizes import RegistryBytes
+from esb_contract.steps import is_image_step
 
 MB = 1_000_000
 # The warm-build targets, at the largest scale: no-op and one-file edit at most this fraction of
@@ -266,9 +267,7 @@ def retries_section(all_results: list[ScaleResults]) -> list[str]:
 
 
 def layer_seconds(run: PantsRun) -> float:
-    return sum(
-        step.seconds for step in run.processes if step.description.startswith(LAYER_STEP_PREFIXES)
-    )
+    return sum(step.seconds for step in run.processes if is_image_step(step.description))
 
 
 def limit_section(all_results: list[ScaleResults]) -> list[str]:

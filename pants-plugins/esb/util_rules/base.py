@@ -57,7 +57,7 @@ from esb.util_rules.upstream import (
     UpstreamImageRequest,
     UpstreamPlatformRequest,
 )
-from esb_contract import commands
+from esb_contract import commands, steps
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.messages import tool_message
 
@@ -391,7 +391,7 @@ async def _rootfs_request(sources: BaseSources) -> RootfsLayerRequest:
     return RootfsLayerRequest(
         rootfs_inputs,
         sources.target[EsbBaseServiceAccountsField].value or (),
-        f"Assemble the Debian root filesystem of {spec}",
+        steps.describe(steps.ASSEMBLE, f"the Debian root filesystem of {spec}"),
     )
 
 
@@ -409,7 +409,7 @@ async def _tools_request(sources: BaseSources) -> FilesLayerRequest:
         "trust-tools",
         scripts,
         "usr/local/bin",
-        f"Build the trust/tools layer of {sources.target.address}",
+        steps.describe(steps.BUILD, f"trust/tools layer of {sources.target.address}"),
     )
 
 
@@ -445,7 +445,7 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
             pulled,
             sources.upstream.reference,
             accounts,
-            f"Build the service accounts layer of {spec}",
+            steps.describe(steps.BUILD, f"service accounts layer of {spec}"),
         )
         if accounts:
             upstream_base, accounts_layer, tools = await MultiGet(
@@ -471,7 +471,7 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
     image = await Get(
         BuiltImage,
         ImageAssemblyRequest(
-            description=f"Assemble the image {spec}",
+            description=steps.describe(steps.ASSEMBLE, f"the image {spec}"),
             repository=target[EsbImageRepositoryField].value_or_default(),
             tags=target[EsbImageTagsField].literal(),
             architecture=platform.architecture,

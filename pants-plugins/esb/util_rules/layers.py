@@ -21,7 +21,7 @@ from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.target_types import SERVICE_BUILD_CONSTRAINTS_FILE
 from esb.util_rules.index_credentials import CREDENTIALS_CACHES, credentials_argv
 from esb.util_rules.platform import BasePlatform
-from esb_contract import commands
+from esb_contract import commands, steps
 from esb_contract.lock_export import LockedDistribution
 
 LAYER_BLOB = "layer.tar.gz"
@@ -111,7 +111,7 @@ async def build_uv_layer(request: UvLayerRequest) -> BuiltLayer:
         "uv",
         layer_request(
             (commands.UV_LAYER, "--wheel", wheel.filename),
-            f"Build the uv layer ({request.platform})",
+            steps.describe(steps.BUILD, f"uv layer ({request.platform})"),
             wheel.digest,
         ),
     )
@@ -165,7 +165,7 @@ async def build_distribution_layer(request: DistributionLayerRequest, host: Plat
                 *target_argv(request.platform),
                 *(("--index", index) if index else ()),
             ),
-            f"Install {names} into a layer",
+            steps.describe(steps.INSTALL, f"{names} into a layer"),
             inputs,
             needs_network_trust=True,
             needs_credentials=bool(index),

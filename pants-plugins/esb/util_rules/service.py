@@ -93,7 +93,7 @@ from esb.util_rules.workspace import (
     in_repo,
     normalise_name,
 )
-from esb_contract import commands
+from esb_contract import commands, steps
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.limits import MAX_DISTRIBUTION_LAYERS
 from esb_contract.lock_export import LockedDistribution, LockExport
@@ -525,7 +525,7 @@ def is_service_layer_failure(failure: ProcessExecutionFailure, spec: str) -> boo
 
 
 def service_layer_description(spec: str) -> str:
-    return f"Build the source layer of {spec}"
+    return steps.describe(steps.BUILD, f"source layer of {spec}")
 
 
 async def service_files(sources: Digest, paths: Iterable[str], root: str) -> Digest:
@@ -608,9 +608,9 @@ async def build_service_image(
                     platform,
                     source_path(tuple(posixpath.relpath(p, root or ".") for p in app_paths)),
                     (
-                        f"Build the venv layer of {spec}"
+                        steps.describe(steps.BUILD, f"venv layer of {spec}")
                         if export.local_directories
-                        else f"Build the venv layer ({platform.python_version})"
+                        else steps.describe(steps.BUILD, f"venv layer ({platform.python_version})")
                     ),
                     # Only with local packages: messages about them need the service's directory,
                     # and without them the layer is the same for every service on the base.
@@ -659,7 +659,7 @@ async def build_service_image(
     return await Get(
         BuiltImage,
         ImageAssemblyRequest(
-            description=f"Assemble the image {spec}",
+            description=steps.describe(steps.ASSEMBLE, f"the image {spec}"),
             repository=target[EsbImageRepositoryField].value_or_default(),
             tags=target[EsbImageTagsField].literal(),
             architecture=platform.architecture,
