@@ -147,17 +147,18 @@ async def write_shared_blobs(
 def failure_reported(field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet, dist: Path):
     """On failure, say what the image has in `dist/`: Pants writes a run's outputs only once every
     image is built, so what is there is from an earlier run, or nothing."""
+    built = False
     try:
         yield
-    except Exception:
+        built = True
+    finally:
         prefix = field_set.output_path.value_or_default(file_ending=None)
         metadata = dist / f"{prefix}.image.json"
-        if metadata.exists():
+        if not built and metadata.exists():
             logger.warning(
                 f"{field_set.address} failed: nothing of this run was written to dist/ but "
                 f"complete blobs. {metadata} and the other outputs there are from an earlier run."
             )
-        raise
 
 
 async def built_image(field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet) -> BuiltImage:
