@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from esb_contract import commands
+from esb_contract import commands, flags
 from esb_contract.image_spec import ImageSpec, SpecError
 from esb_contract.limits import MAX_LAYERS
 from esb_contract.media_types import CONFIG_MEDIA_TYPE
@@ -167,12 +167,15 @@ def _add_assemble_arguments(parser: argparse.ArgumentParser) -> None:
         "links in by digest) and a metadata file. Fails when the image's user names an account "
         "or group that its layers' account files do not define."
     )
-    parser.add_argument("--spec", type=Path, required=True, help="the image spec (JSON)")
+    parser.add_argument(flags.SPEC, type=Path, required=True, help="the image spec (JSON)")
     parser.add_argument(
-        "--out-layout", type=Path, required=True, help="the OCI image layout directory to write"
+        flags.OUT_LAYOUT, type=Path, required=True, help="the OCI image layout directory to write"
     )
     parser.add_argument(
-        "--out-metadata", type=Path, required=True, help="the image metadata (.image.json) to write"
+        flags.OUT_METADATA,
+        type=Path,
+        required=True,
+        help="the image metadata (.image.json) to write",
     )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from esb_contract import commands
+from esb_contract import commands, flags
 from imagetool.cli import COMMAND_MODULES, command, main
 from imagetool.commands import CommandError
 from imagetool.debian.archive import ArchiveError
@@ -22,6 +22,22 @@ from imagetool.tarlayer import LayerError
 from imagetool.venv.indexes import LockError, VenvBuildError
 from imagetool.venv.install import NoSuitableWheelError
 from imagetool.venv.uv_binary import UvWheelError
+
+
+def test_every_flag_the_tool_declares_is_the_contracts() -> None:
+    declared = set()
+    for name in COMMAND_MODULES:
+        add_arguments, _ = command(name)
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        declared |= {
+            option
+            for action in parser._actions
+            for option in action.option_strings
+            if option not in ("-h", "--help")
+        }
+    contract = {value for key, value in vars(flags).items() if key.isupper()}
+    assert declared == contract
 
 
 def test_help_lists_every_subcommand_with_a_summary(capsys: pytest.CaptureFixture[str]) -> None:

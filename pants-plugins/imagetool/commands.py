@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from esb_contract import commands
+from esb_contract import commands, flags
 from imagetool.errors import ToolError
 from imagetool.inventory import LayerInventory, layer_inventory, merged_inventory
 from imagetool.spec import layer_descriptor_fields
@@ -52,18 +52,18 @@ def source_date_epoch(explicit: int | None) -> int:
 def add_layer_output_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of every command that writes a layer: see `LayerOutputs`."""
     parser.add_argument(
-        "--out-blob", type=Path, required=True, help="the layer blob (.tar.gz) to write"
+        flags.OUT_BLOB, type=Path, required=True, help="the layer blob (.tar.gz) to write"
     )
     parser.add_argument(
-        "--out-descriptor", type=Path, required=True, help="the layer descriptor (JSON) to write"
+        flags.OUT_DESCRIPTOR, type=Path, required=True, help="the layer descriptor (JSON) to write"
     )
     parser.add_argument(
-        "--out-inventory",
+        flags.OUT_INVENTORY,
         type=Path,
         help="the layer's package records (JSON) to write, for `merge-inventory`",
     )
     parser.add_argument(
-        "--mtime",
+        flags.MTIME,
         type=int,
         default=None,
         help=(
@@ -138,13 +138,15 @@ def _add_layer_from_dir_arguments(parser: argparse.ArgumentParser) -> None:
         "Write the files of a directory as a reproducible layer, owned by --uid:--gid."
     )
     parser.add_argument(
-        "--root", type=Path, required=True, help="the directory whose contents form the layer"
+        flags.ROOT, type=Path, required=True, help="the directory whose contents form the layer"
     )
     parser.add_argument(
-        "--prefix", default="", help="where the contents go in the image, e.g. `app/` (default: /)"
+        flags.PREFIX,
+        default="",
+        help="where the contents go in the image, e.g. `app/` (default: /)",
     )
-    parser.add_argument("--uid", type=int, default=0, help="owner of every entry (default: 0)")
-    parser.add_argument("--gid", type=int, default=0, help="group of every entry (default: 0)")
+    parser.add_argument(flags.UID, type=int, default=0, help="owner of every entry (default: 0)")
+    parser.add_argument(flags.GID, type=int, default=0, help="group of every entry (default: 0)")
     add_layer_output_arguments(parser)
 
 
@@ -162,14 +164,14 @@ def _add_merge_inventory_arguments(parser: argparse.ArgumentParser) -> None:
         "its layers' package records, bottom layer first."
     )
     parser.add_argument(
-        "--layer",
+        flags.LAYER,
         type=Path,
         action="append",
         required=True,
         help="a layer's records (`--out-inventory` of the command that wrote it); repeatable",
     )
     parser.add_argument(
-        "--out", type=Path, required=True, help="the image's inventory (JSON) to write"
+        flags.OUT, type=Path, required=True, help="the image's inventory (JSON) to write"
     )
 
 

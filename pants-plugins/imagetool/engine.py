@@ -22,7 +22,7 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from esb_contract import commands
+from esb_contract import commands, flags
 from esb_contract.image_spec import ENV_NAME
 from esb_contract.messages import error_prefix
 from esb_contract.run_options import PUBLISH, PUBLISH_FORM
@@ -300,28 +300,30 @@ def _add_run_image_arguments(parser: argparse.ArgumentParser) -> None:
         "it already) and run it, like `docker run --rm`; exit with the container's status, or "
         f"{ENGINE_FAILURE_STATUS} when it could not be loaded or started."
     )
-    parser.add_argument("--layout", type=Path, required=True, help="the image's OCI layout (.oci)")
-    parser.add_argument("--metadata", type=Path, required=True, help="the image's .image.json")
     parser.add_argument(
-        "--load-only", action="store_true", help="load the image and print its name; run nothing"
+        flags.LAYOUT, type=Path, required=True, help="the image's OCI layout (.oci)"
+    )
+    parser.add_argument(flags.METADATA, type=Path, required=True, help="the image's .image.json")
+    parser.add_argument(
+        flags.LOAD_ONLY, action="store_true", help="load the image and print its name; run nothing"
     )
     parser.add_argument(
-        "--publish",
+        flags.PUBLISH,
         action="append",
         default=[],
         metavar="[[IP:]HOST:]CONTAINER[/PROTO]",
         help="publish a container port, like `docker run -p` (repeatable)",
     )
     parser.add_argument(
-        "--env",
+        flags.ENV,
         action="append",
         default=[],
         metavar="NAME[=VALUE]",
         help="set a variable; NAME alone passes this process's variable (repeatable)",
     )
-    parser.add_argument("--network", help="the container's network, e.g. `none`")
+    parser.add_argument(flags.NETWORK, help="the container's network, e.g. `none`")
     parser.add_argument(
-        "--timeout",
+        flags.TIMEOUT,
         type=float,
         default=DEFAULT_TIMEOUT_S,
         help="seconds the engine may stay silent on a request, e.g. while importing the image",

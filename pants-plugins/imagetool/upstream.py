@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from esb_contract import commands
+from esb_contract import commands, flags
 from imagetool.commands import (
     AddArguments,
     LayerOutputs,
@@ -33,12 +33,12 @@ def _add_image_platform_arguments(parser: argparse.ArgumentParser) -> None:
         "version) from its config and layers, without running it."
     )
     parser.add_argument(
-        "--layout", type=Path, required=True, help="an OCI layout holding one image"
+        flags.LAYOUT, type=Path, required=True, help="an OCI layout holding one image"
     )
     parser.add_argument(
-        "--name", required=True, help="the image's name, for messages (e.g. its reference)"
+        flags.NAME, required=True, help="the image's name, for messages (e.g. its reference)"
     )
-    parser.add_argument("--out", type=Path, required=True, help="the facts (JSON) to write")
+    parser.add_argument(flags.OUT, type=Path, required=True, help="the facts (JSON) to write")
 
 
 def _image_platform(args: argparse.Namespace) -> int:
@@ -60,13 +60,13 @@ def _add_accounts_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "account files of an image."
     )
     parser.add_argument(
-        "--layout", type=Path, required=True, help="an OCI layout holding one image"
+        flags.LAYOUT, type=Path, required=True, help="an OCI layout holding one image"
     )
     parser.add_argument(
-        "--name", required=True, help="the image's name, for messages (e.g. its reference)"
+        flags.NAME, required=True, help="the image's name, for messages (e.g. its reference)"
     )
     parser.add_argument(
-        "--account",
+        flags.ACCOUNT,
         action="append",
         required=True,
         help="a service account `name:uid` (repeatable)",
@@ -89,10 +89,10 @@ def _add_layer_inventories_arguments(parser: argparse.ArgumentParser) -> None:
         "layer)."
     )
     parser.add_argument(
-        "--layout", type=Path, required=True, help="an OCI layout holding one image"
+        flags.LAYOUT, type=Path, required=True, help="an OCI layout holding one image"
     )
     parser.add_argument(
-        "--out-dir", type=Path, required=True, help="the directory to write them to"
+        flags.OUT_DIR, type=Path, required=True, help="the directory to write them to"
     )
 
 

@@ -54,7 +54,7 @@ from esb.util_rules.workspace import (
     in_repo,
     workspace_lock_groups,
 )
-from esb_contract import commands
+from esb_contract import commands, flags
 
 
 class EsbLockSubsystem(GoalSubsystem):
@@ -97,9 +97,9 @@ class EsbLock(Goal):
 def debian_lock_argv(packages: Iterable[str], sources: Iterable[str]) -> tuple[str, ...]:
     return (
         commands.DEBIAN_LOCK,
-        *(arg for source in sources for arg in ("--source", source)),
-        *(arg for package in sorted(packages) for arg in ("--package", package)),
-        "--out-lock",
+        *(arg for source in sources for arg in (flags.SOURCE, source)),
+        *(arg for package in sorted(packages) for arg in (flags.PACKAGE, package)),
+        flags.OUT_LOCK,
         BASE_LOCK_FILE,
     )
 
@@ -131,18 +131,18 @@ def _uv_lock_argv(
     """The image tool's `uv-lock` of the uv project staged at `project/`."""
     return (
         commands.UV_LOCK,
-        "--project",
+        flags.PROJECT,
         "project",
-        "--uv",
+        flags.UV,
         uv_wheel,
-        "--python-version",
+        flags.PYTHON_VERSION,
         project.platform.python_version,
-        "--display-dir",
+        flags.DISPLAY_DIR,
         display_dir,
-        "--relock-command",
+        flags.RELOCK_COMMAND,
         relock_command,
-        *(("--upgrade",) if upgrade else ()),
-        "--build-constraints",
+        *((flags.UPGRADE,) if upgrade else ()),
+        flags.BUILD_CONSTRAINTS,
         f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",
         *options,
         *credentials_argv(),
@@ -314,7 +314,7 @@ def workspace_lock_argv(
         upgrade,
         display_dir=group[0].display_root,
         relock_command=f"pants esb-lock {' '.join(str(m.address) for m in group)}",
-        options=("--workspace",),
+        options=(flags.WORKSPACE,),
     )
 
 

@@ -64,7 +64,7 @@ from esb.util_rules.dependencies import ResolvedBaseAddress
 from esb.util_rules.image import IMAGE_LAYOUT
 from esb.util_rules.service import in_service
 from esb.util_rules.upstream import RegistryConnection, connection_argv, connection_inputs
-from esb_contract import commands
+from esb_contract import commands, flags
 
 DIGEST_TAG_LENGTH = 12
 """`{digest}` is this many hex digits of the manifest digest, as Docker shortens image IDs."""
@@ -288,15 +288,15 @@ def push_argv(
 ) -> tuple[str, ...]:
     return (
         commands.PUSH_IMAGE,
-        "--layout",
+        flags.LAYOUT,
         layout,
-        "--reference",
+        flags.REFERENCE,
         destination.name(repository),
-        *(arg for tag in tags for arg in ("--tag", tag)),
+        *(arg for tag in tags for arg in (flags.TAG, tag)),
         *(
             arg
             for source in mount_sources
-            for arg in ("--mount-from", destination.repository(source))
+            for arg in (flags.MOUNT_FROM, destination.repository(source))
         ),
         *connection_argv(connection, mirrors=False),
         *limits_argv(limits),
@@ -306,15 +306,15 @@ def push_argv(
 def limits_argv(limits: PushLimits) -> tuple[str, ...]:
     """The push's timeouts and deadline, and the options that set them for the tool's messages."""
     argv: list[str] = []
-    for limit, tool_option in (
-        ("connect_timeout", "--connect-timeout"),
-        ("read_timeout", "--read-timeout"),
-        ("deadline", "--push-deadline"),
+    for limit, tool_option, setting_option in (
+        ("connect_timeout", flags.CONNECT_TIMEOUT, flags.CONNECT_TIMEOUT_SETTING),
+        ("read_timeout", flags.READ_TIMEOUT, flags.READ_TIMEOUT_SETTING),
+        ("deadline", flags.PUSH_DEADLINE, flags.PUSH_DEADLINE_SETTING),
     ):
         argv += [
             tool_option,
             f"{getattr(limits, limit):g}",
-            f"{tool_option}-setting",
+            setting_option,
             RegistriesSubsystem.push_limit_setting(limit),
         ]
     return tuple(argv)

@@ -20,7 +20,7 @@ from esb.target_types import EsbServicePortsField
 from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
 from esb.util_rules.image import IMAGE_LAYOUT, IMAGE_METADATA, BuiltImage
 from esb.util_rules.service import ServiceImageRequest
-from esb_contract import commands
+from esb_contract import commands, flags
 from esb_contract.image_spec import ENV_NAME
 from esb_contract.run_options import PUBLISH, PUBLISH_FORM
 
@@ -127,23 +127,23 @@ def run_image_args(
     args = [
         f"{{chroot}}/{tool_argv0}",
         commands.RUN_IMAGE,
-        "--layout",
+        flags.LAYOUT,
         f"{{chroot}}/{IMAGE_LAYOUT}",
-        "--metadata",
+        flags.METADATA,
         f"{{chroot}}/{IMAGE_METADATA}",
     ]
     if subsystem.load_only:
-        args.append("--load-only")
+        args.append(flags.LOAD_ONLY)
     if subsystem.network:
-        args += ["--network", subsystem.network]
+        args += [flags.NETWORK, subsystem.network]
     if subsystem.publish_ports:
         for port in ports:
-            args += ["--publish", f"{port.split('/')[0]}:{port}"]
+            args += [flags.PUBLISH, f"{port.split('/')[0]}:{port}"]
     for mapping in subsystem.publish:
-        args.append(f"--publish={mapping}")
+        args.append(f"{flags.PUBLISH}={mapping}")
     for entry in subsystem.env:
-        args.append(f"--env={entry}")
-    args += ["--timeout", str(subsystem.timeout)]
+        args.append(f"{flags.ENV}={entry}")
+    args += [flags.TIMEOUT, str(subsystem.timeout)]
     # `pants run <target> -- <args>` appends `<args>` (without the `--`): after this `--`, the
     # tool takes them all as the command, even those that look like its own options.
     args.append("--")

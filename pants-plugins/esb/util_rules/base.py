@@ -57,7 +57,7 @@ from esb.util_rules.upstream import (
     UpstreamImageRequest,
     UpstreamPlatformRequest,
 )
-from esb_contract import commands, steps
+from esb_contract import commands, flags, steps
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.messages import tool_message
 
@@ -168,12 +168,12 @@ async def build_rootfs_layer(request: RootfsLayerRequest) -> BuiltLayer:
         layer_request(
             (
                 commands.DEBIAN_ROOTFS,
-                "--lock",
+                flags.LOCK,
                 "packages.lock.json",
-                "--debs",
+                flags.DEBS,
                 "debs",
-                "--compile-bytecode",
-                *(arg for account in request.service_accounts for arg in ("--account", account)),
+                flags.COMPILE_BYTECODE,
+                *(arg for account in request.service_accounts for arg in (flags.ACCOUNT, account)),
             ),
             request.description,
             request.inputs,
@@ -263,7 +263,7 @@ async def check_base_lock(request: BaseLockCheckRequest) -> CheckedBaseLock:
     process = await Get(
         Process,
         ImageToolRequest(
-            argv=(commands.DEBIAN_CHECK_LOCK, "--lock", "packages.lock.json"),
+            argv=(commands.DEBIAN_CHECK_LOCK, flags.LOCK, "packages.lock.json"),
             description=f"Check the Debian package lock of {request.target}",
             input_digest=lock,
         ),

@@ -24,7 +24,7 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
-from esb_contract import commands
+from esb_contract import commands, flags
 from esb_contract.image_spec import BaseImage, ConfigChanges, ImageSpec, LayerInput, Platform
 from esb_contract.messages import tool_message
 
@@ -139,8 +139,8 @@ async def merge_image_inventory(request: ImageInventoryRequest) -> ImageInventor
         ImageToolRequest(
             argv=(
                 commands.MERGE_INVENTORY,
-                *(arg for path in inventories.paths for arg in ("--layer", path)),
-                "--out",
+                *(arg for path in inventories.paths for arg in (flags.LAYER, path)),
+                flags.OUT,
                 IMAGE_INVENTORY,
             ),
             description=f"List the packages of {request.repository}",
@@ -231,11 +231,11 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
         ImageToolRequest(
             argv=(
                 commands.ASSEMBLE,
-                "--spec",
+                flags.SPEC,
                 "spec.json",
-                "--out-layout",
+                flags.OUT_LAYOUT,
                 IMAGE_LAYOUT,
-                "--out-metadata",
+                flags.OUT_METADATA,
                 IMAGE_METADATA,
             ),
             description=request.description,

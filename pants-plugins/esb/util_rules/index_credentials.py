@@ -28,6 +28,7 @@ from pants.option.global_options import GlobalOptions
 from pants.util.frozendict import FrozenDict
 
 from esb.toml_files import toml_table
+from esb_contract import flags
 
 INDEX_CREDENTIALS_CACHE = "esb_index_credentials"
 INDEX_CREDENTIALS_DIR = ".esb-index-credentials"
@@ -83,7 +84,7 @@ def project_indexes(pyproject: bytes) -> tuple[PackageIndex, ...]:
 
 
 def credentials_argv() -> tuple[str, ...]:
-    return ("--credentials-dir", INDEX_CREDENTIALS_DIR)
+    return (flags.CREDENTIALS_DIR, INDEX_CREDENTIALS_DIR)
 
 
 @dataclass(frozen=True)

@@ -21,18 +21,18 @@ from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.target_types import SERVICE_BUILD_CONSTRAINTS_FILE
 from esb.util_rules.index_credentials import CREDENTIALS_CACHES, credentials_argv
 from esb.util_rules.platform import BasePlatform
-from esb_contract import commands, steps
+from esb_contract import commands, flags, steps
 from esb_contract.lock_export import LockedDistribution
 
 LAYER_BLOB = "layer.tar.gz"
 LAYER_DESCRIPTOR = "layer.json"
 LAYER_INVENTORY = "layer.inventory.json"
 _OUTPUTS = (
-    "--out-blob",
+    flags.OUT_BLOB,
     LAYER_BLOB,
-    "--out-descriptor",
+    flags.OUT_DESCRIPTOR,
     LAYER_DESCRIPTOR,
-    "--out-inventory",
+    flags.OUT_INVENTORY,
     LAYER_INVENTORY,
 )
 
@@ -92,7 +92,7 @@ async def build_files_layer(request: FilesLayerRequest) -> BuiltLayer:
     return await run_layer_process(
         request.name,
         layer_request(
-            (commands.LAYER_FROM_DIR, "--root", "root", "--prefix", request.prefix),
+            (commands.LAYER_FROM_DIR, flags.ROOT, "root", flags.PREFIX, request.prefix),
             request.description,
             staged,
         ),
@@ -110,7 +110,7 @@ async def build_uv_layer(request: UvLayerRequest) -> BuiltLayer:
     return await run_layer_process(
         "uv",
         layer_request(
-            (commands.UV_LAYER, "--wheel", wheel.filename),
+            (commands.UV_LAYER, flags.WHEEL, wheel.filename),
             steps.describe(steps.BUILD, f"uv layer ({request.platform})"),
             wheel.digest,
         ),
@@ -131,11 +131,11 @@ class DistributionLayerRequest:
 
 def target_argv(platform: BasePlatform) -> tuple[str, ...]:
     return (
-        "--python-version",
+        flags.PYTHON_VERSION,
         platform.python_version,
-        "--python-platform",
+        flags.PYTHON_PLATFORM,
         platform.uv_python_platform,
-        "--interpreter",
+        flags.INTERPRETER,
         platform.interpreter,
     )
 
@@ -146,10 +146,10 @@ async def build_distribution_layer(request: DistributionLayerRequest, host: Plat
     # of the service: every service that locks a distribution shares its one layer.
     wheel = await Get(UvWheel, UvWheelRequest(host.value))
     if request.wheel_path:
-        requirements: tuple[str, ...] = ("--wheel", request.wheel_path)
+        requirements: tuple[str, ...] = (flags.WHEEL, request.wheel_path)
         inputs = await Get(Digest, MergeDigests([wheel.digest, request.wheel]))
     else:
-        requirements = sum((("--requirement", d.requirement) for d in request.distributions), ())
+        requirements = sum(((flags.REQUIREMENT, d.requirement) for d in request.distributions), ())
         inputs = wheel.digest
     # A layer installs from one index: a distribution of a private index has a layer of its own.
     index = request.distributions[0].index
@@ -160,10 +160,10 @@ async def build_distribution_layer(request: DistributionLayerRequest, host: Plat
             (
                 commands.DISTRIBUTION_LAYER,
                 *requirements,
-                "--uv",
+                flags.UV,
                 wheel.filename,
                 *target_argv(request.platform),
-                *(("--index", index) if index else ()),
+                *((flags.INDEX, index) if index else ()),
             ),
             steps.describe(steps.INSTALL, f"{names} into a layer"),
             inputs,
@@ -207,8 +207,8 @@ async def staged_project(
         Get(Digest, AddPrefix(project, "project")),
     )
     inputs = await Get(Digest, MergeDigests([wheel.digest, staged]))
-    constraints = ("--build-constraints", f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}")
-    argv = ("--project", "project", "--uv", wheel.filename)
+    constraints = (flags.BUILD_CONSTRAINTS, f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}")
+    argv = (flags.PROJECT, "project", flags.UV, wheel.filename)
     return inputs, (*argv, *(constraints if has_build_constraints else ()))
 
 
@@ -217,7 +217,7 @@ async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLa
     argv = [
         commands.VENV_LAYER,
         *target_argv(request.platform),
-        "--source-path",
+        flags.SOURCE_PATH,
         request.source_path,
     ]
     inputs = EMPTY_DIGEST
@@ -227,10 +227,10 @@ async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLa
         )
         argv += project_argv
         argv += [
-            arg for directory in request.local_packages for arg in ("--local-package", directory)
+            arg for directory in request.local_packages for arg in (flags.LOCAL_PACKAGE, directory)
         ]
     if request.display_dir:
-        argv += ["--display-dir", request.display_dir]
+        argv += [flags.DISPLAY_DIR, request.display_dir]
     return await run_layer_process(
         "venv",
         layer_request(
@@ -265,16 +265,16 @@ async def build_service_layer(request: ServiceLayerRequest, host: Platform) -> B
     argv = [
         commands.SERVICE_LAYER,
         *target_argv(request.platform),
-        "--app",
+        flags.APP,
         "app",
-        "--service",
+        flags.SERVICE,
         request.service,
-        "--display-dir",
+        flags.DISPLAY_DIR,
         request.display_dir,
         *(
             arg
             for pattern in request.build_file_patterns
-            for arg in ("--build-file-pattern", pattern)
+            for arg in (flags.BUILD_FILE_PATTERN, pattern)
         ),
     ]
     app = await Get(Digest, AddPrefix(request.app, "app"))
@@ -317,7 +317,7 @@ async def list_base_libraries(request: BaseLibrariesRequest) -> BaseLibraries:
     process = await Get(
         Process,
         ImageToolRequest(
-            argv=(commands.BASE_LIBRARIES, "--layout", "base.oci", "--out", BASE_LIBRARIES),
+            argv=(commands.BASE_LIBRARIES, flags.LAYOUT, "base.oci", flags.OUT, BASE_LIBRARIES),
             description=request.description,
             input_digest=layout,
             output_files=(BASE_LIBRARIES,),
@@ -350,12 +350,16 @@ class NativeCheck:
 def check_native_argv(layers: int, base_name: str, has_base_lock: bool) -> tuple[str, ...]:
     return (
         commands.CHECK_NATIVE,
-        *(arg for index in range(layers) for arg in ("--venv-blob", f"venv/{index}/{LAYER_BLOB}")),
-        "--base-libraries",
+        *(
+            arg
+            for index in range(layers)
+            for arg in (flags.VENV_BLOB, f"venv/{index}/{LAYER_BLOB}")
+        ),
+        flags.BASE_LIBRARIES,
         BASE_LIBRARIES,
-        "--base",
+        flags.BASE,
         base_name,
-        *(("--base-lock", "packages.lock.json") if has_base_lock else ()),
+        *((flags.BASE_LOCK, "packages.lock.json") if has_base_lock else ()),
     )
 
 

@@ -20,7 +20,7 @@ from esb.target_types import SERVICE_BUILD_CONSTRAINTS_FILE
 from esb.util_rules.index_credentials import CREDENTIALS_CACHES, credentials_argv
 from esb.util_rules.layers import target_argv
 from esb.util_rules.platform import BasePlatform
-from esb_contract import commands
+from esb_contract import commands, flags
 from esb_contract.lock_export import LockedDistribution
 
 SDIST_WHEEL_DIR = "wheel"
@@ -49,19 +49,19 @@ def sdist_wheel_argv(request: SdistWheelRequest, uv_wheel: str) -> tuple[str, ..
     distribution = request.distribution
     return (
         commands.SDIST_WHEEL,
-        "--requirement",
+        flags.REQUIREMENT,
         distribution.requirement,
-        "--sdist-url",
+        flags.SDIST_URL,
         distribution.sdist_url,
-        "--uv",
+        flags.UV,
         uv_wheel,
-        "--build-constraints",
+        flags.BUILD_CONSTRAINTS,
         SERVICE_BUILD_CONSTRAINTS_FILE,
         # The base's platform is part of the key: the wheel is built for, and checked against, it.
         *target_argv(request.platform),
-        *(("--index", distribution.index) if distribution.index else ()),
+        *((flags.INDEX, distribution.index) if distribution.index else ()),
         *(credentials_argv() if distribution.index else ()),
-        "--out-dir",
+        flags.OUT_DIR,
         SDIST_WHEEL_DIR,
     )
 

@@ -93,7 +93,7 @@ from esb.util_rules.workspace import (
     in_repo,
     normalise_name,
 )
-from esb_contract import commands, steps
+from esb_contract import commands, flags, steps
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.limits import MAX_DISTRIBUTION_LAYERS
 from esb_contract.lock_export import LockedDistribution, LockExport
@@ -327,21 +327,21 @@ def export_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
     member = project.workspace
     return (
         commands.EXPORT_LOCK,
-        "--project",
+        flags.PROJECT,
         "project",
-        "--uv",
+        flags.UV,
         uv_wheel,
         *target_argv(project.platform),
-        "--display-dir",
+        flags.DISPLAY_DIR,
         member.display_root if member else project.address.spec_path or ".",
-        *(("--package", member.package) if member else ()),
-        "--relock-command",
+        *((flags.PACKAGE, member.package) if member else ()),
+        flags.RELOCK_COMMAND,
         project.relock_command,
-        *(arg for extra in project.extras for arg in ("--extra", extra)),
+        *(arg for extra in project.extras for arg in (flags.EXTRA, extra)),
         # A workspace's file is at its root, staged at `project/` like a service's own project.
-        "--build-constraints",
+        flags.BUILD_CONSTRAINTS,
         f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",
-        "--out",
+        flags.OUT,
         LOCK_EXPORT,
     )
 

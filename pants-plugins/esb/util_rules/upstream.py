@@ -41,7 +41,7 @@ from esb.target_types import EsbBaseUpstreamField
 from esb.util_rules.image import IMAGE_LAYOUT, BuiltImage
 from esb.util_rules.layers import BuiltLayer, layer_request, run_layer_process
 from esb.util_rules.platform import BasePlatform
-from esb_contract import commands
+from esb_contract import commands, flags
 from esb_contract.messages import NOTE_PREFIX, tool_message
 
 PULLED_LAYOUT = "upstream.oci"
@@ -84,15 +84,15 @@ def pull_argv(reference: str, platform: str, connection: RegistryConnection) -> 
     repository paths, so relative paths stay valid in the sandbox."""
     argv = [
         commands.PULL_IMAGE,
-        "--reference",
+        flags.REFERENCE,
         reference,
-        "--platform",
+        flags.PLATFORM,
         platform,
-        "--out-layout",
+        flags.OUT_LAYOUT,
         PULLED_LAYOUT,
-        "--out-metadata",
+        flags.OUT_METADATA,
         PULLED_METADATA,
-        "--cache-dir",
+        flags.CACHE_DIR,
         BLOB_CACHE_PATH,
     ]
     return (*argv, *connection_argv(connection, mirrors=True))
@@ -102,21 +102,21 @@ def connection_argv(connection: RegistryConnection, *, mirrors: bool) -> list[st
     """The image tool's arguments that say how to reach registries: the Docker config, where
     credential helpers are, and each registry's CA bundle, plain HTTP and (for pulls) mirrors;
     and the pants.toml settings its messages name as the fix."""
-    argv = ["--ca-bundle-setting", CA_BUNDLE_SETTING, "--insecure-setting", INSECURE_SETTING]
+    argv = [flags.CA_BUNDLE_SETTING, CA_BUNDLE_SETTING, flags.INSECURE_SETTING, INSECURE_SETTING]
     if connection.docker_config:
-        argv += ["--docker-config", connection.docker_config]
+        argv += [flags.DOCKER_CONFIG, connection.docker_config]
     if connection.credential_helper_path:
-        argv += ["--credential-helper-path", connection.credential_helper_path]
+        argv += [flags.CREDENTIAL_HELPER_PATH, connection.credential_helper_path]
     for settings in connection.registries:
         if settings.ca_bundle:
-            argv += ["--registry-ca", f"{settings.registry}={settings.ca_bundle}"]
+            argv += [flags.REGISTRY_CA, f"{settings.registry}={settings.ca_bundle}"]
         if settings.insecure:
-            argv += ["--insecure-registry", settings.registry]
+            argv += [flags.INSECURE_REGISTRY, settings.registry]
         if mirrors:
             argv += [
                 arg
                 for mirror in settings.mirrors
-                for arg in ("--mirror", f"{settings.registry}={mirror}")
+                for arg in (flags.MIRROR, f"{settings.registry}={mirror}")
             ]
     return argv
 
@@ -239,11 +239,11 @@ async def read_upstream_platform(request: UpstreamPlatformRequest) -> BasePlatfo
         ImageToolRequest(
             argv=(
                 commands.IMAGE_PLATFORM,
-                "--layout",
+                flags.LAYOUT,
                 PULLED_LAYOUT,
-                "--name",
+                flags.NAME,
                 request.image.reference,
-                "--out",
+                flags.OUT,
                 PLATFORM_FACTS,
             ),
             description=f"Read the platform of {request.image.reference}",
@@ -279,11 +279,11 @@ async def build_accounts_layer(request: AccountsLayerRequest) -> BuiltLayer:
         layer_request(
             (
                 commands.ACCOUNTS_LAYER,
-                "--layout",
+                flags.LAYOUT,
                 PULLED_LAYOUT,
-                "--name",
+                flags.NAME,
                 request.reference,
-                *(arg for account in request.service_accounts for arg in ("--account", account)),
+                *(arg for account in request.service_accounts for arg in (flags.ACCOUNT, account)),
             ),
             request.description,
             await _with_layout(request.pulled.layout),
@@ -299,7 +299,13 @@ async def upstream_as_base(pulled: PulledUpstreamImage) -> BuiltImage:
     process = await Get(
         Process,
         ImageToolRequest(
-            argv=(commands.LAYER_INVENTORIES, "--layout", PULLED_LAYOUT, "--out-dir", _INVENTORIES),
+            argv=(
+                commands.LAYER_INVENTORIES,
+                flags.LAYOUT,
+                PULLED_LAYOUT,
+                flags.OUT_DIR,
+                _INVENTORIES,
+            ),
             description=f"List the packages of the layers of {repository}",
             input_digest=await _with_layout(pulled.layout),
             output_directories=(_INVENTORIES,),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from esb_contract import commands
+from esb_contract import commands, flags
 from imagetool.commands import (
     AddArguments,
     CommandError,
@@ -39,31 +39,31 @@ def _add_lock_arguments(parser: argparse.ArgumentParser) -> None:
         "write a lock of pinned .deb URLs with their sha256 and the base's platform facts."
     )
     parser.add_argument(
-        "--source",
+        flags.SOURCE,
         action="append",
         required=True,
         metavar="'URL SUITE COMPONENT...'",
         help="an archive suite, e.g. 'https://deb.debian.org/debian bookworm main' (repeatable)",
     )
     parser.add_argument(
-        "--package", action="append", required=True, help="a package to install (repeatable)"
+        flags.PACKAGE, action="append", required=True, help="a package to install (repeatable)"
     )
     parser.add_argument(
-        "--architecture", default="amd64", help="Debian architecture (default: amd64)"
+        flags.ARCHITECTURE, default="amd64", help="Debian architecture (default: amd64)"
     )
     parser.add_argument(
-        "--keyring",
+        flags.KEYRING,
         type=Path,
         default=DEBIAN_KEYRING,
         help=f"OpenPGP keyring that signs the Release files (default: {DEBIAN_KEYRING})",
     )
     parser.add_argument(
-        "--no-verify-release",
+        flags.NO_VERIFY_RELEASE,
         action="store_true",
         help="do not check the Release files' signatures (then only TLS vouches for the indexes)",
     )
     parser.add_argument(
-        "--out-lock", type=Path, required=True, help="the lock file (JSON) to write"
+        flags.OUT_LOCK, type=Path, required=True, help="the lock file (JSON) to write"
     )
 
 
@@ -87,7 +87,7 @@ def _add_check_lock_arguments(parser: argparse.ArgumentParser) -> None:
         "Check a package lock: that it is of this tool's format and closed under its packages' "
         "Depends and Pre-Depends (alternatives, Provides, versions, architecture qualifiers)."
     )
-    parser.add_argument("--lock", type=Path, required=True, help="the package lock (JSON)")
+    parser.add_argument(flags.LOCK, type=Path, required=True, help="the package lock (JSON)")
 
 
 def _check_lock(args: argparse.Namespace) -> int:
@@ -100,30 +100,30 @@ def _add_rootfs_arguments(parser: argparse.ArgumentParser) -> None:
         "Assemble the root filesystem of a package lock from its downloaded .deb files into one "
         "layer, without extracting anything: ownership and modes are the packages' own."
     )
-    parser.add_argument("--lock", type=Path, required=True, help="the package lock (JSON)")
+    parser.add_argument(flags.LOCK, type=Path, required=True, help="the package lock (JSON)")
     parser.add_argument(
-        "--debs",
+        flags.DEBS,
         type=Path,
         required=True,
         help="directory holding each locked package under its pool file name (<name>_<version>_<arch>.deb)",
     )
     parser.add_argument(
-        "--keep-documentation",
+        flags.KEEP_DOCUMENTATION,
         action="store_true",
         help="keep /usr/share/{doc,man,info,lintian} (copyright files are always kept)",
     )
     parser.add_argument(
-        "--keep-translations",
+        flags.KEEP_TRANSLATIONS,
         action="store_true",
         help="keep the message catalogs in /usr/share/locale",
     )
     parser.add_argument(
-        "--compile-bytecode",
+        flags.COMPILE_BYTECODE,
         action="store_true",
         help="add bytecode for the base's Python modules (the tool must run on the base's Python minor version)",
     )
     parser.add_argument(
-        "--account",
+        flags.ACCOUNT,
         action="append",
         default=[],
         metavar="NAME:UID",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from esb_contract import commands
+from esb_contract import commands, flags
 from imagetool.commands import AddArguments, CommandError, Run, write_json
 from imagetool.oci import Descriptor, LoadedImage, OciLayout, Platform
 from imagetool.registry.credentials import DockerConfig, default_docker_config_path
@@ -55,70 +55,70 @@ def parse_platform(text: str) -> Platform:
 
 def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--docker-config",
+        flags.DOCKER_CONFIG,
         type=Path,
         help="the Docker config file with credentials; a leading `~` is the user's home directory "
         "(default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json)",
     )
     parser.add_argument(
-        "--credential-helper-path",
+        flags.CREDENTIAL_HELPER_PATH,
         metavar="DIRS",
         help="where to look for `docker-credential-*` helpers, as `:`-separated directories "
         "(default: $PATH)",
     )
     parser.add_argument(
-        "--registry-ca",
+        flags.REGISTRY_CA,
         action="append",
         default=[],
         metavar="REGISTRY=PATH",
         help="a PEM CA bundle to trust for REGISTRY, besides the system's (repeatable)",
     )
     parser.add_argument(
-        "--insecure-registry",
+        flags.INSECURE_REGISTRY,
         action="append",
         default=[],
         metavar="REGISTRY",
         help="reach REGISTRY over plain HTTP instead of HTTPS (repeatable)",
     )
     parser.add_argument(
-        "--ca-bundle-setting",
+        flags.CA_BUNDLE_SETTING,
         default=RegistryOptions.ca_bundle_setting,
         metavar="TEXT",
         help="how the caller gives a registry's CA bundle, for the message of a certificate that "
         "does not verify; `{registry}` stands for the registry (default: %(default)s)",
     )
     parser.add_argument(
-        "--insecure-setting",
+        flags.INSECURE_SETTING,
         default=RegistryOptions.insecure_setting,
         metavar="TEXT",
         help="how the caller allows plain HTTP to a registry, for the message of a plain-HTTP "
         "mirror that is not allowed; `{registry}` stands for the registry (default: %(default)s)",
     )
     parser.add_argument(
-        "--connect-timeout",
-        type=_seconds("--connect-timeout"),
+        flags.CONNECT_TIMEOUT,
+        type=_seconds(flags.CONNECT_TIMEOUT),
         default=RegistryOptions.connect_timeout_seconds,
         metavar="SECONDS",
         help="how long to wait for a registry to accept a connection (default: %(default)s)",
     )
     parser.add_argument(
-        "--read-timeout",
-        type=_seconds("--read-timeout"),
+        flags.READ_TIMEOUT,
+        type=_seconds(flags.READ_TIMEOUT),
         default=RegistryOptions.read_timeout_seconds,
         metavar="SECONDS",
         help="how long to wait for each answer, or more data, from a registry "
         "(default: %(default)s)",
     )
-    for limit, default in (
-        ("connect-timeout", RegistryOptions.connect_timeout_setting),
-        ("read-timeout", RegistryOptions.read_timeout_setting),
+    for setting, limit, default in (
+        (flags.CONNECT_TIMEOUT_SETTING, "connect timeout", RegistryOptions.connect_timeout_setting),
+        (flags.READ_TIMEOUT_SETTING, "read timeout", RegistryOptions.read_timeout_setting),
     ):
         parser.add_argument(
-            f"--{limit}-setting",
+            setting,
             default=default,
             metavar="TEXT",
-            help=f"how the caller sets the {limit.replace('-', ' ')}, for the message of a "
-            "request that exceeds it (default: %(default)s)",
+            help=f"how the caller sets the {limit}, for the message of a request that exceeds it "
+            "(default: %(default)s)",
         )
 
 
@@ -180,30 +180,30 @@ def _add_pull_arguments(parser: argparse.ArgumentParser) -> None:
         "blob against its digest; for a multi-platform image, the one for --platform."
     )
     parser.add_argument(
-        "--reference",
+        flags.REFERENCE,
         required=True,
         help="the image, pinned: `[registry/]repository[:tag]@sha256:<digest>`",
     )
     parser.add_argument(
-        "--platform", required=True, help="`os/architecture[/variant]`, e.g. linux/amd64"
+        flags.PLATFORM, required=True, help="`os/architecture[/variant]`, e.g. linux/amd64"
     )
     parser.add_argument(
-        "--out-layout", type=Path, required=True, help="the OCI layout directory to write"
+        flags.OUT_LAYOUT, type=Path, required=True, help="the OCI layout directory to write"
     )
     parser.add_argument(
-        "--cache-dir",
+        flags.CACHE_DIR,
         type=Path,
         help="a directory of blobs by digest, shared between pulls, so that nothing is downloaded twice",
     )
     parser.add_argument(
-        "--out-metadata",
+        flags.OUT_METADATA,
         type=Path,
         help="a JSON file to write the pulled image's metadata to, as `assemble` writes it for an "
         "image it built: digest, config_digest, repository, tags and layers",
     )
     _add_connection_arguments(parser)
     parser.add_argument(
-        "--mirror",
+        flags.MIRROR,
         action="append",
         default=[],
         metavar="REGISTRY=URL",
@@ -252,17 +252,17 @@ def _add_push_arguments(parser: argparse.ArgumentParser) -> None:
         "by digest, then the tags, so that no tag ever names an incomplete image."
     )
     parser.add_argument(
-        "--layout", type=Path, required=True, help="the OCI layout holding one image"
+        flags.LAYOUT, type=Path, required=True, help="the OCI layout holding one image"
     )
     parser.add_argument(
-        "--reference",
+        flags.REFERENCE,
         required=True,
         help="where to push: `registry/repository[:tag]` (a tag given here is pushed too)",
     )
-    parser.add_argument("--tag", action="append", default=[], help="a tag to push (repeatable)")
+    parser.add_argument(flags.TAG, action="append", default=[], help="a tag to push (repeatable)")
     _add_connection_arguments(parser)
     parser.add_argument(
-        "--mount-from",
+        flags.MOUNT_FROM,
         action="append",
         default=[],
         metavar="REPOSITORY",
@@ -270,24 +270,24 @@ def _add_push_arguments(parser: argparse.ArgumentParser) -> None:
         "esb/service-base (repeatable)",
     )
     parser.add_argument(
-        "--chunk-size",
+        flags.CHUNK_SIZE,
         type=int,
         help="upload blobs larger than this many bytes in chunks of it (default: each in one request)",
     )
     parser.add_argument(
-        "--push-deadline",
+        flags.PUSH_DEADLINE,
         type=_seconds("--push-deadline"),
         metavar="SECONDS",
         help="how long the whole push may take, retries included (default: no limit)",
     )
     parser.add_argument(
-        "--push-deadline-setting",
+        flags.PUSH_DEADLINE_SETTING,
         default=RegistryOptions.deadline_setting,
         metavar="TEXT",
         help="how the caller sets the deadline, for the message of a push that exceeds it "
         "(default: %(default)s)",
     )
-    parser.add_argument("--out-stats", type=Path, help="a JSON file to write what was pushed to")
+    parser.add_argument(flags.OUT_STATS, type=Path, help="a JSON file to write what was pushed to")
 
 
 def _push(args: argparse.Namespace) -> int:

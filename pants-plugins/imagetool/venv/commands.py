@@ -22,6 +22,7 @@ from typing import Optional
 
 from packaging.utils import canonicalize_name
 
+from esb_contract import flags
 from esb_contract import commands
 from esb_contract.architectures import ARCHITECTURES
 from esb_contract.uv_project import RELOCK_COMMAND, lock_local_directories
@@ -100,7 +101,7 @@ RESOLUTION_ENV_VARS = (EXCLUDE_NEWER_ENV,)
 
 def add_uv_layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Write the layer that installs uv's binary as /usr/local/bin/uv."
-    parser.add_argument("--wheel", type=Path, required=True, help="uv's wheel from PyPI.")
+    parser.add_argument(flags.WHEEL, type=Path, required=True, help="uv's wheel from PyPI.")
     add_layer_output_arguments(parser)
 
 
@@ -119,28 +120,28 @@ def add_export_lock_arguments(parser: argparse.ArgumentParser) -> None:
     _add_project_arguments(parser)
     _add_target_arguments(parser)
     parser.add_argument(
-        "--relock-command",
+        flags.RELOCK_COMMAND,
         help=f"The command that re-locks the project, for messages (default: `{RELOCK_COMMAND}`).",
     )
     parser.add_argument(
-        "--extra",
+        flags.EXTRA,
         action="append",
         dest="extras",
         default=[],
         help="An optional-dependency group of the project to install too; repeatable.",
     )
     parser.add_argument(
-        "--build-constraints",
+        flags.BUILD_CONSTRAINTS,
         type=Path,
         help="The service's build-constraints.txt (which need not exist): checked to pin the "
         "build requirements of what the service builds from source.",
     )
     parser.add_argument(
-        "--package",
+        flags.PACKAGE,
         help="With --project at a uv workspace's root: the member whose requirements to write.",
     )
     parser.add_argument(
-        "--out",
+        flags.OUT,
         type=Path,
         required=True,
         help='Where to write {"distributions": [{"name", "requirement", "index", "sdist_url"}], '
@@ -207,7 +208,7 @@ def add_distribution_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "Python and platform, and write its files under /.venv as a layer."
     )
     parser.add_argument(
-        "--requirement",
+        flags.REQUIREMENT,
         action="append",
         dest="requirements",
         default=[],
@@ -215,16 +216,16 @@ def add_distribution_layer_arguments(parser: argparse.ArgumentParser) -> None:
         "repeatable.",
     )
     parser.add_argument(
-        "--wheel",
+        flags.WHEEL,
         action="append",
         dest="wheels",
         type=Path,
         default=[],
         help="A wheel built from a locked sdist (sdist-wheel), to install; repeatable.",
     )
-    parser.add_argument("--uv", type=Path, required=True, help="uv's wheel, or its binary.")
+    parser.add_argument(flags.UV, type=Path, required=True, help="uv's wheel, or its binary.")
     parser.add_argument(
-        "--index",
+        flags.INDEX,
         type=PackageIndex.from_argument,
         help="The named index the lock takes the distributions from, NAME=URL (from "
         "export-lock); default: --index-url.",
@@ -270,24 +271,26 @@ def add_venv_layer_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add_target_arguments(parser)
     parser.add_argument(
-        "--source-path",
+        flags.SOURCE_PATH,
         action="append",
         dest="source_paths",
         help=f"An in-image directory for sys.path; repeatable (default: {DEFAULT_SOURCE_PATH}).",
     )
     parser.add_argument(
-        "--project", type=Path, help="The service's directory, with its local packages."
+        flags.PROJECT, type=Path, help="The service's directory, with its local packages."
     )
     parser.add_argument(
-        "--local-package",
+        flags.LOCAL_PACKAGE,
         action="append",
         dest="local_packages",
         default=[],
         help="A local package's directory, relative to --project (from export-lock); repeatable.",
     )
-    parser.add_argument("--uv", type=Path, help="uv's wheel or binary: needed for local packages.")
     parser.add_argument(
-        "--display-dir", help="The project's directory as messages name it, e.g. services/api."
+        flags.UV, type=Path, help="uv's wheel or binary: needed for local packages."
+    )
+    parser.add_argument(
+        flags.DISPLAY_DIR, help="The project's directory as messages name it, e.g. services/api."
     )
     _add_build_constraints_argument(parser)
     _add_install_arguments(parser)
@@ -341,22 +344,22 @@ def add_service_layer_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add_target_arguments(parser)
     parser.add_argument(
-        "--app", type=Path, required=True, help="The directory of the files shipped under /app."
+        flags.APP, type=Path, required=True, help="The directory of the files shipped under /app."
     )
     parser.add_argument(
-        "--project",
+        flags.PROJECT,
         type=Path,
         help="The service's directory with what its build reads, when the service is a package.",
     )
-    parser.add_argument("--uv", type=Path, help="uv's wheel or binary: needed with --project.")
+    parser.add_argument(flags.UV, type=Path, help="uv's wheel or binary: needed with --project.")
     parser.add_argument(
-        "--service", required=True, help="The service's target, for messages, e.g. services/x:x."
+        flags.SERVICE, required=True, help="The service's target, for messages, e.g. services/x:x."
     )
     parser.add_argument(
-        "--display-dir", required=True, help="The service's directory, e.g. services/x."
+        flags.DISPLAY_DIR, required=True, help="The service's directory, e.g. services/x."
     )
     parser.add_argument(
-        "--build-file-pattern",
+        flags.BUILD_FILE_PATTERN,
         action="append",
         dest="build_file_patterns",
         required=True,
@@ -408,7 +411,7 @@ def run_service_layer(args: argparse.Namespace) -> int:
 
 def _add_build_constraints_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--build-constraints",
+        flags.BUILD_CONSTRAINTS,
         type=Path,
         help="The service's build constraints (pinned, hashed build requirements), if any.",
     )
@@ -436,12 +439,12 @@ def _report_bytecode(venv: BuiltVenv) -> None:
 def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
     _add_python_version_argument(parser)
     parser.add_argument(
-        "--python-platform",
+        flags.PYTHON_PLATFORM,
         required=True,
         help="The base's platform as uv names it, e.g. x86_64-manylinux_2_36 (Debian 12).",
     )
     parser.add_argument(
-        "--interpreter",
+        flags.INTERPRETER,
         required=True,
         help="The base's interpreter, which /.venv/bin/python links to, e.g. /usr/bin/python3.11.",
     )
@@ -453,22 +456,22 @@ def _target(args: argparse.Namespace) -> TargetPython:
 
 def _add_install_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--no-bytecode",
+        flags.NO_BYTECODE,
         action="store_false",
         dest="compile_bytecode",
         help="Ship modules without .pyc files.",
     )
     parser.add_argument(
-        "--index-url", default=PYPI_INDEX_URL, help="The index uv downloads wheels from."
+        flags.INDEX_URL, default=PYPI_INDEX_URL, help="The index uv downloads wheels from."
     )
     parser.add_argument(
-        "--cache-dir", type=Path, help="uv's cache, kept between runs (default: no cache)."
+        flags.CACHE_DIR, type=Path, help="uv's cache, kept between runs (default: no cache)."
     )
 
 
 def _add_credentials_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--credentials-dir",
+        flags.CREDENTIALS_DIR,
         type=Path,
         help="Where the backend wrote a netrc file per index, `<NAME>.netrc`, for the indexes "
         "that have credentials; outside the process's cache key.",
@@ -477,25 +480,25 @@ def _add_credentials_argument(parser: argparse.ArgumentParser) -> None:
 
 def _add_project_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--project",
+        flags.PROJECT,
         type=Path,
         required=True,
         help="The service's directory, holding pyproject.toml and uv.lock.",
     )
     parser.add_argument(
-        "--uv",
+        flags.UV,
         type=Path,
         required=True,
         help="uv's wheel from PyPI (a .whl file), or the uv binary itself.",
     )
     parser.add_argument(
-        "--display-dir", help="The project's directory as messages name it, e.g. services/api."
+        flags.DISPLAY_DIR, help="The project's directory as messages name it, e.g. services/api."
     )
 
 
 def _add_python_version_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--python-version",
+        flags.PYTHON_VERSION,
         required=True,
         help="The base image's Python version, X.Y.Z (e.g. 3.11.2).",
     )
@@ -527,8 +530,8 @@ def add_base_libraries_arguments(parser: argparse.ArgumentParser) -> None:
         "List the shared libraries the dynamic linker finds in an image (its default and "
         "ld.so.conf directories), read from the layers of an OCI layout."
     )
-    parser.add_argument("--layout", type=Path, required=True, help="The image's OCI layout.")
-    parser.add_argument("--out", type=Path, required=True, help="Where to write the JSON list.")
+    parser.add_argument(flags.LAYOUT, type=Path, required=True, help="The image's OCI layout.")
+    parser.add_argument(flags.OUT, type=Path, required=True, help="Where to write the JSON list.")
 
 
 def run_base_libraries(args: argparse.Namespace) -> int:
@@ -549,7 +552,7 @@ def add_check_native_arguments(parser: argparse.ArgumentParser) -> None:
         "its wheel, in the venv, or in the base image."
     )
     parser.add_argument(
-        "--venv-blob",
+        flags.VENV_BLOB,
         type=Path,
         action="append",
         dest="venv_blobs",
@@ -557,11 +560,11 @@ def add_check_native_arguments(parser: argparse.ArgumentParser) -> None:
         help="A layer of /.venv (.tar.gz); repeatable, in the image's order.",
     )
     parser.add_argument(
-        "--base-libraries", type=Path, required=True, help="The base's `base-libraries` JSON."
+        flags.BASE_LIBRARIES, type=Path, required=True, help="The base's `base-libraries` JSON."
     )
-    parser.add_argument("--base", required=True, help="The base image's name, for messages.")
+    parser.add_argument(flags.BASE, required=True, help="The base image's name, for messages.")
     parser.add_argument(
-        "--base-lock",
+        flags.BASE_LOCK,
         type=Path,
         help="The base's packages.lock.json, to tell apart packages it already installs.",
     )
@@ -588,22 +591,22 @@ def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
     _add_project_arguments(parser)
     _add_python_version_argument(parser)
     parser.add_argument(
-        "--upgrade", action="store_true", help="Let uv upgrade every locked package."
+        flags.UPGRADE, action="store_true", help="Let uv upgrade every locked package."
     )
     parser.add_argument(
-        "--workspace",
+        flags.WORKSPACE,
         action="store_true",
         help="--project is a uv workspace's root: lock every member in its uv.lock.",
     )
     parser.add_argument(
-        "--index-url", default=PYPI_INDEX_URL, help="The index uv resolves against."
+        flags.INDEX_URL, default=PYPI_INDEX_URL, help="The index uv resolves against."
     )
     parser.add_argument(
-        "--relock-command",
+        flags.RELOCK_COMMAND,
         help="The command that re-locks the project, for messages and the constraints' header.",
     )
     parser.add_argument(
-        "--build-constraints",
+        flags.BUILD_CONSTRAINTS,
         type=Path,
         help="Where to write the build requirements (hashed) of what the service builds from "
         "source: its sdist-only distributions, local packages, and own project with a "
@@ -665,38 +668,38 @@ def add_sdist_wheel_arguments(parser: argparse.ArgumentParser) -> None:
         "--build-constraints, SOURCE_DATE_EPOCH is fixed and no compiler is on PATH."
     )
     parser.add_argument(
-        "--requirement",
+        flags.REQUIREMENT,
         required=True,
         help="The distribution's entry of export-lock: `name==version --hash=sha256:...`.",
     )
     parser.add_argument(
-        "--sdist-url", required=True, help="The sdist's URL, as the lock records it."
+        flags.SDIST_URL, required=True, help="The sdist's URL, as the lock records it."
     )
     # The base's platform keys the build (a wheel is built for it); the build itself runs on
     # the image tool's interpreter, of the base's minor version, and makes only pure wheels.
     _add_target_arguments(parser)
-    parser.add_argument("--uv", type=Path, required=True, help="uv's wheel, or its binary.")
+    parser.add_argument(flags.UV, type=Path, required=True, help="uv's wheel, or its binary.")
     parser.add_argument(
-        "--build-constraints",
+        flags.BUILD_CONSTRAINTS,
         type=Path,
         required=True,
         help="The service's build-constraints.txt, from `pants esb-lock`.",
     )
     parser.add_argument(
-        "--index",
+        flags.INDEX,
         type=PackageIndex.from_argument,
         help="The named index the lock takes the distribution from, NAME=URL (its credentials "
         "apply to the download).",
     )
     parser.add_argument(
-        "--index-url", default=PYPI_INDEX_URL, help="The index of the build requirements."
+        flags.INDEX_URL, default=PYPI_INDEX_URL, help="The index of the build requirements."
     )
     parser.add_argument(
-        "--cache-dir", type=Path, help="uv's cache, kept between runs (default: no cache)."
+        flags.CACHE_DIR, type=Path, help="uv's cache, kept between runs (default: no cache)."
     )
     _add_credentials_argument(parser)
     parser.add_argument(
-        "--out-dir", type=Path, required=True, help="Where to write the one wheel built."
+        flags.OUT_DIR, type=Path, required=True, help="Where to write the one wheel built."
     )
 
 
