@@ -399,26 +399,29 @@ async def fake_pull_upstream_image(request: UpstreamImageRequest) -> PulledUpstr
     return PulledUpstreamImage(digest, json.dumps(PULLED_METADATA))
 
 
+# The base's rules, with the image tool, the `.deb` downloads and the upstream pull faked.
+BASE_RULES = (
+    base.build_base_image,
+    base.read_base_sources,
+    base.check_base_lock,
+    base.build_rootfs_layer,
+    upstream.read_upstream_platform,
+    upstream.build_accounts_layer,
+    upstream.upstream_as_base,
+    *image.rules(),
+    fake_image_tool,
+    fake_download_deb,
+    fake_pull_upstream_image,
+    QueryRule(BuiltBaseImage, [BaseImageRequest]),
+    QueryRule(DigestContents, [Digest]),
+    QueryRule(Digest, [CreateDigest]),
+)
+
+
 @pytest.fixture
 def base_runner() -> RuleRunner:
     runner = RuleRunner(
-        rules=[
-            base.build_base_image,
-            base.read_base_sources,
-            base.check_base_lock,
-            base.build_rootfs_layer,
-            layers.build_files_layer,
-            upstream.read_upstream_platform,
-            upstream.build_accounts_layer,
-            upstream.upstream_as_base,
-            *image.rules(),
-            fake_image_tool,
-            fake_download_deb,
-            fake_pull_upstream_image,
-            QueryRule(BuiltBaseImage, [BaseImageRequest]),
-            QueryRule(DigestContents, [Digest]),
-            QueryRule(Digest, [CreateDigest]),
-        ],
+        rules=[*BASE_RULES, layers.build_files_layer],
         target_types=[EsbBaseImageTarget],
     )
     runner.write_files(
@@ -638,23 +641,10 @@ def service_runner() -> RuleRunner:
             *workspace.rules(),
             *dependencies.rules(),
             *layers.rules(),
-            base.build_base_image,
-            base.read_base_sources,
+            *BASE_RULES,
             base.read_base_platform,
-            base.check_base_lock,
-            base.build_rootfs_layer,
-            upstream.read_upstream_platform,
-            upstream.build_accounts_layer,
-            upstream.upstream_as_base,
-            *image.rules(),
-            fake_image_tool,
-            fake_download_deb,
-            fake_pull_upstream_image,
             fake_uv_wheel,
             QueryRule(BuiltImage, [ServiceImageRequest]),
-            QueryRule(BuiltBaseImage, [BaseImageRequest]),
-            QueryRule(DigestContents, [Digest]),
-            QueryRule(Digest, [CreateDigest]),
         ],
         target_types=[EsbBaseImageTarget, EsbServiceImageTarget],
     )
