@@ -22,7 +22,7 @@ from pants.engine.fs import (
 )
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.platform import Platform
-from pants.engine.process import Process, ProcessCacheScope, ProcessResult
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
 from pants.engine.target import Targets
 from pants.option.option_types import BoolOption
@@ -55,6 +55,7 @@ from esb.util_rules.workspace import (
     workspace_lock_groups,
 )
 from esb_contract import commands, flags
+from esb_contract.messages import tool_message
 
 
 class EsbLockSubsystem(GoalSubsystem):
@@ -179,12 +180,12 @@ async def index_credentials(projects: Iterable[Digest]) -> None:
         await Get(IndexCredentials, IndexCredentialsRequest(tuple(sorted(indexes, key=str))))
 
 
-async def lock_workspaces(
+async def workspace_lock_processes(
     members: tuple[ServiceProject, ...],
     wheel: UvWheel,
     upgrade: bool,
     resolution_env: FrozenDict[str, str],
-) -> list[tuple[str, Digest]]:
+) -> list[tuple[str, Process]]:
     """Re-lock each uv workspace that a given service is a member of, once however many of its
     members are given: `uv lock` at the root, for every member, and the root's build
     constraints. The lock covers every base's Python its members' `requires-python` admit; the
@@ -210,11 +211,19 @@ async def lock_workspaces(
         )
         for (root, group), project, digest in zip(groups.items(), projects, inputs)
     )
-    results = await MultiGet(Get(ProcessResult, Process, process) for process in processes)
-    outputs = await MultiGet(
-        Get(Digest, RemovePrefix(result.output_digest, "project")) for result in results
-    )
-    return list(zip(groups, outputs))
+    return list(zip(groups, processes))
+
+
+def lock_failures(
+    processes: Iterable[Process], results: Iterable[FallibleProcessResult], command: str
+) -> list[str]:
+    """What each failed lock process says, under its description."""
+    return [
+        f"{process.description} failed:\n\n"
+        + tool_message(command, result.stderr.decode(errors="replace"))
+        for process, result in zip(processes, results)
+        if result.exit_code != 0
+    ]
 
 
 @goal_rule
@@ -279,18 +288,38 @@ async def esb_lock(
         )
         for project, digest in zip(projects, inputs)
     )
-    results = await MultiGet(
-        Get(ProcessResult, Process, process) for process in (*base_processes, *service_processes)
+    workspaces = await workspace_lock_processes(
+        members, wheel, subsystem.upgrade, uv.resolution_env()
     )
-    base_results, service_results = results[: len(bases)], results[len(bases) :]
+    workspace_processes = tuple(process for _, process in workspaces)
+    results = await MultiGet(
+        Get(FallibleProcessResult, Process, process)
+        for process in (*base_processes, *service_processes, *workspace_processes)
+    )
+    base_results = results[: len(bases)]
+    service_results = results[len(bases) : len(bases) + len(projects)]
+    workspace_results = results[len(bases) + len(projects) :]
+    failures = lock_failures(base_processes, base_results, commands.DEBIAN_LOCK) + lock_failures(
+        (*service_processes, *workspace_processes),
+        (*service_results, *workspace_results),
+        commands.UV_LOCK,
+    )
+    if failures:
+        for failure in failures:
+            console.print_stderr(f"{failure}\n")
+        console.print_stderr(
+            "Nothing was written: every lock stays as it was until all of them can be written."
+        )
+        return EsbLock(exit_code=1)
     for target, result in zip(bases, base_results):
         workspace.write_digest(result.output_digest, path_prefix=target.address.spec_path)
         console.print_stdout(f"Wrote {os.path.join(target.address.spec_path, BASE_LOCK_FILE)}")
     outputs = await MultiGet(
-        Get(Digest, RemovePrefix(result.output_digest, "project")) for result in service_results
+        Get(Digest, RemovePrefix(result.output_digest, "project"))
+        for result in (*service_results, *workspace_results)
     )
-    written = [(p.address.spec_path, output) for p, output in zip(projects, outputs)]
-    written += await lock_workspaces(members, wheel, subsystem.upgrade, uv.resolution_env())
+    directories = [p.address.spec_path for p in projects] + [root for root, _ in workspaces]
+    written = list(zip(directories, outputs))
     snapshots = await MultiGet(Get(Snapshot, Digest, output) for _, output in written)
     for (directory, output), snapshot in zip(written, snapshots):
         workspace.write_digest(output, path_prefix=directory)

@@ -7,6 +7,8 @@ base's Python, so that a lock this writes passes `lock_checks.check_lock`.
 
 from __future__ import annotations
 
+import re
+
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -27,6 +29,8 @@ from imagetool.venv.lock_checks import (
 )
 from imagetool.venv.uv_process import Uv
 
+_INTERPRETER_LINE = re.compile(r"Using (?:C?Python|PyPy) \S+ interpreter at: ")
+
 
 def run_uv_lock(
     uv: Uv,
@@ -36,9 +40,11 @@ def run_uv_lock(
     index_url: str,
     upgrade: bool,
     shown: str,
+    relock: str,
 ) -> None:
     """`uv lock` in `directory` (a project or a workspace's root); `indexes` are the project's
-    named indexes, for the message when one refuses access; `shown` names what is locked."""
+    named indexes, for the message when one refuses access; `shown` names what is locked and
+    `relock` is the command that locks it again."""
     args = ["lock", "--python", sys.executable]
     if index_url != PYPI_INDEX_URL:
         args.append(f"--default-index={index_url}")
@@ -49,7 +55,18 @@ def run_uv_lock(
         denied = access_error(result.stderr.strip(), indexes)
         if denied:
             raise denied
-        raise LockError(f"uv could not lock {shown}:\n{result.stderr.strip()}")
+        raise LockError(
+            f"uv could not lock {shown}:\n{uv_diagnostics(result.stderr)}\n\nFix: correct what "
+            "uv names above in pyproject.toml (a requirement that no index satisfies, or two "
+            f"that conflict), then run `{relock}`."
+        )
+
+
+def uv_diagnostics(stderr: str) -> str:
+    """uv's message without its line about the interpreter, whose path is the sandbox's."""
+    return "\n".join(
+        line for line in stderr.strip().splitlines() if not _INTERPRETER_LINE.match(line)
+    )
 
 
 def lock_project(
@@ -80,7 +97,9 @@ def lock_project(
     check_path_sources(project_dir, display_dir)
     check_project_requires_python(pyproject, python_version, shown)
     relock = relock_command or RELOCK_COMMAND
-    run_uv_lock(uv, project_dir, indexes, index_url=index_url, upgrade=upgrade, shown=shown)
+    run_uv_lock(
+        uv, project_dir, indexes, index_url=index_url, upgrade=upgrade, shown=shown, relock=relock
+    )
     return check_lock_requires_python(
         project_dir / "uv.lock",
         python_version,

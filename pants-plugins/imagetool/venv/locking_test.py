@@ -36,6 +36,32 @@ def test_lock_project_refuses_a_project_whose_python_excludes_the_base(
         lock_project(uv, project, DEBIAN_12.version, display_dir="services/svc")
 
 
+def test_an_unsatisfiable_project_is_refused_with_uvs_reason_and_the_fix(
+    uv: Uv, tmp_path: Path
+) -> None:
+    project = write_unlocked_project(tmp_path / "svc", ">=3.11", '"no-such-distribution-esb>=1"')
+
+    with pytest.raises(LockError) as error:
+        lock_project(
+            uv,
+            project,
+            DEBIAN_12.version,
+            display_dir="services/svc",
+            relock_command="pants esb-lock services/svc:svc",
+        )
+
+    message = str(error.value)
+    assert message.startswith("uv could not lock services/svc:\n")
+    assert "no-such-distribution-esb" in message
+    # uv names the interpreter it found, at a path of the sandbox: not the user's business.
+    assert "interpreter at" not in message
+    assert message.endswith(
+        "Fix: correct what uv names above in pyproject.toml (a requirement that no index "
+        "satisfies, or two that conflict), then run `pants esb-lock services/svc:svc`."
+    )
+    assert not (project / "uv.lock").exists()
+
+
 def test_uv_lock_command(uv_wheel: Path, tmp_path: Path) -> None:
     project = write_unlocked_project(tmp_path / "svc", ">=3.11", '"six==1.17.0"')
     argv = ["uv-lock", f"--project={project}", f"--uv={uv_wheel}", "--python-version=3.11.2"]

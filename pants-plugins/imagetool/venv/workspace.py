@@ -17,6 +17,7 @@ from imagetool.venv.lock_checks import (
     check_path_sources,
     check_project_requires_python,
 )
+from esb_contract.uv_project import RELOCK_COMMAND
 from imagetool.venv.locking import run_uv_lock
 from imagetool.venv.uv_process import Uv
 
@@ -49,7 +50,13 @@ def lock_workspace(
     if isinstance(pyproject.get("project"), dict):
         check_project_requires_python(pyproject, python_version, shown)
     run_uv_lock(
-        uv, root_dir, indexes, index_url=index_url, upgrade=upgrade, shown=f"the workspace {shown}"
+        uv,
+        root_dir,
+        indexes,
+        index_url=index_url,
+        upgrade=upgrade,
+        shown=f"the workspace {shown}",
+        relock=relock_command or RELOCK_COMMAND,
     )
     return check_lock_requires_python(
         root_dir / "uv.lock",
