@@ -433,6 +433,32 @@ def test_bad_input(table: Table, case: Case) -> None:
     assert_clean_failure(table, case, run_case(table, case))
 
 
+def test_a_lock_that_cannot_be_resolved_writes_no_lock(table: Table) -> None:
+    api_lock = table.checkout.root / API / "uv.lock"
+    locked = api_lock.read_bytes()
+    edits = Edits(table.checkout.root)
+    try:
+        edits.substitute(
+            f"{API}/pyproject.toml",
+            "dependencies = [",
+            'dependencies = [\n  "esb-no-such-distribution>=1",',
+        )
+        # The worker's lock would be written again were anything written.
+        edits.remove(f"{WORKER}/uv.lock")
+        run = table.checkout.pants("esb-lock", f"{API}:", f"{WORKER}:", pantsd=True)
+        output = run.stdout + run.stderr
+        assert run.returncode == 1, run.report()
+        assert "Traceback" not in output and "traceback" not in output, run.report()
+        assert f"Lock the Python dependencies of {API_TARGET} failed" in output, run.report()
+        assert "esb-no-such-distribution" in output, run.report()
+        assert f"then run `pants esb-lock {API_TARGET}`" in output, run.report()
+        assert "Nothing was written" in output, run.report()
+        assert not (table.checkout.root / WORKER / "uv.lock").exists()
+        assert api_lock.read_bytes() == locked
+    finally:
+        edits.restore()
+
+
 def assert_registry_untouched(table: Table) -> None:
     for repository in REPOSITORIES:
         name = f"{table.publisher.namespace}/{repository}"
