@@ -128,10 +128,30 @@ def check_lock_requires_python(
 
 
 def check_project_requires_python(
-    pyproject: Mapping[str, object], python_version: str, shown: str
+    pyproject: Mapping[str, object], python_version: str, shown: str, relock: str = RELOCK_COMMAND
 ) -> None:
-    project = pyproject.get("project", {})
-    requires_python = project.get("requires-python") if isinstance(project, dict) else None
+    project = pyproject.get("project")
+    if not isinstance(project, dict):
+        tool = pyproject.get("tool")
+        poetry = isinstance(tool, dict) and isinstance(tool.get("poetry"), dict)
+        raise LockError(
+            f"{shown}/pyproject.toml has no [project] table"
+            + (
+                ": its metadata is in [tool.poetry], which uv does not read."
+                if poetry
+                else ", where uv reads the project's name, Python and dependencies."
+            )
+            + "\n\nFix: declare the project in a [project] table (PEP 621: `name`, `version`, "
+            "`requires-python`, `dependencies`)"
+            + (
+                "; Poetry 2 reads that table too, and the migrate-to-uv tool writes it from "
+                "[tool.poetry]"
+                if poetry
+                else ""
+            )
+            + f". Then run `{relock}`."
+        )
+    requires_python = project.get("requires-python")
     if not isinstance(requires_python, str):
         raise LockError(
             f"{shown}/pyproject.toml declares no `requires-python`.\n\nFix: add "

@@ -95,8 +95,8 @@ def lock_project(
     )
     indexes = project_indexes(pyproject, f"{shown}/pyproject.toml")
     check_path_sources(project_dir, display_dir)
-    check_project_requires_python(pyproject, python_version, shown)
     relock = relock_command or RELOCK_COMMAND
+    check_project_requires_python(pyproject, python_version, shown, relock)
     run_uv_lock(
         uv, project_dir, indexes, index_url=index_url, upgrade=upgrade, shown=shown, relock=relock
     )

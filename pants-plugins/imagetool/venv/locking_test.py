@@ -62,6 +62,33 @@ def test_an_unsatisfiable_project_is_refused_with_uvs_reason_and_the_fix(
     assert not (project / "uv.lock").exists()
 
 
+def test_a_poetry_project_is_told_where_uv_reads_a_project(uv: Uv, tmp_path: Path) -> None:
+    project = tmp_path / "svc"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[tool.poetry]\nname = "svc"\nversion = "1.0"\n\n'
+        '[tool.poetry.dependencies]\npython = "^3.11"\nsix = "1.17.0"\n'
+    )
+
+    with pytest.raises(LockError) as error:
+        lock_project(
+            uv,
+            project,
+            DEBIAN_12.version,
+            display_dir="services/svc",
+            relock_command="pants esb-lock services/svc:svc",
+        )
+
+    assert str(error.value) == (
+        "services/svc/pyproject.toml has no [project] table: its metadata is in [tool.poetry], "
+        "which uv does not read.\n\nFix: declare the project in a [project] table (PEP 621: "
+        "`name`, `version`, `requires-python`, `dependencies`); Poetry 2 reads that table too, "
+        "and the migrate-to-uv tool writes it from [tool.poetry]. Then run "
+        "`pants esb-lock services/svc:svc`."
+    )
+    assert not (project / "uv.lock").exists()
+
+
 def test_uv_lock_command(uv_wheel: Path, tmp_path: Path) -> None:
     project = write_unlocked_project(tmp_path / "svc", ">=3.11", '"six==1.17.0"')
     argv = ["uv-lock", f"--project={project}", f"--uv={uv_wheel}", "--python-version=3.11.2"]
