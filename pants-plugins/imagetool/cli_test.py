@@ -13,7 +13,7 @@ from imagetool.debian.archive import ArchiveError
 from imagetool.debian.bytecode import BytecodeError
 from imagetool.debian.cacerts import CertificateError
 from imagetool.debian.deb import DebError
-from imagetool.debian.lock import LockFormatError, ResolutionError
+from imagetool.debian.lock import ResolutionError
 from imagetool.debian.tree import TreeError
 from imagetool.engine import EngineError
 from imagetool.errors import ToolError
@@ -73,7 +73,6 @@ def test_each_module_implements_the_subcommands_mapped_to_it() -> None:
         EngineError,
         LayerError,
         LockError,
-        LockFormatError,
         NoSuitableWheelError,
         OciError,
         ResolutionError,

@@ -3,7 +3,6 @@ by digest (plus its service accounts), then the trust/tools layer."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from pants.base.exceptions import IntrinsicError
@@ -50,7 +49,7 @@ from esb.target_types import (
 )
 from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json
 from esb.util_rules.layers import BuiltLayer, FilesLayerRequest, layer_request, run_layer_process
-from esb.util_rules.platform import BasePlatform
+from esb.util_rules.platform import BasePlatform, BasePlatformError
 from esb.util_rules.upstream import (
     AccountsLayerRequest,
     PulledUpstreamImage,
@@ -58,6 +57,7 @@ from esb.util_rules.upstream import (
     UpstreamPlatformRequest,
 )
 from esb_contract import commands, flags, steps
+from esb_contract.base_lock import LockedPackage, LockFormatError, PackageLock
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.messages import tool_message
 
@@ -95,46 +95,25 @@ class BuiltBaseImage:
 
 
 @dataclass(frozen=True)
-class DebianPackage:
-    name: str
-    version: str
-    architecture: str
-    url: str
-    sha256: str
-    size: int
-
-    @property
-    def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
-
-
-@dataclass(frozen=True)
 class BaseLock:
     requested: tuple[str, ...]
-    packages: tuple[DebianPackage, ...]
+    packages: tuple[LockedPackage, ...]
     platform: BasePlatform
 
 
 def parse_base_lock(content: bytes, *, lock_path: str, target: str) -> BaseLock:
+    """What the backend needs of a base's lock, read as the image tool reads it."""
+    where = f"{lock_path} (the package lock of {target})"
     fix = f"Fix: regenerate it with `pants esb-lock {target}`."
     try:
-        lock = json.loads(content)
-        packages = tuple(
-            DebianPackage(
-                p["name"], p["version"], p["architecture"], p["url"], p["sha256"], int(p["size"])
-            )
-            for p in lock["packages"]
-        )
-        requested = tuple(lock["requested"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise BaseLockError(
-            f"{lock_path} (the package lock of {target}) is malformed: {e!r}.\n\n{fix}"
-        )
-    return BaseLock(
-        requested=requested,
-        packages=packages,
-        platform=BasePlatform.from_lock(lock, lock_path=lock_path, target=target),
-    )
+        lock = PackageLock.from_json(content.decode())
+    except (LockFormatError, UnicodeDecodeError) as e:
+        raise BaseLockError(f"{where} cannot be read: {e}\n\n{fix}") from None
+    try:
+        platform = BasePlatform.from_lock(lock.platform, where=where)
+    except BasePlatformError as e:
+        raise BaseLockError(f"{e}\n\n{fix}") from None
+    return BaseLock(lock.requested, lock.packages, platform)
 
 
 def check_lock_matches_target(
@@ -183,7 +162,7 @@ async def build_rootfs_layer(request: RootfsLayerRequest) -> BuiltLayer:
 
 @dataclass(frozen=True)
 class DebDownloadRequest:
-    package: DebianPackage
+    package: LockedPackage
     lock_path: str
     target: str
 

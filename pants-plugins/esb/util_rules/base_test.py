@@ -17,7 +17,6 @@ from esb.util_rules.base import (
     BaseLockCheckRequest,
     BaseLockError,
     DebDownloadRequest,
-    DebianPackage,
     DownloadedDeb,
     base_lock_check_failure,
     check_base_files,
@@ -25,8 +24,20 @@ from esb.util_rules.base import (
     parse_base_lock,
 )
 from esb.util_rules.platform import BasePlatform, BasePlatformError
+from esb_contract.base_lock import FORMAT_VERSION, LockedPackage
 
 _LOCK: dict[str, Any] = {
+    "format_version": FORMAT_VERSION,
+    "architecture": "amd64",
+    "sources": [
+        {
+            "url": "https://deb.debian.org/debian",
+            "suite": "bookworm",
+            "components": ["main"],
+            "release_date": "Sat, 10 Jun 2023 08:55:00 UTC",
+            "index_sha256": {"main/binary-amd64/Packages.xz": "cd" * 32},
+        }
+    ],
     "packages": [
         {
             "name": "python3",
@@ -35,6 +46,9 @@ _LOCK: dict[str, Any] = {
             "url": "https://deb.debian.org/debian/pool/main/p/python3-defaults/python3_3.11.2-1+b1_amd64.deb",
             "sha256": "ab" * 32,
             "size": 26000,
+            "depends": "",
+            "pre_depends": "",
+            "provides": "",
         }
     ],
     "platform": {"architecture": "amd64", "glibc_version": "2.36", "python_version": "3.11.2"},
@@ -61,16 +75,22 @@ def test_parse_lock() -> None:
 @pytest.mark.parametrize(
     "lock, expected",
     [
-        pytest.param({**_LOCK, "packages": [{"name": "x"}]}, "is malformed", id="package"),
+        pytest.param({**_LOCK, "packages": [{"name": "x"}]}, "lacks or misspells", id="package"),
         pytest.param(
             {k: v for k, v in _LOCK.items() if k != "platform"},
-            "no complete `platform`",
+            "lacks or misspells a field: 'platform'",
             id="platform",
+        ),
+        pytest.param({**_LOCK, "format_version": 1}, "of format_version 1", id="format"),
+        pytest.param(
+            {**_LOCK, "platform": {**_LOCK["platform"], "python_version": None}},
+            "records no python_version, interpreter",
+            id="no-python",
         ),
     ],
 )
 def test_malformed_lock_names_file_and_fix(lock: dict, expected: str) -> None:
-    with pytest.raises((BaseLockError, BasePlatformError)) as exc:
+    with pytest.raises(BaseLockError) as exc:
         _parse(lock)
     assert "base/packages.lock.json" in str(exc.value)
     assert expected in str(exc.value)
@@ -78,7 +98,7 @@ def test_malformed_lock_names_file_and_fix(lock: dict, expected: str) -> None:
 
 
 def test_unsupported_architecture() -> None:
-    with pytest.raises(BasePlatformError, match="'s390x'; supported: amd64, arm64"):
+    with pytest.raises(BaseLockError, match="'s390x'; supported: amd64, arm64"):
         _parse({**_LOCK, "platform": {**_LOCK["platform"], "architecture": "s390x"}})
 
 
@@ -168,7 +188,7 @@ def pool(tmp_path: Path) -> Path:
 
 
 def _download(rule_runner: RuleRunner, url: str, sha256: str) -> DownloadedDeb:
-    package = DebianPackage("tool", "1.0-1", "amd64", url, sha256, len(_DEB))
+    package = LockedPackage("tool", "1.0-1", "amd64", url, sha256, len(_DEB), "", "", "")
     return rule_runner.request(
         DownloadedDeb, [DebDownloadRequest(package, "base/packages.lock.json", "base:b")]
     )
@@ -219,11 +239,7 @@ def test_a_failed_download_names_the_package_the_lock_the_url_and_the_fix(
     ) in message
 
 
-def test_a_lock_whose_base_has_no_python_is_refused_naming_what_is_missing() -> None:
-    platform = {"architecture": "amd64", "glibc_version": "2.36", "python_version": None}
-    lock = {**_LOCK, "platform": platform}
-    with pytest.raises(BasePlatformError, match="has no complete `platform` table"):
-        BasePlatform.from_lock(lock, lock_path="base/packages.lock.json", target="base:base")
+def test_an_upstream_base_without_an_interpreter_is_refused_naming_what_is_missing() -> None:
     facts = {"architecture": "amd64", "glibc_version": "2.36", "python_version": "3.12.7"}
     with pytest.raises(BasePlatformError, match="records no interpreter"):
         BasePlatform.from_facts(facts, where="python:3.12")

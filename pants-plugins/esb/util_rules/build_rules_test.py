@@ -47,6 +47,7 @@ from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY,
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.service import ServiceImageRequest, ServiceLayerError
 from esb.util_rules.upstream import PulledUpstreamImage, UpstreamImageRequest
+from esb_contract.base_lock import FORMAT_VERSION
 from esb_contract.image_spec import ConfigChanges, ImageSpec, Platform
 from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.uv_project import RELOCK_PLACEHOLDER
@@ -350,6 +351,17 @@ UPSTREAM_BASE = Address("upstream", target_name="upstream")
 UPSTREAM = "python:3.12-slim-bookworm@sha256:" + "cd" * 32
 _POOL = "https://deb.debian.org/debian/pool/main"
 LOCK = {
+    "format_version": FORMAT_VERSION,
+    "architecture": "amd64",
+    "sources": [
+        {
+            "url": "https://deb.debian.org/debian",
+            "suite": "bookworm",
+            "components": ["main"],
+            "release_date": "Sat, 10 Jun 2023 08:55:00 UTC",
+            "index_sha256": {"main/binary-amd64/Packages.xz": "ef" * 32},
+        }
+    ],
     "packages": [
         {
             "name": name,
@@ -358,6 +370,9 @@ LOCK = {
             "url": f"{_POOL}/{name[0]}/{name}/{name}_{version}_amd64.deb",
             "sha256": hashlib.sha256(name.encode()).hexdigest(),
             "size": 1000,
+            "depends": "",
+            "pre_depends": "",
+            "provides": "",
         }
         for name, version in (("libc6", "2.36-9"), ("python3", "3.11.2-1+b1"))
     ],

@@ -28,18 +28,11 @@ class BasePlatform:
     (Debian's) or `/usr/local/bin/python3.12` (the official python images')."""
 
     @classmethod
-    def from_lock(cls, lock: dict, *, lock_path: str, target: str) -> BasePlatform:
+    def from_lock(cls, facts: PlatformFacts, *, where: str) -> BasePlatform:
         """From a Debian base's lock, whose Python is Debian's, at `/usr/bin/python3.X`."""
-        where = f"{lock_path} (the package lock of {target})"
-        try:
-            facts = PlatformFacts.from_json(lock.get("platform"), where="platform")
-            major, minor = (facts.python_version or "").split(".")[:2]
-        except (SpecError, ValueError) as e:
-            raise BasePlatformError(
-                f"{where} has no complete `platform` table (missing or malformed: {e}).\n\n"
-                f"Fix: regenerate it with `pants esb-lock {target}`."
-            )
-        return cls._checked(facts, f"/usr/bin/python{major}.{minor}", where)
+        major_minor = ".".join((facts.python_version or "").split(".")[:2])
+        interpreter = f"/usr/bin/python{major_minor}" if facts.python_version else None
+        return cls._checked(facts, interpreter, where)
 
     @classmethod
     def from_facts(cls, facts: Mapping[str, Any], *, where: str) -> BasePlatform:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from esb_contract.base_lock import PackageLock
 from esb_contract.platform_facts import PlatformFacts
 from imagetool.cli import main
 from imagetool.debian import commands
 from imagetool.debian.archive_test import PACKAGES, archive_files, signed_release
 from imagetool.debian.conftest import MakeDeb
-from imagetool.debian.lock import PackageLock
 from imagetool.debian.rootfs_test import BASE_PASSWD, TOOL
 
 

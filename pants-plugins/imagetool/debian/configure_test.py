@@ -5,10 +5,10 @@ import tarfile
 import pytest
 from debian import deb822
 
+from esb_contract.base_lock import LockedPackage
 from imagetool.debian import configure
 from imagetool.debian.cacerts_test import PLAIN
 from imagetool.debian.deb import DebPackage
-from imagetool.debian.lock import LockedPackage
 from imagetool.debian.tree import Accounts, Tree, TreeError, directory, regular_file, symlink
 
 ACCOUNTS = Accounts(

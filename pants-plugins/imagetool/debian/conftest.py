@@ -11,7 +11,7 @@ from typing import Callable
 
 import pytest
 
-from imagetool.debian.lock import LockedPackage
+from esb_contract.base_lock import LockedPackage
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Mapping
 from debian import deb822
 from debian.debfile import DebFile
 
-from imagetool.debian.lock import LockedPackage, PackageLock
+from esb_contract.base_lock import LockedPackage, PackageLock
 from imagetool.errors import ToolError
 from imagetool.tarlayer import LayerMember
 

@@ -13,22 +13,18 @@ edited by hand (or merged badly) that lacks a dependency fails before anything i
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.parse
 from collections import deque
-from dataclasses import asdict, dataclass
-from typing import Generic, Iterable, Mapping, Protocol, Sequence, TypeVar
+from dataclasses import dataclass
+from typing import Generic, Iterable, Protocol, Sequence, TypeVar
 
 from debian.deb822 import PkgRelation
 from debian.debian_support import Version, version_compare
 
-from esb_contract.image_spec import SpecError
+from esb_contract.base_lock import LockedPackage, LockedSource, PackageLock
 from esb_contract.platform_facts import PlatformFacts
 from imagetool.debian.archive import SuiteIndex
 from imagetool.errors import ToolError
-
-FORMAT_VERSION = 2
 
 _VERSION_TESTS = {
     "<<": lambda order: order < 0,
@@ -42,10 +38,6 @@ _PYTHON_INTERPRETER_PACKAGE = re.compile(r"python3\.\d+")
 
 class ResolutionError(ToolError):
     """The requested packages have no consistent closure in the indexes."""
-
-
-class LockFormatError(ToolError):
-    """A lock file is not one this tool writes."""
 
 
 class UnclosedLockError(ToolError):
@@ -70,84 +62,6 @@ class IndexEntry:
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
-
-
-@dataclass(frozen=True)
-class LockedPackage:
-    name: str
-    version: str
-    architecture: str
-    url: str
-    sha256: str
-    size: int
-    depends: str
-    pre_depends: str
-    provides: str
-
-    def __str__(self) -> str:
-        return f"{self.name} {self.version}"
-
-    @property
-    def filename(self) -> str:
-        """The pool file name, `<name>_<version without epoch>_<architecture>.deb`."""
-        return urllib.parse.unquote(self.url.rsplit("/", 1)[-1])
-
-
-@dataclass(frozen=True)
-class LockedSource:
-    url: str
-    suite: str
-    components: tuple[str, ...]
-    release_date: str
-    index_sha256: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class PackageLock:
-    architecture: str
-    sources: tuple[LockedSource, ...]
-    requested: tuple[str, ...]
-    platform: PlatformFacts
-    packages: tuple[LockedPackage, ...]
-
-    def to_json(self) -> str:
-        document = {
-            "format_version": FORMAT_VERSION,
-            **asdict(self),
-            "platform": self.platform.to_json(),
-        }
-        return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> PackageLock:
-        try:
-            document = json.loads(text)
-        except ValueError as e:
-            raise LockFormatError(f"The package lock is not valid JSON: {e}.") from e
-        if not isinstance(document, dict) or document.get("format_version") != FORMAT_VERSION:
-            found = document.get("format_version") if isinstance(document, dict) else None
-            raise LockFormatError(
-                f"The package lock is of format_version {found}, and this tool reads "
-                f"{FORMAT_VERSION} (which records each package's Provides, to check the lock's "
-                "closure). Regenerate the lock."
-            )
-        try:
-            return cls._from_document(document)
-        except (KeyError, TypeError, SpecError) as e:
-            raise LockFormatError(f"The package lock lacks or misspells a field: {e}.") from e
-
-    @classmethod
-    def _from_document(cls, document: dict) -> PackageLock:
-        return cls(
-            architecture=document["architecture"],
-            sources=tuple(
-                LockedSource(**{**source, "components": tuple(source["components"])})
-                for source in document["sources"]
-            ),
-            requested=tuple(document["requested"]),
-            platform=PlatformFacts.from_json(document["platform"], where="platform"),
-            packages=tuple(LockedPackage(**package) for package in document["packages"]),
-        )
 
 
 def index_entries(suites: Iterable[SuiteIndex], architecture: str) -> list[IndexEntry]:

@@ -6,12 +6,10 @@ import json
 import pytest
 from debian import deb822
 
+from esb_contract.base_lock import LockedPackage, LockFormatError, PackageLock
 from esb_contract.platform_facts import PlatformFacts
 from imagetool.debian.archive import Source, SuiteIndex
 from imagetool.debian.lock import (
-    LockedPackage,
-    LockFormatError,
-    PackageLock,
     ResolutionError,
     UnclosedLockError,
     check_closed,
@@ -229,7 +227,7 @@ def test_lock_is_canonical_and_independent_of_input_order() -> None:
         pytest.param("{", "not valid JSON", id="json"),
         pytest.param(
             '{"format_version": 1}',
-            "format_version 1, and this tool reads 2 .*Provides.*Regenerate the lock",
+            "format_version 1, and this tool reads 2 .*Provides",
             id="version",
         ),
         pytest.param(

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from esb_contract.base_lock import PackageLock
 from esb_contract.platform_facts import PlatformFacts
 from imagetool.debian.conftest import DebSpec, Entry, MakeDeb, directory, file, symlink
 from imagetool.debian.deb import DebError, DebPackage, deb_paths_in, read_deb
-from imagetool.debian.lock import PackageLock
 from imagetool.debian.rootfs import rootfs_members
 from imagetool.debian.tree import TreeError
 from imagetool.tarlayer import LayerMember
