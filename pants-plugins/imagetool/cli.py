@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from typing import Sequence
 
 from esb_contract import commands
 from esb_contract.image_spec import SpecError
-from esb_contract.messages import error_prefix
+from esb_contract.messages import TOOL_BUG, USER_ERROR
 
 # Every command module imports `imagetool.commands`, so this costs no start-up time.
 from imagetool.commands import AddArguments, Run
@@ -85,8 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except (ToolError, SpecError) as e:
-        print(f"{error_prefix(args.subcommand)}{e}", file=sys.stderr)
-        return 1
+        print(e, file=sys.stderr)
+        return USER_ERROR
+    except Exception:
+        # Told apart from a user error by its status: the backend reports it as a bug.
+        traceback.print_exc()
+        return TOOL_BUG
 
 
 def _summary(description: str | None) -> str:

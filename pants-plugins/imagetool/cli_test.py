@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from esb_contract import commands, flags
+from esb_contract.messages import TOOL_BUG
 from imagetool.cli import COMMAND_MODULES, command, main
 from imagetool.commands import CommandError
 from imagetool.debian.archive import ArchiveError
@@ -22,6 +23,20 @@ from imagetool.tarlayer import LayerError
 from imagetool.venv.indexes import LockError, VenvBuildError
 from imagetool.venv.install import NoSuitableWheelError
 from imagetool.venv.uv_binary import UvWheelError
+
+
+def test_a_bug_exits_with_its_own_status_and_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(args: argparse.Namespace) -> int:
+        raise KeyError("a bug")
+
+    add_arguments, _ = command(commands.MERGE_INVENTORY)
+    monkeypatch.setattr("imagetool.cli.command", lambda name: (add_arguments, broken))
+    assert main([commands.MERGE_INVENTORY, "--layer", "x", "--out", "y"]) == TOOL_BUG
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("Traceback (most recent call last):")
+    assert stderr.rstrip().endswith("KeyError: 'a bug'")
 
 
 def test_every_flag_the_tool_declares_is_the_contracts() -> None:
@@ -120,7 +135,7 @@ def test_a_bad_source_date_epoch_is_one_error_for_every_layer(
     assert main([*argv, "--out-blob", "layer.tar.gz", "--out-descriptor", "layer.json"]) == 1
 
     assert capsys.readouterr().err == (
-        f"imagetool {argv[0]}: SOURCE_DATE_EPOCH='yesterday' is not a number of seconds since the epoch.\n"
+        "SOURCE_DATE_EPOCH='yesterday' is not a number of seconds since the epoch.\n"
     )
 
 

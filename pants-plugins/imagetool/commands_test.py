@@ -266,7 +266,7 @@ def test_assemble_errors(
     outputs = ["--out-layout", "out", "--out-metadata", "out.image.json"]
     assert run("assemble", "--spec", "spec.json", *outputs) == 1
     stderr = capsys.readouterr().err
-    assert stderr.startswith("imagetool assemble: ")
+    assert "Traceback" not in stderr
     assert message in stderr
 
 
@@ -367,7 +367,7 @@ def assemble_fails(spec: str, capsys: pytest.CaptureFixture[str]) -> str:
     assert run("assemble", "--spec", spec, *outputs) == 1
     assert not Path("hello").exists() and not Path("hello.image.json").exists()
     stderr = capsys.readouterr().err
-    assert stderr.startswith("imagetool assemble: ") and "Traceback" not in stderr
+    assert "Traceback" not in stderr
     return stderr
 
 

@@ -24,7 +24,6 @@ from docker.errors import APIError, DockerException, ImageNotFound
 
 from esb_contract import commands, flags
 from esb_contract.image_spec import ENV_NAME
-from esb_contract.messages import error_prefix
 from esb_contract.run_options import PUBLISH, PUBLISH_FORM
 from imagetool.commands import AddArguments, Run, read_json
 from imagetool.errors import ToolError
@@ -357,7 +356,7 @@ def _run_image(args: argparse.Namespace) -> int:
         )
     except EngineError as e:
         # `docker run`'s status for its own failures, so that it differs from the container's.
-        print(f"{error_prefix('run-image')}{e}", file=sys.stderr)
+        print(e, file=sys.stderr)
         return ENGINE_FAILURE_STATUS
 
 

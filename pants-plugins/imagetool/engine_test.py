@@ -111,9 +111,7 @@ def test_no_engine_is_one_line_naming_it_and_the_fix(
     monkeypatch.setenv("DOCKER_HOST", host)
     assert main(_run_image(tmp_path)) == ENGINE_FAILURE_STATUS
     [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith(
-        f"imagetool run-image: Cannot reach a Docker engine at DOCKER_HOST={host}"
-    )
+    assert line.startswith(f"Cannot reach a Docker engine at DOCKER_HOST={host}")
     assert "FileNotFoundError" in line
     assert "Fix: start one and point DOCKER_HOST at it" in line
 
@@ -172,7 +170,7 @@ def test_a_load_past_the_timeout_is_one_line_with_the_option_to_raise(
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("Loading esb/x:1 (0.0 MB) into the engine at DOCKER_HOST=tcp://")
     assert err[1:] == [
-        f"imagetool run-image: The engine at DOCKER_HOST={silent_load_engine} did not answer "
+        f"The engine at DOCKER_HOST={silent_load_engine} did not answer "
         "within 1 s while loading the image esb/x:1 from "
         f"{tmp_path}/image.oci. Fix: give it longer, e.g. `pants run --esb-run-timeout=4 ...` "
         "(or `timeout` in the `[esb-run]` section of pants.toml), or use a less loaded engine."

@@ -83,9 +83,7 @@ def test_image_platform_command_reports_a_missing_python(
         ]
     )
     assert status == 1
-    assert capsys.readouterr().err.startswith(
-        "imagetool image-platform: The image busybox@sha256:ab has no Python"
-    )
+    assert capsys.readouterr().err.startswith("The image busybox@sha256:ab has no Python")
 
 
 def test_accounts_layer_command(tmp_path: Path) -> None:

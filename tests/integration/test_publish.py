@@ -223,7 +223,7 @@ def test_wrong_credentials_are_refused_naming_the_registry_and_the_credentials(
     )
     assert run.returncode != 0, run.report()
     assert (
-        f"imagetool push-image: {registry.host} refused access to {namespace}/esb/worker (pull+push): "
+        f"{registry.host} refused access to {namespace}/esb/worker (pull+push): "
         f"401 Unauthorized; used credentials for {registry.host} from {wrong} (auths). Check the "
         f"credentials (e.g. `docker login {registry.host}`) and that they grant this access."
     ) in run.stderr, run.report()
@@ -251,10 +251,7 @@ def assert_unknown_ca_refused(publisher: PublishCheckout, worker: str) -> None:
         worker,
     )
     assert run.returncode != 0, run.report()
-    assert (
-        f"imagetool push-image: The TLS certificate of {registry.host} does not verify ("
-        in run.stderr
-    )
+    assert f"The TLS certificate of {registry.host} does not verify (" in run.stderr
     assert (
         "If it is signed by a private CA, trust that CA for this registry with "
         f'`ca_bundle = "<PEM file>"` in the `[esb-registries.registries."{registry.host}"]` section '

@@ -107,7 +107,7 @@ def test_no_engine_at_docker_host_is_one_line_naming_it(
     assert "Traceback" not in run.stderr, run.report()
     [line] = [line for line in run.stderr.splitlines() if "imagetool run-image" in line]
     assert line.startswith(
-        f"imagetool run-image: Cannot reach a Docker engine at DOCKER_HOST={host} "
+        f"Cannot reach a Docker engine at DOCKER_HOST={host} "
         "(FileNotFoundError: [Errno 2] No such file or directory) while connecting to it. "
         "Fix: start one and point DOCKER_HOST at it"
     ), line

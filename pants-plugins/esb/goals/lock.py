@@ -215,12 +215,12 @@ async def workspace_lock_processes(
 
 
 def lock_failures(
-    processes: Iterable[Process], results: Iterable[FallibleProcessResult], command: str
+    processes: Iterable[Process], results: Iterable[FallibleProcessResult]
 ) -> list[str]:
     """What each failed lock process says, under its description."""
     return [
         f"{process.description} failed:\n\n"
-        + tool_message(command, result.stderr.decode(errors="replace"))
+        + tool_message(result.exit_code, result.stderr.decode(errors="replace"))
         for process, result in zip(processes, results)
         if result.exit_code != 0
     ]
@@ -299,10 +299,9 @@ async def esb_lock(
     base_results = results[: len(bases)]
     service_results = results[len(bases) : len(bases) + len(projects)]
     workspace_results = results[len(bases) + len(projects) :]
-    failures = lock_failures(base_processes, base_results, commands.DEBIAN_LOCK) + lock_failures(
-        (*service_processes, *workspace_processes),
-        (*service_results, *workspace_results),
-        commands.UV_LOCK,
+    failures = lock_failures(
+        (*base_processes, *service_processes, *workspace_processes),
+        (*base_results, *service_results, *workspace_results),
     )
     if failures:
         for failure in failures:

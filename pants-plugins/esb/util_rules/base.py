@@ -220,10 +220,10 @@ class CheckedBaseLock:
     """The lock is of the image tool's format and closed under its packages' dependencies."""
 
 
-def base_lock_check_failure(request: BaseLockCheckRequest, stderr: str) -> str:
+def base_lock_check_failure(request: BaseLockCheckRequest, exit_code: int, stderr: str) -> str:
     """The image tool's message (it names the packages and the dependencies they miss),
     introduced by the lock file and the target, and followed by the fix."""
-    message = tool_message(commands.DEBIAN_CHECK_LOCK, stderr)
+    message = tool_message(exit_code, stderr)
     lock_path = request.lock_file.path
     return (
         f"{lock_path} (the package lock of {request.target}) cannot be built:\n{message}\n\n"
@@ -250,7 +250,7 @@ async def check_base_lock(request: BaseLockCheckRequest) -> CheckedBaseLock:
     result = await Get(FallibleProcessResult, Process, process)
     if result.exit_code != 0:
         stderr = result.stderr.decode(errors="replace")
-        raise BaseLockError(base_lock_check_failure(request, stderr))
+        raise BaseLockError(base_lock_check_failure(request, result.exit_code, stderr))
     return CheckedBaseLock()
 
 

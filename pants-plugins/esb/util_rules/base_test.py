@@ -25,6 +25,7 @@ from esb.util_rules.base import (
 )
 from esb.util_rules.platform import BasePlatform, BasePlatformError
 from esb_contract.base_lock import FORMAT_VERSION, LockedPackage
+from esb_contract.messages import USER_ERROR
 
 _LOCK: dict[str, Any] = {
     "format_version": FORMAT_VERSION,
@@ -155,11 +156,11 @@ def test_an_upstream_base_needs_its_scripts() -> None:
 def test_a_failed_lock_check_names_the_lock_the_target_and_the_fix() -> None:
     request = BaseLockCheckRequest(base.FileContent("base/packages.lock.json", b"{}"), "base:b")
     stderr = (
-        "imagetool debian-check-lock: The lock is not closed under its packages' dependencies "
+        "The lock is not closed under its packages' dependencies "
         "(Depends and Pre-Depends):\n  - libc6 (no locked package is or provides it), needed by:\n"
         "      bash 5.2.15-2+b13 (Pre-Depends: libc6 (>= 2.36))\n"
     )
-    message = base_lock_check_failure(request, stderr)
+    message = base_lock_check_failure(request, USER_ERROR, stderr)
     assert message.startswith(
         "base/packages.lock.json (the package lock of base:b) cannot be built:\n"
         "The lock is not closed"

@@ -331,7 +331,7 @@ def test_a_refused_assembly_fails_with_the_tools_message_naming_the_target(
     image_runner: RuleRunner, tool: FakeTool
 ) -> None:
     tool.failures["assemble"] = (
-        "imagetool assemble: The `user` field is 'nosuchuser', but no layer adds that account.\n"
+        "The `user` field is 'nosuchuser', but no layer adds that account.\n"
         "\nFix: add it to `service_accounts` of the base."
     )
     with pytest.raises(ExecutionError) as error:
@@ -600,8 +600,7 @@ def test_a_lock_the_tool_refuses_names_the_lock_the_target_and_the_fix(
     base_runner: RuleRunner, tool: FakeTool
 ) -> None:
     tool.failures["debian-check-lock"] = (
-        "imagetool debian-check-lock: python3 depends on libpython3.11-stdlib, which the lock "
-        "does not hold"
+        "python3 depends on libpython3.11-stdlib, which the lock " "does not hold"
     )
     with pytest.raises(ExecutionError) as error:
         base_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)])
@@ -779,8 +778,7 @@ def test_a_failed_distribution_install_names_the_lock_and_the_relock_command(
     service_runner: RuleRunner, tool: FakeTool
 ) -> None:
     tool.failures["distribution-layer"] = (
-        f"imagetool distribution-layer: anyio 4.16.0 has no wheel for linux/amd64.\n\n"
-        f"Fix: run {RELOCK_PLACEHOLDER}."
+        f"anyio 4.16.0 has no wheel for linux/amd64.\n\n" f"Fix: run {RELOCK_PLACEHOLDER}."
     )
     with pytest.raises(ExecutionError) as error:
         service_runner.request(BuiltImage, [ServiceImageRequest(API)])
@@ -796,7 +794,7 @@ def test_a_failed_source_layer_gives_the_tools_message(
     service_runner: RuleRunner, tool: FakeTool
 ) -> None:
     tool.failures["service-layer"] = (
-        "imagetool service-layer: services/api:api: src/api/__main__.py is a link out of the "
+        "services/api:api: src/api/__main__.py is a link out of the "
         "service.\n\nFix: replace it with the file."
     )
     with pytest.raises(ExecutionError) as error:

@@ -186,10 +186,10 @@ class ImageAssemblyError(Exception):
     pass
 
 
-def assembly_failure_message(description: str, stderr: str) -> str:
+def assembly_failure_message(description: str, exit_code: int, stderr: str) -> str:
     """The image tool's own message (it names the field or file and the fix), introduced by
     the step, which names the target."""
-    return f"{description} failed:\n\n{tool_message('assemble', stderr)}"
+    return f"{description} failed:\n\n{tool_message(exit_code, stderr)}"
 
 
 @rule
@@ -250,7 +250,9 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
     )
     if result.exit_code != 0:
         raise ImageAssemblyError(
-            assembly_failure_message(request.description, result.stderr.decode(errors="replace"))
+            assembly_failure_message(
+                request.description, result.exit_code, result.stderr.decode(errors="replace")
+            )
         )
     metadata_only = await Get(
         Digest, DigestSubset(result.output_digest, PathGlobs([IMAGE_METADATA]))

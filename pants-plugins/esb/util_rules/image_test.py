@@ -38,6 +38,7 @@ from esb.util_rules.image import (
 )
 from esb.util_rules.layers import BuiltLayer
 from esb_contract.image_spec import ConfigChanges, ImageSpec, Platform
+from esb_contract.messages import TOOL_BUG, USER_ERROR
 
 _INVENTORIES = ("inventories/000/layer.inventory.json", "inventories/001/layer.inventory.json")
 
@@ -90,15 +91,25 @@ def test_the_spec_the_backend_writes_is_the_one_the_tool_reads() -> None:
     )
 
 
+def test_a_bug_in_the_tool_is_reported_as_one() -> None:
+    message = assembly_failure_message(
+        "Assemble the image services/api:api", TOOL_BUG, "Traceback (most recent call last):\n"
+    )
+    assert message.startswith(
+        "Assemble the image services/api:api failed:\n\nThe image tool failed unexpectedly "
+        "(exit status 70): this is a bug in esb-images."
+    )
+
+
 def test_failure_message_is_the_tools_own_introduced_by_the_step() -> None:
-    stderr = "imagetool assemble: The `user` field is 'x', but ...\n\nFix: add it.\n"
-    assert assembly_failure_message("Assemble the image services/api:api", stderr) == (
+    stderr = "The `user` field is 'x', but ...\n\nFix: add it.\n"
+    assert assembly_failure_message("Assemble the image services/api:api", USER_ERROR, stderr) == (
         "Assemble the image services/api:api failed:\n\nThe `user` field is 'x', but ...\n\n"
         "Fix: add it."
     )
 
 
-_TOOL_MESSAGE = "imagetool assemble: The `user` field is 'nosuchuser', but the image has no user"
+_TOOL_MESSAGE = "The `user` field is 'nosuchuser', but the image has no user"
 
 
 def _failed_assembly(process: Process) -> FallibleProcessResult:

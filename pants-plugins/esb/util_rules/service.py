@@ -470,10 +470,8 @@ def with_relock_command(project: ServiceProject, message: str) -> str:
 def distribution_install_error(project: ServiceProject, failure: ProcessExecutionFailure) -> str:
     """The image tool's message, with the lock that pins the distribution and its fix: the
     layer's process is shared by every service locking it, so it cannot name the service."""
-    built_from_sdist = str(failure).startswith(f"Process '{SDIST_WHEEL_DESCRIPTION} ")
-    command = commands.SDIST_WHEEL if built_from_sdist else commands.DISTRIBUTION_LAYER
     stderr = failure.stderr.decode(errors="replace")
-    message = with_relock_command(project, tool_message(command, stderr))
+    message = with_relock_command(project, tool_message(failure.exit_code, stderr))
     return f"Installing a distribution that {project.lock_path} pins failed:\n\n{message}"
 
 
@@ -640,7 +638,7 @@ async def build_service_image(
     except ProcessExecutionFailure as failure:
         if is_service_layer_failure(failure, spec):
             stderr = failure.stderr.decode(errors="replace")
-            raise ServiceLayerError(tool_message(commands.SERVICE_LAYER, stderr)) from None
+            raise ServiceLayerError(tool_message(failure.exit_code, stderr)) from None
         if not is_distribution_layer_failure(failure):
             raise
         raise DistributionInstallError(distribution_install_error(project, failure)) from None

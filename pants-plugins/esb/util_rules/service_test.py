@@ -163,7 +163,7 @@ def test_a_failed_distribution_layer_names_the_lock_and_the_relock_command() -> 
     failure = ProcessExecutionFailure(
         1,
         b"",
-        b"imagetool distribution-layer: greeting==1.0: the file the index served does not have "
+        b"greeting==1.0: the file the index served does not have "
         b"the sha256 the lock pins.\n\nFix: re-lock the service (`pants esb-lock <service "
         b"target>`) if the new file is the one you want",
         "Install greeting==1.0 into a layer",
@@ -207,7 +207,7 @@ def test_the_build_constraints_belong_to_the_project_and_reach_the_check() -> No
 def test_a_failure_of_the_service_layer_is_told_apart_by_its_service() -> None:
     def failure(description: str) -> ProcessExecutionFailure:
         return ProcessExecutionFailure(
-            1, b"", b"imagetool service-layer: ...", description, keep_sandboxes=KeepSandboxes.never
+            1, b"", b"...", description, keep_sandboxes=KeepSandboxes.never
         )
 
     assert is_service_layer_failure(

@@ -143,13 +143,13 @@ class UpstreamPullError(Exception):
     pass
 
 
-def pull_failure_message(request: UpstreamImageRequest, stderr: str) -> str:
+def pull_failure_message(request: UpstreamImageRequest, exit_code: int, stderr: str) -> str:
     """The image tool's own message (it names the reference or blob and the fix), introduced
     by the target and field it came from."""
     return (
         f"Cannot pull the image of the `{EsbBaseUpstreamField.alias}` field of the target "
         f"{request.origin} ({request.reference}, {request.platform}):\n\n"
-        + tool_message(commands.PULL_IMAGE, stderr)
+        + tool_message(exit_code, stderr)
     )
 
 
@@ -210,7 +210,7 @@ async def pull_upstream_image(
     result = await Get(FallibleProcessResult, Process, process)
     if result.exit_code != 0:
         raise UpstreamPullError(
-            pull_failure_message(request, result.stderr.decode(errors="replace"))
+            pull_failure_message(request, result.exit_code, result.stderr.decode(errors="replace"))
         )
     layout, metadata = await MultiGet(
         Get(Digest, DigestSubset(result.output_digest, PathGlobs([f"{PULLED_LAYOUT}/**"]))),

@@ -23,6 +23,7 @@ from esb.util_rules.upstream import (
     pull_argv,
     pull_failure_message,
 )
+from esb_contract.messages import USER_ERROR
 
 REFERENCE = "127.0.0.1:5000/esb/base@sha256:" + "ab" * 32
 OPTION = "[esb-registries].registries"
@@ -213,8 +214,8 @@ def test_platform_from_image_facts() -> None:
 
 def test_pull_failure_names_the_target_and_field() -> None:
     request = UpstreamImageRequest("python:3.12", "linux/amd64", "base:b")
-    stderr = "imagetool pull-image: 'python:3.12' names no digest. Pin it as `python:3.12@sha256:<digest>`.\n"
-    assert pull_failure_message(request, stderr) == (
+    stderr = "'python:3.12' names no digest. Pin it as `python:3.12@sha256:<digest>`.\n"
+    assert pull_failure_message(request, USER_ERROR, stderr) == (
         "Cannot pull the image of the `upstream` field of the target base:b (python:3.12, "
         "linux/amd64):\n\n'python:3.12' names no digest. Pin it as `python:3.12@sha256:<digest>`."
     )

@@ -52,10 +52,7 @@ def test_debian_lock_reports_resolution_errors(
         "--out-lock", str(tmp_path / "lock.json"),
     )  # fmt: skip
     assert status == 1
-    assert (
-        "imagetool debian-lock: The requested package awk is in none of the indexes"
-        in capsys.readouterr().err
-    )
+    assert "The requested package awk is in none of the indexes" in capsys.readouterr().err
 
 
 def _write_lock(make_deb: MakeDeb, directory: Path, *, specs=(BASE_PASSWD, TOOL)) -> Path:
@@ -110,7 +107,7 @@ def test_debian_rootfs_reports_a_tampered_download(
     deb.write_bytes(deb.read_bytes()[:-1])
     assert _rootfs(lock, tmp_path) == 1
     stderr = capsys.readouterr().err
-    assert stderr.startswith("imagetool debian-rootfs: ")
+    assert "Traceback" not in stderr
     assert "is not the locked tool 2.0-1" in stderr
 
 
@@ -124,7 +121,7 @@ def test_debian_check_lock_names_the_missing_dependency(
     lock = _write_lock(make_deb, tmp_path, specs=(TOOL,))
     assert run("debian-check-lock", "--lock", str(lock)) == 1
     assert capsys.readouterr().err == (
-        "imagetool debian-check-lock: The lock is not closed under its packages' dependencies "
+        "The lock is not closed under its packages' dependencies "
         "(Depends and Pre-Depends):\n"
         "  - base-passwd (no locked package is or provides it), needed by:\n"
         "      tool 2.0-1 (Depends: base-passwd)\n"

@@ -59,7 +59,7 @@ def test_pull_refuses_a_tag(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     )
     assert status == 1
     assert err.startswith(
-        "imagetool pull-image: 'python:3.12-slim-bookworm' names no digest, and a build pulls only by digest"
+        "'python:3.12-slim-bookworm' names no digest, and a build pulls only by digest"
     )
     assert "`python:3.12-slim-bookworm@sha256:<digest>`" in err
     assert err.count("\n") == 1
@@ -118,7 +118,7 @@ def test_push_options_are_checked_first(capsys: pytest.CaptureFixture[str], tmp_
     )
     assert (status, err) == (
         1,
-        "imagetool push-image: 'esb/Base' is not a repository name (repository names are lowercase); "
+        "'esb/Base' is not a repository name (repository names are lowercase); "
         "use lowercase letters, digits and separators (`.`, `_`, `__`, `-`) in `/`-separated parts, "
         "e.g. `esb/api`.\n",
     )
@@ -198,9 +198,7 @@ def test_push_interrupted_after_retries_says_how_to_resume(
     )
     assert status == 1
     error = err.splitlines()[-1]
-    assert error.startswith(
-        f"imagetool push-image: Cannot reach {host} (HEAD /v2/esb/api/blobs/sha256:"
-    )
+    assert error.startswith(f"Cannot reach {host} (HEAD /v2/esb/api/blobs/sha256:")
     assert err.endswith(
         "(failed 5 times). Every tag pushed so far names a complete image (tags go last). Push again "
         "once the registry works: the blobs it has already are not sent again.\n"
@@ -270,7 +268,7 @@ def test_push_to_a_registry_that_never_answers_is_bounded_and_says_what_to_raise
         f"{host}/esb/api: checking 2 blobs (layers and config)",
     ]
     assert lines[2].startswith(
-        f"imagetool push-image: Pushing {image.layout} to {host}/esb/api failed: {host} did not "
+        f"Pushing {image.layout} to {host}/esb/api failed: {host} did not "
         f"answer HEAD /v2/esb/api/blobs/{image.blobs[0].digest} within 0.5 s. If the registry is "
         "merely slow, raise the read timeout with `push_read_timeout` in [esb-registries]. Every "
         "tag pushed so far names a complete image (tags go last)."

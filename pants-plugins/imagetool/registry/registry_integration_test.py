@@ -181,9 +181,7 @@ def test_wrong_password(
     )
     err = capsys.readouterr().err
     assert status == 1
-    assert err.startswith(
-        f"imagetool pull-image: {shared_registry.host} refused access to {repository} (pull): 401 "
-    )
+    assert err.startswith(f"{shared_registry.host} refused access to {repository} (pull): 401 ")
     assert f"used credentials for {shared_registry.host} from {config} (auths)." in err
     assert "not-the-password" not in err and shared_registry.password not in err
 
