@@ -91,8 +91,8 @@ def test_a_container_the_engine_refuses_is_one_line_with_dockers_status(
     )
     assert run.returncode == ENGINE_FAILURE_STATUS, run.report()
     assert "Traceback" not in run.stderr, run.report()
-    [line] = [line for line in run.stderr.splitlines() if "imagetool run-image" in line]
     # The engine checks the network when it starts the container.
+    [line] = [line for line in run.stderr.splitlines() if "refused starting a container" in line]
     assert "refused starting a container of esb/worker:latest: network no-such-network" in line
     assert "the `[esb-run]` options (`network`, `publish`, `env`)" in line, line
 
@@ -105,7 +105,7 @@ def test_no_engine_at_docker_host_is_one_line_naming_it(
     run = session_checkout.pants("run", WORKER, passed_env=["DOCKER_HOST"])
     assert run.returncode == ENGINE_FAILURE_STATUS, run.report()
     assert "Traceback" not in run.stderr, run.report()
-    [line] = [line for line in run.stderr.splitlines() if "imagetool run-image" in line]
+    [line] = [line for line in run.stderr.splitlines() if "Cannot reach a Docker engine" in line]
     assert line.startswith(
         f"Cannot reach a Docker engine at DOCKER_HOST={host} "
         "(FileNotFoundError: [Errno 2] No such file or directory) while connecting to it. "
