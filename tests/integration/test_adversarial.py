@@ -29,7 +29,8 @@ from integration.checkouts import Checkout, PantsRun
 from integration.containers import run_to_exit
 
 # The module-scoped fixture that loads every built image into the engine, shared, not copied.
-from integration.test_package_and_run import API as IMAGE_API  # noqa: F401
+from integration.test_package_and_run import API as IMAGE_API
+from integration.test_package_and_run import loaded_images  # noqa: F401
 from integration.test_publish import PublishCheckout
 from integration.test_upstream_base import SharedRegistry, test_registry  # noqa: F401
 

@@ -108,7 +108,7 @@ def parse_base_lock(content: bytes, *, lock_path: str, target: str) -> BaseLock:
     try:
         lock = PackageLock.from_json(content.decode())
     except (LockFormatError, UnicodeDecodeError) as e:
-        raise BaseLockError(f"{where} cannot be read: {e}\n\n{fix}") from None
+        raise BaseLockError(f"{where} is malformed: {e}\n\n{fix}") from None
     try:
         platform = BasePlatform.from_lock(lock.platform, where=where)
     except BasePlatformError as e:
