@@ -23,28 +23,4 @@ UV_LAYER = "uv-layer"
 UV_LOCK = "uv-lock"
 VENV_LAYER = "venv-layer"
 
-ALL = frozenset(
-    {
-        ACCOUNTS_LAYER,
-        ASSEMBLE,
-        BASE_LIBRARIES,
-        CHECK_NATIVE,
-        DEBIAN_CHECK_LOCK,
-        DEBIAN_LOCK,
-        DEBIAN_ROOTFS,
-        DISTRIBUTION_LAYER,
-        EXPORT_LOCK,
-        IMAGE_PLATFORM,
-        LAYER_FROM_DIR,
-        LAYER_INVENTORIES,
-        MERGE_INVENTORY,
-        PULL_IMAGE,
-        PUSH_IMAGE,
-        RUN_IMAGE,
-        SDIST_WHEEL,
-        SERVICE_LAYER,
-        UV_LAYER,
-        UV_LOCK,
-        VENV_LAYER,
-    }
-)
+ALL = frozenset(value for name, value in list(globals().items()) if name.isupper())

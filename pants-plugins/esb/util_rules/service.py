@@ -478,7 +478,9 @@ def distribution_install_error(project: ServiceProject, failure: ProcessExecutio
 def is_distribution_layer_failure(failure: ProcessExecutionFailure) -> bool:
     # The descriptions of `build_distribution_layer`'s and `sdist_wheel_process`'s processes,
     # as the failure quotes them.
-    return str(failure).startswith(("Process 'Install ", f"Process '{SDIST_WHEEL_DESCRIPTION} "))
+    return str(failure).startswith(
+        (f"Process '{steps.INSTALL} ", f"Process '{SDIST_WHEEL_DESCRIPTION} ")
+    )
 
 
 def sdist_wheel_requests(

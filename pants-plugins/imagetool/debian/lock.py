@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Generic, Iterable, Protocol, Sequence, TypeVar
 
 from debian.deb822 import PkgRelation
@@ -45,23 +45,15 @@ class UnclosedLockError(ToolError):
 
 
 @dataclass(frozen=True)
-class IndexEntry:
-    """A binary package as a Packages index describes it."""
+class IndexEntry(LockedPackage):
+    """A binary package as a Packages index describes it: what a lock records of it, and the
+    relations that only resolution reads."""
 
-    name: str
-    version: str
-    architecture: str
-    url: str
-    sha256: str
-    size: int
-    depends: str
-    pre_depends: str
-    provides: str
     conflicts: str
     breaks: str
 
-    def __str__(self) -> str:
-        return f"{self.name} {self.version}"
+    def locked(self) -> LockedPackage:
+        return LockedPackage(**{f.name: getattr(self, f.name) for f in fields(LockedPackage)})
 
 
 def index_entries(suites: Iterable[SuiteIndex], architecture: str) -> list[IndexEntry]:
@@ -90,20 +82,7 @@ def lock_packages(
 ) -> PackageLock:
     requested_names = tuple(sorted(set(requested)))
     closure = resolve_closure(index_entries(suites, architecture), requested_names, architecture)
-    packages = tuple(
-        LockedPackage(
-            name=entry.name,
-            version=entry.version,
-            architecture=entry.architecture,
-            url=entry.url,
-            sha256=entry.sha256,
-            size=entry.size,
-            depends=entry.depends,
-            pre_depends=entry.pre_depends,
-            provides=entry.provides,
-        )
-        for entry in closure
-    )
+    packages = tuple(entry.locked() for entry in closure)
     lock = PackageLock(
         architecture=architecture,
         sources=tuple(
