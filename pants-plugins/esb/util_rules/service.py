@@ -91,19 +91,14 @@ from esb.util_rules.workspace import (
     ServiceWorkspaceRequest,
     WorkspaceMember,
     in_repo,
-    normalise_name,
 )
 from esb_contract import commands, flags, steps
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.limits import MAX_DISTRIBUTION_LAYERS
 from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.messages import tool_message
-from esb_contract.uv_project import (
-    RELOCK_PLACEHOLDER,
-    is_package,
-    lock_local_directories,
-    pyproject_path_sources,
-)
+from esb_contract.uv_lock import leaves_project, lock_local_directories, normalise_name
+from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package, pyproject_path_sources
 
 APP_DIR = "app"
 APP_SOURCE_PATH = f"/{APP_DIR}/src"
@@ -213,16 +208,11 @@ def local_package_directories(pyproject: bytes, lock: bytes) -> tuple[str, ...]:
     outside the project are the lock check's to refuse.
     """
     paths = (
-        *pyproject_path_sources(toml_table(pyproject)),
+        *(path for _, path in pyproject_path_sources(toml_table(pyproject))),
         *lock_local_directories(toml_table(lock)),
     )
-    inside = set()
-    for path in paths:
-        if not posixpath.isabs(path):
-            normalised = posixpath.normpath(path)
-            if normalised != "." and normalised != ".." and not normalised.startswith("../"):
-                inside.add(normalised)
-    return tuple(sorted(inside))
+    inside = {posixpath.normpath(p) for p in paths if not leaves_project(p)}
+    return tuple(sorted(inside - {"."}))
 
 
 def check_extras(address: Address, extras: tuple[str, ...], pyproject: bytes) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import posixpath
-import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
@@ -45,6 +44,7 @@ from esb.target_types import (
     EsbServiceSourcesField,
 )
 from esb.toml_files import toml_table
+from esb_contract.uv_lock import installed_local_directories
 
 # The root's own files that a member's image may use; nothing else of the root enters.
 ROOT_FILES = (SERVICE_PYPROJECT_FILE, SERVICE_LOCK_FILE, SERVICE_BUILD_CONSTRAINTS_FILE)
@@ -110,60 +110,6 @@ def is_member(directory: str, members: Iterable[str], exclude: Iterable[str]) ->
     return any(glob_matches(g, directory) for g in members) and not any(
         glob_matches(g, directory) for g in exclude
     )
-
-
-def _local_source(package: dict) -> Optional[str]:
-    """The root-relative directory of a package the lock takes from the workspace or a path."""
-    source = package.get("source")
-    if not isinstance(source, dict):
-        return None
-    for kind in ("editable", "virtual", "directory", "path"):
-        path = source.get(kind)
-        if isinstance(path, str):
-            return posixpath.normpath(path)
-    return None
-
-
-def normalise_name(name: str) -> str:
-    """A project's name as uv writes it in the lock (PEP 503), or an extra's as PEP 685
-    compares them: the same rule."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def installed_local_directories(lock: dict, package: str) -> tuple[str, ...]:
-    """The root-relative directories of the local packages (workspace members and path
-    sources) that `package` installs, transitively, through its runtime dependencies, as the
-    lock records them: what `uv export --package <package>` emits as `./<dir>`."""
-    packages = lock.get("package", [])
-    by_name: dict[str, list[dict]] = {}
-    for entry in packages if isinstance(packages, list) else []:
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            by_name.setdefault(normalise_name(entry["name"]), []).append(entry)
-    # (name, extra): a dependency on `x[extra]` also installs x's optional dependencies.
-    seen = {(normalise_name(package), "")}
-    pending = [(normalise_name(package), "")]
-    directories = set()
-    while pending:
-        name, extra = pending.pop()
-        for entry in by_name.get(name, []):
-            if extra:
-                optional = entry.get("optional-dependencies", {})
-                dependencies = optional.get(extra, []) if isinstance(optional, dict) else []
-            else:
-                dependencies = entry.get("dependencies", [])
-                directory = _local_source(entry)
-                if directory is not None and name != normalise_name(package):
-                    directories.add(directory)
-            for dependency in dependencies if isinstance(dependencies, list) else []:
-                if not isinstance(dependency, dict) or not isinstance(dependency.get("name"), str):
-                    continue
-                extras = dependency.get("extra", [])
-                for key in ("", *(e for e in extras if isinstance(e, str))):
-                    step = (normalise_name(dependency["name"]), key)
-                    if step not in seen:
-                        seen.add(step)
-                        pending.append(step)
-    return tuple(sorted(directories))
 
 
 def inside(directory: str, path: str) -> bool:

@@ -13,7 +13,6 @@ from pants.engine.target import DependenciesRequest, WrappedTarget, WrappedTarge
 from pants.testutil.rule_runner import RuleRunner
 
 from esb.target_types import EsbBaseImageTarget, EsbImageDependenciesField, EsbServiceImageTarget
-from esb.toml_files import toml_table
 from esb.util_rules import context, dependencies, workspace
 from esb.util_rules.context import ServiceContext, ServiceContextRequest
 from esb.util_rules.workspace import (
@@ -21,7 +20,6 @@ from esb.util_rules.workspace import (
     ServiceWorkspaceRequest,
     ancestors,
     glob_matches,
-    installed_local_directories,
     is_member,
     workspace_lock_groups,
 )
@@ -150,32 +148,6 @@ def test_globs_match_as_uv_matches_members() -> None:
     assert is_member("services/a", ["services/*"], ["services/own"])
     assert not is_member("services/own", ["services/*"], ["services/own"])
     assert ancestors("repo/services/a") == ("repo/services", "repo", "")
-
-
-def test_installed_members_are_transitive_and_only_runtime() -> None:
-    lock = toml_table(LOCK.encode())
-    assert installed_local_directories(lock, "svc-a") == ("libs/core", "libs/shared")
-    assert installed_local_directories(lock, "svc-b") == ()
-    assert installed_local_directories(lock, "SVC_A") == ("libs/core", "libs/shared")
-    # A run of separators is one `-`, as uv normalises the name it writes in the lock.
-    assert installed_local_directories(lock, "svc__a") == ("libs/core", "libs/shared")
-
-
-def test_an_extra_brings_its_optional_members() -> None:
-    lock = toml_table(
-        LOCK.replace(
-            'dependencies = [{ name = "six" }]',
-            'dependencies = [{ name = "six" }, { name = "shared", extra = ["fast"] }]',
-        )
-        .replace(
-            'dependencies = [{ name = "core" }, { name = "six" }]',
-            'dependencies = [{ name = "six" }]\n\n[package.optional-dependencies]\n'
-            'fast = [{ name = "core" }]',
-        )
-        .encode()
-    )
-    assert installed_local_directories(lock, "svc-b") == ("libs/core", "libs/shared")
-    assert installed_local_directories(lock, "svc-a") == ("libs/shared",)
 
 
 def test_a_member_takes_the_root_files_and_the_members_it_installs(

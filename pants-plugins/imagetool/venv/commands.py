@@ -25,7 +25,8 @@ from packaging.utils import canonicalize_name
 from esb_contract import flags
 from esb_contract import commands
 from esb_contract.architectures import ARCHITECTURES
-from esb_contract.uv_project import RELOCK_COMMAND, lock_local_directories
+from esb_contract.uv_lock import lock_local_directories
+from esb_contract.uv_project import RELOCK_COMMAND
 from imagetool.commands import (
     AddArguments,
     LayerOutputs,

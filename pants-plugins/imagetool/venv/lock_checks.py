@@ -9,7 +9,6 @@ than what the project declares. The checks run offline.
 
 from __future__ import annotations
 
-import posixpath
 import sys
 import tomllib
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Callable, Mapping, Optional
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from esb_contract.uv_project import RELOCK_COMMAND
+from esb_contract.uv_lock import leaves_project, local_sources
+from esb_contract.uv_project import RELOCK_COMMAND, pyproject_path_sources
 from imagetool.venv.indexes import LockError, check_lock_urls, project_indexes, read_toml
 from imagetool.venv.uv_process import Uv
 
@@ -190,27 +190,21 @@ def check_path_sources(project_dir: Path, display_dir: Optional[str] = None) -> 
     pyproject = project_dir / "pyproject.toml"
     if pyproject.is_file():
         try:
-            uv_table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("uv", {})
-            sources = uv_table.get("sources", {})
+            sources = pyproject_path_sources(tomllib.loads(pyproject.read_text()))
         except tomllib.TOMLDecodeError:
-            sources = {}
-        for name, entries in sorted(sources.items()):
-            for entry in entries if isinstance(entries, list) else [entries]:
-                path = entry.get("path") if isinstance(entry, dict) else None
-                if isinstance(path, str) and _leaves_project(path):
-                    outside.append((f"{shown}/pyproject.toml", name, path))
+            sources = ()
+        for name, path in sorted(sources):
+            if leaves_project(path):
+                outside.append((f"{shown}/pyproject.toml", name, path))
     lock = project_dir / "uv.lock"
     if lock.is_file():
         try:
-            packages = tomllib.loads(lock.read_text()).get("package", [])
+            locked = local_sources(tomllib.loads(lock.read_text()))
         except tomllib.TOMLDecodeError:
-            packages = []
-        for package in packages:
-            source = package.get("source", {}) if isinstance(package, dict) else {}
-            for kind in ("path", "directory", "editable"):
-                path = source.get(kind) if isinstance(source, dict) else None
-                if isinstance(path, str) and _leaves_project(path):
-                    outside.append((f"{shown}/uv.lock", package.get("name", "?"), path))
+            locked = ()
+        for source in locked:
+            if leaves_project(source.path):
+                outside.append((f"{shown}/uv.lock", source.package, source.path))
     if outside:
         listed = "\n".join(f"  - {name} = {path!r} (in {where})" for where, name, path in outside)
         raise LockError(
@@ -219,10 +213,3 @@ def check_path_sources(project_dir: Path, display_dir: Optional[str] = None) -> 
             f"dependency cannot be installed.\n\nFix: move the code under {shown}/ and point the "
             "source there, or publish it as a package to an index and depend on it by version."
         )
-
-
-def _leaves_project(path: str) -> bool:
-    if posixpath.isabs(path) or path.startswith("~"):
-        return True
-    normalised = posixpath.normpath(path)
-    return normalised == ".." or normalised.startswith("../")
