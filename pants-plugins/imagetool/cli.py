@@ -2,8 +2,8 @@
 
 The esb Pants backend runs each subcommand as a sandboxed process; every input is a file or an
 argument, and every output a file, so the process is cacheable locally and remotely. An input the
-user must fix (a `ToolError`) is reported as one line, `imagetool <subcommand>: <message>`, with
-exit status 1.
+user must fix (a `ToolError`) is reported as its message alone, with exit status 1; anything else
+is a bug, reported with its traceback and status 70 (`esb_contract.messages`).
 """
 
 from __future__ import annotations

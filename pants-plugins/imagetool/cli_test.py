@@ -3,10 +3,12 @@ from __future__ import annotations
 import argparse
 import importlib
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 from esb_contract import commands, flags
+from esb_contract.commands import read_argv
 from esb_contract.messages import TOOL_BUG
 from imagetool.cli import COMMAND_MODULES, command, main
 from imagetool.commands import CommandError
@@ -39,20 +41,51 @@ def test_a_bug_exits_with_its_own_status_and_traceback(
     assert stderr.rstrip().endswith("KeyError: 'a bug'")
 
 
-def test_every_flag_the_tool_declares_is_the_contracts() -> None:
-    declared = set()
-    for name in COMMAND_MODULES:
-        add_arguments, _ = command(name)
-        parser = argparse.ArgumentParser()
-        add_arguments(parser)
-        declared |= {
-            option
-            for action in parser._actions
-            for option in action.option_strings
-            if option not in ("-h", "--help")
-        }
+@pytest.mark.parametrize("name", sorted(COMMAND_MODULES))
+def test_each_command_declares_exactly_the_contracts_flags(name: str) -> None:
+    add_arguments, _ = command(name)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    actions = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+
+    def declared(keep: Callable[[argparse.Action], bool]) -> set[str]:
+        return {option for a in actions if keep(a) for option in a.option_strings}
+
+    contract = commands.COMMANDS[name]
+    assert declared(lambda a: True) == contract.takes
+    assert declared(lambda a: a.required) == contract.required
+    assert declared(lambda a: a.nargs == 0) == contract.switches
+    assert declared(lambda a: isinstance(a, argparse._AppendAction)) == contract.repeated
+    # Every other flag takes exactly one value, which `read_argv` assumes.
+    assert declared(lambda a: a.nargs not in (None, 0) and a.nargs != 1) == set()
+
+
+def test_every_flag_of_the_contract_is_some_commands() -> None:
     contract = {value for key, value in vars(flags).items() if key.isupper()}
-    assert declared == contract
+    assert set().union(*(c.takes for c in commands.COMMANDS.values())) == contract
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [commands.MERGE_INVENTORY, flags.LAYER, "a", flags.LAYER, "b", flags.OUT, "o"],
+        [commands.RUN_IMAGE, flags.LAYOUT, "l", flags.METADATA, "m", flags.LOAD_ONLY],
+        [commands.RUN_IMAGE, f"{flags.LAYOUT}=l", flags.METADATA, "m", "--", "sh", "-c", "x"],
+    ],
+)
+def test_what_read_argv_accepts_the_tool_parses_to_the_same_values(argv: list[str]) -> None:
+    invocation = read_argv(argv)
+    add_arguments, _ = command(argv[0])
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parsed = vars(parser.parse_args(argv[1:]))
+    for action in parser._actions:
+        given = [f for f in action.option_strings if f in invocation.values]
+        if given and given[0] not in invocation.arguments.switches:
+            expected = list(invocation.get(given[0]))
+            value = parsed[action.dest]
+            assert [str(v) for v in (value if isinstance(value, list) else [value])] == expected
+    assert parsed.get("command", [])[1:] == list(invocation.rest)
 
 
 def test_help_lists_every_subcommand_with_a_summary(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,6 @@ from __future__ import annotations
 class ToolError(Exception):
     """An input the user must fix; the message names the file/package and the fix.
 
-    The CLI prints it as one line, `imagetool <subcommand>: <message>`, with no traceback; any
-    other exception is a bug in the tool.
+    The CLI prints its message alone, with no traceback, and exits with `USER_ERROR`; any other
+    exception is a bug in the tool (`esb_contract.messages`).
     """

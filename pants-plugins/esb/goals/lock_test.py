@@ -1,17 +1,11 @@
 from esb.goals.lock import debian_lock_argv
+from esb_contract import commands, flags
+from esb_contract.commands import read_argv
 
 
 def test_lock_argv_keeps_source_priority_and_sorts_packages() -> None:
-    assert debian_lock_argv(["python3", "bash"], ["https://a x main", "https://b y main"]) == (
-        "debian-lock",
-        "--source",
-        "https://a x main",
-        "--source",
-        "https://b y main",
-        "--package",
-        "bash",
-        "--package",
-        "python3",
-        "--out-lock",
-        "packages.lock.json",
-    )
+    argv = debian_lock_argv(["python3", "bash"], ["https://a x main", "https://b y main"])
+    invocation = read_argv(argv)
+    assert invocation.name == commands.DEBIAN_LOCK
+    assert invocation.get(flags.SOURCE) == ("https://a x main", "https://b y main")
+    assert invocation.get(flags.PACKAGE) == ("bash", "python3")

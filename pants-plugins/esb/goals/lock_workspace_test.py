@@ -7,6 +7,8 @@ from esb.goals.lock import workspace_lock_argv
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.service import ServiceProject
 from esb.util_rules.workspace import WorkspaceMember
+from esb_contract import commands, flags
+from esb_contract.commands import read_argv
 
 
 def member(directory: str, root: str = "repo") -> WorkspaceMember:
@@ -21,17 +23,17 @@ def test_the_workspace_is_locked_at_its_root_naming_every_member_given() -> None
 
     argv = workspace_lock_argv(group, project, "uv.whl", upgrade=True)
 
-    assert argv[0] == "uv-lock" and "--workspace" in argv
-    assert argv[argv.index("--project") + 1] == "project"
-    assert argv[argv.index("--python-version") + 1] == "3.11.2"
-    assert argv[argv.index("--display-dir") + 1] == "repo"
+    lock = read_argv(argv)
+    assert lock.name == commands.UV_LOCK and flags.WORKSPACE in lock.values
+    assert lock.value(flags.PROJECT) == "project"
+    assert lock.value(flags.PYTHON_VERSION) == "3.11.2"
+    assert lock.value(flags.DISPLAY_DIR) == "repo"
     assert (
-        argv[argv.index("--relock-command") + 1]
-        == "pants esb-lock repo/services/a:svc repo/services/b:svc"
+        lock.value(flags.RELOCK_COMMAND) == "pants esb-lock repo/services/a:svc repo/services/b:svc"
     )
-    assert "--upgrade" in argv
+    assert flags.UPGRADE in lock.values
     # The root's build constraints are written with its lock.
-    assert argv[argv.index("--build-constraints") + 1] == "project/build-constraints.txt"
+    assert lock.value(flags.BUILD_CONSTRAINTS) == "project/build-constraints.txt"
 
 
 def test_a_workspace_at_the_build_root_is_shown_as_dot() -> None:

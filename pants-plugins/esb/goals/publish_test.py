@@ -47,6 +47,8 @@ from esb.util_rules.image import BuiltImage
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.service import ServiceImageRequest
 from esb.util_rules.upstream import CA_BUNDLE_SETTING, INSECURE_SETTING
+from esb_contract import commands, flags
+from esb_contract.commands import read_argv
 
 API = Address("services/api", target_name="api")
 OPTION = "[esb-registries].publish"
@@ -414,47 +416,26 @@ def test_one_push_per_registry_with_filled_in_tags(rule_runner: RuleRunner) -> N
         "digest": DIGEST,
     }
     assert internal.process is not None
-    assert internal.process.process.argv == (
-        "imagetool",
-        "push-image",
-        "--layout",
-        "image.oci",
-        "--reference",
-        "127.0.0.1:5000/esb/api",
-        "--tag",
-        "latest",
-        "--tag",
-        "sha-0123456789ab",
-        "--tag",
-        "v0.3.0",
-        # The base first, then the other services on it: whichever was pushed first has the
-        # base's layers.
-        "--mount-from",
-        "esb/service-base",
-        "--mount-from",
-        "esb/worker",
-        "--ca-bundle-setting",
-        CA_BUNDLE_SETTING,
-        "--insecure-setting",
-        INSECURE_SETTING,
-        "--registry-ca",
-        "127.0.0.1:5000=certs/ca.pem",
-        "--connect-timeout",
-        "10",
-        "--connect-timeout-setting",
-        "`push_connect_timeout` in the `[esb-registries]` section of pants.toml (or "
-        "`--esb-registries-push-connect-timeout`)",
-        "--read-timeout",
-        "60",
-        "--read-timeout-setting",
-        "`push_read_timeout` in the `[esb-registries]` section of pants.toml (or "
-        "`--esb-registries-push-read-timeout`)",
-        "--push-deadline",
-        "600",
-        "--push-deadline-setting",
-        "`push_deadline` in the `[esb-registries]` section of pants.toml (or "
-        "`--esb-registries-push-deadline`)",
-    )
+    argv = internal.process.process.argv
+    assert argv[0] == "imagetool"
+    push = read_argv(argv[1:])
+    assert push.name == commands.PUSH_IMAGE
+    assert push.value(flags.LAYOUT) == "image.oci"
+    assert push.value(flags.REFERENCE) == "127.0.0.1:5000/esb/api"
+    assert push.get(flags.TAG) == ("latest", "sha-0123456789ab", "v0.3.0")
+    # The base first, then the other services on it: whichever was pushed first has the base's
+    # layers.
+    assert push.get(flags.MOUNT_FROM) == ("esb/service-base", "esb/worker")
+    assert push.get(flags.REGISTRY_CA) == ("127.0.0.1:5000=certs/ca.pem",)
+    assert push.value(flags.CA_BUNDLE_SETTING) == CA_BUNDLE_SETTING
+    assert push.value(flags.INSECURE_SETTING) == INSECURE_SETTING
+    # The limits, each with the option its message names as the fix.
+    assert push.value(flags.CONNECT_TIMEOUT) == "10"
+    assert "`--esb-registries-push-connect-timeout`" in push.value(flags.CONNECT_TIMEOUT_SETTING)
+    assert push.value(flags.READ_TIMEOUT) == "60"
+    assert "`--esb-registries-push-read-timeout`" in push.value(flags.READ_TIMEOUT_SETTING)
+    assert push.value(flags.PUSH_DEADLINE) == "600"
+    assert "`--esb-registries-push-deadline`" in push.value(flags.PUSH_DEADLINE_SETTING)
     # The image as built, with its blobs, and the repository's CA bundles.
     contents = rule_runner.request(DigestContents, [internal.process.process.input_digest])
     assert sorted(entry.path for entry in contents) == [
@@ -466,24 +447,20 @@ def test_one_push_per_registry_with_filled_in_tags(rule_runner: RuleRunner) -> N
 
     assert mirror.names[0] == "mirror.example/team/esb/api:latest"
     assert mirror.process is not None
-    argv = mirror.process.process.argv
-    assert argv[argv.index("--reference") + 1] == "mirror.example/team/esb/api"
-    assert [argv[i + 1] for i, arg in enumerate(argv) if arg == "--mount-from"] == [
-        "team/esb/service-base",
-        "team/esb/worker",
-    ]
+    mirror_push = read_argv(mirror.process.process.argv[1:])
+    assert mirror_push.value(flags.REFERENCE) == "mirror.example/team/esb/api"
+    assert mirror_push.get(flags.MOUNT_FROM) == ("team/esb/service-base", "team/esb/worker")
 
 
 def test_a_base_mounts_from_the_services_on_it(rule_runner: RuleRunner) -> None:
     [push] = publish_processes(rule_runner, Address("base", target_name="esb-service-base"))
     assert push.names == ("127.0.0.1:5000/esb/service-base:sha-0123456789ab",)
     assert push.process is not None
-    argv = push.process.process.argv
     # Not `hidden`, which is never published.
-    assert [argv[i + 1] for i, arg in enumerate(argv) if arg == "--mount-from"] == [
+    assert read_argv(push.process.process.argv[1:]).get(flags.MOUNT_FROM) == (
         "esb/api",
         "esb/worker",
-    ]
+    )
 
 
 def test_empty_registries_skip_the_image(rule_runner: RuleRunner) -> None:
@@ -566,9 +543,9 @@ def test_push_limits_come_from_the_options(rule_runner: RuleRunner) -> None:
     )
     internal, _ = publish_processes(rule_runner, API)
     assert internal.process is not None
-    argv = internal.process.process.argv
-    assert argv[argv.index("--read-timeout") + 1] == "5"
-    assert argv[argv.index("--push-deadline") + 1] == "90.5"
+    push = read_argv(internal.process.process.argv[1:])
+    assert push.value(flags.READ_TIMEOUT) == "5"
+    assert push.value(flags.PUSH_DEADLINE) == "90.5"
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "inf"])

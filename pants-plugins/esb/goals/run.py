@@ -21,6 +21,7 @@ from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
 from esb.util_rules.image import IMAGE_LAYOUT, IMAGE_METADATA, BuiltImage
 from esb.util_rules.service import ServiceImageRequest
 from esb_contract import commands, flags
+from esb_contract.commands import read_argv
 from esb_contract.image_spec import ENV_NAME
 from esb_contract.run_options import PUBLISH, PUBLISH_FORM
 
@@ -147,6 +148,8 @@ def run_image_args(
     # `pants run <target> -- <args>` appends `<args>` (without the `--`): after this `--`, the
     # tool takes them all as the command, even those that look like its own options.
     args.append("--")
+    # Read as the tool will read it: a flag it does not take fails here, not in the engine.
+    read_argv(args[1:])
     return tuple(args)
 
 

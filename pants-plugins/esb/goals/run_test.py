@@ -6,6 +6,8 @@ import pytest
 from pants.testutil.option_util import create_subsystem
 
 from esb.goals.run import EsbRunOptionError, EsbRunSubsystem, run_image_args
+from esb_contract import commands, flags
+from esb_contract.commands import Invocation, read_argv
 
 
 def _subsystem(**options: Any) -> EsbRunSubsystem:
@@ -15,32 +17,35 @@ def _subsystem(**options: Any) -> EsbRunSubsystem:
     return create_subsystem(EsbRunSubsystem, **{**defaults, **options})
 
 
+def read(args: tuple[str, ...]) -> Invocation:
+    """The tool's reading of `args` (after the tool's own path)."""
+    assert args[0] == "{chroot}/pex"
+    return read_argv(args[1:])
+
+
 def test_run_args_publish_ports_and_pick_network() -> None:
     subsystem = _subsystem(network="none")
-    assert run_image_args("tool/pex", ("8080/tcp", "9000/udp"), subsystem) == (
-        "{chroot}/tool/pex",
-        "run-image",
-        "--layout",
-        "{chroot}/image.oci",
-        "--metadata",
-        "{chroot}/image.image.json",
-        "--network",
-        "none",
-        "--publish",
-        "8080:8080/tcp",
-        "--publish",
-        "9000:9000/udp",
-        "--timeout",
-        "600",
-        # What `pants run <target> -- <args>` appends is the command, whatever it looks like.
-        "--",
-    )
+    invocation = read(run_image_args("pex", ("8080/tcp", "9000/udp"), subsystem))
+    assert invocation.name == commands.RUN_IMAGE
+    assert invocation.value(flags.LAYOUT) == "{chroot}/image.oci"
+    assert invocation.value(flags.METADATA) == "{chroot}/image.image.json"
+    assert invocation.value(flags.NETWORK) == "none"
+    assert invocation.get(flags.PUBLISH) == ("8080:8080/tcp", "9000:9000/udp")
+    assert invocation.value(flags.TIMEOUT) == "600"
+    assert flags.LOAD_ONLY not in invocation.values
+
+
+def test_what_pants_run_appends_is_the_command_whatever_it_looks_like() -> None:
+    args = run_image_args("pex", (), _subsystem())
+    assert read((*args, "--help", "-x")).rest == ("--help", "-x")
 
 
 def test_load_only_without_ports() -> None:
-    args = run_image_args("pex", ("8080/tcp",), _subsystem(publish_ports=False, load_only=True))
-    assert "--load-only" in args
-    assert not any(arg.startswith("--publish") for arg in args)
+    invocation = read(
+        run_image_args("pex", ("8080/tcp",), _subsystem(publish_ports=False, load_only=True))
+    )
+    assert flags.LOAD_ONLY in invocation.values
+    assert invocation.get(flags.PUBLISH) == ()
 
 
 def test_env_publish_and_timeout_options_reach_the_tool() -> None:
@@ -50,18 +55,10 @@ def test_env_publish_and_timeout_options_reach_the_tool() -> None:
         publish=["9090:8080/tcp", "127.0.0.1:9091:8081", "9000"],
         timeout=1800,
     )
-    assert run_image_args("pex", ("8080/tcp",), subsystem)[6:] == (
-        "--publish=9090:8080/tcp",
-        "--publish=127.0.0.1:9091:8081",
-        "--publish=9000",
-        "--env=LOG_LEVEL=debug",
-        "--env=API_TOKEN",
-        "--env=EMPTY=",
-        "--env=ARGS=--x a=b",
-        "--timeout",
-        "1800",
-        "--",
-    )
+    invocation = read(run_image_args("pex", ("8080/tcp",), subsystem))
+    assert invocation.get(flags.PUBLISH) == ("9090:8080/tcp", "127.0.0.1:9091:8081", "9000")
+    assert invocation.get(flags.ENV) == ("LOG_LEVEL=debug", "API_TOKEN", "EMPTY=", "ARGS=--x a=b")
+    assert invocation.value(flags.TIMEOUT) == "1800"
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,8 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 from pants.util.strutil import help_text, softwrap
 
+from esb_contract.commands import read_argv
+
 IMAGE_TOOL_PACKAGE = "imagetool"
 # The packages the tool's PEX holds: the tool, and the contract it shares with this backend.
 IMAGE_TOOL_PACKAGES = (IMAGE_TOOL_PACKAGE, "esb_contract")
@@ -136,6 +138,10 @@ class ImageToolRequest:
     of the cache key."""
     extra_env: FrozenDict[str, str] = FrozenDict()
     """Variables of the process's environment (part of its cache key)."""
+
+    def __post_init__(self) -> None:
+        # An argv the tool's parser would refuse or misread fails here, where it was built.
+        read_argv(self.argv)
 
 
 @rule

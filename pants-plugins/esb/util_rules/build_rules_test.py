@@ -48,6 +48,7 @@ from esb.util_rules.platform import BasePlatform
 from esb.util_rules.service import ServiceImageRequest, ServiceLayerError
 from esb.util_rules.upstream import PulledUpstreamImage, UpstreamImageRequest
 from esb_contract.base_lock import FORMAT_VERSION
+from esb_contract.commands import read_argv
 from esb_contract.image_spec import ConfigChanges, ImageSpec, Platform
 from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.uv_project import RELOCK_PLACEHOLDER
@@ -77,11 +78,13 @@ def sha256(content: bytes) -> str:
 
 
 def _option(argv: tuple[str, ...], name: str) -> str:
-    return argv[argv.index(name) + 1]
+    """The value of a flag given once, as the tool reads the argv."""
+    return read_argv(argv).value(name)
 
 
 def _options(argv: tuple[str, ...], name: str) -> list[str]:
-    return [argv[i + 1] for i, arg in enumerate(argv) if arg == name]
+    """The values of a repeated flag, in order, as the tool reads the argv."""
+    return list(read_argv(argv).get(name))
 
 
 def _layer_outputs(request: ImageToolRequest) -> dict[str, bytes]:

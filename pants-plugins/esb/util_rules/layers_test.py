@@ -21,6 +21,8 @@ from esb.util_rules.layers import (
     build_service_layer,
 )
 from esb.util_rules.platform import BasePlatform
+from esb_contract import flags
+from esb_contract.commands import read_argv
 from esb_contract.lock_export import LockedDistribution
 
 _RESULT = ProcessResult(
@@ -124,10 +126,10 @@ def test_a_service_that_is_no_package_ships_its_files_only_and_needs_no_index() 
     request = run_service_layer(EMPTY_DIGEST, False)
     argv = list(request.argv)
     assert argv[:1] == ["service-layer"]
-    assert "--project" not in argv and "--uv" not in argv
-    assert argv[argv.index("--app") + 1] == "app"
-    assert argv[argv.index("--service") + 1] == "services/x:x"
-    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--build-file-pattern"] == [
+    assert flags.PROJECT not in read_argv(argv).values and flags.UV not in read_argv(argv).values
+    assert read_argv(argv).value(flags.APP) == "app"
+    assert read_argv(argv).value(flags.SERVICE) == "services/x:x"
+    assert list(read_argv(argv).get(flags.BUILD_FILE_PATTERN)) == [
         "BUILD",
         "BUILD.*",
     ]
@@ -138,10 +140,10 @@ def test_a_service_that_is_no_package_ships_its_files_only_and_needs_no_index() 
 def test_a_package_is_built_with_uv_and_its_constraints(constraints: bool) -> None:
     request = run_service_layer(_PROJECT, constraints)
     argv = list(request.argv)
-    assert argv[argv.index("--project") + 1] == "project"
-    assert argv[argv.index("--uv") + 1] == "uv.whl"
+    assert read_argv(argv).value(flags.PROJECT) == "project"
+    assert read_argv(argv).value(flags.UV) == "uv.whl"
     if constraints:
-        assert argv[argv.index("--build-constraints") + 1] == "project/build-constraints.txt"
+        assert read_argv(argv).value(flags.BUILD_CONSTRAINTS) == "project/build-constraints.txt"
     else:
-        assert "--build-constraints" not in argv
+        assert flags.BUILD_CONSTRAINTS not in read_argv(argv).values
     assert request.needs_network_trust

@@ -24,6 +24,8 @@ from esb.util_rules.service import (
     export_lock_argv,
     is_distribution_layer_failure,
 )
+from esb_contract import flags
+from esb_contract.commands import read_argv
 
 PLATFORM = BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11")
 SDIST_URL = "https://files.pythonhosted.org/packages/a2/55/x/docopt-0.6.2.tar.gz"
@@ -68,11 +70,11 @@ def test_the_sdist_build_is_keyed_by_the_locked_sdist_the_constraints_and_the_pl
     )
     argv = request.argv
     assert argv[0] == "sdist-wheel"
-    assert argv[argv.index("--requirement") + 1] == DOCOPT.requirement
-    assert argv[argv.index("--sdist-url") + 1] == SDIST_URL
-    assert argv[argv.index("--build-constraints") + 1] == "build-constraints.txt"
-    assert argv[argv.index("--python-platform") + 1] == PLATFORM.uv_python_platform
-    assert "--credentials-dir" not in argv
+    assert read_argv(argv).value(flags.REQUIREMENT) == DOCOPT.requirement
+    assert read_argv(argv).value(flags.SDIST_URL) == SDIST_URL
+    assert read_argv(argv).value(flags.BUILD_CONSTRAINTS) == "build-constraints.txt"
+    assert read_argv(argv).value(flags.PYTHON_PLATFORM) == PLATFORM.uv_python_platform
+    assert flags.CREDENTIALS_DIR not in read_argv(argv).values
     assert request.description == "Build a wheel of docopt==0.6.2 from its sdist"
     assert request.output_directories == ("wheel",)
 
@@ -88,8 +90,8 @@ def test_the_layer_of_a_built_sdist_installs_its_wheel_and_names_it() -> None:
         ],
     )
     argv = request.argv
-    assert argv[argv.index("--wheel") + 1] == "wheel/docopt-0.6.2-py2.py3-none-any.whl"
-    assert "--requirement" not in argv
+    assert read_argv(argv).value(flags.WHEEL) == "wheel/docopt-0.6.2-py2.py3-none-any.whl"
+    assert flags.REQUIREMENT not in read_argv(argv).values
     assert request.description == "Install docopt==0.6.2 into a layer"
 
 
@@ -121,5 +123,5 @@ def test_the_lock_check_is_given_the_build_constraints() -> None:
         Address("base", target_name="esb-service-base"),
     )
     argv = export_lock_argv(project, "uv.whl")
-    assert argv[argv.index("--build-constraints") + 1] == "project/build-constraints.txt"
-    assert argv[argv.index("--relock-command") + 1] == "pants esb-lock services/cli:cli"
+    assert read_argv(argv).value(flags.BUILD_CONSTRAINTS) == "project/build-constraints.txt"
+    assert read_argv(argv).value(flags.RELOCK_COMMAND) == "pants esb-lock services/cli:cli"

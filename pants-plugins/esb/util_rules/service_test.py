@@ -24,6 +24,8 @@ from esb.util_rules.service import (
     project_globs,
     source_path,
 )
+from esb_contract import flags
+from esb_contract.commands import read_argv
 from esb_contract.lock_export import LockedDistribution, LockExport
 
 
@@ -197,7 +199,7 @@ def test_the_build_constraints_belong_to_the_project_and_reach_the_check() -> No
     )
     argv = export_lock_argv(project, "uv.whl")
     assert argv.count("--build-constraints") == 1
-    assert argv[argv.index("--build-constraints") + 1] == "project/build-constraints.txt"
+    assert read_argv(argv).value(flags.BUILD_CONSTRAINTS) == "project/build-constraints.txt"
     assert project.builds_wheels
     assert not ServiceProject(
         address, EMPTY_DIGEST, project.platform, project.base_address
@@ -241,7 +243,7 @@ def test_extras_are_matched_as_pep_685_normalises_them_and_reach_the_export() ->
         extras=("main-app",),
     )
     argv = export_lock_argv(project, "uv.whl")
-    assert argv[argv.index("--extra") + 1] == "main-app"
+    assert read_argv(argv).value(flags.EXTRA) == "main-app"
 
 
 def test_an_extra_the_project_does_not_define_names_the_field_and_the_groups() -> None:

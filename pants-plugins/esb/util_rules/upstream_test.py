@@ -23,29 +23,24 @@ from esb.util_rules.upstream import (
     pull_argv,
     pull_failure_message,
 )
+from esb_contract import commands, flags
+from esb_contract.commands import read_argv
 from esb_contract.messages import USER_ERROR
 
 REFERENCE = "127.0.0.1:5000/esb/base@sha256:" + "ab" * 32
 OPTION = "[esb-registries].registries"
-# What every registry command gets: the pants.toml settings that its messages name as the fix.
-SETTING_TEXTS = ("--ca-bundle-setting", CA_BUNDLE_SETTING, "--insecure-setting", INSECURE_SETTING)
 
 
 def test_pull_argv_without_settings() -> None:
-    assert pull_argv(REFERENCE, "linux/amd64", RegistryConnection()) == (
-        "pull-image",
-        "--reference",
-        REFERENCE,
-        "--platform",
-        "linux/amd64",
-        "--out-layout",
-        "upstream.oci",
-        "--out-metadata",
-        "upstream.image.json",
-        "--cache-dir",
-        ".esb-oci-blobs",
-        *SETTING_TEXTS,
-    )
+    invocation = read_argv(pull_argv(REFERENCE, "linux/amd64", RegistryConnection()))
+    assert invocation.name == commands.PULL_IMAGE
+    assert invocation.value(flags.REFERENCE) == REFERENCE
+    assert invocation.value(flags.PLATFORM) == "linux/amd64"
+    # The pants.toml settings that the tool's messages name as the fix.
+    assert invocation.value(flags.CA_BUNDLE_SETTING) == CA_BUNDLE_SETTING
+    assert invocation.value(flags.INSECURE_SETTING) == INSECURE_SETTING
+    for flag in (flags.DOCKER_CONFIG, flags.REGISTRY_CA, flags.MIRROR, flags.INSECURE_REGISTRY):
+        assert flag not in invocation.values
 
 
 def test_pull_argv_with_every_setting() -> None:
@@ -60,21 +55,17 @@ def test_pull_argv_with_every_setting() -> None:
         docker_config="~/.docker/ci.json",
         credential_helper_path="/opt/helpers:/usr/bin",
     )
-    assert pull_argv(REFERENCE, "linux/arm64/v8", connection)[11:] == (
-        *SETTING_TEXTS,
-        "--docker-config",
-        "~/.docker/ci.json",
-        "--credential-helper-path",
-        "/opt/helpers:/usr/bin",
-        "--registry-ca",
-        "127.0.0.1:5000=certs/ca.pem",
-        "--mirror",
+    invocation = read_argv(pull_argv(REFERENCE, "linux/arm64/v8", connection))
+    assert invocation.value(flags.PLATFORM) == "linux/arm64/v8"
+    assert invocation.value(flags.DOCKER_CONFIG) == "~/.docker/ci.json"
+    assert invocation.value(flags.CREDENTIAL_HELPER_PATH) == "/opt/helpers:/usr/bin"
+    assert invocation.get(flags.REGISTRY_CA) == ("127.0.0.1:5000=certs/ca.pem",)
+    # In the configured order: the tool tries the mirrors in it.
+    assert invocation.get(flags.MIRROR) == (
         "docker.io=https://mirror.example",
-        "--mirror",
         "docker.io=http://10.0.0.1:5000",
-        "--insecure-registry",
-        "10.0.0.1:5000",
     )
+    assert invocation.get(flags.INSECURE_REGISTRY) == ("10.0.0.1:5000",)
 
 
 def test_registry_settings_are_checked_and_sorted() -> None:
