@@ -25,7 +25,8 @@ from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
 
 from esb_contract import reference
-from esb_contract.image_spec import ENV_NAME, PORT
+from esb_contract.architectures import PLATFORMS
+from esb_contract.image_spec import ENV_NAME, PORT, Platform, SpecError
 
 _NOT_REPOSITORY_CHARACTERS = re.compile(r"[^a-z0-9._-]+")
 _SEPARATORS = re.compile(r"[._-]+")
@@ -533,8 +534,11 @@ class EsbBaseUpstreamPlatformField(StringField):
     def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
         value = super().compute_value(raw_value, address)
         assert value is not None, f"{cls.alias} has a default or is required"
-        parts = value.split("/")
-        if len(parts) not in (2, 3) or not all(parts) or parts[0] != "linux":
+        try:
+            platform: Optional[Platform] = Platform.parse(value)
+        except SpecError:
+            platform = None
+        if platform is None or platform.os != "linux":
             raise _invalid(
                 cls.alias,
                 address,
@@ -542,6 +546,48 @@ class EsbBaseUpstreamPlatformField(StringField):
                 'use e.g. `upstream_platform="linux/amd64"` or `"linux/arm64/v8"`.',
             )
         return value
+
+
+class EsbBasePlatformsField(StringSequenceField):
+    alias = "platforms"
+    default = ("linux/amd64",)
+    help = help_text(
+        f"""
+        The platforms a base built from `packages` is built for, each `linux/<architecture>`:
+        one of {', '.join(f'`{p}`' for p in sorted(PLATFORMS))}. `pants esb-lock`
+        pins the packages of each in `{BASE_LOCK_FILE}`, resolved against that architecture's
+        index, and the base and the images on it are built from the `.deb`s and wheels of that
+        platform: nothing runs under emulation. A base on an `upstream` image takes its
+        platform from `upstream_platform` instead.
+        """
+    )
+
+    @classmethod
+    def compute_value(
+        cls, raw_value: Optional[Iterable[str]], address: Address
+    ) -> Optional[tuple[str, ...]]:
+        value = super().compute_value(raw_value, address) or ()
+        known = ", ".join(f'"{p}"' for p in sorted(PLATFORMS))
+        bad = [item for item in value if item not in PLATFORMS]
+        if bad:
+            raise _invalid(
+                cls.alias,
+                address,
+                f"has {', '.join(map(repr, bad))}, which this plugin cannot build a Debian base for.",
+                f"list platforms among {known}.",
+            )
+        if not value or len(set(value)) != len(value):
+            raise _invalid(
+                cls.alias,
+                address,
+                f"is {list(value)!r}: a base needs each platform once, and at least one.",
+                'list each platform once, e.g. `platforms=["linux/amd64"]`.',
+            )
+        return value
+
+    def architectures(self) -> tuple[str, ...]:
+        """The Debian (and OCI) architecture of each platform, in the field's order."""
+        return tuple(PLATFORMS[item].name for item in self.value or ())
 
 
 class EsbBaseDebianSourcesField(_CheckedStringSequenceField):
@@ -601,6 +647,7 @@ class EsbBaseImageTarget(Target):
         EsbBasePackagesField,
         EsbBaseUpstreamField,
         EsbBaseUpstreamPlatformField,
+        EsbBasePlatformsField,
         EsbBaseDebianSourcesField,
         EsbBaseServiceAccountsField,
         EsbBaseStopSignalField,
@@ -649,6 +696,15 @@ class EsbBaseImageTarget(Target):
                 f'`{EsbBasePackagesField.alias}=["python3", "ca-certificates", ...]` (then run '
                 f"`pants esb-lock {self.address}`), or "
                 f'`{EsbBaseUpstreamField.alias}="python:3.12-slim-bookworm@sha256:<digest>"`.'
+            )
+        platforms = self[EsbBasePlatformsField].value
+        if upstream is not None and platforms != EsbBasePlatformsField.default:
+            raise InvalidFieldException(
+                f"The target {self.address} sets `{EsbBasePlatformsField.alias}`, which a base "
+                f"assembled from Debian packages is built for, and `{EsbBaseUpstreamField.alias}`, "
+                f"whose platform is `{EsbBaseUpstreamPlatformField.alias}`.\n\nFix: remove "
+                f"`{EsbBasePlatformsField.alias}` and set `{EsbBaseUpstreamPlatformField.alias}`, "
+                'e.g. `upstream_platform="linux/arm64/v8"`.'
             )
 
 

@@ -13,6 +13,7 @@ from esb.target_types import (
     LINUX_SIGNALS,
     EsbBaseImageTarget,
     EsbBasePackagesField,
+    EsbBasePlatformsField,
     EsbBaseUpstreamField,
     EsbBaseUpstreamPlatformField,
     EsbImageOutputPathField,
@@ -148,6 +149,62 @@ def test_base_with_neither_packages_nor_upstream(rule_runner: RuleRunner) -> Non
 def test_invalid_upstream_fields(rule_runner: RuleRunner, fields: str, expected: str) -> None:
     message = _base_error(rule_runner, f'esb_base_image(name="b", {fields})\n')
     assert expected in message and "Fix:" in message
+
+
+def test_a_debian_base_is_built_for_amd64_unless_its_platforms_say_otherwise(
+    rule_runner: RuleRunner,
+) -> None:
+    rule_runner.write_files(
+        {
+            "base/BUILD": 'esb_base_image(name="b", packages=["python3"])\n'
+            'esb_base_image(name="both", packages=["python3"], '
+            'platforms=["linux/arm64", "linux/amd64"])\n'
+        }
+    )
+    default = rule_runner.get_target(Address("base", target_name="b"))[EsbBasePlatformsField]
+    assert default.value == ("linux/amd64",)
+    assert default.architectures() == ("amd64",)
+    both = rule_runner.get_target(Address("base", target_name="both"))[EsbBasePlatformsField]
+    assert both.architectures() == ("arm64", "amd64")
+
+
+@pytest.mark.parametrize(
+    "platforms, expected",
+    [
+        pytest.param(
+            '["linux/s390x", "arm64"]',
+            "The `platforms` field of the target base:b has 'linux/s390x', 'arm64', which this "
+            "plugin cannot build a Debian base for.\n\n"
+            'Fix: list platforms among "linux/amd64", "linux/arm64".',
+            id="unknown",
+        ),
+        pytest.param(
+            '["linux/arm64", "linux/arm64"]',
+            "The `platforms` field of the target base:b is ['linux/arm64', 'linux/arm64']: a "
+            "base needs each platform once, and at least one.",
+            id="twice",
+        ),
+        pytest.param("[]", "is []: a base needs each platform once, and at least one.", id="none"),
+    ],
+)
+def test_invalid_platforms_name_the_field_and_the_fix(
+    rule_runner: RuleRunner, platforms: str, expected: str
+) -> None:
+    message = _base_error(
+        rule_runner, f'esb_base_image(name="b", packages=["python3"], platforms={platforms})\n'
+    )
+    assert expected in message and "Fix:" in message
+
+
+def test_an_upstream_base_takes_its_platform_from_upstream_platform(
+    rule_runner: RuleRunner,
+) -> None:
+    message = _base_error(
+        rule_runner,
+        f'esb_base_image(name="b", upstream="python@{_DIGEST}", platforms=["linux/arm64"])\n',
+    )
+    assert "The target base:b sets `platforms`" in message
+    assert "Fix: remove `platforms` and set `upstream_platform`" in message
 
 
 _NOT_SIGNAL = "which is not a Linux signal"

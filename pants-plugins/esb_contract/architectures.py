@@ -23,3 +23,6 @@ ARCHITECTURES: Dict[str, Architecture] = {
         Architecture("arm64", "aarch64", "linux_arm64", "aarch64-linux-gnu"),
     )
 }
+
+# The platforms a Debian base is built for, as Docker spells them (`linux/<architecture>`).
+PLATFORMS: Dict[str, Architecture] = {f"linux/{a.name}": a for a in ARCHITECTURES.values()}

@@ -106,14 +106,14 @@ COMMANDS: Mapping[str, Arguments] = {
     ),
     DEBIAN_CHECK_LOCK: arguments(required={flags.LOCK}),
     DEBIAN_LOCK: arguments(
-        required={flags.OUT_LOCK, flags.PACKAGE, flags.SOURCE},
-        optional={flags.ARCHITECTURE, flags.KEYRING},
+        required={flags.ARCHITECTURE, flags.OUT_LOCK, flags.PACKAGE, flags.SOURCE},
+        optional={flags.KEYRING},
         switches={flags.NO_VERIFY_RELEASE},
-        repeated={flags.PACKAGE, flags.SOURCE},
+        repeated={flags.ARCHITECTURE, flags.PACKAGE, flags.SOURCE},
     ),
     DEBIAN_ROOTFS: LAYER_OUTPUT
     | arguments(
-        required={flags.DEBS, flags.LOCK},
+        required={flags.ARCHITECTURE, flags.DEBS, flags.LOCK},
         optional={flags.ACCOUNT},
         switches={flags.COMPILE_BYTECODE, flags.KEEP_DOCUMENTATION, flags.KEEP_TRANSLATIONS},
         repeated={flags.ACCOUNT},

@@ -12,7 +12,8 @@ def test_an_argv_is_read_into_each_flags_values_in_order() -> None:
     invocation = read_argv(
         [*RUN, flags.ENV, "A=1", f"{flags.ENV}=B=2", flags.LOAD_ONLY, flags.TIMEOUT, "-1.5"]
     )
-    assert invocation.command is COMMANDS[commands.RUN_IMAGE]
+    assert invocation.name == commands.RUN_IMAGE
+    assert invocation.arguments is COMMANDS[commands.RUN_IMAGE]
     assert invocation.value(flags.LAYOUT) == "image.oci"
     assert invocation.get(flags.ENV) == ("A=1", "B=2")
     assert invocation.get(flags.LOAD_ONLY) == ()

@@ -61,6 +61,18 @@ class Platform:
         fields.no_others()
         return platform
 
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """`os/architecture[/variant]`, as Docker and OCI tools spell a platform, e.g.
+        `linux/amd64` or `linux/arm64/v8`; a `SpecError` says what is wrong."""
+        parts = text.split("/")
+        if len(parts) not in (2, 3) or not all(parts) or any(p != p.strip() for p in parts):
+            raise SpecError(f"{text!r} is not a platform `os/architecture[/variant]`")
+        return cls(architecture=parts[1], os=parts[0], variant=parts[2] if parts[2:] else None)
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
     def matches(self, other: Platform) -> bool:
         """Whether an image for `other` runs here; a variant only counts when both name one."""
         same_variant = not (self.variant and other.variant) or self.variant == other.variant

@@ -76,3 +76,24 @@ def test_image_spec_round_trips_through_json(spec: ImageSpec) -> None:
 def test_malformed_specs(change: dict, message: str) -> None:
     with pytest.raises(SpecError, match=message.replace("[", r"\[").replace("]", r"\]")):
         ImageSpec.from_json({**FULL_SPEC.to_json(), **change}, where="spec.json")
+
+
+@pytest.mark.parametrize(
+    "text, platform",
+    [
+        ("linux/amd64", Platform("amd64")),
+        ("linux/arm64/v8", Platform("arm64", variant="v8")),
+        ("windows/amd64", Platform("amd64", os="windows")),
+    ],
+)
+def test_a_platform_reads_as_docker_spells_it_and_back(text: str, platform: Platform) -> None:
+    assert Platform.parse(text) == platform
+    assert str(platform) == text
+
+
+@pytest.mark.parametrize(
+    "text", ["linux", "amd64", "linux/", "/amd64", "linux/arm64/v8/x", "linux/ amd64", ""]
+)
+def test_a_malformed_platform_says_what_it_should_be(text: str) -> None:
+    with pytest.raises(SpecError, match=r"is not a platform `os/architecture\[/variant\]`"):
+        Platform.parse(text)

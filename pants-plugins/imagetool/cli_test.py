@@ -137,7 +137,7 @@ def test_every_library_error_is_a_tool_error(error: type[Exception]) -> None:
     "argv",
     [
         ["layer-from-dir", "--root", "."],
-        ["debian-rootfs", "--lock", "absent.json", "--debs", "."],
+        ["debian-rootfs", "--lock", "absent.json", "--architecture", "amd64", "--debs", "."],
         ["uv-layer", "--wheel", "absent.whl"],
         [
             "venv-layer",
@@ -177,6 +177,8 @@ def test_debian_rootfs_writes_no_platform(capsys: pytest.CaptureFixture[str]) ->
         "debian-rootfs",
         "--lock",
         "l",
+        "--architecture",
+        "amd64",
         "--debs",
         "d",
         "--out-blob",

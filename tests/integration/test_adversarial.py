@@ -155,7 +155,7 @@ def _locked(change: Callable[[list[dict]], None]) -> Callable[[str], str]:
 
     def edit(text: str) -> str:
         lock = json.loads(text)
-        change(lock["packages"])
+        change(lock["architectures"]["amd64"]["packages"])
         return json.dumps(lock, indent=2) + "\n"
 
     return edit

@@ -55,6 +55,11 @@ def _base(image_targets: list[ImageTarget]) -> ImageTarget:
     return next(target for target in image_targets if not target.is_service)
 
 
+def _packages(document: dict) -> list[dict]:
+    """The package entries of the lock's one architecture (the example base's amd64)."""
+    return document["architectures"]["amd64"]["packages"]
+
+
 def _edit_lock(checkout: Checkout, base: ImageTarget, edit: Callable[[dict], None]) -> str:
     """Applies `edit` to the base's lock document; returns the lock's path in the checkout."""
     relative = f"{base.spec_path}/{LOCK_FILE}"
@@ -80,7 +85,7 @@ def test_a_lock_missing_a_dependency_fails_naming_the_dependency_and_its_depende
     base = _base(image_targets)
 
     def drop_dependency(document: dict) -> None:
-        document["packages"] = [p for p in document["packages"] if p["name"] != DEPENDENCY]
+        _packages(document)[:] = [p for p in _packages(document) if p["name"] != DEPENDENCY]
 
     lock = _edit_lock(checkout, base, drop_dependency)
 
@@ -98,7 +103,7 @@ def _point_at(archive: str, sha256: str) -> Callable[[dict], None]:
     """An edit that moves the served package's URL to the local archive, with a sha256."""
 
     def edit(document: dict) -> None:
-        (package,) = [p for p in document["packages"] if p["name"] == SERVED_PACKAGE]
+        (package,) = [p for p in _packages(document) if p["name"] == SERVED_PACKAGE]
         package["url"] = f"{archive}/{package['url'].split('/', 3)[3]}"
         package["sha256"] = sha256
 
@@ -107,7 +112,7 @@ def _point_at(archive: str, sha256: str) -> Callable[[dict], None]:
 
 def _served_package(checkout: Checkout, base: ImageTarget) -> dict:
     document = json.loads((checkout.root / base.spec_path / LOCK_FILE).read_text())
-    return next(p for p in document["packages"] if p["name"] == SERVED_PACKAGE)
+    return next(p for p in _packages(document) if p["name"] == SERVED_PACKAGE)
 
 
 @pytest.mark.parametrize(

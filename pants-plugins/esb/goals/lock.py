@@ -38,6 +38,7 @@ from esb.target_types import (
     SERVICE_PYPROJECT_FILE,
     EsbBaseDebianSourcesField,
     EsbBasePackagesField,
+    EsbBasePlatformsField,
     EsbServiceBaseField,
 )
 from esb.util_rules.index_credentials import (
@@ -95,9 +96,12 @@ class EsbLock(Goal):
     environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
 
 
-def debian_lock_argv(packages: Iterable[str], sources: Iterable[str]) -> tuple[str, ...]:
+def debian_lock_argv(
+    packages: Iterable[str], sources: Iterable[str], architectures: Iterable[str]
+) -> tuple[str, ...]:
     return (
         commands.DEBIAN_LOCK,
+        *(arg for architecture in architectures for arg in (flags.ARCHITECTURE, architecture)),
         *(arg for source in sources for arg in (flags.SOURCE, source)),
         *(arg for package in sorted(packages) for arg in (flags.PACKAGE, package)),
         flags.OUT_LOCK,
@@ -256,6 +260,7 @@ async def esb_lock(
                 argv=debian_lock_argv(
                     target[EsbBasePackagesField].value or (),
                     target[EsbBaseDebianSourcesField].value or (),
+                    target[EsbBasePlatformsField].architectures(),
                 ),
                 description=f"Lock the Debian packages of {target.address}",
                 input_digest=EMPTY_DIGEST,

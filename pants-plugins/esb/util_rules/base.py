@@ -36,6 +36,7 @@ from esb.target_types import (
     TRUST_SCRIPT_FILE,
     EsbBaseImageTarget,
     EsbBasePackagesField,
+    EsbBasePlatformsField,
     EsbBaseServiceAccountsField,
     EsbBaseSourcesField,
     EsbBaseStopSignalField,
@@ -57,7 +58,7 @@ from esb.util_rules.upstream import (
     UpstreamPlatformRequest,
 )
 from esb_contract import commands, flags, steps
-from esb_contract.base_lock import LockedPackage, LockFormatError, PackageLock
+from esb_contract.base_lock import LockedPackage, LockFormatError, PackageLocks
 from esb_contract.image_spec import ConfigChanges
 from esb_contract.messages import tool_message
 
@@ -96,29 +97,49 @@ class BuiltBaseImage:
 
 @dataclass(frozen=True)
 class BaseLock:
+    """What a build of one platform of the base needs of its lock."""
+
     requested: tuple[str, ...]
+    architectures: tuple[str, ...]
+    """Every architecture the lock holds."""
+    architecture: str
+    """The one built."""
     packages: tuple[LockedPackage, ...]
     platform: BasePlatform
 
 
-def parse_base_lock(content: bytes, *, lock_path: str, target: str) -> BaseLock:
-    """What the backend needs of a base's lock, read as the image tool reads it."""
+def parse_base_lock(content: bytes, *, lock_path: str, target: str, architecture: str) -> BaseLock:
+    """What the backend needs of a base's lock for `architecture`, read as the image tool reads
+    it."""
     where = f"{lock_path} (the package lock of {target})"
     fix = f"Fix: regenerate it with `pants esb-lock {target}`."
     try:
-        lock = PackageLock.from_json(content.decode())
+        locks = PackageLocks.from_json(content.decode())
     except (LockFormatError, UnicodeDecodeError) as e:
         raise BaseLockError(f"{where} is malformed: {e}\n\n{fix}") from None
+    if architecture not in locks.architectures:
+        raise BaseLockError(
+            f"{where} is stale: it locks packages for {', '.join(locks.architectures)} and not "
+            f"for {architecture}, which the `{EsbBasePlatformsField.alias}` field asks for.\n\n"
+            f"Fix: run `pants esb-lock {target}` and commit {lock_path}."
+        )
+    lock = locks.for_architecture(architecture)
     try:
         platform = BasePlatform.from_lock(lock.platform, where=where)
     except BasePlatformError as e:
         raise BaseLockError(f"{e}\n\n{fix}") from None
-    return BaseLock(lock.requested, lock.packages, platform)
+    return BaseLock(lock.requested, locks.architectures, architecture, lock.packages, platform)
 
 
 def check_lock_matches_target(
-    lock: BaseLock, packages: tuple[str, ...], *, lock_path: str, target: str
+    lock: BaseLock,
+    packages: tuple[str, ...],
+    architectures: tuple[str, ...],
+    *,
+    lock_path: str,
+    target: str,
 ) -> None:
+    fix = f"Fix: run `pants esb-lock {target}` and commit {lock_path}."
     if sorted(lock.requested) != sorted(packages):
         added = sorted(set(packages) - set(lock.requested))
         removed = sorted(set(lock.requested) - set(packages))
@@ -127,7 +148,13 @@ def check_lock_matches_target(
             f"{'adds ' + ', '.join(added) if added else ''}"
             f"{' and ' if added and removed else ''}"
             f"{'removes ' + ', '.join(removed) if removed else ''} compared with the lock.\n\n"
-            f"Fix: run `pants esb-lock {target}` and commit {lock_path}."
+            f"{fix}"
+        )
+    if sorted(lock.architectures) != sorted(architectures):
+        raise BaseLockError(
+            f"{lock_path} is stale: it locks packages for {', '.join(lock.architectures)}, and "
+            f"the `{EsbBasePlatformsField.alias}` field of {target} asks for "
+            f"{', '.join(architectures)}.\n\n{fix}"
         )
 
 
@@ -136,6 +163,8 @@ class RootfsLayerRequest:
     """`inputs` holds `packages.lock.json` and the locked `.deb` files under `debs/`."""
 
     inputs: Digest
+    architecture: str
+    """Whose packages of the lock to assemble."""
     service_accounts: tuple[str, ...]
     description: str
 
@@ -149,6 +178,8 @@ async def build_rootfs_layer(request: RootfsLayerRequest) -> BuiltLayer:
                 commands.DEBIAN_ROOTFS,
                 flags.LOCK,
                 "packages.lock.json",
+                flags.ARCHITECTURE,
+                request.architecture,
                 flags.DEBS,
                 "debs",
                 flags.COMPILE_BYTECODE,
@@ -325,9 +356,24 @@ async def read_base_sources(request: BaseImageRequest) -> BaseSources:
         return BaseSources(target, files, None)
     lock_file = files[BASE_LOCK_FILE]
     spec = str(request.address)
-    lock = parse_base_lock(lock_file.content, lock_path=lock_file.path, target=spec)
+    platforms = target[EsbBasePlatformsField]
+    architectures = platforms.architectures()
+    if len(architectures) > 1:
+        raise BaseLockError(
+            f"The `{EsbBasePlatformsField.alias}` field of {spec} lists "
+            f"{', '.join(platforms.value or ())}: `pants esb-lock` pins the packages of each, and "
+            "a build makes one platform's image; an image index of several is not built yet.\n\n"
+            f'Fix: list the one platform to build, e.g. `{EsbBasePlatformsField.alias}=["linux/arm64"]`.'
+        )
+    lock = parse_base_lock(
+        lock_file.content, lock_path=lock_file.path, target=spec, architecture=architectures[0]
+    )
     check_lock_matches_target(
-        lock, target[EsbBasePackagesField].value or (), lock_path=lock_file.path, target=spec
+        lock,
+        target[EsbBasePackagesField].value or (),
+        architectures,
+        lock_path=lock_file.path,
+        target=spec,
     )
     await Get(CheckedBaseLock, BaseLockCheckRequest(lock_file, spec))
     return BaseSources(target, files, lock)
@@ -369,6 +415,7 @@ async def _rootfs_request(sources: BaseSources) -> RootfsLayerRequest:
     )
     return RootfsLayerRequest(
         rootfs_inputs,
+        sources.lock.architecture,
         sources.target[EsbBaseServiceAccountsField].value or (),
         steps.describe(steps.ASSEMBLE, f"the Debian root filesystem of {spec}"),
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -23,44 +24,28 @@ from esb.util_rules.base import (
     check_lock_matches_target,
     parse_base_lock,
 )
+from esb.util_rules.lock_testutil import debian_lock
 from esb.util_rules.platform import BasePlatform, BasePlatformError
-from esb_contract.base_lock import FORMAT_VERSION, LockedPackage
+from esb_contract.base_lock import FORMAT_VERSION, LockedPackage, PackageLocks
 from esb_contract.messages import USER_ERROR
 
-_LOCK: dict[str, Any] = {
-    "format_version": FORMAT_VERSION,
-    "architecture": "amd64",
-    "sources": [
-        {
-            "url": "https://deb.debian.org/debian",
-            "suite": "bookworm",
-            "components": ["main"],
-            "release_date": "Sat, 10 Jun 2023 08:55:00 UTC",
-            "index_sha256": {"main/binary-amd64/Packages.xz": "cd" * 32},
-        }
-    ],
-    "packages": [
-        {
-            "name": "python3",
-            "version": "3.11.2-1+b1",
-            "architecture": "amd64",
-            "url": "https://deb.debian.org/debian/pool/main/p/python3-defaults/python3_3.11.2-1+b1_amd64.deb",
-            "sha256": "ab" * 32,
-            "size": 26000,
-            "depends": "",
-            "pre_depends": "",
-            "provides": "",
-        }
-    ],
-    "platform": {"architecture": "amd64", "glibc_version": "2.36", "python_version": "3.11.2"},
-    "requested": ["python3"],
-}
+AMD64 = debian_lock("amd64", [("python3", "3.11.2-1+b1")])
+ARM64 = debian_lock("arm64", [("python3", "3.11.2-1+b1")])
+_LOCK: dict[str, Any] = json.loads(PackageLocks((AMD64,)).to_json())
 
 
-def _parse(lock: dict):
+def _parse(lock: dict, architecture: str = "amd64"):
     return parse_base_lock(
-        json.dumps(lock).encode(), lock_path="base/packages.lock.json", target="base:b"
+        json.dumps(lock).encode(),
+        lock_path="base/packages.lock.json",
+        target="base:b",
+        architecture=architecture,
     )
+
+
+def _with_amd64(**changes: Any) -> dict[str, Any]:
+    """The lock with fields of its amd64 section changed."""
+    return {**_LOCK, "architectures": {"amd64": {**_LOCK["architectures"]["amd64"], **changes}}}
 
 
 def test_parse_lock() -> None:
@@ -73,18 +58,44 @@ def test_parse_lock() -> None:
     assert lock.platform.tool_platform == "linux_x86_64"
 
 
+def test_each_architecture_is_read_from_its_own_section() -> None:
+    both = json.loads(PackageLocks((AMD64, ARM64)).to_json())
+    lock = _parse(both, "arm64")
+    assert lock.architectures == ("amd64", "arm64")
+    assert lock.packages[0].architecture == "arm64"
+    assert lock.platform.uv_python_platform == "aarch64-manylinux_2_36"
+    assert lock.platform.tool_platform == "linux_arm64"
+
+
+def test_a_lock_without_the_asked_architecture_is_stale() -> None:
+    with pytest.raises(BaseLockError) as exc:
+        _parse(_LOCK, "arm64")
+    assert str(exc.value) == (
+        "base/packages.lock.json (the package lock of base:b) is stale: it locks packages for "
+        "amd64 and not for arm64, which the `platforms` field asks for.\n\n"
+        "Fix: run `pants esb-lock base:b` and commit base/packages.lock.json."
+    )
+
+
 @pytest.mark.parametrize(
     "lock, expected",
     [
-        pytest.param({**_LOCK, "packages": [{"name": "x"}]}, "lacks or misspells", id="package"),
+        pytest.param(_with_amd64(packages=[{"name": "x"}]), "lacks or misspells", id="package"),
         pytest.param(
-            {k: v for k, v in _LOCK.items() if k != "platform"},
-            "lacks or misspells a field: 'platform'",
-            id="platform",
+            {"format_version": FORMAT_VERSION, "requested": [], "architectures": {"amd64": {}}},
+            "lacks or misspells a field: 'sources'",
+            id="section",
         ),
-        pytest.param({**_LOCK, "format_version": 1}, "of format_version 1", id="format"),
         pytest.param(
-            {**_LOCK, "platform": {**_LOCK["platform"], "python_version": None}},
+            {k: v for k, v in _LOCK.items() if k != "architectures"},
+            "lacks or misspells a field: 'architectures'",
+            id="architectures",
+        ),
+        pytest.param({**_LOCK, "format_version": 2}, "of format_version 2", id="format"),
+        pytest.param(
+            _with_amd64(
+                platform={**_LOCK["architectures"]["amd64"]["platform"], "python_version": None}
+            ),
             "records no python_version, interpreter",
             id="no-python",
         ),
@@ -99,23 +110,30 @@ def test_malformed_lock_names_file_and_fix(lock: dict, expected: str) -> None:
 
 
 def test_unsupported_architecture() -> None:
+    platform = {**_LOCK["architectures"]["amd64"]["platform"], "architecture": "s390x"}
     with pytest.raises(BaseLockError, match="'s390x'; supported: amd64, arm64"):
-        _parse({**_LOCK, "platform": {**_LOCK["platform"], "architecture": "s390x"}})
+        _parse(_with_amd64(platform=platform))
 
 
 def test_stale_lock_says_what_changed_and_how_to_fix() -> None:
     lock = _parse(_LOCK)
-    check_lock_matches_target(
-        lock, ("python3",), lock_path="base/packages.lock.json", target="base:b"
+    check = functools.partial(
+        check_lock_matches_target, lock_path="base/packages.lock.json", target="base:b"
     )
+    check(lock, ("python3",), ("amd64",))
     with pytest.raises(BaseLockError) as exc:
-        check_lock_matches_target(
-            lock, ("curl",), lock_path="base/packages.lock.json", target="base:b"
-        )
+        check(lock, ("curl",), ("amd64",))
     message = str(exc.value)
     assert "base/packages.lock.json is stale" in message
     assert "adds curl and removes python3" in message
     assert "run `pants esb-lock base:b`" in message
+    with pytest.raises(BaseLockError) as exc:
+        check(lock, ("python3",), ("amd64", "arm64"))
+    assert str(exc.value) == (
+        "base/packages.lock.json is stale: it locks packages for amd64, and the `platforms` "
+        "field of base:b asks for amd64, arm64.\n\n"
+        "Fix: run `pants esb-lock base:b` and commit base/packages.lock.json."
+    )
 
 
 _SCRIPTS = ("base/ensure_ca_trust.sh", "base/entrypoint.sh")

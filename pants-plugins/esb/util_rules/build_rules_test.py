@@ -44,10 +44,11 @@ from esb.util_rules.image import (
     config_json,
 )
 from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
+from esb.util_rules.lock_testutil import debian_lock
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.service import ServiceImageRequest, ServiceLayerError
 from esb.util_rules.upstream import PulledUpstreamImage, UpstreamImageRequest
-from esb_contract.base_lock import FORMAT_VERSION
+from esb_contract.base_lock import PackageLocks
 from esb_contract.commands import read_argv
 from esb_contract.image_spec import ConfigChanges, ImageSpec, Platform
 from esb_contract.lock_export import LockedDistribution, LockExport
@@ -352,36 +353,8 @@ def test_a_refused_assembly_fails_with_the_tools_message_naming_the_target(
 DEBIAN_BASE = Address("base", target_name="base")
 UPSTREAM_BASE = Address("upstream", target_name="upstream")
 UPSTREAM = "python:3.12-slim-bookworm@sha256:" + "cd" * 32
-_POOL = "https://deb.debian.org/debian/pool/main"
-LOCK = {
-    "format_version": FORMAT_VERSION,
-    "architecture": "amd64",
-    "sources": [
-        {
-            "url": "https://deb.debian.org/debian",
-            "suite": "bookworm",
-            "components": ["main"],
-            "release_date": "Sat, 10 Jun 2023 08:55:00 UTC",
-            "index_sha256": {"main/binary-amd64/Packages.xz": "ef" * 32},
-        }
-    ],
-    "packages": [
-        {
-            "name": name,
-            "version": version,
-            "architecture": "amd64",
-            "url": f"{_POOL}/{name[0]}/{name}/{name}_{version}_amd64.deb",
-            "sha256": hashlib.sha256(name.encode()).hexdigest(),
-            "size": 1000,
-            "depends": "",
-            "pre_depends": "",
-            "provides": "",
-        }
-        for name, version in (("libc6", "2.36-9"), ("python3", "3.11.2-1+b1"))
-    ],
-    "platform": {"architecture": "amd64", "glibc_version": "2.36", "python_version": "3.11.2"},
-    "requested": ["python3"],
-}
+LOCK = PackageLocks((debian_lock("amd64"),))
+ARM64_LOCK = PackageLocks((debian_lock("arm64"),))
 SCRIPTS = {"ensure_ca_trust.sh": "#!/bin/sh\n# trust\n", "entrypoint.sh": '#!/bin/sh\nexec "$@"\n'}
 
 
@@ -452,7 +425,7 @@ def base_runner() -> RuleRunner:
                 'esb_base_image(name="plain", packages=["python3"])\n'
                 'esb_base_image(name="stale", packages=["python3", "curl"])\n'
             ),
-            "base/packages.lock.json": json.dumps(LOCK),
+            "base/packages.lock.json": LOCK.to_json(),
             **{f"base/{name}": content for name, content in SCRIPTS.items()},
             "upstream/BUILD": (
                 f'esb_base_image(name="upstream", upstream="{UPSTREAM}", '
@@ -461,6 +434,13 @@ def base_runner() -> RuleRunner:
                 'upstream_platform="linux/arm64", service_accounts=[])\n'
             ),
             **{f"upstream/{name}": content for name, content in SCRIPTS.items()},
+            "arm/BUILD": (
+                'esb_base_image(name="arm", packages=["python3"], platforms=["linux/arm64"])\n'
+                'esb_base_image(name="both", packages=["python3"], '
+                'platforms=["linux/amd64", "linux/arm64"])\n'
+            ),
+            "arm/packages.lock.json": ARM64_LOCK.to_json(),
+            **{f"arm/{name}": content for name, content in SCRIPTS.items()},
         }
     )
     return runner
@@ -479,16 +459,17 @@ def test_a_debian_base_is_its_locked_packages_then_its_scripts_with_its_fields_c
     # The lock is checked, then its pinned `.deb` files and the lock build the root filesystem,
     # with the service accounts.
     (check,) = tool.runs("debian-check-lock")
-    assert json.loads(files(base_runner, check.input_digest)["packages.lock.json"]) == LOCK
+    assert files(base_runner, check.input_digest)["packages.lock.json"] == LOCK.to_json().encode()
     (rootfs,) = tool.runs("debian-rootfs")
     rootfs_inputs = files(base_runner, rootfs.input_digest)
-    assert json.loads(rootfs_inputs["packages.lock.json"]) == LOCK
+    assert rootfs_inputs["packages.lock.json"] == LOCK.to_json().encode()
     debs = {path: content for path, content in rootfs_inputs.items() if path.startswith("debs/")}
     assert debs == {
         "debs/libc6_2.36-9_amd64.deb": b"deb libc6 2.36-9",
         "debs/python3_3.11.2-1+b1_amd64.deb": b"deb python3 3.11.2-1+b1",
     }
     assert _options(rootfs.argv, "--account") == ["api:10002", "esb:10001"]
+    assert _option(rootfs.argv, "--architecture") == "amd64"
     # The scripts, executable, under the prefix the tools layer puts them at.
     (tools,) = tool.runs("layer-from-dir")
     scripts = base_runner.request(DigestContents, [tools.input_digest])
@@ -599,6 +580,52 @@ def test_a_stale_lock_is_refused_before_anything_is_built(
     assert not tool.requests
 
 
+def test_an_arm64_base_is_its_arm64_packages(base_runner: RuleRunner, tool: FakeTool) -> None:
+    arm = Address("arm", target_name="arm")
+    built = base_runner.request(BuiltBaseImage, [BaseImageRequest(arm)])
+    assert built.platform.architecture == "arm64"
+    assert built.platform.uv_python_platform == "aarch64-manylinux_2_36"
+    (rootfs,) = tool.runs("debian-rootfs")
+    assert _option(rootfs.argv, "--architecture") == "arm64"
+    debs = sorted(p for p in files(base_runner, rootfs.input_digest) if p.startswith("debs/"))
+    assert debs == ["debs/libc6_2.36-9_arm64.deb", "debs/python3_3.11.2-1+b1_arm64.deb"]
+    (assemble,) = tool.runs("assemble")
+    spec = ImageSpec.from_json(
+        json.loads(files(base_runner, assemble.input_digest)[_option(assemble.argv, "--spec")]),
+        where="spec.json",
+    )
+    assert spec.platform is not None and spec.platform.architecture == "arm64"
+
+
+def test_a_lock_of_other_platforms_than_the_field_is_stale(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    base_runner.write_files({"arm/packages.lock.json": LOCK.to_json()})
+    with pytest.raises(ExecutionError) as error:
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(Address("arm", target_name="arm"))])
+    assert error_message(error) == (
+        "arm/packages.lock.json (the package lock of arm:arm) is stale: it locks packages for "
+        "amd64 and not for arm64, which the `platforms` field asks for.\n\n"
+        "Fix: run `pants esb-lock arm:arm` and commit arm/packages.lock.json."
+    )
+    assert not tool.requests
+
+
+def test_several_platforms_are_locked_but_not_built_into_one_image(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    both = Address("arm", target_name="both")
+    with pytest.raises(ExecutionError) as error:
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(both)])
+    assert error_message(error) == (
+        "The `platforms` field of arm:both lists linux/amd64, linux/arm64: `pants esb-lock` pins "
+        "the packages of each, and a build makes one platform's image; an image index of several "
+        "is not built yet.\n\n"
+        'Fix: list the one platform to build, e.g. `platforms=["linux/arm64"]`.'
+    )
+    assert not tool.requests
+
+
 def test_a_lock_the_tool_refuses_names_the_lock_the_target_and_the_fix(
     base_runner: RuleRunner, tool: FakeTool
 ) -> None:
@@ -619,7 +646,7 @@ def test_a_lock_the_tool_refuses_names_the_lock_the_target_and_the_fix(
 def test_an_upstream_base_with_a_lock_is_refused_with_the_file_to_delete(
     base_runner: RuleRunner, tool: FakeTool
 ) -> None:
-    base_runner.write_files({"upstream/packages.lock.json": json.dumps(LOCK)})
+    base_runner.write_files({"upstream/packages.lock.json": LOCK.to_json()})
     with pytest.raises(ExecutionError) as error:
         base_runner.request(BuiltBaseImage, [BaseImageRequest(UPSTREAM_BASE)])
     message = error_message(error)
@@ -670,7 +697,7 @@ def service_runner() -> RuleRunner:
             "base/BUILD": (
                 'esb_base_image(name="base", repository="esb/base", packages=["python3"])\n'
             ),
-            "base/packages.lock.json": json.dumps(LOCK),
+            "base/packages.lock.json": LOCK.to_json(),
             **{f"base/{name}": content for name, content in SCRIPTS.items()},
             "services/api/BUILD": (
                 'esb_service_image(name="api", base="//base:base", repository="esb/api", '

@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 
 from esb_contract import commands, flags
+from esb_contract.architectures import ARCHITECTURES
+from esb_contract.base_lock import PackageLocks
 from imagetool.commands import (
     AddArguments,
     CommandError,
@@ -49,7 +51,11 @@ def _add_lock_arguments(parser: argparse.ArgumentParser) -> None:
         flags.PACKAGE, action="append", required=True, help="a package to install (repeatable)"
     )
     parser.add_argument(
-        flags.ARCHITECTURE, default="amd64", help="Debian architecture (default: amd64)"
+        flags.ARCHITECTURE,
+        action="append",
+        required=True,
+        choices=sorted(ARCHITECTURES),
+        help="a Debian architecture to lock the packages for (repeatable)",
     )
     parser.add_argument(
         flags.KEYRING,
@@ -71,14 +77,16 @@ def _lock(args: argparse.Namespace) -> int:
     read_release = (
         unverified_release_reader if args.no_verify_release else gpgv_release_reader(args.keyring)
     )
-    suites = [
-        read_suite(
-            Source.parse(spec), args.architecture, fetch=fetch_https, read_release=read_release
-        )
-        for spec in args.source
-    ]
-    lock = lock_packages(suites, args.architecture, args.package)
-    args.out_lock.write_text(lock.to_json(), encoding="utf-8")
+    locks = []
+    for architecture in sorted(set(args.architecture)):
+        suites = [
+            read_suite(
+                Source.parse(spec), architecture, fetch=fetch_https, read_release=read_release
+            )
+            for spec in args.source
+        ]
+        locks.append(lock_packages(suites, architecture, args.package))
+    args.out_lock.write_text(PackageLocks(tuple(locks)).to_json(), encoding="utf-8")
     return 0
 
 
@@ -101,6 +109,12 @@ def _add_rootfs_arguments(parser: argparse.ArgumentParser) -> None:
         "layer, without extracting anything: ownership and modes are the packages' own."
     )
     parser.add_argument(flags.LOCK, type=Path, required=True, help="the package lock (JSON)")
+    parser.add_argument(
+        flags.ARCHITECTURE,
+        required=True,
+        choices=sorted(ARCHITECTURES),
+        help="the architecture of the lock whose packages to assemble",
+    )
     parser.add_argument(
         flags.DEBS,
         type=Path,
@@ -134,7 +148,7 @@ def _add_rootfs_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _rootfs(args: argparse.Namespace) -> int:
     outputs = LayerOutputs.from_args(args)
-    lock = read_lock(read_input(args.lock).decode("utf-8"))
+    lock = read_lock(read_input(args.lock).decode("utf-8")).for_architecture(args.architecture)
     python_version = lock.platform.python_version
     if args.compile_bytecode and python_version is None:
         raise CommandError("--compile-bytecode was given, but the lock's packages hold no Python.")

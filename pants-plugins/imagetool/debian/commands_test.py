@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from esb_contract.base_lock import PackageLock
+from esb_contract.base_lock import PackageLock, PackageLocks
 from esb_contract.platform_facts import PlatformFacts
 from imagetool.cli import main
 from imagetool.debian import commands
@@ -29,12 +29,15 @@ def test_debian_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "debian-lock",
         "--source", "https://deb.example.org/debian bookworm main",
         "--package", "mawk",
+        "--architecture", "amd64",
         "--no-verify-release",
         "--out-lock", str(out),
     )  # fmt: skip
     assert status == 0
-    lock = PackageLock.from_json(out.read_text())
-    assert [(p.name, p.version) for p in lock.packages] == [("mawk", "1.3.4.20200120-3.1")]
+    lock = PackageLocks.from_json(out.read_text())
+    assert lock.architectures == ("amd64",)
+    packages = lock.for_architecture("amd64").packages
+    assert [(p.name, p.version) for p in packages] == [("mawk", "1.3.4.20200120-3.1")]
 
 
 def test_debian_lock_reports_resolution_errors(
@@ -48,6 +51,7 @@ def test_debian_lock_reports_resolution_errors(
         "debian-lock",
         "--source", "https://deb.example.org/debian bookworm main",
         "--package", "awk",
+        "--architecture", "amd64",
         "--no-verify-release",
         "--out-lock", str(tmp_path / "lock.json"),
     )  # fmt: skip
@@ -64,7 +68,7 @@ def _write_lock(make_deb: MakeDeb, directory: Path, *, specs=(BASE_PASSWD, TOOL)
         packages=tuple(make_deb(spec)[0] for spec in specs),
     )
     path = directory / "packages.lock.json"
-    path.write_text(lock.to_json())
+    path.write_text(PackageLocks((lock,)).to_json())
     return path
 
 
@@ -77,6 +81,7 @@ def test_debian_rootfs_is_reproducible(make_deb: MakeDeb, tmp_path: Path) -> Non
         status = run(
             "debian-rootfs",
             "--lock", str(lock),
+            "--architecture", "amd64",
             "--debs", str(tmp_path),
             "--mtime", "1700000000",
             "--out-blob", str(out / "rootfs.tar.gz"),
@@ -88,11 +93,12 @@ def test_debian_rootfs_is_reproducible(make_deb: MakeDeb, tmp_path: Path) -> Non
     assert set(descriptors[0]) == {"digest", "diff_id", "size", "media_type"}
 
 
-def _rootfs(lock: Path, directory: Path) -> int:
+def _rootfs(lock: Path, directory: Path, architecture: str = "amd64") -> int:
     """Runs `debian-rootfs` on the lock and the .deb files in the directory, writing there."""
     return run(
         "debian-rootfs",
         "--lock", str(lock),
+        "--architecture", architecture,
         "--debs", str(directory),
         "--out-blob", str(directory / "rootfs.tar.gz"),
         "--out-descriptor", str(directory / "rootfs.json"),
@@ -143,4 +149,15 @@ def test_debian_check_lock_asks_to_relock_a_lock_of_another_format(
     lock = tmp_path / "packages.lock.json"
     lock.write_text('{"format_version": 1, "packages": []}')
     assert run("debian-check-lock", "--lock", str(lock)) == 1
-    assert "is of format_version 1, and this tool reads 2" in capsys.readouterr().err
+    assert "is of format_version 1, and this tool reads 3" in capsys.readouterr().err
+
+
+def test_debian_rootfs_names_an_architecture_the_lock_lacks(
+    make_deb: MakeDeb, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = _write_lock(make_deb, tmp_path)
+    assert _rootfs(lock, tmp_path, "arm64") == 1
+    assert capsys.readouterr().err == (
+        "The package lock has no packages for arm64, only for amd64.\n"
+    )
+    assert not (tmp_path / "rootfs.tar.gz").exists()

@@ -21,7 +21,7 @@ from typing import Generic, Iterable, Protocol, Sequence, TypeVar
 from debian.deb822 import PkgRelation
 from debian.debian_support import Version, version_compare
 
-from esb_contract.base_lock import LockedPackage, LockedSource, PackageLock
+from esb_contract.base_lock import LockedPackage, LockedSource, PackageLock, PackageLocks
 from esb_contract.platform_facts import PlatformFacts
 from imagetool.debian.archive import SuiteIndex
 from imagetool.errors import ToolError
@@ -104,11 +104,13 @@ def lock_packages(
     return lock
 
 
-def read_lock(text: str) -> PackageLock:
-    """A lock as a build reads it: parsed, and checked to be closed under its dependencies."""
-    lock = PackageLock.from_json(text)
-    check_closed(lock)
-    return lock
+def read_lock(text: str) -> PackageLocks:
+    """A lock as a build reads it: parsed, and each architecture's checked to be closed under
+    its dependencies."""
+    locks = PackageLocks.from_json(text)
+    for lock in locks.locks:
+        check_closed(lock)
+    return locks
 
 
 def platform_facts(packages: Iterable[LockedPackage], architecture: str) -> PlatformFacts:

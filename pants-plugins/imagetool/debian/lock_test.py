@@ -6,7 +6,13 @@ import json
 import pytest
 from debian import deb822
 
-from esb_contract.base_lock import LockedPackage, LockFormatError, PackageLock
+from esb_contract.base_lock import (
+    FORMAT_VERSION,
+    LockedPackage,
+    LockFormatError,
+    PackageLock,
+    PackageLocks,
+)
 from esb_contract.platform_facts import PlatformFacts
 from imagetool.debian.archive import Source, SuiteIndex
 from imagetool.debian.lock import (
@@ -193,10 +199,11 @@ def test_lock_is_canonical_and_independent_of_input_order() -> None:
     packages = ["app 1.0; Depends: b, c", "b 1:2.0-1", "c 1.0"]
     forward = lock_packages([suite(MAIN, *packages)], "amd64", ["app", "c"])
     backward = lock_packages([suite(MAIN, *reversed(packages))], "amd64", ["c", "app", "c"])
-    assert forward.to_json() == backward.to_json()
-    document = json.loads(forward.to_json())
-    assert document["format_version"] == 2
-    assert document["requested"] == ["app", "c"]
+    assert PackageLocks((forward,)).to_json() == PackageLocks((backward,)).to_json()
+    whole = json.loads(PackageLocks((forward,)).to_json())
+    assert whole["format_version"] == FORMAT_VERSION
+    assert whole["requested"] == ["app", "c"]
+    document = whole["architectures"]["amd64"]
     assert document["packages"][1] == {
         "architecture": "amd64",
         "depends": "",
@@ -217,7 +224,7 @@ def test_lock_is_canonical_and_independent_of_input_order() -> None:
             "url": "https://deb.example.org/debian",
         }
     ]
-    assert PackageLock.from_json(forward.to_json()) == forward
+    assert PackageLocks.from_json(PackageLocks((forward,)).to_json()).locks == (forward,)
     assert forward.packages[1].filename == "b_2.0-1_amd64.deb"
 
 
@@ -226,20 +233,46 @@ def test_lock_is_canonical_and_independent_of_input_order() -> None:
     [
         pytest.param("{", "not valid JSON", id="json"),
         pytest.param(
-            '{"format_version": 1}',
-            "format_version 1, and this tool reads 2 .*Provides",
+            '{"format_version": 2}',
+            "format_version 2, and this tool reads 3 .*each architecture",
             id="version",
         ),
         pytest.param(
-            '{"format_version": 2, "architecture": "amd64"}',
+            '{"format_version": 3, "architecture": "amd64"}',
             "lacks or misspells a field",
             id="fields",
+        ),
+        pytest.param(
+            '{"format_version": 3, "requested": [], "architectures": {}}',
+            r"needs each architecture once, not \[\]",
+            id="no-architecture",
         ),
     ],
 )
 def test_reading_a_bad_lock(text: str, message: str) -> None:
     with pytest.raises(LockFormatError, match=message):
-        PackageLock.from_json(text)
+        PackageLocks.from_json(text)
+
+
+def test_each_architecture_is_locked_against_its_own_index() -> None:
+    amd64 = lock_packages([suite(MAIN, "app 1.0; Depends: b", "b 1.0")], "amd64", ["app"])
+    arm64_index = suite(
+        MAIN, "app 1.0; Depends: b; Architecture: arm64", "b 1.1; Architecture: arm64"
+    )
+    arm64 = lock_packages([arm64_index], "arm64", ["app"])
+    locks = PackageLocks.from_json(PackageLocks((amd64, arm64)).to_json())
+    assert locks.architectures == ("amd64", "arm64")
+    assert [p.version for p in locks.for_architecture("arm64").packages] == ["1.0", "1.1"]
+    assert {p.architecture for p in locks.for_architecture("arm64").packages} == {"arm64"}
+    with pytest.raises(LockFormatError, match="no packages for s390x, only for amd64, arm64"):
+        locks.for_architecture("s390x")
+
+
+def test_every_architecture_requests_the_same_packages() -> None:
+    amd64 = lock_packages([suite(MAIN, "app 1.0", "b 1.0")], "amd64", ["app"])
+    other = lock_packages([suite(MAIN, "b 1.0; Architecture: arm64")], "arm64", ["b"])
+    with pytest.raises(LockFormatError, match="request the same packages"):
+        PackageLocks((amd64, other))
 
 
 # Control data of Debian 12 packages, as their Packages stanzas have it (fields the check does not
@@ -474,11 +507,12 @@ def test_a_lock_from_the_resolver_passes_the_check() -> None:
     )
     lock = lock_packages([index], "amd64", ["app"])
     assert names(lock) == ["app", "cdebconf", "mawk", "python3"]
-    assert read_lock(lock.to_json()) == lock
+    assert read_lock(PackageLocks((lock,)).to_json()).locks == (lock,)
 
 
 def test_reading_an_unclosed_lock_fails() -> None:
-    document = json.loads(_control_lock(BOOKWORM).to_json())
-    document["packages"] = [p for p in document["packages"] if p["name"] != "libc6"]
+    document = json.loads(PackageLocks((_control_lock(BOOKWORM),)).to_json())
+    section = document["architectures"]["amd64"]
+    section["packages"] = [p for p in section["packages"] if p["name"] != "libc6"]
     with pytest.raises(UnclosedLockError, match="libc6 \\(no locked package is or provides it\\)"):
         read_lock(json.dumps(document))

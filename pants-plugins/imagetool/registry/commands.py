@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from esb_contract import commands, flags
+from esb_contract.image_spec import SpecError
 from imagetool.commands import AddArguments, CommandError, Run, write_json
 from imagetool.oci import Descriptor, LoadedImage, OciLayout, Platform
 from imagetool.registry.credentials import DockerConfig, default_docker_config_path
@@ -42,15 +43,10 @@ from imagetool.spec import ImageMetadata, LayerSummary
 
 
 def parse_platform(text: str) -> Platform:
-    """`os/architecture[/variant]`, e.g. `linux/amd64` or `linux/arm64/v8`."""
-    parts = text.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise CommandError(
-            f"--platform {text!r} is not `os/architecture[/variant]`, e.g. `linux/amd64`."
-        )
-    return Platform(
-        architecture=parts[1], os=parts[0], variant=parts[2] if len(parts) == 3 else None
-    )
+    try:
+        return Platform.parse(text)
+    except SpecError as e:
+        raise CommandError(f"--platform {e}, e.g. `linux/amd64`.") from e
 
 
 def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:

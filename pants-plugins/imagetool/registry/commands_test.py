@@ -37,7 +37,7 @@ def test_parse_platform(text: str, platform: Platform) -> None:
 
 @pytest.mark.parametrize("text", ["amd64", "linux/", "linux/arm64/v8/x"])
 def test_invalid_platform(text: str) -> None:
-    with pytest.raises(CommandError, match="is not `os/architecture"):
+    with pytest.raises(CommandError, match="is not a platform `os/architecture"):
         parse_platform(text)
 
 
