@@ -21,6 +21,7 @@ DEBIAN_LOCK = "debian-lock"
 DEBIAN_ROOTFS = "debian-rootfs"
 DISTRIBUTION_LAYER = "distribution-layer"
 EXPORT_LOCK = "export-lock"
+IMAGE_INDEX = "image-index"
 IMAGE_PLATFORM = "image-platform"
 LAYER_FROM_DIR = "layer-from-dir"
 LAYER_INVENTORIES = "layer-inventories"
@@ -133,6 +134,17 @@ COMMANDS: Mapping[str, Arguments] = {
         optional={flags.BUILD_CONSTRAINTS, flags.EXTRA, flags.PACKAGE, flags.RELOCK_COMMAND},
         repeated={flags.EXTRA},
     ),
+    IMAGE_INDEX: arguments(
+        required={
+            flags.INVENTORY,
+            flags.LAYOUT,
+            flags.METADATA,
+            flags.OUT_INVENTORY,
+            flags.OUT_LAYOUT,
+            flags.OUT_METADATA,
+        },
+        repeated={flags.INVENTORY, flags.LAYOUT, flags.METADATA},
+    ),
     IMAGE_PLATFORM: arguments(required={flags.LAYOUT, flags.NAME, flags.OUT}),
     LAYER_FROM_DIR: LAYER_OUTPUT
     | arguments(required={flags.ROOT}, optional={flags.GID, flags.PREFIX, flags.UID}),
@@ -159,7 +171,7 @@ COMMANDS: Mapping[str, Arguments] = {
     ),
     RUN_IMAGE: arguments(
         required={flags.LAYOUT, flags.METADATA},
-        optional={flags.ENV, flags.NETWORK, flags.PUBLISH, flags.TIMEOUT},
+        optional={flags.ENV, flags.NETWORK, flags.PLATFORM, flags.PUBLISH, flags.TIMEOUT},
         switches={flags.LOAD_ONLY},
         repeated={flags.ENV, flags.PUBLISH},
     ),

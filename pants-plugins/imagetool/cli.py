@@ -35,6 +35,7 @@ COMMAND_MODULES = {
     commands.DEBIAN_ROOTFS: "imagetool.debian.commands",
     commands.DISTRIBUTION_LAYER: "imagetool.venv.commands",
     commands.EXPORT_LOCK: "imagetool.venv.commands",
+    commands.IMAGE_INDEX: "imagetool.index",
     commands.IMAGE_PLATFORM: "imagetool.upstream",
     commands.LAYER_FROM_DIR: "imagetool.commands",
     commands.LAYER_INVENTORIES: "imagetool.upstream",

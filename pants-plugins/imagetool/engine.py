@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform as platform_module
 import signal
 import sys
 import tempfile
@@ -23,7 +24,8 @@ import requests
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from esb_contract import commands, flags
-from esb_contract.image_spec import ENV_NAME
+from esb_contract.architectures import ARCHITECTURES
+from esb_contract.image_spec import ENV_NAME, Platform
 from esb_contract.run_options import PUBLISH, PUBLISH_FORM
 from imagetool.commands import AddArguments, Run, read_json
 from imagetool.errors import ToolError
@@ -163,15 +165,46 @@ class ProgressReader:
         print(line, file=self._out, flush=True)
 
 
+def host_platform() -> Platform:
+    """The platform of this machine's engine, by its kernel's machine name."""
+    machine = platform_module.machine()
+    for architecture in ARCHITECTURES.values():
+        if architecture.machine == machine:
+            return Platform(architecture.name)
+    raise EngineError(
+        f"This machine is a {machine}, for which no image is built; name the platform to run "
+        "with `--esb-run-platform`, e.g. `linux/amd64`."
+    )
+
+
+def image_of_platform(metadata: dict, wanted: Platform | None) -> dict:
+    """The metadata of the image to run: of an image of several platforms, the one of `wanted`
+    (the host's when None); of an image of one platform, the image itself."""
+    entries = metadata.get("platforms")
+    if entries is None:
+        return metadata
+    target = wanted or host_platform()
+    for entry in entries:
+        if Platform.parse(entry["platform"]).matches(target):
+            return {**entry, "repository": metadata["repository"], "tags": metadata["tags"]}
+    raise EngineError(
+        f"The image {metadata['repository']} is built for "
+        f"{', '.join(e['platform'] for e in entries)}, not for {target}. Fix: run one of those "
+        "with `--esb-run-platform`, or add the platform to the base's `platforms`."
+    )
+
+
 def load_image(
     client: docker.DockerClient,
     image: BuiltImageFiles,
     *,
+    platform: Platform | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
     out: TextIO | None = None,
 ) -> str:
-    """Load the image unless the engine has it already; return the image reference it got."""
-    metadata = image.read_metadata()
+    """Load the image unless the engine has it already; return the image reference it got. Of
+    an image of several platforms, the one of `platform` (default: the host's)."""
+    metadata = image_of_platform(image.read_metadata(), platform)
     reference = f"{metadata['repository']}:{metadata['tags'][0]}" if metadata["tags"] else None
     name = reference or metadata["config_digest"]
     out = out or sys.stderr
@@ -183,7 +216,12 @@ def load_image(
             present = None
     if present is None:
         with tempfile.TemporaryFile() as archive:
-            write_docker_archive(OciLayout(image.layout), archive)
+            write_docker_archive(
+                OciLayout(image.layout),
+                archive,
+                platform=Platform.parse(metadata["platform"]) if "platform" in metadata else None,
+                repo_tags=[reference] if reference else [],
+            )
             size = archive.tell()
             archive.seek(0)
             label = f"Loading {name}"
@@ -322,6 +360,11 @@ def _add_run_image_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(flags.NETWORK, help="the container's network, e.g. `none`")
     parser.add_argument(
+        flags.PLATFORM,
+        help="of an image of several platforms, the one to run, e.g. linux/arm64 (default: the "
+        "host's)",
+    )
+    parser.add_argument(
         flags.TIMEOUT,
         type=float,
         default=DEFAULT_TIMEOUT_S,
@@ -340,7 +383,10 @@ def _run_image(args: argparse.Namespace) -> int:
         environment = parse_environment(args.env, os.environ)
         client = connect(args.timeout)
         reference = load_image(
-            client, BuiltImageFiles(args.layout, args.metadata), timeout=args.timeout
+            client,
+            BuiltImageFiles(args.layout, args.metadata),
+            platform=Platform.parse(args.platform) if args.platform else None,
+            timeout=args.timeout,
         )
         if args.load_only:
             print(f"Loaded {reference}")

@@ -9,12 +9,14 @@ from typing import Iterator
 
 import pytest
 
+from esb_contract.image_spec import Platform
 from esb_contract.media_types import CONFIG_MEDIA_TYPE
 from imagetool.cli import main
 from imagetool.engine import (
     ENGINE_FAILURE_STATUS,
     EngineError,
     ProgressReader,
+    image_of_platform,
     parse_environment,
     parse_publish,
 )
@@ -175,3 +177,43 @@ def test_a_load_past_the_timeout_is_one_line_with_the_option_to_raise(
         f"{tmp_path}/image.oci. Fix: give it longer, e.g. `pants run --esb-run-timeout=4 ...` "
         "(or `timeout` in the `[esb-run]` section of pants.toml), or use a less loaded engine."
     ]
+
+
+INDEX_METADATA = {
+    "digest": "sha256:" + "00" * 32,
+    "repository": "esb/api",
+    "tags": ["1.0"],
+    "platforms": [
+        {"platform": "linux/amd64", "digest": "sha256:" + "0a" * 32, "config_digest": "c-amd64"},
+        {"platform": "linux/arm64", "digest": "sha256:" + "0b" * 32, "config_digest": "c-arm64"},
+    ],
+}
+
+
+def test_of_an_image_of_several_platforms_the_named_or_the_hosts_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    arm64 = image_of_platform(INDEX_METADATA, Platform("arm64"))
+    assert (arm64["config_digest"], arm64["repository"], arm64["tags"]) == (
+        "c-arm64",
+        "esb/api",
+        ["1.0"],
+    )
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    assert image_of_platform(INDEX_METADATA, None)["config_digest"] == "c-amd64"
+    # An image of one platform is run as it is.
+    single = {"digest": "d", "config_digest": "c", "repository": "r", "tags": []}
+    assert image_of_platform(single, Platform("arm64")) is single
+
+
+def test_a_platform_the_image_lacks_is_named_with_those_it_has(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(EngineError) as error:
+        image_of_platform(INDEX_METADATA, Platform("s390x"))
+    assert str(error.value).startswith(
+        "The image esb/api is built for linux/amd64, linux/arm64, not for linux/s390x."
+    )
+    monkeypatch.setattr("platform.machine", lambda: "riscv64")
+    with pytest.raises(EngineError, match="This machine is a riscv64"):
+        image_of_platform(INDEX_METADATA, None)

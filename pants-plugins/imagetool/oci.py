@@ -356,6 +356,22 @@ class OciLayout:
 
         Through a multi-platform index, `platform` picks the image.
         """
+        return self._load(self.top(ref), platform)
+
+    def load_images(self) -> tuple[Descriptor, tuple[LoadedImage, ...]]:
+        """The layout's only entry, and its images: the one it names, or each platform's of the
+        multi-platform index it names, in the index's order."""
+        top = self.top()
+        if top.media_type not in INDEX_MEDIA_TYPES:
+            return top, (self._load(top, None),)
+        where = f"{self.root}: index {top.digest}"
+        entries = self.read_json_blob(top).get("manifests", [])
+        return top, tuple(
+            self._load(Descriptor.from_json(entry, where=where), None) for entry in entries
+        )
+
+    def top(self, ref: str | None = None) -> Descriptor:
+        """The entry of `index.json` named `ref` (by its ref.name annotation), or its only one."""
         try:
             index = json.loads((self.root / "index.json").read_bytes())
             entries = index["manifests"]
@@ -381,7 +397,7 @@ class OciLayout:
                 f"{self.root}/index.json lists {len(descriptors)} images; name one with the "
                 f"`{REF_NAME_ANNOTATION}` annotation of its entry."
             )
-        return self._load(descriptors[0], platform)
+        return descriptors[0]
 
     def _load(self, descriptor: Descriptor, platform: Platform | None) -> LoadedImage:
         where = f"{self.root}: {descriptor.digest}"
@@ -424,45 +440,76 @@ class OciLayout:
 DOCKER_MANIFEST = "manifest.json"
 
 
-def write_docker_manifest(layout: OciLayout, image: Descriptor, repo_tags: Sequence[str]) -> None:
-    """Write the `manifest.json` that `docker load` reads into the layout's root.
-
-    With it, the layout directory tarred is also a docker archive, as `docker save` writes since
-    Docker 25: no second copy of the blobs is needed to load an image into an engine.
-    """
+def _docker_manifest(
+    layout: OciLayout, image: Descriptor, repo_tags: Sequence[str]
+) -> list[dict[str, Any]]:
     manifest = layout.read_json_blob(image)
-    docker_manifest = [
+    return [
         {
             "Config": _blob_member(manifest["config"]["digest"]),
             "RepoTags": list(repo_tags),
             "Layers": [_blob_member(layer["digest"]) for layer in manifest["layers"]],
         }
     ]
-    (layout.root / DOCKER_MANIFEST).write_bytes(canonical_json(docker_manifest))
 
 
-def write_docker_archive(layout: OciLayout, out: BinaryIO) -> None:
+def write_docker_manifest(layout: OciLayout, image: Descriptor, repo_tags: Sequence[str]) -> None:
+    """Write the `manifest.json` that `docker load` reads into the layout's root.
+
+    With it, the layout directory tarred is also a docker archive, as `docker save` writes since
+    Docker 25: no second copy of the blobs is needed to load an image into an engine.
+    """
+    (layout.root / DOCKER_MANIFEST).write_bytes(
+        canonical_json(_docker_manifest(layout, image, repo_tags))
+    )
+
+
+def write_docker_archive(
+    layout: OciLayout,
+    out: BinaryIO,
+    *,
+    platform: Platform | None = None,
+    repo_tags: Sequence[str] = (),
+) -> None:
     """Stream `layout`'s image as an archive for `docker load` (Docker ≥ 20.10 loads gzip layers
-    from it).
+    from it); of an image of several platforms, the image of `platform`, named `repo_tags`.
 
     Only the image's blobs go in: its manifest, which `index.json` names, and the config and layers
     that `manifest.json` names. The layout's `blobs/` may hold more (under `dist/` it is a link to
     every packaged image's blobs). Links are followed. The archive is written the same way every
     time: sorted, owned by root, mtime 0.
     """
-    if not (layout.root / DOCKER_MANIFEST).is_file():
+    if layout.top().media_type in INDEX_MEDIA_TYPES:
+        if platform is None:
+            raise OciError(
+                f"{layout.root} holds an image of several platforms: name the one to load."
+            )
+        image = layout.load_image(platform=platform)
+        docker_manifest = _docker_manifest(layout, image.manifest, repo_tags)
+        files = {
+            "index.json": canonical_json(build_index([image.manifest])),
+            DOCKER_MANIFEST: canonical_json(docker_manifest),
+            "oci-layout": canonical_json(_LAYOUT_VERSION),
+        }
+        blobs = {image.manifest.digest, *_members_digests(docker_manifest)}
+    elif not (layout.root / DOCKER_MANIFEST).is_file():
         raise OciError(
             f"{layout.root} has no {DOCKER_MANIFEST}, so `docker load` cannot read it; "
             "build the image again (`pants package`) to get one."
         )
-    blobs = sorted(_docker_archive_blobs(layout))
+    else:
+        files = {
+            name: (layout.root / name).read_bytes()
+            for name in ("index.json", DOCKER_MANIFEST, "oci-layout")
+        }
+        blobs = _docker_archive_blobs(layout)
     # typeshed's stream-mode overload leaves out `copybufsize`, which open() passes to TarFile.
     with tarfile.open(  # type: ignore[call-overload]
         fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=_COPY_CHUNK_SIZE
     ) as archive:
         for directory in ("blobs", "blobs/sha256"):
             archive.addfile(_archive_member(directory, tarfile.DIRTYPE, 0))
-        for digest in blobs:
+        for digest in sorted(blobs):
             path = layout.blob_path(digest)
             try:
                 reader = open(path, "rb")
@@ -473,9 +520,16 @@ def write_docker_archive(layout: OciLayout, out: BinaryIO) -> None:
                 archive.addfile(
                     _archive_member(_blob_member(digest), tarfile.REGTYPE, size), reader
                 )
-        for name in ("index.json", DOCKER_MANIFEST, "oci-layout"):
-            data = (layout.root / name).read_bytes()
+        for name, data in files.items():
             archive.addfile(_archive_member(name, tarfile.REGTYPE, len(data)), io.BytesIO(data))
+
+
+def _members_digests(docker_manifest: list[dict[str, Any]]) -> set[str]:
+    return {
+        f"sha256:{member[len('blobs/sha256/'):]}"
+        for image in docker_manifest
+        for member in (image["Config"], *image["Layers"])
+    }
 
 
 def _docker_archive_blobs(layout: OciLayout) -> set[str]:

@@ -12,6 +12,11 @@ Image metadata (written by `assemble` as `<name>.image.json`), see `ImageMetadat
     {"digest": "sha256:…", "config_digest": "sha256:…", "repository": "esb/hello",
      "tags": ["latest"], "layers": [{"digest": "sha256:…", "size": 1234}, …],
      "base_digest": "sha256:…"}                               # only with a base
+
+Index metadata (written by `image-index` for an image of several platforms), see
+`imagetool.index`: the index's digest, `"media_type"`, the repository and tags, each
+platform's image metadata under `"platforms"` (with its `"platform"`, e.g. `linux/arm64`), and
+every platform's layers under `"layers"`.
 """
 
 from __future__ import annotations
@@ -65,3 +70,24 @@ class ImageMetadata:
         if self.base_digest is not None:
             value["base_digest"] = self.base_digest
         return value
+
+    @classmethod
+    def from_json(cls, value: Any, *, where: str) -> ImageMetadata:
+        fields = JsonFields(value, where)
+        layers = fields.required("layers", list)
+        metadata = cls(
+            digest=fields.required("digest", str),
+            config_digest=fields.required("config_digest", str),
+            repository=fields.required("repository", str),
+            tags=fields.required("tags", list, of=str),
+            layers=[
+                LayerSummary(
+                    JsonFields(layer, where).required("digest", str),
+                    JsonFields(layer, where).required("size", int),
+                )
+                for layer in layers
+            ],
+            base_digest=fields.optional("base_digest", str),
+        )
+        fields.no_others()
+        return metadata

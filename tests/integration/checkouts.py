@@ -25,6 +25,7 @@ from docker import DockerClient
 from docker.models.images import Image
 from packaging.utils import canonicalize_name as canonical_name
 
+from esb_contract.image_spec import Platform
 from imagetool.oci import OciLayout, write_docker_archive
 
 # The working tree as git sees it: tracked and untracked files, less ignored ones.
@@ -116,10 +117,15 @@ class ImageOutputs:
     def digest(self) -> str:
         return self.metadata["digest"]
 
-    def load_into(self, docker_client: DockerClient) -> Image:
-        """Loads the image into the engine from its layout, as `pants run` does."""
+    def load_into(self, docker_client: DockerClient, platform: Platform | None = None) -> Image:
+        """Loads the image into the engine from its layout, as `pants run` does; of an image of
+        several platforms, that of `platform`."""
+        metadata = self.metadata
+        names = [f"{metadata['repository']}:{tag}" for tag in metadata["tags"][:1]]
         with tempfile.TemporaryFile() as archive:
-            write_docker_archive(OciLayout(self.layout), archive)
+            write_docker_archive(
+                OciLayout(self.layout), archive, platform=platform, repo_tags=names
+            )
             archive.seek(0)
             (image,) = docker_client.images.load(archive)
         return image

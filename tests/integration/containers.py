@@ -195,3 +195,33 @@ def exec_python(container: Container, script: str, *args: str) -> str:
     output = (stdout or b"").decode()
     assert exit_code == 0, f"{output}{(stderr or b'').decode()}\n{container.logs().decode()}"
     return output
+
+
+CA_DIR = "/etc/esb/ca-certificates"
+MARKER = "the command ran"
+MARKER_COMMAND = ["python3", "-c", f"print({MARKER!r})"]
+
+
+def run_with_a_garbage_ca(
+    client: DockerClient, image_id: str, scratch: Path, **create_options: Any
+) -> ContainerExit:
+    """Runs MARKER_COMMAND with `REQUIRE_CA_TRUST=true` and a file that is no certificate in the
+    trust directory: the entrypoint must stop before the command."""
+    garbage = scratch / "garbage.crt"
+    garbage.write_text("this is not a certificate\n")
+    garbage.chmod(0o644)
+    return run_to_exit(
+        client,
+        image_id,
+        MARKER_COMMAND,
+        environment={"REQUIRE_CA_TRUST": "true"},
+        volumes={str(garbage): {"bind": f"{CA_DIR}/garbage.crt", "mode": "ro"}},
+        **create_options,
+    )
+
+
+def assert_stopped_by_the_garbage_ca(result: ContainerExit) -> None:
+    assert result.status == 1, result.report()
+    assert MARKER not in result.stdout, result.report()
+    assert f"rejected {CA_DIR}/garbage.crt: no PEM certificate" in result.stderr, result.report()
+    assert "ensure_ca_trust: error: REQUIRE_CA_TRUST=true" in result.stderr, result.report()

@@ -16,9 +16,14 @@ from docker.models.images import Image
 
 from integration.checkouts import Checkout, ImageTarget
 from integration.containers import (
+    CA_DIR,
     HEALTHZ_SCRIPT,
+    MARKER,
+    MARKER_COMMAND,
+    assert_stopped_by_the_garbage_ca,
     exec_python,
     run_to_exit,
+    run_with_a_garbage_ca,
     running_container,
     wait_for_log,
 )
@@ -26,9 +31,6 @@ from integration.containers import (
 # The module-scoped fixture that loads every built image into the engine, shared, not copied.
 from integration.test_package_and_run import API, WORKER, loaded_images  # noqa: F401
 
-MARKER = "the command ran"
-MARKER_COMMAND = ["python3", "-c", f"print({MARKER!r})"]
-CA_DIR = "/etc/esb/ca-certificates"
 TLS_DIR = "/run/tls"
 ESB_UID = "10001"
 # `docker stop -t 30`: a service that ignores its stop signal is SIGKILLed after 30 s, exit 137.
@@ -141,20 +143,8 @@ def ca_volume(ca: Path) -> dict[str, dict[str, str]]:
 def test_required_trust_with_a_garbage_file_stops_before_the_command(
     loaded_images: dict[str, Image], docker_client: DockerClient, tmp_path: Path
 ) -> None:
-    garbage = tmp_path / "garbage.crt"
-    garbage.write_text("this is not a certificate\n")
-    garbage.chmod(0o644)
-    result = run_to_exit(
-        docker_client,
-        loaded_images[API].id,
-        MARKER_COMMAND,
-        environment={"REQUIRE_CA_TRUST": "true"},
-        volumes={str(garbage): {"bind": f"{CA_DIR}/garbage.crt", "mode": "ro"}},
-    )
-    assert result.status == 1, result.report()
-    assert MARKER not in result.stdout, result.report()
-    assert f"rejected {CA_DIR}/garbage.crt: no PEM certificate" in result.stderr, result.report()
-    assert "ensure_ca_trust: error: REQUIRE_CA_TRUST=true" in result.stderr, result.report()
+    result = run_with_a_garbage_ca(docker_client, loaded_images[API].id, tmp_path)
+    assert_stopped_by_the_garbage_ca(result)
 
 
 def test_required_trust_with_a_ca_gives_verified_tls_inside_the_container(

@@ -21,7 +21,7 @@ from pants.engine.fs import (
     FileEntry,
     SymlinkEntry,
 )
-from pants.engine.rules import Get, _uncacheable_rule, collect_rules
+from pants.engine.rules import Get, MultiGet, _uncacheable_rule, collect_rules
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
@@ -37,7 +37,12 @@ from esb.target_types import (
     EsbImageRepositoryField,
     EsbServiceSourcesField,
 )
-from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
+from esb.util_rules.base import (
+    BaseArchitectures,
+    BaseArchitecturesRequest,
+    BaseImageRequest,
+    BuiltBaseImage,
+)
 from esb.util_rules.collisions import UniqueImage, UniqueImageRequest
 from esb.util_rules.image import (
     IMAGE_BLOBS,
@@ -45,8 +50,10 @@ from esb.util_rules.image import (
     IMAGE_LAYOUT,
     IMAGE_METADATA,
     BuiltImage,
+    ImageIndexRequest,
 )
-from esb.util_rules.service import ServiceImageRequest
+from esb.util_rules.service import ServiceArchitecturesRequest, ServiceImageRequest
+from esb_contract import steps
 
 _OUTPUT_SUFFIXES = {
     IMAGE_LAYOUT: ".oci",
@@ -162,10 +169,32 @@ def failure_reported(field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet, 
 
 
 async def built_image(field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet) -> BuiltImage:
-    """The image as built: a complete layout with its blobs, not as written to `dist/`."""
-    if isinstance(field_set, EsbServiceImageFieldSet):
-        return await Get(BuiltImage, ServiceImageRequest(field_set.address))
-    return (await Get(BuiltBaseImage, BaseImageRequest(field_set.address))).image
+    """The image as built: a complete layout with its blobs, not as written to `dist/`. On a
+    base of several platforms, an image index over the image built for each."""
+    address = field_set.address
+    service = isinstance(field_set, EsbServiceImageFieldSet)
+    architectures = (
+        await Get(BaseArchitectures, ServiceArchitecturesRequest(address))
+        if service
+        else await Get(BaseArchitectures, BaseArchitecturesRequest(address))
+    ).architectures
+    # One platform: built as every other rule asks for it (the base's first platform).
+    requested = ("",) if len(architectures) == 1 else architectures
+    if service:
+        images = await MultiGet(
+            Get(BuiltImage, ServiceImageRequest(address, architecture))
+            for architecture in requested
+        )
+    else:
+        bases = await MultiGet(
+            Get(BuiltBaseImage, BaseImageRequest(address, architecture))
+            for architecture in requested
+        )
+        images = tuple(base.image for base in bases)
+    if len(images) == 1:
+        return images[0]
+    description = steps.describe(steps.ASSEMBLE, f"the image index of {address}")
+    return await Get(BuiltImage, ImageIndexRequest(description, tuple(images)))
 
 
 async def _package(

@@ -32,9 +32,14 @@ from esb.goals.package import (
 )
 from esb.target_types import EsbServiceImageTarget
 from esb.util_rules import collisions
-from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
-from esb.util_rules.image import BuiltImage
-from esb.util_rules.service import ServiceImageRequest
+from esb.util_rules.base import (
+    BaseArchitectures,
+    BaseArchitecturesRequest,
+    BaseImageRequest,
+    BuiltBaseImage,
+)
+from esb.util_rules.image import BuiltImage, ImageIndexRequest
+from esb.util_rules.service import ServiceArchitecturesRequest, ServiceImageRequest
 
 BLOB = "ab" * 32
 BLOB_DIGEST = FileDigest(BLOB, 5)
@@ -99,6 +104,21 @@ async def no_base_image(request: BaseImageRequest) -> BuiltBaseImage:
     raise AssertionError("the tests package a service image only")
 
 
+@rule
+async def one_platform(request: ServiceArchitecturesRequest) -> BaseArchitectures:
+    return BaseArchitectures(("amd64",))
+
+
+@rule
+async def no_base_platforms(request: BaseArchitecturesRequest) -> BaseArchitectures:
+    raise AssertionError("the tests package a service image only")
+
+
+@rule
+async def no_index(request: ImageIndexRequest) -> BuiltImage:
+    raise AssertionError("the tests package an image of one platform")
+
+
 def package_runner(fake_image: Callable[..., Any]) -> RuleRunner:
     runner = RuleRunner(
         rules=[
@@ -107,6 +127,9 @@ def package_runner(fake_image: Callable[..., Any]) -> RuleRunner:
             *distdir.rules(),
             fake_image,
             no_base_image,
+            one_platform,
+            no_base_platforms,
+            no_index,
             QueryRule(BuiltPackage, [EsbServiceImageFieldSet]),
             QueryRule(BuiltPackage, [EsbBaseImageFieldSet]),
             QueryRule(DigestEntries, [Digest]),

@@ -42,10 +42,15 @@ from esb.target_types import (
     EsbServiceImageTarget,
 )
 from esb.util_rules import collisions, dependencies, upstream
-from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
-from esb.util_rules.image import BuiltImage
+from esb.util_rules.base import (
+    BaseArchitectures,
+    BaseArchitecturesRequest,
+    BaseImageRequest,
+    BuiltBaseImage,
+)
+from esb.util_rules.image import BuiltImage, ImageIndexRequest
 from esb.util_rules.platform import BasePlatform
-from esb.util_rules.service import ServiceImageRequest
+from esb.util_rules.service import ServiceArchitecturesRequest, ServiceImageRequest
 from esb.util_rules.upstream import CA_BUNDLE_SETTING, INSECURE_SETTING
 from esb_contract import commands, flags
 from esb_contract.commands import read_argv
@@ -334,6 +339,21 @@ async def fake_service_image(request: ServiceImageRequest) -> BuiltImage:
 
 
 @rule
+async def one_base_platform(request: BaseArchitecturesRequest) -> BaseArchitectures:
+    return BaseArchitectures(("amd64",))
+
+
+@rule
+async def one_service_platform(request: ServiceArchitecturesRequest) -> BaseArchitectures:
+    return BaseArchitectures(("amd64",))
+
+
+@rule
+async def no_index(request: ImageIndexRequest) -> BuiltImage:
+    raise AssertionError("the images here are of one platform")
+
+
+@rule
 async def fake_base_image(request: BaseImageRequest) -> BuiltBaseImage:
     platform = BasePlatform("3.11.2", "2.36", "amd64", "/usr/bin/python3.11")
     return BuiltBaseImage(await _fake_image(), platform)
@@ -359,6 +379,9 @@ def rule_runner() -> RuleRunner:
             fake_image_tool,
             fake_service_image,
             fake_base_image,
+            one_base_platform,
+            one_service_platform,
+            no_index,
             QueryRule(PublishProcesses, [PublishImageRequest]),
             QueryRule(DigestContents, [Digest]),
             QueryRule(Digest, [CreateDigest]),

@@ -14,15 +14,13 @@ from pants.option.subsystem import Subsystem
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text, softwrap
 
-from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet
+from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet, built_image
 from esb.subsystems.image_tool import ImageToolPexRequest
 from esb.target_types import EsbServicePortsField
-from esb.util_rules.base import BaseImageRequest, BuiltBaseImage
 from esb.util_rules.image import IMAGE_LAYOUT, IMAGE_METADATA, BuiltImage
-from esb.util_rules.service import ServiceImageRequest
 from esb_contract import commands, flags
 from esb_contract.commands import read_argv
-from esb_contract.image_spec import ENV_NAME
+from esb_contract.image_spec import ENV_NAME, Platform, SpecError
 from esb_contract.run_options import PUBLISH, PUBLISH_FORM
 
 
@@ -71,6 +69,16 @@ class EsbRunSubsystem(Subsystem):
             """
         ),
     )
+    platform = StrOption(
+        default=None,
+        help=softwrap(
+            """
+            Of an image built for several platforms (its base's `platforms`), the one to run,
+            e.g. `linux/arm64` (another than the host's runs only under emulation, such as
+            QEMU registered with the engine). Default: the host's.
+            """
+        ),
+    )
     timeout = IntOption(
         default=600,
         help=softwrap(
@@ -114,6 +122,15 @@ def _check_options(subsystem: EsbRunSubsystem) -> None:
                 f"Fix: write each as {form} (`--esb-run-{option}` on the command line, or "
                 f"`{option}` in the `[esb-run]` section of pants.toml)."
             )
+    if subsystem.platform is not None:
+        try:
+            Platform.parse(subsystem.platform)
+        except SpecError:
+            raise EsbRunOptionError(
+                f"The `[esb-run].platform` option, {subsystem.platform!r}, is not a platform "
+                "`os/architecture[/variant]`.\n\n"
+                "Fix: name one as Docker does, e.g. `--esb-run-platform=linux/arm64`."
+            ) from None
     if subsystem.timeout <= 0:
         raise EsbRunOptionError(
             f"The `[esb-run].timeout` option is {subsystem.timeout}, not a number of seconds.\n\n"
@@ -137,6 +154,8 @@ def run_image_args(
         args.append(flags.LOAD_ONLY)
     if subsystem.network:
         args += [flags.NETWORK, subsystem.network]
+    if subsystem.platform:
+        args += [flags.PLATFORM, subsystem.platform]
     if subsystem.publish_ports:
         for port in ports:
             args += [flags.PUBLISH, f"{port.split('/')[0]}:{port}"]
@@ -177,7 +196,7 @@ async def _run_request(
 async def run_service_image(
     field_set: EsbServiceImageRunFieldSet, subsystem: EsbRunSubsystem, pex_env: PexEnvironment
 ) -> RunRequest:
-    image = await Get(BuiltImage, ServiceImageRequest(field_set.address))
+    image = await built_image(field_set)
     return await _run_request(image, field_set.ports.normalized(), subsystem, pex_env)
 
 
@@ -185,8 +204,7 @@ async def run_service_image(
 async def run_base_image(
     field_set: EsbBaseImageRunFieldSet, subsystem: EsbRunSubsystem, pex_env: PexEnvironment
 ) -> RunRequest:
-    base = await Get(BuiltBaseImage, BaseImageRequest(field_set.address))
-    return await _run_request(base.image, (), subsystem, pex_env)
+    return await _run_request(await built_image(field_set), (), subsystem, pex_env)
 
 
 def rules():

@@ -12,7 +12,13 @@ from esb_contract.commands import Invocation, read_argv
 
 def _subsystem(**options: Any) -> EsbRunSubsystem:
     defaults: dict[str, Any] = dict(
-        network=None, publish_ports=True, load_only=False, env=[], publish=[], timeout=600
+        network=None,
+        publish_ports=True,
+        load_only=False,
+        env=[],
+        publish=[],
+        platform=None,
+        timeout=600,
     )
     return create_subsystem(EsbRunSubsystem, **{**defaults, **options})
 
@@ -38,6 +44,12 @@ def test_run_args_publish_ports_and_pick_network() -> None:
 def test_what_pants_run_appends_is_the_command_whatever_it_looks_like() -> None:
     args = run_image_args("pex", (), _subsystem())
     assert read((*args, "--help", "-x")).rest == ("--help", "-x")
+
+
+def test_the_platform_to_run_reaches_the_tool() -> None:
+    invocation = read(run_image_args("pex", (), _subsystem(platform="linux/arm64")))
+    assert invocation.value(flags.PLATFORM) == "linux/arm64"
+    assert flags.PLATFORM not in read(run_image_args("pex", (), _subsystem())).values
 
 
 def test_load_only_without_ports() -> None:
@@ -75,6 +87,11 @@ def test_env_publish_and_timeout_options_reach_the_tool() -> None:
             id="env",
         ),
         pytest.param({"timeout": 0}, "The `[esb-run].timeout` option is 0", id="timeout"),
+        pytest.param(
+            {"platform": "arm64"},
+            "The `[esb-run].platform` option, 'arm64', is not a platform",
+            id="platform",
+        ),
     ],
 )
 def test_a_bad_option_is_named_with_the_fix(options: dict[str, object], message: str) -> None:

@@ -50,7 +50,7 @@ from esb.target_types import (
 )
 from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json
 from esb.util_rules.layers import BuiltLayer, FilesLayerRequest, layer_request, run_layer_process
-from esb.util_rules.platform import BasePlatform, BasePlatformError
+from esb.util_rules.platform import BasePlatform, BasePlatformError, platform_suffix
 from esb.util_rules.upstream import (
     AccountsLayerRequest,
     PulledUpstreamImage,
@@ -59,7 +59,7 @@ from esb.util_rules.upstream import (
 )
 from esb_contract import commands, flags, steps
 from esb_contract.base_lock import LockedPackage, LockFormatError, PackageLocks
-from esb_contract.image_spec import ConfigChanges
+from esb_contract.image_spec import ConfigChanges, Platform
 from esb_contract.messages import tool_message
 
 ENTRYPOINT = f"/usr/local/bin/{ENTRYPOINT_SCRIPT_FILE}"
@@ -87,6 +87,9 @@ class DebDownloadError(ValueError):
 @dataclass(frozen=True)
 class BaseImageRequest:
     address: Address
+    architecture: str = ""
+    """The platform to build, by architecture; "" for the base's first (its only one, unless
+    it lists several `platforms`)."""
 
 
 @dataclass(frozen=True)
@@ -358,15 +361,11 @@ async def read_base_sources(request: BaseImageRequest) -> BaseSources:
     spec = str(request.address)
     platforms = target[EsbBasePlatformsField]
     architectures = platforms.architectures()
-    if len(architectures) > 1:
-        raise BaseLockError(
-            f"The `{EsbBasePlatformsField.alias}` field of {spec} lists "
-            f"{', '.join(platforms.value or ())}: `pants esb-lock` pins the packages of each, and "
-            "a build makes one platform's image; an image index of several is not built yet.\n\n"
-            f'Fix: list the one platform to build, e.g. `{EsbBasePlatformsField.alias}=["linux/arm64"]`.'
-        )
     lock = parse_base_lock(
-        lock_file.content, lock_path=lock_file.path, target=spec, architecture=architectures[0]
+        lock_file.content,
+        lock_path=lock_file.path,
+        target=spec,
+        architecture=request.architecture or architectures[0],
     )
     check_lock_matches_target(
         lock,
@@ -377,6 +376,27 @@ async def read_base_sources(request: BaseImageRequest) -> BaseSources:
     )
     await Get(CheckedBaseLock, BaseLockCheckRequest(lock_file, spec))
     return BaseSources(target, files, lock)
+
+
+@dataclass(frozen=True)
+class BaseArchitecturesRequest:
+    address: Address
+
+
+@dataclass(frozen=True)
+class BaseArchitectures:
+    """The architectures a base is built for, and so every image on it, in the order of its
+    `platforms`: one for a base on an `upstream` image."""
+
+    architectures: tuple[str, ...]
+
+
+@rule
+async def base_architectures(request: BaseArchitecturesRequest) -> BaseArchitectures:
+    sources = await Get(BaseSources, BaseImageRequest(request.address))
+    if sources.upstream is not None:
+        return BaseArchitectures((Platform.parse(sources.upstream.platform).architecture,))
+    return BaseArchitectures(sources.target[EsbBasePlatformsField].architectures())
 
 
 @rule
@@ -390,7 +410,7 @@ async def read_base_platform(request: BaseImageRequest) -> BasePlatform:
     return sources.lock.platform
 
 
-async def _rootfs_request(sources: BaseSources) -> RootfsLayerRequest:
+async def _rootfs_request(sources: BaseSources, architecture: str) -> RootfsLayerRequest:
     """The locked `.deb` files (downloaded, checked by sha256) and the lock, to assemble."""
     assert sources.lock is not None
     lock_file = sources.files[BASE_LOCK_FILE]
@@ -417,7 +437,9 @@ async def _rootfs_request(sources: BaseSources) -> RootfsLayerRequest:
         rootfs_inputs,
         sources.lock.architecture,
         sources.target[EsbBaseServiceAccountsField].value or (),
-        steps.describe(steps.ASSEMBLE, f"the Debian root filesystem of {spec}"),
+        steps.describe(
+            steps.ASSEMBLE, f"the Debian root filesystem of {spec}{platform_suffix(architecture)}"
+        ),
     )
 
 
@@ -490,14 +512,18 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
         assert sources.lock is not None
         platform = sources.lock.platform
         rootfs, tools = await MultiGet(
-            Get(BuiltLayer, RootfsLayerRequest, await _rootfs_request(sources)),
+            Get(
+                BuiltLayer, RootfsLayerRequest, await _rootfs_request(sources, request.architecture)
+            ),
             Get(BuiltLayer, FilesLayerRequest, tools_request),
         )
         layers = (rootfs, tools)
     image = await Get(
         BuiltImage,
         ImageAssemblyRequest(
-            description=steps.describe(steps.ASSEMBLE, f"the image {spec}"),
+            description=steps.describe(
+                steps.ASSEMBLE, f"the image {spec}{platform_suffix(request.architecture)}"
+            ),
             repository=target[EsbImageRepositoryField].value_or_default(),
             tags=target[EsbImageTagsField].literal(),
             architecture=platform.architecture,

@@ -30,6 +30,8 @@ from esb.util_rules import base, dependencies, image, layers, service, upstream,
 from esb.util_rules.base import (
     BASE_ENVIRONMENT,
     ENTRYPOINT,
+    BaseArchitectures,
+    BaseArchitecturesRequest,
     BaseImageRequest,
     BuiltBaseImage,
     DebDownloadRequest,
@@ -40,6 +42,7 @@ from esb.util_rules.image import (
     IMAGE_METADATA,
     BuiltImage,
     ImageAssemblyRequest,
+    ImageIndexRequest,
     blob_path,
     config_json,
 )
@@ -155,6 +158,16 @@ def _tool_outputs(request: ImageToolRequest, inputs: Mapping[str, bytes]) -> dic
         return {_option(argv, "--out"): json.dumps(EXPORT.to_json()).encode()}
     if command == "base-libraries":
         return {_option(argv, "--out"): b'{"libraries": []}'}
+    if command == "image-index":
+        digests = [json.loads(inputs[path])["digest"] for path in _options(argv, "--metadata")]
+        index = {"digest": sha256(" ".join(digests).encode()), "repository": "x", "tags": []}
+        index["layers"] = []
+        layout = _option(argv, "--out-layout")
+        return {
+            _option(argv, "--out-metadata"): json.dumps(index).encode(),
+            _option(argv, "--out-inventory"): b"{}",
+            f"{layout}/index.json": json.dumps(index).encode(),
+        }
     if command in ("debian-check-lock", "check-native"):
         return {}
     raise AssertionError(f"The fake image tool has no command {command!r}: {argv}")
@@ -395,6 +408,7 @@ BASE_RULES = (
     base.build_base_image,
     base.read_base_sources,
     base.check_base_lock,
+    base.base_architectures,
     base.build_rootfs_layer,
     upstream.read_upstream_platform,
     upstream.build_accounts_layer,
@@ -404,6 +418,8 @@ BASE_RULES = (
     fake_download_deb,
     fake_pull_upstream_image,
     QueryRule(BuiltBaseImage, [BaseImageRequest]),
+    QueryRule(BaseArchitectures, [BaseArchitecturesRequest]),
+    QueryRule(BuiltImage, [ImageIndexRequest]),
     QueryRule(DigestContents, [Digest]),
     QueryRule(Digest, [CreateDigest]),
 )
@@ -611,19 +627,48 @@ def test_a_lock_of_other_platforms_than_the_field_is_stale(
     assert not tool.requests
 
 
-def test_several_platforms_are_locked_but_not_built_into_one_image(
+def test_a_base_of_two_platforms_builds_each_and_indexes_them(
     base_runner: RuleRunner, tool: FakeTool
 ) -> None:
     both = Address("arm", target_name="both")
-    with pytest.raises(ExecutionError) as error:
-        base_runner.request(BuiltBaseImage, [BaseImageRequest(both)])
-    assert error_message(error) == (
-        "The `platforms` field of arm:both lists linux/amd64, linux/arm64: `pants esb-lock` pins "
-        "the packages of each, and a build makes one platform's image; an image index of several "
-        "is not built yet.\n\n"
-        'Fix: list the one platform to build, e.g. `platforms=["linux/arm64"]`.'
+    base_runner.write_files(
+        {
+            "arm/packages.lock.json": PackageLocks(
+                (debian_lock("amd64"), debian_lock("arm64"))
+            ).to_json()
+        }
     )
-    assert not tool.requests
+    assert base_runner.request(
+        BaseArchitectures, [BaseArchitecturesRequest(both)]
+    ).architectures == ("amd64", "arm64")
+    bases = [
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(both, architecture)])
+        for architecture in ("amd64", "arm64")
+    ]
+    assert [built.platform.architecture for built in bases] == ["amd64", "arm64"]
+    rootfs = tool.runs("debian-rootfs")
+    assert [_option(run.argv, "--architecture") for run in rootfs] == ["amd64", "arm64"]
+    # Each platform's steps say which platform they build.
+    assert [run.description for run in rootfs] == [
+        f"Assemble the Debian root filesystem of arm:both for {a}" for a in ("amd64", "arm64")
+    ]
+    # The scripts are the same on every platform: one layer, built once.
+    assert len(tool.runs("layer-from-dir")) == 1
+
+    index = base_runner.request(
+        BuiltImage, [ImageIndexRequest("Assemble the index", tuple(b.image for b in bases))]
+    )
+    (run,) = tool.runs("image-index")
+    metadata = [
+        json.loads(files(base_runner, run.input_digest)[path])
+        for path in _options(run.argv, "--metadata")
+    ]
+    assert [m["digest"] for m in metadata] == [b.image.image_digest for b in bases]
+    # The index's layout holds every platform's layers, by reference.
+    layout = files(base_runner, index.digest)
+    for built in bases:
+        for path in built.image.layer_blob_paths:
+            assert path in layout, path
 
 
 def test_a_lock_the_tool_refuses_names_the_lock_the_target_and_the_fix(

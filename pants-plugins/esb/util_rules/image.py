@@ -264,6 +264,72 @@ async def assemble_image(request: ImageAssemblyRequest) -> BuiltImage:
     return BuiltImage(image, contents[0].content.decode(), layer_inventories)
 
 
+@dataclass(frozen=True)
+class ImageIndexRequest:
+    """One image's builds for several platforms, to hold in one OCI image index."""
+
+    description: str
+    images: tuple[BuiltImage, ...]
+
+
+@rule
+async def index_image(request: ImageIndexRequest) -> BuiltImage:
+    """The image whose identity is the index over `images`: its layout holds the index and every
+    platform's manifest, config and layers; its metadata lists each platform's."""
+    directories = tuple(f"platforms/{i}" for i in range(len(request.images)))
+    small_files = await MultiGet(
+        Get(
+            Digest,
+            DigestSubset(image.digest, PathGlobs([IMAGE_METADATA, IMAGE_INVENTORY])),
+        )
+        for image in request.images
+    )
+    staged = []
+    for image, files, directory in zip(request.images, small_files, directories):
+        layout = await Get(
+            Digest, AddPrefix(await _layout_without_layer_blobs(image), IMAGE_LAYOUT)
+        )
+        merged = await Get(Digest, MergeDigests([files, layout]))
+        staged.append(await Get(Digest, AddPrefix(merged, directory)))
+    process = await Get(
+        Process,
+        ImageToolRequest(
+            argv=(
+                commands.IMAGE_INDEX,
+                *(a for d in directories for a in (flags.LAYOUT, f"{d}/{IMAGE_LAYOUT}")),
+                *(a for d in directories for a in (flags.METADATA, f"{d}/{IMAGE_METADATA}")),
+                *(a for d in directories for a in (flags.INVENTORY, f"{d}/{IMAGE_INVENTORY}")),
+                flags.OUT_LAYOUT,
+                IMAGE_LAYOUT,
+                flags.OUT_METADATA,
+                IMAGE_METADATA,
+                flags.OUT_INVENTORY,
+                IMAGE_INVENTORY,
+            ),
+            description=request.description,
+            input_digest=await Get(Digest, MergeDigests(staged)),
+            output_files=(IMAGE_METADATA, IMAGE_INVENTORY),
+            output_directories=(IMAGE_LAYOUT,),
+        ),
+    )
+    result = await Get(FallibleProcessResult, Process, process)
+    if result.exit_code != 0:
+        raise ImageAssemblyError(
+            assembly_failure_message(
+                request.description, result.exit_code, result.stderr.decode(errors="replace")
+            )
+        )
+    blobs = await MultiGet(
+        Get(Digest, DigestSubset(image.digest, PathGlobs([f"{IMAGE_BLOBS}/*"])))
+        for image in request.images
+    )
+    metadata = await Get(
+        DigestContents, DigestSubset(result.output_digest, PathGlobs([IMAGE_METADATA]))
+    )
+    layout = await Get(Digest, MergeDigests([result.output_digest, *blobs]))
+    return BuiltImage(layout, metadata[0].content.decode(), ())
+
+
 def config_json(changes: ConfigChanges) -> str:
     """`changes` as an `ImageAssemblyRequest` holds them: a request must be hashable."""
     return json.dumps(changes.to_json(), sort_keys=True)

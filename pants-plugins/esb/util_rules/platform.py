@@ -12,6 +12,12 @@ from esb_contract.image_spec import SpecError
 from esb_contract.platform_facts import PlatformFacts
 
 
+def platform_suffix(architecture: str) -> str:
+    """What tells one platform's steps from another's in their descriptions, when an image is
+    built for several (and so each build names its architecture); nothing otherwise."""
+    return f" for {architecture}" if architecture else ""
+
+
 class BasePlatformError(ValueError):
     pass
 

@@ -58,7 +58,13 @@ from esb.target_types import (
 )
 from esb.toml_files import toml_table
 from esb.util_rules import context, index_credentials, sdists
-from esb.util_rules.base import BaseImageRequest, BaseSources, BuiltBaseImage
+from esb.util_rules.base import (
+    BaseArchitectures,
+    BaseArchitecturesRequest,
+    BaseImageRequest,
+    BaseSources,
+    BuiltBaseImage,
+)
 from esb.util_rules.context import ServiceContext, ServiceContextRequest
 from esb.util_rules.dependencies import ResolvedBaseAddress
 from esb.util_rules.image import (
@@ -84,7 +90,7 @@ from esb.util_rules.layers import (
     VenvLayerRequest,
     target_argv,
 )
-from esb.util_rules.platform import BasePlatform
+from esb.util_rules.platform import BasePlatform, platform_suffix
 from esb.util_rules.sdists import SDIST_WHEEL_DESCRIPTION, SdistWheel, SdistWheelRequest
 from esb.util_rules.workspace import (
     ServiceWorkspace,
@@ -107,6 +113,8 @@ APP_SOURCE_PATH = f"/{APP_DIR}/src"
 @dataclass(frozen=True)
 class ServiceImageRequest:
     address: Address
+    architecture: str = ""
+    """The platform to build, by architecture; "" for the base's first."""
 
 
 def check_service_files(address: Address, files: tuple[str, ...]) -> None:
@@ -130,6 +138,8 @@ def check_service_files(address: Address, files: tuple[str, ...]) -> None:
 @dataclass(frozen=True)
 class ServiceProjectRequest:
     address: Address
+    architecture: str = ""
+    """The base platform the project is built for; "" for the base's first."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +260,22 @@ def check_local_packages(
         )
 
 
+@dataclass(frozen=True)
+class ServiceArchitecturesRequest:
+    address: Address
+
+
+@rule
+async def service_architectures(request: ServiceArchitecturesRequest) -> BaseArchitectures:
+    """A service is built for each platform of its base."""
+    wrapped = await Get(
+        WrappedTarget,
+        WrappedTargetRequest(request.address, description_of_origin="the esb backend"),
+    )
+    base = await Get(ResolvedBaseAddress, EsbServiceBaseField, wrapped.target[EsbServiceBaseField])
+    return await Get(BaseArchitectures, BaseArchitecturesRequest(base.address))
+
+
 @rule
 async def read_service_project(request: ServiceProjectRequest) -> ServiceProject:
     wrapped = await Get(
@@ -286,7 +312,11 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         globs = (*globs, *service_context.shipped_files)
     project, platform = await MultiGet(
         Get(Digest, DigestSubset(sources.snapshot.digest, PathGlobs(globs))),
-        Get(BasePlatform, BaseImageRequest, BaseImageRequest(base_address.address)),
+        Get(
+            BasePlatform,
+            BaseImageRequest,
+            BaseImageRequest(base_address.address, request.architecture),
+        ),
     )
     project = await Get(Digest, RemovePrefix(project, root)) if root else project
     member = (await Get(ServiceWorkspace, ServiceWorkspaceRequest(request.address))).member
@@ -509,13 +539,15 @@ class ServiceLayerError(Exception):
     image tool's message names the service and the fix."""
 
 
-def is_service_layer_failure(failure: ProcessExecutionFailure, spec: str) -> bool:
+def is_service_layer_failure(
+    failure: ProcessExecutionFailure, spec: str, architecture: str = ""
+) -> bool:
     # The description of the service layer's process, as the failure quotes it.
-    return str(failure).startswith(f"Process '{service_layer_description(spec)}'")
+    return str(failure).startswith(f"Process '{service_layer_description(spec, architecture)}'")
 
 
-def service_layer_description(spec: str) -> str:
-    return steps.describe(steps.BUILD, f"source layer of {spec}")
+def service_layer_description(spec: str, architecture: str = "") -> str:
+    return steps.describe(steps.BUILD, f"source layer of {spec}{platform_suffix(architecture)}")
 
 
 async def service_files(sources: Digest, paths: Iterable[str], root: str) -> Digest:
@@ -548,10 +580,12 @@ async def build_service_image(
         check_service_files(request.address, sources.snapshot.files)
     # Before the layers, so that a stale lock is reported with this service's lock file and
     # fix, once, rather than by every layer process.
-    project = await Get(ServiceProject, ServiceProjectRequest(request.address))
+    project = await Get(
+        ServiceProject, ServiceProjectRequest(request.address, request.architecture)
+    )
     export = await Get(LockExport, ServiceProject, project)
     platform = project.platform
-    base_request = BaseImageRequest(project.base_address)
+    base_request = BaseImageRequest(project.base_address, request.architecture)
     # By file, not by exclusion globs: those would keep the directories of the project's files.
     project_files = await Get(
         Snapshot,
@@ -621,14 +655,14 @@ async def build_service_image(
                     spec,
                     root or ".",
                     tuple(global_options.build_patterns),
-                    service_layer_description(spec),
+                    service_layer_description(spec, request.architecture),
                     has_build_constraints=project.has_build_constraints,
                 ),
             ),
             *(Get(BuiltLayer, DistributionLayerRequest, r) for r in layer_requests),
         )
     except ProcessExecutionFailure as failure:
-        if is_service_layer_failure(failure, spec):
+        if is_service_layer_failure(failure, spec, request.architecture):
             stderr = failure.stderr.decode(errors="replace")
             raise ServiceLayerError(tool_message(failure.exit_code, stderr)) from None
         if not is_distribution_layer_failure(failure):
@@ -649,7 +683,9 @@ async def build_service_image(
     return await Get(
         BuiltImage,
         ImageAssemblyRequest(
-            description=steps.describe(steps.ASSEMBLE, f"the image {spec}"),
+            description=steps.describe(
+                steps.ASSEMBLE, f"the image {spec}{platform_suffix(request.architecture)}"
+            ),
             repository=target[EsbImageRepositoryField].value_or_default(),
             tags=target[EsbImageTagsField].literal(),
             architecture=platform.architecture,

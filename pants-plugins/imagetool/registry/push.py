@@ -1,4 +1,6 @@
 """Push the image of an OCI layout to a registry: blobs, then the manifest by digest, then tags.
+An image of several platforms is pushed as its index: every platform's blobs, then each
+platform's manifest, then the index, then the tags on the index.
 
 Every blob is first looked for with HEAD and skipped when the repository has it; a blob that
 another repository of the registry has (the caller names candidates) is mounted from there
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import requests
 
+from esb_contract.media_types import INDEX_MEDIA_TYPES
 from imagetool.oci import Descriptor, OciLayout
 from imagetool.registry.auth import Scope, pull_scope, push_scope
 from imagetool.registry.reference import InvalidReferenceError, Reference, parse_tag
@@ -79,37 +82,46 @@ def push_image(
     `on_step` is called with what the push starts doing, before each step that may take long.
     """
     layout = OciLayout(layout_dir)
-    image = layout.load_image()
-    if reference.digest not in (None, image.manifest.digest):
+    top, images = layout.load_images()
+    if reference.digest not in (None, top.digest):
         raise InvalidReferenceError(
             f"{reference} names the digest {reference.digest}, but the image in {layout_dir} is "
-            f"{image.manifest.digest}."
+            f"{top.digest}."
         )
     requested_tags = [reference.tag, *tags] if reference.tag else tags
     all_tags = tuple(dict.fromkeys(parse_tag(tag) for tag in requested_tags))
-    manifest_data = layout.read_blob(image.manifest)
-    config = Descriptor.from_json(
-        layout.read_json_blob(image.manifest)["config"], where=str(layout_dir)
-    )
-    blobs = {blob.digest: blob for blob in (*image.layers, config)}
+    blobs: dict[str, Descriptor] = {}
+    for image in images:
+        config = Descriptor.from_json(
+            layout.read_json_blob(image.manifest)["config"], where=str(layout_dir)
+        )
+        blobs.update((blob.digest, blob) for blob in (*image.layers, config))
 
     step = on_step or (lambda _: None)
     pusher = _Pusher(client.endpoint(reference.registry), reference.repository, chunk_size, step)
     outcomes = {}
-    step(f"checking {len(blobs)} blobs (layers and config)")
+    step(f"checking {len(blobs)} blobs (layers and config{'s' if len(images) > 1 else ''})")
     for blob in blobs.values():
         outcomes[blob.digest] = pusher.push_blob(blob, layout.blob_path(blob.digest), mount_from)
         if on_blob is not None:
             on_blob(blob, outcomes[blob.digest])
     uploaded = [blob for blob in blobs.values() if outcomes[blob.digest] is BlobOutcome.UPLOADED]
-    step(f"putting the manifest {image.manifest.digest}")
-    manifest_uploaded = pusher.push_manifest(image.manifest, manifest_data)
+    # Each platform's manifest of an index before the index: a registry refuses an index
+    # whose manifests it lacks.
+    for image in images if top.media_type in INDEX_MEDIA_TYPES else ():
+        step(f"putting the manifest {image.manifest.digest} ({image.platform})")
+        pusher.push_manifest(image.manifest, layout.read_blob(image.manifest))
+    top_data = layout.read_blob(top)
+    step(
+        f"putting the {'index' if top.media_type in INDEX_MEDIA_TYPES else 'manifest'} {top.digest}"
+    )
+    manifest_uploaded = pusher.push_manifest(top, top_data)
     if all_tags:
         step(f"putting the tag{'s' if len(all_tags) > 1 else ''} {', '.join(all_tags)}")
-        pusher.push_tags(image.manifest, manifest_data, all_tags)
+        pusher.push_tags(top, top_data, all_tags)
     return PushResult(
-        reference=f"{reference.name}@{image.manifest.digest}",
-        digest=image.manifest.digest,
+        reference=f"{reference.name}@{top.digest}",
+        digest=top.digest,
         tags=all_tags,
         blobs_uploaded=len(uploaded),
         blobs_skipped=list(outcomes.values()).count(BlobOutcome.SKIPPED),

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
 import random
 import re
+import shutil
 import threading
 import time
 import urllib.parse
@@ -11,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from imagetool.oci import Descriptor, sha256_digest
+from imagetool.conftest import make_layout, regular
+from imagetool.index import index_images
+from imagetool.oci import Descriptor, OciLayout, sha256_digest
 from imagetool.registry.conftest import (
     FAST_RETRIES,
     Answer,
@@ -31,6 +35,7 @@ from imagetool.registry.transport import (
     RegistryOptions,
     RegistryTimeoutError,
 )
+from imagetool.spec import ImageMetadata, LayerSummary
 
 StartServer = Callable[[Respond], ScriptedServer]
 _BLOB = re.compile(r"/v2/(?P<repository>.+)/blobs/(?P<digest>sha256:[0-9a-f]{64})")
@@ -360,3 +365,46 @@ def test_a_slow_registry_is_stopped_by_the_deadline(
         "`push_deadline`."
     )
     assert "latest" not in registry.manifests.get("esb/api", {})
+
+
+def test_an_index_is_pushed_after_every_platforms_blobs_and_manifest(
+    registry: FakeRegistry, tmp_path: Path
+) -> None:
+    images = {}
+    for architecture in ("amd64", "arm64"):
+        directory = tmp_path / architecture
+        directory.mkdir()
+        layout = make_layout(
+            directory, [[regular("bin/tool", architecture.encode())]], architecture=architecture
+        )
+        loaded = OciLayout(layout).load_image()
+        config = OciLayout(layout).read_json_blob(loaded.manifest)["config"]["digest"]
+        images[layout] = ImageMetadata(
+            loaded.manifest.digest,
+            config,
+            "esb/api",
+            ["1"],
+            [LayerSummary(layer.digest, layer.size) for layer in loaded.layers],
+        )
+    out = tmp_path / "index.oci"
+    index = index_images(list(images), list(images.values()), out)
+    for layout in images:
+        for blob in (layout / "blobs" / "sha256").iterdir():
+            shutil.copyfile(blob, out / "blobs" / "sha256" / blob.name)
+
+    options = RegistryOptions(
+        insecure_registries=frozenset({registry.server.host}), retry=FAST_RETRIES
+    )
+    with RegistryClient(options) as client:
+        result = push_image(client, out, Reference(registry.server.host, "esb/api", "1"))
+
+    assert result.digest == index["digest"]
+    assert result.blobs_uploaded == 4  # each platform's layer and config
+    manifests = [image.digest for image in images.values()]
+    assert registry.writes()[-4:] == [
+        *(f"PUT /v2/esb/api/manifests/{digest}" for digest in manifests),
+        f"PUT /v2/esb/api/manifests/{index['digest']}",
+        "PUT /v2/esb/api/manifests/1",
+    ]
+    stored = json.loads(registry.manifests["esb/api"]["1"])
+    assert [m["digest"] for m in stored["manifests"]] == manifests
