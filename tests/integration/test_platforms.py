@@ -61,8 +61,11 @@ def publisher(repo_root: Path, test_registry: SharedRegistry) -> Iterator[Publis
         publisher = PublishCheckout.set_up(checkout, test_registry, namespace, scratch)
         lock = checkout.pants("esb-lock", BASE.address)
         assert lock.returncode == 0, lock.report()
-        built = checkout.pants("package", BASE.address, API.address)
+        built = checkout.pants("package", "::")
         assert built.returncode == 0, built.report()
+        # Each image's index, then each platform's manifest and config, as `package` prints them.
+        for platform in PLATFORMS:
+            assert f"  {platform}: sha256:" in built.stderr, built.report()
         yield publisher
 
 
@@ -86,8 +89,11 @@ def test_the_lock_pins_each_platforms_packages(checkout: Checkout) -> None:
         assert {p["architecture"] for p in section["packages"]} <= {architecture, "all"}
 
 
-def test_each_image_is_an_index_of_both_platforms(checkout: Checkout) -> None:
-    for target in (BASE, API):
+def test_each_image_is_an_index_of_both_platforms(publisher: PublishCheckout) -> None:
+    checkout = publisher.checkout
+    targets = checkout.image_targets()
+    assert len(targets) == 4, targets
+    for target in targets:
         outputs = checkout.outputs(target)
         metadata = outputs.metadata
         assert metadata["media_type"] == INDEX_MEDIA_TYPE, target.address
@@ -101,7 +107,7 @@ def test_each_image_is_an_index_of_both_platforms(checkout: Checkout) -> None:
 
 
 def test_each_platforms_image_holds_only_its_own_machine_code(checkout: Checkout) -> None:
-    for target in (BASE, API):
+    for target in checkout.image_targets():
         _, images = OciLayout(checkout.outputs(target).layout).load_images()
         for image in images:
             machines: dict[str, set[str]] = {}
@@ -173,7 +179,10 @@ def test_a_source_edit_rebuilds_each_platforms_source_layer_and_image_and_the_in
 ) -> None:
     before = checkout.outputs(API).metadata
     base_before = checkout.outputs(BASE).metadata["digest"]
-    checkout.append("services/api/src/esb_api/models.py", "\n# Edited by the platforms test.\n")
+    # Unique, so that no cache of an earlier run holds the edited layers.
+    checkout.append(
+        "services/api/src/esb_api/models.py", f"\n# Edited by the platforms test: {uuid.uuid4()}\n"
+    )
     rebuilt = checkout.pants("package", BASE.address, API.address)
     assert rebuilt.returncode == 0, rebuilt.report()
     architectures = [p.split("/")[1] for p in PLATFORMS]

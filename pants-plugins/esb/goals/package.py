@@ -226,6 +226,10 @@ async def _package(
                 f"{prefix}.image.json",
                 extra_log_lines=(
                     f"Image {metadata['repository']} ({tags}): {metadata['digest']}",
+                    *(
+                        f"  {entry['platform']}: {entry['digest']} (config {entry['config_digest']})"
+                        for entry in metadata.get("platforms", ())
+                    ),
                     f"OCI layout: {layout} (blobs in {SHARED_BLOBS})  "
                     f"packages: {prefix}.inventory.json",
                 ),
