@@ -41,6 +41,14 @@ def layer_descriptor_fields(value: Any, *, where: str) -> dict[str, Any]:
     return checked
 
 
+def layer_summary_fields(value: Any, *, where: str) -> dict[str, Any]:
+    """The fields of a `LayerSummary` in image metadata, checked."""
+    fields = JsonFields(value, where)
+    checked = {"digest": fields.required("digest", str), "size": fields.required("size", int)}
+    fields.no_others()
+    return checked
+
+
 @dataclass(frozen=True)
 class LayerSummary:
     digest: str
@@ -80,13 +88,7 @@ class ImageMetadata:
             config_digest=fields.required("config_digest", str),
             repository=fields.required("repository", str),
             tags=fields.required("tags", list, of=str),
-            layers=[
-                LayerSummary(
-                    JsonFields(layer, where).required("digest", str),
-                    JsonFields(layer, where).required("size", int),
-                )
-                for layer in layers
-            ],
+            layers=[LayerSummary(**layer_summary_fields(layer, where=where)) for layer in layers],
             base_digest=fields.optional("base_digest", str),
         )
         fields.no_others()

@@ -127,12 +127,4 @@ print_env() {
   printf 'export ESB_TEST_REMOTE_CACHE=%q\n' "grpc://$HOST:$(port)"
 }
 
-case ${1:-} in
-  start) start ;;
-  stop) stop ;;
-  env) print_env ;;
-  *)
-    echo "usage: $0 start|stop|env" >&2
-    exit 2
-    ;;
-esac
+run_command "$@"

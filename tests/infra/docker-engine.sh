@@ -92,12 +92,4 @@ print_env() {
   printf 'export DOCKER_HOST=%q\n' "unix://$SOCKET"
 }
 
-case ${1:-} in
-  start) start ;;
-  stop) stop ;;
-  env) print_env ;;
-  *)
-    echo "usage: $0 start|stop|env" >&2
-    exit 2
-    ;;
-esac
+run_command "$@"

@@ -155,3 +155,17 @@ log_tail() {
   printf '%s: last lines of %s:\n' "$SCRIPT_NAME" "$1" >&2
   tail -n 20 -- "$1" | sed 's/^/  /' >&2
 }
+
+# The command line every service script takes: `start`, `stop` or `env`, run by the script's own
+# functions of those names (`print_env` for `env`).
+run_command() {
+  case ${1:-} in
+    start) start ;;
+    stop) stop ;;
+    env) print_env ;;
+    *)
+      echo "usage: $0 start|stop|env" >&2
+      exit 2
+      ;;
+  esac
+}

@@ -176,12 +176,4 @@ print_env() {
   fi
 }
 
-case ${1:-} in
-  start) start ;;
-  stop) stop ;;
-  env) print_env ;;
-  *)
-    echo "usage: $0 start|stop|env" >&2
-    exit 2
-    ;;
-esac
+run_command "$@"

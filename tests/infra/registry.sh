@@ -182,12 +182,4 @@ print_env() {
     ESB_TEST_REGISTRY_PASSWORD "$(cat -- "$PASSWORD_FILE")"
 }
 
-case ${1:-} in
-  start) start ;;
-  stop) stop ;;
-  env) print_env ;;
-  *)
-    echo "usage: $0 start|stop|env" >&2
-    exit 2
-    ;;
-esac
+run_command "$@"
