@@ -520,20 +520,21 @@ class EsbBaseUpstreamField(StringField):
 
 class EsbBaseUpstreamPlatformField(StringField):
     alias = "upstream_platform"
-    value: str
-    default = "linux/amd64"
     help = help_text(
         """
-        The platform of the `upstream` image to build on, `os/architecture[/variant]`, when
+        The one platform of the `upstream` image to build on, `os/architecture[/variant]`, when
         its digest pins a multi-platform index (as the official images' tags do): the index's
-        image for this platform is pulled. The image's own platform must match it.
+        image for this platform is pulled, and its own platform must match. The same as
+        `platforms=[<it>]`, but with a variant if need be; a base sets one of the two. Without
+        either, an upstream base is built for `linux/amd64`.
         """
     )
 
     @classmethod
-    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
-        assert value is not None, f"{cls.alias} has a default or is required"
+        if value is None:
+            return None
         try:
             platform: Optional[Platform] = Platform.parse(value)
         except SpecError:
@@ -553,12 +554,13 @@ class EsbBasePlatformsField(StringSequenceField):
     default = ("linux/amd64",)
     help = help_text(
         f"""
-        The platforms a base built from `packages` is built for, each `linux/<architecture>`:
-        one of {', '.join(f'`{p}`' for p in sorted(PLATFORMS))}. `pants esb-lock`
-        pins the packages of each in `{BASE_LOCK_FILE}`, resolved against that architecture's
-        index, and the base and the images on it are built from the `.deb`s and wheels of that
-        platform: nothing runs under emulation. A base on an `upstream` image takes its
-        platform from `upstream_platform` instead.
+        The platforms the base, and every image on it, is built for, each
+        `linux/<architecture>`: one of {', '.join(f'`{p}`' for p in sorted(PLATFORMS))}.
+        For a base built from `packages`, `pants esb-lock` pins the packages of each in
+        `{BASE_LOCK_FILE}`, resolved against that architecture's index; for a base on an
+        `upstream` image, each platform's image is pulled from the index its digest pins. The
+        images on the base are built from each platform's `.deb`s and wheels: nothing runs
+        under emulation. Several platforms make every image an OCI image index.
         """
     )
 
@@ -584,10 +586,6 @@ class EsbBasePlatformsField(StringSequenceField):
                 'list each platform once, e.g. `platforms=["linux/amd64"]`.',
             )
         return value
-
-    def architectures(self) -> tuple[str, ...]:
-        """The Debian (and OCI) architecture of each platform, in the field's order."""
-        return tuple(PLATFORMS[item].name for item in self.value or ())
 
 
 class EsbBaseDebianSourcesField(_CheckedStringSequenceField):
@@ -697,15 +695,33 @@ class EsbBaseImageTarget(Target):
                 f"`pants esb-lock {self.address}`), or "
                 f'`{EsbBaseUpstreamField.alias}="python:3.12-slim-bookworm@sha256:<digest>"`.'
             )
-        platforms = self[EsbBasePlatformsField].value
-        if upstream is not None and platforms != EsbBasePlatformsField.default:
+        upstream_platform = self[EsbBaseUpstreamPlatformField].value
+        if upstream_platform is not None and upstream is None:
             raise InvalidFieldException(
-                f"The target {self.address} sets `{EsbBasePlatformsField.alias}`, which a base "
-                f"assembled from Debian packages is built for, and `{EsbBaseUpstreamField.alias}`, "
-                f"whose platform is `{EsbBaseUpstreamPlatformField.alias}`.\n\nFix: remove "
-                f"`{EsbBasePlatformsField.alias}` and set `{EsbBaseUpstreamPlatformField.alias}`, "
-                'e.g. `upstream_platform="linux/arm64/v8"`.'
+                f"The target {self.address} sets `{EsbBaseUpstreamPlatformField.alias}`, the "
+                f"platform to take from an `{EsbBaseUpstreamField.alias}` image, but it is built "
+                f"from `{EsbBasePackagesField.alias}`.\n\nFix: set "
+                f'`{EsbBasePlatformsField.alias}=["{upstream_platform}"]` instead.'
             )
+        platforms_set = self[EsbBasePlatformsField].value != EsbBasePlatformsField.default
+        if upstream_platform is not None and platforms_set:
+            raise InvalidFieldException(
+                f"The target {self.address} sets both `{EsbBasePlatformsField.alias}` and "
+                f"`{EsbBaseUpstreamPlatformField.alias}`, which say the same thing.\n\nFix: "
+                f"remove `{EsbBaseUpstreamPlatformField.alias}` and list every platform in "
+                f"`{EsbBasePlatformsField.alias}`."
+            )
+
+    def platforms(self) -> tuple[Platform, ...]:
+        """The platforms the base, and every image on it, is built for, in the order its
+        fields give them."""
+        one = self[EsbBaseUpstreamPlatformField].value
+        names = (one,) if one is not None else self[EsbBasePlatformsField].value or ()
+        return tuple(Platform.parse(name) for name in names)
+
+    def architectures(self) -> tuple[str, ...]:
+        """The OCI (and Debian) architecture of each platform, in order."""
+        return tuple(platform.architecture for platform in self.platforms())
 
 
 # -----------------------------------------------------------------------------------------------

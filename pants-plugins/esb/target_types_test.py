@@ -103,15 +103,22 @@ def _base_error(rule_runner: RuleRunner, build: str) -> str:
     return str(exc.value)
 
 
+def base_target(rule_runner: RuleRunner, name: str) -> EsbBaseImageTarget:
+    target = rule_runner.get_target(Address("base", target_name=name))
+    assert isinstance(target, EsbBaseImageTarget)
+    return target
+
+
 def test_base_from_upstream(rule_runner: RuleRunner) -> None:
     rule_runner.write_files(
         {
             "base/BUILD": f'esb_base_image(name="b", upstream="python:3.12-slim-bookworm@{_DIGEST}")\n'
         }
     )
-    target = rule_runner.get_target(Address("base", target_name="b"))
+    target = base_target(rule_runner, "b")
     assert target[EsbBaseUpstreamField].value == f"python:3.12-slim-bookworm@{_DIGEST}"
-    assert target[EsbBaseUpstreamPlatformField].value == "linux/amd64"
+    assert target[EsbBaseUpstreamPlatformField].value is None
+    assert target.architectures() == ("amd64",)
     assert target[EsbBasePackagesField].value is None
 
 
@@ -161,10 +168,10 @@ def test_a_debian_base_is_built_for_amd64_unless_its_platforms_say_otherwise(
             'platforms=["linux/arm64", "linux/amd64"])\n'
         }
     )
-    default = rule_runner.get_target(Address("base", target_name="b"))[EsbBasePlatformsField]
-    assert default.value == ("linux/amd64",)
+    default = base_target(rule_runner, "b")
+    assert default[EsbBasePlatformsField].value == ("linux/amd64",)
     assert default.architectures() == ("amd64",)
-    both = rule_runner.get_target(Address("base", target_name="both"))[EsbBasePlatformsField]
+    both = base_target(rule_runner, "both")
     assert both.architectures() == ("arm64", "amd64")
 
 
@@ -196,15 +203,44 @@ def test_invalid_platforms_name_the_field_and_the_fix(
     assert expected in message and "Fix:" in message
 
 
-def test_an_upstream_base_takes_its_platform_from_upstream_platform(
-    rule_runner: RuleRunner,
-) -> None:
-    message = _base_error(
-        rule_runner,
-        f'esb_base_image(name="b", upstream="python@{_DIGEST}", platforms=["linux/arm64"])\n',
+def test_an_upstream_base_takes_its_platforms_from_either_field(rule_runner: RuleRunner) -> None:
+    upstream = f'upstream="python@{_DIGEST}"'
+    rule_runner.write_files(
+        {
+            "base/BUILD": f'esb_base_image(name="both", {upstream}, '
+            'platforms=["linux/amd64", "linux/arm64"])\n'
+            f'esb_base_image(name="one", {upstream}, upstream_platform="linux/arm64/v8")\n'
+        }
     )
-    assert "The target base:b sets `platforms`" in message
-    assert "Fix: remove `platforms` and set `upstream_platform`" in message
+    both = base_target(rule_runner, "both")
+    assert both.architectures() == ("amd64", "arm64")
+    one = base_target(rule_runner, "one")
+    assert [str(platform) for platform in one.platforms()] == ["linux/arm64/v8"]
+
+
+@pytest.mark.parametrize(
+    "fields, expected, fix",
+    [
+        pytest.param(
+            f'upstream="python@{_DIGEST}", platforms=["linux/arm64"], '
+            'upstream_platform="linux/arm64"',
+            "The target base:b sets both `platforms` and `upstream_platform`",
+            "Fix: remove `upstream_platform` and list every platform in `platforms`.",
+            id="both",
+        ),
+        pytest.param(
+            'packages=["python3"], upstream_platform="linux/arm64"',
+            "The target base:b sets `upstream_platform`",
+            'Fix: set `platforms=["linux/arm64"]` instead.',
+            id="without-upstream",
+        ),
+    ],
+)
+def test_upstream_platform_conflicts_name_the_fix(
+    rule_runner: RuleRunner, fields: str, expected: str, fix: str
+) -> None:
+    message = _base_error(rule_runner, f'esb_base_image(name="b", {fields})\n')
+    assert expected in message and fix in message
 
 
 _NOT_SIGNAL = "which is not a Linux signal"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -41,8 +42,20 @@ from integration.test_upstream_base import SharedRegistry, test_registry  # noqa
 
 BASE = ImageTarget("base:esb-service-base", "esb_base_image", ())
 API = ImageTarget.service("services/api:api")
+WORKER = ImageTarget.service("services/worker:worker")
 PLATFORMS = ("linux/amd64", "linux/arm64")
 ELF_MACHINES = {"amd64": "EM_X86_64", "arm64": "EM_AARCH64"}
+
+
+def two_platform_copy(repo_root: Path, destination: Path) -> Checkout:
+    """A copy of the example monorepo whose base is built for both platforms."""
+    checkout = Checkout.copy_of(repo_root, destination)
+    checkout.substitute(
+        "base/BUILD",
+        r'repository="esb/service-base",',
+        f'repository="esb/service-base",\n    platforms={list(PLATFORMS)!r},'.replace("'", '"'),
+    )
+    return checkout
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +64,7 @@ def publisher(repo_root: Path, test_registry: SharedRegistry) -> Iterator[Publis
     built, set up to publish to the test registry."""
     with tempfile.TemporaryDirectory(prefix="esb-integration-platforms-") as directory:
         scratch = Path(directory)
-        checkout = Checkout.copy_of(repo_root, scratch / "checkout")
-        checkout.substitute(
-            "base/BUILD",
-            r'repository="esb/service-base",',
-            f'repository="esb/service-base",\n    platforms={list(PLATFORMS)!r},'.replace("'", '"'),
-        )
+        checkout = two_platform_copy(repo_root, scratch / "checkout")
         namespace = f"platforms-{uuid.uuid4().hex[:12]}"
         publisher = PublishCheckout.set_up(checkout, test_registry, namespace, scratch)
         lock = checkout.pants("esb-lock", BASE.address)
@@ -174,6 +182,26 @@ def test_publish_pushes_the_index_and_docker_pulls_each_platform(
             docker_client.images.remove(f"{name}:latest")
 
 
+def test_a_clean_build_at_another_path_gives_the_same_index_digests(
+    repo_root: Path, checkout: Checkout, scratch: Path
+) -> None:
+    # A path of another length, so that tar headers and padding would differ if a path leaked.
+    second = two_platform_copy(repo_root, scratch / "a-second-checkout-at-a-longer-path")
+    lock = "base/packages.lock.json"
+    (second.root / lock).write_bytes((checkout.root / lock).read_bytes())
+    targets = [BASE, API]
+    # Every process runs again; only downloads (checked by digest) come from the store.
+    rebuilt = second.pants("--no-local-cache", "package", *(t.address for t in targets))
+    assert rebuilt.returncode == 0, rebuilt.report()
+    for architecture in ("amd64", "arm64"):
+        step = f"Build the source layer of {API.address} for {architecture}"
+        assert step in rebuilt.completed_steps, rebuilt.report()
+    assert second.digests(targets) == checkout.digests(targets)
+    for target in targets:
+        platforms = [p["digest"] for p in checkout.outputs(target).metadata["platforms"]]
+        assert [p["digest"] for p in second.outputs(target).metadata["platforms"]] == platforms
+
+
 def test_a_source_edit_rebuilds_each_platforms_source_layer_and_image_and_the_index(
     checkout: Checkout,
 ) -> None:
@@ -199,3 +227,37 @@ def test_a_source_edit_rebuilds_each_platforms_source_layer_and_image_and_the_in
         new["digest"] != old["digest"] for new, old in zip(after["platforms"], before["platforms"])
     )
     assert checkout.outputs(BASE).metadata["digest"] == base_before
+
+
+def test_a_base_on_an_upstream_index_pulls_and_builds_on_each_platforms_image(
+    publisher: PublishCheckout,
+) -> None:
+    checkout = publisher.checkout
+    # The two-platform base, published, is the upstream index of a base of the same platforms.
+    published = publisher.publish(BASE.address)
+    assert published.returncode == 0, published.report()
+    upstream = checkout.outputs(BASE).metadata
+    reference = f"{publisher.name(upstream['repository'])}@{upstream['digest']}"
+    (checkout.root / "upstream-base").mkdir()
+    for script in ("ensure_ca_trust.sh", "entrypoint.sh"):
+        shutil.copy2(checkout.root / "base" / script, checkout.root / "upstream-base" / script)
+    (checkout.root / "upstream-base/BUILD").write_text(
+        f'esb_base_image(name="on-index", repository="esb/on-index", upstream="{reference}", '
+        f"platforms={list(PLATFORMS)!r})\n".replace("'", '"')
+    )
+    checkout.substitute(
+        f"{WORKER.spec_path}/BUILD", r'\bbase\s*=\s*"[^"]*"', 'base="//upstream-base:on-index"'
+    )
+    built = checkout.pants("package", "upstream-base:on-index", WORKER.address)
+    assert built.returncode == 0, built.report()
+    for platform in PLATFORMS:
+        pull = f"Pull {reference} ({platform}) for upstream-base:on-index"
+        assert any(step.startswith(pull) for step in built.completed_steps), built.report()
+    worker = checkout.outputs(WORKER).metadata
+    assert [p["platform"] for p in worker["platforms"]] == list(PLATFORMS)
+    # Each platform's image starts with the layers of the upstream index's image of its platform.
+    for ours, theirs in zip(worker["platforms"], upstream["platforms"]):
+        inherited = [layer["digest"] for layer in theirs["layers"]]
+        assert [layer["digest"] for layer in ours["layers"]][: len(inherited)] == inherited
+    _, images = OciLayout(checkout.outputs(WORKER).layout).load_images()
+    assert [image.config["architecture"] for image in images] == ["amd64", "arm64"]

@@ -6,6 +6,8 @@ lint and package agree; only the build of a distribution locked as an sdist need
   --check --offline` with the plugin's pinned uv), and its `build-constraints.txt` must pin the
   build requirements of what it builds from source; each distribution locked with only an sdist
   is built (the same cached process as `package`'s), so one that needs a compiler fails here.
+  Each platform of the service's base is checked, so that a distribution without a wheel for
+  one of them fails here as it would in `package`.
 - `esb-context`: the context rule (see `esb.util_rules.context`).
 """
 
@@ -25,11 +27,13 @@ from pants.util.logging import LogLevel
 from pants.util.strutil import help_text
 
 from esb.target_types import EsbServiceBaseField, EsbServiceSourcesField
+from esb.util_rules.base import BaseArchitectures
 from esb.util_rules.context import ServiceContext, ServiceContextRequest
 from esb.util_rules.sdists import SdistWheelRequest
 from esb.util_rules.service import (
     LockExport,
     LockExportProcessRequest,
+    ServiceArchitecturesRequest,
     ServiceProject,
     ServiceProjectRequest,
     sdist_wheel_requests,
@@ -70,12 +74,16 @@ class ServiceLockLintRequest(LintTargetsRequest):
     partitioner_type = PartitionerType.DEFAULT_ONE_PARTITION_PER_INPUT
 
 
-@rule(desc="Check a service's uv.lock", level=LogLevel.DEBUG)
-async def lint_service_lock(
-    request: ServiceLockLintRequest.Batch[ServiceImageFieldSet, Any]
-) -> LintResult:
-    (field_set,) = request.elements
-    project = await Get(ServiceProject, ServiceProjectRequest(field_set.address))
+@dataclass(frozen=True)
+class LockCheck:
+    """The lock check of one platform of a service."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+async def check_lock(project: ServiceProject) -> LockCheck:
     process = await Get(Process, LockExportProcessRequest(project))
     result = await Get(FallibleProcessResult, Process, process)
     exit_code, stderr = result.exit_code, result.stderr.decode()
@@ -96,10 +104,26 @@ async def lint_service_lock(
                     for message in failed
                 ),
             )
+    return LockCheck(exit_code, result.stdout.decode(), stderr)
+
+
+@rule(desc="Check a service's uv.lock", level=LogLevel.DEBUG)
+async def lint_service_lock(
+    request: ServiceLockLintRequest.Batch[ServiceImageFieldSet, Any]
+) -> LintResult:
+    (field_set,) = request.elements
+    platforms = await Get(BaseArchitectures, ServiceArchitecturesRequest(field_set.address))
+    projects = await MultiGet(
+        Get(ServiceProject, ServiceProjectRequest(field_set.address, architecture))
+        for architecture in platforms.architectures
+    )
+    checks = [await check_lock(project) for project in projects]
+    # A message every platform gives (a stale lock) once; one platform's own (a distribution
+    # without a wheel for it) as that platform gave it.
     return LintResult(
-        exit_code=exit_code,
-        stdout=result.stdout.decode(),
-        stderr=stderr,
+        exit_code=max(check.exit_code for check in checks),
+        stdout="".join(dict.fromkeys(check.stdout for check in checks)),
+        stderr="".join(dict.fromkeys(check.stderr for check in checks)),
         linter_name=request.tool_name,
         partition_description=str(field_set.address),
     )

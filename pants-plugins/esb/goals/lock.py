@@ -37,8 +37,8 @@ from esb.target_types import (
     SERVICE_LOCK_FILE,
     SERVICE_PYPROJECT_FILE,
     EsbBaseDebianSourcesField,
+    EsbBaseImageTarget,
     EsbBasePackagesField,
-    EsbBasePlatformsField,
     EsbServiceBaseField,
 )
 from esb.util_rules.index_credentials import (
@@ -244,7 +244,7 @@ async def esb_lock(
     bases = [
         t
         for t in targets
-        if t.has_field(EsbBasePackagesField) and t[EsbBasePackagesField].value is not None
+        if isinstance(t, EsbBaseImageTarget) and t[EsbBasePackagesField].value is not None
     ]
     services = [t for t in targets if t.has_field(EsbServiceBaseField)]
     if not bases and not services:
@@ -260,7 +260,7 @@ async def esb_lock(
                 argv=debian_lock_argv(
                     target[EsbBasePackagesField].value or (),
                     target[EsbBaseDebianSourcesField].value or (),
-                    target[EsbBasePlatformsField].architectures(),
+                    target.architectures(),
                 ),
                 description=f"Lock the Debian packages of {target.address}",
                 input_digest=EMPTY_DIGEST,

@@ -41,7 +41,6 @@ from esb.target_types import (
     EsbBaseSourcesField,
     EsbBaseStopSignalField,
     EsbBaseUpstreamField,
-    EsbBaseUpstreamPlatformField,
     EsbImageEnvironmentField,
     EsbImageLabelsField,
     EsbImageRepositoryField,
@@ -59,7 +58,7 @@ from esb.util_rules.upstream import (
 )
 from esb_contract import commands, flags, steps
 from esb_contract.base_lock import LockedPackage, LockFormatError, PackageLocks
-from esb_contract.image_spec import ConfigChanges, Platform
+from esb_contract.image_spec import ConfigChanges
 from esb_contract.messages import tool_message
 
 ENTRYPOINT = f"/usr/local/bin/{ENTRYPOINT_SCRIPT_FILE}"
@@ -329,13 +328,16 @@ class BaseSources:
     lock: BaseLock | None
 
     @property
-    def upstream(self) -> UpstreamImageRequest | None:
+    def is_upstream(self) -> bool:
+        return self.target[EsbBaseUpstreamField].value is not None
+
+    def upstream(self, architecture: str) -> UpstreamImageRequest:
+        """The pull of the upstream image of `architecture` ("": the base's first platform)."""
         reference = self.target[EsbBaseUpstreamField].value
-        if reference is None:
-            return None
-        return UpstreamImageRequest(
-            reference, self.target[EsbBaseUpstreamPlatformField].value, str(self.target.address)
-        )
+        assert reference is not None, "a base on an upstream image"
+        platforms = self.target.platforms()
+        platform = next((p for p in platforms if p.architecture == architecture), platforms[0])
+        return UpstreamImageRequest(reference, str(platform), str(self.target.address))
 
 
 @rule
@@ -359,8 +361,7 @@ async def read_base_sources(request: BaseImageRequest) -> BaseSources:
         return BaseSources(target, files, None)
     lock_file = files[BASE_LOCK_FILE]
     spec = str(request.address)
-    platforms = target[EsbBasePlatformsField]
-    architectures = platforms.architectures()
+    architectures = target.architectures()
     lock = parse_base_lock(
         lock_file.content,
         lock_path=lock_file.path,
@@ -393,10 +394,12 @@ class BaseArchitectures:
 
 @rule
 async def base_architectures(request: BaseArchitecturesRequest) -> BaseArchitectures:
-    sources = await Get(BaseSources, BaseImageRequest(request.address))
-    if sources.upstream is not None:
-        return BaseArchitectures((Platform.parse(sources.upstream.platform).architecture,))
-    return BaseArchitectures(sources.target[EsbBasePlatformsField].architectures())
+    wrapped = await Get(
+        WrappedTarget,
+        WrappedTargetRequest(request.address, description_of_origin="the esb backend"),
+    )
+    assert isinstance(wrapped.target, EsbBaseImageTarget)
+    return BaseArchitectures(wrapped.target.architectures())
 
 
 @rule
@@ -404,8 +407,10 @@ async def read_base_platform(request: BaseImageRequest) -> BasePlatform:
     """Read from the lock, or from the pulled upstream image, so that images on the base can
     build their layers in parallel with it."""
     sources = await Get(BaseSources, BaseImageRequest, request)
-    if sources.upstream is not None:
-        return await Get(BasePlatform, UpstreamPlatformRequest(sources.upstream))
+    if sources.is_upstream:
+        return await Get(
+            BasePlatform, UpstreamPlatformRequest(sources.upstream(request.architecture))
+        )
     assert sources.lock is not None
     return sources.lock.platform
 
@@ -483,17 +488,21 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
     tools_request = await _tools_request(sources)
     upstream_base: BuiltImage | None = None
     layers: tuple[BuiltLayer, ...]
-    if sources.upstream is not None:
+    if sources.is_upstream:
+        upstream = sources.upstream(request.architecture)
         pulled, platform = await MultiGet(
-            Get(PulledUpstreamImage, UpstreamImageRequest, sources.upstream),
-            Get(BasePlatform, UpstreamPlatformRequest(sources.upstream)),
+            Get(PulledUpstreamImage, UpstreamImageRequest, upstream),
+            Get(BasePlatform, UpstreamPlatformRequest(upstream)),
         )
         accounts = target[EsbBaseServiceAccountsField].value or ()
         accounts_request = AccountsLayerRequest(
             pulled,
-            sources.upstream.reference,
+            upstream.reference,
             accounts,
-            steps.describe(steps.BUILD, f"service accounts layer of {spec}"),
+            steps.describe(
+                steps.BUILD,
+                f"service accounts layer of {spec}{platform_suffix(request.architecture)}",
+            ),
         )
         if accounts:
             upstream_base, accounts_layer, tools = await MultiGet(

@@ -143,7 +143,10 @@ def _tool_outputs(request: ImageToolRequest, inputs: Mapping[str, bytes]) -> dic
         records = [json.loads(inputs[path]) for path in _options(argv, "--layer")]
         return {_option(argv, "--out"): json.dumps({"layers": records}).encode()}
     if command == "image-platform":
-        facts = {"architecture": "arm64", "glibc_version": "2.36", "python_version": "3.12.8"}
+        # The fake's pulled layouts say in `index.json` which platform was pulled.
+        pulled = json.loads(inputs[f"{_option(argv, '--layout')}/index.json"])["platform"]
+        architecture = Platform.parse(pulled).architecture
+        facts = {"architecture": architecture, "glibc_version": "2.36", "python_version": "3.12.8"}
         facts["interpreter"] = "/usr/local/bin/python3.12"
         return {_option(argv, "--out"): json.dumps(facts).encode()}
     if command == "layer-inventories":
@@ -393,9 +396,10 @@ PULLED_METADATA = {
 
 @rule
 async def fake_pull_upstream_image(request: UpstreamImageRequest) -> PulledUpstreamImage:
-    """The pulled image: a layout whose layers are the fake's (its metadata in `index.json`)."""
+    """The pulled image: a layout whose layers are the fake's (its metadata in `index.json`,
+    with the platform pulled)."""
     layout = {
-        "index.json": json.dumps(PULLED_METADATA).encode(),
+        "index.json": json.dumps({**PULLED_METADATA, "platform": request.platform}).encode(),
         "oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
         **{f"blobs/sha256/{sha256(blob)[7:]}": blob for blob in (b"upstream 0", b"upstream 1")},
     }
@@ -448,6 +452,8 @@ def base_runner() -> RuleRunner:
                 'upstream_platform="linux/arm64", service_accounts=["api:10002"])\n'
                 f'esb_base_image(name="bare", upstream="{UPSTREAM}", '
                 'upstream_platform="linux/arm64", service_accounts=[])\n'
+                f'esb_base_image(name="both", upstream="{UPSTREAM}", '
+                'platforms=["linux/amd64", "linux/arm64"])\n'
             ),
             **{f"upstream/{name}": content for name, content in SCRIPTS.items()},
             "arm/BUILD": (
@@ -553,7 +559,8 @@ def test_an_upstream_base_is_built_on_the_pulled_image(
     spec, inputs = the_spec(base_runner, run)
     # On the pulled image's layout, whose platform is the image's.
     assert spec.base is not None and spec.platform is None
-    assert json.loads(inputs[f"{spec.base.layout}/index.json"]) == PULLED_METADATA
+    pulled = json.loads(inputs[f"{spec.base.layout}/index.json"])
+    assert pulled == {**PULLED_METADATA, "platform": "linux/arm64"}
     (tools,) = tool.runs("layer-from-dir")
     own = [tools]
     if accounts:
@@ -581,6 +588,37 @@ def test_an_upstream_base_is_built_on_the_pulled_image(
         sha256(b"upstream 1"),
     ]
     assert len(built.image.layer_inventories) == 2 + len(own)
+
+
+def built_for_amd64_and_arm64(base_runner: RuleRunner, address: Address) -> list[BuiltBaseImage]:
+    """The base's builds for each of its two platforms, each checked to be of its platform."""
+    architectures = base_runner.request(BaseArchitectures, [BaseArchitecturesRequest(address)])
+    assert architectures.architectures == ("amd64", "arm64")
+    bases = [
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(address, architecture)])
+        for architecture in architectures.architectures
+    ]
+    assert [built.platform.architecture for built in bases] == ["amd64", "arm64"]
+    return bases
+
+
+def test_an_upstream_base_of_two_platforms_pulls_and_builds_each(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    both = Address("upstream", target_name="both")
+    # Each platform's image of the upstream index, read for its own platform.
+    built_for_amd64_and_arm64(base_runner, both)
+    assemblies = tool.runs("assemble")
+    pulled = [
+        json.loads(inputs[f"{spec.base.layout}/index.json"])["platform"]
+        for spec, inputs in (the_spec(base_runner, run) for run in assemblies)
+        if spec.base is not None
+    ]
+    assert pulled == ["linux/amd64", "linux/arm64"]
+    # The accounts layer is each platform's, from that platform's /etc/passwd.
+    assert [run.description for run in tool.runs("accounts-layer")] == [
+        f"Build the service accounts layer of upstream:both for {a}" for a in ("amd64", "arm64")
+    ]
 
 
 def test_a_stale_lock_is_refused_before_anything_is_built(
@@ -638,14 +676,7 @@ def test_a_base_of_two_platforms_builds_each_and_indexes_them(
             ).to_json()
         }
     )
-    assert base_runner.request(
-        BaseArchitectures, [BaseArchitecturesRequest(both)]
-    ).architectures == ("amd64", "arm64")
-    bases = [
-        base_runner.request(BuiltBaseImage, [BaseImageRequest(both, architecture)])
-        for architecture in ("amd64", "arm64")
-    ]
-    assert [built.platform.architecture for built in bases] == ["amd64", "arm64"]
+    bases = built_for_amd64_and_arm64(base_runner, both)
     rootfs = tool.runs("debian-rootfs")
     assert [_option(run.argv, "--architecture") for run in rootfs] == ["amd64", "arm64"]
     # Each platform's steps say which platform they build.
