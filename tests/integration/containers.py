@@ -155,11 +155,18 @@ print(json.dumps(report))
 
 
 def import_report(
-    client: DockerClient, image_id: str, distributions: Sequence[str]
+    client: DockerClient,
+    image_id: str,
+    distributions: Sequence[str],
+    platform: str | None = None,
 ) -> dict[str, Any]:
-    """Runs IMPORT_SCRIPT in the image for `distributions`; returns its report."""
+    """Runs IMPORT_SCRIPT in the image (of `platform`, if not the host's) for `distributions`;
+    returns its report."""
     result = run_to_exit(
-        client, image_id, ["/.venv/bin/python", "-c", IMPORT_SCRIPT, *distributions]
+        client,
+        image_id,
+        ["/.venv/bin/python", "-c", IMPORT_SCRIPT, *distributions],
+        platform=platform,
     )
     assert result.status == 0, result.report()
     return json.loads(result.stdout)

@@ -31,6 +31,7 @@ from integration.containers import (
     assert_stopped_by_the_garbage_ca,
     declared_dependencies,
     exec_python,
+    import_report,
     run_to_exit,
     run_with_a_garbage_ca,
     running_container,
@@ -141,16 +142,50 @@ def test_the_arm64_api_runs_under_emulation(
     # Through the entrypoint, so the trust script runs first, as for every command.
     machine = run_to_exit(docker_client, arm64_api.id, ["uname", "-m"], platform="linux/arm64")
     assert (machine.status, machine.stdout.strip()) == (0, "aarch64"), machine.report()
-    dependencies = declared_dependencies(checkout.root / "services/api/pyproject.toml")
-    script = "import importlib, sys\nfor name in sys.argv[1:]: importlib.import_module(name)"
-    modules = [name.replace("-", "_") for name in dependencies]
-    imported = run_to_exit(
-        docker_client, arm64_api.id, ["python", "-c", script, *modules], platform="linux/arm64"
-    )
-    assert imported.status == 0, imported.report()
     with running_container(docker_client, arm64_api.id, platform="linux/arm64") as container:
         status, body = exec_python(container, HEALTHZ_SCRIPT).splitlines()
     assert (status, json.loads(body)) == ("200", {"status": "ok"})
+
+
+def test_every_arm64_service_imports_its_dependencies_and_compiled_modules(
+    checkout: Checkout, docker_client: DockerClient
+) -> None:
+    compiled_modules: list[str] = []
+    services = [target for target in checkout.image_targets() if target.is_service]
+    assert len(services) == 3, services
+    for target in services:
+        image = checkout.outputs(target).load_into(docker_client, Platform("arm64"))
+        try:
+            dependencies = declared_dependencies(checkout.root / target.source("pyproject.toml"))
+            report = import_report(docker_client, image.id, dependencies, platform="linux/arm64")
+        finally:
+            # The API stays: the tests below run it (loading it again gives the same image).
+            if target.address != API.address:
+                docker_client.images.remove(image.id, force=True)
+        assert report["failures"] == {}, f"{target.address}: {report}"
+        unmapped = [name for name, modules in report["top_level"].items() if not modules]
+        assert not unmapped, f"{target.address}: no modules installed for {unmapped}: {report}"
+        compiled_modules += report["extensions"]
+    # aarch64 extension modules (pydantic-core, cryptography, orjson) imported under emulation.
+    assert compiled_modules
+
+
+def test_the_arm64_signer_passes_its_self_test(
+    checkout: Checkout, docker_client: DockerClient
+) -> None:
+    signer = ImageTarget.service("services/signer:signer")
+    image = checkout.outputs(signer).load_into(docker_client, Platform("arm64"))
+    try:
+        result = run_to_exit(
+            docker_client,
+            image.id,
+            ["python", "-m", "esb_signer", "--self-test"],
+            platform="linux/arm64",
+        )
+    finally:
+        docker_client.images.remove(image.id, force=True)
+    assert result.status == 0, result.report()
+    assert json.loads(result.stdout) == {"self_test": "ok", "failed_checks": []}, result.report()
 
 
 def test_required_trust_with_a_garbage_file_stops_before_the_command_on_arm64(
