@@ -3,21 +3,31 @@ per service, and Pants 2.17's own `docker_image` backend on the same Dockerfiles
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import shlex
 import shutil
 import string
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import tomllib
 
 from esb_bench.ours import OurImage
-from esb_bench.process import BenchError, log_tail, run, timed, timed_with_retries, wait_until
+from esb_bench.process import (
+    BenchError,
+    log_tail,
+    run,
+    settle,
+    timed,
+    timed_with_retries,
+    wait_until,
+)
+from esb_contract.image_spec import Platform
+from imagetool.oci import OciLayout, write_docker_archive
 
 DOCKERFILE_TEMPLATE = Path(__file__).parent / "service.Dockerfile.in"
 DOCKER_TAG = "dockerfile"
@@ -148,22 +158,16 @@ class DockerEngine:
         return run(["docker", *args], env=self.env)
 
     def load(self, image: OurImage, log: Path) -> float:
-        """`docker load` of one of our images from its OCI layout (which holds the `manifest.json`
-        that `docker load` reads): the layout's files and the image's own blobs, links followed.
-        (`tar -ch` of the whole layout would also send every other packaged image's blobs, which
-        its `blobs` link reaches.)"""
-        metadata = image.metadata
-        digests = [
-            metadata["digest"],
-            metadata["config_digest"],
-            *(layer["digest"] for layer in metadata["layers"]),
-        ]
-        blobs = [f"blobs/sha256/{digest.split(':', 1)[1]}" for digest in dict.fromkeys(digests)]
-        members = shlex.join(["oci-layout", "index.json", "manifest.json", *blobs])
-        command = f"tar -ch -C {shlex.quote(str(image.sibling('.oci')))} {members} | docker load"
-        return timed(
-            ["bash", "-o", "pipefail", "-c", command], cwd=self.state, env=self.env, log=log
-        )
+        """`docker load` of one of our images (of an image of several platforms, the image's
+        platform) from the archive that the image tool writes from its OCI layout, as
+        `pants run` loads it: the image's own blobs only, links followed."""
+
+        def write_archive(out: BinaryIO) -> None:
+            platform = Platform.parse(image.platform) if image.platform else None
+            layout = OciLayout(image.sibling(".oci"))
+            write_docker_archive(layout, out, platform=platform, repo_tags=[image.reference])
+
+        return timed(["docker", "load"], cwd=self.state, env=self.env, log=log, feed=write_archive)
 
     def version(self) -> str:
         return self.docker(
@@ -280,22 +284,30 @@ class DockerContender(Protocol):
 
 class DockerBuild:
     """`docker build` of every service's Dockerfile, as many at once as there are cores, as a CI
-    script of the seed would run them."""
+    script of the seed would run them; for `platform` when given (`docker build --platform`)."""
 
     name = "docker build"
 
-    def __init__(self, engine: DockerEngine, tree: Path, repositories: dict[str, str], logs: Path):
+    def __init__(
+        self,
+        engine: DockerEngine,
+        tree: Path,
+        repositories: dict[str, str],
+        logs: Path,
+        platform: str | None = None,
+    ):
         self.engine = engine
         self.root = tree
         self.repositories = repositories
         self.logs = logs
+        self.platform_options = ["--platform", platform] if platform else []
 
     def build(self, label: str) -> DockerRun:
         def build_one(service: str) -> tuple[int, tuple[float, ...]]:
             log = self.logs / f"docker-build-{label}" / f"{service}.log"
             context = self.root / "services" / service
             tag = f"{self.repositories[service]}:{DOCKER_TAG}"
-            argv = ["docker", "build", "-t", tag, str(context)]
+            argv = ["docker", "build", *self.platform_options, "-t", tag, str(context)]
             attempts = timed_with_retries(argv, cwd=context, env=self.engine.env, log=log)
             return instructions_run(log.read_text()), attempts.failed_seconds
 
@@ -335,3 +347,14 @@ class PantsDockerBackend:
             instructions_in(self.root),
             attempts.failed_seconds,
         )
+
+
+def build_on_loaded_base(
+    contender: DockerContender, label: str, base: OurImage | None, load_log: Path
+) -> tuple[DockerRun, float]:
+    """A build by `contender`, after the `docker load` of `base` into its engine when given, whose
+    time the build's includes, as that of the pull it stands in for; and the load's time."""
+    settle()
+    load = contender.engine.load(base, load_log) if base else 0.0
+    measured = contender.build(label)
+    return dataclasses.replace(measured, seconds=measured.seconds + load), load

@@ -16,6 +16,7 @@ from esb_bench.docker import (
     DockerEngine,
     DockerRun,
     PantsDockerBackend,
+    build_on_loaded_base,
     write_dockerfile_tree,
 )
 from esb_bench.monorepo import copy_checkout
@@ -27,7 +28,7 @@ from esb_bench.ours import (
     append_line,
     stop_pantsd,
 )
-from esb_bench.process import BenchError, progress, run, settle, timed
+from esb_bench.process import BenchError, progress, run, timed
 
 UV_IN_IMAGE = "usr/local/bin/uv"
 # Never copied into a workspace: build outputs, Pants' state, the test engines'.
@@ -107,7 +108,7 @@ class Scale:
         try:
             progress(f"N={self.count}: ours, cold")
             results.ours["cold"] = [ours.package("cold")]
-            base = ours.base
+            base = ours.base()
             results.dist_bytes = sum(
                 path.stat().st_size
                 for path in (workspace / "dist").rglob("*")
@@ -137,18 +138,10 @@ class Scale:
             def docker_round(scenario: str, label: str, base_image: OurImage | None = None) -> None:
                 for contender in contenders:
                     progress(f"N={self.count}: {contender.name}, {label}")
-                    settle()
-                    load = 0.0
+                    log = self.logs / f"load-base-{contender.name.replace(' ', '-')}-{label}.log"
+                    measured, load = build_on_loaded_base(contender, label, base_image, log)
                     if base_image:
-                        log = (
-                            self.logs / f"load-base-{contender.name.replace(' ', '-')}-{label}.log"
-                        )
-                        load = contender.engine.load(base_image, log)
                         results.base_load_seconds.append(load)
-                    measured = contender.build(label)
-                    measured = DockerRun(
-                        measured.seconds + load, measured.work, measured.instructions
-                    )
                     results.docker[contender.name].setdefault(scenario, []).append(measured)
 
             def ours_round(scenario: str, label: str) -> None:

@@ -126,13 +126,12 @@ class OurWorkspace:
         rss_kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
         return dataclasses.replace(summary, pantsd_rss_mib=rss_kib / 1024)
 
-    def image(self, name: str) -> OurImage:
+    def image(self, name: str, platform: str | None = None) -> OurImage:
         (path,) = (self.root / "dist").glob(f"**/{name}.image.json")
-        return OurImage(path)
+        return OurImage(path, platform)
 
-    @property
-    def base(self) -> OurImage:
-        return OurImage(self.root / BASE_IMAGE_METADATA)
+    def base(self, platform: str | None = None) -> OurImage:
+        return OurImage(self.root / BASE_IMAGE_METADATA, platform)
 
 
 def pantsd_pid(root: Path) -> int | None:
@@ -164,16 +163,33 @@ def append_line(path: Path, number: int) -> None:
 
 @dataclass(frozen=True)
 class OurImage:
-    """The files `./pants package` wrote for one image: `<name>.image.json` and its siblings."""
+    """The files `./pants package` wrote for one image: `<name>.image.json` and its siblings. Of
+    an image of several platforms, the image of `platform`, e.g. `linux/arm64`."""
 
     metadata_path: Path
+    platform: str | None = None
 
     def sibling(self, suffix: str) -> Path:
         return self.metadata_path.with_name(self.metadata_path.name.replace(".image.json", suffix))
 
     @property
-    def metadata(self) -> dict:
+    def written(self) -> dict:
+        """`.image.json` as written: of an image of several platforms, the index's."""
         return json.loads(self.metadata_path.read_text())
+
+    @property
+    def metadata(self) -> dict:
+        """The metadata of one platform's image: its manifest, config, layers and name."""
+        written = self.written
+        if "platforms" not in written:
+            return written
+        for entry in written["platforms"]:
+            if entry["platform"] == self.platform:
+                return {**entry, "repository": written["repository"], "tags": written["tags"]}
+        built = ", ".join(entry["platform"] for entry in written["platforms"])
+        raise BenchError(
+            f"{self.metadata_path} is of {built}: name one of them, not {self.platform}"
+        )
 
     @property
     def reference(self) -> str:

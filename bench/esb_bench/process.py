@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable, cast
 
 # What uv (and Pants' downloader) print when a download failed on the network rather than on its
 # input. The Docker contenders download every wheel once per service: at N = 100 that is thousands
@@ -52,16 +52,35 @@ def log_tail(log: Path) -> str:
     return "".join(log.read_text(errors="replace").splitlines(keepends=True)[-40:])
 
 
-def timed(argv: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> float:
-    """Runs argv with its output in `log`; returns the wall-clock seconds it took."""
+def timed(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log: Path,
+    feed: Callable[[BinaryIO], None] | None = None,
+) -> float:
+    """Runs argv with its output in `log`, and `feed` writing its standard input when given;
+    returns the wall-clock seconds it took, feeding included."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         start = time.monotonic()
-        status = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        stdin = subprocess.PIPE if feed else None
+        # Unbuffered: closing the pipe of a command that stopped reading cannot fail then.
+        with subprocess.Popen(
+            argv, bufsize=0, cwd=cwd, env=env, stdin=stdin, stdout=out, stderr=subprocess.STDOUT
+        ) as process:
+            if feed and process.stdin:
+                try:
+                    # With bufsize=0 the pipe is a raw binary file, which typeshed types as IO.
+                    feed(cast(BinaryIO, process.stdin))
+                except BrokenPipeError:
+                    pass  # the command stopped reading: its status and log say why
+                process.stdin.close()
         elapsed = time.monotonic() - start
-    if status.returncode:
+    if process.returncode:
         raise CommandFailed(
-            f"`{shlex.join(argv)}` failed ({status.returncode}):\n{log_tail(log)}", elapsed
+            f"`{shlex.join(argv)}` failed ({process.returncode}):\n{log_tail(log)}", elapsed
         )
     return elapsed
 

@@ -20,6 +20,10 @@ MB = 1_000_000
 # The warm-build targets, at the largest scale: no-op and one-file edit at most this fraction of
 # the daemon build's time.
 WARM_TARGET_RATIO = 0.1
+# Around the section that bench/platforms writes: render() carries it over from the file it
+# replaces, and bench/platforms replaces only what lies between them.
+PLATFORMS_BEGIN = "<!-- platforms:begin -->"
+PLATFORMS_END = "<!-- platforms:end -->"
 
 
 def seconds(value: float) -> str:
@@ -371,9 +375,33 @@ def targets_section(largest: ScaleResults) -> list[str]:
     return lines
 
 
+def platforms_block(text: str) -> str | None:
+    """The platforms section of `text`, its markers included, if it has one."""
+    begin = text.find(PLATFORMS_BEGIN)
+    end = text.find(PLATFORMS_END, begin)
+    if begin < 0 or end < 0:
+        return None
+    return text[begin : end + len(PLATFORMS_END)]
+
+
+def with_platforms_block(text: str, block: str) -> str:
+    """`text` with its platforms section replaced by `block`, or `block` appended if it has none."""
+    current = platforms_block(text)
+    if current is not None:
+        return text.replace(current, block, 1)
+    return f"{text.rstrip()}\n\n{block}\n"
+
+
 def render(
-    all_results: list[ScaleResults], machine: dict[str, str], runs: int, base_runs: int, work: Path
+    all_results: list[ScaleResults],
+    machine: dict[str, str],
+    runs: int,
+    base_runs: int,
+    work: Path,
+    previous: str,
 ) -> str:
+    """The whole of docs/benchmarks.md, with the platforms section of `previous` (the file's
+    text before) carried over."""
     all_results = sorted(all_results, key=lambda results: results.services)
     largest = all_results[-1]
     lines = [
@@ -494,4 +522,6 @@ def render(
         "```",
         "",
     ]
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    block = platforms_block(previous)
+    return text if block is None else with_platforms_block(text, block)

@@ -58,6 +58,20 @@ def ours(base: OurImage, services: list[OurImage]) -> RegistryBytes:
     )
 
 
+def stored(images: list[OurImage]) -> int:
+    """What a registry stores for `images` as written, each distinct blob once: of each platform's
+    image its layers, config and manifest, and of an image of several platforms its index."""
+    blobs: dict[str, int] = {}
+    for image in images:
+        written = image.written
+        for entry in written.get("platforms", [written]):
+            blobs.update((layer["digest"], layer["size"]) for layer in entry["layers"])
+            for digest in (entry["digest"], entry["config_digest"]):
+                blobs[digest] = image.blob(digest).stat().st_size
+        blobs[written["digest"]] = image.blob(written["digest"]).stat().st_size
+    return sum(blobs.values())
+
+
 def regular_file(archive: tarfile.TarFile, path: Path, member: str) -> IO[bytes]:
     """The content of `member` of the archive at `path`, which `docker save` writes as a regular
     file."""

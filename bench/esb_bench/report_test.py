@@ -1,0 +1,88 @@
+"""Tests of docs/benchmarks.md's rendering: the section that bench/platforms writes between its
+markers survives bench/run's rewrite of the whole file, and is replaced or appended as a whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from esb_bench.docker import DockerRun
+from esb_bench.harness import DOCKER_CONTENDERS, ScaleResults
+from esb_bench.ours import PantsRun, Step
+from esb_bench.report import (
+    PLATFORMS_BEGIN,
+    PLATFORMS_END,
+    platforms_block,
+    render,
+    with_platforms_block,
+)
+from esb_bench.sizes import RegistryBytes
+
+BLOCK = f"{PLATFORMS_BEGIN}\n## Platforms: amd64 and arm64\n\n| a | b |\n{PLATFORMS_END}"
+
+
+def measured_scale() -> ScaleResults:
+    """The results of one scale with every figure that render() reads."""
+    ours_run = PantsRun(
+        seconds=40.0,
+        startup_seconds=2.0,
+        processes=(Step("Build the venv layer of services/svc-001:svc-001", 3.0, 10.0),),
+        downloads=1,
+        download_seconds=1.0,
+    )
+    docker_run = DockerRun(seconds=20.0, work=7, instructions=14)
+    scenarios = ("cold", "no-op", "one-file edit")
+    results = ScaleResults(services=1, distinct_locks=1)
+    results.ours = {scenario: [ours_run] for scenario in scenarios}
+    results.docker = {
+        c: {scenario: [docker_run] for scenario in scenarios} for c in DOCKER_CONTENDERS
+    }
+    registry = RegistryBytes(base=50_000_000, total=80_000_000, image_median=70_000_000, services=1)
+    results.registry_ours = results.registry_dockerfiles = registry
+    results.throughput = {
+        "layers": 4,
+        "tar_bytes": 100_000_000,
+        "raw_seconds": 1.0,
+        "write_layer_seconds": 2.0,
+    }
+    results.pants_command = ["./pants", "package", "::"]
+    results.dockerfile = "FROM esb/service-base:latest\n"
+    return results
+
+
+def rendered(previous: str) -> str:
+    return render([measured_scale()], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), previous)
+
+
+def test_render_carries_the_platforms_section_over() -> None:
+    previous = f"# Benchmarks\n\nfigures of an older run\n\n{BLOCK}\n"
+
+    text = rendered(previous)
+
+    assert platforms_block(text) == BLOCK
+    assert "figures of an older run" not in text
+    assert text.startswith("# Benchmarks\n")
+
+
+def test_render_without_a_platforms_section_writes_none() -> None:
+    text = rendered("# Benchmarks\n\nfigures of an older run\n")
+
+    assert platforms_block(text) is None
+    assert PLATFORMS_BEGIN not in text
+
+
+def test_a_platforms_section_replaces_only_the_old_one() -> None:
+    before = f"# Benchmarks\n\nbefore\n\n{PLATFORMS_BEGIN}\nold figures\n{PLATFORMS_END}\n\nafter\n"
+
+    text = with_platforms_block(before, BLOCK)
+
+    assert text == f"# Benchmarks\n\nbefore\n\n{BLOCK}\n\nafter\n"
+
+
+def test_a_platforms_section_is_appended_where_there_is_none() -> None:
+    assert with_platforms_block("# Benchmarks\n\nfigures\n", BLOCK) == (
+        f"# Benchmarks\n\nfigures\n\n{BLOCK}\n"
+    )
+
+
+def test_an_unterminated_section_is_no_section() -> None:
+    assert platforms_block(f"# Benchmarks\n\n{PLATFORMS_BEGIN}\nno end\n") is None
