@@ -4,7 +4,7 @@ from esb import pyproject_errors
 from esb.goals import lint, lock, package, publish, run, tailor
 from esb.subsystems import image_tool, uv
 from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
-from esb.util_rules import base, collisions, dependencies, image, layers, service, upstream
+from esb.util_rules import base, collisions, created, dependencies, image, layers, service, upstream
 
 
 def target_types():
@@ -16,6 +16,7 @@ def rules():
     return [
         *base.rules(),
         *collisions.rules(),
+        *created.rules(),
         *dependencies.rules(),
         *image.rules(),
         *image_tool.rules(),

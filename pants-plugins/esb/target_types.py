@@ -105,6 +105,10 @@ SERVICE_LOCK_FILE = "uv.lock"
 # The build requirements, pinned with hashes, of what a service builds from source (sdist-only
 # distributions, local packages, its own project); written by `pants esb-lock`, optional.
 SERVICE_BUILD_CONSTRAINTS_FILE = "build-constraints.txt"
+# The values of the `created` field of images.
+CREATED_EPOCH = "epoch"
+CREATED_COMMIT = "commit"
+CREATED_CHOICES = (CREATED_EPOCH, CREATED_COMMIT)
 
 
 def _invalid(field_alias: str, address: Address, problem: str, fix: str) -> InvalidFieldException:
@@ -400,6 +404,49 @@ class EsbImageOutputPathField(OutputPathField):
         )
 
 
+class EsbImageCreatedField(StringField):
+    alias = "created"
+    valid_choices = CREATED_CHOICES
+    default = CREATED_EPOCH
+    value: str
+    help = help_text(
+        f"""
+        The image's creation time (the config's and its history's `created`, which
+        `docker images` shows as CREATED): `"{CREATED_EPOCH}"` (the default), 1970-01-01
+        00:00:00 UTC; or `"{CREATED_COMMIT}"`, the committer time of the commit checked out at
+        the build root (`git log -1 --format=%ct HEAD`), or `$SOURCE_DATE_EPOCH` when that is
+        set. Set it once for a repository with `__defaults__`, e.g.
+        `__defaults__({{(esb_base_image, esb_service_image): dict(created="commit")}})`.
+
+        Both keep builds reproducible, but `"{CREATED_COMMIT}"` makes the image's digest change
+        with every commit, even one that changes nothing in the image: such an image gets a new
+        digest and `publish` pushes it again, and the assembly step (not the layers, which stay
+        shared) misses the remote cache across commits. `"{CREATED_EPOCH}"` keeps the digest of
+        an unchanged image the same across commits. A build with `"{CREATED_COMMIT}"` needs a
+        git checkout with a commit, or `SOURCE_DATE_EPOCH`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        # Before Pants' own check, whose message has no fix.
+        if raw_value is not None and raw_value not in CREATED_CHOICES:
+            raise _invalid(
+                cls.alias,
+                address,
+                f"is {raw_value!r}, not one of {', '.join(map(repr, CREATED_CHOICES))}.",
+                f'set `{cls.alias}="{CREATED_EPOCH}"` (the default: 1970-01-01) or '
+                f'`{cls.alias}="{CREATED_COMMIT}"` (the time of the commit checked out).',
+            )
+        value = super().compute_value(raw_value, address)
+        assert value is not None, f"{cls.alias} has a default"
+        return value
+
+    @property
+    def from_commit(self) -> bool:
+        return self.value == CREATED_COMMIT
+
+
 class EsbImageDependenciesField(Dependencies):
     help = help_text(
         """
@@ -419,6 +466,7 @@ _COMMON_IMAGE_FIELDS = (
     EsbImageOutputPathField,
     EsbImageDependenciesField,
     EsbImageUserField,
+    EsbImageCreatedField,
 )
 
 

@@ -16,6 +16,7 @@ from esb.target_types import (
     EsbBasePlatformsField,
     EsbBaseUpstreamField,
     EsbBaseUpstreamPlatformField,
+    EsbImageCreatedField,
     EsbImageOutputPathField,
     EsbImageRepositoryField,
     EsbImageStopSignalField,
@@ -407,3 +408,28 @@ def test_a_target_name_that_is_no_repository_needs_the_field(rule_runner: RuleRu
     rule_runner.write_files({"services/api/BUILD": build.replace(")", 'repository="my_svc")')})
     target = rule_runner.get_target(Address("services/api", target_name="My_Svc"))
     assert target[EsbImageRepositoryField].value_or_default() == "my_svc"
+
+
+def test_images_are_dated_the_epoch_unless_a_default_asks_for_the_commit(
+    rule_runner: RuleRunner,
+) -> None:
+    rule_runner.write_files({"services/api/BUILD": _service_build()})
+    api = Address("services/api", target_name="api")
+    assert rule_runner.get_target(api)[EsbImageCreatedField].value == "epoch"
+    rule_runner.write_files(
+        {
+            "services/BUILD": (
+                "__defaults__({(esb_base_image, esb_service_image): " 'dict(created="commit")})\n'
+            )
+        }
+    )
+    assert rule_runner.get_target(api)[EsbImageCreatedField].from_commit
+
+
+def test_an_unknown_creation_time_names_the_values(rule_runner: RuleRunner) -> None:
+    message = _load_error(rule_runner, _service_build(created='"now"'))
+    assert (
+        "The `created` field of the target services/api:api is 'now', not one of 'epoch', "
+        "'commit'.\n\nFix: set `created=\"epoch\"` (the default: 1970-01-01) or "
+        '`created="commit"` (the time of the commit checked out).'
+    ) in message

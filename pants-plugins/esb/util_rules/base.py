@@ -47,6 +47,7 @@ from esb.target_types import (
     EsbImageTagsField,
     EsbImageUserField,
 )
+from esb.util_rules.created import image_created
 from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json
 from esb.util_rules.layers import BuiltLayer, FilesLayerRequest, layer_request, run_layer_process
 from esb.util_rules.platform import BasePlatform, BasePlatformError, platform_suffix
@@ -485,6 +486,7 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
     sources = await Get(BaseSources, BaseImageRequest, request)
     target = sources.target
     spec = str(request.address)
+    created = await image_created(target)
     tools_request = await _tools_request(sources)
     upstream_base: BuiltImage | None = None
     layers: tuple[BuiltLayer, ...]
@@ -539,6 +541,7 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
             config_json=base_config_json(target),
             layers=layers,
             base=upstream_base,
+            created=created,
         ),
     )
     return BuiltBaseImage(image, platform)

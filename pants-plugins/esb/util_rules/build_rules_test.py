@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
@@ -26,7 +27,16 @@ from pants.testutil.rule_runner import RuleRunner
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
-from esb.util_rules import base, dependencies, image, layers, service, upstream, workspace
+from esb.util_rules import (
+    base,
+    created,
+    dependencies,
+    image,
+    layers,
+    service,
+    upstream,
+    workspace,
+)
 from esb.util_rules.base import (
     BASE_ENVIRONMENT,
     ENTRYPOINT,
@@ -216,9 +226,14 @@ def digest_of(rule_runner: RuleRunner, contents: Mapping[str, bytes]) -> Digest:
 
 def the_spec(rule_runner: RuleRunner, request: ImageToolRequest) -> tuple[ImageSpec, dict]:
     """The spec an `assemble` run read, and every file it was given."""
-    inputs = files(rule_runner, request.input_digest)
-    spec_json = json.loads(inputs[_option(request.argv, "--spec")])
-    return ImageSpec.from_json(spec_json, where="spec.json"), inputs
+    return ImageSpec.from_json(spec_json(rule_runner, request), where="spec.json"), files(
+        rule_runner, request.input_digest
+    )
+
+
+def spec_json(rule_runner: RuleRunner, request: ImageToolRequest) -> dict[str, Any]:
+    """The spec an `assemble` run read, as JSON."""
+    return json.loads(files(rule_runner, request.input_digest)[_option(request.argv, "--spec")])
 
 
 def error_message(error: pytest.ExceptionInfo[ExecutionError]) -> str:
@@ -418,6 +433,7 @@ BASE_RULES = (
     upstream.build_accounts_layer,
     upstream.upstream_as_base,
     *image.rules(),
+    *created.rules(),
     fake_image_tool,
     fake_download_deb,
     fake_pull_upstream_image,
@@ -433,7 +449,7 @@ BASE_RULES = (
 def base_runner() -> RuleRunner:
     runner = RuleRunner(
         rules=[*BASE_RULES, layers.build_files_layer],
-        target_types=[EsbBaseImageTarget],
+        target_types=[EsbBaseImageTarget, EsbServiceImageTarget],
     )
     runner.write_files(
         {
@@ -542,6 +558,8 @@ def test_a_base_without_fields_gets_the_default_config(
     assert spec.config == ConfigChanges(
         cmd=["python3"], entrypoint=[ENTRYPOINT], env=dict(BASE_ENVIRONMENT), stop_signal="SIGINT"
     )
+    # Dated the epoch by the tool: the spec, and so the step's cache key, holds no time.
+    assert "created" not in spec_json(base_runner, run)
     # The default service account.
     (rootfs,) = tool.runs("debian-rootfs")
     assert _options(rootfs.argv, "--account") == ["esb:10001"]
@@ -813,6 +831,7 @@ def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
     (run,) = service_assemblies(tool)
     spec, inputs = the_spec(service_runner, run)
     assert spec.repository == "esb/api" and list(spec.tags) == ["latest", "1.0"]
+    assert "created" not in spec_json(service_runner, run)
     # On the base the `base` field names, built by its own rule: its layout, its platform.
     assert spec.base is not None and spec.platform is None
     assert json.loads(inputs[f"{spec.base.layout}/index.json"]) == base_image.metadata
@@ -926,3 +945,108 @@ def test_a_service_without_its_lock_is_refused_with_the_lock_command(
     )
     assert "run `pants esb-lock services/api:api`" in message
     assert not tool.requests
+
+
+# -- created ---------------------------------------------------------------------------------
+
+# 2023-11-14T22:13:20Z
+COMMIT_TIME = 1_700_000_000
+
+
+def commit_all(rule_runner: RuleRunner, committer_time: int) -> None:
+    """Make the build root a git checkout whose HEAD has `committer_time`."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": rule_runner.build_root,
+        "GIT_AUTHOR_NAME": "esb",
+        "GIT_AUTHOR_EMAIL": "esb@example.com",
+        "GIT_COMMITTER_NAME": "esb",
+        "GIT_COMMITTER_EMAIL": "esb@example.com",
+        # Not the author's: the committer's time is the one recorded.
+        "GIT_AUTHOR_DATE": "@1 +0000",
+        "GIT_COMMITTER_DATE": f"@{committer_time} +0000",
+    }
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "all"]):
+        subprocess.run(["git", *argv], cwd=rule_runner.build_root, env=env, check=True)
+
+
+def set_created(rule_runner: RuleRunner, value: str) -> None:
+    """`created` for every image target, as a repository sets it once."""
+    rule_runner.write_files(
+        {"BUILD": f'__defaults__({{(esb_base_image, esb_service_image): dict(created="{value}")}})'}
+    )
+
+
+def test_a_service_and_its_base_are_dated_by_the_commit_checked_out(
+    service_runner: RuleRunner, tool: FakeTool
+) -> None:
+    set_created(service_runner, "commit")
+    commit_all(service_runner, COMMIT_TIME)
+    service_runner.request(BuiltImage, [ServiceImageRequest(API)])
+    specs = [spec_json(service_runner, run) for run in tool.runs("assemble")]
+    assert [spec["repository"] for spec in specs] == ["esb/base", "esb/api"]
+    assert [spec["created"] for spec in specs] == [COMMIT_TIME, COMMIT_TIME]
+
+
+def test_every_platform_of_an_image_has_the_same_date(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    locks = PackageLocks((debian_lock("amd64"), debian_lock("arm64")))
+    base_runner.write_files({"arm/packages.lock.json": locks.to_json()})
+    set_created(base_runner, "commit")
+    commit_all(base_runner, COMMIT_TIME)
+    built_for_amd64_and_arm64(base_runner, Address("arm", target_name="both"))
+    specs = [spec_json(base_runner, run) for run in tool.runs("assemble")]
+    assert [spec["platform"]["architecture"] for spec in specs] == ["amd64", "arm64"]
+    assert [spec["created"] for spec in specs] == [COMMIT_TIME, COMMIT_TIME]
+
+
+def test_source_date_epoch_wins_over_the_commit(base_runner: RuleRunner, tool: FakeTool) -> None:
+    set_created(base_runner, "commit")
+    commit_all(base_runner, COMMIT_TIME)
+    base_runner.set_options([], env={"SOURCE_DATE_EPOCH": "1600000000"})
+    base_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)])
+    (run,) = tool.runs("assemble")
+    assert spec_json(base_runner, run)["created"] == 1_600_000_000
+
+
+def test_an_epoch_image_in_a_checkout_is_not_dated(base_runner: RuleRunner, tool: FakeTool) -> None:
+    commit_all(base_runner, COMMIT_TIME)
+    base_runner.set_options([], env={"SOURCE_DATE_EPOCH": "1600000000"})
+    base_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)])
+    (run,) = tool.runs("assemble")
+    assert "created" not in spec_json(base_runner, run)
+
+
+def test_a_commit_date_outside_a_checkout_names_the_target_the_field_and_the_fix(
+    service_runner: RuleRunner, tool: FakeTool
+) -> None:
+    set_created(service_runner, "commit")
+    with pytest.raises(ExecutionError) as error:
+        service_runner.request(BuiltImage, [ServiceImageRequest(API)])
+    message = error_message(error)
+    assert message.startswith(
+        'The `created` field of the target services/api:api is "commit", the time of the commit '
+        f"checked out, but git finds no commit checked out at {service_runner.build_root} (fatal: "
+    )
+    assert message.endswith(
+        'Fix: build in a git checkout with a commit (`git commit`); or set `created="epoch"`.'
+    )
+    assert not service_assemblies(tool)
+
+
+def test_a_malformed_source_date_epoch_is_named_with_the_fix(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    set_created(base_runner, "commit")
+    base_runner.set_options([], env={"SOURCE_DATE_EPOCH": "yesterday"})
+    with pytest.raises(ExecutionError) as error:
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)])
+    assert error_message(error) == (
+        'The `created` field of the target base:base is "commit", the time of the commit checked '
+        "out, but SOURCE_DATE_EPOCH='yesterday', which wins over the commit's time, is not a "
+        "number of seconds since the epoch.\n\nFix: set SOURCE_DATE_EPOCH to one (e.g. "
+        '`$(git log -1 --format=%ct)`), or unset it; or set `created="epoch"`.'
+    )
+    assert not tool.runs("assemble")

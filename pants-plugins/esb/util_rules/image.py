@@ -76,6 +76,8 @@ class ImageAssemblyRequest:
     config_json: str
     layers: tuple[BuiltLayer, ...]
     base: BuiltImage | None = None
+    created: int | None = None
+    """Seconds since the epoch; None leaves it to the image tool (the epoch)."""
 
 
 def assembly_spec(
@@ -93,6 +95,7 @@ def assembly_spec(
         config=ConfigChanges.from_json(json.loads(request.config_json), where="config_json"),
         base=BaseImage(_BASE_LAYOUT) if request.base else None,
         platform=None if request.base else Platform(request.architecture),
+        created=request.created,
         layer_inventories=inventories,
     )
     return spec.to_json()

@@ -66,6 +66,7 @@ from esb.util_rules.base import (
     BuiltBaseImage,
 )
 from esb.util_rules.context import ServiceContext, ServiceContextRequest
+from esb.util_rules.created import image_created
 from esb.util_rules.dependencies import ResolvedBaseAddress
 from esb.util_rules.image import (
     IMAGE_LAYOUT,
@@ -572,6 +573,8 @@ async def build_service_image(
     service_context = await Get(ServiceContext, ServiceContextRequest(request.address))
     if service_context.violations:
         raise ContextRuleViolation(service_context.message())
+    # Before any step runs: a build that cannot date its image fails at once.
+    created = await image_created(target)
     sources, member = await MultiGet(
         Get(HydratedSources, HydrateSourcesRequest(target[EsbServiceSourcesField])),
         Get(ServiceWorkspace, ServiceWorkspaceRequest(request.address)),
@@ -703,6 +706,7 @@ async def build_service_image(
             ),
             layers=(uv, *venv_layers, app),
             base=base.image,
+            created=created,
         ),
     )
 
