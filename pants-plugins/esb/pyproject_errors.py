@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import toml  # pants: no-infer-dep (Pants itself depends on it)
 from pants.backend.python.macros import python_requirements
 from pants.backend.python.pip_requirement import PipRequirement
 
-Callback = Callable[[bytes, str], Iterator[PipRequirement]]
+# Pants 2.17 calls it with the file's contents and path; a later signature may add arguments
+# (such as the overrides that optional-dependency groups fill in), which the wrapper passes on.
+Callback = Callable[..., Iterator[PipRequirement]]
 
 _CONFLICT_MARKER = re.compile(rb"^(<<<<<<<|=======|>>>>>>>)( |\r?$)", re.MULTILINE)
 
@@ -51,10 +53,10 @@ def pyproject_error(content: bytes, path: str, error: Exception) -> InvalidPypro
 
 
 def reporting(callback: Callback) -> Callback:
-    def parse(file_contents: bytes, file_path: str) -> Iterator[PipRequirement]:
+    def parse(file_contents: bytes, file_path: str, *args: Any) -> Iterator[PipRequirement]:
         try:
             # The original is a generator: parse now, inside the `try`.
-            return iter(list(callback(file_contents, file_path)))
+            return iter(list(callback(file_contents, file_path, *args)))
         except (toml.TomlDecodeError, UnicodeDecodeError) as e:
             raise pyproject_error(file_contents, file_path, e) from None
 

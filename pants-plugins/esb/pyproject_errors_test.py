@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Iterator
+
 import pytest
 from pants.backend.python.macros import python_requirements
+from pants.backend.python.pip_requirement import PipRequirement
 
 from esb.pyproject_errors import InvalidPyprojectError, install, reporting
 
@@ -42,6 +45,18 @@ def test_a_valid_file_parses_as_before() -> None:
     content = b'[project]\ndependencies = ["six==1.17.0"]\n'
 
     assert [str(r) for r in parse(content, "p/pyproject.toml")] == ["six==1.17.0"]
+
+
+def test_arguments_after_the_path_reach_pants_callback() -> None:
+    calls = []
+
+    def callback(file_contents: bytes, file_path: str, overrides: dict) -> Iterator[PipRequirement]:
+        calls.append((file_path, overrides))
+        return iter(())
+
+    overrides: dict = {}
+    assert list(reporting(callback)(b"", "p/pyproject.toml", overrides)) == []
+    assert calls == [("p/pyproject.toml", overrides)]
 
 
 def test_install_wraps_pants_callback_once() -> None:

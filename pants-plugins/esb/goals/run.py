@@ -14,6 +14,7 @@ from pants.option.subsystem import Subsystem
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text, softwrap
 
+from esb.compat import pex_environment_dict
 from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet, built_image
 from esb.subsystems.image_tool import ImageToolPexRequest
 from esb.target_types import EsbServicePortsField
@@ -184,7 +185,7 @@ async def _run_request(
     return RunRequest(
         digest=await Get(Digest, MergeDigests([tool.digest, files])),
         args=run_image_args(tool.pex.argv0, ports, subsystem),
-        extra_env=complete_env.environment_dict(python=None),
+        extra_env=pex_environment_dict(complete_env),
         append_only_caches={
             **complete_env.append_only_caches,
             **(tool.append_only_caches or FrozenDict()),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from importlib import resources
-from importlib.abc import Traversable
 from typing import Iterator
 
 from pants.backend.python.subsystems.setup import PythonSetup
@@ -27,6 +26,7 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 from pants.util.strutil import help_text, softwrap
 
+from esb.compat import Traversable
 from esb_contract.commands import read_argv
 
 IMAGE_TOOL_PACKAGE = "imagetool"
