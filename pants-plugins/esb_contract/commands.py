@@ -171,7 +171,14 @@ COMMANDS: Mapping[str, Arguments] = {
     ),
     RUN_IMAGE: arguments(
         required={flags.LAYOUT, flags.METADATA},
-        optional={flags.ENV, flags.NETWORK, flags.PLATFORM, flags.PUBLISH, flags.TIMEOUT},
+        optional={
+            flags.ENGINE,
+            flags.ENV,
+            flags.NETWORK,
+            flags.PLATFORM,
+            flags.PUBLISH,
+            flags.TIMEOUT,
+        },
         switches={flags.LOAD_ONLY},
         repeated={flags.ENV, flags.PUBLISH},
     ),

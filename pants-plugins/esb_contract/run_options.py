@@ -8,3 +8,8 @@ PUBLISH = re.compile(
     r"(?:(?:(?P<ip>[0-9.]+|\[[0-9a-fA-F:]+\]):)?(?P<host>\d*):)?"
     r"(?P<container>\d+)(?P<protocol>/(?:tcp|udp|sctp))?"
 )
+
+# The engines `pants run` loads and runs an image in, each through the Docker API it serves.
+DOCKER = "docker"
+PODMAN = "podman"
+ENGINES = (DOCKER, PODMAN)

@@ -1,8 +1,10 @@
-"""Load built images into a Docker engine and run them, through the `docker` SDK.
+"""Load built images into a Docker or Podman engine and run them, through the `docker` SDK.
 
 Only the CLI talks to an engine; this is the one part of the tool that is not a cacheable
-build step, and the engine is whatever `DOCKER_HOST` (or the default socket) names. Every failure
-to talk to it (unreachable, refused, too slow) is an `EngineError` naming the engine and the fix.
+build step. The engine is found as its own client finds it: Docker's through `DOCKER_HOST` (or its
+default socket), Podman's through `CONTAINER_HOST` (or its default socket for root, or for the
+user), whose Docker-compatible API the same SDK speaks. Every failure to talk to it (unreachable,
+refused, too slow) is an `EngineError` naming the engine and the fix.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from docker.errors import APIError, DockerException, ImageNotFound
 from esb_contract import commands, flags
 from esb_contract.architectures import ARCHITECTURES
 from esb_contract.image_spec import ENV_NAME, Platform
-from esb_contract.run_options import PUBLISH, PUBLISH_FORM
+from esb_contract.run_options import DOCKER, ENGINES, PODMAN, PUBLISH, PUBLISH_FORM
 from imagetool.commands import AddArguments, Run, read_json
 from imagetool.errors import ToolError
 from imagetool.oci import OciLayout, write_docker_archive
 
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+DOCKER_SOCKET = "unix:///var/run/docker.sock"
+PODMAN_ROOT_SOCKET = "unix:///run/podman/podman.sock"
 # Seconds the engine may stay silent on one request; the Docker SDK's own default (60) is too
 # short for an engine importing a large image.
 DEFAULT_TIMEOUT_S = 600
@@ -39,19 +42,66 @@ DEFAULT_TIMEOUT_S = 600
 ENGINE_FAILURE_STATUS = 125
 PROGRESS_INTERVAL_S = 5.0
 _MB = 1_000_000
-_START_ENGINE = (
-    'start one and point DOCKER_HOST at it (e.g. `eval "$(tests/infra/docker-engine.sh env)"` '
-    "for the test engine), then run `pants run` again"
-)
 
 
 class EngineError(ToolError, RuntimeError):
     """The engine is unreachable or refused a request; the message says which and why."""
 
 
-def engine_name() -> str:
-    host = os.environ.get("DOCKER_HOST")
-    return f"DOCKER_HOST={host}" if host else f"{DEFAULT_SOCKET} (DOCKER_HOST is unset)"
+@dataclass(frozen=True)
+class Engine:
+    """The engine to talk to, found as its own client finds it."""
+
+    kind: str
+    """One of `ENGINES`."""
+    url: str
+    """Its API, e.g. `unix:///run/podman/podman.sock`."""
+    found: str
+    """Where `url` came from, for messages: the variable that names it, or why the default."""
+    start: str
+    """How to start it or point at one, for messages."""
+
+    def __str__(self) -> str:
+        return f"{self.kind.capitalize()} engine at {self.found}"
+
+
+def find_engine(kind: str, environ: Mapping[str, str], uid: int) -> Engine:
+    """The engine of `kind` that the environment names, else the one at its default socket (for
+    Podman, root's or the user's service, as `podman system service` places them)."""
+    if kind == DOCKER:
+        start = (
+            "start one and point DOCKER_HOST at it (e.g. "
+            '`eval "$(tests/infra/docker-engine.sh env)"` for the test engine), then run '
+            "`pants run` again"
+        )
+        host = environ.get("DOCKER_HOST")
+        if host:
+            return Engine(kind, host, f"DOCKER_HOST={host}", start)
+        return Engine(kind, DOCKER_SOCKET, f"{DOCKER_SOCKET} (DOCKER_HOST is unset)", start)
+    if kind != PODMAN:
+        raise EngineError(f"{kind!r} is not an engine. Fix: name one of {', '.join(ENGINES)}.")
+    host = environ.get("CONTAINER_HOST")
+    if host:
+        return Engine(
+            kind,
+            host,
+            f"CONTAINER_HOST={host}",
+            f"start Podman's API service there (`podman system service --time=0 {host}`), or "
+            "point CONTAINER_HOST at one that runs, then run `pants run` again",
+        )
+    if uid == 0:
+        url, whose, unit = PODMAN_ROOT_SOCKET, "root's", "systemctl start podman.socket"
+    else:
+        runtime_dir = environ.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}"
+        url = f"unix://{runtime_dir}/podman/podman.sock"
+        whose, unit = f"uid {uid}'s", "systemctl --user start podman.socket"
+    return Engine(
+        kind,
+        url,
+        f"{url} (CONTAINER_HOST is unset: {whose} Podman API socket)",
+        f"start Podman's API service (`{unit}`, or `podman system service --time=0 &`), or "
+        "point CONTAINER_HOST at one that runs, then run `pants run` again",
+    )
 
 
 def _one_line(text: object) -> str:
@@ -74,26 +124,24 @@ def _root_cause(error: BaseException) -> str:
 
 
 @contextmanager
-def talking_to_engine(doing: str, timeout: float, fix: str) -> Iterator[None]:
+def talking_to_engine(engine: Engine, doing: str, timeout: float, fix: str) -> Iterator[None]:
     """Turn what the SDK raises while `doing` into an `EngineError` naming the engine."""
     try:
         yield
     except requests.exceptions.Timeout:
         raise EngineError(
-            f"The engine at {engine_name()} did not answer within {timeout:g} s while {doing}. "
+            f"The {engine} did not answer within {timeout:g} s while {doing}. "
             f"Fix: give it longer, e.g. `pants run --esb-run-timeout={int(timeout) * 4} ...` "
             "(or `timeout` in the `[esb-run]` section of pants.toml), or use a less loaded "
             "engine."
         ) from None
     except APIError as e:
         raise EngineError(
-            f"The engine at {engine_name()} refused {doing}: {_one_line(e.explanation)}. "
-            f"Fix: {fix}."
+            f"The {engine} refused {doing}: {_one_line(e.explanation)}. " f"Fix: {fix}."
         ) from None
     except (requests.exceptions.RequestException, DockerException) as e:
         raise EngineError(
-            f"Cannot reach a Docker engine at {engine_name()} ({_root_cause(e)}) while {doing}. "
-            f"Fix: {_START_ENGINE}."
+            f"Cannot reach a {engine} ({_root_cause(e)}) while {doing}. Fix: {engine.start}."
         ) from None
 
 
@@ -108,9 +156,13 @@ class BuiltImageFiles:
         return read_json(self.metadata)
 
 
-def connect(timeout: float = DEFAULT_TIMEOUT_S) -> docker.DockerClient:
-    with talking_to_engine("connecting to it", timeout, _START_ENGINE):
-        client = docker.from_env(timeout=int(timeout))
+def connect(engine: Engine, timeout: float = DEFAULT_TIMEOUT_S) -> docker.DockerClient:
+    with talking_to_engine(engine, "connecting to it", timeout, engine.start):
+        if engine.kind == DOCKER:
+            # Also takes DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, as the `docker` CLI does.
+            client = docker.from_env(timeout=int(timeout))
+        else:
+            client = docker.DockerClient(base_url=engine.url, timeout=int(timeout))
         client.ping()
     return client
 
@@ -198,6 +250,7 @@ def load_image(
     client: docker.DockerClient,
     image: BuiltImageFiles,
     *,
+    engine: Engine,
     platform: Platform | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
     out: TextIO | None = None,
@@ -209,7 +262,7 @@ def load_image(
     name = reference or metadata["config_digest"]
     out = out or sys.stderr
     fix = "check the engine's log; the image may need a newer engine"
-    with talking_to_engine(f"looking up the image {name}", timeout, fix):
+    with talking_to_engine(engine, f"looking up the image {name}", timeout, fix):
         try:
             present = client.images.get(metadata["config_digest"])
         except ImageNotFound:
@@ -226,23 +279,25 @@ def load_image(
             archive.seek(0)
             label = f"Loading {name}"
             print(
-                f"{label} ({size / _MB:.1f} MB) into the engine at {engine_name()}",
+                f"{label} ({size / _MB:.1f} MB) into the {engine}",
                 file=out,
                 flush=True,
             )
             body = ProgressReader(archive, size, label, timeout=timeout, out=out)
-            with talking_to_engine(f"loading the image {name} from {image.layout}", timeout, fix):
+            with talking_to_engine(
+                engine, f"loading the image {name} from {image.layout}", timeout, fix
+            ):
                 loaded = client.images.load(body)
         if not any(i.id == metadata["config_digest"] for i in loaded):
             raise EngineError(
-                f"Loading {image.layout} into the engine at {engine_name()} gave "
+                f"Loading {image.layout} into the {engine} gave "
                 f"{[i.id for i in loaded]}, not the image {metadata['config_digest']} that "
                 f"{image.metadata} describes. Fix: rebuild it with `pants package` and run again."
             )
     elif reference:
         # Same content under a name that may point elsewhere now: re-point it, copying nothing.
         repository, tag = reference.rsplit(":", 1)
-        with talking_to_engine(f"tagging the image {reference}", timeout, fix):
+        with talking_to_engine(engine, f"tagging the image {reference}", timeout, fix):
             present.tag(repository, tag)
     return name
 
@@ -288,6 +343,7 @@ def run_container(
     client: docker.DockerClient,
     image: str,
     *,
+    engine: Engine,
     command: Sequence[str],
     environment: Mapping[str, str],
     publish: Sequence[str],
@@ -301,7 +357,7 @@ def run_container(
         "and the `[esb-run]` options (`network`, `publish`, `env`); a published host port may "
         "be in use (`--no-esb-run-publish-ports` skips the target's `ports`)"
     )
-    with talking_to_engine(f"creating a container of {image}", timeout, fix):
+    with talking_to_engine(engine, f"creating a container of {image}", timeout, fix):
         container = client.containers.create(
             image,
             command=list(command) or None,
@@ -310,7 +366,7 @@ def run_container(
             network_mode=network,
         )
     try:
-        with talking_to_engine(f"starting a container of {image}", timeout, fix):
+        with talking_to_engine(engine, f"starting a container of {image}", timeout, fix):
             container.start()
 
         def stop(signum: int, _frame: object) -> None:
@@ -318,7 +374,7 @@ def run_container(
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        with talking_to_engine(f"following the container of {image}", timeout, fix):
+        with talking_to_engine(engine, f"following the container of {image}", timeout, fix):
             for chunk in container.logs(stream=True, follow=True):
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
@@ -333,8 +389,9 @@ def run_container(
 
 def _add_run_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Load a built image into the Docker engine at DOCKER_HOST (skipped when the engine has "
-        "it already) and run it, like `docker run --rm`; exit with the container's status, or "
+        "Load a built image into the Docker engine at DOCKER_HOST, or the Podman one at "
+        "CONTAINER_HOST (skipped when the engine has it already), and run it, like "
+        "`docker run --rm`; exit with the container's status, or "
         f"{ENGINE_FAILURE_STATUS} when it could not be loaded or started."
     )
     parser.add_argument(
@@ -357,6 +414,12 @@ def _add_run_image_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME[=VALUE]",
         help="set a variable; NAME alone passes this process's variable (repeatable)",
+    )
+    parser.add_argument(
+        flags.ENGINE,
+        choices=ENGINES,
+        default=DOCKER,
+        help="the engine to load into and run in (default: docker)",
     )
     parser.add_argument(flags.NETWORK, help="the container's network, e.g. `none`")
     parser.add_argument(
@@ -381,10 +444,12 @@ def _run_image(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     try:
         environment = parse_environment(args.env, os.environ)
-        client = connect(args.timeout)
+        engine = find_engine(args.engine, os.environ, os.getuid())
+        client = connect(engine, args.timeout)
         reference = load_image(
             client,
             BuiltImageFiles(args.layout, args.metadata),
+            engine=engine,
             platform=Platform.parse(args.platform) if args.platform else None,
             timeout=args.timeout,
         )
@@ -394,6 +459,7 @@ def _run_image(args: argparse.Namespace) -> int:
         return run_container(
             client,
             reference,
+            engine=engine,
             command=command,
             environment=environment,
             publish=args.publish,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import docker
 import pytest
 from docker import DockerClient
 
-from integration.checkouts import Checkout, ImageTarget
+from integration.checkouts import Checkout, ImageTarget, PantsRun
 from integration.prerequisites import unavailable
 
 
@@ -59,22 +60,75 @@ def built_checkout(session_checkout: Checkout) -> Checkout:
     return session_checkout
 
 
-@pytest.fixture(scope="session")
-def docker_client() -> Iterator[DockerClient]:
-    host = os.environ.get("DOCKER_HOST")
+def _answering_client(
+    variable: str, what: str, script: str, connect: Callable[[str], DockerClient]
+) -> Iterator[DockerClient]:
+    """A client of the engine that `variable` names, which tests/infra/`script` serves."""
+    host = os.environ.get(variable)
     if not host:
         unavailable(
-            "DOCKER_HOST is not set: tests/infra/docker-engine.sh start, then "
-            'eval "$(tests/infra/docker-engine.sh env)"'
+            f"{variable} is not set: tests/infra/{script} start, then "
+            f'eval "$(tests/infra/{script} env)"'
         )
-    client = docker.from_env()
+    client = connect(host)
     try:
         client.ping()
     except docker.errors.DockerException as error:
         client.close()
-        unavailable(f"no Docker engine answers at DOCKER_HOST={host}: {error}")
+        unavailable(f"no {what} answers at {variable}={host}: {error}")
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[DockerClient]:
+    yield from _answering_client(
+        "DOCKER_HOST", "Docker engine", "docker-engine.sh", lambda _host: docker.from_env()
+    )
+
+
+@pytest.fixture(scope="session")
+def podman_client() -> Iterator[DockerClient]:
+    """The Docker-compatible API of tests/infra/podman.sh's service."""
+    yield from _answering_client(
+        "ESB_TEST_PODMAN_HOST",
+        "Podman service",
+        "podman.sh",
+        lambda host: DockerClient(base_url=host),
+    )
+
+
+@dataclass(frozen=True)
+class RunEngine:
+    """An engine `pants run` loads into and runs in, and the client of the test to look into it."""
+
+    name: str
+    """The `[esb-run].engine` that picks it."""
+    variable: str
+    """The variable `pants run` finds it by."""
+    client: DockerClient
+
+    @property
+    def label(self) -> str:
+        """How `pants run` names it in messages, e.g. `Podman engine at CONTAINER_HOST=...`."""
+        return f"{self.name.capitalize()} engine at {self.variable}={os.environ[self.variable]}"
+
+    def run(self, checkout: Checkout, *args: str, passed_env: tuple[str, ...] = ()) -> PantsRun:
+        """`./pants run --esb-run-engine=<name> ARGS` in `checkout`, finding this engine."""
+        return checkout.pants(
+            "run", f"--esb-run-engine={self.name}", *args, passed_env=(self.variable, *passed_env)
+        )
+
+
+@pytest.fixture(params=["docker", "podman"])
+def run_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> RunEngine:
+    """Each engine `pants run` takes, in turn: the test's Docker engine, then its Podman
+    service, found as `pants run` finds them."""
+    if request.param == "docker":
+        return RunEngine("docker", "DOCKER_HOST", request.getfixturevalue("docker_client"))
+    client = request.getfixturevalue("podman_client")
+    monkeypatch.setenv("CONTAINER_HOST", os.environ["ESB_TEST_PODMAN_HOST"])
+    return RunEngine("podman", "CONTAINER_HOST", client)
 
 
 @pytest.fixture(scope="session")

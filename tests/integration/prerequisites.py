@@ -1,8 +1,8 @@
 """What to do when something the tests need from outside is missing.
 
-tests/run sets everything up (ESB_REPO_ROOT, a Docker engine at DOCKER_HOST, skopeo, libfaketime,
-root). Without it a test is skipped with the reason, except under CI=true, where it fails: CI
-must not go green on tests that did not run.
+tests/run sets everything up (ESB_REPO_ROOT, a Docker engine at DOCKER_HOST, a Podman service at
+ESB_TEST_PODMAN_HOST, skopeo, libfaketime, root). Without it a test is skipped with the reason,
+except under CI=true, where it fails: CI must not go green on tests that did not run.
 """
 
 from __future__ import annotations

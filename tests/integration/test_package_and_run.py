@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from typing import Iterator
@@ -145,24 +146,35 @@ def test_layouts_load_as_their_config_digest(
             assert f"{metadata['repository']}:{tag}" in image.tags, image.tags
 
 
-def test_the_documented_tar_pipe_loads_a_layout(
-    built_checkout: Checkout, image_targets: list[ImageTarget], docker_client: DockerClient
+def test_the_documented_skopeo_copy_loads_a_layout(
+    built_checkout: Checkout,
+    image_targets: list[ImageTarget],
+    docker_client: DockerClient,
+    skopeo: str,
 ) -> None:
-    """`tar -ch -C dist/<path>.oci . | docker load`, as the README has it: the followed `blobs`
-    link brings every packaged image's blobs along, and the engine takes the image's own."""
+    """`skopeo copy oci:dist/<path>.oci docker-daemon:<name>`, as the user guide has it."""
     (worker,) = [target for target in image_targets if target.address == WORKER]
     outputs = built_checkout.outputs(worker)
     image_id = outputs.metadata["config_digest"]
+    name = f"{outputs.metadata['repository']}:{outputs.metadata['tags'][0]}"
     try:
         present = bool(docker_client.images.get(image_id))
     except docker.errors.ImageNotFound:
         present = False
-    archive = subprocess.run(
-        ["tar", "-ch", "-C", str(outputs.layout), "."], check=True, capture_output=True
-    ).stdout
     try:
-        (image,) = docker_client.images.load(archive)
-        assert image.id == image_id
+        subprocess.run(
+            [
+                skopeo,
+                "copy",
+                "--dest-daemon-host",
+                os.environ["DOCKER_HOST"],
+                f"oci:{outputs.layout}",
+                f"docker-daemon:{name}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        assert docker_client.images.get(name).id == image_id
     finally:
         if not present:
             _remove_image(docker_client, image_id)

@@ -1,17 +1,22 @@
-"""`pants run` of an image: variables and arguments reach the container, its exit status is
-`pants run`'s, and every failure is one line naming the engine and the fix."""
+"""`pants run` of an image, in Docker and in Podman: variables and arguments reach the container,
+its exit status is `pants run`'s, a load sends the image's own blobs, and every failure is one
+line naming the engine and the fix."""
 
 from __future__ import annotations
 
-import os
+import json
+import re
 from pathlib import Path
 
 import docker
 import pytest
 from docker import DockerClient
 
-from integration.checkouts import Checkout
+from integration.checkouts import Checkout, ImageTarget
+from integration.conftest import RunEngine
+from integration.containers import HEALTHZ_SCRIPT
 
+API = "services/api:api"
 WORKER = "services/worker:worker"
 WORKER_IMAGE = "esb/worker:latest"
 # `docker run`'s status for a container that could not be loaded or started.
@@ -23,16 +28,20 @@ PRINT_AND_EXIT = (
 )
 
 
-def test_env_and_arguments_reach_the_container_and_its_status_is_the_runs(
-    session_checkout: Checkout, docker_client: DockerClient
-) -> None:
-    # Not in the engine, so that `run` loads it, reporting the load.
+def _remove_image(client: DockerClient, name: str) -> None:
+    """So that `pants run` must load the image."""
     try:
-        docker_client.images.remove(docker_client.images.get(WORKER_IMAGE).id, force=True)
+        client.images.remove(client.images.get(name).id, force=True)
     except docker.errors.ImageNotFound:
         pass
-    run = session_checkout.pants(
-        "run",
+
+
+def test_env_and_arguments_reach_the_container_and_its_status_is_the_runs(
+    session_checkout: Checkout, run_engine: RunEngine
+) -> None:
+    _remove_image(run_engine.client, WORKER_IMAGE)
+    run = run_engine.run(
+        session_checkout,
         "--esb-run-network=none",
         "--esb-run-env=['GREETING=hello world', 'FROM_PANTS=a=b']",
         WORKER,
@@ -43,13 +52,57 @@ def test_env_and_arguments_reach_the_container_and_its_status_is_the_runs(
         # Arguments that look like the image tool's own options are the command's too.
         "--timeout",
         "-x",
-        passed_env=["DOCKER_HOST"],
     )
     assert run.returncode == 7, run.report()
     assert "hello world a=b ['--timeout', '-x']" in run.stdout.splitlines(), run.stdout
     assert f"Loading {WORKER_IMAGE} (" in run.stderr, run.report()
-    assert f"MB) into the engine at DOCKER_HOST={os.environ['DOCKER_HOST']}" in run.stderr
+    assert f"MB) into the {run_engine.label}" in run.stderr, run.report()
     assert "Traceback" not in run.stderr, run.report()
+
+
+def test_load_only_loads_the_image_with_its_own_blobs_alone(
+    built_checkout: Checkout, image_targets: list[ImageTarget], run_engine: RunEngine
+) -> None:
+    _remove_image(run_engine.client, WORKER_IMAGE)
+    run = run_engine.run(built_checkout, "--esb-run-load-only", WORKER)
+    assert run.returncode == 0, run.report()
+    assert run.stdout.splitlines()[-1] == f"Loaded {WORKER_IMAGE}", run.stdout
+    [worker] = [target for target in image_targets if target.address == WORKER]
+    metadata = built_checkout.outputs(worker).metadata
+    assert run_engine.client.images.get(WORKER_IMAGE).id == metadata["config_digest"]
+    # What was sent is the image's blobs (and a few kB of archive headers and manifests), not
+    # the other images' blobs that its layout's `blobs` link reaches too.
+    [sent_mb] = re.findall(rf"Loading {WORKER_IMAGE} \((\d+\.\d) MB\)", run.stderr)
+    blobs = built_checkout.dist / "blobs" / "sha256"
+    own = [metadata["digest"], metadata["config_digest"]]
+    own += [layer["digest"] for layer in metadata["layers"]]
+    own_bytes = sum((blobs / digest.split(":")[1]).stat().st_size for digest in set(own))
+    all_bytes = sum(blob.stat().st_size for blob in blobs.iterdir())
+    assert abs(float(sent_mb) - own_bytes / 1e6) <= 0.1, (sent_mb, own_bytes)
+    assert all_bytes > own_bytes + 1e6, "dist/ holds one image only: the check above proves nothing"
+    # Loaded already: nothing is sent again.
+    again = run_engine.run(built_checkout, "--esb-run-load-only", WORKER)
+    assert again.returncode == 0 and "Loading" not in again.stderr, again.report()
+
+
+def test_the_api_answers_inside_the_container_pants_run_starts(
+    session_checkout: Checkout, run_engine: RunEngine
+) -> None:
+    run = run_engine.run(
+        session_checkout,
+        "--esb-run-network=none",
+        "--no-esb-run-publish-ports",
+        API,
+        "--",
+        "sh",
+        "-c",
+        'python -m esb_api & exec python -c "$1"',
+        "sh",
+        HEALTHZ_SCRIPT,
+    )
+    assert run.returncode == 0, run.report()
+    status, body = run.stdout.splitlines()[-2:]
+    assert (status, json.loads(body)) == ("200", {"status": "ok"}), run.stdout
 
 
 def test_a_variable_named_alone_comes_from_the_environment_of_pants(
@@ -72,10 +125,10 @@ def test_a_variable_named_alone_comes_from_the_environment_of_pants(
 
 
 def test_a_missing_command_exits_as_under_docker_run(
-    session_checkout: Checkout, docker_client: DockerClient
+    session_checkout: Checkout, run_engine: RunEngine
 ) -> None:
-    run = session_checkout.pants(
-        "run", "--esb-run-network=none", WORKER, "--", "no-such-program", passed_env=["DOCKER_HOST"]
+    run = run_engine.run(
+        session_checkout, "--esb-run-network=none", WORKER, "--", "no-such-program"
     )
     # The entrypoint script starts, and its `exec` fails as a shell's does.
     assert run.returncode == 127, run.report()
@@ -97,20 +150,46 @@ def test_a_container_the_engine_refuses_is_one_line_with_dockers_status(
     assert "the `[esb-run]` options (`network`, `publish`, `env`)" in line, line
 
 
-def test_no_engine_at_docker_host_is_one_line_naming_it(
-    session_checkout: Checkout, scratch: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "engine, variable, fix",
+    [
+        pytest.param("docker", "DOCKER_HOST", "start one and point DOCKER_HOST at it", id="docker"),
+        pytest.param(
+            "podman",
+            "CONTAINER_HOST",
+            "start Podman's API service there (`podman system service --time=0 {host}`)",
+            id="podman",
+        ),
+    ],
+)
+def test_no_engine_where_its_variable_points_is_one_line_naming_it(
+    session_checkout: Checkout,
+    scratch: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: str,
+    variable: str,
+    fix: str,
 ) -> None:
     host = f"unix://{scratch}/no-engine.sock"
-    monkeypatch.setenv("DOCKER_HOST", host)
-    run = session_checkout.pants("run", WORKER, passed_env=["DOCKER_HOST"])
+    monkeypatch.setenv(variable, host)
+    run = session_checkout.pants("run", f"--esb-run-engine={engine}", WORKER, passed_env=[variable])
     assert run.returncode == ENGINE_FAILURE_STATUS, run.report()
     assert "Traceback" not in run.stderr, run.report()
-    [line] = [line for line in run.stderr.splitlines() if "Cannot reach a Docker engine" in line]
+    [line] = [line for line in run.stderr.splitlines() if "Cannot reach a" in line]
     assert line.startswith(
-        f"Cannot reach a Docker engine at DOCKER_HOST={host} "
+        f"Cannot reach a {engine.capitalize()} engine at {variable}={host} "
         "(FileNotFoundError: [Errno 2] No such file or directory) while connecting to it. "
-        "Fix: start one and point DOCKER_HOST at it"
+        f"Fix: {fix.format(host=host)}"
     ), line
+
+
+def test_an_engine_pants_run_does_not_know_is_named_with_the_fix(
+    session_checkout: Checkout,
+) -> None:
+    run = session_checkout.pants("run", "--esb-run-engine=containerd", WORKER)
+    assert run.returncode != 0, run.report()
+    assert "The `[esb-run].engine` option, 'containerd', is not an engine" in run.stderr
+    assert "Fix: name one of 'docker', 'podman'" in run.stderr, run.report()
 
 
 def test_a_bad_publish_option_is_named_with_the_fix(session_checkout: Checkout) -> None:

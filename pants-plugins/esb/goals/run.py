@@ -22,21 +22,32 @@ from esb.util_rules.image import IMAGE_LAYOUT, IMAGE_METADATA, BuiltImage
 from esb_contract import commands, flags
 from esb_contract.commands import read_argv
 from esb_contract.image_spec import ENV_NAME, Platform, SpecError
-from esb_contract.run_options import PUBLISH, PUBLISH_FORM
+from esb_contract.run_options import DOCKER, ENGINES, PODMAN, PUBLISH, PUBLISH_FORM
 
 
 class EsbRunSubsystem(Subsystem):
     options_scope = "esb-run"
     help = help_text(
         """
-        How `pants run` starts an image target: it loads the image into the Docker engine that
-        `DOCKER_HOST` names (skipped when the engine has it already), then runs it like
-        `docker run --rm`, with the image's entrypoint and command; arguments after `--` replace
+        How `pants run` starts an image target: it loads the image into the engine that `engine`
+        picks (skipped when the engine has it already), then runs it like `docker run --rm`, with the image's entrypoint and command; arguments after `--` replace
         the command. `pants run` exits with the container's status, or 125 (as `docker run`)
         with a one-line message when the image could not be loaded or the container started.
         """
     )
 
+    engine = StrOption(
+        default=DOCKER,
+        help=softwrap(
+            f"""
+            The engine to load the image into and run it in, through the Docker API it serves:
+            `{DOCKER}`, at `DOCKER_HOST` (default `unix:///var/run/docker.sock`), or `{PODMAN}`,
+            at `CONTAINER_HOST` (default: root's `/run/podman/podman.sock`, a user's
+            `$XDG_RUNTIME_DIR/podman/podman.sock`, where `systemctl [--user] start podman.socket`
+            or `podman system service` serve it).
+            """
+        ),
+    )
     network = StrOption(
         default=None,
         help=(
@@ -123,6 +134,12 @@ def _check_options(subsystem: EsbRunSubsystem) -> None:
                 f"Fix: write each as {form} (`--esb-run-{option}` on the command line, or "
                 f"`{option}` in the `[esb-run]` section of pants.toml)."
             )
+    if subsystem.engine not in ENGINES:
+        raise EsbRunOptionError(
+            f"The `[esb-run].engine` option, {subsystem.engine!r}, is not an engine `pants run` "
+            f"talks to.\n\nFix: name one of {', '.join(map(repr, ENGINES))}, e.g. "
+            f"`--esb-run-engine={PODMAN}` (or `engine` in the `[esb-run]` section of pants.toml)."
+        )
     if subsystem.platform is not None:
         try:
             Platform.parse(subsystem.platform)
@@ -150,6 +167,8 @@ def run_image_args(
         f"{{chroot}}/{IMAGE_LAYOUT}",
         flags.METADATA,
         f"{{chroot}}/{IMAGE_METADATA}",
+        flags.ENGINE,
+        subsystem.engine,
     ]
     if subsystem.load_only:
         args.append(flags.LOAD_ONLY)

@@ -12,6 +12,7 @@ from esb_contract.commands import Invocation, read_argv
 
 def _subsystem(**options: Any) -> EsbRunSubsystem:
     defaults: dict[str, Any] = dict(
+        engine="docker",
         network=None,
         publish_ports=True,
         load_only=False,
@@ -38,7 +39,13 @@ def test_run_args_publish_ports_and_pick_network() -> None:
     assert invocation.value(flags.NETWORK) == "none"
     assert invocation.get(flags.PUBLISH) == ("8080:8080/tcp", "9000:9000/udp")
     assert invocation.value(flags.TIMEOUT) == "600"
+    assert invocation.value(flags.ENGINE) == "docker"
     assert flags.LOAD_ONLY not in invocation.values
+
+
+def test_the_engine_reaches_the_tool() -> None:
+    invocation = read(run_image_args("pex", (), _subsystem(engine="podman")))
+    assert invocation.value(flags.ENGINE) == "podman"
 
 
 def test_what_pants_run_appends_is_the_command_whatever_it_looks_like() -> None:
@@ -91,6 +98,11 @@ def test_env_publish_and_timeout_options_reach_the_tool() -> None:
             {"platform": "arm64"},
             "The `[esb-run].platform` option, 'arm64', is not a platform",
             id="platform",
+        ),
+        pytest.param(
+            {"engine": "containerd"},
+            "The `[esb-run].engine` option, 'containerd', is not an engine `pants run` talks to.",
+            id="engine",
         ),
     ],
 )
