@@ -137,10 +137,13 @@ class Checkout:
         self.dist = root / "dist"
 
     @classmethod
-    def copy_of(cls, repo_root: Path, destination: Path) -> Checkout:
-        """Copies the working tree of `repo_root` to `destination`, which must not exist yet."""
+    def copy_of(cls, repo_root: Path, destination: Path, paths: Sequence[str] = ()) -> Checkout:
+        """Copies the working tree of `repo_root` to `destination`, which must not exist yet; with
+        `paths` (git pathspecs), only the files under them."""
         listed = subprocess.run(
-            ["git", "-C", str(repo_root), *LIST_WORKING_TREE], check=True, capture_output=True
+            ["git", "-C", str(repo_root), *LIST_WORKING_TREE, "--", *paths],
+            check=True,
+            capture_output=True,
         ).stdout
         destination.mkdir(parents=True)
         for relative in sorted({os.fsdecode(path) for path in listed.split(b"\0") if path}):

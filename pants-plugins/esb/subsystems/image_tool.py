@@ -1,8 +1,10 @@
 """The image tool: the plain `imagetool` library, run by the backend as sandboxed processes.
 
 The library ships inside the plugin (like Pants' docker backend ships its Dockerfile parser) and
-is packed into a PEX with its third-party requirements from a user resolve, so that every
-image-building step is an ordinary, cacheable `Process` whose key covers the tool's code.
+is packed into a PEX with its third-party requirements, so that every image-building step is an
+ordinary, cacheable `Process` whose key covers the tool's code. The requirements come from the
+lockfile that ships beside this module (package data of the plugin's wheel), or from a resolve of
+the user's repository that `[esb-image-tool].resolve` names.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.target_types import EntryPoint
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
-from pants.backend.python.util_rules.pex_requirements import PexRequirements, Resolve
+from pants.backend.python.util_rules.pex_requirements import (
+    EntireLockfile,
+    LoadedLockfile,
+    LoadedLockfileRequest,
+    Lockfile,
+    PexRequirements,
+    Resolve,
+)
 from pants.engine.fs import CreateDigest, Digest, FileContent
 from pants.engine.process import Process, ProcessCacheScope
 from pants.engine.rules import Get, collect_rules, rule
@@ -32,6 +41,10 @@ from esb_contract.commands import read_argv
 IMAGE_TOOL_PACKAGE = "imagetool"
 # The packages the tool's PEX holds: the tool, and the contract it shares with this backend.
 IMAGE_TOOL_PACKAGES = (IMAGE_TOOL_PACKAGE, "esb_contract")
+# The lockfile of the tool's requirements that ships with the backend: the package and the file
+# name of `importlib.resources`. It is also this repository's `esb-image-tool` resolve's lockfile,
+# so `pants generate-lockfiles --resolve=esb-image-tool` updates what the wheel ships.
+DEFAULT_LOCKFILE_RESOURCE = ("esb.subsystems", "esb-image-tool.lock")
 # With a remote cache, Pants races each step's cache lookup against running the step locally, and
 # by default starts both at once: a small layer can then finish locally before its hit has been
 # fetched, so that a workspace with a warm remote cache still rebuilds steps (and spends a core on
@@ -45,20 +58,22 @@ class ImageToolSubsystem(Subsystem):
     help = help_text(
         """
         The image tool that builds layers and images in sandboxed, cacheable processes. Its
-        code ships with the esb backend; its third-party requirements come from a resolve of
-        your repository.
+        code ships with the esb backend; its third-party requirements come from the lockfile
+        that ships with it, or from a resolve of your repository.
         """
     )
 
     resolve = StrOption(
-        default="esb-image-tool",
+        default=None,
         advanced=True,
         help=softwrap(
             """
             The resolve (in `[python].resolves`) that provides the image tool's requirements:
-            `isal`, `python-debian`, `pyelftools`, `packaging` and `docker`. The tool runs on
-            that resolve's interpreter constraints; use the Python minor version of the base
-            images (3.11 for Debian 12) so that bytecode compiled at build time is valid there.
+            `isal`, `python-debian`, `pyelftools`, `packaging`, `docker`, `requests` and
+            `urllib3`. The tool runs on that resolve's interpreter constraints; use the Python
+            minor version of the base images (3.11 for Debian 12) so that bytecode compiled at
+            build time is valid there. Unset, the tool installs the lockfile that ships with
+            the esb backend, on the interpreter constraints it was locked for (CPython 3.11).
             """
         ),
     )
@@ -98,19 +113,36 @@ async def image_tool_pex_request(
             for file in _tool_files(resources.files(package), package)
         ),
     )
-    constraints = python_setup.resolves_to_interpreter_constraints.get(
-        subsystem.resolve, python_setup.interpreter_constraints
-    )
+    requirements: PexRequirements | EntireLockfile
+    if subsystem.resolve:
+        requirements = PexRequirements(
+            (),
+            from_superset=Resolve(subsystem.resolve, use_entire_lockfile=True),
+            description_of_origin=f"the `[{subsystem.options_scope}].resolve` option",
+        )
+        constraints = InterpreterConstraints(
+            python_setup.resolves_to_interpreter_constraints.get(
+                subsystem.resolve, python_setup.interpreter_constraints
+            )
+        )
+    else:
+        package, name = DEFAULT_LOCKFILE_RESOURCE
+        lockfile = Lockfile(
+            url=f"resource://{package}/{name}",
+            url_description_of_origin="the image tool's lockfile, shipped with the esb backend",
+            resolve_name=subsystem.options_scope,
+        )
+        loaded = await Get(LoadedLockfile, LoadedLockfileRequest(lockfile))
+        # Pants writes the header that holds the constraints: the shipped lockfile has one.
+        assert loaded.metadata is not None
+        requirements = EntireLockfile(lockfile)
+        constraints = loaded.metadata.valid_for_interpreter_constraints
     return ImageToolPexRequest(
         PexRequest(
             output_filename="imagetool.pex",
             internal_only=True,
-            requirements=PexRequirements(
-                (),
-                from_superset=Resolve(subsystem.resolve, use_entire_lockfile=True),
-                description_of_origin=f"the `[{subsystem.options_scope}].resolve` option",
-            ),
-            interpreter_constraints=InterpreterConstraints(constraints),
+            requirements=requirements,
+            interpreter_constraints=constraints,
             sources=sources,
             main=EntryPoint(f"{IMAGE_TOOL_PACKAGE}.cli", "main"),
         )
