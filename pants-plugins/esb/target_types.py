@@ -250,6 +250,18 @@ class EsbImageRegistriesField(StringSequenceField):
     )
 
 
+class EsbImageSkipPushField(BoolField):
+    alias = "skip_push"
+    default = False
+    help = help_text(
+        """
+        If true, `publish` does not push the image, and says so (as with Pants' `docker_image`);
+        `package` builds it as usual. An empty `registries` list skips it too; `skip_push`
+        keeps the registries it would go to, e.g. to pause pushing an image for a while.
+        """
+    )
+
+
 class EsbImageEnvironmentField(DictStringToStringField):
     alias = "environment"
     help = help_text(
@@ -517,6 +529,7 @@ _COMMON_IMAGE_FIELDS = (
     EsbImageRepositoryField,
     EsbImageTagsField,
     EsbImageRegistriesField,
+    EsbImageSkipPushField,
     EsbImageEnvironmentField,
     EsbImageLabelsField,
     EsbImageDeprecatedLabelsField,

@@ -357,3 +357,28 @@ def test_tag_placeholders_are_filled_in_at_publish_only(
         assert (
             publish_checkout.tagged_digest(f"{publish_checkout.namespace}/esb/api", tag) == digest
         ), tag
+
+
+def test_skip_push_pushes_nothing_and_says_so(publish_checkout: PublishCheckout) -> None:
+    checkout, registry = publish_checkout.checkout, publish_checkout.registry
+    worker_build = checkout.root / "services/worker/BUILD"
+    original = worker_build.read_text()
+    namespace = f"{publish_checkout.namespace}-skipped"
+    try:
+        checkout.substitute(
+            "services/worker/BUILD",
+            r'repository="esb/worker",',
+            'repository="esb/worker",\n    skip_push=True,',
+        )
+        run = publish_checkout.publish(
+            f'--esb-registries-publish={{"{ALIAS}": {{"address": "{registry.host}/{namespace}", '
+            '"default": True}}',
+            "services/worker:worker",
+        )
+        assert run.returncode == 0, run.report()
+        assert (
+            "esb/worker skipped (by `skip_push` on services/worker:worker)" in run.stderr
+        ), run.report()
+        assert publish_checkout.tag_list(f"{namespace}/esb/worker") is None
+    finally:
+        worker_build.write_text(original)

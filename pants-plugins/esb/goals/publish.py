@@ -54,6 +54,7 @@ from esb.target_types import (
     EsbBaseImageTarget,
     EsbImageRegistriesField,
     EsbImageRepositoryField,
+    EsbImageSkipPushField,
     EsbImageTagsField,
     EsbServiceBaseField,
     EsbServiceImageTarget,
@@ -80,6 +81,7 @@ class PublishBaseImageFieldSet(EsbBaseImageFieldSet, PublishFieldSet):
 
     tags: EsbImageTagsField
     registries: EsbImageRegistriesField
+    skip_push: EsbImageSkipPushField
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class PublishServiceImageFieldSet(EsbServiceImageFieldSet, PublishFieldSet):
 
     tags: EsbImageTagsField
     registries: EsbImageRegistriesField
+    skip_push: EsbImageSkipPushField
     base: EsbServiceBaseField
 
 
@@ -253,11 +256,13 @@ class ImageFamily:
 
 @rule
 async def image_family(request: ImageFamilyRequest, all_targets: AllTargets) -> ImageFamily:
-    # An image with `registries=[]` is never pushed anywhere, so it has no blobs to mount.
+    # An image with `registries=[]` or `skip_push` is never pushed, so it has no blobs to mount.
     services = [
         t
         for t in all_targets
-        if isinstance(t, EsbServiceImageTarget) and t[EsbImageRegistriesField].value != ()
+        if isinstance(t, EsbServiceImageTarget)
+        and t[EsbImageRegistriesField].value != ()
+        and not t[EsbImageSkipPushField].value
     ]
     bases = await MultiGet(
         Get(ResolvedBaseAddress, EsbServiceBaseField, t[EsbServiceBaseField]) for t in services
@@ -320,24 +325,27 @@ def limits_argv(limits: PushLimits) -> tuple[str, ...]:
     return tuple(argv)
 
 
+def _skipped(repository: str, reason: str, address: Address) -> PublishProcesses:
+    """What `publish` reports for an image it does not push: skipped, and why."""
+    return PublishProcesses(
+        [PublishPackages(names=(repository,), description=f"(by {reason} on {address})")]
+    )
+
+
 @rule
 async def publish_image(
     request: PublishImageRequest, registries: RegistriesSubsystem, connection: RegistryConnection
 ) -> PublishProcesses:
     field_set = request.field_set
     repository = field_set.repository.value_or_default()
+    if field_set.skip_push.value:
+        # Before the registries are read: a skipped image needs none configured.
+        return _skipped(repository, f"`{field_set.skip_push.alias}`", field_set.address)
     destinations = publish_destinations(
         field_set.registries, field_set.address, registries.publish_registries
     )
     if not destinations:
-        return PublishProcesses(
-            [
-                PublishPackages(
-                    names=(repository,),
-                    description=f"(by `{field_set.registries.alias}=[]` on {field_set.address})",
-                )
-            ]
-        )
+        return _skipped(repository, f"`{field_set.registries.alias}=[]`", field_set.address)
 
     family_base = (
         (await Get(ResolvedBaseAddress, EsbServiceBaseField, field_set.base)).address

@@ -401,6 +401,8 @@ def rule_runner() -> RuleRunner:
                 'registries=["@internal", "@mirror"])\n'
                 'esb_service_image(name="hidden", base="//base:esb-service-base", command=["python"], '
                 "registries=[])\n"
+                'esb_service_image(name="paused", base="//base:esb-service-base", command=["python"], '
+                'repository="esb/paused", registries=["@nowhere"], skip_push=True)\n'
             ),
             "services/api/pyproject.toml": "[project]\nname = 'esb-api'\nversion = '0.3.0'\n",
             "services/worker/BUILD": (
@@ -479,7 +481,7 @@ def test_a_base_mounts_from_the_services_on_it(rule_runner: RuleRunner) -> None:
     [push] = publish_processes(rule_runner, Address("base", target_name="esb-service-base"))
     assert push.names == ("127.0.0.1:5000/esb/service-base:sha-0123456789ab",)
     assert push.process is not None
-    # Not `hidden`, which is never published.
+    # Not `hidden` nor `paused`, which are never published.
     assert read_argv(push.process.process.argv[1:]).get(flags.MOUNT_FROM) == (
         "esb/api",
         "esb/worker",
@@ -492,6 +494,18 @@ def test_empty_registries_skip_the_image(rule_runner: RuleRunner) -> None:
         ("hidden",),
         None,
         "(by `registries=[]` on services/api:hidden)",
+    )
+
+
+def test_skip_push_skips_the_image_without_reading_its_registries(
+    rule_runner: RuleRunner,
+) -> None:
+    # `@nowhere` is no alias: the registries of a skipped image are not read.
+    [skipped] = publish_processes(rule_runner, Address("services/api", target_name="paused"))
+    assert (skipped.names, skipped.process, skipped.description) == (
+        ("esb/paused",),
+        None,
+        "(by `skip_push` on services/api:paused)",
     )
 
 
