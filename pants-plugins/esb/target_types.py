@@ -435,7 +435,9 @@ class EsbImageOutputPathField(OutputPathField):
         """
         Where `package` writes the image, relative to `--distdir` (default `dist/`), without a
         file ending: `<output_path>.image.json` (metadata: digest, config digest, repository, tags,
-        layers), `<output_path>.inventory.json` (its packages) and `<output_path>.oci/` (an OCI
+        layers), `<output_path>.inventory.json` (its packages), `<output_path>.docker-info.json`
+        (its ID and the names `publish` gives it, as Pants' `docker_image` writes them) and
+        `<output_path>.oci/` (an OCI
         image layout that `docker load` also reads once tarred with its links followed, e.g.
         `tar -ch -C dist/services.api/api.oci . | docker load`). The layout's `blobs` is a link
         to `dist/blobs/`, which holds every packaged image's blobs once.
@@ -465,8 +467,8 @@ class EsbImageOutputPathField(OutputPathField):
             cls.alias,
             address,
             f"is {value!r}, {problem}. `package` writes an image only inside the dist "
-            "directory (`--distdir`, default `dist/`), at this path with `.oci`, `.image.json` "
-            "and `.inventory.json` appended.",
+            "directory (`--distdir`, default `dist/`), at this path with `.oci`, `.image.json`, "
+            "`.inventory.json` and `.docker-info.json` appended.",
             "give a relative path without `..`, `.` or empty components, e.g. "
             f'`{cls.alias}="{default}"` (the default, also had by removing the field).',
         )

@@ -99,6 +99,7 @@ class ImageOutputs:
     layout: Path
     metadata_file: Path
     inventory: Path
+    docker_info_file: Path
 
     @classmethod
     def of(cls, target: ImageTarget, dist: Path) -> ImageOutputs:
@@ -107,11 +108,16 @@ class ImageOutputs:
             layout=prefix.with_name(f"{prefix.name}.oci"),
             metadata_file=prefix.with_name(f"{prefix.name}.image.json"),
             inventory=prefix.with_name(f"{prefix.name}.inventory.json"),
+            docker_info_file=prefix.with_name(f"{prefix.name}.docker-info.json"),
         )
 
     @property
     def metadata(self) -> dict[str, Any]:
         return json.loads(self.metadata_file.read_text())
+
+    @property
+    def docker_info(self) -> dict[str, Any]:
+        return json.loads(self.docker_info_file.read_text())
 
     @property
     def digest(self) -> str:

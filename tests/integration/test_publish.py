@@ -157,8 +157,31 @@ def test_publish_pushes_every_image_and_docker_pulls_the_same_digest(
     registry = publish_checkout.registry
     auth = {"username": registry.username, "password": registry.password}
     for target in image_targets:
-        metadata = publish_checkout.checkout.outputs(target).metadata
+        outputs = publish_checkout.checkout.outputs(target)
+        metadata = outputs.metadata
         name = publish_checkout.name(metadata["repository"])
+        # What `package` wrote for the tools that read Pants' docker-info.json: where `publish`
+        # pushes the image, and the ID the engine gives it once pulled.
+        info = outputs.docker_info
+        assert info == {
+            "version": 1,
+            "image_id": metadata["config_digest"],
+            "registries": [
+                {
+                    "alias": ALIAS,
+                    "address": f"{registry.host}/{publish_checkout.namespace}",
+                    "repository": metadata["repository"],
+                    "tags": [
+                        {
+                            "template": "latest",
+                            "tag": "latest",
+                            "uses_local_alias": False,
+                            "name": f"{name}:latest",
+                        }
+                    ],
+                }
+            ],
+        }, target.address
         assert (
             f"✓ {name}:latest published to @{ALIAS} ({registry.host}/{publish_checkout.namespace})."
         ) in first_publish.stderr, first_publish.report()
@@ -170,6 +193,7 @@ def test_publish_pushes_every_image_and_docker_pulls_the_same_digest(
                 target.address,
                 pulled.attrs,
             )
+            assert pulled.id == info["image_id"], (target.address, pulled.attrs)
         finally:
             docker_client.images.remove(f"{name}:latest")
 
