@@ -196,6 +196,21 @@ def test_publish_pushes_every_image_and_docker_pulls_the_same_digest(
             assert pulled.id == info["image_id"], (target.address, pulled.attrs)
         finally:
             docker_client.images.remove(f"{name}:latest")
+        # What `publish` recorded for CI: what the registry now has under the tag.
+        assert outputs.published()[name] == {
+            "name": name,
+            "registry": registry.host,
+            "repository": f"{publish_checkout.namespace}/{metadata['repository']}",
+            "digest": metadata["digest"],
+            "tags": ["latest"],
+            "platforms": [],
+        }, target.address
+        assert (
+            publish_checkout.tagged_digest(
+                f"{publish_checkout.namespace}/{metadata['repository']}", "latest"
+            )
+            == metadata["digest"]
+        )
 
 
 def test_the_base_layers_are_uploaded_once_and_mounted_by_the_others(
@@ -404,5 +419,7 @@ def test_skip_push_pushes_nothing_and_says_so(publish_checkout: PublishCheckout)
             "esb/worker skipped (by `skip_push` on services/worker:worker)" in run.stderr
         ), run.report()
         assert publish_checkout.tag_list(f"{namespace}/esb/worker") is None
+        worker = ImageTarget.service("services/worker:worker")
+        assert f"{registry.host}/{namespace}/esb/worker" not in checkout.outputs(worker).published()
     finally:
         worker_build.write_text(original)

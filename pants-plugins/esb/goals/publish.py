@@ -15,8 +15,10 @@ the base once. The same goes for the distribution layers services share.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
+from pants.base.build_root import BuildRoot
 from pants.core.goals.publish import (
     PublishFieldSet,
     PublishOutputData,
@@ -24,6 +26,7 @@ from pants.core.goals.publish import (
     PublishProcesses,
     PublishRequest,
 )
+from pants.core.util_rules.distdir import DistDir
 from pants.engine.addresses import Address
 from pants.engine.fs import (
     Digest,
@@ -55,6 +58,10 @@ from esb.util_rules.image import IMAGE_LAYOUT
 from esb.util_rules.image_tags import fill_in_tags, tag_values
 from esb.util_rules.upstream import RegistryConnection, connection_argv, connection_inputs
 from esb_contract import commands, flags
+
+PUBLISHED_SUFFIX = ".published.json"
+"""Under `dist/`, beside the image's `package` outputs: what `publish` pushed, per registry and
+repository (the image tool's `record_push` writes it, once the push succeeded)."""
 
 
 class PublishImageRequest(PublishRequest):
@@ -128,6 +135,7 @@ def push_argv(
     mount_sources: tuple[str, ...],
     connection: RegistryConnection,
     limits: PushLimits,
+    record: str,
 ) -> tuple[str, ...]:
     return (
         commands.PUSH_IMAGE,
@@ -135,6 +143,8 @@ def push_argv(
         layout,
         flags.REFERENCE,
         destination.name(repository),
+        flags.OUT_PUBLISHED,
+        record,
         *(arg for tag in tags for arg in (flags.TAG, tag)),
         *(
             arg
@@ -172,7 +182,11 @@ def _skipped(repository: str, reason: str, address: Address) -> PublishProcesses
 
 @rule
 async def publish_image(
-    request: PublishImageRequest, registries: RegistriesSubsystem, connection: RegistryConnection
+    request: PublishImageRequest,
+    registries: RegistriesSubsystem,
+    connection: RegistryConnection,
+    dist_dir: DistDir,
+    build_root: BuildRoot,
 ) -> PublishProcesses:
     field_set = request.field_set
     repository = field_set.repository.value_or_default()
@@ -206,6 +220,13 @@ async def publish_image(
     )
     tags = fill_in_tags(field_set.tags, field_set.address, values)
     inputs = await Get(Digest, MergeDigests([layout_digest, await connection_inputs(connection)]))
+    # Written by the tool once its push succeeded, outside the sandbox: after an interactive
+    # process, Pants writes nothing back.
+    record = os.path.join(
+        build_root.path,
+        dist_dir.relpath,
+        f"{field_set.output_path.value_or_default(file_ending=None)}{PUBLISHED_SUFFIX}",
+    )
     processes = await MultiGet(
         Get(
             Process,
@@ -218,6 +239,7 @@ async def publish_image(
                     family.mount_sources(repository),
                     connection,
                     registries.push_limits,
+                    record,
                 ),
                 description=f"Push {repository} to {destination.description}",
                 input_digest=inputs,

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
 from pants.core.goals.publish import PublishProcesses
-from pants.core.util_rules import system_binaries
+from pants.core.util_rules import distdir, system_binaries
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
 from pants.engine.internals.scheduler import ExecutionError
@@ -266,6 +267,7 @@ def rule_runner() -> RuleRunner:
         rules=[
             *publish.rules(),
             *collisions.rules(),
+            *distdir.rules(),
             *dependencies.rules(),
             *upstream.rules(),
             *git.rules(),
@@ -341,6 +343,10 @@ def test_one_push_per_registry_with_filled_in_tags(rule_runner: RuleRunner) -> N
     assert push.name == commands.PUSH_IMAGE
     assert push.value(flags.LAYOUT) == "image.oci"
     assert push.value(flags.REFERENCE) == "127.0.0.1:5000/esb/api"
+    # Recorded beside the image's `package` outputs, by the tool, once the push succeeded.
+    assert push.value(flags.OUT_PUBLISHED) == os.path.join(
+        rule_runner.build_root, "dist", "services.api", "api.published.json"
+    )
     assert push.get(flags.TAG) == ("latest", "sha-0123456789ab", "v0.3.0")
     # The base first, then the other services on it: whichever was pushed first has the base's
     # layers.
