@@ -423,3 +423,19 @@ def test_skip_push_pushes_nothing_and_says_so(publish_checkout: PublishCheckout)
         assert f"{registry.host}/{namespace}/esb/worker" not in checkout.outputs(worker).published()
     finally:
         worker_build.write_text(original)
+
+
+def test_a_registry_with_skip_push_gets_nothing(publish_checkout: PublishCheckout) -> None:
+    registry = publish_checkout.registry
+    namespace = f"{publish_checkout.namespace}-registry-skipped"
+    run = publish_checkout.publish(
+        f'--esb-registries-publish={{"{ALIAS}": {{"address": "{registry.host}/{namespace}", '
+        '"default": True, "skip_push": True}}',
+        "services/worker:worker",
+    )
+    assert run.returncode == 0, run.report()
+    name = f"{registry.host}/{namespace}/esb/worker"
+    assert f"{name} skipped (by `skip_push` on registry @{ALIAS} (" in run.stderr, run.report()
+    assert publish_checkout.tag_list(f"{namespace}/esb/worker") is None
+    worker = ImageTarget.service("services/worker:worker")
+    assert name not in publish_checkout.checkout.outputs(worker).published()

@@ -198,6 +198,17 @@ async def publish_image(
     )
     if not destinations:
         return _skipped(repository, f"`{field_set.registries.alias}=[]`", field_set.address)
+    skipped = [
+        PublishPackages(
+            names=(destination.name(repository),),
+            description=f"(by `skip_push` on registry {destination.description})",
+        )
+        for destination in destinations
+        if destination.skip_push
+    ]
+    destinations = tuple(destination for destination in destinations if not destination.skip_push)
+    if not destinations:
+        return PublishProcesses(skipped)
 
     family_base = (
         (await Get(ResolvedBaseAddress, EsbServiceBaseField, field_set.base)).address
@@ -249,18 +260,23 @@ async def publish_image(
         for destination in destinations
     )
     return PublishProcesses(
-        PublishPackages(
-            names=tuple(f"{destination.name(repository)}:{tag}" for tag in tags)
-            or (f"{destination.name(repository)}@{digest}",),
-            # Interactive: the tool's progress and errors go straight to the console, and an
-            # interactive process is never cached.
-            process=InteractiveProcess.from_process(process),
-            description=destination.description,
-            data=PublishOutputData(
-                {"publisher": "esb", "registry": destination.address, "digest": digest}
+        [
+            *(
+                PublishPackages(
+                    names=tuple(f"{destination.name(repository)}:{tag}" for tag in tags)
+                    or (f"{destination.name(repository)}@{digest}",),
+                    # Interactive: the tool's progress and errors go straight to the console, and an
+                    # interactive process is never cached.
+                    process=InteractiveProcess.from_process(process),
+                    description=destination.description,
+                    data=PublishOutputData(
+                        {"publisher": "esb", "registry": destination.address, "digest": digest}
+                    ),
+                )
+                for destination, process in zip(destinations, processes)
             ),
-        )
-        for destination, process in zip(destinations, processes)
+            *skipped,
+        ]
     )
 
 

@@ -101,6 +101,12 @@ def test_publish_registries_are_checked_and_sorted() -> None:
         pytest.param(
             "x", {"address": "r.example", "default": "yes"}, "must be true or false", id="default"
         ),
+        pytest.param(
+            "x",
+            {"address": "r.example", "skip_push": 1},
+            "`skip_push` must be true or false, got 1",
+            id="skip_push",
+        ),
     ],
 )
 def test_bad_publish_registries_name_the_entry_and_the_fix(
@@ -112,7 +118,7 @@ def test_bad_publish_registries_name_the_entry_and_the_fix(
     assert message.startswith(f"The entry {alias!r} of `[esb-registries].publish`")
     assert problem in message
     assert message.endswith(
-        "(`address` may end with a `/namespace`; `default` is optional, false)."
+        "(`address` may end with a `/namespace`; `default` and `skip_push` are optional, false)."
     )
 
 
@@ -406,6 +412,25 @@ def test_skip_push_skips_the_image_without_reading_its_registries(
         ("esb/paused",),
         None,
         "(by `skip_push` on services/api:paused)",
+    )
+
+
+def test_a_registry_with_skip_push_is_skipped_and_the_others_pushed(
+    rule_runner: RuleRunner,
+) -> None:
+    rule_runner.set_options(
+        [
+            '--esb-registries-publish={"internal": {"address": "127.0.0.1:5000", "default": True}, '
+            '"mirror": {"address": "mirror.example/team", "skip_push": True}}',
+            REGISTRY_OPTIONS[1],
+        ]
+    )
+    internal, mirror = publish_processes(rule_runner, API)
+    assert internal.process is not None and internal.description == "@internal (127.0.0.1:5000)"
+    assert (mirror.names, mirror.process, mirror.description) == (
+        ("mirror.example/team/esb/api",),
+        None,
+        "(by `skip_push` on registry @mirror (mirror.example/team))",
     )
 
 
