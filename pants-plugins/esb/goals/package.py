@@ -35,9 +35,8 @@ from esb.dist_blobs import (
 )
 from esb.subsystems.registries import (
     PublishDestination,
-    PublishRegistry,
     RegistriesSubsystem,
-    publish_destinations,
+    package_destinations,
 )
 from esb.target_types import (
     EsbBaseSourcesField,
@@ -214,16 +213,6 @@ async def built_image(field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet)
         return images[0]
     description = steps.describe(steps.ASSEMBLE, f"the image index of {address}")
     return await Get(BuiltImage, ImageIndexRequest(description, tuple(images)))
-
-
-def package_destinations(
-    field: EsbImageRegistriesField, address: Address, configured: tuple[PublishRegistry, ...]
-) -> tuple[PublishDestination, ...]:
-    """The registries `publish` would push the image to; none (rather than `publish`'s error)
-    when its `registries` field is unset and no registry is a default."""
-    if field.value is None and not any(registry.default for registry in configured):
-        return ()
-    return publish_destinations(field, address, configured)
 
 
 def image_id(metadata: Mapping[str, Any]) -> str:

@@ -224,26 +224,30 @@ def test_a_failed_image_says_its_outputs_in_dist_are_from_an_earlier_run(
     assert earlier.read_text() == METADATA
 
 
-def test_docker_info_has_the_schema_of_pants_docker_backend() -> None:
+def packaged_docker_info(fields: str, files: dict[str, str], options: list[str]) -> Any:
+    """The `docker-info.json` that `package` writes for `services/api:api` with `fields` (BUILD
+    syntax) besides its required ones, `files` and `options`."""
     runner = package_runner(built(LAYER_HEX, LAYER))
-    runner.write_files(
-        {
-            "services/api/BUILD": (
-                'esb_service_image(name="api", base="//base:b", command=["python"], '
-                'repository="esb/api", registries=["@internal", "mirror.example/team"], '
-                'image_tags=["latest", "sha-{digest}", "v{version}", "git-{git_commit}"])\n'
-            ),
-            # A version `publish` would refuse: its tag is left out, not an error here.
-            "services/api/pyproject.toml": "[project]\nname = 'esb-api'\ndynamic = ['version']\n",
-        }
-    )
-    runner.set_options(['--esb-registries-publish={"internal": {"address": "127.0.0.1:5000"}}'])
+    build = f'esb_service_image(name="api", base="//base:b", command=["python"], {fields})\n'
+    runner.write_files({"services/api/BUILD": build, **files})
+    runner.set_options(options)
     packaged = package_api(runner)
     [info] = [
         entry
         for entry in runner.request(DigestContents, [packaged.digest])
         if entry.path == "services.api/api.docker-info.json"
     ]
+    return json.loads(info.content)
+
+
+def test_docker_info_has_the_schema_of_pants_docker_backend() -> None:
+    info = packaged_docker_info(
+        'repository="esb/api", registries=["@internal", "mirror.example/team"], '
+        'image_tags=["latest", "sha-{digest}", "v{version}", "git-{git_commit}"]',
+        # A version `publish` would refuse: its tag is left out, not an error here.
+        {"services/api/pyproject.toml": "[project]\nname = 'esb-api'\ndynamic = ['version']\n"},
+        ['--esb-registries-publish={"internal": {"address": "127.0.0.1:5000"}}'],
+    )
 
     def tags(name: str) -> list[dict[str, Any]]:
         return [
@@ -262,7 +266,7 @@ def test_docker_info_has_the_schema_of_pants_docker_backend() -> None:
         ]
 
     # Outside a git checkout, `{git_commit}` has no value either.
-    assert json.loads(info.content) == {
+    assert info == {
         "version": 1,
         "image_id": CONFIG_DIGEST,
         "registries": [
@@ -304,3 +308,10 @@ def test_docker_info_without_registries_names_the_image_locally() -> None:
 def test_the_image_id_is_the_config_digest_or_for_an_index_its_digest() -> None:
     assert image_id(json.loads(METADATA)) == CONFIG_DIGEST
     assert image_id({**json.loads(METADATA), "platforms": [{"platform": "linux/amd64"}]}) == DIGEST
+
+
+def test_a_registries_problem_leaves_package_to_name_the_image_locally() -> None:
+    info = packaged_docker_info('repository="esb/api", registries=["@unknown"]', {}, [])
+    # `publish` names the unknown alias; `package` needs no registry.
+    [local] = info["registries"]
+    assert (local["address"], local["tags"][0]["name"]) == (None, "esb/api:latest")

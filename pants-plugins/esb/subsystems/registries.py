@@ -440,3 +440,15 @@ def publish_destinations(
         # An alias and its address both listed: one push.
         destinations.setdefault(destination.address, destination)
     return tuple(destinations.values())
+
+
+def package_destinations(
+    field: EsbImageRegistriesField, address: Address, configured: tuple[PublishRegistry, ...]
+) -> tuple[PublishDestination, ...]:
+    """Where `publish` would push the image, as `package` sees it: none when the `registries`
+    field names none or has a problem. `publish` reports the problem for the target itself;
+    `package` needs no registry, so it is not failed for one."""
+    try:
+        return publish_destinations(field, address, configured)
+    except PublishError:
+        return ()
