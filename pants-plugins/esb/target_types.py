@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import re
 from pathlib import PurePosixPath
@@ -27,6 +28,8 @@ from pants.util.strutil import help_text
 from esb_contract import reference
 from esb_contract.architectures import PLATFORMS
 from esb_contract.image_spec import ENV_NAME, PORT, Platform, SpecError
+
+logger = logging.getLogger(__name__)
 
 _NOT_REPOSITORY_CHARACTERS = re.compile(r"[^a-z0-9._-]+")
 _SEPARATORS = re.compile(r"[._-]+")
@@ -247,6 +250,18 @@ class EsbImageRegistriesField(StringSequenceField):
     )
 
 
+class EsbImageSkipPushField(BoolField):
+    alias = "skip_push"
+    default = False
+    help = help_text(
+        """
+        If true, `publish` does not push the image, and says so (as with Pants' `docker_image`);
+        `package` builds it as usual. An empty `registries` list skips it too; `skip_push`
+        keeps the registries it would go to, e.g. to pause pushing an image for a while.
+        """
+    )
+
+
 class EsbImageEnvironmentField(DictStringToStringField):
     alias = "environment"
     help = help_text(
@@ -274,12 +289,65 @@ class EsbImageEnvironmentField(DictStringToStringField):
 
 
 class EsbImageLabelsField(DictStringToStringField):
+    alias = "image_labels"
+    help = help_text(
+        """
+        OCI labels for the image's config, e.g.
+        `image_labels={"org.opencontainers.image.title": "api"}` (the name Pants' `docker_image`
+        uses). A service image's labels are merged over its base's. Formerly `labels`, which
+        still works for one release and logs a warning.
+        """
+    )
+
+
+class EsbImageDeprecatedLabelsField(DictStringToStringField):
     alias = "labels"
     help = help_text(
         """
-        OCI labels for the image's config, e.g. `labels={"org.opencontainers.image.title": "api"}`.
+        Deprecated: the former name of `image_labels`, which behaves the same. It still works
+        for one release, and logs a warning naming the target; rename it to `image_labels`.
         """
     )
+
+
+_RENAMED_FIELDS = ((EsbImageDeprecatedLabelsField, EsbImageLabelsField),)
+"""Fields under an old name, each with the field of its new name: kept for one release."""
+_warned_renames: set[tuple[Address, str]] = set()
+"""The targets, with the old field name, whose warning was logged in this process."""
+
+
+def image_labels(target: Target) -> FrozenDict[str, str]:
+    """The target's `image_labels`, or those it sets under the old name `labels`."""
+    return (
+        target[EsbImageLabelsField].value
+        or target[EsbImageDeprecatedLabelsField].value
+        or FrozenDict()
+    )
+
+
+class _ImageTarget(Target):
+    """An image target: refuses a field set under both its old and new names, and warns, once per
+    target, about one set under its old name."""
+
+    def validate(self) -> None:
+        super().validate()
+        for old, new in _RENAMED_FIELDS:
+            if self[old].value is None:
+                continue
+            if self[new].value is not None:
+                raise InvalidFieldException(
+                    f"The target {self.address} sets both `{old.alias}` and `{new.alias}`, two "
+                    f"names of one field (`{old.alias}` is its former name).\n\nFix: remove "
+                    f"`{old.alias}`, moving its entries into `{new.alias}`."
+                )
+            if (self.address, old.alias) not in _warned_renames:
+                _warned_renames.add((self.address, old.alias))
+                logger.warning(
+                    f"The target {self.address} sets `{old.alias}`, the former name of "
+                    f"`{new.alias}`; `{old.alias}` will be removed in the next release of the esb "
+                    f"plugin. Rename it to `{new.alias}` in the BUILD file (or `__defaults__`): "
+                    "it behaves the same."
+                )
 
 
 class EsbImageUserField(StringField):
@@ -367,7 +435,9 @@ class EsbImageOutputPathField(OutputPathField):
         """
         Where `package` writes the image, relative to `--distdir` (default `dist/`), without a
         file ending: `<output_path>.image.json` (metadata: digest, config digest, repository, tags,
-        layers), `<output_path>.inventory.json` (its packages) and `<output_path>.oci/` (an OCI
+        layers), `<output_path>.inventory.json` (its packages), `<output_path>.docker-info.json`
+        (its ID and the names `publish` gives it, as Pants' `docker_image` writes them) and
+        `<output_path>.oci/` (an OCI
         image layout that `docker load` also reads once tarred with its links followed, e.g.
         `tar -ch -C dist/services.api/api.oci . | docker load`). The layout's `blobs` is a link
         to `dist/blobs/`, which holds every packaged image's blobs once.
@@ -397,8 +467,8 @@ class EsbImageOutputPathField(OutputPathField):
             cls.alias,
             address,
             f"is {value!r}, {problem}. `package` writes an image only inside the dist "
-            "directory (`--distdir`, default `dist/`), at this path with `.oci`, `.image.json` "
-            "and `.inventory.json` appended.",
+            "directory (`--distdir`, default `dist/`), at this path with `.oci`, `.image.json`, "
+            "`.inventory.json` and `.docker-info.json` appended.",
             "give a relative path without `..`, `.` or empty components, e.g. "
             f'`{cls.alias}="{default}"` (the default, also had by removing the field).',
         )
@@ -461,8 +531,10 @@ _COMMON_IMAGE_FIELDS = (
     EsbImageRepositoryField,
     EsbImageTagsField,
     EsbImageRegistriesField,
+    EsbImageSkipPushField,
     EsbImageEnvironmentField,
     EsbImageLabelsField,
+    EsbImageDeprecatedLabelsField,
     EsbImageOutputPathField,
     EsbImageDependenciesField,
     EsbImageUserField,
@@ -541,7 +613,7 @@ class EsbBaseUpstreamField(StringField):
         blob verified against its digest, and cached by content: the digest decides what is
         pulled, so the pull is an ordinary cached step. The base is that image plus the
         trust/tools layer (and the `service_accounts`), with this target's `environment`,
-        `labels`, `user` and `stop_signal` and the entrypoint
+        `image_labels`, `user` and `stop_signal` and the entrypoint
         `/usr/local/bin/{ENTRYPOINT_SCRIPT_FILE}`. Services on it are installed for the
         image's own Python, read from the image (the official python images' `/usr/local/bin`,
         or Debian's `/usr/bin`). A reference without a digest is refused, with the command
@@ -685,7 +757,7 @@ class EsbBaseServiceAccountsField(_CheckedStringSequenceField):
         return bool(_SERVICE_ACCOUNT.match(item)) and 1000 <= int(item.split(":")[1]) <= 59999
 
 
-class EsbBaseImageTarget(Target):
+class EsbBaseImageTarget(_ImageTarget):
     alias = "esb_base_image"
     core_fields = (
         *_COMMON_IMAGE_FIELDS,
@@ -726,6 +798,7 @@ class EsbBaseImageTarget(Target):
     )
 
     def validate(self) -> None:
+        super().validate()
         packages = self[EsbBasePackagesField].value
         upstream = self[EsbBaseUpstreamField].value
         if packages is not None and upstream is not None:
@@ -995,7 +1068,7 @@ class EsbServiceExtrasField(_CheckedStringSequenceField):
         return bool(_EXTRA.match(item))
 
 
-class EsbServiceImageTarget(Target):
+class EsbServiceImageTarget(_ImageTarget):
     alias = "esb_service_image"
     core_fields = (
         *_COMMON_IMAGE_FIELDS,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 
@@ -8,7 +9,9 @@ from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.target import InvalidFieldException
 from pants.testutil.rule_runner import RuleRunner
+from pants.util.frozendict import FrozenDict
 
+from esb import target_types
 from esb.target_types import (
     LINUX_SIGNALS,
     EsbBaseImageTarget,
@@ -23,6 +26,7 @@ from esb.target_types import (
     EsbServiceCommandField,
     EsbServiceImageTarget,
     EsbServicePortsField,
+    image_labels,
     repository_component_for,
 )
 
@@ -433,3 +437,31 @@ def test_an_unknown_creation_time_names_the_values(rule_runner: RuleRunner) -> N
         "'commit'.\n\nFix: set `created=\"epoch\"` (the default: 1970-01-01) or "
         '`created="commit"` (the time of the commit checked out).'
     ) in message
+
+
+def test_labels_is_a_deprecated_name_of_image_labels(
+    rule_runner: RuleRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    target_types._warned_renames.clear()
+    rule_runner.write_files(
+        {
+            "base/BUILD": (
+                'esb_base_image(name="old", packages=["python3"], labels={"team": "core"})\n'
+                'esb_base_image(name="new", packages=["python3"], image_labels={"team": "core"})\n'
+            )
+        }
+    )
+    old = rule_runner.get_target(Address("base", target_name="old"))
+    new = rule_runner.get_target(Address("base", target_name="new"))
+    assert image_labels(old) == image_labels(new) == FrozenDict({"team": "core"})
+    EsbBaseImageTarget({"packages": ["python3"], "labels": {"a": "b"}}, old.address)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, "once per target"
+    assert "base:old sets `labels`, the former name of `image_labels`" in warnings[0]
+    assert "Rename it to `image_labels`" in warnings[0]
+
+
+def test_a_field_set_under_both_names_is_refused(rule_runner: RuleRunner) -> None:
+    message = _load_error(rule_runner, _service_build(labels="{}", image_labels='{"a": "b"}'))
+    assert "services/api:api sets both `labels` and `image_labels`" in message
+    assert "Fix: remove `labels`" in message

@@ -162,6 +162,7 @@ COMMANDS: Mapping[str, Arguments] = {
         optional={
             flags.CHUNK_SIZE,
             flags.MOUNT_FROM,
+            flags.OUT_PUBLISHED,
             flags.OUT_STATS,
             flags.PUSH_DEADLINE,
             flags.PUSH_DEADLINE_SETTING,

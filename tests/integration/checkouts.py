@@ -99,6 +99,9 @@ class ImageOutputs:
     layout: Path
     metadata_file: Path
     inventory: Path
+    docker_info_file: Path
+    published_file: Path
+    """Written by `publish`, not `package`."""
 
     @classmethod
     def of(cls, target: ImageTarget, dist: Path) -> ImageOutputs:
@@ -107,11 +110,25 @@ class ImageOutputs:
             layout=prefix.with_name(f"{prefix.name}.oci"),
             metadata_file=prefix.with_name(f"{prefix.name}.image.json"),
             inventory=prefix.with_name(f"{prefix.name}.inventory.json"),
+            docker_info_file=prefix.with_name(f"{prefix.name}.docker-info.json"),
+            published_file=prefix.with_name(f"{prefix.name}.published.json"),
         )
 
     @property
     def metadata(self) -> dict[str, Any]:
         return json.loads(self.metadata_file.read_text())
+
+    @property
+    def docker_info(self) -> dict[str, Any]:
+        return json.loads(self.docker_info_file.read_text())
+
+    def published(self) -> dict[str, dict[str, Any]]:
+        """The pushes `publish` recorded, by `registry/repository`; none before the first."""
+        if not self.published_file.exists():
+            return {}
+        return {
+            push["name"]: push for push in json.loads(self.published_file.read_text())["pushes"]
+        }
 
     @property
     def digest(self) -> str:

@@ -157,8 +157,31 @@ def test_publish_pushes_every_image_and_docker_pulls_the_same_digest(
     registry = publish_checkout.registry
     auth = {"username": registry.username, "password": registry.password}
     for target in image_targets:
-        metadata = publish_checkout.checkout.outputs(target).metadata
+        outputs = publish_checkout.checkout.outputs(target)
+        metadata = outputs.metadata
         name = publish_checkout.name(metadata["repository"])
+        # What `package` wrote for the tools that read Pants' docker-info.json: where `publish`
+        # pushes the image, and the ID the engine gives it once pulled.
+        info = outputs.docker_info
+        assert info == {
+            "version": 1,
+            "image_id": metadata["config_digest"],
+            "registries": [
+                {
+                    "alias": ALIAS,
+                    "address": f"{registry.host}/{publish_checkout.namespace}",
+                    "repository": metadata["repository"],
+                    "tags": [
+                        {
+                            "template": "latest",
+                            "tag": "latest",
+                            "uses_local_alias": False,
+                            "name": f"{name}:latest",
+                        }
+                    ],
+                }
+            ],
+        }, target.address
         assert (
             f"✓ {name}:latest published to @{ALIAS} ({registry.host}/{publish_checkout.namespace})."
         ) in first_publish.stderr, first_publish.report()
@@ -170,8 +193,24 @@ def test_publish_pushes_every_image_and_docker_pulls_the_same_digest(
                 target.address,
                 pulled.attrs,
             )
+            assert pulled.id == info["image_id"], (target.address, pulled.attrs)
         finally:
             docker_client.images.remove(f"{name}:latest")
+        # What `publish` recorded for CI: what the registry now has under the tag.
+        assert outputs.published()[name] == {
+            "name": name,
+            "registry": registry.host,
+            "repository": f"{publish_checkout.namespace}/{metadata['repository']}",
+            "digest": metadata["digest"],
+            "tags": ["latest"],
+            "platforms": [],
+        }, target.address
+        assert (
+            publish_checkout.tagged_digest(
+                f"{publish_checkout.namespace}/{metadata['repository']}", "latest"
+            )
+            == metadata["digest"]
+        )
 
 
 def test_the_base_layers_are_uploaded_once_and_mounted_by_the_others(
@@ -357,3 +396,46 @@ def test_tag_placeholders_are_filled_in_at_publish_only(
         assert (
             publish_checkout.tagged_digest(f"{publish_checkout.namespace}/esb/api", tag) == digest
         ), tag
+
+
+def test_skip_push_pushes_nothing_and_says_so(publish_checkout: PublishCheckout) -> None:
+    checkout, registry = publish_checkout.checkout, publish_checkout.registry
+    worker_build = checkout.root / "services/worker/BUILD"
+    original = worker_build.read_text()
+    namespace = f"{publish_checkout.namespace}-skipped"
+    try:
+        checkout.substitute(
+            "services/worker/BUILD",
+            r'repository="esb/worker",',
+            'repository="esb/worker",\n    skip_push=True,',
+        )
+        run = publish_checkout.publish(
+            f'--esb-registries-publish={{"{ALIAS}": {{"address": "{registry.host}/{namespace}", '
+            '"default": True}}',
+            "services/worker:worker",
+        )
+        assert run.returncode == 0, run.report()
+        assert (
+            "esb/worker skipped (by `skip_push` on services/worker:worker)" in run.stderr
+        ), run.report()
+        assert publish_checkout.tag_list(f"{namespace}/esb/worker") is None
+        worker = ImageTarget.service("services/worker:worker")
+        assert f"{registry.host}/{namespace}/esb/worker" not in checkout.outputs(worker).published()
+    finally:
+        worker_build.write_text(original)
+
+
+def test_a_registry_with_skip_push_gets_nothing(publish_checkout: PublishCheckout) -> None:
+    registry = publish_checkout.registry
+    namespace = f"{publish_checkout.namespace}-registry-skipped"
+    run = publish_checkout.publish(
+        f'--esb-registries-publish={{"{ALIAS}": {{"address": "{registry.host}/{namespace}", '
+        '"default": True, "skip_push": True}}',
+        "services/worker:worker",
+    )
+    assert run.returncode == 0, run.report()
+    name = f"{registry.host}/{namespace}/esb/worker"
+    assert f"{name} skipped (by `skip_push` on registry @{ALIAS} (" in run.stderr, run.report()
+    assert publish_checkout.tag_list(f"{namespace}/esb/worker") is None
+    worker = ImageTarget.service("services/worker:worker")
+    assert name not in publish_checkout.checkout.outputs(worker).published()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import posixpath
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from pants.base.build_root import BuildRoot
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
@@ -18,6 +19,7 @@ from pants.engine.fs import (
     Digest,
     DigestContents,
     DigestEntries,
+    FileContent,
     FileEntry,
     SymlinkEntry,
 )
@@ -31,12 +33,20 @@ from esb.dist_blobs import (
     remove_abandoned_partials,
     write_blob,
 )
+from esb.subsystems.registries import (
+    PublishDestination,
+    RegistriesSubsystem,
+    package_destinations,
+)
 from esb.target_types import (
     EsbBaseSourcesField,
     EsbImageOutputPathField,
+    EsbImageRegistriesField,
     EsbImageRepositoryField,
+    EsbImageTagsField,
     EsbServiceSourcesField,
 )
+from esb.util_rules import image_tags
 from esb.util_rules.base import (
     BaseArchitectures,
     BaseArchitecturesRequest,
@@ -52,6 +62,7 @@ from esb.util_rules.image import (
     BuiltImage,
     ImageIndexRequest,
 )
+from esb.util_rules.image_tags import filled_tags, tag_values
 from esb.util_rules.service import ServiceArchitecturesRequest, ServiceImageRequest
 from esb_contract import steps
 
@@ -60,6 +71,9 @@ _OUTPUT_SUFFIXES = {
     IMAGE_METADATA: ".image.json",
     IMAGE_INVENTORY: ".inventory.json",
 }
+DOCKER_INFO_SUFFIX = ".docker-info.json"
+"""Beside `.image.json`: the image's ID and the names `publish` gives it, in the schema of the
+`docker-info.json` of Pants' `docker_image` (`DockerInfoV1`), for the tools that read it."""
 SHARED_BLOBS = "blobs/sha256"
 """Under `dist/`: every blob of every packaged image, once, written by `write_shared_blobs` (never
 by Pants, which rewrites its outputs in place on every run). Each image's layout has one link, its
@@ -78,6 +92,8 @@ class EsbBaseImageFieldSet(PackageFieldSet):
 
     output_path: EsbImageOutputPathField
     repository: EsbImageRepositoryField
+    tags: EsbImageTagsField
+    registries: EsbImageRegistriesField
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,8 @@ class EsbServiceImageFieldSet(PackageFieldSet):
 
     output_path: EsbImageOutputPathField
     repository: EsbImageRepositoryField
+    tags: EsbImageTagsField
+    registries: EsbImageRegistriesField
 
 
 def output_path_for(built_path: str, output_prefix: str) -> str:
@@ -197,10 +215,80 @@ async def built_image(field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet)
     return await Get(BuiltImage, ImageIndexRequest(description, tuple(images)))
 
 
+def image_id(metadata: Mapping[str, Any]) -> str:
+    """What `docker images` shows as the image's ID: its config's digest; for an image of several
+    platforms, which has no one config, the digest of its index."""
+    return metadata["digest"] if metadata.get("platforms") else metadata["config_digest"]
+
+
+def docker_info(
+    image: str,
+    repository: str,
+    destinations: tuple[PublishDestination, ...],
+    tags: Mapping[str, str],
+) -> bytes:
+    """The `docker-info.json` of an image whose ID is `image`, for its `tags` (each mapped to its
+    template) on each destination; with none, the local names `repository:tag`. Ordered as Pants
+    orders it, so the same inputs give the same bytes."""
+
+    def registry(destination: PublishDestination | None) -> dict[str, Any]:
+        name = destination.name(repository) if destination else repository
+        return {
+            "alias": destination.alias if destination else None,
+            "address": destination.address if destination else None,
+            "repository": repository,
+            "tags": [
+                {
+                    "template": template,
+                    "tag": tag,
+                    "uses_local_alias": False,
+                    "name": f"{name}:{tag}",
+                }
+                for tag, template in sorted(tags.items(), key=lambda item: f"{name}:{item[0]}")
+            ],
+        }
+
+    registries: list[PublishDestination | None] = (
+        [*sorted(destinations, key=lambda d: d.address)] if destinations else [None]
+    )
+    info = {"version": 1, "image_id": image, "registries": [registry(d) for d in registries]}
+    return json.dumps(info).encode()
+
+
+async def _docker_info(
+    field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet,
+    metadata: Mapping[str, Any],
+    registries: RegistriesSubsystem,
+) -> FileContent:
+    """The image's `docker-info.json`, with the tags whose placeholders are known now."""
+    address = field_set.address
+    values = await tag_values(
+        field_set.tags,
+        address,
+        isinstance(field_set, EsbServiceImageFieldSet),
+        metadata["digest"],
+        strict=False,
+    )
+    destinations = package_destinations(
+        field_set.registries, address, registries.publish_registries
+    )
+    prefix = field_set.output_path.value_or_default(file_ending=None)
+    return FileContent(
+        f"{prefix}{DOCKER_INFO_SUFFIX}",
+        docker_info(
+            image_id(metadata),
+            field_set.repository.value_or_default(),
+            destinations,
+            filled_tags(field_set.tags, address, values),
+        ),
+    )
+
+
 async def _package(
     field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet,
     dist_dir: DistDir,
     build_root: BuildRoot,
+    registries: RegistriesSubsystem,
 ) -> BuiltPackage:
     dist = Path(build_root.path, dist_dir.relpath)
     prefix = field_set.output_path.value_or_default(file_ending=None)
@@ -212,8 +300,9 @@ async def _package(
         entries = await Get(DigestEntries, Digest, image.digest)
         files = [entry for entry in entries if isinstance(entry, FileEntry)]
         await write_shared_blobs(field_set.address, blob_entries(files), dist / SHARED_BLOBS)
-    packaged = await Get(Digest, CreateDigest(packaged_entries(files, prefix)))
     metadata = image.metadata
+    info = await _docker_info(field_set, metadata, registries)
+    packaged = await Get(Digest, CreateDigest([*packaged_entries(files, prefix), info]))
     tags = ", ".join(metadata["tags"]) or "no tags"
     layout = f"{prefix}{_OUTPUT_SUFFIXES[IMAGE_LAYOUT]}"
     return BuiltPackage(
@@ -242,21 +331,28 @@ async def _package(
 # session to put back what was deleted there. What they await stays memoized.
 @_uncacheable_rule(desc="Package a base image", level=LogLevel.DEBUG)
 async def package_base_image(
-    field_set: EsbBaseImageFieldSet, dist_dir: DistDir, build_root: BuildRoot
+    field_set: EsbBaseImageFieldSet,
+    dist_dir: DistDir,
+    build_root: BuildRoot,
+    registries: RegistriesSubsystem,
 ) -> BuiltPackage:
-    return await _package(field_set, dist_dir, build_root)
+    return await _package(field_set, dist_dir, build_root, registries)
 
 
 @_uncacheable_rule(desc="Package a service image", level=LogLevel.DEBUG)
 async def package_service_image(
-    field_set: EsbServiceImageFieldSet, dist_dir: DistDir, build_root: BuildRoot
+    field_set: EsbServiceImageFieldSet,
+    dist_dir: DistDir,
+    build_root: BuildRoot,
+    registries: RegistriesSubsystem,
 ) -> BuiltPackage:
-    return await _package(field_set, dist_dir, build_root)
+    return await _package(field_set, dist_dir, build_root, registries)
 
 
 def rules():
     return [
         *collect_rules(),
+        *image_tags.rules(),
         UnionRule(PackageFieldSet, EsbBaseImageFieldSet),
         UnionRule(PackageFieldSet, EsbServiceImageFieldSet),
     ]

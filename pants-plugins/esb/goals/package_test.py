@@ -7,11 +7,12 @@ from typing import Any, Callable
 
 import pytest
 from pants.core.goals.package import BuiltPackage
-from pants.core.util_rules import distdir
+from pants.core.util_rules import distdir, system_binaries
 from pants.engine.addresses import Address
 from pants.engine.fs import (
     CreateDigest,
     Digest,
+    DigestContents,
     DigestEntries,
     FileContent,
     FileDigest,
@@ -21,15 +22,19 @@ from pants.engine.fs import (
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.rules import Get, QueryRule, rule
 from pants.testutil.rule_runner import RuleRunner
+from pants.vcs import git
 
 from esb.goals import package
 from esb.goals.package import (
     EsbBaseImageFieldSet,
     EsbServiceImageFieldSet,
     blob_entries,
+    docker_info,
+    image_id,
     output_path_for,
     packaged_entries,
 )
+from esb.subsystems.registries import PublishDestination
 from esb.target_types import EsbServiceImageTarget
 from esb.util_rules import collisions
 from esb.util_rules.base import (
@@ -75,8 +80,15 @@ def test_pants_writes_the_layout_without_blobs_and_a_link_to_the_shared_ones() -
 
 LAYER = b"a layer of the image"
 LAYER_HEX = hashlib.sha256(LAYER).hexdigest()
+DIGEST = f"sha256:{'ef' * 32}"
+CONFIG_DIGEST = f"sha256:{'12' * 32}"
 METADATA = json.dumps(
-    {"digest": f"sha256:{'ef' * 32}", "repository": "esb/api", "tags": ["latest"]}
+    {
+        "digest": DIGEST,
+        "config_digest": CONFIG_DIGEST,
+        "repository": "esb/api",
+        "tags": ["latest"],
+    }
 )
 
 
@@ -125,6 +137,8 @@ def package_runner(fake_image: Callable[..., Any]) -> RuleRunner:
             *package.rules(),
             *collisions.rules(),
             *distdir.rules(),
+            *git.rules(),
+            *system_binaries.rules(),
             fake_image,
             no_base_image,
             one_platform,
@@ -133,6 +147,7 @@ def package_runner(fake_image: Callable[..., Any]) -> RuleRunner:
             QueryRule(BuiltPackage, [EsbServiceImageFieldSet]),
             QueryRule(BuiltPackage, [EsbBaseImageFieldSet]),
             QueryRule(DigestEntries, [Digest]),
+            QueryRule(DigestContents, [Digest]),
         ],
         target_types=[EsbServiceImageTarget],
     )
@@ -160,6 +175,7 @@ def test_package_writes_each_blob_to_dist_once_and_pants_the_rest() -> None:
     assert (shared / LAYER_HEX).read_bytes() == LAYER
     entries = runner.request(DigestEntries, [packaged.digest])
     assert sorted(entry.path for entry in entries) == [
+        "services.api/api.docker-info.json",
         "services.api/api.image.json",
         "services.api/api.oci/blobs",
         "services.api/api.oci/index.json",
@@ -206,3 +222,96 @@ def test_a_failed_image_says_its_outputs_in_dist_are_from_an_earlier_run(
         f"{earlier} and the other outputs there are from an earlier run."
     ) in caplog.text
     assert earlier.read_text() == METADATA
+
+
+def packaged_docker_info(fields: str, files: dict[str, str], options: list[str]) -> Any:
+    """The `docker-info.json` that `package` writes for `services/api:api` with `fields` (BUILD
+    syntax) besides its required ones, `files` and `options`."""
+    runner = package_runner(built(LAYER_HEX, LAYER))
+    build = f'esb_service_image(name="api", base="//base:b", command=["python"], {fields})\n'
+    runner.write_files({"services/api/BUILD": build, **files})
+    runner.set_options(options)
+    packaged = package_api(runner)
+    [info] = [
+        entry
+        for entry in runner.request(DigestContents, [packaged.digest])
+        if entry.path == "services.api/api.docker-info.json"
+    ]
+    return json.loads(info.content)
+
+
+def test_docker_info_has_the_schema_of_pants_docker_backend() -> None:
+    info = packaged_docker_info(
+        'repository="esb/api", registries=["@internal", "mirror.example/team"], '
+        'image_tags=["latest", "sha-{digest}", "v{version}", "git-{git_commit}"]',
+        # A version `publish` would refuse: its tag is left out, not an error here.
+        {"services/api/pyproject.toml": "[project]\nname = 'esb-api'\ndynamic = ['version']\n"},
+        ['--esb-registries-publish={"internal": {"address": "127.0.0.1:5000"}}'],
+    )
+
+    def tags(name: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "template": "latest",
+                "tag": "latest",
+                "uses_local_alias": False,
+                "name": f"{name}:latest",
+            },
+            {
+                "template": "sha-{digest}",
+                "tag": "sha-efefefefefef",
+                "uses_local_alias": False,
+                "name": f"{name}:sha-efefefefefef",
+            },
+        ]
+
+    # Outside a git checkout, `{git_commit}` has no value either.
+    assert info == {
+        "version": 1,
+        "image_id": CONFIG_DIGEST,
+        "registries": [
+            {
+                "alias": "internal",
+                "address": "127.0.0.1:5000",
+                "repository": "esb/api",
+                "tags": tags("127.0.0.1:5000/esb/api"),
+            },
+            {
+                "alias": None,
+                "address": "mirror.example/team",
+                "repository": "esb/api",
+                "tags": tags("mirror.example/team/esb/api"),
+            },
+        ],
+    }
+
+
+def test_docker_info_without_registries_names_the_image_locally() -> None:
+    info = json.loads(docker_info(CONFIG_DIGEST, "esb/api", (), {"1.0": "1.0"}))
+    assert info["registries"] == [
+        {
+            "alias": None,
+            "address": None,
+            "repository": "esb/api",
+            "tags": [
+                {"template": "1.0", "tag": "1.0", "uses_local_alias": False, "name": "esb/api:1.0"}
+            ],
+        }
+    ]
+    # The same inputs, in another order, give the same bytes.
+    first, second = PublishDestination("b.example"), PublishDestination("a.example", "a")
+    assert docker_info(CONFIG_DIGEST, "r", (first, second), {"x": "x", "y": "y"}) == docker_info(
+        CONFIG_DIGEST, "r", (second, first), {"y": "y", "x": "x"}
+    )
+
+
+def test_the_image_id_is_the_config_digest_or_for_an_index_its_digest() -> None:
+    assert image_id(json.loads(METADATA)) == CONFIG_DIGEST
+    assert image_id({**json.loads(METADATA), "platforms": [{"platform": "linux/amd64"}]}) == DIGEST
+
+
+def test_a_registries_problem_leaves_package_to_name_the_image_locally() -> None:
+    info = packaged_docker_info('repository="esb/api", registries=["@unknown"]', {}, [])
+    # `publish` names the unknown alias; `package` needs no registry.
+    [local] = info["registries"]
+    assert (local["address"], local["tags"][0]["name"]) == (None, "esb/api:latest")

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
 from pants.core.goals.publish import PublishProcesses
-from pants.core.util_rules import system_binaries
+from pants.core.util_rules import distdir, system_binaries
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
 from pants.engine.internals.scheduler import ExecutionError
@@ -18,13 +19,9 @@ from pants.vcs import git
 
 from esb.goals import publish
 from esb.goals.publish import (
-    GitHead,
     PublishBaseImageFieldSet,
     PublishImageRequest,
     PublishServiceImageFieldSet,
-    fill_in_tags,
-    git_commit_tag_value,
-    project_version,
 )
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.registries import (
@@ -104,6 +101,12 @@ def test_publish_registries_are_checked_and_sorted() -> None:
         pytest.param(
             "x", {"address": "r.example", "default": "yes"}, "must be true or false", id="default"
         ),
+        pytest.param(
+            "x",
+            {"address": "r.example", "skip_push": 1},
+            "`skip_push` must be true or false, got 1",
+            id="skip_push",
+        ),
     ],
 )
 def test_bad_publish_registries_name_the_entry_and_the_fix(
@@ -115,7 +118,7 @@ def test_bad_publish_registries_name_the_entry_and_the_fix(
     assert message.startswith(f"The entry {alias!r} of `[esb-registries].publish`")
     assert problem in message
     assert message.endswith(
-        "(`address` may end with a `/namespace`; `default` is optional, false)."
+        "(`address` may end with a `/namespace`; `default` and `skip_push` are optional, false)."
     )
 
 
@@ -203,108 +206,6 @@ def test_unknown_or_malformed_placeholders_are_refused(tag: str) -> None:
     )
 
 
-def test_tags_are_filled_in_each_once() -> None:
-    values = {"digest": "0123456789ab", "git_commit": "f" * 40, "version": "1.2.0"}
-    field = tags(["latest", "sha-{digest}", "v{version}", "git-{git_commit}", "v1.2.0"])
-    assert fill_in_tags(field, API, values) == (
-        "latest",
-        "sha-0123456789ab",
-        "v1.2.0",
-        f"git-{'f' * 40}",
-    )
-
-
-def test_a_tag_that_fills_in_to_an_invalid_one_is_refused() -> None:
-    with pytest.raises(PublishError) as error:
-        fill_in_tags(tags(["v{version}"]), API, {"digest": "0123456789ab", "version": "1.0+local"})
-    assert str(error.value) == (
-        "The `image_tags` field of the target services/api:api has the tag 'v{version}', which "
-        "becomes 'v1.0+local': not a valid tag (at most 128 letters, digits, '_', '.' and '-', not "
-        "starting with '.' or '-').\n\nFix: use placeholders whose values fit (e.g. a version "
-        "without '+'), or a literal tag."
-    )
-
-
-@pytest.mark.parametrize(
-    "pyproject, problem",
-    [
-        pytest.param(b"[project]\nname = 'esb-api'\n", "sets no `[project].version`", id="missing"),
-        pytest.param(
-            b"[project]\nname = 'esb-api'\ndynamic = ['version']\n",
-            "declares `version` as dynamic",
-            id="dynamic",
-        ),
-        pytest.param(b"[project\n", "is not valid TOML", id="toml"),
-    ],
-)
-def test_version_problems_name_the_file_and_the_fix(pyproject: bytes, problem: str) -> None:
-    with pytest.raises(PublishError) as error:
-        project_version(pyproject, "services/api/pyproject.toml", API)
-    message = str(error.value)
-    assert message.startswith(
-        "The `image_tags` field of the target services/api:api uses {version}, but "
-        f"services/api/pyproject.toml {problem}"
-    )
-    assert "Fix: " in message
-
-
-def test_version_from_pyproject() -> None:
-    assert project_version(b"[project]\nversion = '2.0.1'\n", "p.toml", API) == "2.0.1"
-
-
-def test_git_commit_of_a_clean_working_tree() -> None:
-    head = GitHead("/repo", COMMIT)
-    assert git_commit_tag_value(head, tags(["latest", "git-{git_commit}"]), API) == COMMIT
-
-
-@pytest.mark.parametrize(
-    "head, problem",
-    [
-        pytest.param(
-            GitHead("/repo", COMMIT, uncommitted=("services/api/BUILD", "services/api/src/new.py")),
-            "but the working tree at /repo differs from the commit checked out, 89abcdef0123 "
-            "(services/api/BUILD, services/api/src/new.py): the image is built from the working "
-            "tree, so the tag could name a commit that does not build it.\n\nFix: commit the "
-            "changes (or stash them) and publish again, or tag with {digest}, which names the "
-            "image's content, instead.",
-            id="uncommitted",
-        ),
-        pytest.param(
-            GitHead(),
-            "but Pants finds no git repository (or no `git`) at the build root.\n\nFix: publish "
-            "from a git checkout, or remove {git_commit} from the tag.",
-            id="no-git",
-        ),
-        pytest.param(
-            GitHead("/repo", git_error="fatal: ambiguous argument 'HEAD'"),
-            "but git names no commit checked out at /repo (fatal: ambiguous argument 'HEAD')."
-            "\n\nFix: commit, then publish again.",
-            id="no-commit",
-        ),
-    ],
-)
-def test_git_commit_problems_name_the_target_the_tag_and_the_fix(
-    head: GitHead, problem: str
-) -> None:
-    with pytest.raises(PublishError) as error:
-        git_commit_tag_value(head, tags(["latest", "git-{git_commit}"]), API)
-    assert str(error.value) == (
-        f"The `image_tags` field of the target services/api:api has the tag 'git-{{git_commit}}', {problem}"
-    )
-
-
-def test_many_uncommitted_files_are_counted_rather_than_listed() -> None:
-    head = GitHead("/repo", COMMIT, uncommitted=tuple(f"f{index}" for index in range(8)))
-    with pytest.raises(PublishError) as error:
-        git_commit_tag_value(head, tags(["git-{git_commit}", "{git_commit}-{digest}"]), API)
-    message = str(error.value)
-    assert message.startswith(
-        "The `image_tags` field of the target services/api:api has the tags 'git-{git_commit}', "
-        "'{git_commit}-{digest}', but"
-    )
-    assert "(f0, f1, f2, f3, f4 and 3 more)" in message
-
-
 # -- the rule ------------------------------------------------------------------------------------
 
 
@@ -372,6 +273,7 @@ def rule_runner() -> RuleRunner:
         rules=[
             *publish.rules(),
             *collisions.rules(),
+            *distdir.rules(),
             *dependencies.rules(),
             *upstream.rules(),
             *git.rules(),
@@ -401,6 +303,8 @@ def rule_runner() -> RuleRunner:
                 'registries=["@internal", "@mirror"])\n'
                 'esb_service_image(name="hidden", base="//base:esb-service-base", command=["python"], '
                 "registries=[])\n"
+                'esb_service_image(name="paused", base="//base:esb-service-base", command=["python"], '
+                'repository="esb/paused", registries=["@nowhere"], skip_push=True)\n'
             ),
             "services/api/pyproject.toml": "[project]\nname = 'esb-api'\nversion = '0.3.0'\n",
             "services/worker/BUILD": (
@@ -445,6 +349,10 @@ def test_one_push_per_registry_with_filled_in_tags(rule_runner: RuleRunner) -> N
     assert push.name == commands.PUSH_IMAGE
     assert push.value(flags.LAYOUT) == "image.oci"
     assert push.value(flags.REFERENCE) == "127.0.0.1:5000/esb/api"
+    # Recorded beside the image's `package` outputs, by the tool, once the push succeeded.
+    assert push.value(flags.OUT_PUBLISHED) == os.path.join(
+        rule_runner.build_root, "dist", "services.api", "api.published.json"
+    )
     assert push.get(flags.TAG) == ("latest", "sha-0123456789ab", "v0.3.0")
     # The base first, then the other services on it: whichever was pushed first has the base's
     # layers.
@@ -479,7 +387,7 @@ def test_a_base_mounts_from_the_services_on_it(rule_runner: RuleRunner) -> None:
     [push] = publish_processes(rule_runner, Address("base", target_name="esb-service-base"))
     assert push.names == ("127.0.0.1:5000/esb/service-base:sha-0123456789ab",)
     assert push.process is not None
-    # Not `hidden`, which is never published.
+    # Not `hidden` nor `paused`, which are never published.
     assert read_argv(push.process.process.argv[1:]).get(flags.MOUNT_FROM) == (
         "esb/api",
         "esb/worker",
@@ -492,6 +400,37 @@ def test_empty_registries_skip_the_image(rule_runner: RuleRunner) -> None:
         ("hidden",),
         None,
         "(by `registries=[]` on services/api:hidden)",
+    )
+
+
+def test_skip_push_skips_the_image_without_reading_its_registries(
+    rule_runner: RuleRunner,
+) -> None:
+    # `@nowhere` is no alias: the registries of a skipped image are not read.
+    [skipped] = publish_processes(rule_runner, Address("services/api", target_name="paused"))
+    assert (skipped.names, skipped.process, skipped.description) == (
+        ("esb/paused",),
+        None,
+        "(by `skip_push` on services/api:paused)",
+    )
+
+
+def test_a_registry_with_skip_push_is_skipped_and_the_others_pushed(
+    rule_runner: RuleRunner,
+) -> None:
+    rule_runner.set_options(
+        [
+            '--esb-registries-publish={"internal": {"address": "127.0.0.1:5000", "default": True}, '
+            '"mirror": {"address": "mirror.example/team", "skip_push": True}}',
+            REGISTRY_OPTIONS[1],
+        ]
+    )
+    internal, mirror = publish_processes(rule_runner, API)
+    assert internal.process is not None and internal.description == "@internal (127.0.0.1:5000)"
+    assert (mirror.names, mirror.process, mirror.description) == (
+        ("mirror.example/team/esb/api",),
+        None,
+        "(by `skip_push` on registry @mirror (mirror.example/team))",
     )
 
 

@@ -22,7 +22,7 @@ _SETTINGS = ("ca_bundle", "insecure", "mirrors")
 PATH_PLACEHOLDER = "<PATH>"
 # Names of `[esb-registries].publish` entries, written `@alias` in a target's `registries`.
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_PUBLISH_SETTINGS = ("address", "default")
+_PUBLISH_SETTINGS = ("address", "default", "skip_push")
 
 
 class RegistrySettingsError(ValueError):
@@ -140,6 +140,8 @@ class PublishRegistry:
     address: str
     """`host[:port]`, optionally followed by `/namespace` that prefixes every repository."""
     default: bool = False
+    skip_push: bool = False
+    """`publish` pushes nothing here (as Pants' `[docker].registries` entry of that name)."""
 
 
 def publish_address_problem(address: str) -> Optional[str]:
@@ -166,7 +168,8 @@ def parse_publish_registries(value: Mapping[str, Any], option: str) -> tuple[Pub
     """The entries of the `publish` option, checked, sorted by alias."""
     fix = (
         f'Fix: write each entry as `alias = {{ address = "host:port", default = true }}` in '
-        f"`{option}` (`address` may end with a `/namespace`; `default` is optional, false)."
+        f"`{option}` (`address` may end with a `/namespace`; `default` and `skip_push` are "
+        "optional, false)."
     )
     entries = []
     for alias, settings, where in _settings_tables(
@@ -178,17 +181,18 @@ def parse_publish_registries(value: Mapping[str, Any], option: str) -> tuple[Pub
         fix,
     ):
         address = settings.get("address")
-        default = settings.get("default", False)
         if not isinstance(address, str):
             raise RegistrySettingsError(f"{where} has no `address` string.\n\n{fix}")
         problem = publish_address_problem(address)
         if problem:
             raise RegistrySettingsError(f"{where}: `address` {address!r}: {problem}.\n\n{fix}")
-        if not isinstance(default, bool):
-            raise RegistrySettingsError(
-                f"{where}: `default` must be true or false, got {default!r}.\n\n{fix}"
-            )
-        entries.append(PublishRegistry(alias, address, default))
+        switches = {name: settings.get(name, False) for name in ("default", "skip_push")}
+        for name, value in switches.items():
+            if not isinstance(value, bool):
+                raise RegistrySettingsError(
+                    f"{where}: `{name}` must be true or false, got {value!r}.\n\n{fix}"
+                )
+        entries.append(PublishRegistry(alias, address, **switches))
     return tuple(entries)
 
 
@@ -273,7 +277,9 @@ class RegistriesSubsystem(Subsystem):
             `address`: `host[:port]`, optionally followed by a `/namespace` that prefixes every
             repository pushed there (`registry.example:5000/team` takes `esb/api` to
             `registry.example:5000/team/esb/api`). `default`: publish an image whose
-            `registries` field is unset here. A target names aliases as `@internal` in its
+            `registries` field is unset here. `skip_push`: push nothing here; `publish` says
+            so for each image, and `package` still lists the registry in
+            `<output>.docker-info.json` (as Pants' `[docker].registries` does). A target names aliases as `@internal` in its
             `registries` field. The connection to each registry (CA bundle, plain HTTP) comes
             from its `host[:port]` entry in `registries`, credentials from the Docker config.
             """
@@ -375,6 +381,7 @@ class PublishDestination:
     address: str
     """`host[:port]`, optionally with a `/namespace` that prefixes repositories."""
     alias: Optional[str] = None
+    skip_push: bool = False
 
     def repository(self, repository: str) -> str:
         """`repository`'s path on the registry."""
@@ -420,7 +427,7 @@ def publish_destinations(
                     f"{where} names {entry!r}, which is no alias of `{option}` (known: {known})."
                     f"\n\nFix: add it to `{option}` in pants.toml, or correct the alias."
                 )
-            destination = PublishDestination(registry.address, registry.alias)
+            destination = PublishDestination(registry.address, registry.alias, registry.skip_push)
         else:
             problem = publish_address_problem(entry)
             if problem:
@@ -433,3 +440,15 @@ def publish_destinations(
         # An alias and its address both listed: one push.
         destinations.setdefault(destination.address, destination)
     return tuple(destinations.values())
+
+
+def package_destinations(
+    field: EsbImageRegistriesField, address: Address, configured: tuple[PublishRegistry, ...]
+) -> tuple[PublishDestination, ...]:
+    """Where `publish` would push the image, as `package` sees it: none when the `registries`
+    field names none or has a problem. `publish` reports the problem for the target itself;
+    `package` needs no registry, so it is not failed for one."""
+    try:
+        return publish_destinations(field, address, configured)
+    except PublishError:
+        return ()

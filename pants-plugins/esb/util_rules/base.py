@@ -42,10 +42,10 @@ from esb.target_types import (
     EsbBaseStopSignalField,
     EsbBaseUpstreamField,
     EsbImageEnvironmentField,
-    EsbImageLabelsField,
     EsbImageRepositoryField,
     EsbImageTagsField,
     EsbImageUserField,
+    image_labels,
 )
 from esb.util_rules.created import image_created
 from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json
@@ -474,7 +474,7 @@ def base_config_json(target: EsbBaseImageTarget) -> str:
             cmd=["python3"],
             entrypoint=[ENTRYPOINT],
             env={**BASE_ENVIRONMENT, **(target[EsbImageEnvironmentField].value or FrozenDict())},
-            labels=target[EsbImageLabelsField].value or {},
+            labels=image_labels(target),
             stop_signal=target[EsbBaseStopSignalField].value,
             user=target[EsbImageUserField].value,
         )

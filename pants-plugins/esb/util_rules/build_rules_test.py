@@ -457,7 +457,7 @@ def base_runner() -> RuleRunner:
                 'esb_base_image(name="base", repository="esb/base", image_tags=["1.0"], '
                 'packages=["python3"], service_accounts=["api:10002", "esb:10001"], user="api", '
                 'environment={"PATH": "/opt/bin:/usr/bin", "TZ": "UTC"}, '
-                'labels={"org.example.team": "core"}, stop_signal="SIGTERM")\n'
+                'image_labels={"org.example.team": "core"}, stop_signal="SIGTERM")\n'
                 'esb_base_image(name="plain", packages=["python3"])\n'
                 'esb_base_image(name="stale", packages=["python3", "curl"])\n'
             ),
@@ -798,7 +798,7 @@ def service_runner() -> RuleRunner:
                 'image_tags=["latest", "1.0"], command=["python", "-m", "api"], '
                 'environment={"PORT": "8080"}, ports=["8080", "9090/udp"], volumes=["/data"], '
                 'workdir="/srv", user="esb", stop_signal="SIGTERM", '
-                'labels={"org.example.team": "api"})\n'
+                'image_labels={"org.example.team": "api"})\n'
             ),
             "services/api/pyproject.toml": (
                 '[project]\nname = "esb-api"\nversion = "0.1.0"\n'

@@ -24,7 +24,7 @@ from pants.engine.target import AllTargets, Target
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from esb.subsystems.registries import PublishError, RegistriesSubsystem, publish_destinations
+from esb.subsystems.registries import RegistriesSubsystem, package_destinations
 from esb.target_types import (
     EsbBaseImageTarget,
     EsbImageOutputPathField,
@@ -59,14 +59,9 @@ class ImagePlacement:
 
 def image_placement(target: Target, registries: RegistriesSubsystem) -> ImagePlacement:
     repository = target[EsbImageRepositoryField].value_or_default()
-    try:
-        destinations = publish_destinations(
-            target[EsbImageRegistriesField], target.address, registries.publish_registries
-        )
-    except PublishError:
-        # `publish` reports the field's problem for this target itself; `package` needs no
-        # registry, so it is not failed for one.
-        destinations = ()
+    destinations = package_destinations(
+        target[EsbImageRegistriesField], target.address, registries.publish_registries
+    )
     tags = [tag for tag in target[EsbImageTagsField].value or () if "{digest}" not in tag]
     if destinations:
         described = tuple(destination.description for destination in destinations)

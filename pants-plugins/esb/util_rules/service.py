@@ -32,7 +32,6 @@ from pants.engine.target import (
     WrappedTargetRequest,
 )
 from pants.option.global_options import GlobalOptions
-from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from esb.subsystems.image_tool import ImageToolRequest
@@ -43,7 +42,6 @@ from esb.target_types import (
     SERVICE_LOCK_FILE,
     SERVICE_PYPROJECT_FILE,
     EsbImageEnvironmentField,
-    EsbImageLabelsField,
     EsbImageRepositoryField,
     EsbImageStopSignalField,
     EsbImageTagsField,
@@ -55,6 +53,7 @@ from esb.target_types import (
     EsbServiceSourcesField,
     EsbServiceVolumesField,
     EsbServiceWorkdirField,
+    image_labels,
 )
 from esb.toml_files import toml_table
 from esb.util_rules import context, index_credentials, sdists
@@ -681,7 +680,7 @@ async def build_service_image(
     labels = {
         "org.opencontainers.image.base.digest": base.image.image_digest,
         "org.opencontainers.image.base.name": base_metadata["repository"],
-        **(target[EsbImageLabelsField].value or FrozenDict()),
+        **image_labels(target),
     }
     return await Get(
         BuiltImage,

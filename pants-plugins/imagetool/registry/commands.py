@@ -24,7 +24,7 @@ from imagetool.commands import AddArguments, CommandError, Run, write_json
 from imagetool.oci import Descriptor, LoadedImage, OciLayout, Platform
 from imagetool.registry.credentials import DockerConfig, default_docker_config_path
 from imagetool.registry.pull import pull_image
-from imagetool.registry.push import BlobOutcome, push_image
+from imagetool.registry.push import BlobOutcome, push_image, record_push
 from imagetool.registry.reference import (
     Reference,
     parse_reference,
@@ -284,6 +284,13 @@ def _add_push_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     parser.add_argument(flags.OUT_STATS, type=Path, help="a JSON file to write what was pushed to")
+    parser.add_argument(
+        flags.OUT_PUBLISHED,
+        type=Path,
+        help="a JSON record of pushes to add this one to once it succeeded (registry, repository, "
+        "digest, tags, each platform's digest of an index), replacing the repository's earlier "
+        "entry; written to a temporary file and renamed into place",
+    )
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -335,6 +342,8 @@ def _push(args: argparse.Namespace) -> int:
             ) from e
     if args.out_stats:
         write_json(args.out_stats, dataclasses.asdict(result))
+    if args.out_published:
+        record_push(args.out_published, reference, result)
     print(
         f"Pushed {result.reference} (tags: {', '.join(result.tags) or 'none'}): "
         f"{result.blobs_uploaded} blobs uploaded ({result.bytes_uploaded} bytes), "

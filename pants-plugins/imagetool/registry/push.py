@@ -16,6 +16,9 @@ manifests would otherwise get the tags moved to an image nobody built.
 from __future__ import annotations
 
 import enum
+import json
+import os
+import tempfile
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +64,9 @@ class PushResult:
     bytes_uploaded: int
     manifest_uploaded: bool
     """False when the repository had the manifest already."""
+    platforms: tuple[tuple[str, str], ...] = ()
+    """Of an index: each platform's `os/architecture[/variant]` and manifest digest, in the
+    index's order."""
 
 
 def push_image(
@@ -128,7 +134,52 @@ def push_image(
         blobs_mounted=list(outcomes.values()).count(BlobOutcome.MOUNTED),
         bytes_uploaded=sum(blob.size for blob in uploaded),
         manifest_uploaded=manifest_uploaded,
+        platforms=tuple(
+            (str(image.platform), image.manifest.digest)
+            for image in (images if top.media_type in INDEX_MEDIA_TYPES else ())
+        ),
     )
+
+
+PUBLISHED_VERSION = 1
+
+
+def record_push(path: Path, reference: Reference, result: PushResult) -> None:
+    """Add a push that succeeded to the record at `path` (what `publish` writes as
+    `<output>.published.json`, for CI to read the pushed digests): one entry per registry and
+    repository, replacing that one's earlier entry and keeping the others'. Written to a
+    temporary file beside it and renamed into place: a reader sees the old record or the new
+    one, never half of one."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))["pushes"]
+        entries = {entry["name"]: entry for entry in earlier if isinstance(entry, dict)}
+    except (OSError, ValueError, KeyError, TypeError):
+        # None yet, or not one this tool wrote: the record starts again from this push.
+        entries = {}
+    entries[reference.name] = {
+        "name": reference.name,
+        "registry": reference.registry,
+        "repository": reference.repository,
+        "digest": result.digest,
+        "tags": list(result.tags),
+        "platforms": [
+            {"platform": platform, "digest": digest} for platform, digest in result.platforms
+        ],
+    }
+    record = {"version": PUBLISHED_VERSION, "pushes": [entries[name] for name in sorted(entries)]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+    ) as temporary:
+        try:
+            json.dump(record, temporary, indent=2, sort_keys=True)
+            temporary.write("\n")
+            temporary.flush()
+            os.fsync(temporary.fileno())
+        except BaseException:
+            os.unlink(temporary.name)
+            raise
+    os.replace(temporary.name, path)
 
 
 class _Pusher:

@@ -26,7 +26,13 @@ from imagetool.registry.conftest import (
     make_image,
     registry_errors,
 )
-from imagetool.registry.push import BlobOutcome, ManifestDigestError, PushResult, push_image
+from imagetool.registry.push import (
+    BlobOutcome,
+    ManifestDigestError,
+    PushResult,
+    push_image,
+    record_push,
+)
 from imagetool.registry.reference import InvalidReferenceError, Reference
 from imagetool.registry.transport import (
     RegistryClient,
@@ -408,3 +414,60 @@ def test_an_index_is_pushed_after_every_platforms_blobs_and_manifest(
     ]
     stored = json.loads(registry.manifests["esb/api"]["1"])
     assert [m["digest"] for m in stored["manifests"]] == manifests
+    assert result.platforms == (("linux/amd64", manifests[0]), ("linux/arm64", manifests[1]))
+
+    record = tmp_path / "dist" / "api.published.json"
+    record_push(record, Reference(registry.server.host, "esb/api", "1"), result)
+    [entry] = json.loads(record.read_text())["pushes"]
+    assert entry["platforms"] == [
+        {"platform": "linux/amd64", "digest": manifests[0]},
+        {"platform": "linux/arm64", "digest": manifests[1]},
+    ]
+
+
+def _result(digest: str, *tags: str) -> PushResult:
+    return PushResult(f"r/esb/api@{digest}", digest, tags, 0, 0, 0, 0, False)
+
+
+def test_the_record_keeps_one_entry_per_repository_and_is_replaced_whole(
+    tmp_path: Path,
+) -> None:
+    record = tmp_path / "dist" / "services.api" / "api.published.json"
+    first, second = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    record_push(record, Reference("b.example:5000", "team/esb/api"), _result(first, "latest"))
+    record_push(record, Reference("a.example", "esb/api"), _result(first, "latest"))
+    # Pushed again, with other content: the repository's entry is replaced, the other kept.
+    record_push(record, Reference("b.example:5000", "team/esb/api"), _result(second, "1.0"))
+
+    assert json.loads(record.read_text()) == {
+        "version": 1,
+        "pushes": [
+            {
+                "name": "a.example/esb/api",
+                "registry": "a.example",
+                "repository": "esb/api",
+                "digest": first,
+                "tags": ["latest"],
+                "platforms": [],
+            },
+            {
+                "name": "b.example:5000/team/esb/api",
+                "registry": "b.example:5000",
+                "repository": "team/esb/api",
+                "digest": second,
+                "tags": ["1.0"],
+                "platforms": [],
+            },
+        ],
+    }
+    # Renamed into place: no temporary file is left beside it.
+    assert [path.name for path in record.parent.iterdir()] == [record.name]
+
+
+def test_a_record_this_tool_did_not_write_starts_again(tmp_path: Path) -> None:
+    record = tmp_path / "api.published.json"
+    record.write_text("not json")
+    record_push(record, Reference("a.example", "esb/api"), _result("sha256:" + "1" * 64))
+    assert [entry["name"] for entry in json.loads(record.read_text())["pushes"]] == [
+        "a.example/esb/api"
+    ]
