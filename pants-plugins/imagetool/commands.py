@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from esb_contract import commands, flags
+from esb_contract.source_date import SOURCE_DATE_EPOCH, parse_source_date_epoch
 from imagetool.errors import ToolError
 from imagetool.inventory import LayerInventory, layer_inventory, merged_inventory
 from imagetool.spec import layer_descriptor_fields
@@ -41,12 +42,13 @@ def source_date_epoch(explicit: int | None) -> int:
     """`explicit` if given, else `$SOURCE_DATE_EPOCH`, else 0: the time every output records."""
     if explicit is not None:
         return explicit
-    value = os.environ.get("SOURCE_DATE_EPOCH", "0")
-    if not value.isdigit():
+    value = os.environ.get(SOURCE_DATE_EPOCH, "0")
+    seconds = parse_source_date_epoch(value)
+    if seconds is None:
         raise CommandError(
-            f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds since the epoch."
+            f"{SOURCE_DATE_EPOCH}={value!r} is not a number of seconds since the epoch."
         )
-    return int(value)
+    return seconds
 
 
 def add_layer_output_arguments(parser: argparse.ArgumentParser) -> None:

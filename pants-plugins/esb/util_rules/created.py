@@ -19,10 +19,7 @@ from pants.engine.target import Target
 from pants.util.logging import LogLevel
 
 from esb.target_types import CREATED_COMMIT, CREATED_EPOCH, EsbImageCreatedField
-
-# The reproducible-builds.org convention: a build that would record a time of its source records
-# this one instead, when it is set.
-SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
+from esb_contract.source_date import SOURCE_DATE_EPOCH, parse_source_date_epoch
 
 
 class ImageCreatedError(Exception):
@@ -65,8 +62,9 @@ async def commit_time(
     environment = await Get(EnvironmentVars, EnvironmentVarsRequest([SOURCE_DATE_EPOCH]))
     source_date = environment.get(SOURCE_DATE_EPOCH)
     if source_date is not None:
-        if source_date.isdigit():
-            return CommitTime(int(source_date))
+        seconds = parse_source_date_epoch(source_date)
+        if seconds is not None:
+            return CommitTime(seconds)
         return CommitTime(
             problem=f"{SOURCE_DATE_EPOCH}={source_date!r}, which wins over the commit's time, is "
             "not a number of seconds since the epoch",

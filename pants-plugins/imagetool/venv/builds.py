@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from esb_contract.source_date import SOURCE_DATE_EPOCH
 from esb_contract.uv_project import RELOCK_PLACEHOLDER
 from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError, read_toml
 from imagetool.venv.uv_process import Uv
@@ -112,7 +113,7 @@ def build_wheel(
         result = uv.run(
             [*args, str(source)],
             cwd=source if source.is_dir() else source.parent,
-            extra_env={"SOURCE_DATE_EPOCH": str(source_date_epoch), "PATH": empty_path},
+            extra_env={SOURCE_DATE_EPOCH: str(source_date_epoch), "PATH": empty_path},
         )
     built = sorted(out_dir.glob("*.whl"))
     if result.returncode != 0 or len(built) != 1:
