@@ -25,6 +25,13 @@ from pants.engine.target import (
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
 
+from esb.repository_names import (
+    PLACEHOLDER,
+    PLACEHOLDERS_HELP,
+    REPOSITORY_PLACEHOLDERS,
+    fill_repository,
+    template_problem,
+)
 from esb_contract import reference
 from esb_contract.architectures import PLATFORMS
 from esb_contract.image_spec import ENV_NAME, PORT, Platform, SpecError
@@ -33,9 +40,17 @@ logger = logging.getLogger(__name__)
 
 _NOT_REPOSITORY_CHARACTERS = re.compile(r"[^a-z0-9._-]+")
 _SEPARATORS = re.compile(r"[._-]+")
-# `{name}` in a tag: filled in by `publish`, which knows the digest (see EsbImageTagsField).
-TAG_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-TAG_PLACEHOLDERS = ("digest", "git_commit", "version")
+# `{name}` in a tag: filled in once the image is built (see EsbImageTagsField).
+TAG_PLACEHOLDER = PLACEHOLDER
+TAG_PLACEHOLDERS = ("digest", "pants.hash", "git_commit", "version")
+_CONTENT_PLACEHOLDERS = ("{digest}", "{pants.hash}")
+
+
+def names_content(tag: str) -> bool:
+    """Whether `tag` holds a placeholder of the image's content hash, which no other image has."""
+    return any(placeholder in tag for placeholder in _CONTENT_PLACEHOLDERS)
+
+
 # Debian policy §5.6.7: lower case letters, digits, '+', '-', '.'; at least two characters.
 _DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _ACCOUNT_NAME = r"[a-z_][a-z0-9_-]{0,31}"
@@ -157,46 +172,51 @@ class _CheckedStringSequenceField(StringSequenceField):
 class EsbImageRepositoryField(StringField, AsyncFieldMixin):
     alias = "repository"
     help = help_text(
-        """
+        f"""
         The image's repository name, e.g. `esb/api`: the name under which `package` labels the
         image and `publish` pushes it (a registry prefix is added at publish time).
 
-        Defaults to the target's name. Must follow the OCI distribution grammar: lower-case
-        alphanumeric components separated by `.`, `_`, `__` or `-`, joined by `/`; a target
-        whose name does not (e.g. `My_Svc`) must set it.
+        May hold the placeholders {PLACEHOLDERS_HELP}, as Pants' `docker_image`, e.g.
+        `repository="esb/{{directory}}"`. Unset: `[esb-registries].default_repository`, by
+        default the target's name. The name must follow the OCI distribution grammar:
+        lower-case alphanumeric components separated by `.`, `_`, `__` or `-`, joined by `/`; a
+        target whose name does not (e.g. `My_Svc`) must set it.
         """
     )
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
-        if value is None:
-            name = address.target_name
-            if not reference.PATH_COMPONENT.fullmatch(name):
-                suggestion = repository_component_for(name) or "esb/<name>"
-                raise _invalid(
-                    cls.alias,
-                    address,
-                    f"is unset, so it defaults to the target's name {name!r}, which is not a "
-                    "valid OCI repository name (lower-case letters and digits, separated by "
-                    "'.', '_', '__' or '-').",
-                    f'set it, e.g. `{cls.alias}="{suggestion}"`, or rename the target.',
-                )
-            return None
-        bad = [part for part in value.split("/") if not reference.PATH_COMPONENT.fullmatch(part)]
-        if bad:
+        problem = value is not None and template_problem(value, REPOSITORY_PLACEHOLDERS)
+        if problem:
             raise _invalid(
                 cls.alias,
                 address,
-                f"is {value!r}, whose component(s) {', '.join(map(repr, bad))} are not valid OCI "
-                "repository name components.",
+                f"is {value!r}: {problem}.",
                 "use lower-case letters and digits, separated by '.', '_', '__' or '-', with '/' "
                 'between components, e.g. `repository="esb/api"`.',
             )
         return value
 
-    def value_or_default(self) -> str:
-        return self.value or self.address.target_name
+    def image_repository(self, default_repository: str) -> str:
+        """The image's repository name, given `[esb-registries].default_repository`."""
+        if self.value is not None:
+            return fill_repository(
+                self.value,
+                self.address,
+                f"The `{self.alias}` field of the target {self.address}",
+                'change it so that it gives a valid name, e.g. `repository="esb/{name}"`.',
+            )
+        name = self.address.target_name
+        suggestion = repository_component_for(name) or "esb/<name>"
+        return fill_repository(
+            default_repository,
+            self.address,
+            f"The `{self.alias}` field of the target {self.address} is unset, so it comes from "
+            "`[esb-registries].default_repository`, which",
+            f'set the field, e.g. `{self.alias}="{suggestion}"`, or rename the target (or '
+            "its directory).",
+        )
 
 
 class EsbImageTagsField(_CheckedStringSequenceField):
@@ -209,7 +229,8 @@ class EsbImageTagsField(_CheckedStringSequenceField):
 
         Each tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`, and may hold placeholders that
         `publish` fills in: `{digest}` (the first 12 hex digits of the image's manifest digest),
-        `{git_commit}` (the full hash of the commit checked out) and `{version}` (a service's
+        `{pants.hash}` (all 64 of them: the image's content hash, in the spelling of Pants'
+        `docker_image`, whose hash of the build context it stands in for), `{git_commit}` (the full hash of the commit checked out) and `{version}` (a service's
         `[project].version` in its `pyproject.toml`), e.g. `image_tags=["latest",
         "sha-{digest}", "v{version}"]`. `package` gives the image only the tags without
         placeholders.

@@ -12,6 +12,7 @@ from pants.testutil.rule_runner import RuleRunner
 from pants.util.frozendict import FrozenDict
 
 from esb import target_types
+from esb.repository_names import DEFAULT_REPOSITORY, RepositoryNameError
 from esb.target_types import (
     LINUX_SIGNALS,
     EsbBaseImageTarget,
@@ -53,7 +54,15 @@ def _load_error(rule_runner: RuleRunner, build: str) -> str:
 @pytest.mark.parametrize(
     "field, value, expected",
     [
-        pytest.param("repository", '"ESB/Api"', "'ESB', 'Api' are not valid OCI", id="repository"),
+        pytest.param(
+            "repository", '"ESB/{name}"', "is not made of lower-case letters", id="repository"
+        ),
+        pytest.param(
+            "repository",
+            '"esb/{target}"',
+            "placeholder(s) {target}, which are not among {name}, {directory}",
+            id="repository-placeholder",
+        ),
         pytest.param("image_tags", '["ok", "-bad"]', "invalid tag(s) '-bad'", id="tag"),
         pytest.param("environment", '{"1X": "y"}', "invalid variable name(s) '1X'", id="env"),
         pytest.param("ports", '["80", "70000", "8443/quic"]', "'70000', '8443/quic'", id="ports"),
@@ -89,7 +98,7 @@ def test_invalid_debian_package_names(rule_runner: RuleRunner) -> None:
 def test_valid_service_defaults(rule_runner: RuleRunner) -> None:
     rule_runner.write_files({"services/api/BUILD": _service_build(ports='["8080", "9000/udp"]')})
     target = rule_runner.get_target(Address("services/api", target_name="api"))
-    assert target[EsbImageRepositoryField].value_or_default() == "api"
+    assert target[EsbImageRepositoryField].image_repository(DEFAULT_REPOSITORY) == "api"
     assert target[EsbServicePortsField].normalized() == ("8080/tcp", "9000/udp")
 
 
@@ -398,20 +407,38 @@ def test_repository_component_for(name: str, expected: str | None) -> None:
     assert repository_component_for(name) == expected
 
 
-def test_a_target_name_that_is_no_repository_needs_the_field(rule_runner: RuleRunner) -> None:
+def test_the_repository_comes_from_placeholders_in_lower_case(rule_runner: RuleRunner) -> None:
     build = _service_build().replace('name="api"', 'name="My_Svc"')
+    rule_runner.write_files({"services/Api/BUILD": build})
+    target = rule_runner.get_target(Address("services/Api", target_name="My_Svc"))
+    field = target[EsbImageRepositoryField]
+    assert field.image_repository(DEFAULT_REPOSITORY) == "my_svc"
+    assert field.image_repository("{parent_directory}/{directory}-{name}") == "services/api-my_svc"
+    assert field.image_repository("x/{full_directory}") == "x/services/api"
+
+
+def test_a_repository_that_fills_in_to_no_name_names_the_field_and_the_fix(
+    rule_runner: RuleRunner,
+) -> None:
+    build = _service_build().replace('name="api"', 'name="_svc"')
     rule_runner.write_files({"services/api/BUILD": build})
-    with pytest.raises(ExecutionError) as exc:
-        rule_runner.get_target(Address("services/api", target_name="My_Svc"))
-    message = str(exc.value)
-    assert (
-        "The `repository` field of the target services/api:My_Svc is unset, so it defaults to "
-        "the target's name 'My_Svc', which is not a valid OCI repository name"
-    ) in message
-    assert 'Fix: set it, e.g. `repository="my_svc"`, or rename the target.' in message
-    rule_runner.write_files({"services/api/BUILD": build.replace(")", 'repository="my_svc")')})
-    target = rule_runner.get_target(Address("services/api", target_name="My_Svc"))
-    assert target[EsbImageRepositoryField].value_or_default() == "my_svc"
+    field = rule_runner.get_target(Address("services/api", target_name="_svc"))[
+        EsbImageRepositoryField
+    ]
+    with pytest.raises(RepositoryNameError) as exc:
+        field.image_repository(DEFAULT_REPOSITORY)
+    assert str(exc.value) == (
+        "The `repository` field of the target services/api:_svc is unset, so it comes from "
+        "`[esb-registries].default_repository`, which is '{name}', which names the image of "
+        "services/api:_svc '_svc': not an OCI repository name (the component(s) '_svc' are not "
+        "lower-case letters and digits, separated by '.', '_', '__' or '-', with '/' between "
+        'components).\n\nFix: set the field, e.g. `repository="svc"`, or rename the target (or '
+        "its directory)."
+    )
+    # At the root, `{directory}` is empty.
+    root = EsbImageRepositoryField(None, Address("", target_name="svc"))
+    with pytest.raises(RepositoryNameError, match="names the image of //:svc 'x/'"):
+        root.image_repository("x/{directory}")
 
 
 def test_images_are_dated_the_epoch_unless_a_default_asks_for_the_commit(

@@ -175,13 +175,14 @@ COMMANDS: Mapping[str, Arguments] = {
         optional={
             flags.ENGINE,
             flags.ENV,
+            flags.LOCAL_NAME,
             flags.NETWORK,
             flags.PLATFORM,
             flags.PUBLISH,
             flags.TIMEOUT,
         },
         switches={flags.LOAD_ONLY},
-        repeated={flags.ENV, flags.PUBLISH},
+        repeated={flags.ENV, flags.LOCAL_NAME, flags.PUBLISH},
     ),
     SDIST_WHEEL: TARGET_PYTHON
     | arguments(

@@ -254,9 +254,11 @@ def load_image(
     platform: Platform | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
     out: TextIO | None = None,
+    also_named: Sequence[str] = (),
 ) -> str:
     """Load the image unless the engine has it already; return the image reference it got. Of
-    an image of several platforms, the one of `platform` (default: the host's)."""
+    an image of several platforms, the one of `platform` (default: the host's). The engine also
+    names it by each `repository:tag` of `also_named` (a registry's local alias)."""
     metadata = image_of_platform(image.read_metadata(), platform)
     reference = f"{metadata['repository']}:{metadata['tags'][0]}" if metadata["tags"] else None
     name = reference or metadata["config_digest"]
@@ -294,11 +296,14 @@ def load_image(
                 f"{[i.id for i in loaded]}, not the image {metadata['config_digest']} that "
                 f"{image.metadata} describes. Fix: rebuild it with `pants package` and run again."
             )
-    elif reference:
-        # Same content under a name that may point elsewhere now: re-point it, copying nothing.
-        repository, tag = reference.rsplit(":", 1)
-        with talking_to_engine(engine, f"tagging the image {reference}", timeout, fix):
-            present.tag(repository, tag)
+    # A name already present may point elsewhere now: re-point it, copying nothing.
+    names = [*([reference] if reference and present is not None else []), *also_named]
+    if names:
+        with talking_to_engine(engine, f"naming the image {name}", timeout, fix):
+            image_object = present or client.images.get(metadata["config_digest"])
+            for other in names:
+                repository, tag = other.rsplit(":", 1)
+                image_object.tag(repository, tag)
     return name
 
 
@@ -402,6 +407,12 @@ def _add_run_image_arguments(parser: argparse.ArgumentParser) -> None:
         flags.LOAD_ONLY, action="store_true", help="load the image and print its name; run nothing"
     )
     parser.add_argument(
+        flags.LOCAL_NAME,
+        action="append",
+        default=[],
+        help="`repository:tag` the engine also names the image by (repeatable)",
+    )
+    parser.add_argument(
         flags.PUBLISH,
         action="append",
         default=[],
@@ -452,6 +463,7 @@ def _run_image(args: argparse.Namespace) -> int:
             engine=engine,
             platform=Platform.parse(args.platform) if args.platform else None,
             timeout=args.timeout,
+            also_named=args.local_name,
         )
         if args.load_only:
             print(f"Loaded {reference}")

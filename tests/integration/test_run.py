@@ -80,9 +80,14 @@ def test_load_only_loads_the_image_with_its_own_blobs_alone(
     all_bytes = sum(blob.stat().st_size for blob in blobs.iterdir())
     assert abs(float(sent_mb) - own_bytes / 1e6) <= 0.1, (sent_mb, own_bytes)
     assert all_bytes > own_bytes + 1e6, "dist/ holds one image only: the check above proves nothing"
-    # Loaded already: nothing is sent again.
-    again = run_engine.run(built_checkout, "--esb-run-load-only", WORKER)
+    # Loaded already: nothing is sent again. A registry whose entry sets `use_local_alias`
+    # names it in the engine under its alias too, as Pants' `docker_image` does.
+    alias = "{'local': {'address': '127.0.0.1:5999', 'default': True, 'use_local_alias': True}}"
+    again = run_engine.run(
+        built_checkout, "--esb-run-load-only", f"--esb-registries-publish={alias}", WORKER
+    )
     assert again.returncode == 0 and "Loading" not in again.stderr, again.report()
+    assert run_engine.client.images.get(f"local/{WORKER_IMAGE}").id == metadata["config_digest"]
 
 
 def test_the_api_answers_inside_the_container_pants_run_starts(

@@ -33,11 +33,7 @@ from esb.dist_blobs import (
     remove_abandoned_partials,
     write_blob,
 )
-from esb.subsystems.registries import (
-    PublishDestination,
-    RegistriesSubsystem,
-    package_destinations,
-)
+from esb.subsystems.registries import RegistriesSubsystem
 from esb.target_types import (
     EsbBaseSourcesField,
     EsbImageOutputPathField,
@@ -62,7 +58,7 @@ from esb.util_rules.image import (
     BuiltImage,
     ImageIndexRequest,
 )
-from esb.util_rules.image_tags import filled_tags, tag_values
+from esb.util_rules.image_refs import ImageNaming, RegistryRefs, destinations_of, image_refs
 from esb.util_rules.service import ServiceArchitecturesRequest, ServiceImageRequest
 from esb_contract import steps
 
@@ -221,38 +217,42 @@ def image_id(metadata: Mapping[str, Any]) -> str:
     return metadata["digest"] if metadata.get("platforms") else metadata["config_digest"]
 
 
-def docker_info(
-    image: str,
-    repository: str,
-    destinations: tuple[PublishDestination, ...],
-    tags: Mapping[str, str],
-) -> bytes:
-    """The `docker-info.json` of an image whose ID is `image`, for its `tags` (each mapped to its
-    template) on each destination; with none, the local names `repository:tag`. Ordered as Pants
-    orders it, so the same inputs give the same bytes."""
+def docker_info(image: str, refs: Iterable[RegistryRefs]) -> bytes:
+    """The `docker-info.json` of an image whose ID is `image`, named by `refs`: per registry, its
+    tags under the registry's address, then under its alias when the registry's entry sets
+    `use_local_alias`. Ordered as Pants orders it, so the same inputs give the same bytes."""
 
-    def registry(destination: PublishDestination | None) -> dict[str, Any]:
-        name = destination.name(repository) if destination else repository
+    def registry(ref: RegistryRefs) -> dict[str, Any]:
+        names = [(ref.name, False), *([(ref.local_alias, True)] if ref.local_alias else [])]
         return {
-            "alias": destination.alias if destination else None,
-            "address": destination.address if destination else None,
-            "repository": repository,
+            "alias": ref.destination.alias if ref.destination else None,
+            "address": ref.destination.address if ref.destination else None,
+            "repository": ref.repository,
             "tags": [
                 {
                     "template": template,
                     "tag": tag,
-                    "uses_local_alias": False,
+                    "uses_local_alias": uses_local_alias,
                     "name": f"{name}:{tag}",
                 }
-                for tag, template in sorted(tags.items(), key=lambda item: f"{name}:{item[0]}")
+                for name, uses_local_alias in names
+                for tag, template in sorted(ref.tags.items())
             ],
         }
 
-    registries: list[PublishDestination | None] = (
-        [*sorted(destinations, key=lambda d: d.address)] if destinations else [None]
-    )
-    info = {"version": 1, "image_id": image, "registries": [registry(d) for d in registries]}
+    ordered = sorted(refs, key=lambda ref: ref.destination.address if ref.destination else "")
+    info = {"version": 1, "image_id": image, "registries": [registry(ref) for ref in ordered]}
     return json.dumps(info).encode()
+
+
+def image_naming(field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet) -> ImageNaming:
+    return ImageNaming(
+        field_set.address,
+        field_set.repository,
+        field_set.tags,
+        field_set.registries,
+        service=isinstance(field_set, EsbServiceImageFieldSet),
+    )
 
 
 async def _docker_info(
@@ -261,27 +261,16 @@ async def _docker_info(
     registries: RegistriesSubsystem,
 ) -> FileContent:
     """The image's `docker-info.json`, with the tags whose placeholders are known now."""
-    address = field_set.address
-    values = await tag_values(
-        field_set.tags,
-        address,
-        isinstance(field_set, EsbServiceImageFieldSet),
+    naming = image_naming(field_set)
+    refs = await image_refs(
+        naming,
+        destinations_of(naming, registries, strict=False),
+        registries,
         metadata["digest"],
         strict=False,
     )
-    destinations = package_destinations(
-        field_set.registries, address, registries.publish_registries
-    )
     prefix = field_set.output_path.value_or_default(file_ending=None)
-    return FileContent(
-        f"{prefix}{DOCKER_INFO_SUFFIX}",
-        docker_info(
-            image_id(metadata),
-            field_set.repository.value_or_default(),
-            destinations,
-            filled_tags(field_set.tags, address, values),
-        ),
-    )
+    return FileContent(f"{prefix}{DOCKER_INFO_SUFFIX}", docker_info(image_id(metadata), refs))
 
 
 async def _package(

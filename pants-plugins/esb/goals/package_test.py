@@ -34,7 +34,7 @@ from esb.goals.package import (
     output_path_for,
     packaged_entries,
 )
-from esb.subsystems.registries import PublishDestination
+from esb.subsystems.registries import PublishDestination, PublishRegistry
 from esb.target_types import EsbServiceImageTarget
 from esb.util_rules import collisions
 from esb.util_rules.base import (
@@ -44,6 +44,7 @@ from esb.util_rules.base import (
     BuiltBaseImage,
 )
 from esb.util_rules.image import BuiltImage, ImageIndexRequest
+from esb.util_rules.image_refs import RegistryRefs
 from esb.util_rules.service import ServiceArchitecturesRequest, ServiceImageRequest
 
 BLOB = "ab" * 32
@@ -287,7 +288,7 @@ def test_docker_info_has_the_schema_of_pants_docker_backend() -> None:
 
 
 def test_docker_info_without_registries_names_the_image_locally() -> None:
-    info = json.loads(docker_info(CONFIG_DIGEST, "esb/api", (), {"1.0": "1.0"}))
+    info = json.loads(docker_info(CONFIG_DIGEST, [RegistryRefs(None, "esb/api", {"1.0": "1.0"})]))
     assert info["registries"] == [
         {
             "alias": None,
@@ -299,10 +300,46 @@ def test_docker_info_without_registries_names_the_image_locally() -> None:
         }
     ]
     # The same inputs, in another order, give the same bytes.
-    first, second = PublishDestination("b.example"), PublishDestination("a.example", "a")
-    assert docker_info(CONFIG_DIGEST, "r", (first, second), {"x": "x", "y": "y"}) == docker_info(
-        CONFIG_DIGEST, "r", (second, first), {"y": "y", "x": "x"}
+    first = RegistryRefs(PublishDestination("b.example"), "r", {"x": "x", "y": "y"})
+    second = RegistryRefs(
+        PublishDestination("a.example", PublishRegistry("a", "a.example")),
+        "r",
+        {"y": "y", "x": "x"},
     )
+    assert docker_info(CONFIG_DIGEST, [first, second]) == docker_info(
+        CONFIG_DIGEST, [second, first]
+    )
+
+
+def test_docker_info_follows_the_registry_entries_and_the_default_repository() -> None:
+    entry = {
+        "address": "127.0.0.1:5000",
+        "default": True,
+        "repository": "team/{target_repository}",
+        "extra_image_tags": ["stable", "h-{pants.hash}"],
+        "use_local_alias": True,
+    }
+    info = packaged_docker_info(
+        'image_tags=["1.0"]',
+        {},
+        [
+            f"--esb-registries-publish={ {'internal': entry}!r}",
+            "--esb-registries-default-repository=esb/{directory}",
+        ],
+    )
+    full_hash = DIGEST.partition(":")[2]
+    [registry] = info["registries"]
+    assert (registry["alias"], registry["repository"]) == ("internal", "team/esb/api")
+    assert [
+        (tag["name"], tag["template"], tag["uses_local_alias"]) for tag in registry["tags"]
+    ] == [
+        ("127.0.0.1:5000/team/esb/api:1.0", "1.0", False),
+        (f"127.0.0.1:5000/team/esb/api:h-{full_hash}", "h-{pants.hash}", False),
+        ("127.0.0.1:5000/team/esb/api:stable", "stable", False),
+        ("internal/team/esb/api:1.0", "1.0", True),
+        (f"internal/team/esb/api:h-{full_hash}", "h-{pants.hash}", True),
+        ("internal/team/esb/api:stable", "stable", True),
+    ]
 
 
 def test_the_image_id_is_the_config_digest_or_for_an_index_its_digest() -> None:

@@ -36,14 +36,14 @@ from pants.engine.process import InteractiveProcess, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import AllTargets, WrappedTarget, WrappedTargetRequest
 
-from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet, built_image
-from esb.subsystems.image_tool import ImageToolRequest
-from esb.subsystems.registries import (
-    PublishDestination,
-    PushLimits,
-    RegistriesSubsystem,
-    publish_destinations,
+from esb.goals.package import (
+    EsbBaseImageFieldSet,
+    EsbServiceImageFieldSet,
+    built_image,
+    image_naming,
 )
+from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.registries import PublishDestination, PushLimits, RegistriesSubsystem
 from esb.target_types import (
     EsbImageRegistriesField,
     EsbImageRepositoryField,
@@ -55,7 +55,7 @@ from esb.util_rules import image_tags
 from esb.util_rules.collisions import UniqueImage, UniqueImageRequest
 from esb.util_rules.dependencies import ResolvedBaseAddress
 from esb.util_rules.image import IMAGE_LAYOUT
-from esb.util_rules.image_tags import fill_in_tags, tag_values
+from esb.util_rules.image_refs import RegistryRefs, destinations_of, image_refs
 from esb.util_rules.upstream import RegistryConnection, connection_argv, connection_inputs
 from esb_contract import commands, flags
 
@@ -90,17 +90,26 @@ class ImageFamilyRequest:
 
 @dataclass(frozen=True)
 class ImageFamily:
-    """The repositories of a base image and of the services on it: the base's first."""
+    """The images of a base and of the services on it, the base's first: each target's address
+    and repository name."""
 
-    repositories: tuple[str, ...]
+    members: tuple[tuple[Address, str], ...]
 
-    def mount_sources(self, repository: str) -> tuple[str, ...]:
-        """Where an image of the family may find blobs it lacks: the others' repositories."""
-        return tuple(r for r in self.repositories if r != repository)
+    def mount_sources(self, destination: PublishDestination, address: Address) -> tuple[str, ...]:
+        """Where on `destination` the image of `address` may find blobs it lacks: the paths of
+        the other images of the family there."""
+        own = destination.path(destination.image_repository(dict(self.members)[address], address))
+        paths = (
+            destination.path(destination.image_repository(repository, member))
+            for member, repository in self.members
+        )
+        return tuple(path for path in dict.fromkeys(paths) if path != own)
 
 
 @rule
-async def image_family(request: ImageFamilyRequest, all_targets: AllTargets) -> ImageFamily:
+async def image_family(
+    request: ImageFamilyRequest, all_targets: AllTargets, registries: RegistriesSubsystem
+) -> ImageFamily:
     # An image with `registries=[]` or `skip_push` is never pushed, so it has no blobs to mount.
     services = [
         t
@@ -116,22 +125,19 @@ async def image_family(request: ImageFamilyRequest, all_targets: AllTargets) -> 
         WrappedTarget,
         WrappedTargetRequest(request.base, description_of_origin="the images to publish"),
     )
+    default = registries.default_repository
     on_base = sorted(
-        {
-            service[EsbImageRepositoryField].value_or_default()
-            for service, resolved in zip(services, bases)
-            if resolved.address == request.base
-        }
+        (service.address, service[EsbImageRepositoryField].image_repository(default))
+        for service, resolved in zip(services, bases)
+        if resolved.address == request.base
     )
-    base_repository = base.target[EsbImageRepositoryField].value_or_default()
-    return ImageFamily(tuple(dict.fromkeys([base_repository, *on_base])))
+    base_repository = base.target[EsbImageRepositoryField].image_repository(default)
+    return ImageFamily(((request.base, base_repository), *on_base))
 
 
 def push_argv(
     layout: str,
-    destination: PublishDestination,
-    repository: str,
-    tags: tuple[str, ...],
+    refs: RegistryRefs,
     mount_sources: tuple[str, ...],
     connection: RegistryConnection,
     limits: PushLimits,
@@ -142,15 +148,11 @@ def push_argv(
         flags.LAYOUT,
         layout,
         flags.REFERENCE,
-        destination.name(repository),
+        refs.name,
         flags.OUT_PUBLISHED,
         record,
-        *(arg for tag in tags for arg in (flags.TAG, tag)),
-        *(
-            arg
-            for source in mount_sources
-            for arg in (flags.MOUNT_FROM, destination.repository(source))
-        ),
+        *(arg for tag in refs.tags for arg in (flags.TAG, tag)),
+        *(arg for source in mount_sources for arg in (flags.MOUNT_FROM, source)),
         *connection_argv(connection, mirrors=False),
         *limits_argv(limits),
     )
@@ -189,18 +191,18 @@ async def publish_image(
     build_root: BuildRoot,
 ) -> PublishProcesses:
     field_set = request.field_set
-    repository = field_set.repository.value_or_default()
+    address = field_set.address
+    repository = field_set.repository.image_repository(registries.default_repository)
     if field_set.skip_push.value:
         # Before the registries are read: a skipped image needs none configured.
-        return _skipped(repository, f"`{field_set.skip_push.alias}`", field_set.address)
-    destinations = publish_destinations(
-        field_set.registries, field_set.address, registries.publish_registries
-    )
+        return _skipped(repository, f"`{field_set.skip_push.alias}`", address)
+    naming = image_naming(field_set)
+    destinations = destinations_of(naming, registries, strict=True)
     if not destinations:
-        return _skipped(repository, f"`{field_set.registries.alias}=[]`", field_set.address)
+        return _skipped(repository, f"`{field_set.registries.alias}=[]`", address)
     skipped = [
         PublishPackages(
-            names=(destination.name(repository),),
+            names=(destination.name(destination.image_repository(repository, address)),),
             description=f"(by `skip_push` on registry {destination.description})",
         )
         for destination in destinations
@@ -213,24 +215,16 @@ async def publish_image(
     family_base = (
         (await Get(ResolvedBaseAddress, EsbServiceBaseField, field_set.base)).address
         if isinstance(field_set, PublishServiceImageFieldSet)
-        else field_set.address
+        else address
     )
     # Pushed from the image as built: `package`'s digest does not hold the blobs of `dist/`.
     image = await built_image(field_set)
     # After the build, as `package` does (see there).
-    await Get(UniqueImage, UniqueImageRequest(field_set.address))
+    await Get(UniqueImage, UniqueImageRequest(address))
     family = await Get(ImageFamily, ImageFamilyRequest(family_base))
-    layout, layout_digest = IMAGE_LAYOUT, image.digest
     digest = image.metadata["digest"]
-    values = await tag_values(
-        field_set.tags,
-        field_set.address,
-        isinstance(field_set, PublishServiceImageFieldSet),
-        digest,
-        strict=True,
-    )
-    tags = fill_in_tags(field_set.tags, field_set.address, values)
-    inputs = await Get(Digest, MergeDigests([layout_digest, await connection_inputs(connection)]))
+    refs = await image_refs(naming, destinations, registries, digest, strict=True)
+    inputs = await Get(Digest, MergeDigests([image.digest, await connection_inputs(connection)]))
     # Written by the tool once its push succeeded, outside the sandbox: after an interactive
     # process, Pants writes nothing back.
     record = os.path.join(
@@ -243,37 +237,37 @@ async def publish_image(
             Process,
             ImageToolRequest(
                 argv=push_argv(
-                    layout,
-                    destination,
-                    repository,
-                    tags,
-                    family.mount_sources(repository),
+                    IMAGE_LAYOUT,
+                    ref,
+                    family.mount_sources(ref.destination, address),
                     connection,
                     registries.push_limits,
                     record,
                 ),
-                description=f"Push {repository} to {destination.description}",
+                description=f"Push {ref.repository} to {ref.destination.description}",
                 input_digest=inputs,
                 needs_network_trust=True,
             ),
         )
-        for destination in destinations
+        for ref in refs
+        if ref.destination
     )
     return PublishProcesses(
         [
             *(
                 PublishPackages(
-                    names=tuple(f"{destination.name(repository)}:{tag}" for tag in tags)
-                    or (f"{destination.name(repository)}@{digest}",),
+                    names=tuple(f"{ref.name}:{tag}" for tag in ref.tags)
+                    or (f"{ref.name}@{digest}",),
                     # Interactive: the tool's progress and errors go straight to the console, and an
                     # interactive process is never cached.
                     process=InteractiveProcess.from_process(process),
-                    description=destination.description,
+                    description=ref.destination.description,
                     data=PublishOutputData(
-                        {"publisher": "esb", "registry": destination.address, "digest": digest}
+                        {"publisher": "esb", "registry": ref.destination.address, "digest": digest}
                     ),
                 )
-                for destination, process in zip(destinations, processes)
+                for ref, process in zip(refs, processes)
+                if ref.destination
             ),
             *skipped,
         ]

@@ -23,6 +23,7 @@ from esb.goals.publish import (
     PublishImageRequest,
     PublishServiceImageFieldSet,
 )
+from esb.repository_names import RepositoryNameError
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.subsystems.registries import (
     PublishDestination,
@@ -53,6 +54,7 @@ from esb_contract import commands, flags
 from esb_contract.commands import read_argv
 
 API = Address("services/api", target_name="api")
+ROOT = Address("", target_name="api")
 OPTION = "[esb-registries].publish"
 CONFIGURED = (
     PublishRegistry("internal", "registry.example:5000", default=True),
@@ -107,6 +109,32 @@ def test_publish_registries_are_checked_and_sorted() -> None:
             "`skip_push` must be true or false, got 1",
             id="skip_push",
         ),
+        pytest.param(
+            "x",
+            {"address": "r.example", "use_local_alias": "yes"},
+            "`use_local_alias` must be true or false, got 'yes'",
+            id="use_local_alias",
+        ),
+        pytest.param(
+            "x",
+            {"address": "r.example", "repository": "team/{repo}"},
+            "`repository` it has the placeholder(s) {repo}, which are not among {name}, "
+            "{directory}, {parent_directory}, {full_directory}, {target_repository}",
+            id="repository-placeholder",
+        ),
+        pytest.param(
+            "x",
+            {"address": "r.example", "repository": ["team"]},
+            "`repository` must be a string, got ['team']",
+            id="repository-type",
+        ),
+        pytest.param(
+            "x",
+            {"address": "r.example", "extra_image_tags": ["ok", "-bad"]},
+            "`extra_image_tags` must be a list of tags as `image_tags` takes them, got "
+            "['ok', '-bad']",
+            id="extra_image_tags",
+        ),
     ],
 )
 def test_bad_publish_registries_name_the_entry_and_the_fix(
@@ -118,21 +146,23 @@ def test_bad_publish_registries_name_the_entry_and_the_fix(
     assert message.startswith(f"The entry {alias!r} of `[esb-registries].publish`")
     assert problem in message
     assert message.endswith(
-        "(`address` may end with a `/namespace`; `default` and `skip_push` are optional, false)."
+        "(`address` may end with a `/namespace`; `default`, `skip_push` and `use_local_alias` are "
+        'optional, false; `repository` is an optional name such as `"team/{target_repository}"`; '
+        "`extra_image_tags` an optional list of tags)."
     )
 
 
 def test_unset_registries_are_the_default_aliases() -> None:
     assert publish_destinations(registries(None), API, CONFIGURED) == (
-        PublishDestination("registry.example:5000", "internal"),
-        PublishDestination("mirror.example/team", "mirror"),
+        PublishDestination("registry.example:5000", CONFIGURED[0]),
+        PublishDestination("mirror.example/team", CONFIGURED[1]),
     )
 
 
 def test_aliases_and_addresses_each_once() -> None:
     field = registries(["@staging", "other.example:5000", "staging.example:5000", "@staging"])
     assert publish_destinations(field, API, CONFIGURED) == (
-        PublishDestination("staging.example:5000", "staging"),
+        PublishDestination("staging.example:5000", CONFIGURED[2]),
         PublishDestination("other.example:5000"),
     )
 
@@ -141,9 +171,42 @@ def test_empty_registries_publish_nowhere() -> None:
     assert publish_destinations(registries([]), API, CONFIGURED) == ()
 
 
+def test_a_registry_entry_renames_the_image_and_may_alias_it_locally() -> None:
+    [entry] = parse_publish_registries(
+        {
+            "prod": {
+                "address": "prod.example/ns",
+                "repository": "{parent_directory}/{target_repository}",
+                "extra_image_tags": ["stable", "h-{pants.hash}"],
+                "use_local_alias": True,
+            }
+        },
+        OPTION,
+    )
+    destination = PublishDestination(entry.address, entry)
+    assert destination.image_repository("esb/api", API) == "services/esb/api"
+    assert destination.local_alias("services/esb/api") == "prod/services/esb/api"
+    assert destination.extra_image_tags == ("stable", "h-{pants.hash}")
+    # An address, or an entry without `repository`, keeps the image's own name.
+    assert PublishDestination("other.example").image_repository("esb/api", API) == "esb/api"
+    assert PublishDestination("other.example").local_alias("esb/api") is None
+
+
+def test_a_registry_repository_that_fills_in_to_no_name_names_the_entry() -> None:
+    [entry] = parse_publish_registries(
+        {"prod": {"address": "prod.example", "repository": "x/{parent_directory}"}}, OPTION
+    )
+    with pytest.raises(RepositoryNameError) as error:
+        PublishDestination(entry.address, entry).image_repository("esb/api", ROOT)
+    assert str(error.value).startswith(
+        "The `repository` of `[esb-registries].publish.prod` is 'x/{parent_directory}', which "
+        "names the image of //:api 'x/': not an OCI repository name"
+    )
+
+
 def test_destination_with_a_namespace() -> None:
-    destination = PublishDestination("mirror.example/team", "mirror")
-    assert destination.repository("esb/api") == "team/esb/api"
+    destination = PublishDestination("mirror.example/team", CONFIGURED[1])
+    assert destination.path("esb/api") == "team/esb/api"
     assert destination.name("esb/api") == "mirror.example/team/esb/api"
     assert destination.description == "@mirror (mirror.example/team)"
 
@@ -201,8 +264,9 @@ def test_unknown_or_malformed_placeholders_are_refused(tag: str) -> None:
     with pytest.raises(InvalidFieldException) as error:
         tags([tag])
     assert f"has invalid tag(s) {tag!r}" in str(error.value)
-    assert "the placeholders `publish` fills in are {digest}, {git_commit}, {version}." in str(
-        error.value
+    assert (
+        "the placeholders `publish` fills in are {digest}, {pants.hash}, {git_commit}, {version}."
+        in str(error.value)
     )
 
 
@@ -432,6 +496,48 @@ def test_a_registry_with_skip_push_is_skipped_and_the_others_pushed(
         None,
         "(by `skip_push` on registry @mirror (mirror.example/team))",
     )
+
+
+def test_registry_entries_rename_retag_and_mount_by_their_names(rule_runner: RuleRunner) -> None:
+    rule_runner.set_options(
+        [
+            '--esb-registries-publish={"internal": {"address": "127.0.0.1:5000", "default": True, '
+            '"repository": "team/{target_repository}", "extra_image_tags": ["stable", '
+            '"h-{pants.hash}"]}, "mirror": {"address": "mirror.example/team"}}',
+            REGISTRY_OPTIONS[1],
+            "--esb-registries-default-repository=esb/{directory}",
+        ]
+    )
+    internal, mirror = publish_processes(rule_runner, API)
+    assert internal.names == (
+        "127.0.0.1:5000/team/esb/api:latest",
+        "127.0.0.1:5000/team/esb/api:sha-0123456789ab",
+        "127.0.0.1:5000/team/esb/api:v0.3.0",
+        "127.0.0.1:5000/team/esb/api:stable",
+        f"127.0.0.1:5000/team/esb/api:h-{DIGEST[7:]}",
+    )
+    assert internal.process is not None
+    push = read_argv(internal.process.process.argv[1:])
+    assert push.value(flags.REFERENCE) == "127.0.0.1:5000/team/esb/api"
+    # The family's names on that registry: the worker's comes from `default_repository`.
+    assert push.get(flags.MOUNT_FROM) == ("team/esb/service-base", "team/esb/worker")
+    # The other registry keeps the image's own name and tags.
+    assert mirror.names == (
+        "mirror.example/team/esb/api:latest",
+        "mirror.example/team/esb/api:sha-0123456789ab",
+        "mirror.example/team/esb/api:v0.3.0",
+    )
+
+
+def test_a_bad_default_repository_names_the_option_and_the_fix(rule_runner: RuleRunner) -> None:
+    rule_runner.set_options([*REGISTRY_OPTIONS, "--esb-registries-default-repository=Esb/{name}"])
+    with pytest.raises(ExecutionError) as error:
+        publish_processes(rule_runner, Address("services/worker", target_name="worker"))
+    assert (
+        "`[esb-registries].default_repository` is 'Esb/{name}': it is not made of lower-case "
+        "letters and digits"
+    ) in str(error.value)
+    assert 'Fix: set it to a name such as `"esb/{name}"`' in str(error.value)
 
 
 def test_a_base_has_no_version(rule_runner: RuleRunner) -> None:

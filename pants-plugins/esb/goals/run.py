@@ -15,10 +15,17 @@ from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text, softwrap
 
 from esb.compat import pex_environment_dict
-from esb.goals.package import EsbBaseImageFieldSet, EsbServiceImageFieldSet, built_image
+from esb.goals.package import (
+    EsbBaseImageFieldSet,
+    EsbServiceImageFieldSet,
+    built_image,
+    image_naming,
+)
 from esb.subsystems.image_tool import ImageToolPexRequest
+from esb.subsystems.registries import RegistriesSubsystem
 from esb.target_types import EsbServicePortsField
 from esb.util_rules.image import IMAGE_LAYOUT, IMAGE_METADATA, BuiltImage
+from esb.util_rules.image_refs import destinations_of, image_refs
 from esb_contract import commands, flags
 from esb_contract.commands import read_argv
 from esb_contract.image_spec import ENV_NAME, Platform, SpecError
@@ -157,7 +164,10 @@ def _check_options(subsystem: EsbRunSubsystem) -> None:
 
 
 def run_image_args(
-    tool_argv0: str, ports: tuple[str, ...], subsystem: EsbRunSubsystem
+    tool_argv0: str,
+    ports: tuple[str, ...],
+    subsystem: EsbRunSubsystem,
+    local_names: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
     _check_options(subsystem)
     args = [
@@ -172,6 +182,8 @@ def run_image_args(
     ]
     if subsystem.load_only:
         args.append(flags.LOAD_ONLY)
+    for name in local_names:
+        args += [flags.LOCAL_NAME, name]
     if subsystem.network:
         args += [flags.NETWORK, subsystem.network]
     if subsystem.platform:
@@ -192,18 +204,41 @@ def run_image_args(
     return tuple(args)
 
 
+async def local_names(
+    field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet,
+    image: BuiltImage,
+    registries: RegistriesSubsystem,
+) -> tuple[str, ...]:
+    """The names the engine also gives the image: under the alias of each of its registries
+    whose entry sets `use_local_alias`, as Pants' `docker_image` has `pants run` name it."""
+    naming = image_naming(field_set)
+    destinations = destinations_of(naming, registries, strict=False)
+    if not any(destination.uses_local_alias for destination in destinations):
+        return ()
+    refs = await image_refs(
+        naming, destinations, registries, image.metadata["digest"], strict=False
+    )
+    return tuple(f"{ref.local_alias}:{tag}" for ref in refs if ref.local_alias for tag in ref.tags)
+
+
 async def _run_request(
-    image: BuiltImage, ports: tuple[str, ...], subsystem: EsbRunSubsystem, pex_env: PexEnvironment
+    field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet,
+    ports: tuple[str, ...],
+    subsystem: EsbRunSubsystem,
+    pex_env: PexEnvironment,
+    registries: RegistriesSubsystem,
 ) -> RunRequest:
+    image = await built_image(field_set)
     tool_request = await Get(ImageToolPexRequest)
     complete_env = pex_env.in_workspace()
     tool, files = await MultiGet(
         Get(VenvPex, VenvPexRequest(tool_request.pex_request, complete_env)),
         Get(Digest, DigestSubset(image.digest, PathGlobs([f"{IMAGE_LAYOUT}/**", IMAGE_METADATA]))),
     )
+    names = await local_names(field_set, image, registries)
     return RunRequest(
         digest=await Get(Digest, MergeDigests([tool.digest, files])),
-        args=run_image_args(tool.pex.argv0, ports, subsystem),
+        args=run_image_args(tool.pex.argv0, ports, subsystem, names),
         extra_env=pex_environment_dict(complete_env),
         append_only_caches={
             **complete_env.append_only_caches,
@@ -214,17 +249,24 @@ async def _run_request(
 
 @rule
 async def run_service_image(
-    field_set: EsbServiceImageRunFieldSet, subsystem: EsbRunSubsystem, pex_env: PexEnvironment
+    field_set: EsbServiceImageRunFieldSet,
+    subsystem: EsbRunSubsystem,
+    pex_env: PexEnvironment,
+    registries: RegistriesSubsystem,
 ) -> RunRequest:
-    image = await built_image(field_set)
-    return await _run_request(image, field_set.ports.normalized(), subsystem, pex_env)
+    return await _run_request(
+        field_set, field_set.ports.normalized(), subsystem, pex_env, registries
+    )
 
 
 @rule
 async def run_base_image(
-    field_set: EsbBaseImageRunFieldSet, subsystem: EsbRunSubsystem, pex_env: PexEnvironment
+    field_set: EsbBaseImageRunFieldSet,
+    subsystem: EsbRunSubsystem,
+    pex_env: PexEnvironment,
+    registries: RegistriesSubsystem,
 ) -> RunRequest:
-    return await _run_request(await built_image(field_set), (), subsystem, pex_env)
+    return await _run_request(field_set, (), subsystem, pex_env, registries)
 
 
 def rules():

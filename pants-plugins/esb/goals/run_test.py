@@ -67,6 +67,12 @@ def test_load_only_without_ports() -> None:
     assert invocation.get(flags.PUBLISH) == ()
 
 
+def test_local_names_reach_the_tool() -> None:
+    names = ("local/esb/api:latest", "local/esb/api:1.0")
+    invocation = read(run_image_args("pex", (), _subsystem(), names))
+    assert invocation.get(flags.LOCAL_NAME) == names
+
+
 def test_env_publish_and_timeout_options_reach_the_tool() -> None:
     subsystem = _subsystem(
         publish_ports=False,

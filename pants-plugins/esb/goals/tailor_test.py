@@ -12,6 +12,7 @@ from pants.testutil.rule_runner import RuleRunner
 
 from esb.goals import tailor
 from esb.goals.tailor import PutativeEsbServiceImageTargetsRequest
+from esb.repository_names import DEFAULT_REPOSITORY
 from esb.target_types import EsbBaseImageTarget, EsbImageRepositoryField, EsbServiceImageTarget
 
 _BASE_BUILD = 'esb_base_image(name="esb-service-base", packages=["python3"])\n'
@@ -323,7 +324,9 @@ def test_a_directory_name_that_is_no_repository_gets_a_valid_one(
         {f"{service_dir}/BUILD": f'esb_service_image(name="{name}", command=["python"]{kwargs})\n'}
     )
     loaded = rule_runner.get_target(Address(service_dir, target_name=name))
-    assert loaded[EsbImageRepositoryField].value_or_default() == (repository or name)
+    assert loaded[EsbImageRepositoryField].image_repository(DEFAULT_REPOSITORY) == (
+        repository or name
+    )
 
 
 def test_a_directory_name_with_no_letter_or_digit_is_skipped_with_a_warning(

@@ -7,14 +7,23 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from pants.engine.addresses import Address
 from pants.option.option_types import DictOption, FloatOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text, softwrap
 
-from esb.target_types import EsbImageRegistriesField
+from esb.repository_names import (
+    DEFAULT_REPOSITORY,
+    PLACEHOLDERS_HELP,
+    REGISTRY_REPOSITORY_PLACEHOLDERS,
+    REPOSITORY_PLACEHOLDERS,
+    TARGET_REPOSITORY,
+    fill_repository,
+    template_problem,
+)
+from esb.target_types import EsbImageRegistriesField, EsbImageTagsField
 from esb_contract import reference
 
 _MIRROR = re.compile(r"^https?://[^/?#\s]+/?$")
@@ -22,7 +31,15 @@ _SETTINGS = ("ca_bundle", "insecure", "mirrors")
 PATH_PLACEHOLDER = "<PATH>"
 # Names of `[esb-registries].publish` entries, written `@alias` in a target's `registries`.
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_PUBLISH_SETTINGS = ("address", "default", "skip_push")
+_PUBLISH_SETTINGS = (
+    "address",
+    "default",
+    "skip_push",
+    "repository",
+    "extra_image_tags",
+    "use_local_alias",
+)
+_SWITCHES = ("default", "skip_push", "use_local_alias")
 
 
 class RegistrySettingsError(ValueError):
@@ -78,6 +95,13 @@ def _settings_tables(
         yield key, settings, where
 
 
+def _strings(value: Any, valid: Callable[[str], bool]) -> bool:
+    """Whether `value` is a list of strings that each pass `valid`."""
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(item, str) and valid(item) for item in value
+    )
+
+
 def parse_registry_settings(value: Mapping[str, Any], option: str) -> tuple[RegistrySettings, ...]:
     """The entries of the `registries` option, checked, sorted by registry."""
     fix = (
@@ -105,9 +129,7 @@ def parse_registry_settings(value: Mapping[str, Any], option: str) -> tuple[Regi
             raise RegistrySettingsError(
                 f"{where}: `insecure` must be true or false, got {insecure!r}.\n\n{fix}"
             )
-        if not isinstance(mirrors, (list, tuple)) or not all(
-            isinstance(m, str) and _MIRROR.match(m) for m in mirrors
-        ):
+        if not _strings(mirrors, lambda mirror: bool(_MIRROR.match(mirror))):
             raise RegistrySettingsError(
                 f"{where}: `mirrors` must be a list of URLs `https://host[:port]` (or `http://` for "
                 f"a mirror that is itself listed as insecure), got {mirrors!r}.\n\n{fix}"
@@ -142,6 +164,13 @@ class PublishRegistry:
     default: bool = False
     skip_push: bool = False
     """`publish` pushes nothing here (as Pants' `[docker].registries` entry of that name)."""
+    repository: Optional[str] = None
+    """The image's repository name here, a template that may use `{target_repository}`; None:
+    the image's own."""
+    extra_image_tags: tuple[str, ...] = ()
+    """Tags (templates, as `image_tags`) that images get here besides their own."""
+    use_local_alias: bool = False
+    """`pants run` also names the image `<alias>/<repository>:<tag>` in the engine."""
 
 
 def publish_address_problem(address: str) -> Optional[str]:
@@ -168,8 +197,9 @@ def parse_publish_registries(value: Mapping[str, Any], option: str) -> tuple[Pub
     """The entries of the `publish` option, checked, sorted by alias."""
     fix = (
         f'Fix: write each entry as `alias = {{ address = "host:port", default = true }}` in '
-        f"`{option}` (`address` may end with a `/namespace`; `default` and `skip_push` are "
-        "optional, false)."
+        f"`{option}` (`address` may end with a `/namespace`; `default`, `skip_push` and "
+        "`use_local_alias` are optional, false; `repository` is an optional name such as "
+        '`"team/{target_repository}"`; `extra_image_tags` an optional list of tags).'
     )
     entries = []
     for alias, settings, where in _settings_tables(
@@ -186,13 +216,36 @@ def parse_publish_registries(value: Mapping[str, Any], option: str) -> tuple[Pub
         problem = publish_address_problem(address)
         if problem:
             raise RegistrySettingsError(f"{where}: `address` {address!r}: {problem}.\n\n{fix}")
-        switches = {name: settings.get(name, False) for name in ("default", "skip_push")}
+        switches = {name: settings.get(name, False) for name in _SWITCHES}
         for name, value in switches.items():
             if not isinstance(value, bool):
                 raise RegistrySettingsError(
                     f"{where}: `{name}` must be true or false, got {value!r}.\n\n{fix}"
                 )
-        entries.append(PublishRegistry(alias, address, **switches))
+        repository = settings.get("repository")
+        if repository is not None and not isinstance(repository, str):
+            naming_problem: Optional[str] = f"must be a string, got {repository!r}"
+        else:
+            naming_problem = repository and template_problem(
+                repository, REGISTRY_REPOSITORY_PLACEHOLDERS
+            )
+        if naming_problem:
+            raise RegistrySettingsError(f"{where}: `repository` {naming_problem}.\n\n{fix}")
+        extra_tags = settings.get("extra_image_tags", [])
+        if not _strings(extra_tags, EsbImageTagsField.is_valid):
+            raise RegistrySettingsError(
+                f"{where}: `extra_image_tags` must be a list of tags as `image_tags` takes them, "
+                f"got {extra_tags!r}: {EsbImageTagsField.fix}\n\n{fix}"
+            )
+        entries.append(
+            PublishRegistry(
+                alias,
+                address,
+                repository=repository,
+                extra_image_tags=tuple(extra_tags),
+                **switches,
+            )
+        )
     return tuple(entries)
 
 
@@ -279,9 +332,28 @@ class RegistriesSubsystem(Subsystem):
             `registry.example:5000/team/esb/api`). `default`: publish an image whose
             `registries` field is unset here. `skip_push`: push nothing here; `publish` says
             so for each image, and `package` still lists the registry in
-            `<output>.docker-info.json` (as Pants' `[docker].registries` does). A target names aliases as `@internal` in its
-            `registries` field. The connection to each registry (CA bundle, plain HTTP) comes
+            `<output>.docker-info.json`. `repository`: the image's repository name here
+            instead of its own, which it may hold as `{target_repository}` besides the
+            placeholders of the `repository` field (e.g. `repository = "team/{name}"`).
+            `extra_image_tags`: tags images get here besides their `image_tags`, with the same
+            placeholders. `use_local_alias`: `pants run` also names the image
+            `<alias>/<repository>:<tag>` in the engine. All as in Pants' `[docker].registries`.
+            A target names aliases as `@internal` in its `registries` field. The connection to each registry (CA bundle, plain HTTP) comes
             from its `host[:port]` entry in `registries`, credentials from the Docker config.
+            """
+        ),
+    )
+
+    _default_repository = StrOption(
+        default=DEFAULT_REPOSITORY,
+        help=softwrap(
+            f"""
+            The repository name of an image target whose `repository` field is unset, as Pants'
+            `[docker].default_repository`: a name that may hold the placeholders
+            {PLACEHOLDERS_HELP}, e.g. `default_repository = "esb/{{directory}}"`. The name is
+            the image's on every registry (but one whose `publish` entry sets `repository`),
+            in `pants run`'s engine, and in the image's metadata: a service's config names its
+            base by it, so changing it changes the services' digests.
             """
         ),
     )
@@ -349,6 +421,18 @@ class RegistriesSubsystem(Subsystem):
         return parse_publish_registries(self._publish, f"[{self.options_scope}].publish")
 
     @property
+    def default_repository(self) -> str:
+        template = self._default_repository
+        problem = template_problem(template, REPOSITORY_PLACEHOLDERS)
+        if problem:
+            raise RegistrySettingsError(
+                f"`[{self.options_scope}].default_repository` is {template!r}: {problem}.\n\n"
+                f'Fix: set it to a name such as `"esb/{{name}}"`, or remove it (default: '
+                f"`{DEFAULT_REPOSITORY}`)."
+            )
+        return template
+
+    @property
     def registries(self) -> tuple[RegistrySettings, ...]:
         return parse_registry_settings(self._registries, f"[{self.options_scope}].registries")
 
@@ -380,10 +464,50 @@ class PublishError(Exception):
 class PublishDestination:
     address: str
     """`host[:port]`, optionally with a `/namespace` that prefixes repositories."""
-    alias: Optional[str] = None
-    skip_push: bool = False
+    entry: Optional[PublishRegistry] = None
+    """The `[esb-registries].publish` entry named as `@alias`; None for an address."""
 
-    def repository(self, repository: str) -> str:
+    @property
+    def alias(self) -> Optional[str]:
+        return self.entry.alias if self.entry else None
+
+    @property
+    def skip_push(self) -> bool:
+        return bool(self.entry and self.entry.skip_push)
+
+    @property
+    def extra_image_tags(self) -> tuple[str, ...]:
+        return self.entry.extra_image_tags if self.entry else ()
+
+    @property
+    def extra_tags_source(self) -> str:
+        return f"`extra_image_tags` of {self.description}"
+
+    def image_repository(self, repository: str, address: Address) -> str:
+        """The repository name here of the image of the target at `address`, whose name is
+        `repository` elsewhere."""
+        if not (self.entry and self.entry.repository):
+            return repository
+        option = f"[{RegistriesSubsystem.options_scope}].publish.{self.entry.alias}"
+        return fill_repository(
+            self.entry.repository,
+            address,
+            f"The `repository` of `{option}`",
+            f"change it so that it gives a valid name for every image published there, e.g. "
+            f'`repository = "team/{{{TARGET_REPOSITORY}}}"`.',
+            target_repository=repository,
+        )
+
+    @property
+    def uses_local_alias(self) -> bool:
+        return bool(self.entry and self.entry.use_local_alias)
+
+    def local_alias(self, repository: str) -> Optional[str]:
+        """The name `pants run` also gives the image, as `<alias>/<repository>`, when the entry
+        asks for it."""
+        return f"{self.alias}/{repository}" if self.uses_local_alias else None
+
+    def path(self, repository: str) -> str:
         """`repository`'s path on the registry."""
         namespace = self.address.partition("/")[2]
         return f"{namespace}/{repository}" if namespace else repository
@@ -427,7 +551,7 @@ def publish_destinations(
                     f"{where} names {entry!r}, which is no alias of `{option}` (known: {known})."
                     f"\n\nFix: add it to `{option}` in pants.toml, or correct the alias."
                 )
-            destination = PublishDestination(registry.address, registry.alias, registry.skip_push)
+            destination = PublishDestination(registry.address, registry)
         else:
             problem = publish_address_problem(entry)
             if problem:

@@ -30,6 +30,7 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.registries import RegistriesSubsystem
 from esb.target_types import (
     BASE_LOCK_FILE,
     ENTRYPOINT_SCRIPT_FILE,
@@ -482,7 +483,9 @@ def base_config_json(target: EsbBaseImageTarget) -> str:
 
 
 @rule(desc="Build a base image", level=LogLevel.DEBUG)
-async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
+async def build_base_image(
+    request: BaseImageRequest, registries: RegistriesSubsystem
+) -> BuiltBaseImage:
     sources = await Get(BaseSources, BaseImageRequest, request)
     target = sources.target
     spec = str(request.address)
@@ -535,7 +538,9 @@ async def build_base_image(request: BaseImageRequest) -> BuiltBaseImage:
             description=steps.describe(
                 steps.ASSEMBLE, f"the image {spec}{platform_suffix(request.architecture)}"
             ),
-            repository=target[EsbImageRepositoryField].value_or_default(),
+            repository=target[EsbImageRepositoryField].image_repository(
+                registries.default_repository
+            ),
             tags=target[EsbImageTagsField].literal(),
             architecture=platform.architecture,
             config_json=base_config_json(target),

@@ -25,6 +25,7 @@ from pants.engine.rules import Get, QueryRule, rule
 from pants.testutil.rule_runner import RuleRunner
 
 from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.registries import RegistriesSubsystem
 from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
 from esb.util_rules import (
@@ -434,6 +435,7 @@ BASE_RULES = (
     upstream.upstream_as_base,
     *image.rules(),
     *created.rules(),
+    *RegistriesSubsystem.rules(),
     fake_image_tool,
     fake_download_deb,
     fake_pull_upstream_image,

@@ -7,7 +7,8 @@ rule looks at all image targets (not only those on the command line: the other i
 published by another run) once per change of BUILD files, and `package` and `publish` ask it
 about each image they handle.
 
-Tags are compared as written: `{digest}` makes a tag unique to each image's content, while
+Tags are compared as written: `{digest}` or `{pants.hash}` makes a tag unique to each image's
+content, while
 `{git_commit}` and `{version}` can give two images the same value, so tags with them collide
 when written alike.
 """
@@ -32,6 +33,7 @@ from esb.target_types import (
     EsbImageRepositoryField,
     EsbImageTagsField,
     EsbServiceImageTarget,
+    names_content,
 )
 
 _SHOWN = 3
@@ -58,26 +60,29 @@ class ImagePlacement:
 
 
 def image_placement(target: Target, registries: RegistriesSubsystem) -> ImagePlacement:
-    repository = target[EsbImageRepositoryField].value_or_default()
+    repository = target[EsbImageRepositoryField].image_repository(registries.default_repository)
     destinations = package_destinations(
         target[EsbImageRegistriesField], target.address, registries.publish_registries
     )
-    tags = [tag for tag in target[EsbImageTagsField].value or () if "{digest}" not in tag]
+    tags = [tag for tag in target[EsbImageTagsField].value or () if not names_content(tag)]
     if destinations:
         described = tuple(destination.description for destination in destinations)
-        tagged = tuple(
-            f"{destination.name(repository)}:{tag}" for destination in destinations for tag in tags
-        )
+        tagged = []
+        for destination in destinations:
+            here = destination.image_repository(repository, target.address)
+            names = [destination.name(here), destination.local_alias(here)]
+            extra = [tag for tag in destination.extra_image_tags if not names_content(tag)]
+            tagged += [f"{name}:{tag}" for name in names if name for tag in (*tags, *extra)]
     else:
         # Published nowhere, the image still has a name: the one `pants run` loads it under,
         # which another image of the same name would take over.
-        described, tagged = (LOCAL_ONLY,), tuple(f"{repository}:{tag}" for tag in tags)
+        described, tagged = (LOCAL_ONLY,), [f"{repository}:{tag}" for tag in tags]
     return ImagePlacement(
         address=target.address,
         output_path=target[EsbImageOutputPathField].value_or_default(file_ending=None),
         repository=repository,
         registries=described,
-        tagged=tagged,
+        tagged=tuple(dict.fromkeys(tagged)),
     )
 
 

@@ -165,6 +165,30 @@ def test_a_namespace_and_a_repository_that_meet_collide(rule_runner: RuleRunner)
     assert "(@team (127.0.0.1:5000/team) and @internal (127.0.0.1:5000))" in message
 
 
+def test_a_registry_repository_that_names_two_images_alike_collides(
+    rule_runner: RuleRunner,
+) -> None:
+    rule_runner.set_options(
+        [
+            '--esb-registries-publish={"internal": {"address": "127.0.0.1:5000", "default": True, '
+            '"repository": "team/{directory}", "extra_image_tags": ["stable"], '
+            '"use_local_alias": True}}'
+        ]
+    )
+    rule_runner.write_files(
+        {
+            "services/signer/BUILD": service("signer", repository='"esb/signer"')
+            + service("signer2", repository='"esb/signer2"', output_path='"signer2"')
+        }
+    )
+    message = collision_message(rule_runner, SIGNER)
+    # Both are `team/signer` there, under the address and the local alias, with every tag.
+    assert (
+        "both take 127.0.0.1:5000/team/signer:latest, 127.0.0.1:5000/team/signer:stable, "
+        "internal/team/signer:latest and 1 more"
+    ) in message
+
+
 def test_the_same_output_path_names_both_targets_and_the_field(rule_runner: RuleRunner) -> None:
     write_signer(rule_runner, repository='"esb/signer"', output_path='"images/api"')
     rule_runner.write_files(

@@ -1,5 +1,5 @@
-"""The tags of an image with their placeholders filled in: `{digest}`, `{git_commit}` and
-`{version}`. `publish` pushes these tags; `package` lists those it can fill in, in
+"""The tags of an image with their placeholders filled in: `{digest}`, `{pants.hash}`,
+`{git_commit}` and `{version}`. `publish` pushes these tags; `package` lists those it can fill in, in
 `<output>.docker-info.json`."""
 
 from __future__ import annotations
@@ -28,38 +28,57 @@ DIGEST_TAG_LENGTH = 12
 """`{digest}` is this many hex digits of the manifest digest, as Docker shortens image IDs."""
 
 
-def filled_tags(
-    field: EsbImageTagsField, address: Address, values: Mapping[str, str]
-) -> dict[str, str]:
-    """The tags of the target at `address` with their placeholders filled in from `values`, each
-    tag once, mapped to the template it came from. A template using a placeholder that `values`
-    lacks is left out."""
-    tags: dict[str, str] = {}
-    for template in field.value or ():
+@dataclass(frozen=True)
+class TagTemplates:
+    """The tags to give an image as written, placeholders and all, and where they are written."""
+
+    templates: tuple[str, ...]
+    address: Address
+    source: str
+    """How messages name where the templates come from, e.g. "The `image_tags` field of the
+    target services/api:api"."""
+
+    @classmethod
+    def of(
+        cls,
+        field: EsbImageTagsField,
+        address: Address,
+        extra: tuple[str, ...] = (),
+        extra_source: str = "",
+    ) -> TagTemplates:
+        """The `image_tags` of the target at `address`, and the `extra` tags from
+        `extra_source` after them."""
+        source = f"The `{field.alias}` field of the target {address}"
+        if extra:
+            source = f"{source}, with {extra_source},"
+        return cls((*(field.value or ()), *extra), address, source)
+
+    def using(self, placeholder: str) -> list[str]:
+        return [template for template in self.templates if f"{{{placeholder}}}" in template]
+
+
+def filled_tags(tags: TagTemplates, values: Mapping[str, str]) -> dict[str, str]:
+    """The tags with their placeholders filled in from `values`, each tag once, mapped to the
+    template it came from. A template using a placeholder that `values` lacks is left out."""
+    filled: dict[str, str] = {}
+    for template in tags.templates:
         if any(name not in values for name in TAG_PLACEHOLDER.findall(template)):
             continue
         tag = TAG_PLACEHOLDER.sub(lambda match: values[match[1]], template)
         if not EsbImageTagsField.is_valid(tag):
             raise PublishError(
-                f"The `{field.alias}` field of the target {address} has the tag "
-                f"{template!r}, which becomes {tag!r}: not a valid tag (at most 128 letters, "
-                "digits, '_', '.' and '-', not starting with '.' or '-').\n\nFix: use placeholders "
-                "whose values fit (e.g. a version without '+'), or a literal tag."
+                f"{tags.source} has the tag {template!r}, which becomes {tag!r}: not a valid tag "
+                "(at most 128 letters, digits, '_', '.' and '-', not starting with '.' or '-')."
+                "\n\nFix: use placeholders whose values fit (e.g. a version without '+'), or a "
+                "literal tag."
             )
-        tags.setdefault(tag, template)
-    return tags
+        filled.setdefault(tag, template)
+    return filled
 
 
-def fill_in_tags(
-    field: EsbImageTagsField, address: Address, values: Mapping[str, str]
-) -> tuple[str, ...]:
-    """The tags of the target at `address` with their placeholders filled in, each tag once."""
-    return tuple(filled_tags(field, address, values))
-
-
-def project_version(pyproject: bytes, path: str, address: Address) -> str:
+def project_version(pyproject: bytes, path: str, tags: TagTemplates) -> str:
     """`[project].version` of a service's pyproject.toml, for `{version}` in its tags."""
-    where = f"The `{EsbImageTagsField.alias}` field of the target {address} uses {{version}}"
+    where = f"{tags.source} uses {{version}}"
     try:
         project = parse_toml(pyproject).get("project", {})
     except TomlError as e:
@@ -114,15 +133,11 @@ UNCOMMITTED_FILES_SHOWN = 5
 """How many of the uncommitted files the error about them names."""
 
 
-def git_commit_tag_value(head: GitHead, tags: EsbImageTagsField, address: Address) -> str:
-    """The value of `{git_commit}` in the tags of the target at `address`: refused unless the
-    working tree is exactly the commit, since the tag would name a commit the image was not built
-    from."""
-    templates = [repr(tag) for tag in tags.value or () if "{git_commit}" in tag]
-    where = (
-        f"The `{tags.alias}` field of the target {address} has the "
-        f"tag{'s' if len(templates) > 1 else ''} {', '.join(templates)}"
-    )
+def git_commit_tag_value(head: GitHead, tags: TagTemplates) -> str:
+    """The value of `{git_commit}` in the tags: refused unless the working tree is exactly the
+    commit, since the tag would name a commit the image was not built from."""
+    templates = [repr(tag) for tag in tags.using("git_commit")]
+    where = f"{tags.source} has the tag{'s' if len(templates) > 1 else ''} {', '.join(templates)}"
     if head.worktree is None:
         raise PublishError(
             f"{where}, but Pants finds no git repository (or no `git`) at the build root.\n\n"
@@ -147,7 +162,8 @@ def git_commit_tag_value(head: GitHead, tags: EsbImageTagsField, address: Addres
     return head.commit
 
 
-async def _service_version(address: Address) -> str:
+async def _service_version(tags: TagTemplates) -> str:
+    address = tags.address
     path = in_service(address, SERVICE_PYPROJECT_FILE)
     contents = await Get(
         DigestContents,
@@ -157,35 +173,34 @@ async def _service_version(address: Address) -> str:
             description_of_origin=f"{{version}} in the tags of {address}",
         ),
     )
-    return project_version(contents[0].content, path, address)
+    return project_version(contents[0].content, path, tags)
 
 
-async def _placeholder_value(
-    name: str, tags: EsbImageTagsField, address: Address, service: bool
-) -> str:
+async def _placeholder_value(name: str, tags: TagTemplates, service: bool) -> str:
     if name == "git_commit":
         head = await Get(GitHead, GitHeadRequest())
-        return git_commit_tag_value(head, tags, address)
+        return git_commit_tag_value(head, tags)
     if not service:
         raise PublishError(
-            f"The `{tags.alias}` field of the target {address} uses {{version}}, a service's "
+            f"{tags.source} uses {{version}}, a service's "
             f"`[project].version`, but an `{EsbBaseImageTarget.alias}` has no pyproject.toml."
             "\n\nFix: tag the base with {digest} or {git_commit}, or a literal version."
         )
-    return await _service_version(address)
+    return await _service_version(tags)
 
 
 async def tag_values(
-    tags: EsbImageTagsField, address: Address, service: bool, image_digest: str, *, strict: bool
+    tags: TagTemplates, service: bool, image_digest: str, *, strict: bool
 ) -> dict[str, str]:
-    """The values of the placeholders the target's tags use, and only of those (finding the
-    version or the commit may fail). `strict`: a value that cannot be found fails, naming the
-    fix (`publish`); otherwise it is left out, and so are the tags that use it (`package`)."""
-    used = {name for tag in tags.value or () for name in TAG_PLACEHOLDER.findall(tag)}
-    values = {"digest": image_digest.partition(":")[2][:DIGEST_TAG_LENGTH]}
-    for name in sorted(used - {"digest"}):
+    """The values of the placeholders the tags use, and only of those (finding the version or
+    the commit may fail). `strict`: a value that cannot be found fails, naming the fix
+    (`publish`); otherwise it is left out, and so are the tags that use it (`package`)."""
+    used = {name for tag in tags.templates for name in TAG_PLACEHOLDER.findall(tag)}
+    content_hash = image_digest.partition(":")[2]
+    values = {"digest": content_hash[:DIGEST_TAG_LENGTH], "pants.hash": content_hash}
+    for name in sorted(used - set(values)):
         try:
-            values[name] = await _placeholder_value(name, tags, address, service)
+            values[name] = await _placeholder_value(name, tags, service)
         except PublishError:
             if strict:
                 raise

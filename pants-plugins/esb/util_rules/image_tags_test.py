@@ -7,7 +7,7 @@ from esb.subsystems.registries import PublishError
 from esb.target_types import EsbImageTagsField
 from esb.util_rules.image_tags import (
     GitHead,
-    fill_in_tags,
+    TagTemplates,
     filled_tags,
     git_commit_tag_value,
     project_version,
@@ -17,14 +17,14 @@ API = Address("services/api", target_name="api")
 COMMIT = "89abcdef0123" + "4" * 28
 
 
-def tags(value: list[str]) -> EsbImageTagsField:
-    return EsbImageTagsField(value, API)
+def tags(value: list[str]) -> TagTemplates:
+    return TagTemplates.of(EsbImageTagsField(value, API), API)
 
 
 def test_tags_are_filled_in_each_once() -> None:
     values = {"digest": "0123456789ab", "git_commit": "f" * 40, "version": "1.2.0"}
     field = tags(["latest", "sha-{digest}", "v{version}", "git-{git_commit}", "v1.2.0"])
-    assert fill_in_tags(field, API, values) == (
+    assert tuple(filled_tags(field, values)) == (
         "latest",
         "sha-0123456789ab",
         "v1.2.0",
@@ -34,7 +34,7 @@ def test_tags_are_filled_in_each_once() -> None:
 
 def test_a_tag_that_fills_in_to_an_invalid_one_is_refused() -> None:
     with pytest.raises(PublishError) as error:
-        fill_in_tags(tags(["v{version}"]), API, {"digest": "0123456789ab", "version": "1.0+local"})
+        filled_tags(tags(["v{version}"]), {"digest": "0123456789ab", "version": "1.0+local"})
     assert str(error.value) == (
         "The `image_tags` field of the target services/api:api has the tag 'v{version}', which "
         "becomes 'v1.0+local': not a valid tag (at most 128 letters, digits, '_', '.' and '-', not "
@@ -57,7 +57,7 @@ def test_a_tag_that_fills_in_to_an_invalid_one_is_refused() -> None:
 )
 def test_version_problems_name_the_file_and_the_fix(pyproject: bytes, problem: str) -> None:
     with pytest.raises(PublishError) as error:
-        project_version(pyproject, "services/api/pyproject.toml", API)
+        project_version(pyproject, "services/api/pyproject.toml", tags(["v{version}"]))
     message = str(error.value)
     assert message.startswith(
         "The `image_tags` field of the target services/api:api uses {version}, but "
@@ -67,12 +67,12 @@ def test_version_problems_name_the_file_and_the_fix(pyproject: bytes, problem: s
 
 
 def test_version_from_pyproject() -> None:
-    assert project_version(b"[project]\nversion = '2.0.1'\n", "p.toml", API) == "2.0.1"
+    assert project_version(b"[project]\nversion = '2.0.1'\n", "p.toml", tags([])) == "2.0.1"
 
 
 def test_git_commit_of_a_clean_working_tree() -> None:
     head = GitHead("/repo", COMMIT)
-    assert git_commit_tag_value(head, tags(["latest", "git-{git_commit}"]), API) == COMMIT
+    assert git_commit_tag_value(head, tags(["latest", "git-{git_commit}"])) == COMMIT
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def test_git_commit_problems_name_the_target_the_tag_and_the_fix(
     head: GitHead, problem: str
 ) -> None:
     with pytest.raises(PublishError) as error:
-        git_commit_tag_value(head, tags(["latest", "git-{git_commit}"]), API)
+        git_commit_tag_value(head, tags(["latest", "git-{git_commit}"]))
     assert str(error.value) == (
         f"The `image_tags` field of the target services/api:api has the tag 'git-{{git_commit}}', {problem}"
     )
@@ -114,7 +114,7 @@ def test_git_commit_problems_name_the_target_the_tag_and_the_fix(
 def test_many_uncommitted_files_are_counted_rather_than_listed() -> None:
     head = GitHead("/repo", COMMIT, uncommitted=tuple(f"f{index}" for index in range(8)))
     with pytest.raises(PublishError) as error:
-        git_commit_tag_value(head, tags(["git-{git_commit}", "{git_commit}-{digest}"]), API)
+        git_commit_tag_value(head, tags(["git-{git_commit}", "{git_commit}-{digest}"]))
     message = str(error.value)
     assert message.startswith(
         "The `image_tags` field of the target services/api:api has the tags 'git-{git_commit}', "
@@ -125,7 +125,7 @@ def test_many_uncommitted_files_are_counted_rather_than_listed() -> None:
 
 def test_templates_whose_placeholders_have_no_value_are_left_out() -> None:
     field = tags(["latest", "sha-{digest}", "v{version}", "git-{git_commit}"])
-    assert filled_tags(field, API, {"digest": "0123456789ab", "version": "1.0"}) == {
+    assert filled_tags(field, {"digest": "0123456789ab", "version": "1.0"}) == {
         "latest": "latest",
         "sha-0123456789ab": "sha-{digest}",
         "v1.0": "v{version}",

@@ -35,6 +35,7 @@ from pants.option.global_options import GlobalOptions
 from pants.util.logging import LogLevel
 
 from esb.subsystems.image_tool import ImageToolRequest
+from esb.subsystems.registries import RegistriesSubsystem
 from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.target_types import (
     BASE_LOCK_FILE,
@@ -559,7 +560,7 @@ async def service_files(sources: Digest, paths: Iterable[str], root: str) -> Dig
 
 @rule(desc="Build a service image", level=LogLevel.DEBUG)
 async def build_service_image(
-    request: ServiceImageRequest, global_options: GlobalOptions
+    request: ServiceImageRequest, global_options: GlobalOptions, registries: RegistriesSubsystem
 ) -> BuiltImage:
     wrapped = await Get(
         WrappedTarget,
@@ -688,7 +689,9 @@ async def build_service_image(
             description=steps.describe(
                 steps.ASSEMBLE, f"the image {spec}{platform_suffix(request.architecture)}"
             ),
-            repository=target[EsbImageRepositoryField].value_or_default(),
+            repository=target[EsbImageRepositoryField].image_repository(
+                registries.default_repository
+            ),
             tags=target[EsbImageTagsField].literal(),
             architecture=platform.architecture,
             config_json=config_json(
