@@ -176,11 +176,12 @@ class EsbImageRepositoryField(StringField, AsyncFieldMixin):
         The image's repository name, e.g. `esb/api`: the name under which `package` labels the
         image and `publish` pushes it (a registry prefix is added at publish time).
 
-        May hold the placeholders {PLACEHOLDERS_HELP}, as Pants' `docker_image`, e.g.
-        `repository="esb/{{directory}}"`. Unset: `[esb-registries].default_repository`, by
-        default the target's name. The name must follow the OCI distribution grammar:
-        lower-case alphanumeric components separated by `.`, `_`, `__` or `-`, joined by `/`; a
-        target whose name does not (e.g. `My_Svc`) must set it.
+        May hold the placeholders {PLACEHOLDERS_HELP}, filled in lower case as Pants'
+        `docker_image` does, e.g. `repository="esb/{{directory}}"`. Unset:
+        `[esb-registries].default_repository`, by default the target's name. The name must
+        follow the OCI distribution grammar: lower-case alphanumeric components separated by
+        `.`, `_`, `__` or `-`, joined by `/`; a target whose name gives none (e.g. `_svc`) must
+        set it.
         """
     )
 

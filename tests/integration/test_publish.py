@@ -439,3 +439,34 @@ def test_a_registry_with_skip_push_gets_nothing(publish_checkout: PublishCheckou
     assert publish_checkout.tag_list(f"{namespace}/esb/worker") is None
     worker = ImageTarget.service("services/worker:worker")
     assert name not in publish_checkout.checkout.outputs(worker).published()
+
+
+def test_a_registry_entry_renames_and_retags_the_images_it_gets(
+    publish_checkout: PublishCheckout,
+) -> None:
+    checkout, registry = publish_checkout.checkout, publish_checkout.registry
+    namespace = f"{publish_checkout.namespace}-renamed"
+    entry = (
+        f'--esb-registries-publish={{"{ALIAS}": {{"address": "{registry.host}/{namespace}", '
+        '"default": True, "repository": "team/{target_repository}", '
+        '"extra_image_tags": ["stable", "h-{pants.hash}"]}}'
+    )
+    worker = ImageTarget.service("services/worker:worker")
+    packaged = checkout.pants("package", entry, worker.address)
+    assert packaged.returncode == 0, packaged.report()
+    outputs = checkout.outputs(worker)
+    digest = outputs.metadata["digest"]
+    tags = ["latest", "stable", f"h-{digest.removeprefix('sha256:')}"]
+    name = f"{registry.host}/{namespace}/team/esb/worker"
+    [info] = outputs.docker_info["registries"]
+    assert (info["alias"], info["repository"]) == (ALIAS, "team/esb/worker")
+    assert sorted(tag["name"] for tag in info["tags"]) == sorted(f"{name}:{tag}" for tag in tags)
+
+    run = publish_checkout.publish(entry, worker.address)
+    assert run.returncode == 0, run.report()
+    for tag in tags:
+        assert f"✓ {name}:{tag} published to @{ALIAS}" in run.stderr, run.report()
+        assert publish_checkout.tagged_digest(f"{namespace}/team/esb/worker", tag) == digest, tag
+    # Under its own name, nothing: the entry renames the image there.
+    assert publish_checkout.tag_list(f"{namespace}/esb/worker") is None
+    assert outputs.published()[name]["digest"] == digest
