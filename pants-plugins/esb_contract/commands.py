@@ -115,7 +115,7 @@ COMMANDS: Mapping[str, Arguments] = {
     DEBIAN_ROOTFS: LAYER_OUTPUT
     | arguments(
         required={flags.ARCHITECTURE, flags.DEBS, flags.LOCK},
-        optional={flags.ACCOUNT},
+        optional={flags.ACCOUNT, flags.LOCK_PATH, flags.LOCK_TARGET},
         switches={flags.COMPILE_BYTECODE, flags.KEEP_DOCUMENTATION, flags.KEEP_TRANSLATIONS},
         repeated={flags.ACCOUNT},
     ),

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pants.base.exceptions import IntrinsicError
 from pants.engine.addresses import Address
 from pants.engine.fs import (
-    AddPrefix,
     CreateDigest,
     Digest,
     DigestContents,
-    DownloadFile,
     FileContent,
-    FileDigest,
-    MergeDigests,
 )
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -50,7 +45,7 @@ from esb.target_types import (
 )
 from esb.util_rules.created import image_created
 from esb.util_rules.image import BuiltImage, ImageAssemblyRequest, config_json
-from esb.util_rules.layers import BuiltLayer, FilesLayerRequest, layer_request, run_layer_process
+from esb.util_rules.layers import BuiltLayer, FilesLayerRequest, layer_request
 from esb.util_rules.platform import BasePlatform, BasePlatformError, platform_suffix
 from esb.util_rules.upstream import (
     AccountsLayerRequest,
@@ -81,8 +76,10 @@ class BaseLockError(ValueError):
     pass
 
 
-class DebDownloadError(ValueError):
-    pass
+class RootfsError(ValueError):
+    """The root filesystem of a base could not be assembled: a pinned `.deb` could not be had
+    as the lock pins it, or the tool refused the lock; the message names the package and the
+    fix."""
 
 
 @dataclass(frozen=True)
@@ -164,84 +161,51 @@ def check_lock_matches_target(
 
 @dataclass(frozen=True)
 class RootfsLayerRequest:
-    """`inputs` holds `packages.lock.json` and the locked `.deb` files under `debs/`."""
+    """`lock` is `packages.lock.json`; the process fetches the `.deb` files it pins."""
 
-    inputs: Digest
+    lock: Digest
+    lock_path: str
+    target: str
     architecture: str
     """Whose packages of the lock to assemble."""
     service_accounts: tuple[str, ...]
     description: str
 
 
+DEB_CACHE = FrozenDict({"esb_debs": ".cache/esb-debs"})
+"""Where `debian-rootfs` keeps the `.deb` files it downloaded, by sha256, across runs: the
+process fetches them itself, so that its cache key is the lock (which pins every file by URL,
+sha256 and size) and a build whose root filesystem is cached downloads none."""
+
+
 @rule
 async def build_rootfs_layer(request: RootfsLayerRequest) -> BuiltLayer:
-    return await run_layer_process(
-        "rootfs",
-        layer_request(
-            (
-                commands.DEBIAN_ROOTFS,
-                flags.LOCK,
-                "packages.lock.json",
-                flags.ARCHITECTURE,
-                request.architecture,
-                flags.DEBS,
-                "debs",
-                flags.COMPILE_BYTECODE,
-                *(arg for account in request.service_accounts for arg in (flags.ACCOUNT, account)),
-            ),
-            request.description,
-            request.inputs,
+    layer = layer_request(
+        (
+            commands.DEBIAN_ROOTFS,
+            flags.LOCK,
+            "packages.lock.json",
+            flags.ARCHITECTURE,
+            request.architecture,
+            flags.DEBS,
+            DEB_CACHE["esb_debs"],
+            flags.LOCK_PATH,
+            request.lock_path,
+            flags.LOCK_TARGET,
+            request.target,
+            flags.COMPILE_BYTECODE,
+            *(arg for account in request.service_accounts for arg in (flags.ACCOUNT, account)),
         ),
+        request.description,
+        request.lock,
+        needs_network_trust=True,
+        append_only_caches=DEB_CACHE,
     )
-
-
-@dataclass(frozen=True)
-class DebDownloadRequest:
-    package: LockedPackage
-    lock_path: str
-    target: str
-
-
-@dataclass(frozen=True)
-class DownloadedDeb:
-    digest: Digest
-
-
-def deb_download_failure(request: DebDownloadRequest, engine_message: str) -> str:
-    """What went wrong with a pinned download, for whom, and the fix; `engine_message` is the
-    engine's own (`Wrong digest for downloaded file: …`, `Client error (404) …`)."""
-    package = request.package
-    if "digest" in engine_message:
-        cause = (
-            f"the file it serves is not the one the lock pins (sha256 {package.sha256}, "
-            f"{package.size} bytes): the lock was edited, or the archive or the mirror replaced "
-            "the file"
-        )
-    else:
-        cause = (
-            "it cannot be downloaded: the archive may have dropped this version from its pool "
-            "(Debian keeps only the current version of a package), or the mirror is unreachable"
-        )
-    return (
-        f"{request.lock_path} (the package lock of {request.target}) pins {package.name} "
-        f"{package.version} ({package.architecture}) at {package.url}, but {cause}.\n"
-        f"The download reported: {engine_message.strip()}\n\n"
-        f"Fix: run `pants esb-lock {request.target}` to resolve the packages anew against the "
-        f"archive and commit {request.lock_path}; or, if the file should still be there, check "
-        "that the mirror serves it."
-    )
-
-
-@rule
-async def download_deb(request: DebDownloadRequest) -> DownloadedDeb:
-    package = request.package
-    try:
-        digest = await Get(
-            Digest, DownloadFile(package.url, FileDigest(package.sha256, package.size))
-        )
-    except IntrinsicError as e:
-        raise DebDownloadError(deb_download_failure(request, str(e))) from e
-    return DownloadedDeb(digest)
+    process = await Get(Process, ImageToolRequest, layer)
+    result = await Get(FallibleProcessResult, Process, process)
+    if result.exit_code != 0:
+        raise RootfsError(tool_message(result.exit_code, result.stderr.decode(errors="replace")))
+    return BuiltLayer("rootfs", result.output_digest)
 
 
 @dataclass(frozen=True)
@@ -418,30 +382,15 @@ async def read_base_platform(request: BaseImageRequest) -> BasePlatform:
 
 
 async def _rootfs_request(sources: BaseSources, architecture: str) -> RootfsLayerRequest:
-    """The locked `.deb` files (downloaded, checked by sha256) and the lock, to assemble."""
+    """The lock, whose `.deb` files the process fetches, to assemble."""
     assert sources.lock is not None
     lock_file = sources.files[BASE_LOCK_FILE]
     spec = str(sources.target.address)
-    debs = await MultiGet(
-        Get(DownloadedDeb, DebDownloadRequest(package, lock_file.path, spec))
-        for package in sources.lock.packages
-    )
-    rootfs_inputs = await Get(
-        Digest,
-        MergeDigests(
-            [
-                await Get(
-                    Digest,
-                    AddPrefix(await Get(Digest, MergeDigests(deb.digest for deb in debs)), "debs"),
-                ),
-                await Get(
-                    Digest, CreateDigest([FileContent("packages.lock.json", lock_file.content)])
-                ),
-            ]
-        ),
-    )
+    lock = await Get(Digest, CreateDigest([FileContent("packages.lock.json", lock_file.content)]))
     return RootfsLayerRequest(
-        rootfs_inputs,
+        lock,
+        lock_file.path,
+        spec,
         sources.lock.architecture,
         sources.target[EsbBaseServiceAccountsField].value or (),
         steps.describe(

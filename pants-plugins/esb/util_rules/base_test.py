@@ -1,24 +1,17 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pants.engine.addresses import Address
-from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.rules import QueryRule
 from pants.engine.target import InvalidFieldException
-from pants.testutil.rule_runner import RuleRunner
 
 from esb.util_rules import base
 from esb.util_rules.base import (
     BaseLockCheckRequest,
     BaseLockError,
-    DebDownloadRequest,
-    DownloadedDeb,
     base_lock_check_failure,
     check_base_files,
     check_lock_matches_target,
@@ -26,7 +19,7 @@ from esb.util_rules.base import (
 )
 from esb.util_rules.lock_testutil import debian_lock
 from esb.util_rules.platform import BasePlatform, BasePlatformError
-from esb_contract.base_lock import FORMAT_VERSION, LockedPackage, PackageLocks
+from esb_contract.base_lock import FORMAT_VERSION, PackageLocks
 from esb_contract.messages import USER_ERROR
 
 AMD64 = debian_lock("amd64", [("python3", "3.11.2-1+b1")])
@@ -189,73 +182,6 @@ def test_a_failed_lock_check_names_the_lock_the_target_and_the_fix() -> None:
         "Fix: run `pants esb-lock base:b` and commit base/packages.lock.json; it writes a lock "
         "that holds every package the requested ones need."
     )
-
-
-_DEB = b"!<arch>\nnot really a package, but bytes to download\n"
-
-
-@pytest.fixture
-def rule_runner() -> RuleRunner:
-    return RuleRunner(rules=[base.download_deb, QueryRule(DownloadedDeb, [DebDownloadRequest])])
-
-
-@pytest.fixture
-def pool(tmp_path: Path) -> Path:
-    """A directory of one file, downloaded through `file://` URLs."""
-    (tmp_path / "tool_1.0-1_amd64.deb").write_bytes(_DEB)
-    return tmp_path
-
-
-def _download(rule_runner: RuleRunner, url: str, sha256: str) -> DownloadedDeb:
-    package = LockedPackage("tool", "1.0-1", "amd64", url, sha256, len(_DEB), "", "", "")
-    return rule_runner.request(
-        DownloadedDeb, [DebDownloadRequest(package, "base/packages.lock.json", "base:b")]
-    )
-
-
-def test_a_pinned_deb_downloads(rule_runner: RuleRunner, pool: Path) -> None:
-    url = f"file://{pool}/tool_1.0-1_amd64.deb"
-    downloaded = _download(rule_runner, url, hashlib.sha256(_DEB).hexdigest())
-    assert rule_runner.request(base.DigestContents, [downloaded.digest])[0].content == _DEB
-
-
-@pytest.mark.parametrize(
-    "filename, sha256, cause, report",
-    [
-        pytest.param(
-            "tool_1.0-1_amd64.deb",
-            "ab" * 32,
-            f"the file it serves is not the one the lock pins (sha256 {'ab' * 32}, {len(_DEB)} "
-            "bytes): the lock was edited, or the archive or the mirror replaced the file.",
-            "Wrong digest for downloaded file",
-            id="other-sha256",
-        ),
-        pytest.param(
-            "tool_0.9-1_amd64.deb",
-            hashlib.sha256(_DEB).hexdigest()[::-1],
-            "it cannot be downloaded: the archive may have dropped this version from its pool",
-            "Error (No such file or directory",
-            id="missing",
-        ),
-    ],
-)
-def test_a_failed_download_names_the_package_the_lock_the_url_and_the_fix(
-    rule_runner: RuleRunner, pool: Path, filename: str, sha256: str, cause: str, report: str
-) -> None:
-    url = f"file://{pool}/{filename}"
-    with pytest.raises(ExecutionError) as error:
-        _download(rule_runner, url, sha256)
-    message = str(error.value)
-    assert (
-        "DebDownloadError: base/packages.lock.json (the package lock of base:b) pins tool "
-        f"1.0-1 (amd64) at {url}, but {cause}"
-    ) in message
-    assert f"The download reported: {report}" in message.split("DebDownloadError: ", 1)[1]
-    assert (
-        "Fix: run `pants esb-lock base:b` to resolve the packages anew against the archive and "
-        "commit base/packages.lock.json; or, if the file should still be there, check that the "
-        "mirror serves it."
-    ) in message
 
 
 def test_an_upstream_base_without_an_interpreter_is_refused_naming_what_is_missing() -> None:

@@ -45,8 +45,6 @@ from esb.util_rules.base import (
     BaseArchitecturesRequest,
     BaseImageRequest,
     BuiltBaseImage,
-    DebDownloadRequest,
-    DownloadedDeb,
 )
 from esb.util_rules.image import (
     IMAGE_INVENTORY,
@@ -390,14 +388,6 @@ ARM64_LOCK = PackageLocks((debian_lock("arm64"),))
 SCRIPTS = {"ensure_ca_trust.sh": "#!/bin/sh\n# trust\n", "entrypoint.sh": '#!/bin/sh\nexec "$@"\n'}
 
 
-@rule
-async def fake_download_deb(request: DebDownloadRequest) -> DownloadedDeb:
-    """The `.deb` the lock pins, as the engine's download (checked by sha256) leaves it."""
-    package = request.package
-    content = f"deb {package.name} {package.version}".encode()
-    return DownloadedDeb(await Get(Digest, CreateDigest([FileContent(package.filename, content)])))
-
-
 PULLED_METADATA = {
     "digest": "sha256:" + "cd" * 32,
     "config_digest": "sha256:" + "ce" * 32,
@@ -437,7 +427,6 @@ BASE_RULES = (
     *created.rules(),
     *RegistriesSubsystem.rules(),
     fake_image_tool,
-    fake_download_deb,
     fake_pull_upstream_image,
     QueryRule(BuiltBaseImage, [BaseImageRequest]),
     QueryRule(BaseArchitectures, [BaseArchitecturesRequest]),
@@ -496,18 +485,21 @@ def test_a_debian_base_is_its_locked_packages_then_its_scripts_with_its_fields_c
 ) -> None:
     built = base_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)])
 
-    # The lock is checked, then its pinned `.deb` files and the lock build the root filesystem,
-    # with the service accounts.
+    # The lock is checked, then builds the root filesystem, with the service accounts: the
+    # process fetches the `.deb` files the lock pins into its cache, so that nothing is
+    # downloaded when its result is cached.
     (check,) = tool.runs("debian-check-lock")
     assert files(base_runner, check.input_digest)["packages.lock.json"] == LOCK.to_json().encode()
     (rootfs,) = tool.runs("debian-rootfs")
-    rootfs_inputs = files(base_runner, rootfs.input_digest)
-    assert rootfs_inputs["packages.lock.json"] == LOCK.to_json().encode()
-    debs = {path: content for path, content in rootfs_inputs.items() if path.startswith("debs/")}
-    assert debs == {
-        "debs/libc6_2.36-9_amd64.deb": b"deb libc6 2.36-9",
-        "debs/python3_3.11.2-1+b1_amd64.deb": b"deb python3 3.11.2-1+b1",
+    assert files(base_runner, rootfs.input_digest) == {
+        "packages.lock.json": LOCK.to_json().encode()
     }
+    assert _option(rootfs.argv, "--debs") == ".cache/esb-debs"
+    assert dict(rootfs.append_only_caches) == {"esb_debs": ".cache/esb-debs"}
+    assert (_option(rootfs.argv, "--lock-path"), _option(rootfs.argv, "--lock-target")) == (
+        "base/packages.lock.json",
+        "base:base",
+    )
     assert _options(rootfs.argv, "--account") == ["api:10002", "esb:10001"]
     assert _option(rootfs.argv, "--architecture") == "amd64"
     # The scripts, executable, under the prefix the tools layer puts them at.
@@ -661,8 +653,6 @@ def test_an_arm64_base_is_its_arm64_packages(base_runner: RuleRunner, tool: Fake
     assert built.platform.uv_python_platform == "aarch64-manylinux_2_36"
     (rootfs,) = tool.runs("debian-rootfs")
     assert _option(rootfs.argv, "--architecture") == "arm64"
-    debs = sorted(p for p in files(base_runner, rootfs.input_digest) if p.startswith("debs/"))
-    assert debs == ["debs/libc6_2.36-9_arm64.deb", "debs/python3_3.11.2-1+b1_arm64.deb"]
     (assemble,) = tool.runs("assemble")
     spec = ImageSpec.from_json(
         json.loads(files(base_runner, assemble.input_digest)[_option(assemble.argv, "--spec")]),
@@ -737,6 +727,20 @@ def test_a_lock_the_tool_refuses_names_the_lock_the_target_and_the_fix(
     )
     assert "Fix: run `pants esb-lock base:base` and commit base/packages.lock.json" in message
     assert not tool.runs("debian-rootfs") and not tool.runs("assemble")
+
+
+def test_a_deb_the_tool_cannot_fetch_fails_the_base_with_the_tools_message(
+    base_runner: RuleRunner, tool: FakeTool
+) -> None:
+    tool.failures["debian-rootfs"] = (
+        "base/packages.lock.json (the package lock of base:base) pins libc6 2.36-9 (amd64) at "
+        "https://deb.example/libc6.deb, but it cannot be downloaded"
+    )
+    with pytest.raises(ExecutionError) as error:
+        base_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)])
+    assert error_message(error) == tool.failures["debian-rootfs"]
+    assert "RootfsError" in str(error.value)
+    assert not tool.runs("assemble")
 
 
 def test_an_upstream_base_with_a_lock_is_refused_with_the_file_to_delete(

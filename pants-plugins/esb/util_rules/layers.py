@@ -65,6 +65,7 @@ def layer_request(
     *,
     needs_network_trust: bool = False,
     needs_credentials: bool = False,
+    append_only_caches: FrozenDict[str, str] = FrozenDict(),
 ) -> ImageToolRequest:
     return ImageToolRequest(
         argv=(*argv, *(credentials_argv() if needs_credentials else ()), *_OUTPUTS),
@@ -72,7 +73,9 @@ def layer_request(
         input_digest=input_digest,
         output_files=(LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY),
         needs_network_trust=needs_network_trust,
-        append_only_caches=CREDENTIALS_CACHES if needs_credentials else FrozenDict(),
+        append_only_caches=FrozenDict(
+            {**append_only_caches, **(CREDENTIALS_CACHES if needs_credentials else {})}
+        ),
     )
 
 

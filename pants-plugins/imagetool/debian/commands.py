@@ -1,5 +1,5 @@
-"""The Debian base's commands: `debian-lock` (needs the network), `debian-check-lock` and
-`debian-rootfs` (do not).
+"""The Debian base's commands: `debian-lock` (needs the network), `debian-check-lock` (does
+not) and `debian-rootfs` (downloads the locked packages its cache lacks).
 
 `COMMANDS` maps each subcommand's name to `(add_arguments(parser), run(args) -> exit status)`.
 """
@@ -27,7 +27,8 @@ from imagetool.debian.archive import (
     read_suite,
     unverified_release_reader,
 )
-from imagetool.debian.deb import deb_paths_in, read_deb
+from imagetool.debian.deb import read_deb
+from imagetool.debian.fetch import LockOrigin, fetch_debs
 from imagetool.debian.lock import lock_packages, read_lock
 from imagetool.debian.rootfs import rootfs_members
 from imagetool.debian.tree import ServiceAccount
@@ -105,8 +106,9 @@ def _check_lock(args: argparse.Namespace) -> int:
 
 def _add_rootfs_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Assemble the root filesystem of a package lock from its downloaded .deb files into one "
-        "layer, without extracting anything: ownership and modes are the packages' own."
+        "Assemble the root filesystem of a package lock from its .deb files (downloaded into "
+        "the cache when missing) into one layer, without extracting anything: ownership and "
+        "modes are the packages' own."
     )
     parser.add_argument(flags.LOCK, type=Path, required=True, help="the package lock (JSON)")
     parser.add_argument(
@@ -119,7 +121,18 @@ def _add_rootfs_arguments(parser: argparse.ArgumentParser) -> None:
         flags.DEBS,
         type=Path,
         required=True,
-        help="directory holding each locked package under its pool file name (<name>_<version>_<arch>.deb)",
+        help="a cache of .deb files by sha256 (<sha256>.deb): the locked packages it lacks are "
+        "downloaded into it, each checked against the lock",
+    )
+    parser.add_argument(
+        flags.LOCK_PATH,
+        default="the package lock",
+        help="the lock's path in the repository, for messages",
+    )
+    parser.add_argument(
+        flags.LOCK_TARGET,
+        default="the base",
+        help="the target whose lock it is, for messages (`pants esb-lock <target>` locks anew)",
     )
     parser.add_argument(
         flags.KEEP_DOCUMENTATION,
@@ -152,7 +165,7 @@ def _rootfs(args: argparse.Namespace) -> int:
     python_version = lock.platform.python_version
     if args.compile_bytecode and python_version is None:
         raise CommandError("--compile-bytecode was given, but the lock's packages hold no Python.")
-    deb_paths = deb_paths_in(args.debs, lock)
+    deb_paths = fetch_debs(lock, args.debs, LockOrigin(args.lock_path, args.lock_target))
     packages = [read_deb(package, deb_paths[package.name]) for package in lock.packages]
     members = rootfs_members(
         packages,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import lzma
 from pathlib import Path
@@ -82,7 +83,7 @@ def test_debian_rootfs_is_reproducible(make_deb: MakeDeb, tmp_path: Path) -> Non
             "debian-rootfs",
             "--lock", str(lock),
             "--architecture", "amd64",
-            "--debs", str(tmp_path),
+            "--debs", str(tmp_path / "cache"),
             "--mtime", "1700000000",
             "--out-blob", str(out / "rootfs.tar.gz"),
             "--out-descriptor", str(out / "rootfs.json"),
@@ -94,12 +95,15 @@ def test_debian_rootfs_is_reproducible(make_deb: MakeDeb, tmp_path: Path) -> Non
 
 
 def _rootfs(lock: Path, directory: Path, architecture: str = "amd64") -> int:
-    """Runs `debian-rootfs` on the lock and the .deb files in the directory, writing there."""
+    """Runs `debian-rootfs` on the lock, fetching its .deb files into a cache in the directory,
+    and writing there."""
     return run(
         "debian-rootfs",
         "--lock", str(lock),
         "--architecture", architecture,
-        "--debs", str(directory),
+        "--debs", str(directory / "cache"),
+        "--lock-path", "base/packages.lock.json",
+        "--lock-target", "base:base",
         "--out-blob", str(directory / "rootfs.tar.gz"),
         "--out-descriptor", str(directory / "rootfs.json"),
     )  # fmt: skip
@@ -114,7 +118,15 @@ def test_debian_rootfs_reports_a_tampered_download(
     assert _rootfs(lock, tmp_path) == 1
     stderr = capsys.readouterr().err
     assert "Traceback" not in stderr
-    assert "is not the locked tool 2.0-1" in stderr
+    assert stderr.startswith(
+        "base/packages.lock.json (the package lock of base:base) pins tool 2.0-1 (amd64) at "
+        f"{deb.as_uri()}, but the file it serves is not the one the lock pins"
+    )
+    assert "Fix: run `pants esb-lock base:base`" in stderr
+    # Nothing of it is kept: the cache holds only what the lock pins.
+    assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == [
+        f"{hashlib.sha256((tmp_path / 'base-passwd_3.6.1_amd64.deb').read_bytes()).hexdigest()}.deb"
+    ]
 
 
 def test_debian_check_lock_passes_a_closed_lock(make_deb: MakeDeb, tmp_path: Path) -> None:

@@ -54,7 +54,8 @@ MakeDeb = Callable[[DebSpec], tuple[LockedPackage, Path]]
 
 @pytest.fixture
 def make_deb(tmp_path: Path) -> MakeDeb:
-    """Write a .deb into tmp_path and return it with the lock entry that pins it."""
+    """Write a .deb into tmp_path and return it with the lock entry that pins it (at its
+    `file://` URL)."""
 
     def make(spec: DebSpec) -> tuple[LockedPackage, Path]:
         control = {
@@ -90,7 +91,8 @@ def make_deb(tmp_path: Path) -> MakeDeb:
             name=spec.name,
             version=spec.version,
             architecture=spec.architecture,
-            url=f"https://deb.example.org/pool/main/{filename}",
+            # Served from the file written here, as `debian-rootfs` fetches it.
+            url=path.as_uri(),
             sha256=hashlib.sha256(deb).hexdigest(),
             size=len(deb),
             depends=spec.control_fields.get("Depends", ""),

@@ -11,13 +11,13 @@ from typing import Mapping
 from debian import deb822
 from debian.debfile import DebFile
 
-from esb_contract.base_lock import LockedPackage, PackageLock
+from esb_contract.base_lock import LockedPackage
 from imagetool.errors import ToolError
 from imagetool.tarlayer import LayerMember
 
 
 class DebError(ToolError):
-    """A downloaded .deb is missing, or is not the package the lock pins."""
+    """A downloaded .deb is not the package the lock pins."""
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,6 @@ class DebPackage:
         """A control file (e.g. `postinst`) as text, empty when the package has none."""
         entry = self.control_files.get(name)
         return entry[1].decode(errors="replace") if entry else ""
-
-
-def deb_paths_in(directory: Path, lock: PackageLock) -> dict[str, Path]:
-    """Each locked package's .deb, found under its pool file name in a directory."""
-    paths = {package.name: directory / package.filename for package in lock.packages}
-    missing = sorted(name for name, path in paths.items() if not path.is_file())
-    if missing:
-        raise DebError(
-            f"{directory} lacks the .deb files of {', '.join(missing)} (expected e.g. "
-            f"{paths[missing[0]].name}). Download every package of the lock first."
-        )
-    return paths
 
 
 def read_deb(package: LockedPackage, path: Path) -> DebPackage:

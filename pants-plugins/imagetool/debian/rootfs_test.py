@@ -9,7 +9,7 @@ import pytest
 from esb_contract.base_lock import PackageLock
 from esb_contract.platform_facts import PlatformFacts
 from imagetool.debian.conftest import DebSpec, Entry, MakeDeb, directory, file, symlink
-from imagetool.debian.deb import DebError, DebPackage, deb_paths_in, read_deb
+from imagetool.debian.deb import DebError, DebPackage, read_deb
 from imagetool.debian.rootfs import rootfs_members
 from imagetool.debian.tree import TreeError
 from imagetool.tarlayer import LayerMember
@@ -232,14 +232,3 @@ def test_a_download_that_is_not_the_locked_package_is_named(
         DebError, match=r"tool_2.0-1_amd64.deb is not the locked tool 2.0-1: its sha256 is"
     ):
         read_deb(locked, path)
-
-
-def test_debs_are_found_by_pool_file_name(make_deb: MakeDeb, tmp_path: Path) -> None:
-    packages = _packages(make_deb, BASE_PASSWD, TOOL)
-    lock = _lock(*packages)
-    assert deb_paths_in(tmp_path, lock)["tool"] == tmp_path / "tool_2.0-1_amd64.deb"
-    (tmp_path / "tool_2.0-1_amd64.deb").unlink()
-    with pytest.raises(
-        DebError, match=r"lacks the .deb files of tool \(expected e.g. tool_2.0-1_amd64.deb\)"
-    ):
-        deb_paths_in(tmp_path, lock)
