@@ -34,6 +34,7 @@ UV_IN_IMAGE = "usr/local/bin/uv"
 # Never copied into a workspace: build outputs, Pants' state, the test engines'.
 NOT_COPIED = ("dist", ".pants.d", ".pids", ".ci-state")
 DOCKER_CONTENDERS = ("docker build", "Pants docker_image")
+FLOOR = "Pants' floor in that clone"
 SCENARIOS = (
     "cold",
     "no-op",
@@ -41,6 +42,7 @@ SCENARIOS = (
     "one lock changed",
     "base changed",
     "remote-cache-warm fresh clone",
+    FLOOR,
 )
 # Disk a scale takes at its peak: per service, two engines' images and build caches, ours' store,
 # the cache server's copy and the fresh clone's store; plus the base's. Mostly the engines' since
@@ -191,6 +193,8 @@ class Scale:
             fresh = OurWorkspace(
                 clone, self.work / "fresh-clone-caches", self.logs, self.remote_cache
             )
+            # Pants' own start-up in the same clone, the floor under any build of it.
+            results.ours[FLOOR] = [fresh.floor("floor")]
             results.ours["remote-cache-warm fresh clone"] = [fresh.package("remote-warm")]
         finally:
             for root in (workspace, pants_docker_tree, clone):

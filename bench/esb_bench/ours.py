@@ -126,6 +126,22 @@ class OurWorkspace:
         rss_kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
         return dataclasses.replace(summary, pantsd_rss_mib=rss_kib / 1024)
 
+    def floor(self, label: str) -> PantsRun:
+        """`./pants --no-pantsd --version` here: Pants' start-up alone, which no build of the
+        workspace can undercut; it runs no rule and leaves the caches as they were."""
+        log = self.logs / f"ours-{label}.log"
+        attempts = timed_with_retries(
+            ["./pants", "--no-pantsd", "--version"], cwd=self.root, env=self.env, log=log
+        )
+        return PantsRun(
+            seconds=attempts.seconds,
+            startup_seconds=attempts.seconds,
+            processes=(),
+            downloads=0,
+            download_seconds=0.0,
+            failed_seconds=attempts.failed_seconds,
+        )
+
     def image(self, name: str, platform: str | None = None) -> OurImage:
         (path,) = (self.root / "dist").glob(f"**/{name}.image.json")
         return OurImage(path, platform)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from esb_bench.docker import DockerRun
-from esb_bench.harness import DOCKER_CONTENDERS, ScaleResults
+from esb_bench.harness import DOCKER_CONTENDERS, FLOOR, ScaleResults
 from esb_bench.ours import PantsRun, Step
 from esb_bench.report import (
     PLATFORMS_BEGIN,
@@ -86,3 +86,18 @@ def test_a_platforms_section_is_appended_where_there_is_none() -> None:
 
 def test_an_unterminated_section_is_no_section() -> None:
     assert platforms_block(f"# Benchmarks\n\n{PLATFORMS_BEGIN}\nno end\n") is None
+
+
+def test_the_fresh_clone_is_shown_beside_pants_floor_in_that_clone() -> None:
+    results = measured_scale()
+    results.ours["remote-cache-warm fresh clone"] = [
+        PantsRun(
+            seconds=25.0, startup_seconds=12.0, processes=(), downloads=1, download_seconds=0.2
+        )
+    ]
+    results.ours[FLOOR] = [
+        PantsRun(seconds=18.0, startup_seconds=18.0, processes=(), downloads=0, download_seconds=0)
+    ]
+    report = render([results], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), "")
+    assert "| remote-cache-warm fresh clone | 25.0 | — | — | — | — |" in report
+    assert f"| {FLOOR} | 18.0 | — | — | — | — |" in report
