@@ -167,9 +167,12 @@ def _named(packages: list[dict], name: str) -> dict:
 
 _drop_libc6 = _locked(lambda packages: packages.remove(_named(packages, "libc6")))
 _wrong_sha256 = _locked(lambda packages: _named(packages, "bash").update(sha256="0" * 64))
+# A version the archive dropped: a URL it no longer serves, pinning a file no cache holds (a
+# file whose sha256 the cache of `.deb`s holds is not downloaded again, whatever its URL).
 _missing_deb = _locked(
     lambda packages: _named(packages, "bash").update(
-        url=_named(packages, "bash")["url"].replace("bash_", "bash-esb-no-such-file_")
+        url=_named(packages, "bash")["url"].replace("bash_", "bash-esb-no-such-file_"),
+        sha256="1" * 64,
     )
 )
 
