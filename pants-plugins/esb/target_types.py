@@ -42,13 +42,14 @@ _NOT_REPOSITORY_CHARACTERS = re.compile(r"[^a-z0-9._-]+")
 _SEPARATORS = re.compile(r"[._-]+")
 # `{name}` in a tag: filled in once the image is built (see EsbImageTagsField).
 TAG_PLACEHOLDER = PLACEHOLDER
-TAG_PLACEHOLDERS = ("digest", "pants.hash", "git_commit", "version")
-_CONTENT_PLACEHOLDERS = ("{digest}", "{pants.hash}")
+CONTENT_PLACEHOLDERS = ("digest", "pants.hash")
+"""The tag placeholders of the image's content hash, which no other image has."""
+TAG_PLACEHOLDERS = (*CONTENT_PLACEHOLDERS, "git_commit", "version")
 
 
 def names_content(tag: str) -> bool:
-    """Whether `tag` holds a placeholder of the image's content hash, which no other image has."""
-    return any(placeholder in tag for placeholder in _CONTENT_PLACEHOLDERS)
+    """Whether `tag` holds a placeholder of the image's content hash."""
+    return any(name in CONTENT_PLACEHOLDERS for name in TAG_PLACEHOLDER.findall(tag))
 
 
 # Debian policy §5.6.7: lower case letters, digits, '+', '-', '.'; at least two characters.
@@ -231,7 +232,8 @@ class EsbImageTagsField(_CheckedStringSequenceField):
         Each tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`, and may hold placeholders that
         `publish` fills in: `{digest}` (the first 12 hex digits of the image's manifest digest),
         `{pants.hash}` (all 64 of them: the image's content hash, in the spelling of Pants'
-        `docker_image`, whose hash of the build context it stands in for), `{git_commit}` (the full hash of the commit checked out) and `{version}` (a service's
+        `docker_image`, whose hash of the build context it stands in for), `{git_commit}` (the
+        full hash of the commit checked out) and `{version}` (a service's
         `[project].version` in its `pyproject.toml`), e.g. `image_tags=["latest",
         "sha-{digest}", "v{version}"]`. `package` gives the image only the tags without
         placeholders.

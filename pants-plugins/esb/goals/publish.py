@@ -35,6 +35,7 @@ from pants.engine.fs import (
 from pants.engine.process import InteractiveProcess, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import AllTargets, WrappedTarget, WrappedTargetRequest
+from pants.util.frozendict import FrozenDict
 
 from esb.goals.package import (
     EsbBaseImageFieldSet,
@@ -93,17 +94,16 @@ class ImageFamily:
     """The images of a base and of the services on it, the base's first: each target's address
     and repository name."""
 
-    members: tuple[tuple[Address, str], ...]
+    members: FrozenDict[Address, str]
 
     def mount_sources(self, destination: PublishDestination, address: Address) -> tuple[str, ...]:
         """Where on `destination` the image of `address` may find blobs it lacks: the paths of
         the other images of the family there."""
-        own = destination.path(destination.image_repository(dict(self.members)[address], address))
-        paths = (
-            destination.path(destination.image_repository(repository, member))
-            for member, repository in self.members
-        )
-        return tuple(path for path in dict.fromkeys(paths) if path != own)
+        paths = {
+            member: destination.path(destination.image_repository(repository, member))
+            for member, repository in self.members.items()
+        }
+        return tuple(path for path in dict.fromkeys(paths.values()) if path != paths[address])
 
 
 @rule
@@ -132,7 +132,7 @@ async def image_family(
         if resolved.address == request.base
     )
     base_repository = base.target[EsbImageRepositoryField].image_repository(default)
-    return ImageFamily(((request.base, base_repository), *on_base))
+    return ImageFamily(FrozenDict([(request.base, base_repository), *on_base]))
 
 
 def push_argv(
@@ -223,7 +223,12 @@ async def publish_image(
     await Get(UniqueImage, UniqueImageRequest(address))
     family = await Get(ImageFamily, ImageFamilyRequest(family_base))
     digest = image.metadata["digest"]
-    refs = await image_refs(naming, destinations, registries, digest, strict=True)
+    # Every destination here is a registry: each ref has one.
+    pushes = [
+        (ref, ref.destination)
+        for ref in await image_refs(naming, destinations, registries, digest, strict=True)
+        if ref.destination
+    ]
     inputs = await Get(Digest, MergeDigests([image.digest, await connection_inputs(connection)]))
     # Written by the tool once its push succeeded, outside the sandbox: after an interactive
     # process, Pants writes nothing back.
@@ -239,18 +244,17 @@ async def publish_image(
                 argv=push_argv(
                     IMAGE_LAYOUT,
                     ref,
-                    family.mount_sources(ref.destination, address),
+                    family.mount_sources(destination, address),
                     connection,
                     registries.push_limits,
                     record,
                 ),
-                description=f"Push {ref.repository} to {ref.destination.description}",
+                description=f"Push {ref.repository} to {destination.description}",
                 input_digest=inputs,
                 needs_network_trust=True,
             ),
         )
-        for ref in refs
-        if ref.destination
+        for ref, destination in pushes
     )
     return PublishProcesses(
         [
@@ -261,13 +265,12 @@ async def publish_image(
                     # Interactive: the tool's progress and errors go straight to the console, and an
                     # interactive process is never cached.
                     process=InteractiveProcess.from_process(process),
-                    description=ref.destination.description,
+                    description=destination.description,
                     data=PublishOutputData(
-                        {"publisher": "esb", "registry": ref.destination.address, "digest": digest}
+                        {"publisher": "esb", "registry": destination.address, "digest": digest}
                     ),
                 )
-                for ref, process in zip(refs, processes)
-                if ref.destination
+                for (ref, destination), process in zip(pushes, processes)
             ),
             *skipped,
         ]

@@ -338,7 +338,8 @@ class RegistriesSubsystem(Subsystem):
             `extra_image_tags`: tags images get here besides their `image_tags`, with the same
             placeholders. `use_local_alias`: `pants run` also names the image
             `<alias>/<repository>:<tag>` in the engine. All as in Pants' `[docker].registries`.
-            A target names aliases as `@internal` in its `registries` field. The connection to each registry (CA bundle, plain HTTP) comes
+            A target names aliases as `@internal` in its `registries` field. The connection to
+            each registry (CA bundle, plain HTTP) comes
             from its `host[:port]` entry in `registries`, credentials from the Docker config.
             """
         ),

@@ -1,6 +1,6 @@
 """The tags of an image with their placeholders filled in: `{digest}`, `{pants.hash}`,
-`{git_commit}` and `{version}`. `publish` pushes these tags; `package` lists those it can fill in, in
-`<output>.docker-info.json`."""
+`{git_commit}` and `{version}`. `publish` pushes these tags; `package` lists those it can fill
+in, in `<output>.docker-info.json`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
 from esb.subsystems.registries import PublishError
 from esb.target_types import (
+    CONTENT_PLACEHOLDERS,
     SERVICE_PYPROJECT_FILE,
     TAG_PLACEHOLDER,
     EsbBaseImageTarget,
@@ -197,7 +198,8 @@ async def tag_values(
     (`publish`); otherwise it is left out, and so are the tags that use it (`package`)."""
     used = {name for tag in tags.templates for name in TAG_PLACEHOLDER.findall(tag)}
     content_hash = image_digest.partition(":")[2]
-    values = {"digest": content_hash[:DIGEST_TAG_LENGTH], "pants.hash": content_hash}
+    digest, pants_hash = CONTENT_PLACEHOLDERS
+    values = {digest: content_hash[:DIGEST_TAG_LENGTH], pants_hash: content_hash}
     for name in sorted(used - set(values)):
         try:
             values[name] = await _placeholder_value(name, tags, service)
