@@ -234,7 +234,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="esb-venv-layering-") as scratch_name:
         scratch = Path(scratch_name)
-        uv = uv_from(args.uv.absolute(), scratch, scratch / "uv-cache")
+        uv = uv_from(str(args.uv.absolute()), None, scratch, cache_dir=scratch / "uv-cache")
         services = {}
         (scratch / "services").mkdir()
         for name, stacks in SERVICES.items():

@@ -78,7 +78,7 @@ LAYER_OUTPUT = arguments(
 )
 TARGET_PYTHON = arguments(required={flags.INTERPRETER, flags.PYTHON_PLATFORM, flags.PYTHON_VERSION})
 INSTALL = arguments(optional={flags.CACHE_DIR, flags.INDEX_URL}, switches={flags.NO_BYTECODE})
-UV_PROJECT = arguments(optional={flags.DISPLAY_DIR, flags.PROJECT, flags.UV})
+UV_PROJECT = arguments(optional={flags.DISPLAY_DIR, flags.PROJECT, flags.UV, flags.UV_CACHE})
 REGISTRY_CONNECTION = arguments(
     optional={
         flags.CA_BUNDLE_SETTING,
@@ -124,7 +124,13 @@ COMMANDS: Mapping[str, Arguments] = {
     | INSTALL
     | arguments(
         required={flags.UV},
-        optional={flags.CREDENTIALS_DIR, flags.INDEX, flags.REQUIREMENT, flags.WHEEL},
+        optional={
+            flags.CREDENTIALS_DIR,
+            flags.INDEX,
+            flags.REQUIREMENT,
+            flags.UV_CACHE,
+            flags.WHEEL,
+        },
         repeated={flags.REQUIREMENT, flags.WHEEL},
     ),
     EXPORT_LOCK: TARGET_PYTHON
@@ -193,7 +199,13 @@ COMMANDS: Mapping[str, Arguments] = {
             flags.SDIST_URL,
             flags.UV,
         },
-        optional={flags.CACHE_DIR, flags.CREDENTIALS_DIR, flags.INDEX, flags.INDEX_URL},
+        optional={
+            flags.CACHE_DIR,
+            flags.CREDENTIALS_DIR,
+            flags.INDEX,
+            flags.INDEX_URL,
+            flags.UV_CACHE,
+        },
     ),
     SERVICE_LAYER: LAYER_OUTPUT
     | TARGET_PYTHON
@@ -204,7 +216,7 @@ COMMANDS: Mapping[str, Arguments] = {
         optional={flags.BUILD_CONSTRAINTS},
         repeated={flags.BUILD_FILE_PATTERN},
     ),
-    UV_LAYER: LAYER_OUTPUT | arguments(required={flags.WHEEL}),
+    UV_LAYER: LAYER_OUTPUT | arguments(required={flags.UV}, optional={flags.UV_CACHE}),
     UV_LOCK: UV_PROJECT
     | arguments(
         required={flags.PROJECT, flags.PYTHON_VERSION, flags.UV},

@@ -28,8 +28,8 @@ from imagetool.errors import ToolError
 COMMAND_MODULES = {
     commands.ACCOUNTS_LAYER: "imagetool.upstream",
     commands.ASSEMBLE: "imagetool.assembly",
-    commands.BASE_LIBRARIES: "imagetool.venv.commands",
-    commands.CHECK_NATIVE: "imagetool.venv.commands",
+    commands.BASE_LIBRARIES: "imagetool.venv.native_commands",
+    commands.CHECK_NATIVE: "imagetool.venv.native_commands",
     commands.DEBIAN_CHECK_LOCK: "imagetool.debian.commands",
     commands.DEBIAN_LOCK: "imagetool.debian.commands",
     commands.DEBIAN_ROOTFS: "imagetool.debian.commands",

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -138,7 +141,7 @@ def test_every_library_error_is_a_tool_error(error: type[Exception]) -> None:
     [
         ["layer-from-dir", "--root", "."],
         ["debian-rootfs", "--lock", "absent.json", "--architecture", "amd64", "--debs", "."],
-        ["uv-layer", "--wheel", "absent.whl"],
+        ["uv-layer", "--uv", "absent.whl"],
         [
             "venv-layer",
             "--python-version", "3.11.2",
@@ -190,3 +193,34 @@ def test_debian_rootfs_writes_no_platform(capsys: pytest.CaptureFixture[str]) ->
         main([*argv, "--out-platform", "platform.json"])
     assert exit.value.code == 2
     assert "unrecognized arguments: --out-platform" in capsys.readouterr().err
+
+
+# The commands the backend runs once per service or per distribution. Each is a process of its
+# own, so what its module imports is paid hundreds of times in a cold build of many services.
+PER_SERVICE_COMMANDS = (
+    commands.ASSEMBLE,
+    commands.DISTRIBUTION_LAYER,
+    commands.EXPORT_LOCK,
+    commands.SERVICE_LAYER,
+)
+# Libraries that only other commands need: the Debian and ELF parsers, the engine and registry
+# clients.
+OTHER_COMMANDS_LIBRARIES = ("debian", "docker", "elftools", "requests", "urllib3")
+
+
+@pytest.mark.parametrize("name", PER_SERVICE_COMMANDS)
+def test_a_per_service_command_imports_no_library_of_other_commands(name: str) -> None:
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from imagetool.cli import build_parser; "
+            f"build_parser([{name!r}]); print(' '.join(sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        # A fresh interpreter, which finds the tool and its requirements where this one does.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    ).stdout.split()
+    assert not {m.split(".")[0] for m in loaded} & set(OTHER_COMMANDS_LIBRARIES)

@@ -11,13 +11,10 @@ not as some layer had it.
 
 from __future__ import annotations
 
-import email.parser
 import posixpath
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Mapping, TypeVar
-
-from debian import deb822
 
 from imagetool.tarlayer import LayerMember
 
@@ -97,6 +94,12 @@ def layer_inventory(members: Iterable[LayerMember]) -> LayerInventory:
 
 
 def _entries(path: str, content: bytes) -> list[InventoryEntry]:
+    # Imported here, not above: every layer step computes an inventory, and only the layers
+    # that hold a package database or a distribution's METADATA need these parsers.
+    import email.parser
+
+    from debian import deb822
+
     if path == DPKG_STATUS:
         return [
             InventoryEntry("deb", paragraph["Package"], paragraph["Version"], f"/{path}")

@@ -14,7 +14,6 @@ from pants.engine.fs import (
     Digest,
     DigestContents,
     DigestSubset,
-    MergeDigests,
     PathGlobs,
     RemovePrefix,
     Snapshot,
@@ -109,10 +108,9 @@ def debian_lock_argv(
     )
 
 
-def uv_lock_argv(project: ServiceProject, uv_wheel: str, upgrade: bool) -> tuple[str, ...]:
+def uv_lock_argv(project: ServiceProject, upgrade: bool) -> tuple[str, ...]:
     return _uv_lock_argv(
         project,
-        uv_wheel,
         upgrade,
         display_dir=project.address.spec_path or ".",
         relock_command=project.relock_command,
@@ -126,7 +124,6 @@ LOCK_OUTPUTS = (f"project/{SERVICE_LOCK_FILE}", f"project/{SERVICE_BUILD_CONSTRA
 
 def _uv_lock_argv(
     project: ServiceProject,
-    uv_wheel: str,
     upgrade: bool,
     *,
     display_dir: str,
@@ -138,8 +135,6 @@ def _uv_lock_argv(
         commands.UV_LOCK,
         flags.PROJECT,
         "project",
-        flags.UV,
-        uv_wheel,
         flags.PYTHON_VERSION,
         project.platform.python_version,
         flags.DISPLAY_DIR,
@@ -155,7 +150,11 @@ def _uv_lock_argv(
 
 
 def lock_request(
-    argv: tuple[str, ...], description: str, inputs: Digest, env: FrozenDict[str, str]
+    argv: tuple[str, ...],
+    description: str,
+    inputs: Digest,
+    env: FrozenDict[str, str],
+    uv: UvWheel,
 ) -> ImageToolRequest:
     """The image tool's `uv-lock` of a service or workspace staged in `inputs`."""
     return ImageToolRequest(
@@ -168,6 +167,7 @@ def lock_request(
         cache_scope=ProcessCacheScope.PER_SESSION,
         append_only_caches=CREDENTIALS_CACHES,
         extra_env=env,
+        uv=uv,
     )
 
 
@@ -202,18 +202,18 @@ async def workspace_lock_processes(
         Get(Digest, WorkspaceLockInputsRequest(group[0])) for group in groups.values()
     )
     staged = await MultiGet(Get(Digest, AddPrefix(root, "project")) for root in roots)
-    inputs = await MultiGet(Get(Digest, MergeDigests([wheel.digest, d])) for d in staged)
     processes = await MultiGet(
         Get(
             Process,
             lock_request(
-                workspace_lock_argv(group, project, wheel.filename, upgrade),
+                workspace_lock_argv(group, project, upgrade),
                 f"Lock the Python dependencies of the uv workspace {root or '.'}",
                 digest,
                 resolution_env,
+                wheel,
             ),
         )
-        for (root, group), project, digest in zip(groups.items(), projects, inputs)
+        for (root, group), project, digest in zip(groups.items(), projects, staged)
     )
     return list(zip(groups, processes))
 
@@ -280,18 +280,18 @@ async def esb_lock(
     await index_credentials(p.digest for p in projects)
     wheel = await Get(UvWheel, UvWheelRequest(host.value))
     staged = await MultiGet(Get(Digest, AddPrefix(p.digest, "project")) for p in projects)
-    inputs = await MultiGet(Get(Digest, MergeDigests([wheel.digest, digest])) for digest in staged)
     service_processes = await MultiGet(
         Get(
             Process,
             lock_request(
-                uv_lock_argv(project, wheel.filename, subsystem.upgrade),
+                uv_lock_argv(project, subsystem.upgrade),
                 f"Lock the Python dependencies of {project.address}",
                 digest,
                 uv.resolution_env(),
+                wheel,
             ),
         )
-        for project, digest in zip(projects, inputs)
+        for project, digest in zip(projects, staged)
     )
     workspaces = await workspace_lock_processes(
         members, wheel, subsystem.upgrade, uv.resolution_env()
@@ -339,11 +339,10 @@ async def esb_lock(
 
 
 def workspace_lock_argv(
-    group: tuple[WorkspaceMember, ...], project: ServiceProject, uv_wheel: str, upgrade: bool
+    group: tuple[WorkspaceMember, ...], project: ServiceProject, upgrade: bool
 ) -> tuple[str, ...]:
     return _uv_lock_argv(
         project,
-        uv_wheel,
         upgrade,
         display_dir=group[0].display_root,
         relock_command=f"pants esb-lock {' '.join(str(m.address) for m in group)}",

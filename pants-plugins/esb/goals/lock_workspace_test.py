@@ -4,6 +4,7 @@ from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST
 
 from esb.goals.lock import workspace_lock_argv
+from esb.util_rules.lock_testutil import UV_WHEEL
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.service import ServiceProject
 from esb.util_rules.workspace import WorkspaceMember
@@ -21,7 +22,7 @@ def test_the_workspace_is_locked_at_its_root_naming_every_member_given() -> None
     platform = BasePlatform("3.11.2", "2.36", "x86_64", "/usr/bin/python3.11")
     project = ServiceProject(group[0].address, EMPTY_DIGEST, platform, Address("base"))
 
-    argv = workspace_lock_argv(group, project, "uv.whl", upgrade=True)
+    argv = (*workspace_lock_argv(group, project, upgrade=True), *UV_WHEEL.argv)
 
     lock = read_argv(argv)
     assert lock.name == commands.UV_LOCK and flags.WORKSPACE in lock.values

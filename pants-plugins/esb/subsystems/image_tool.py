@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from importlib import resources
-from typing import Iterator
+from typing import Iterator, Optional
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.target_types import EntryPoint
@@ -36,6 +36,7 @@ from pants.util.logging import LogLevel
 from pants.util.strutil import help_text, softwrap
 
 from esb.compat import Traversable
+from esb.subsystems.uv import UvWheel
 from esb_contract.commands import read_argv
 
 IMAGE_TOOL_PACKAGE = "imagetool"
@@ -170,10 +171,16 @@ class ImageToolRequest:
     of the cache key."""
     extra_env: FrozenDict[str, str] = FrozenDict()
     """Variables of the process's environment (part of its cache key)."""
+    uv: Optional[UvWheel] = None
+    """For a command that runs uv: its pinned wheel, which the process fetches itself."""
+
+    @property
+    def full_argv(self) -> tuple[str, ...]:
+        return (*self.argv, *(self.uv.argv if self.uv else ()))
 
     def __post_init__(self) -> None:
         # An argv the tool's parser would refuse or misread fails here, where it was built.
-        read_argv(self.argv)
+        read_argv(self.full_argv)
 
 
 @rule
@@ -181,20 +188,23 @@ async def image_tool_process(
     request: ImageToolRequest, tool: ImageTool, global_options: GlobalOptions
 ) -> Process:
     env: dict[str, str] = dict(request.extra_env)
-    if request.needs_network_trust and global_options.ca_certs_path:
+    # Fetching uv's wheel, on a miss of its cache, reaches the index too.
+    needs_network_trust = request.needs_network_trust or request.uv is not None
+    if needs_network_trust and global_options.ca_certs_path:
         env["SSL_CERT_FILE"] = global_options.ca_certs_path
+    caches = {**request.append_only_caches, **(request.uv.append_only_caches if request.uv else {})}
     process = await Get(
         Process,
         VenvPexProcess(
             tool.pex,
-            argv=request.argv,
+            argv=request.full_argv,
             description=request.description,
             input_digest=request.input_digest,
             output_files=request.output_files,
             output_directories=request.output_directories,
             extra_env=env,
             cache_scope=request.cache_scope,
-            append_only_caches=request.append_only_caches,
+            append_only_caches=caches,
             # Shown as "Completed: <description>" when it runs, and silent on a cache hit: the
             # console says exactly which steps a change re-ran.
             level=LogLevel.INFO,

@@ -1,16 +1,29 @@
-"""The uv binary the backend uses to install locks and ships in every service image."""
+"""The uv binary the backend uses to install locks and ships in every service image.
+
+uv reaches the image tool's processes as its wheel's pinned URL and a named cache, not as a
+downloaded file: Pants 2.17 must download a `DownloadFile` to key a process on its digest, so
+every fresh workspace would fetch the wheel even when every step that runs uv is cached. With
+the pin in the key, only a step that runs fetches the wheel (once per cache) and extracts uv
+(`imagetool.venv.uv_binary`).
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from pants.engine.fs import Digest, DownloadFile, FileDigest
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import collect_rules, rule
 from pants.option.option_types import StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text, softwrap
+
+from esb_contract import flags
+from esb_contract.pinned_url import PinnedUrl
+
+# The named cache of the pinned wheel and its extracted binary, and its path in a sandbox.
+UV_NAMED_CACHE = "esb_uv"
+UV_CACHE_PATH = ".cache/esb-uv"
 
 
 class UvVersionError(ValueError):
@@ -76,11 +89,11 @@ class UvSubsystem(Subsystem):
             )
         return FrozenDict({"UV_EXCLUDE_NEWER": self.exclude_newer})
 
-    def wheel_download(self, platform: str) -> DownloadFile:
+    def wheel_pin(self, platform: str) -> PinnedUrl:
         for line in self.known_versions:
             version, known_platform, sha256, size, url = (part.strip() for part in line.split("|"))
             if version == self.version and known_platform == platform:
-                return DownloadFile(url, FileDigest(sha256, int(size)))
+                return PinnedUrl(url, sha256, int(size))
         raise UvVersionError(
             f"No uv {self.version} wheel for the platform {platform} is listed in "
             f"`[{self.options_scope}].known_versions`.\n\nFix: add a line "
@@ -97,17 +110,23 @@ class UvWheelRequest:
 
 @dataclass(frozen=True)
 class UvWheel:
-    """A digest holding exactly one file: uv's wheel for the requested platform."""
+    """uv's wheel for the requested platform, as an image-tool process takes it: the
+    arguments that pin it, and the named cache the process fetches it into."""
 
-    digest: Digest
-    filename: str
+    pin: PinnedUrl
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return (flags.UV, self.pin.to_argument(), flags.UV_CACHE, UV_CACHE_PATH)
+
+    @property
+    def append_only_caches(self) -> FrozenDict[str, str]:
+        return FrozenDict({UV_NAMED_CACHE: UV_CACHE_PATH})
 
 
-@rule(desc="Fetch uv's wheel")
-async def fetch_uv_wheel(request: UvWheelRequest, uv: UvSubsystem) -> UvWheel:
-    download = uv.wheel_download(request.platform)
-    digest = await Get(Digest, DownloadFile, download)
-    return UvWheel(digest, download.url.rsplit("/", 1)[-1])
+@rule
+async def uv_wheel(request: UvWheelRequest, uv: UvSubsystem) -> UvWheel:
+    return UvWheel(uv.wheel_pin(request.platform))
 
 
 def rules():

@@ -56,7 +56,7 @@ from esb.util_rules.image import (
     config_json,
 )
 from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
-from esb.util_rules.lock_testutil import debian_lock
+from esb.util_rules.lock_testutil import UV_WHEEL, debian_lock
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.service import ServiceImageRequest, ServiceLayerError
 from esb.util_rules.upstream import PulledUpstreamImage, UpstreamImageRequest
@@ -80,7 +80,7 @@ class FakeTool:
     failures: dict[str, str]
 
     def runs(self, command: str) -> list[ImageToolRequest]:
-        return [request for request in self.requests if request.argv[0] == command]
+        return [request for request in self.requests if request.full_argv[0] == command]
 
 
 TOOL = FakeTool([], {})
@@ -102,7 +102,7 @@ def _options(argv: tuple[str, ...], name: str) -> list[str]:
 
 def _layer_outputs(request: ImageToolRequest) -> dict[str, bytes]:
     """A layer command's three files; the blob says which command, for which step, built it."""
-    blob = f"{request.argv[0]}: {request.description}".encode()
+    blob = f"{request.full_argv[0]}: {request.description}".encode()
     descriptor = {
         "digest": sha256(blob),
         "diff_id": sha256(blob + b"(uncompressed)"),
@@ -142,7 +142,7 @@ def _assemble_outputs(argv: tuple[str, ...], inputs: Mapping[str, bytes]) -> dic
 
 
 def _tool_outputs(request: ImageToolRequest, inputs: Mapping[str, bytes]) -> dict[str, bytes]:
-    argv = request.argv
+    argv = request.full_argv
     command = argv[0]
     if LAYER_BLOB in request.output_files:
         return _layer_outputs(request)
@@ -193,7 +193,7 @@ async def fake_image_tool(request: ImageToolRequest) -> Process:
         output_files=request.output_files,
         output_directories=request.output_directories,
     )
-    failure = TOOL.failures.get(request.argv[0])
+    failure = TOOL.failures.get(request.full_argv[0])
     if failure is not None:
         script = 'printf "%s\\n" "$TOOL_STDERR" >&2; exit 1'
         return Process(("/bin/sh", "-c", script), env={"TOOL_STDERR": failure}, **common)
@@ -232,7 +232,9 @@ def the_spec(rule_runner: RuleRunner, request: ImageToolRequest) -> tuple[ImageS
 
 def spec_json(rule_runner: RuleRunner, request: ImageToolRequest) -> dict[str, Any]:
     """The spec an `assemble` run read, as JSON."""
-    return json.loads(files(rule_runner, request.input_digest)[_option(request.argv, "--spec")])
+    return json.loads(
+        files(rule_runner, request.input_digest)[_option(request.full_argv, "--spec")]
+    )
 
 
 def error_message(error: pytest.ExceptionInfo[ExecutionError]) -> str:
@@ -494,21 +496,24 @@ def test_a_debian_base_is_its_locked_packages_then_its_scripts_with_its_fields_c
     assert files(base_runner, rootfs.input_digest) == {
         "packages.lock.json": LOCK.to_json().encode()
     }
-    assert _option(rootfs.argv, "--debs") == ".cache/esb-debs"
+    assert _option(rootfs.full_argv, "--debs") == ".cache/esb-debs"
     assert dict(rootfs.append_only_caches) == {"esb_debs": ".cache/esb-debs"}
-    assert (_option(rootfs.argv, "--lock-path"), _option(rootfs.argv, "--lock-target")) == (
+    assert (
+        _option(rootfs.full_argv, "--lock-path"),
+        _option(rootfs.full_argv, "--lock-target"),
+    ) == (
         "base/packages.lock.json",
         "base:base",
     )
-    assert _options(rootfs.argv, "--account") == ["api:10002", "esb:10001"]
-    assert _option(rootfs.argv, "--architecture") == "amd64"
+    assert _options(rootfs.full_argv, "--account") == ["api:10002", "esb:10001"]
+    assert _option(rootfs.full_argv, "--architecture") == "amd64"
     # The scripts, executable, under the prefix the tools layer puts them at.
     (tools,) = tool.runs("layer-from-dir")
     scripts = base_runner.request(DigestContents, [tools.input_digest])
     assert {(f.path, f.content.decode(), f.is_executable) for f in scripts} == {
         (f"root/{name}", content, True) for name, content in SCRIPTS.items()
     }
-    assert _option(tools.argv, "--prefix") == "usr/local/bin"
+    assert _option(tools.full_argv, "--prefix") == "usr/local/bin"
 
     (run,) = tool.runs("assemble")
     spec, inputs = the_spec(base_runner, run)
@@ -556,7 +561,7 @@ def test_a_base_without_fields_gets_the_default_config(
     assert "created" not in spec_json(base_runner, run)
     # The default service account.
     (rootfs,) = tool.runs("debian-rootfs")
-    assert _options(rootfs.argv, "--account") == ["esb:10001"]
+    assert _options(rootfs.full_argv, "--account") == ["esb:10001"]
 
 
 @pytest.mark.parametrize("accounts", [True, False])
@@ -577,7 +582,7 @@ def test_an_upstream_base_is_built_on_the_pulled_image(
     own = [tools]
     if accounts:
         (accounts_run,) = tool.runs("accounts-layer")
-        assert _options(accounts_run.argv, "--account") == ["api:10002"]
+        assert _options(accounts_run.full_argv, "--account") == ["api:10002"]
         own = [accounts_run, tools]
     else:
         assert not tool.runs("accounts-layer")
@@ -652,10 +657,12 @@ def test_an_arm64_base_is_its_arm64_packages(base_runner: RuleRunner, tool: Fake
     assert built.platform.architecture == "arm64"
     assert built.platform.uv_python_platform == "aarch64-manylinux_2_36"
     (rootfs,) = tool.runs("debian-rootfs")
-    assert _option(rootfs.argv, "--architecture") == "arm64"
+    assert _option(rootfs.full_argv, "--architecture") == "arm64"
     (assemble,) = tool.runs("assemble")
     spec = ImageSpec.from_json(
-        json.loads(files(base_runner, assemble.input_digest)[_option(assemble.argv, "--spec")]),
+        json.loads(
+            files(base_runner, assemble.input_digest)[_option(assemble.full_argv, "--spec")]
+        ),
         where="spec.json",
     )
     assert spec.platform is not None and spec.platform.architecture == "arm64"
@@ -688,7 +695,7 @@ def test_a_base_of_two_platforms_builds_each_and_indexes_them(
     )
     bases = built_for_amd64_and_arm64(base_runner, both)
     rootfs = tool.runs("debian-rootfs")
-    assert [_option(run.argv, "--architecture") for run in rootfs] == ["amd64", "arm64"]
+    assert [_option(run.full_argv, "--architecture") for run in rootfs] == ["amd64", "arm64"]
     # Each platform's steps say which platform they build.
     assert [run.description for run in rootfs] == [
         f"Assemble the Debian root filesystem of arm:both for {a}" for a in ("amd64", "arm64")
@@ -702,7 +709,7 @@ def test_a_base_of_two_platforms_builds_each_and_indexes_them(
     (run,) = tool.runs("image-index")
     metadata = [
         json.loads(files(base_runner, run.input_digest)[path])
-        for path in _options(run.argv, "--metadata")
+        for path in _options(run.full_argv, "--metadata")
     ]
     assert [m["digest"] for m in metadata] == [b.image.image_digest for b in bases]
     # The index's layout holds every platform's layers, by reference.
@@ -773,8 +780,7 @@ EXPORT = LockExport(
 
 @rule
 async def fake_uv_wheel(request: UvWheelRequest) -> UvWheel:
-    name = "uv-0.13.9-py3-none-manylinux_2_17_x86_64.whl"
-    return UvWheel(await Get(Digest, CreateDigest([FileContent(name, b"uv")])), name)
+    return UV_WHEEL
 
 
 @pytest.fixture
@@ -850,12 +856,14 @@ def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
         "esb: app layer",
     ]
     runs = layer_runs(tool)
-    by_command = {r.argv[0]: r for r in runs.values() if r.argv[0] != "distribution-layer"}
+    by_command = {
+        r.full_argv[0]: r for r in runs.values() if r.full_argv[0] != "distribution-layer"
+    }
     distributions = sorted(
-        (r for r in runs.values() if r.argv[0] == "distribution-layer"),
-        key=lambda r: _options(r.argv, "--requirement"),
+        (r for r in runs.values() if r.full_argv[0] == "distribution-layer"),
+        key=lambda r: _options(r.full_argv, "--requirement"),
     )
-    assert [_options(r.argv, "--requirement") for r in distributions] == [
+    assert [_options(r.full_argv, "--requirement") for r in distributions] == [
         [EXPORT.distributions[1].requirement],
         [EXPORT.distributions[0].requirement],
     ]
@@ -891,7 +899,7 @@ def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
     )
     # The venv layers' native libraries are checked against the base's.
     (check,) = tool.runs("check-native")
-    assert len(_options(check.argv, "--venv-blob")) == 3
+    assert len(_options(check.full_argv, "--venv-blob")) == 3
 
     # What comes back: the tool's image, with the base's layers below the service's.
     output = files(service_runner, built.digest)

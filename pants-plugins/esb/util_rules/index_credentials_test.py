@@ -5,7 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST
 from pants.engine.platform import Platform
 from pants.engine.process import Process, ProcessResult
 from pants.engine.rules import QueryRule
@@ -27,6 +27,7 @@ from esb.util_rules.layers import (
     LockedDistribution,
     build_distribution_layer,
 )
+from esb.util_rules.lock_testutil import UV_WHEEL
 from esb.util_rules.platform import BasePlatform
 
 INTERNAL = PackageIndex("internal-pypi", "https://pypi.internal.example:8443/simple")
@@ -139,8 +140,7 @@ def distribution_layer_request(index: str) -> ImageToolRequest:
             Platform.linux_x86_64,
         ],
         mock_gets=[
-            MockGet(UvWheel, (UvWheelRequest,), lambda _: UvWheel(EMPTY_DIGEST, "uv.whl")),
-            MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
+            MockGet(UvWheel, (UvWheelRequest,), lambda _: UV_WHEEL),
             MockGet(Process, (ImageToolRequest,), process),
             # The rule reads only the outputs of the result.
             MockGet(
@@ -155,7 +155,7 @@ def distribution_layer_request(index: str) -> ImageToolRequest:
 def test_a_private_distribution_layer_keys_its_index_and_reads_credentials_from_the_cache() -> None:
     request = distribution_layer_request(f"{INTERNAL.name}={INTERNAL.url}")
 
-    argv = " ".join(request.argv)
+    argv = " ".join(request.full_argv)
     assert f"--index {INTERNAL.name}={INTERNAL.url}" in argv
     assert f"--credentials-dir {INDEX_CREDENTIALS_DIR}" in argv
     assert dict(request.append_only_caches) == {INDEX_CREDENTIALS_CACHE: INDEX_CREDENTIALS_DIR}
@@ -164,5 +164,5 @@ def test_a_private_distribution_layer_keys_its_index_and_reads_credentials_from_
 def test_a_pypi_distribution_layer_names_no_index_and_no_credentials() -> None:
     request = distribution_layer_request("")
 
-    assert "--index" not in request.argv and "--credentials-dir" not in request.argv
+    assert "--index" not in request.full_argv and "--credentials-dir" not in request.full_argv
     assert not request.append_only_caches

@@ -66,6 +66,7 @@ def layer_request(
     needs_network_trust: bool = False,
     needs_credentials: bool = False,
     append_only_caches: FrozenDict[str, str] = FrozenDict(),
+    uv: Optional[UvWheel] = None,
 ) -> ImageToolRequest:
     return ImageToolRequest(
         argv=(*argv, *(credentials_argv() if needs_credentials else ()), *_OUTPUTS),
@@ -76,6 +77,7 @@ def layer_request(
         append_only_caches=FrozenDict(
             {**append_only_caches, **(CREDENTIALS_CACHES if needs_credentials else {})}
         ),
+        uv=uv,
     )
 
 
@@ -113,9 +115,10 @@ async def build_uv_layer(request: UvLayerRequest) -> BuiltLayer:
     return await run_layer_process(
         "uv",
         layer_request(
-            (commands.UV_LAYER, flags.WHEEL, wheel.filename),
+            (commands.UV_LAYER,),
             steps.describe(steps.BUILD, f"uv layer ({request.platform})"),
-            wheel.digest,
+            EMPTY_DIGEST,
+            uv=wheel,
         ),
     )
 
@@ -150,10 +153,8 @@ async def build_distribution_layer(request: DistributionLayerRequest, host: Plat
     wheel = await Get(UvWheel, UvWheelRequest(host.value))
     if request.wheel_path:
         requirements: tuple[str, ...] = (flags.WHEEL, request.wheel_path)
-        inputs = await Get(Digest, MergeDigests([wheel.digest, request.wheel]))
     else:
         requirements = sum(((flags.REQUIREMENT, d.requirement) for d in request.distributions), ())
-        inputs = wheel.digest
     # A layer installs from one index: a distribution of a private index has a layer of its own.
     index = request.distributions[0].index
     names = ", ".join(d.pinned for d in request.distributions)
@@ -163,15 +164,14 @@ async def build_distribution_layer(request: DistributionLayerRequest, host: Plat
             (
                 commands.DISTRIBUTION_LAYER,
                 *requirements,
-                flags.UV,
-                wheel.filename,
                 *target_argv(request.platform),
                 *((flags.INDEX, index) if index else ()),
             ),
             steps.describe(steps.INSTALL, f"{names} into a layer"),
-            inputs,
+            request.wheel,
             needs_network_trust=True,
             needs_credentials=bool(index),
+            uv=wheel,
         ),
         contents=", ".join(_name_and_version(d) for d in request.distributions),
     )
@@ -202,17 +202,16 @@ class VenvLayerRequest:
 
 async def staged_project(
     project: Digest, host: Platform, has_build_constraints: bool
-) -> tuple[Digest, tuple[str, ...]]:
-    """The uv wheel and the uv project `project` staged at `project/`, for a process that
-    builds from it, and the arguments that name them."""
+) -> tuple[Digest, tuple[str, ...], UvWheel]:
+    """The uv project `project` staged at `project/`, for a process that builds from it with
+    uv: the digest, the arguments that name it, and uv."""
     wheel, staged = await MultiGet(
         Get(UvWheel, UvWheelRequest(host.value)),
         Get(Digest, AddPrefix(project, "project")),
     )
-    inputs = await Get(Digest, MergeDigests([wheel.digest, staged]))
     constraints = (flags.BUILD_CONSTRAINTS, f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}")
-    argv = (flags.PROJECT, "project", flags.UV, wheel.filename)
-    return inputs, (*argv, *(constraints if has_build_constraints else ()))
+    argv = (flags.PROJECT, "project")
+    return staged, (*argv, *(constraints if has_build_constraints else ())), wheel
 
 
 @rule
@@ -224,8 +223,9 @@ async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLa
         request.source_path,
     ]
     inputs = EMPTY_DIGEST
+    uv = None
     if request.local_packages:
-        inputs, project_argv = await staged_project(
+        inputs, project_argv, uv = await staged_project(
             request.project, host, request.has_build_constraints
         )
         argv += project_argv
@@ -241,6 +241,7 @@ async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLa
             request.description,
             inputs,
             needs_network_trust=bool(request.local_packages),
+            uv=uv,
         ),
     )
 
@@ -283,15 +284,18 @@ async def build_service_layer(request: ServiceLayerRequest, host: Platform) -> B
     app = await Get(Digest, AddPrefix(request.app, "app"))
     inputs = app
     is_package = request.project != EMPTY_DIGEST
+    uv = None
     if is_package:
-        project, project_argv = await staged_project(
+        project, project_argv, uv = await staged_project(
             request.project, host, request.has_build_constraints
         )
         inputs = await Get(Digest, MergeDigests([project, app]))
         argv += project_argv
     return await run_layer_process(
         "app",
-        layer_request(tuple(argv), request.description, inputs, needs_network_trust=is_package),
+        layer_request(
+            tuple(argv), request.description, inputs, needs_network_trust=is_package, uv=uv
+        ),
     )
 
 

@@ -20,6 +20,7 @@ from esb.util_rules.layers import (
     build_distribution_layer,
     build_service_layer,
 )
+from esb.util_rules.lock_testutil import UV_WHEEL
 from esb.util_rules.platform import BasePlatform
 from esb_contract import flags
 from esb_contract.commands import read_argv
@@ -52,12 +53,11 @@ def _distribution_layer(*distributions: LockedDistribution) -> BuiltLayer:
         build_distribution_layer,
         rule_args=[DistributionLayerRequest(distributions, _PLATFORM), Platform.linux_x86_64],
         mock_gets=[
-            MockGet(UvWheel, (UvWheelRequest,), lambda _: UvWheel(EMPTY_DIGEST, "uv.whl")),
-            MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
+            MockGet(UvWheel, (UvWheelRequest,), lambda _: UV_WHEEL),
             MockGet(
                 Process,
                 (ImageToolRequest,),
-                lambda request: Process(request.argv, description=request.description),
+                lambda request: Process(request.full_argv, description=request.description),
             ),
             MockGet(ProcessResult, (Process,), lambda _: _RESULT),
         ],
@@ -92,7 +92,7 @@ def run_service_layer(project: Digest, constraints: bool) -> ImageToolRequest:
 
     def process(request: ImageToolRequest) -> Process:
         requests.append(request)
-        return Process(request.argv, description=request.description)
+        return Process(request.full_argv, description=request.description)
 
     layer = run_rule_with_mocks(
         build_service_layer,
@@ -112,7 +112,7 @@ def run_service_layer(project: Digest, constraints: bool) -> ImageToolRequest:
         mock_gets=[
             MockGet(Digest, (AddPrefix,), lambda _: EMPTY_DIGEST),
             MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
-            MockGet(UvWheel, (UvWheelRequest,), lambda _: UvWheel(EMPTY_DIGEST, "uv.whl")),
+            MockGet(UvWheel, (UvWheelRequest,), lambda _: UV_WHEEL),
             MockGet(Process, (ImageToolRequest,), process),
             MockGet(ProcessResult, (Process,), lambda _: _RESULT),
         ],
@@ -124,7 +124,7 @@ def run_service_layer(project: Digest, constraints: bool) -> ImageToolRequest:
 
 def test_a_service_that_is_no_package_ships_its_files_only_and_needs_no_index() -> None:
     request = run_service_layer(EMPTY_DIGEST, False)
-    argv = list(request.argv)
+    argv = list(request.full_argv)
     assert argv[:1] == ["service-layer"]
     assert flags.PROJECT not in read_argv(argv).values and flags.UV not in read_argv(argv).values
     assert read_argv(argv).value(flags.APP) == "app"
@@ -139,9 +139,9 @@ def test_a_service_that_is_no_package_ships_its_files_only_and_needs_no_index() 
 @pytest.mark.parametrize("constraints", [False, True])
 def test_a_package_is_built_with_uv_and_its_constraints(constraints: bool) -> None:
     request = run_service_layer(_PROJECT, constraints)
-    argv = list(request.argv)
+    argv = list(request.full_argv)
     assert read_argv(argv).value(flags.PROJECT) == "project"
-    assert read_argv(argv).value(flags.UV) == "uv.whl"
+    assert read_argv(argv).value(flags.UV) == UV_WHEEL.pin.to_argument()
     if constraints:
         assert read_argv(argv).value(flags.BUILD_CONSTRAINTS) == "project/build-constraints.txt"
     else:

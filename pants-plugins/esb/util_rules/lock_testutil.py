@@ -1,13 +1,17 @@
-"""Debian base locks for the backend's tests, built with the contract's model as `debian-lock`
-writes them."""
+"""Locks for the backend's tests: Debian base locks, built with the contract's model as
+`debian-lock` writes them, and the pinned uv wheel that locks and installs."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Sequence
 
+from esb.subsystems.uv import UvWheel
 from esb_contract.base_lock import LockedPackage, LockedSource, PackageLock
+from esb_contract.pinned_url import PinnedUrl
 from esb_contract.platform_facts import PlatformFacts
+
+UV_WHEEL = UvWheel(PinnedUrl("https://files.example/uv-0.13.9.whl", "ab" * 32, 123))
 
 POOL = "https://deb.debian.org/debian/pool/main"
 # libc6 and python3 give the lock its platform facts.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pants.engine.fs import Digest, MergeDigests, Snapshot
+from pants.engine.fs import Digest, Snapshot
 from pants.engine.platform import Platform
 from pants.engine.process import Process, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
@@ -45,7 +45,7 @@ class SdistWheel:
     path: str
 
 
-def sdist_wheel_argv(request: SdistWheelRequest, uv_wheel: str) -> tuple[str, ...]:
+def sdist_wheel_argv(request: SdistWheelRequest) -> tuple[str, ...]:
     distribution = request.distribution
     return (
         commands.SDIST_WHEEL,
@@ -53,8 +53,6 @@ def sdist_wheel_argv(request: SdistWheelRequest, uv_wheel: str) -> tuple[str, ..
         distribution.requirement,
         flags.SDIST_URL,
         distribution.sdist_url,
-        flags.UV,
-        uv_wheel,
         flags.BUILD_CONSTRAINTS,
         SERVICE_BUILD_CONSTRAINTS_FILE,
         # The base's platform is part of the key: the wheel is built for, and checked against, it.
@@ -69,16 +67,16 @@ def sdist_wheel_argv(request: SdistWheelRequest, uv_wheel: str) -> tuple[str, ..
 @rule
 async def sdist_wheel_process(request: SdistWheelRequest, host: Platform) -> Process:
     wheel = await Get(UvWheel, UvWheelRequest(host.value))
-    inputs = await Get(Digest, MergeDigests([wheel.digest, request.build_constraints]))
     return await Get(
         Process,
         ImageToolRequest(
-            argv=sdist_wheel_argv(request, wheel.filename),
+            argv=sdist_wheel_argv(request),
             description=f"{SDIST_WHEEL_DESCRIPTION} {request.distribution.pinned} from its sdist",
-            input_digest=inputs,
+            input_digest=request.build_constraints,
             output_directories=(SDIST_WHEEL_DIR,),
             needs_network_trust=True,
             append_only_caches=CREDENTIALS_CACHES if request.distribution.index else FrozenDict(),
+            uv=wheel,
         ),
     )
 

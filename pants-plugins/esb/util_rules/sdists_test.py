@@ -3,7 +3,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from pants.engine.addresses import Address
-from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST
 from pants.engine.platform import Platform
 from pants.engine.process import Process, ProcessExecutionFailure, ProcessResult
 from pants.option.global_options import KeepSandboxes
@@ -16,6 +16,7 @@ from esb.util_rules.layers import (
     LockedDistribution,
     build_distribution_layer,
 )
+from esb.util_rules.lock_testutil import UV_WHEEL
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.sdists import SdistWheelRequest, sdist_wheel_process
 from esb.util_rules.service import (
@@ -43,8 +44,7 @@ def image_tool_requests(rule, rule_args, runs_process: bool = True) -> list[Imag
         rule,
         rule_args=rule_args,
         mock_gets=[
-            MockGet(UvWheel, (UvWheelRequest,), lambda _: UvWheel(EMPTY_DIGEST, "uv.whl")),
-            MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
+            MockGet(UvWheel, (UvWheelRequest,), lambda _: UV_WHEEL),
             MockGet(Process, (ImageToolRequest,), process),
             *(
                 [
@@ -68,7 +68,7 @@ def test_the_sdist_build_is_keyed_by_the_locked_sdist_the_constraints_and_the_pl
         [SdistWheelRequest(DOCOPT, PLATFORM, EMPTY_DIGEST), Platform.linux_x86_64],
         runs_process=False,
     )
-    argv = request.argv
+    argv = request.full_argv
     assert argv[0] == "sdist-wheel"
     assert read_argv(argv).value(flags.REQUIREMENT) == DOCOPT.requirement
     assert read_argv(argv).value(flags.SDIST_URL) == SDIST_URL
@@ -89,7 +89,7 @@ def test_the_layer_of_a_built_sdist_installs_its_wheel_and_names_it() -> None:
             Platform.linux_x86_64,
         ],
     )
-    argv = request.argv
+    argv = request.full_argv
     assert read_argv(argv).value(flags.WHEEL) == "wheel/docopt-0.6.2-py2.py3-none-any.whl"
     assert flags.REQUIREMENT not in read_argv(argv).values
     assert request.description == "Install docopt==0.6.2 into a layer"
@@ -122,6 +122,6 @@ def test_the_lock_check_is_given_the_build_constraints() -> None:
         PLATFORM,
         Address("base", target_name="esb-service-base"),
     )
-    argv = export_lock_argv(project, "uv.whl")
+    argv = (*export_lock_argv(project), *UV_WHEEL.argv)
     assert read_argv(argv).value(flags.BUILD_CONSTRAINTS) == "project/build-constraints.txt"
     assert read_argv(argv).value(flags.RELOCK_COMMAND) == "pants esb-lock services/cli:cli"

@@ -344,14 +344,12 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
 LOCK_EXPORT = "lock-export.json"
 
 
-def export_lock_argv(project: ServiceProject, uv_wheel: str) -> tuple[str, ...]:
+def export_lock_argv(project: ServiceProject) -> tuple[str, ...]:
     member = project.workspace
     return (
         commands.EXPORT_LOCK,
         flags.PROJECT,
         "project",
-        flags.UV,
-        uv_wheel,
         *target_argv(project.platform),
         flags.DISPLAY_DIR,
         member.display_root if member else project.address.spec_path or ".",
@@ -386,17 +384,17 @@ async def lock_export_process(request: LockExportProcessRequest, host: Platform)
             ),
         ),
     )
-    inputs = await Get(Digest, MergeDigests([wheel.digest, staged]))
     return await Get(
         Process,
         ImageToolRequest(
-            argv=export_lock_argv(project, wheel.filename),
+            argv=export_lock_argv(project),
             description=f"Check {project.lock_path}",
-            input_digest=inputs,
+            input_digest=staged,
             output_files=(LOCK_EXPORT,),
             # uv builds the metadata of a package whose metadata is not static with its pinned
             # build backend, which the check installs from the index.
             needs_network_trust=project.builds_wheels,
+            uv=wheel,
         ),
     )
 

@@ -8,6 +8,7 @@ from pants.engine.target import InvalidFieldException
 from pants.option.global_options import KeepSandboxes
 
 from esb.util_rules.index_credentials import PackageIndex
+from esb.util_rules.lock_testutil import UV_WHEEL
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.service import (
     ServiceProject,
@@ -197,7 +198,7 @@ def test_the_build_constraints_belong_to_the_project_and_reach_the_check() -> No
         is_package=True,
         build_constraints=Digest("0" * 64, 120),
     )
-    argv = export_lock_argv(project, "uv.whl")
+    argv = (*export_lock_argv(project), *UV_WHEEL.argv)
     assert argv.count("--build-constraints") == 1
     assert read_argv(argv).value(flags.BUILD_CONSTRAINTS) == "project/build-constraints.txt"
     assert project.builds_wheels
@@ -242,7 +243,7 @@ def test_extras_are_matched_as_pep_685_normalises_them_and_reach_the_export() ->
         Address("base", target_name="base"),
         extras=("main-app",),
     )
-    argv = export_lock_argv(project, "uv.whl")
+    argv = (*export_lock_argv(project), *UV_WHEEL.argv)
     assert read_argv(argv).value(flags.EXTRA) == "main-app"
 
 

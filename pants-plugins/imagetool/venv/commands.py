@@ -61,13 +61,6 @@ from imagetool.venv.install import (
 )
 from imagetool.venv.lock_checks import check_lock, recorded_exclude_newer
 from imagetool.venv.locking import lock_project
-from imagetool.venv.native import (
-    BaseLibraries,
-    base_libraries,
-    check_native_libraries,
-    read_layer_members,
-    read_venv_layers,
-)
 from imagetool.venv.project import (
     ServiceProject,
     backend_environment,
@@ -79,7 +72,7 @@ from imagetool.venv.project import (
 from imagetool.venv.relocation import write_venv_files
 from imagetool.venv.sdists import LockedSdist, fetch_sdist
 from imagetool.venv.target_python import TargetPython
-from imagetool.venv.uv_binary import extract_uv_binary, read_uv_binary, uv_layer_members
+from imagetool.venv.uv_binary import read_uv_binary, uv_executable, uv_layer_members, uv_wheel
 from imagetool.venv.uv_process import EXCLUDE_NEWER_ENV, Uv
 from imagetool.venv.workspace import lock_workspace
 
@@ -102,13 +95,15 @@ RESOLUTION_ENV_VARS = (EXCLUDE_NEWER_ENV,)
 
 def add_uv_layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Write the layer that installs uv's binary as /usr/local/bin/uv."
-    parser.add_argument(flags.WHEEL, type=Path, required=True, help="uv's wheel from PyPI.")
+    add_uv_arguments(parser, required=True, needed="")
     add_layer_output_arguments(parser)
 
 
 def run_uv_layer(args: argparse.Namespace) -> int:
     outputs = LayerOutputs.from_args(args)
-    outputs.write(uv_layer_members(read_uv_binary(args.wheel)))
+    with tempfile.TemporaryDirectory(prefix="esb-uv-") as scratch:
+        wheel = uv_wheel(args.uv, args.uv_cache, Path(scratch))
+        outputs.write(uv_layer_members(read_uv_binary(wheel)))
     return 0
 
 
@@ -155,7 +150,7 @@ def run_export_lock(args: argparse.Namespace) -> int:
     relock = args.relock_command or RELOCK_COMMAND
     shown = args.display_dir or str(args.project)
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
-        uv = uv_from(args.uv, Path(scratch))
+        uv = uv_from(args.uv, args.uv_cache, Path(scratch))
         lock = check_lock(
             uv,
             args.project,
@@ -224,7 +219,7 @@ def add_distribution_layer_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="A wheel built from a locked sdist (sdist-wheel), to install; repeatable.",
     )
-    parser.add_argument(flags.UV, type=Path, required=True, help="uv's wheel, or its binary.")
+    add_uv_arguments(parser, required=True, needed="")
     parser.add_argument(
         flags.INDEX,
         type=PackageIndex.from_argument,
@@ -246,9 +241,10 @@ def run_distribution_layer(args: argparse.Namespace) -> int:
         installed = install_distributions(
             uv_from(
                 args.uv,
+                args.uv_cache,
                 Path(scratch),
-                args.cache_dir,
                 credentials_netrc(args.credentials_dir, indexes),
+                args.cache_dir,
             ),
             "".join(requirement.rstrip() + "\n" for requirement in args.requirements),
             Path(scratch) / "venv",
@@ -287,9 +283,7 @@ def add_venv_layer_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="A local package's directory, relative to --project (from export-lock); repeatable.",
     )
-    parser.add_argument(
-        flags.UV, type=Path, help="uv's wheel or binary: needed for local packages."
-    )
+    add_uv_arguments(parser, required=False, needed=": needed for local packages")
     parser.add_argument(
         flags.DISPLAY_DIR, help="The project's directory as messages name it, e.g. services/api."
     )
@@ -307,7 +301,7 @@ def run_venv_layer(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="esb-venv-") as scratch:
         venv_dir = Path(scratch) / "venv"
         if args.local_packages:
-            uv = uv_from(args.uv, Path(scratch), args.cache_dir)
+            uv = uv_from(args.uv, args.uv_cache, Path(scratch), cache_dir=args.cache_dir)
             local_wheels = build_local_wheels(
                 uv,
                 args.project,
@@ -352,7 +346,7 @@ def add_service_layer_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="The service's directory with what its build reads, when the service is a package.",
     )
-    parser.add_argument(flags.UV, type=Path, help="uv's wheel or binary: needed with --project.")
+    add_uv_arguments(parser, required=False, needed=": needed with --project")
     parser.add_argument(
         flags.SERVICE, required=True, help="The service's target, for messages, e.g. services/x:x."
     )
@@ -387,7 +381,7 @@ def run_service_layer(args: argparse.Namespace) -> int:
         )
         installed = None
         if args.project:
-            uv = uv_from(args.uv, Path(scratch), args.cache_dir)
+            uv = uv_from(args.uv, args.uv_cache, Path(scratch), cache_dir=args.cache_dir)
             wheel = build_project_wheel(
                 uv,
                 args.project,
@@ -486,12 +480,7 @@ def _add_project_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="The service's directory, holding pyproject.toml and uv.lock.",
     )
-    parser.add_argument(
-        flags.UV,
-        type=Path,
-        required=True,
-        help="uv's wheel from PyPI (a .whl file), or the uv binary itself.",
-    )
+    add_uv_arguments(parser, required=True, needed="")
     parser.add_argument(
         flags.DISPLAY_DIR, help="The project's directory as messages name it, e.g. services/api."
     )
@@ -505,15 +494,30 @@ def _add_python_version_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_uv_arguments(parser: argparse.ArgumentParser, *, required: bool, needed: str) -> None:
+    parser.add_argument(
+        flags.UV,
+        required=required,
+        help=f"uv{needed}: its wheel as a pinned URL (URL#sha256=HEX&size=N), fetched into "
+        f"{flags.UV_CACHE}; or a local path to its wheel or its binary.",
+    )
+    parser.add_argument(
+        flags.UV_CACHE,
+        type=Path,
+        help="A directory kept between runs, where a pinned uv wheel and its binary are kept.",
+    )
+
+
 def uv_from(
-    wheel_or_binary: Path, scratch: Path, cache_dir: Optional[Path] = None, netrc: str = ""
+    source: str,
+    uv_cache: Optional[Path],
+    scratch: Path,
+    netrc: str = "",
+    cache_dir: Optional[Path] = None,
 ) -> Uv:
-    """uv, with the machine's network settings and `netrc` as its only credentials: a netrc
-    file of the build host's user is never read."""
-    if wheel_or_binary.suffix == ".whl":
-        binary = extract_uv_binary(wheel_or_binary, scratch)
-    else:
-        binary = wheel_or_binary
+    """The uv of `source` (see `add_uv_arguments`), with the machine's network settings and
+    `netrc` as its only credentials: a netrc file of the build host's user is never read."""
+    binary = uv_executable(source, uv_cache, scratch)
     network_env = {
         name: os.environ[name]
         for name in (*NETWORK_ENV_VARS, *RESOLUTION_ENV_VARS)
@@ -524,64 +528,6 @@ def uv_from(
     netrc_file.write_text(netrc)
     network_env["NETRC"] = str(netrc_file.absolute())
     return Uv(binary, cache_dir, network_env)
-
-
-def add_base_libraries_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "List the shared libraries the dynamic linker finds in an image (its default and "
-        "ld.so.conf directories), read from the layers of an OCI layout."
-    )
-    parser.add_argument(flags.LAYOUT, type=Path, required=True, help="The image's OCI layout.")
-    parser.add_argument(flags.OUT, type=Path, required=True, help="Where to write the JSON list.")
-
-
-def run_base_libraries(args: argparse.Namespace) -> int:
-    image = OciLayout(args.layout).load_image()
-    layers = [
-        read_layer_members(image.layout.blob_path(descriptor.digest)) for descriptor in image.layers
-    ]
-    architecture = (
-        image.config["architecture"] if image.config["architecture"] in ARCHITECTURES else ""
-    )
-    write_json(args.out, base_libraries(layers, architecture).to_json())
-    return 0
-
-
-def add_check_native_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Fail unless every ELF file of a venv layer finds each of its DT_NEEDED libraries in "
-        "its wheel, in the venv, or in the base image."
-    )
-    parser.add_argument(
-        flags.VENV_BLOB,
-        type=Path,
-        action="append",
-        dest="venv_blobs",
-        required=True,
-        help="A layer of /.venv (.tar.gz); repeatable, in the image's order.",
-    )
-    parser.add_argument(
-        flags.BASE_LIBRARIES, type=Path, required=True, help="The base's `base-libraries` JSON."
-    )
-    parser.add_argument(flags.BASE, required=True, help="The base image's name, for messages.")
-    parser.add_argument(
-        flags.BASE_LOCK,
-        type=Path,
-        help="The base's packages.lock.json, to tell apart packages it already installs.",
-    )
-
-
-def run_check_native(args: argparse.Namespace) -> int:
-    locked: list[str] = []
-    if args.base_lock:
-        locked = [package["name"] for package in read_json(args.base_lock).get("packages", [])]
-    check_native_libraries(
-        read_venv_layers(args.venv_blobs),
-        BaseLibraries.from_json(read_json(args.base_libraries)),
-        base_name=args.base,
-        locked_packages=locked,
-    )
-    return 0
 
 
 def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
@@ -628,7 +574,7 @@ def run_lock(args: argparse.Namespace) -> int:
     relock = args.relock_command or RELOCK_COMMAND
     netrc = credentials_netrc(args.credentials_dir, indexes)
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
-        uv = uv_from(args.uv, Path(scratch), netrc=netrc)
+        uv = uv_from(args.uv, args.uv_cache, Path(scratch), netrc)
         lock = (lock_workspace if args.workspace else lock_project)(
             uv,
             args.project,
@@ -679,7 +625,7 @@ def add_sdist_wheel_arguments(parser: argparse.ArgumentParser) -> None:
     # The base's platform keys the build (a wheel is built for it); the build itself runs on
     # the image tool's interpreter, of the base's minor version, and makes only pure wheels.
     _add_target_arguments(parser)
-    parser.add_argument(flags.UV, type=Path, required=True, help="uv's wheel, or its binary.")
+    add_uv_arguments(parser, required=True, needed="")
     parser.add_argument(
         flags.BUILD_CONSTRAINTS,
         type=Path,
@@ -711,7 +657,7 @@ def run_sdist_wheel(args: argparse.Namespace) -> int:
     epoch = source_date_epoch(None)
     with tempfile.TemporaryDirectory(prefix="esb-sdist-") as scratch:
         netrc = credentials_netrc(args.credentials_dir, indexes)
-        uv = uv_from(args.uv, Path(scratch), args.cache_dir, netrc)
+        uv = uv_from(args.uv, args.uv_cache, Path(scratch), netrc, args.cache_dir)
         downloaded = Path(scratch) / "sdist"
         downloaded.mkdir()
         wheel = build_wheel(
@@ -743,8 +689,6 @@ def locked_sdist(requirement: str, url: str) -> LockedSdist:
 
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
     commands.UV_LOCK: (add_lock_arguments, run_lock),
-    commands.BASE_LIBRARIES: (add_base_libraries_arguments, run_base_libraries),
-    commands.CHECK_NATIVE: (add_check_native_arguments, run_check_native),
     commands.UV_LAYER: (add_uv_layer_arguments, run_uv_layer),
     commands.EXPORT_LOCK: (add_export_lock_arguments, run_export_lock),
     commands.DISTRIBUTION_LAYER: (add_distribution_layer_arguments, run_distribution_layer),

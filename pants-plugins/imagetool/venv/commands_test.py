@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -7,6 +8,7 @@ from typing import Sequence
 
 import pytest
 
+from esb_contract.pinned_url import PinnedUrl
 from imagetool.cli import main
 from imagetool.venv.commands import uv_from
 from imagetool.venv.conftest import TARGET_ARGS, MakeProject
@@ -18,9 +20,13 @@ def run_command(argv: Sequence[str]) -> int:
 
 def test_uv_layer(uv_wheel: Path, tmp_path: Path) -> None:
     layer, descriptor = tmp_path / "uv.tar.gz", tmp_path / "uv.json"
+    content = uv_wheel.read_bytes()
+    # As the backend passes it: pinned, fetched into the cache.
+    pin = PinnedUrl(uv_wheel.absolute().as_uri(), hashlib.sha256(content).hexdigest(), len(content))
     argv = [
         "uv-layer",
-        f"--wheel={uv_wheel}",
+        f"--uv={pin.to_argument()}",
+        f"--uv-cache={tmp_path / 'uv-cache'}",
         f"--out-blob={layer}",
         f"--out-descriptor={descriptor}",
     ]
@@ -34,6 +40,7 @@ def test_uv_layer(uv_wheel: Path, tmp_path: Path) -> None:
         assert archive.getnames() == ["usr", "usr/local", "usr/local/bin", "usr/local/bin/uv"]
         uv = archive.getmember("usr/local/bin/uv")
     assert (uv.mode, uv.uid, uv.gid, uv.uname, uv.gname) == (0o755, 0, 0, "root", "root")
+    assert [p.name for p in (tmp_path / "uv-cache").iterdir()] == [f"{pin.sha256}.whl"]
 
 
 def read_layer(blob: Path) -> dict[str, tarfile.TarInfo]:
@@ -157,7 +164,7 @@ def test_uv_layer_rejects_a_file_that_is_not_a_wheel(
     not_a_wheel.write_bytes(b"not a zip")
     argv = [
         "uv-layer",
-        f"--wheel={not_a_wheel}",
+        f"--uv={not_a_wheel}",
         f"--out-blob={tmp_path / 'l'}",
         f"--out-descriptor={tmp_path / 'd'}",
     ]
@@ -171,6 +178,6 @@ def test_uv_sees_the_resolution_time_and_no_other_variable_of_the_process(
 ) -> None:
     monkeypatch.setenv("UV_EXCLUDE_NEWER", "2026-11-01T00:00:00Z")
     monkeypatch.setenv("UV_INDEX_URL", "https://elsewhere.example/simple")
-    uv = uv_from(tmp_path / "uv", tmp_path)
+    uv = uv_from(str(tmp_path / "uv"), None, tmp_path)
     assert uv.network_env["UV_EXCLUDE_NEWER"] == "2026-11-01T00:00:00Z"
     assert "UV_INDEX_URL" not in uv.network_env

@@ -2,6 +2,11 @@
 
 The same bytes are run on the build host to install venvs and shipped in every image as
 `/usr/local/bin/uv`, so the image carries exactly the uv that built its venv.
+
+The backend passes uv as a pinned URL (`esb_contract.pinned_url`) and a cache directory: the
+wheel is fetched into the cache once (`imagetool.pinned`), and its binary extracted beside it
+once, so that neither the download nor the extraction is paid by every step that runs uv, and
+a step whose output is cached needs neither. A local path (a wheel or a binary) also works.
 """
 
 from __future__ import annotations
@@ -12,11 +17,16 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
+from esb_contract.pinned_url import PinnedUrl
+from imagetool import pinned
 from imagetool.errors import ToolError
 from imagetool.tarlayer import LayerMember
 
@@ -81,6 +91,52 @@ def extract_uv_binary(wheel: Path, dest_dir: Path) -> Path:
     path.write_bytes(binary.executable)
     os.chmod(path, 0o755)
     return path
+
+
+def uv_wheel(source: str, cache: Optional[Path], scratch: Path) -> Path:
+    """uv's wheel: `source` itself if it is a path, else fetched as pinned into `cache` (or into
+    `scratch`, kept for this run alone)."""
+    pin = PinnedUrl.from_argument(source)
+    if pin is None:
+        return Path(source)
+    try:
+        return pinned.fetch(pin, cache or scratch, ".whl")
+    except pinned.PinnedFetchError as e:
+        raise UvWheelError(
+            f"uv's wheel {pin.url} cannot be had as pinned (sha256 {pin.sha256}, {pin.size} "
+            f"bytes): {e.cause}.\nThe download reported: {e.reported.strip()}\n\n"
+            "Fix: check that the index (or its mirror) is reachable from this machine; if the "
+            "pin itself is wrong, correct the wheel's line in `[esb-uv].known_versions`."
+        ) from None
+
+
+def uv_executable(source: str, cache: Optional[Path], scratch: Path) -> Path:
+    """The `uv` binary of `source` (a pinned URL, a wheel or a binary). From a pinned URL with a
+    cache, it is extracted into the cache once, as `<wheel's sha256>/uv`: the directory enters
+    the cache by an atomic rename once its binary has been checked against the wheel's RECORD,
+    and is then used as it is, as Pants uses the venvs of its named caches."""
+    pin = PinnedUrl.from_argument(source)
+    if pin is None:
+        path = Path(source)
+        return extract_uv_binary(path, scratch) if path.suffix == ".whl" else path
+    if cache is None:
+        return extract_uv_binary(uv_wheel(source, None, scratch), scratch)
+    extracted = cache / pin.sha256
+    if not (extracted / "uv").is_file():
+        wheel = uv_wheel(source, cache, scratch)
+        staging = Path(tempfile.mkdtemp(dir=cache, prefix=".partial-"))
+        try:
+            extract_uv_binary(wheel, staging)
+            if extracted.exists() and not (extracted / "uv").is_file():
+                shutil.rmtree(extracted)  # damaged: replaced
+            os.rename(staging, extracted)
+        except OSError:
+            # Another step extracted it first.
+            if not (extracted / "uv").is_file():
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return extracted / "uv"
 
 
 def uv_layer_members(binary: UvBinary) -> list[LayerMember]:
