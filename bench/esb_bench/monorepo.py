@@ -635,8 +635,8 @@ def generate(root: Path, count: int) -> Monorepo:
     """`root` is already a copy of this checkout (made by the harness). Replaces the example
     services (everything under services/) by `count` generated ones, deterministic for a given
     count."""
-    if not 1 <= count <= 999:
-        raise ValueError(f"count must be from 1 to 999 (svc-001 to svc-999), not {count}")
+    if not 1 <= count <= 9999:
+        raise ValueError(f"count must be from 1 to 9999 (svc-001 to svc-9999), not {count}")
     if (root / "services").exists():
         shutil.rmtree(root / "services")
     # The example services' resolves stay in pants.toml: with no target in them, Pants never

@@ -140,3 +140,9 @@ def test_profiles_install_wheels_only_and_stay_small() -> None:
         assert len(locked) < 25, profile.name
         without_wheels = [package["name"] for package in locked if not package.get("wheels")]
         assert not without_wheels, f"{profile.name} locks sdist-only packages: {without_wheels}"
+
+
+@pytest.mark.parametrize("count", [0, 10_000])
+def test_a_count_without_service_names_is_refused(count: int, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=f"count must be from 1 to 9999 .*, not {count}"):
+        generate(tmp_path, count)
