@@ -83,7 +83,13 @@ def remove_abandoned_partials(
     removed: list[Path] = []
     if not directory.is_dir():
         return removed
-    for path in directory.glob(f".*{PARTIAL_SUFFIX}"):
+    with os.scandir(directory) as entries:
+        partials = [
+            Path(entry.path)
+            for entry in entries
+            if entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX)
+        ]
+    for path in partials:
         parts = path.name.split(".")
         if len(parts) < 5 or not parts[2].isdigit():
             continue

@@ -140,9 +140,13 @@ async def write_shared_blobs(
 ) -> None:
     """Write the blobs that `directory` lacks, one at a time (a layer can be large), each checked
     against its digest and renamed into place."""
-    remove_abandoned_partials(directory)
     sizes = {name: entry.file_digest.serialized_bytes_length for name, entry in blobs.items()}
-    for name in missing_blobs(directory, sizes):
+    missing = missing_blobs(directory, sizes)
+    # Only before writing: the directory holds every image's blobs, so a scan for every image
+    # of every run would cost each run the square of the number of images.
+    if missing:
+        remove_abandoned_partials(directory)
+    for name in missing:
         blob = await Get(Digest, CreateDigest([blobs[name]]))
         contents = await Get(DigestContents, Digest, blob)
         try:
