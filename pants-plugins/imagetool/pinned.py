@@ -19,7 +19,7 @@ from esb_contract.pinned_url import PinnedUrl
 
 _ATTEMPTS = 3
 _CHUNK = 1 << 20
-TIMEOUT_S = 120
+_TIMEOUT_S = 120
 
 
 class PinnedFetchError(Exception):
@@ -48,7 +48,7 @@ def cached_path(cache: Path, pin: PinnedUrl, suffix: str) -> Path:
     return cache / f"{pin.sha256}{suffix}"
 
 
-def is_cached(path: Path, pin: PinnedUrl) -> bool:
+def _is_cached(path: Path, pin: PinnedUrl) -> bool:
     """Whether `path` holds the pinned file. Files enter the cache only once checked; they are
     checked again here, since anything may have changed them since (a damaged one is fetched
     anew)."""
@@ -60,7 +60,7 @@ def is_cached(path: Path, pin: PinnedUrl) -> bool:
 
 def _fetch_once(pin: PinnedUrl, directory: Path) -> tuple[str, str, int]:
     """The file at the pin's URL in a partial file of `directory`: its path, sha256 and size."""
-    with urllib.request.urlopen(pin.url, timeout=TIMEOUT_S) as response:
+    with urllib.request.urlopen(pin.url, timeout=_TIMEOUT_S) as response:
         descriptor, partial = tempfile.mkstemp(dir=directory, prefix=".partial-")
         try:
             digest, size = hashlib.sha256(), 0
@@ -75,7 +75,7 @@ def _fetch_once(pin: PinnedUrl, directory: Path) -> tuple[str, str, int]:
     return partial, digest.hexdigest(), size
 
 
-def download(pin: PinnedUrl, path: Path) -> None:
+def _download(pin: PinnedUrl, path: Path) -> None:
     """Downloads the pinned file to `path` (in the cache directory), retrying network failures;
     raises a `PinnedFetchError` when it cannot."""
     last_error = ""
@@ -101,7 +101,7 @@ def download(pin: PinnedUrl, path: Path) -> None:
 def fetch(pin: PinnedUrl, cache: Path, suffix: str) -> Path:
     """The pinned file: from `cache`, or downloaded into it."""
     path = cached_path(cache, pin, suffix)
-    if not is_cached(path, pin):
+    if not _is_cached(path, pin):
         cache.mkdir(parents=True, exist_ok=True)
-        download(pin, path)
+        _download(pin, path)
     return path

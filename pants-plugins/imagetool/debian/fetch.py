@@ -68,18 +68,16 @@ def _cause(package: LockedPackage, error: pinned.PinnedFetchError) -> str:
     return f"{error.cause}: the mirror is unreachable"
 
 
-def _download(package: LockedPackage, cache: Path, origin: LockOrigin) -> None:
+def _fetch(package: LockedPackage, cache: Path, origin: LockOrigin) -> Path:
     try:
-        pinned.download(_pin(package), cached_path(cache, package))
+        return pinned.fetch(_pin(package), cache, _SUFFIX)
     except pinned.PinnedFetchError as e:
         raise DebFetchError(origin.failure(package, _cause(package, e), e.reported)) from None
 
 
 def fetch_debs(lock: PackageLock, cache: Path, origin: LockOrigin) -> dict[str, Path]:
     """Each locked package's `.deb`, by package name: from `cache`, or downloaded into it."""
-    cache.mkdir(parents=True, exist_ok=True)
-    missing = [p for p in lock.packages if not pinned.is_cached(cached_path(cache, p), _pin(p))]
     with ThreadPoolExecutor(max_workers=_PARALLEL) as pool:
         # `list` re-raises the first failure, in the lock's order.
-        list(pool.map(lambda package: _download(package, cache, origin), missing))
-    return {package.name: cached_path(cache, package) for package in lock.packages}
+        paths = list(pool.map(lambda package: _fetch(package, cache, origin), lock.packages))
+    return {package.name: path for package, path in zip(lock.packages, paths)}
