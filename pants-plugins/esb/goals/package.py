@@ -23,8 +23,9 @@ from pants.engine.fs import (
     FileEntry,
     SymlinkEntry,
 )
-from pants.engine.rules import Get, MultiGet, _uncacheable_rule, collect_rules
+from pants.engine.rules import Get, MultiGet, _uncacheable_rule, collect_rules, rule
 from pants.engine.unions import UnionRule
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from esb.dist_blobs import (
@@ -136,7 +137,7 @@ def blob_entries(image_entries: Iterable[FileEntry]) -> dict[str, FileEntry]:
 
 
 async def write_shared_blobs(
-    address: Address, blobs: dict[str, FileEntry], directory: Path
+    address: Address, blobs: Mapping[str, FileEntry], directory: Path
 ) -> None:
     """Write the blobs that `directory` lacks, one at a time (a layer can be large), each checked
     against its digest and renamed into place."""
@@ -277,59 +278,82 @@ async def _docker_info(
     return FileContent(f"{prefix}{DOCKER_INFO_SUFFIX}", docker_info(image_id(metadata), refs))
 
 
-async def _package(
-    field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet,
-    dist_dir: DistDir,
-    build_root: BuildRoot,
-    registries: RegistriesSubsystem,
-) -> BuiltPackage:
-    dist = Path(build_root.path, dist_dir.relpath)
-    prefix = field_set.output_path.value_or_default(file_ending=None)
-    with failure_reported(field_set, dist):
-        image = await built_image(field_set)
-        # After the build, whose context check names a bad link in the service's directory before
-        # anything reads it: this check reads every BUILD file, and Pants fails bare on such links.
-        await Get(UniqueImage, UniqueImageRequest(field_set.address))
-        entries = await Get(DigestEntries, Digest, image.digest)
-        files = [entry for entry in entries if isinstance(entry, FileEntry)]
-        await write_shared_blobs(field_set.address, blob_entries(files), dist / SHARED_BLOBS)
+@dataclass(frozen=True)
+class ImageOutputsRequest:
+    field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet
+
+
+@dataclass(frozen=True)
+class ImageOutputs:
+    """An image as `package` writes it: the files Pants writes (`digest`), the blobs that
+    `write_shared_blobs` puts in the shared directory, by hex digest, and what the run prints.
+    Memoized, unlike the package rules: a run that changes nothing of an image does no work for it
+    but the check that its blobs are still in `dist/`."""
+
+    digest: Digest
+    blobs: FrozenDict[str, FileEntry]
+    artifacts: tuple[BuiltPackageArtifact, ...]
+
+
+@rule(desc="Lay out an image for dist/", level=LogLevel.DEBUG)
+async def image_outputs(
+    request: ImageOutputsRequest, registries: RegistriesSubsystem
+) -> ImageOutputs:
+    field_set = request.field_set
+    image = await built_image(field_set)
+    # After the build, whose context check names a bad link in the service's directory before
+    # anything reads it: this check reads every BUILD file, and Pants fails bare on such links.
+    await Get(UniqueImage, UniqueImageRequest(field_set.address))
+    entries = await Get(DigestEntries, Digest, image.digest)
+    files = [entry for entry in entries if isinstance(entry, FileEntry)]
     metadata = image.metadata
+    prefix = field_set.output_path.value_or_default(file_ending=None)
     info = await _docker_info(field_set, metadata, registries)
     packaged = await Get(Digest, CreateDigest([*packaged_entries(files, prefix), info]))
     tags = ", ".join(metadata["tags"]) or "no tags"
     layout = f"{prefix}{_OUTPUT_SUFFIXES[IMAGE_LAYOUT]}"
-    return BuiltPackage(
-        packaged,
-        (
-            # Named so that `package` deletes the layout before writing it: one written by an
-            # earlier version of this plugin, with a `blobs` directory, is replaced, not merged into.
-            BuiltPackageArtifact(layout),
-            BuiltPackageArtifact(
-                f"{prefix}.image.json",
-                extra_log_lines=(
-                    f"Image {metadata['repository']} ({tags}): {metadata['digest']}",
-                    *(
-                        f"  {entry['platform']}: {entry['digest']} (config {entry['config_digest']})"
-                        for entry in metadata.get("platforms", ())
-                    ),
-                    f"OCI layout: {layout} (blobs in {SHARED_BLOBS})  "
-                    f"packages: {prefix}.inventory.json",
+    artifacts = (
+        # Named so that `package` deletes the layout before writing it: one written by an
+        # earlier version of this plugin, with a `blobs` directory, is replaced, not merged into.
+        BuiltPackageArtifact(layout),
+        BuiltPackageArtifact(
+            f"{prefix}.image.json",
+            extra_log_lines=(
+                f"Image {metadata['repository']} ({tags}): {metadata['digest']}",
+                *(
+                    f"  {entry['platform']}: {entry['digest']} (config {entry['config_digest']})"
+                    for entry in metadata.get("platforms", ())
                 ),
+                f"OCI layout: {layout} (blobs in {SHARED_BLOBS})  "
+                f"packages: {prefix}.inventory.json",
             ),
         ),
     )
+    return ImageOutputs(packaged, FrozenDict(blob_entries(files)), artifacts)
+
+
+async def _package(
+    field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet,
+    dist_dir: DistDir,
+    build_root: BuildRoot,
+) -> BuiltPackage:
+    dist = Path(build_root.path, dist_dir.relpath)
+    with failure_reported(field_set, dist):
+        outputs = await Get(ImageOutputs, ImageOutputsRequest(field_set))
+        await write_shared_blobs(field_set.address, outputs.blobs, dist / SHARED_BLOBS)
+    return BuiltPackage(outputs.digest, outputs.artifacts)
 
 
 # Uncacheable: these rules write blobs to `dist/`, which Pants does not watch, so they run in every
-# session to put back what was deleted there. What they await stays memoized.
+# session to put back what was deleted there. What they await, `ImageOutputs` included, stays
+# memoized.
 @_uncacheable_rule(desc="Package a base image", level=LogLevel.DEBUG)
 async def package_base_image(
     field_set: EsbBaseImageFieldSet,
     dist_dir: DistDir,
     build_root: BuildRoot,
-    registries: RegistriesSubsystem,
 ) -> BuiltPackage:
-    return await _package(field_set, dist_dir, build_root, registries)
+    return await _package(field_set, dist_dir, build_root)
 
 
 @_uncacheable_rule(desc="Package a service image", level=LogLevel.DEBUG)
@@ -337,9 +361,8 @@ async def package_service_image(
     field_set: EsbServiceImageFieldSet,
     dist_dir: DistDir,
     build_root: BuildRoot,
-    registries: RegistriesSubsystem,
 ) -> BuiltPackage:
-    return await _package(field_set, dist_dir, build_root, registries)
+    return await _package(field_set, dist_dir, build_root)
 
 
 def rules():

@@ -193,6 +193,30 @@ def test_package_writes_each_blob_to_dist_once_and_pants_the_rest() -> None:
     assert (shared / LAYER_HEX).read_bytes() == LAYER
 
 
+def test_a_later_run_puts_back_a_deleted_blob_without_laying_out_the_image_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runner = package_runner(built(LAYER_HEX, LAYER))
+    shared = Path(runner.build_root, "dist", "blobs", "sha256")
+    laid_out: list[str] = []
+    real_docker_info = package.docker_info
+
+    def counted_docker_info(image: str, refs: Any) -> bytes:
+        laid_out.append(image)
+        return real_docker_info(image, refs)
+
+    monkeypatch.setattr(package, "docker_info", counted_docker_info)
+    first = package_api(runner)
+    (shared / LAYER_HEX).unlink()
+    # As pantsd serves the next `package`: a new session of the same engine, same options.
+    runner.set_options([])
+    second = package_api(runner)
+
+    assert (shared / LAYER_HEX).read_bytes() == LAYER
+    assert second == first
+    assert laid_out == [CONFIG_DIGEST]
+
+
 def test_a_blob_whose_bytes_do_not_match_its_digest_fails_and_is_not_written() -> None:
     runner = package_runner(built(LAYER_HEX, b"corrupt bytes from the store"))
 
