@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from esb_bench import monorepo as generator
-from esb_bench import sizes
+from esb_bench import pull, sizes
 from esb_bench.docker import (
     DockerBuild,
     DockerContender,
@@ -45,9 +45,9 @@ SCENARIOS = (
     FLOOR,
 )
 # Disk a scale takes at its peak: per service, two engines' images and build caches, ours' store,
-# the cache server's copy and the fresh clone's store; plus the base's. Mostly the engines' since
-# dist/ and the stores hold each shared layer once.
-DISK_PER_SERVICE = 400_000_000
+# the cache server's copy and the fresh clone's store, the pull's registry and engine; plus the
+# base's. Mostly the engines' since dist/ and the stores hold each shared layer once.
+DISK_PER_SERVICE = 450_000_000
 DISK_FIXED = 5_000_000_000
 
 
@@ -62,9 +62,11 @@ class ScaleResults:
     """`docker load` of our base into an engine: in the Docker contenders' cold and base runs."""
     registry_ours: sizes.RegistryBytes | None = None
     registry_dockerfiles: sizes.RegistryBytes | None = None
+    node_pull: pull.PullResults | None = None
+    """A fresh node's pull of all N images from a registry on loopback, each side's."""
     throughput: dict = field(default_factory=dict)
     dist_bytes: int = 0
-    """What ours' `package` writes to dist/ on each run."""
+    """What dist/ holds after ours' cold build."""
     pants_command: list[str] = field(default_factory=list)
     dockerfile: str = ""
     versions: dict[str, str] = field(default_factory=dict)
@@ -179,6 +181,11 @@ class Scale:
             results.registry_ours = sizes.ours(base, service_images)
             results.registry_dockerfiles = sizes.dockerfiles(
                 engines[0], base, sorted(repositories.values()), self.work
+            )
+            # While the `docker build` engine still holds the Dockerfile images, which it pushes.
+            progress(f"N={self.count}: a fresh node's pull of all images")
+            results.node_pull = pull.measure(
+                self.work / "pull", self.logs, base, images, repo.services, engines[0]
             )
             progress(f"N={self.count}: the machine's speed at the layer work")
             results.throughput = self.throughput(workspace, ours, [base, *service_images])

@@ -13,6 +13,7 @@ from esb_bench.docker import DockerRun
 from esb_bench.harness import DOCKER_CONTENDERS, SCENARIOS, ScaleResults
 from esb_bench.ours import PantsRun
 from esb_bench.process import BenchError
+from esb_bench.pull import FIRST_ANSWER_RUNS, NodePull, PullResults
 from esb_bench.sizes import RegistryBytes
 from esb_contract.steps import is_image_step
 
@@ -189,7 +190,7 @@ def scaling_section(all_results: list[ScaleResults]) -> list[str]:
     header = ["N"]
     for scenario in ("cold", "no-op", "edit"):
         header += [f"{scenario}: {c}" for c in contenders]
-    header += ["pantsd RSS, MiB", "`dist/` written per run, GB"]
+    header += ["pantsd RSS, MiB", "`dist/`, GB"]
     lines = [*table(header, rows), ""]
     for scenario, title in (
         ("cold", "Cold build of all images"),
@@ -233,6 +234,79 @@ def registry_section(all_results: list[ScaleResults]) -> list[str]:
         ],
         rows,
     )
+
+
+def node_pull(results: ScaleResults) -> PullResults:
+    """The fresh node's pull of both sides, which every measured scale has."""
+    if results.node_pull is None:
+        raise BenchError(f"N={results.services}: the node's pull was not measured")
+    return results.node_pull
+
+
+# What the pull section shows of each side, and how.
+PULL_FIGURES: tuple[tuple[str, str], ...] = (
+    ("pull of all N images, one after the other, s", "seconds"),
+    ("bytes the registry sent, MB", "bytes_sent"),
+    ("requests", "requests"),
+    ("blobs downloaded", "blobs"),
+    ("disk of the engine's overlay2 directory, MB", "disk_bytes"),
+    ("time to the first answer of one service, s", "first_answer_seconds"),
+)
+
+
+def pull_value(side: NodePull, field: str) -> float:
+    """A figure of one side; of the first answer, measured several times, the median."""
+    if field == "first_answer_seconds":
+        return median(list(side.first_answer_seconds))
+    return getattr(side, field)
+
+
+def pull_figure(side: NodePull, field: str) -> str:
+    if field == "first_answer_seconds":
+        return spread(list(side.first_answer_seconds))
+    value = pull_value(side, field)
+    if field == "seconds":
+        return seconds(value)
+    if field in ("bytes_sent", "disk_bytes"):
+        return megabytes(value)
+    return str(value)
+
+
+def pull_section(all_results: list[ScaleResults]) -> list[str]:
+    lines: list[str] = []
+    costlier = []
+    for r in all_results:
+        pulled = node_pull(r)
+        rows = []
+        for label, field in PULL_FIGURES:
+            ours, theirs = pull_value(pulled.ours, field), pull_value(pulled.dockerfiles, field)
+            rows.append(
+                [
+                    label,
+                    pull_figure(pulled.ours, field),
+                    pull_figure(pulled.dockerfiles, field),
+                    ratio(ours, theirs),
+                ]
+            )
+            if ours > theirs:
+                costlier.append(
+                    f"{label.split(',')[0]} at N = {r.services} ({ratio(ours, theirs)})"
+                )
+        lines += [
+            f"### N = {r.services}",
+            "",
+            f"First answer: `{pulled.service}`'s `/healthz`.",
+            "",
+            *table(["", "ours", "Dockerfile images", "ours / Dockerfile images"], rows),
+            "",
+        ]
+    if costlier:
+        verdict = "Where ours costs the node more than the Dockerfile images: " + "; ".join(
+            costlier
+        )
+    else:
+        verdict = "Ours costs the node no more than the Dockerfile images in any of these figures"
+    return [*lines, verdict + "."]
 
 
 def retries_section(all_results: list[ScaleResults]) -> list[str]:
@@ -437,9 +511,9 @@ def render(
         "",
         "## Scaling with N",
         "",
-        "Medians in seconds; pantsd's resident memory after the last run of ours; the bytes of the files "
-        "`package` writes to `dist/` on every run, changed or not (Pants rewrites them all): each distinct blob once "
-        "in `dist/blobs/sha256/`, each image's layout a link to it and its few JSON files.",
+        "Medians in seconds; pantsd's resident memory after the last run of ours; the bytes `dist/` holds after "
+        "ours' cold build: each distinct blob once in `dist/blobs/sha256/`, each image's layout a link to it and "
+        "its few JSON files (a later run writes only what changed).",
         "",
         *scaling_section(all_results),
         "## Every scenario, per N",
@@ -488,6 +562,24 @@ def render(
         "Dockerfiles': one `docker save` of all N images, each distinct layer gzipped at level 6 (Docker's default).",
         "",
         *registry_section(all_results),
+        "",
+        "## A node's pull",
+        "",
+        "What a node without any of the images pays to pull all N service images: both sides pushed to a registry "
+        "of the bench's own on loopback (Debian's `docker-registry`, distribution 2.8, plain HTTP), ours from their "
+        "OCI layouts by `skopeo copy` with the base's image, the Dockerfile images by `docker push` from the engine "
+        "that built them. A fresh Docker engine (overlay2) then runs `docker pull` of every service image, one after "
+        "the other as a kubelet does by default (dockerd's default of 3 concurrent layer downloads per image), once "
+        "per side. Bytes and requests come from the registry's access log (response "
+        "bodies); *blobs downloaded* are the blob GETs answered 200; the disk is `du` of the engine's "
+        "`data-root/overlay2` directory (blocks used) after the pulls. The first answer, in another fresh engine: "
+        "from the start of `docker pull` of the first service of the `http-api` profile (a Starlette API whose "
+        "`/healthz` needs no database or other service) to the first 200 of its container's `/healthz`, "
+        f"`docker run` included; median (min–max) of {FIRST_ANSWER_RUNS} runs, each in an engine of its own, the sides taking turns "
+        "to go first. The first answer pulls one image into an empty engine, so it does not depend on N. MB = 10⁶ "
+        "bytes; ratios of medians; below 1, ours costs less.",
+        "",
+        *pull_section(all_results),
         "",
         "## The physical limit",
         "",

@@ -1,5 +1,6 @@
 """Tests of docs/benchmarks.md's rendering: the section that bench/platforms writes between its
-markers survives bench/run's rewrite of the whole file, and is replaced or appended as a whole."""
+markers survives bench/run's rewrite of the whole file, and is replaced or appended as a whole;
+the node's pull is shown side by side, with its ratios and where ours costs more."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from esb_bench.docker import DockerRun
 from esb_bench.harness import DOCKER_CONTENDERS, FLOOR, ScaleResults
 from esb_bench.ours import PantsRun, Step
+from esb_bench.pull import NodePull, PullResults
 from esb_bench.report import (
     PLATFORMS_BEGIN,
     PLATFORMS_END,
@@ -38,6 +40,16 @@ def measured_scale() -> ScaleResults:
     }
     registry = RegistryBytes(base=50_000_000, total=80_000_000, image_median=70_000_000, services=1)
     results.registry_ours = results.registry_dockerfiles = registry
+    side = NodePull(
+        images=1,
+        seconds=4.0,
+        requests=10,
+        bytes_sent=80_000_000,
+        blobs=8,
+        disk_bytes=200_000_000,
+        first_answer_seconds=(5.0,),
+    )
+    results.node_pull = PullResults("svc-001", side, side)
     results.throughput = {
         "layers": 4,
         "tar_bytes": 100_000_000,
@@ -101,3 +113,50 @@ def test_the_fresh_clone_is_shown_beside_pants_floor_in_that_clone() -> None:
     report = render([results], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), "")
     assert "| remote-cache-warm fresh clone | 25.0 | — | — | — | — |" in report
     assert f"| {FLOOR} | 18.0 | — | — | — | — |" in report
+
+
+def test_the_pull_section_gives_ratios_and_names_where_ours_costs_more() -> None:
+    results = measured_scale()
+    results.services = 10
+    theirs = NodePull(
+        images=10,
+        seconds=8.0,
+        requests=40,
+        bytes_sent=100_000_000,
+        blobs=30,
+        disk_bytes=400_000_000,
+        first_answer_seconds=(6.0, 5.0, 7.0),
+    )
+    ours = NodePull(
+        images=10,
+        seconds=4.0,
+        requests=120,
+        bytes_sent=50_000_000,
+        blobs=90,
+        disk_bytes=200_000_000,
+        first_answer_seconds=(3.0, 4.0, 2.0),
+    )
+    results.node_pull = PullResults("svc-001", ours, theirs)
+
+    report = render([results], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), "")
+
+    assert "## A node's pull" in report
+    assert "| pull of all N images, one after the other, s | 4.0 | 8.0 | 0.50 |" in report
+    assert "| bytes the registry sent, MB | 50.0 | 100.0 | 0.50 |" in report
+    assert "| requests | 120 | 40 | 3.00 |" in report
+    assert (
+        "| time to the first answer of one service, s | 3.0 (2.0–4.0) | 6.0 (5.0–7.0) | 0.50 |"
+        in report
+    )
+    assert (
+        "Where ours costs the node more than the Dockerfile images: requests at N = 10 (3.00); "
+        "blobs downloaded at N = 10 (3.00)." in report
+    )
+
+
+def test_a_pull_that_costs_ours_no_more_says_so() -> None:
+    report = rendered("")
+
+    assert (
+        "Ours costs the node no more than the Dockerfile images in any of these figures." in report
+    )
