@@ -49,6 +49,8 @@ SCENARIOS = (
 # base's. Mostly the engines' since dist/ and the stores hold each shared layer once.
 DISK_PER_SERVICE = 450_000_000
 DISK_FIXED = 5_000_000_000
+# Ours alone: the store, dist/ and the fresh clone's store hold each shared layer once.
+DISK_PER_SERVICE_OURS_ALONE = 5_000_000
 
 
 @dataclass
@@ -69,6 +71,7 @@ class ScaleResults:
     """What dist/ holds after ours' cold build."""
     pants_command: list[str] = field(default_factory=list)
     dockerfile: str = ""
+    """The first service's Dockerfile, as built; empty for ours alone."""
     versions: dict[str, str] = field(default_factory=dict)
     """Of the tools on the Docker side: uv (the binary of our images), the Docker CLI and engine."""
 
@@ -78,8 +81,19 @@ def copy_workspace(source: Path, destination: Path) -> None:
 
 
 class Scale:
-    def __init__(self, count: int, work: Path, remote_cache: str, runs: int, base_runs: int):
+    def __init__(
+        self,
+        count: int,
+        work: Path,
+        remote_cache: str,
+        runs: int,
+        base_runs: int,
+        *,
+        ours_alone: bool = False,
+    ):
         self.count = count
+        self.ours_alone = ours_alone
+        """Only ours, at an N where the Docker contenders would take too long or too much disk."""
         self.work = work
         self.logs = work / "logs"
         self.remote_cache = remote_cache
@@ -89,11 +103,13 @@ class Scale:
     def measure(self) -> ScaleResults:
         self.work.mkdir(parents=True)
         free = shutil.disk_usage(self.work).free
-        needed = DISK_PER_SERVICE * self.count + DISK_FIXED
+        per_service = DISK_PER_SERVICE_OURS_ALONE if self.ours_alone else DISK_PER_SERVICE
+        needed = per_service * self.count + DISK_FIXED
         if free < needed:
             raise BenchError(
                 f"N={self.count} needs about {needed / 1e9:.0f} GB free under {self.work.parent}, which "
-                f"has {free / 1e9:.0f} GB: free some, or leave out the largest N (--services)."
+                f"has {free / 1e9:.0f} GB: free some, or leave out the largest N (--services) or "
+                "measure it for ours alone (--ours-alone-above)."
             )
         workspace = self.work / "ours"
         copy_checkout(workspace)
@@ -103,10 +119,14 @@ class Scale:
         results = ScaleResults(self.count, len({service.profile for service in repo.services}))
         ours = OurWorkspace(workspace, self.work / "ours-caches", self.logs, self.remote_cache)
         results.pants_command = ours.command
-        engines = [
-            DockerEngine(self.work / f"engine-{i}", i, self.logs / f"dockerd-{i}.log")
-            for i in (1, 2)
-        ]
+        engines = (
+            []
+            if self.ours_alone
+            else [
+                DockerEngine(self.work / f"engine-{i}", i, self.logs / f"dockerd-{i}.log")
+                for i in (1, 2)
+            ]
+        )
         pants_docker_tree = self.work / "dockerfiles-pants"
         clone = self.work / "a-fresh-clone-of-the-monorepo-at-another-path"
         try:
@@ -122,21 +142,26 @@ class Scale:
             uv = self.work / "uv"
             uv.write_bytes(next(iter(images.values())).file_content(UV_IN_IMAGE))
             uv.chmod(0o755)
-            trees = [self.work / "dockerfiles-build", pants_docker_tree]
+            trees = [] if self.ours_alone else [self.work / "dockerfiles-build", pants_docker_tree]
             for tree in trees:
                 write_dockerfile_tree(pristine_services, tree, images, base, uv, workspace)
             edited = repo.services[0]
-            results.dockerfile = (trees[0] / "services" / edited.name / "Dockerfile").read_text()
+            if trees:
+                dockerfile = trees[0] / "services" / edited.name / "Dockerfile"
+                results.dockerfile = dockerfile.read_text()
             repositories = {name: image.metadata["repository"] for name, image in images.items()}
             for engine in engines:
                 engine.start()
-            results.versions = {"uv": run([str(uv), "--version"]), "Docker": engines[0].version()}
-            contenders: list[DockerContender] = [
-                DockerBuild(engines[0], trees[0], repositories, self.logs),
-                PantsDockerBackend(
-                    engines[1], trees[1], self.work / "pants-docker-caches", self.logs
-                ),
-            ]
+            results.versions = {"uv": run([str(uv), "--version"])}
+            contenders: list[DockerContender] = []
+            if engines:
+                results.versions["Docker"] = engines[0].version()
+                contenders = [
+                    DockerBuild(engines[0], trees[0], repositories, self.logs),
+                    PantsDockerBackend(
+                        engines[1], trees[1], self.work / "pants-docker-caches", self.logs
+                    ),
+                ]
             results.docker = {contender.name: {} for contender in contenders}
 
             def docker_round(scenario: str, label: str, base_image: OurImage | None = None) -> None:
@@ -153,6 +178,14 @@ class Scale:
                 results.ours.setdefault(scenario, []).append(ours.package(label))
 
             docker_round("cold", "cold", base)
+            if engines:
+                # The cold build's images, as both sides have them now: the scenarios below switch
+                # the first service to a lock that its code no longer matches, so that it would
+                # not answer, and change the base.
+                progress(f"N={self.count}: a fresh node's pull of all images")
+                results.node_pull = pull.measure(
+                    self.work / "pull", self.logs, base, images, repo.services, engines[0]
+                )
             for number in range(1, self.runs + 1):
                 ours_round("no-op", f"noop-{number}")
                 docker_round("no-op", f"noop-{number}")
@@ -179,14 +212,10 @@ class Scale:
             progress(f"N={self.count}: registry bytes")
             service_images = [images[name] for name in sorted(images)]
             results.registry_ours = sizes.ours(base, service_images)
-            results.registry_dockerfiles = sizes.dockerfiles(
-                engines[0], base, sorted(repositories.values()), self.work
-            )
-            # While the `docker build` engine still holds the Dockerfile images, which it pushes.
-            progress(f"N={self.count}: a fresh node's pull of all images")
-            results.node_pull = pull.measure(
-                self.work / "pull", self.logs, base, images, repo.services, engines[0]
-            )
+            if engines:
+                results.registry_dockerfiles = sizes.dockerfiles(
+                    engines[0], base, sorted(repositories.values()), self.work
+                )
             progress(f"N={self.count}: the machine's speed at the layer work")
             results.throughput = self.throughput(workspace, ours, [base, *service_images])
             # The engines' images take as much disk as a second copy of every build: gone before

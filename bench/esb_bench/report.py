@@ -103,12 +103,18 @@ class Figures:
         return f"{work} / {docker_runs[0].instructions}"
 
 
-def registry_bytes(results: ScaleResults) -> tuple[RegistryBytes, RegistryBytes]:
-    """Ours' and the Dockerfiles' registry bytes, which every measured scale has."""
+def registry_bytes(results: ScaleResults) -> tuple[RegistryBytes, RegistryBytes | None]:
+    """Ours' registry bytes, which every measured scale has, and the Dockerfiles', which the
+    scales with the Docker contenders have."""
     ours, theirs = results.registry_ours, results.registry_dockerfiles
-    if ours is None or theirs is None:
+    if ours is None or (theirs is None and compared(results)):
         raise BenchError(f"N={results.services}: the registry bytes were not measured")
     return ours, theirs
+
+
+def compared(results: ScaleResults) -> bool:
+    """Whether the scale measured the Docker contenders too, not ours alone."""
+    return bool(results.docker)
 
 
 def ratio(ours: float | None, theirs: float | None) -> str:
@@ -172,7 +178,6 @@ def xychart(
 
 
 def scaling_section(all_results: list[ScaleResults]) -> list[str]:
-    counts = [r.services for r in all_results]
     figures = [Figures(r) for r in all_results]
     contenders = ("ours", *DOCKER_CONTENDERS)
     rows = []
@@ -192,12 +197,14 @@ def scaling_section(all_results: list[ScaleResults]) -> list[str]:
         header += [f"{scenario}: {c}" for c in contenders]
     header += ["pantsd RSS, MiB", "`dist/`, GB"]
     lines = [*table(header, rows), ""]
+    # A chart's lines have a point at every N: only the scales that measured every contender.
+    both = [f for f in figures if compared(f.results)]
     for scenario, title in (
         ("cold", "Cold build of all images"),
         ("one-file edit", "One source file edited in one service"),
     ):
-        series = {c: [f.median(c, scenario) for f in figures] for c in contenders}
-        lines += [*xychart(title, counts, series, "seconds"), ""]
+        series = {c: [f.median(c, scenario) for f in both] for c in contenders}
+        lines += [*xychart(title, [f.results.services for f in both], series, "seconds"), ""]
     return lines
 
 
@@ -210,13 +217,13 @@ def registry_section(all_results: list[ScaleResults]) -> list[str]:
                 str(r.services),
                 str(r.distinct_locks),
                 megabytes(ours.total),
-                megabytes(theirs.total),
-                ratio(ours.total, theirs.total),
+                megabytes(theirs.total) if theirs else "—",
+                ratio(ours.total, theirs.total if theirs else None),
                 megabytes(ours.per_service),
-                megabytes(theirs.per_service),
-                ratio(ours.per_service, theirs.per_service),
+                megabytes(theirs.per_service) if theirs else "—",
+                ratio(ours.per_service, theirs.per_service if theirs else None),
                 megabytes(ours.image_median),
-                megabytes(theirs.image_median),
+                megabytes(theirs.image_median) if theirs else "—",
             ]
         )
     return table(
@@ -237,7 +244,7 @@ def registry_section(all_results: list[ScaleResults]) -> list[str]:
 
 
 def node_pull(results: ScaleResults) -> PullResults:
-    """The fresh node's pull of both sides, which every measured scale has."""
+    """The fresh node's pull of both sides, which every scale with the Docker contenders has."""
     if results.node_pull is None:
         raise BenchError(f"N={results.services}: the node's pull was not measured")
     return results.node_pull
@@ -275,7 +282,7 @@ def pull_figure(side: NodePull, field: str) -> str:
 def pull_section(all_results: list[ScaleResults]) -> list[str]:
     lines: list[str] = []
     costlier = []
-    for r in all_results:
+    for r in filter(compared, all_results):
         pulled = node_pull(r)
         rows = []
         for label, field in PULL_FIGURES:
@@ -441,6 +448,8 @@ def targets_section(largest: ScaleResults) -> list[str]:
             f"- cold at N = {largest.services}: ours {seconds(ours)} s, {contender} {seconds(theirs)} s: faster — {verdict}."
         )
     ours_registry, theirs_registry = registry_bytes(largest)
+    if theirs_registry is None:
+        raise BenchError(f"N={largest.services}: the Dockerfile images were not measured")
     ours_bytes, theirs_bytes = ours_registry.per_service, theirs_registry.per_service
     verdict = "met" if ours_bytes <= theirs_bytes else f"missed by {ours_bytes / theirs_bytes:.2f}×"
     lines.append(
@@ -478,6 +487,12 @@ def render(
     text before) carried over."""
     all_results = sorted(all_results, key=lambda results: results.services)
     largest = all_results[-1]
+    # The targets and the Dockerfile shown are those of the largest N with the Docker contenders.
+    compared_results = [results for results in all_results if compared(results)]
+    if not compared_results:
+        raise BenchError("no N was measured with the Docker contenders: nothing to compare")
+    largest_compared = compared_results[-1]
+    alone = [str(results.services) for results in all_results if not compared(results)]
     lines = [
         "# Benchmarks",
         "",
@@ -501,13 +516,23 @@ def render(
         "Docker Hub is unreachable here, so the Dockerfiles start `FROM` **our** base, `docker load`ed into each engine "
         "(counted, as the pull it stands in for): the Docker contenders never build a base.",
         "",
+        *(
+            [
+                f"At N = {', '.join(alone)}, ours alone was measured (`--ours-alone-above`): the Docker contenders "
+                "would take hours and tens of GB there. Their cells are —, and the charts, the registry comparison "
+                "and the node's pull stop at the largest N that has them.",
+                "",
+            ]
+            if alone
+            else []
+        ),
         "## Machine",
         "",
         *table(["Fact", "Value"], [[k, v] for k, v in machine.items()]),
         "",
-        f"## Warm-build targets, at N = {largest.services}",
+        f"## Warm-build targets, at N = {largest_compared.services}",
         "",
-        *targets_section(largest),
+        *targets_section(largest_compared),
         "",
         "## Scaling with N",
         "",
@@ -610,10 +635,10 @@ def render(
         "sides ship the same binary) and the host's CA bundle (this network's HTTPS proxy re-signs PyPI). Pants "
         "docker_image: `./pants package ::` in the same tree with a `docker_image` and a `files` target per service.",
         "",
-        f"The Dockerfile of the first service at N = {largest.services}, as built:",
+        f"The Dockerfile of the first service at N = {largest_compared.services}, as built:",
         "",
         "```dockerfile",
-        largest.dockerfile.rstrip("\n"),
+        largest_compared.dockerfile.rstrip("\n"),
         "```",
         "",
     ]

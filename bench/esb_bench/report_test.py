@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from esb_bench.docker import DockerRun
 from esb_bench.harness import DOCKER_CONTENDERS, FLOOR, ScaleResults
 from esb_bench.ours import PantsRun, Step
+from esb_bench.process import BenchError
 from esb_bench.pull import NodePull, PullResults
 from esb_bench.report import (
     PLATFORMS_BEGIN,
@@ -160,3 +163,44 @@ def test_a_pull_that_costs_ours_no_more_says_so() -> None:
     assert (
         "Ours costs the node no more than the Dockerfile images in any of these figures." in report
     )
+
+
+def ours_alone_scale(services: int) -> ScaleResults:
+    """A scale measured for ours alone (`--ours-alone-above`): no Docker run, no Dockerfile
+    registry bytes, no pull."""
+    results = measured_scale()
+    results.services = services
+    results.docker = {}
+    results.registry_dockerfiles = None
+    results.node_pull = None
+    results.dockerfile = ""
+    return results
+
+
+def test_a_scale_of_ours_alone_shows_dashes_for_the_docker_contenders() -> None:
+    compared = measured_scale()
+    compared.services = 100
+    compared.dockerfile = "FROM esb/service-base:latest AS the-compared-one\n"
+
+    report = render(
+        [ours_alone_scale(1000), compared], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), ""
+    )
+
+    assert "At N = 1000, ours alone was measured (`--ours-alone-above`)" in report
+    # The targets and the Dockerfile are the largest compared scale's.
+    assert "## Warm-build targets, at N = 100\n" in report
+    assert "FROM esb/service-base:latest AS the-compared-one" in report
+    # Ours at N = 1000 in the scaling table, the Docker contenders' cells empty.
+    assert "| 1000 | 40.0 | — | — | 40.0 | — | — | 40.0 | — | — |" in report
+    assert "| cold | 40.0 | — | — | — | — |" in report
+    # Registry bytes: ours only at N = 1000.
+    assert "| 1000 | 1 | 80.0 | — | — | 30.0 | — | — | 70.0 | — |" in report
+    # The charts and the pull stop at N = 100.
+    assert 'x-axis "services (N)" [100]' in report
+    assert "### N = 1000\n\nFirst answer" not in report
+    assert "### N = 100\n\nFirst answer" in report
+
+
+def test_a_run_of_ours_alone_at_every_n_is_refused() -> None:
+    with pytest.raises(BenchError, match="no N was measured with the Docker contenders"):
+        render([ours_alone_scale(1000)], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), "")
