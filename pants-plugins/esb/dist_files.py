@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -41,44 +40,18 @@ def write_atomically(path: Path, content: bytes, *, executable: bool = False) ->
         raise
 
 
-_VERIFIED: dict[str, tuple[bytes, tuple[int, ...]]] = {}
-"""Per path: the bytes it was last found to hold, read back, and its identity then. Kept for the
-life of the process (pantsd's, across runs), so that a no-op checks a file with one `lstat`."""
-
-
-def _identity(status: os.stat_result) -> tuple[int, ...]:
-    # A write in place, a rename over the file or a chmod changes at least the ctime, which no
-    # tool can set back.
-    return (
-        status.st_dev,
-        status.st_ino,
-        status.st_size,
-        status.st_mode,
-        status.st_mtime_ns,
-        status.st_ctime_ns,
-    )
-
-
 def write_if_changed(path: Path, content: bytes, *, executable: bool = False) -> bool:
     """Write `path` by rename unless it is a regular file with these bytes and mode; whether it
-    wrote. A directory or a link in its place is replaced. A file found to hold `content` is not
-    read again while its identity (inode, size, mode, times) stays the same."""
+    wrote. A directory or a link in its place is replaced."""
     try:
-        status: os.stat_result | None = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        # Absent, or a file stands where a directory of its path must be: the write names it.
-        status = None
-    if status is not None and stat.S_ISREG(status.st_mode):
-        if bool(status.st_mode & 0o111) == executable:
-            identity = _identity(status)
-            known = _VERIFIED.get(str(path))
-            if known is not None and known[1] == identity and known[0] == content:
+        if not path.is_symlink() and path.is_file():
+            mode = path.stat().st_mode
+            if bool(mode & 0o111) == executable and path.read_bytes() == content:
                 return False
-            if path.read_bytes() == content:
-                _VERIFIED[str(path)] = (content, identity)
-                return False
-    elif status is not None and stat.S_ISDIR(status.st_mode):
-        shutil.rmtree(path)
+        elif path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
     write_atomically(path, content, executable=executable)
     return True
 

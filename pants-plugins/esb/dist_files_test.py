@@ -108,30 +108,3 @@ def test_abandoned_temporary_files_are_removed_for_one_name_or_all(tmp_path: Pat
     assert remove_abandoned_partials(tmp_path, of="api.image.json") == [ours]
     assert sorted(remove_abandoned_partials(tmp_path)) == sorted([another, link])
     assert sorted(os.listdir(tmp_path)) == sorted([live.name, hidden.name])
-
-
-def test_a_file_found_whole_is_not_read_again_until_it_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "api.image.json"
-    write_if_changed(path, b'{"a": 1}')
-    reads: list[Path] = []
-    real_read_bytes = Path.read_bytes
-
-    def counted_read_bytes(self: Path) -> bytes:
-        reads.append(self)
-        return real_read_bytes(self)
-
-    monkeypatch.setattr(Path, "read_bytes", counted_read_bytes)
-    assert not write_if_changed(path, b'{"a": 1}')
-    assert not write_if_changed(path, b'{"a": 1}')
-    assert reads == [path]
-
-    # Changed in place to bytes of the same size, its mtime set back: the ctime still moves.
-    status = path.stat()
-    with path.open("r+b") as file:
-        file.write(b'{"a": 2}')
-    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
-
-    assert write_if_changed(path, b'{"a": 1}')
-    assert path.read_bytes() == b'{"a": 1}'

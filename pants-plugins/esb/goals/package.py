@@ -398,9 +398,9 @@ async def _package(
     )
 
 
-# Uncacheable: these rules write to `dist/`, which Pants does not watch, so they run in every
-# session to put back what was deleted or changed there. What they await, `ImageOutputs` included,
-# stays memoized.
+# Uncacheable: these rules write blobs to `dist/`, which Pants does not watch, so they run in every
+# session to put back what was deleted there. What they await, `ImageOutputs` included, stays
+# memoized.
 @_uncacheable_rule(desc="Package a base image", level=LogLevel.DEBUG)
 async def package_base_image(
     field_set: EsbBaseImageFieldSet,
