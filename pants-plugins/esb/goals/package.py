@@ -15,27 +15,24 @@ from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, Package
 from pants.core.util_rules.distdir import DistDir
 from pants.engine.addresses import Address
 from pants.engine.fs import (
-    EMPTY_DIGEST,
     CreateDigest,
     Digest,
     DigestContents,
     DigestEntries,
-    DigestSubset,
     FileContent,
     FileEntry,
-    PathGlobs,
+    SymlinkEntry,
 )
 from pants.engine.rules import Get, MultiGet, _uncacheable_rule, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from esb.dist_blobs import CorruptBlobError, missing_blobs, write_blob
-from esb.dist_files import (
-    link_if_changed,
+from esb.dist_blobs import (
+    CorruptBlobError,
+    missing_blobs,
     remove_abandoned_partials,
-    remove_all_but,
-    write_if_changed,
+    write_blob,
 )
 from esb.subsystems.registries import RegistriesSubsystem
 from esb.target_types import (
@@ -75,14 +72,15 @@ DOCKER_INFO_SUFFIX = ".docker-info.json"
 """Beside `.image.json`: the image's ID and the names `publish` gives it, in the schema of the
 `docker-info.json` of Pants' `docker_image` (`DockerInfoV1`), for the tools that read it."""
 SHARED_BLOBS = "blobs/sha256"
-"""Under `dist/`: every blob of every packaged image, once, written by `write_shared_blobs`. Each
-image's layout has one link, its `blobs` directory, to the shared one."""
+"""Under `dist/`: every blob of every packaged image, once, written by `write_shared_blobs` (never
+by Pants, which rewrites its outputs in place on every run). Each image's layout has one link, its
+`blobs` directory, to the shared one, so that a run writes one entry per image, not per blob."""
 
 logger = logging.getLogger(__name__)
 
 
 class PackageWriteError(Exception):
-    """A file could not be written to `dist/`, or a blob's bytes are not what its digest says."""
+    """A blob could not be written to `dist/`, or its bytes are not what its digest says."""
 
 
 @dataclass(frozen=True)
@@ -111,35 +109,22 @@ def output_path_for(built_path: str, output_prefix: str) -> str:
     return f"{output_prefix}{_OUTPUT_SUFFIXES[head]}" + (f"/{rest}" if rest else "")
 
 
-def layout_link(output_prefix: str) -> tuple[str, str]:
-    """The image layout's `blobs` (its path under `dist/`, and its target): a relative symbolic
-    link to the shared blob directory, so that `dist/` can move."""
+def packaged_entries(
+    image_entries: Iterable[FileEntry], output_prefix: str
+) -> list[FileEntry | SymlinkEntry]:
+    """What Pants writes of an image: its files under their `dist/` names and its layout's
+    `blobs`, a relative symbolic link to the shared directory (so that `dist/` can move). Not the
+    blobs: `write_shared_blobs` writes them."""
     layout_blobs = output_path_for(posixpath.dirname(IMAGE_BLOBS), output_prefix)
     shared_blobs = posixpath.dirname(SHARED_BLOBS)
-    return layout_blobs, posixpath.relpath(shared_blobs, posixpath.dirname(layout_blobs))
-
-
-def packaged_files(image_files: Iterable[FileContent], output_prefix: str) -> list[FileContent]:
-    """The image's files but its blobs, under their `dist/` names."""
-    return [
-        FileContent(output_path_for(file.path, output_prefix), file.content, file.is_executable)
-        for file in image_files
-        if not file.path.startswith(f"{IMAGE_BLOBS}/")
+    packaged: list[FileEntry | SymlinkEntry] = [
+        SymlinkEntry(layout_blobs, posixpath.relpath(shared_blobs, posixpath.dirname(layout_blobs)))
     ]
-
-
-def in_writing_order(files: Iterable[FileContent]) -> list[FileContent]:
-    """The layout's `index.json` and then the `.image.json` last, so that a reader who finds those
-    of this run finds the rest of the image's files of this run too."""
-
-    def rank(file: FileContent) -> tuple[int, str]:
-        last = (".oci/index.json", _OUTPUT_SUFFIXES[IMAGE_METADATA])
-        return (
-            next((i + 1 for i, end in enumerate(last) if file.path.endswith(end)), 0),
-            file.path,
-        )
-
-    return sorted(files, key=rank)
+    for entry in image_entries:
+        if not entry.path.startswith(f"{IMAGE_BLOBS}/"):
+            path = output_path_for(entry.path, output_prefix)
+            packaged.append(FileEntry(path, entry.file_digest, entry.is_executable))
+    return packaged
 
 
 def blob_entries(image_entries: Iterable[FileEntry]) -> dict[str, FileEntry]:
@@ -179,15 +164,15 @@ async def write_shared_blobs(
             raise PackageWriteError(
                 f"Could not write {directory / name} ({sizes[name]} bytes), a blob of {address}: "
                 f"{error.strerror or error}.\n\nFix: make room or permissions for dist/ and run "
-                "again. No blob is left partial, and the image's other files in dist/ are from "
-                "an earlier run: they are written only after its blobs."
+                "again. No blob is left partial, and the other files of dist/ are from an earlier "
+                "run: `package` writes them only after every image is built."
             ) from None
 
 
 @contextmanager
 def failure_reported(field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet, dist: Path):
-    """On failure, say what the image has in `dist/`: its files are written only once it is built
-    and its blobs are in place, so what is there is from an earlier run, or nothing."""
+    """On failure, say what the image has in `dist/`: Pants writes a run's outputs only once every
+    image is built, so what is there is from an earlier run, or nothing."""
     built = False
     try:
         yield
@@ -300,21 +285,19 @@ class ImageOutputsRequest:
 
 @dataclass(frozen=True)
 class ImageOutputs:
-    """An image as `package` writes it under `dist/`: its files (`packaged_files`), its layout's
-    link to the shared blobs, the blobs by hex digest, and what the run prints. Memoized, unlike
-    the package rules: a run that changes nothing of an image only checks `dist/` for it."""
+    """An image as `package` writes it: the files Pants writes (`digest`), the blobs that
+    `write_shared_blobs` puts in the shared directory, by hex digest, and what the run prints.
+    Memoized, unlike the package rules: a run that changes nothing of an image does no work for it
+    but the check that its blobs are still in `dist/`."""
 
-    files: tuple[FileContent, ...]
-    link: tuple[str, str]
-    """The layout's `blobs`: its path and its target."""
+    digest: Digest
     blobs: FrozenDict[str, FileEntry]
-    messages: tuple[tuple[str, ...], ...]
-    """What the run prints, a message of lines per artifact."""
+    artifacts: tuple[BuiltPackageArtifact, ...]
 
 
 @rule(desc="Lay out an image for dist/", level=LogLevel.DEBUG)
 async def image_outputs(
-    request: ImageOutputsRequest, registries: RegistriesSubsystem, dist_dir: DistDir
+    request: ImageOutputsRequest, registries: RegistriesSubsystem
 ) -> ImageOutputs:
     field_set = request.field_set
     image = await built_image(field_set)
@@ -323,24 +306,19 @@ async def image_outputs(
     await Get(UniqueImage, UniqueImageRequest(field_set.address))
     entries = await Get(DigestEntries, Digest, image.digest)
     files = [entry for entry in entries if isinstance(entry, FileEntry)]
-    blobs = blob_entries(files)
-    small = await Get(Digest, DigestSubset(image.digest, PathGlobs(["**", f"!{IMAGE_BLOBS}/**"])))
-    contents = await Get(DigestContents, Digest, small)
     metadata = image.metadata
     prefix = field_set.output_path.value_or_default(file_ending=None)
     info = await _docker_info(field_set, metadata, registries)
+    packaged = await Get(Digest, CreateDigest([*packaged_entries(files, prefix), info]))
     tags = ", ".join(metadata["tags"]) or "no tags"
     layout = f"{prefix}{_OUTPUT_SUFFIXES[IMAGE_LAYOUT]}"
-    dist = dist_dir.relpath
-    return ImageOutputs(
-        tuple(in_writing_order([*packaged_files(contents, prefix), info])),
-        layout_link(prefix),
-        FrozenDict(blobs),
-        (
-            # As Pants would print them, had it written the files.
-            (f"Wrote {dist / layout}",),
-            (
-                f"Wrote {dist / prefix}.image.json",
+    artifacts = (
+        # Named so that `package` deletes the layout before writing it: one written by an
+        # earlier version of this plugin, with a `blobs` directory, is replaced, not merged into.
+        BuiltPackageArtifact(layout),
+        BuiltPackageArtifact(
+            f"{prefix}.image.json",
+            extra_log_lines=(
                 f"Image {metadata['repository']} ({tags}): {metadata['digest']}",
                 *(
                     f"  {entry['platform']}: {entry['digest']} (config {entry['config_digest']})"
@@ -351,35 +329,7 @@ async def image_outputs(
             ),
         ),
     )
-
-
-def write_image_files(address: Address, outputs: ImageOutputs, dist: Path) -> None:
-    """Put the image's files and its layout's link in `dist/`, writing only what differs, each by
-    rename; then remove from its layout what this run did not write (e.g. a `blobs` directory
-    of an older layout)."""
-    layout_blobs, target = outputs.link
-    layout = dist / posixpath.dirname(layout_blobs)
-    path = layout
-    try:
-        for file in outputs.files:
-            path = dist / file.path
-            if write_if_changed(path, file.content, executable=file.is_executable):
-                remove_abandoned_partials(path.parent, of=path.name)
-        path = dist / layout_blobs
-        link_if_changed(path, target)
-        path = layout
-        written = {posixpath.basename(file.path) for file in outputs.files}
-        remove_all_but(layout, {*written, posixpath.basename(layout_blobs)})
-    except OSError as error:
-        reason = error.strerror or str(error)
-        if isinstance(error, (FileExistsError, NotADirectoryError)) and error.filename:
-            reason = f"{error.filename} is not a directory"
-        raise PackageWriteError(
-            f"Could not write {path}, an output of {address}: {reason}.\n\n"
-            "Fix: make room or permissions for dist/, or move away what is in the way, and run "
-            "again. Every file there is whole, this run's or an earlier one's: each is written "
-            "beside its place and renamed into it."
-        ) from None
+    return ImageOutputs(packaged, FrozenDict(blob_entries(files)), artifacts)
 
 
 async def _package(
@@ -391,11 +341,7 @@ async def _package(
     with failure_reported(field_set, dist):
         outputs = await Get(ImageOutputs, ImageOutputsRequest(field_set))
         await write_shared_blobs(field_set.address, outputs.blobs, dist / SHARED_BLOBS)
-    write_image_files(field_set.address, outputs, dist)
-    # Written above, not by Pants, which would rewrite every file of every image on every run.
-    return BuiltPackage(
-        EMPTY_DIGEST, tuple(BuiltPackageArtifact(None, lines) for lines in outputs.messages)
-    )
+    return BuiltPackage(outputs.digest, outputs.artifacts)
 
 
 # Uncacheable: these rules write blobs to `dist/`, which Pants does not watch, so they run in every
