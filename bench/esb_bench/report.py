@@ -538,7 +538,7 @@ def render(
         "",
         "Medians in seconds; pantsd's resident memory after the last run of ours; the bytes `dist/` holds after "
         "ours' cold build: each distinct blob once in `dist/blobs/sha256/`, each image's layout a link to it and "
-        "its few JSON files (a later run writes only what changed).",
+        "its few JSON files.",
         "",
         *scaling_section(all_results),
         "## Every scenario, per N",
