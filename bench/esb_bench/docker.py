@@ -22,6 +22,7 @@ from esb_bench.process import (
     log_tail,
     run,
     settle,
+    stop_process,
     timed,
     timed_with_retries,
     wait_until,
@@ -137,12 +138,7 @@ class DockerEngine:
         """Stops the engine and removes what it added to the host; stopping twice is harmless."""
         if self.process is not None:
             # dockerd stops its containerd before it exits.
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, seconds=60)
             self.process = None
         # dockerd leaves its network namespace bind-mounted under the exec root (and its data
         # root, when it dies): mount points cannot be deleted with the temporary directory.

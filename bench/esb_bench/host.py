@@ -18,9 +18,11 @@ INFRA_LIB = REPO / "tests" / "infra" / "lib.sh"
 
 
 def install_missing_tools(script_name: str) -> bool:
-    """Debian's dockerd and iptables for the Docker contenders' engines, installed as tests/run
-    installs them when missing (BuildGrid installs itself: tests/infra/buildgrid.sh)."""
-    script = f'SCRIPT_NAME={script_name}; source "$1"; install_missing dockerd=docker.io docker=docker.io iptables=iptables'
+    """Debian's dockerd and iptables for the Docker contenders' engines, and docker-registry and
+    skopeo for the node's pull, installed as tests/run installs them when missing (BuildGrid
+    installs itself: tests/infra/buildgrid.sh)."""
+    tools = "dockerd=docker.io docker=docker.io iptables=iptables docker-registry=docker-registry skopeo=skopeo"
+    script = f'SCRIPT_NAME={script_name}; source "$1"; install_missing {tools}'
     return subprocess.run(["bash", "-c", script, "bash", str(INFRA_LIB)]).returncode == 0
 
 

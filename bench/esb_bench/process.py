@@ -111,6 +111,16 @@ def settle() -> None:
     os.sync()
 
 
+def stop_process(process: subprocess.Popen, *, seconds: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `seconds`; returns once it has exited."""
+    process.terminate()
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_until(condition: Callable[[], bool], *, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while not condition():

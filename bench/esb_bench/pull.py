@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from esb_bench.docker import DOCKER_TAG, DockerEngine
-from esb_bench.host import INFRA_LIB
 from esb_bench.monorepo import PROFILES_BY_NAME, Service
 from esb_bench.ours import OurImage
-from esb_bench.process import BenchError, log_tail, run, wait_until
+from esb_bench.process import BenchError, log_tail, run, stop_process, wait_until
 
 # One request of distribution's access log (Apache's combined format): method, path, status and
 # the bytes of the response body.
@@ -129,13 +128,6 @@ def du_bytes(output: str) -> int:
     return int(output.split()[0])
 
 
-def install_missing_tools() -> None:
-    """Debian's docker-registry (distribution) and skopeo, installed as the tests' scripts do."""
-    script = 'SCRIPT_NAME=bench/run; source "$1"; install_missing docker-registry=docker-registry skopeo=skopeo'
-    if subprocess.run(["bash", "-c", script, "bash", str(INFRA_LIB)]).returncode:
-        raise BenchError("installing docker-registry and skopeo failed (see above)")
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -203,12 +195,7 @@ class Registry:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, seconds=30)
             self.process = None
 
 
@@ -346,7 +333,6 @@ def measure(
     """Pushes both sides' images to a registry of its own under `work` (the Dockerfile images from
     `build_engine`, which holds them), then measures each side's pull in fresh engines; stops and
     removes the registry and engines whatever happens."""
-    install_missing_tools()
     service, port = answering_service(services)
     names = sorted(images)
     registry = Registry(work / "registry")
