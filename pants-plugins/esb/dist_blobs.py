@@ -4,8 +4,8 @@ its digest.
 Pants' own `package` writes its outputs in place (truncating a file, then writing it), so a blob
 that every image's layout links to would be empty for a moment on every run, and a run killed
 mid-write would leave it short. Blobs are content-addressed and never change, so they are written
-here instead: a blob already present with its size is left alone; a missing one is written to a
-temporary file beside it and renamed into place, which readers see as one step. Its content is
+here instead: a blob already present with its size is left alone; a missing one is written by
+`esb.dist_files.write_atomically`, which readers see as one step. Its content is
 checked against its name first, because the bytes come from Pants' local store, and a corrupt
 entry there must fail the build rather than land in `dist/` under a digest it does not have.
 
@@ -15,14 +15,10 @@ No Pants imports: the package rule calls these with the bytes it read from the s
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
-PARTIAL_SUFFIX = ".partial"
-"""Temporary files being written are named `.<digest>.<pid>.<random>.partial`: hidden, and never
-taken for a blob by anything that opens blobs by digest."""
+from esb.dist_files import write_atomically
 
 
 class CorruptBlobError(Exception):
@@ -59,53 +55,4 @@ def write_blob(directory: Path, hex_digest: str, content: bytes) -> None:
     whichever rename comes last replaces an identical file.
     """
     check_blob(hex_digest, content)
-    directory.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=directory, prefix=f".{hex_digest}.{os.getpid()}.", suffix=PARTIAL_SUFFIX
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(content)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, directory / hex_digest)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def remove_abandoned_partials(
-    directory: Path, live_pids: Iterable[int] | None = None
-) -> list[Path]:
-    """Delete the temporary files of writers that no longer run (killed mid-write); returns them.
-
-    A writer's pid is in its file's name; `live_pids` (for tests) defaults to asking the kernel.
-    """
-    removed: list[Path] = []
-    if not directory.is_dir():
-        return removed
-    with os.scandir(directory) as entries:
-        partials = [
-            Path(entry.path)
-            for entry in entries
-            if entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX)
-        ]
-    for path in partials:
-        parts = path.name.split(".")
-        if len(parts) < 5 or not parts[2].isdigit():
-            continue
-        pid = int(parts[2])
-        alive = pid in set(live_pids) if live_pids is not None else _running(pid)
-        if not alive:
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    write_atomically(directory / hex_digest, content)

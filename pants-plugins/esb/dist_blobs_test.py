@@ -7,12 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from esb.dist_blobs import (
-    CorruptBlobError,
-    missing_blobs,
-    remove_abandoned_partials,
-    write_blob,
-)
+from esb.dist_blobs import CorruptBlobError, missing_blobs, write_blob
+from esb.dist_files import remove_abandoned_partials
 
 CONTENT = b"a layer" * 1000
 DIGEST = hashlib.sha256(CONTENT).hexdigest()

@@ -11,28 +11,38 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from pants.base.build_root import BuildRoot
-from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.core.goals.package import (
+    BuiltPackage,
+    BuiltPackageArtifact,
+    PackageFieldSet,
+    PackageSubsystem,
+)
 from pants.core.util_rules.distdir import DistDir
 from pants.engine.addresses import Address
 from pants.engine.fs import (
+    EMPTY_DIGEST,
     CreateDigest,
     Digest,
     DigestContents,
     DigestEntries,
+    DigestSubset,
     FileContent,
     FileEntry,
+    PathGlobs,
     SymlinkEntry,
 )
+from pants.engine.goal import CurrentExecutingGoals
 from pants.engine.rules import Get, MultiGet, _uncacheable_rule, collect_rules, rule
 from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from esb.dist_blobs import (
-    CorruptBlobError,
-    missing_blobs,
+from esb.dist_blobs import CorruptBlobError, missing_blobs, write_blob
+from esb.dist_files import (
+    link_if_changed,
     remove_abandoned_partials,
-    write_blob,
+    remove_all_but,
+    write_if_changed,
 )
 from esb.subsystems.registries import RegistriesSubsystem
 from esb.target_types import (
@@ -72,15 +82,14 @@ DOCKER_INFO_SUFFIX = ".docker-info.json"
 """Beside `.image.json`: the image's ID and the names `publish` gives it, in the schema of the
 `docker-info.json` of Pants' `docker_image` (`DockerInfoV1`), for the tools that read it."""
 SHARED_BLOBS = "blobs/sha256"
-"""Under `dist/`: every blob of every packaged image, once, written by `write_shared_blobs` (never
-by Pants, which rewrites its outputs in place on every run). Each image's layout has one link, its
-`blobs` directory, to the shared one, so that a run writes one entry per image, not per blob."""
+"""Under `dist/`: every blob of every packaged image, once, written by `write_shared_blobs`. Each
+image's layout has one link, its `blobs` directory, to the shared one."""
 
 logger = logging.getLogger(__name__)
 
 
 class PackageWriteError(Exception):
-    """A blob could not be written to `dist/`, or its bytes are not what its digest says."""
+    """A file could not be written to `dist/`, or a blob's bytes are not what its digest says."""
 
 
 @dataclass(frozen=True)
@@ -109,22 +118,35 @@ def output_path_for(built_path: str, output_prefix: str) -> str:
     return f"{output_prefix}{_OUTPUT_SUFFIXES[head]}" + (f"/{rest}" if rest else "")
 
 
-def packaged_entries(
-    image_entries: Iterable[FileEntry], output_prefix: str
-) -> list[FileEntry | SymlinkEntry]:
-    """What Pants writes of an image: its files under their `dist/` names and its layout's
-    `blobs`, a relative symbolic link to the shared directory (so that `dist/` can move). Not the
-    blobs: `write_shared_blobs` writes them."""
+def layout_link(output_prefix: str) -> tuple[str, str]:
+    """The image layout's `blobs` (its path under `dist/`, and its target): a relative symbolic
+    link to the shared blob directory, so that `dist/` can move."""
     layout_blobs = output_path_for(posixpath.dirname(IMAGE_BLOBS), output_prefix)
     shared_blobs = posixpath.dirname(SHARED_BLOBS)
-    packaged: list[FileEntry | SymlinkEntry] = [
-        SymlinkEntry(layout_blobs, posixpath.relpath(shared_blobs, posixpath.dirname(layout_blobs)))
+    return layout_blobs, posixpath.relpath(shared_blobs, posixpath.dirname(layout_blobs))
+
+
+def packaged_files(image_files: Iterable[FileContent], output_prefix: str) -> list[FileContent]:
+    """The image's files but its blobs, under their `dist/` names."""
+    return [
+        FileContent(output_path_for(file.path, output_prefix), file.content, file.is_executable)
+        for file in image_files
+        if not file.path.startswith(f"{IMAGE_BLOBS}/")
     ]
-    for entry in image_entries:
-        if not entry.path.startswith(f"{IMAGE_BLOBS}/"):
-            path = output_path_for(entry.path, output_prefix)
-            packaged.append(FileEntry(path, entry.file_digest, entry.is_executable))
-    return packaged
+
+
+def in_writing_order(files: Iterable[FileContent]) -> list[FileContent]:
+    """The layout's `index.json` and then the `.image.json` last, so that a reader who finds those
+    of this run finds the rest of the image's files of this run too."""
+
+    def rank(file: FileContent) -> tuple[int, str]:
+        last = (".oci/index.json", _OUTPUT_SUFFIXES[IMAGE_METADATA])
+        return (
+            next((i + 1 for i, end in enumerate(last) if file.path.endswith(end)), 0),
+            file.path,
+        )
+
+    return sorted(files, key=rank)
 
 
 def blob_entries(image_entries: Iterable[FileEntry]) -> dict[str, FileEntry]:
@@ -164,15 +186,15 @@ async def write_shared_blobs(
             raise PackageWriteError(
                 f"Could not write {directory / name} ({sizes[name]} bytes), a blob of {address}: "
                 f"{error.strerror or error}.\n\nFix: make room or permissions for dist/ and run "
-                "again. No blob is left partial, and the other files of dist/ are from an earlier "
-                "run: `package` writes them only after every image is built."
+                "again. No blob is left partial, and the image's other files in dist/ are from "
+                "an earlier run: they are written only after its blobs."
             ) from None
 
 
 @contextmanager
 def failure_reported(field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet, dist: Path):
-    """On failure, say what the image has in `dist/`: Pants writes a run's outputs only once every
-    image is built, so what is there is from an earlier run, or nothing."""
+    """On failure, say what the image has in `dist/`: its files are written only once it is built
+    and its blobs are in place, so what is there is from an earlier run, or nothing."""
     built = False
     try:
         yield
@@ -285,14 +307,17 @@ class ImageOutputsRequest:
 
 @dataclass(frozen=True)
 class ImageOutputs:
-    """An image as `package` writes it: the files Pants writes (`digest`), the blobs that
-    `write_shared_blobs` puts in the shared directory, by hex digest, and what the run prints.
-    Memoized, unlike the package rules: a run that changes nothing of an image does no work for it
-    but the check that its blobs are still in `dist/`."""
+    """An image as `package` writes it under `dist/`: its files (`packaged_files`), its layout's
+    link to the shared blobs, the blobs by hex digest, and what the run prints. Memoized, unlike
+    the package rules: a run that changes nothing of an image only checks `dist/` for it."""
 
-    digest: Digest
+    files: tuple[FileContent, ...]
+    link: tuple[str, str]
+    """The layout's `blobs`: its path and its target."""
     blobs: FrozenDict[str, FileEntry]
     artifacts: tuple[BuiltPackageArtifact, ...]
+    digest: Digest
+    """The files and the link, for the goals but `package` that ask for the image's package."""
 
 
 @rule(desc="Lay out an image for dist/", level=LogLevel.DEBUG)
@@ -306,54 +331,112 @@ async def image_outputs(
     await Get(UniqueImage, UniqueImageRequest(field_set.address))
     entries = await Get(DigestEntries, Digest, image.digest)
     files = [entry for entry in entries if isinstance(entry, FileEntry)]
+    blobs = blob_entries(files)
+    small = await Get(Digest, DigestSubset(image.digest, PathGlobs(["**", f"!{IMAGE_BLOBS}/**"])))
+    contents = await Get(DigestContents, Digest, small)
     metadata = image.metadata
     prefix = field_set.output_path.value_or_default(file_ending=None)
     info = await _docker_info(field_set, metadata, registries)
-    packaged = await Get(Digest, CreateDigest([*packaged_entries(files, prefix), info]))
     tags = ", ".join(metadata["tags"]) or "no tags"
     layout = f"{prefix}{_OUTPUT_SUFFIXES[IMAGE_LAYOUT]}"
-    artifacts = (
-        # Named so that `package` deletes the layout before writing it: one written by an
-        # earlier version of this plugin, with a `blobs` directory, is replaced, not merged into.
-        BuiltPackageArtifact(layout),
-        BuiltPackageArtifact(
-            f"{prefix}.image.json",
-            extra_log_lines=(
-                f"Image {metadata['repository']} ({tags}): {metadata['digest']}",
-                *(
-                    f"  {entry['platform']}: {entry['digest']} (config {entry['config_digest']})"
-                    for entry in metadata.get("platforms", ())
+    link = layout_link(prefix)
+    written = tuple(in_writing_order([*packaged_files(contents, prefix), info]))
+    return ImageOutputs(
+        written,
+        link,
+        FrozenDict(blobs),
+        (
+            # Named so that, where Pants writes it, it deletes the layout first: one written by
+            # an earlier version of this plugin, with a `blobs` directory, is replaced.
+            BuiltPackageArtifact(layout),
+            BuiltPackageArtifact(
+                f"{prefix}.image.json",
+                extra_log_lines=(
+                    f"Image {metadata['repository']} ({tags}): {metadata['digest']}",
+                    *(
+                        f"  {entry['platform']}: {entry['digest']} (config {entry['config_digest']})"
+                        for entry in metadata.get("platforms", ())
+                    ),
+                    f"OCI layout: {layout} (blobs in {SHARED_BLOBS})  "
+                    f"packages: {prefix}.inventory.json",
                 ),
-                f"OCI layout: {layout} (blobs in {SHARED_BLOBS})  "
-                f"packages: {prefix}.inventory.json",
             ),
         ),
+        await Get(Digest, CreateDigest([*written, SymlinkEntry(*link)])),
     )
-    return ImageOutputs(packaged, FrozenDict(blob_entries(files)), artifacts)
+
+
+def write_image_files(address: Address, outputs: ImageOutputs, dist: Path) -> None:
+    """Put the image's files and its layout's link in `dist/`, writing only what differs, each by
+    rename; then remove from its layout what this run did not write (e.g. a `blobs` directory
+    of an older layout)."""
+    layout_blobs, target = outputs.link
+    layout = dist / posixpath.dirname(layout_blobs)
+    path = layout
+    try:
+        for file in outputs.files:
+            path = dist / file.path
+            if write_if_changed(path, file.content, executable=file.is_executable):
+                remove_abandoned_partials(path.parent, of=path.name)
+        path = dist / layout_blobs
+        link_if_changed(path, target)
+        path = layout
+        written = {posixpath.basename(file.path) for file in outputs.files}
+        remove_all_but(layout, {*written, posixpath.basename(layout_blobs)})
+    except OSError as error:
+        reason = error.strerror or str(error)
+        if isinstance(error, (FileExistsError, NotADirectoryError)) and error.filename:
+            reason = f"{error.filename} is not a directory"
+        raise PackageWriteError(
+            f"Could not write {path}, an output of {address}: {reason}.\n\n"
+            "Fix: make room or permissions for dist/, or move away what is in the way, and run "
+            "again. Every file there is whole, this run's or an earlier one's: each is written "
+            "beside its place and renamed into it."
+        ) from None
 
 
 async def _package(
     field_set: EsbBaseImageFieldSet | EsbServiceImageFieldSet,
     dist_dir: DistDir,
     build_root: BuildRoot,
+    goals: CurrentExecutingGoals,
 ) -> BuiltPackage:
     dist = Path(build_root.path, dist_dir.relpath)
     with failure_reported(field_set, dist):
         outputs = await Get(ImageOutputs, ImageOutputsRequest(field_set))
+        if not goals.is_running(PackageSubsystem.name):
+            # Other goals, e.g. `publish`, package the image through this rule too; only
+            # `package` writes `dist/`, so that a failed push leaves it as it was.
+            return BuiltPackage(outputs.digest, outputs.artifacts)
         await write_shared_blobs(field_set.address, outputs.blobs, dist / SHARED_BLOBS)
-    return BuiltPackage(outputs.digest, outputs.artifacts)
+        write_image_files(field_set.address, outputs, dist)
+    # Written above, not by Pants, which would rewrite every file of every image on every run.
+    return BuiltPackage(
+        EMPTY_DIGEST,
+        tuple(
+            BuiltPackageArtifact(
+                None,
+                (
+                    *([f"Wrote {dist_dir.relpath / artifact.relpath}"] if artifact.relpath else []),
+                    *artifact.extra_log_lines,
+                ),
+            )
+            for artifact in outputs.artifacts
+        ),
+    )
 
 
-# Uncacheable: these rules write blobs to `dist/`, which Pants does not watch, so they run in every
-# session to put back what was deleted there. What they await, `ImageOutputs` included, stays
-# memoized.
+# Uncacheable: these rules write to `dist/`, which Pants does not watch, so they run in every
+# session to put back what was deleted or changed there. What they await, `ImageOutputs` included,
+# stays memoized.
 @_uncacheable_rule(desc="Package a base image", level=LogLevel.DEBUG)
 async def package_base_image(
     field_set: EsbBaseImageFieldSet,
     dist_dir: DistDir,
     build_root: BuildRoot,
+    goals: CurrentExecutingGoals,
 ) -> BuiltPackage:
-    return await _package(field_set, dist_dir, build_root)
+    return await _package(field_set, dist_dir, build_root, goals)
 
 
 @_uncacheable_rule(desc="Package a service image", level=LogLevel.DEBUG)
@@ -361,8 +444,9 @@ async def package_service_image(
     field_set: EsbServiceImageFieldSet,
     dist_dir: DistDir,
     build_root: BuildRoot,
+    goals: CurrentExecutingGoals,
 ) -> BuiltPackage:
-    return await _package(field_set, dist_dir, build_root)
+    return await _package(field_set, dist_dir, build_root, goals)
 
 
 def rules():

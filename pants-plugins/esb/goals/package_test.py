@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from pants.core.goals.package import BuiltPackage
+from pants.core.goals.package import BuiltPackage, Package
+from pants.core.goals.publish import Publish
 from pants.core.util_rules import distdir, system_binaries
 from pants.engine.addresses import Address
 from pants.engine.fs import (
+    EMPTY_DIGEST,
     CreateDigest,
     Digest,
     DigestContents,
@@ -17,8 +20,8 @@ from pants.engine.fs import (
     FileContent,
     FileDigest,
     FileEntry,
-    SymlinkEntry,
 )
+from pants.engine.goal import CurrentExecutingGoals, Goal
 from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.rules import Get, QueryRule, rule
 from pants.testutil.rule_runner import RuleRunner
@@ -31,8 +34,10 @@ from esb.goals.package import (
     blob_entries,
     docker_info,
     image_id,
+    in_writing_order,
+    layout_link,
     output_path_for,
-    packaged_entries,
+    packaged_files,
 )
 from esb.subsystems.registries import PublishDestination, PublishRegistry
 from esb.target_types import EsbServiceImageTarget
@@ -65,18 +70,23 @@ def test_output_paths(built: str, expected: str) -> None:
     assert output_path_for(built, "services.api/api") == expected
 
 
-def test_pants_writes_the_layout_without_blobs_and_a_link_to_the_shared_ones() -> None:
+def test_the_layout_is_written_without_blobs_and_with_a_link_to_the_shared_ones() -> None:
     image = [
-        FileEntry("image.oci/index.json", INDEX_DIGEST),
-        FileEntry(f"image.oci/blobs/sha256/{BLOB}", BLOB_DIGEST),
+        FileContent("image.oci/index.json", b"{}"),
+        FileContent(f"image.oci/blobs/sha256/{BLOB}", b"a blob"),
+        FileContent("image.image.json", b"{}"),
+        FileContent("image.oci/oci-layout", b"{}"),
     ]
-    assert packaged_entries(image, "services.api/api") == [
-        SymlinkEntry("services.api/api.oci/blobs", "../../blobs"),
-        FileEntry("services.api/api.oci/index.json", INDEX_DIGEST),
+    assert in_writing_order(packaged_files(image, "services.api/api")) == [
+        FileContent("services.api/api.oci/oci-layout", b"{}"),
+        FileContent("services.api/api.oci/index.json", b"{}"),
+        FileContent("services.api/api.image.json", b"{}"),
     ]
+    assert layout_link("services.api/api") == ("services.api/api.oci/blobs", "../../blobs")
     # One level less deep, one `..` less.
-    assert packaged_entries(image, "api")[0] == SymlinkEntry("api.oci/blobs", "../blobs")
-    assert blob_entries(image) == {BLOB: FileEntry(f"image.oci/blobs/sha256/{BLOB}", BLOB_DIGEST)}
+    assert layout_link("api") == ("api.oci/blobs", "../blobs")
+    entries = [FileEntry(f"image.oci/blobs/sha256/{BLOB}", BLOB_DIGEST)]
+    assert blob_entries(entries) == {BLOB: entries[0]}
 
 
 LAYER = b"a layer of the image"
@@ -132,7 +142,8 @@ async def no_index(request: ImageIndexRequest) -> BuiltImage:
     raise AssertionError("the tests package an image of one platform")
 
 
-def package_runner(fake_image: Callable[..., Any]) -> RuleRunner:
+def package_runner(fake_image: Callable[..., Any], goal: type[Goal] = Package) -> RuleRunner:
+    """A runner that packages `services/api:api` with `fake_image`, as if run by `goal`."""
     runner = RuleRunner(
         rules=[
             *package.rules(),
@@ -151,6 +162,7 @@ def package_runner(fake_image: Callable[..., Any]) -> RuleRunner:
             QueryRule(DigestContents, [Digest]),
         ],
         target_types=[EsbServiceImageTarget],
+        extra_session_values={CurrentExecutingGoals: CurrentExecutingGoals({goal.name: goal})},
     )
     runner.write_files(
         {
@@ -167,13 +179,66 @@ def package_api(runner: RuleRunner) -> BuiltPackage:
     return runner.request(BuiltPackage, [EsbServiceImageFieldSet.create(target)])
 
 
-def test_package_writes_each_blob_to_dist_once_and_pants_the_rest() -> None:
+def dist_files(runner: RuleRunner) -> dict[str, tuple[int, str]]:
+    """Every entry under `dist/`: its inode and its content or link target."""
+    dist = Path(runner.build_root, "dist")
+    return {
+        str(path.relative_to(dist)): (
+            path.lstat().st_ino,
+            os.readlink(path) if path.is_symlink() else path.read_bytes().decode(),
+        )
+        for path in sorted(dist.rglob("*"))
+        if path.is_symlink() or path.is_file()
+    }
+
+
+def test_package_writes_each_blob_once_and_the_image_files_only_when_they_change() -> None:
     runner = package_runner(built(LAYER_HEX, LAYER))
-    shared = Path(runner.build_root, "dist", "blobs", "sha256")
 
     packaged = package_api(runner)
 
-    assert (shared / LAYER_HEX).read_bytes() == LAYER
+    # Pants writes nothing: the rule did.
+    assert packaged.digest == EMPTY_DIGEST
+    assert [artifact.relpath for artifact in packaged.artifacts] == [None, None]
+    assert [artifact.extra_log_lines[:2] for artifact in packaged.artifacts] == [
+        ("Wrote dist/services.api/api.oci",),
+        ("Wrote dist/services.api/api.image.json", f"Image esb/api (latest): {DIGEST}"),
+    ]
+    written = dist_files(runner)
+    assert {path: content for path, (_, content) in written.items()} == {
+        f"blobs/sha256/{LAYER_HEX}": LAYER.decode(),
+        "services.api/api.docker-info.json": written["services.api/api.docker-info.json"][1],
+        "services.api/api.image.json": METADATA,
+        "services.api/api.oci/blobs": "../../blobs",
+        "services.api/api.oci/index.json": "{}",
+    }
+    # The next run, in this session or the next, rewrites nothing.
+    package_api(runner)
+    runner.set_options([])
+    package_api(runner)
+    assert dist_files(runner) == written
+    # Deleted or changed by hand: the next session puts it back.
+    dist = Path(runner.build_root, "dist")
+    (dist / "blobs" / "sha256" / LAYER_HEX).unlink()
+    (dist / "services.api" / "api.oci" / "index.json").write_text("edited")
+    (dist / "services.api" / "api.image.json").unlink()
+    runner.set_options([])
+    package_api(runner)
+    assert {path: content for path, (_, content) in dist_files(runner).items()} == {
+        path: content for path, (_, content) in written.items()
+    }
+
+
+def test_other_goals_get_the_image_files_and_write_nothing_to_dist() -> None:
+    runner = package_runner(built(LAYER_HEX, LAYER), goal=Publish)
+
+    packaged = package_api(runner)
+
+    assert not Path(runner.build_root, "dist").exists()
+    assert [artifact.relpath for artifact in packaged.artifacts] == [
+        "services.api/api.oci",
+        "services.api/api.image.json",
+    ]
     entries = runner.request(DigestEntries, [packaged.digest])
     assert sorted(entry.path for entry in entries) == [
         "services.api/api.docker-info.json",
@@ -181,16 +246,41 @@ def test_package_writes_each_blob_to_dist_once_and_pants_the_rest() -> None:
         "services.api/api.oci/blobs",
         "services.api/api.oci/index.json",
     ]
-    # Present with its size: never rewritten, in this session or the next.
-    inode = (shared / LAYER_HEX).stat().st_ino
-    runner.set_options([])
+
+
+def test_an_older_layout_with_a_blobs_directory_and_stray_files_is_replaced() -> None:
+    runner = package_runner(built(LAYER_HEX, LAYER))
+    layout = Path(runner.build_root, "dist", "services.api", "api.oci")
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    (layout / "blobs" / "sha256" / LAYER_HEX).write_bytes(LAYER)
+    (layout / "manifest.json").write_text("from an image of two platforms")
+    beside = layout.parent / "notes.txt"
+    beside.write_text("not an output of the image")
+
     package_api(runner)
-    assert (shared / LAYER_HEX).stat().st_ino == inode
-    # Deleted by hand: the next session puts it back (the rule is not memoized across sessions).
-    (shared / LAYER_HEX).unlink()
-    runner.set_options([])
-    package_api(runner)
-    assert (shared / LAYER_HEX).read_bytes() == LAYER
+
+    assert sorted(os.listdir(layout)) == ["blobs", "index.json"]
+    assert os.readlink(layout / "blobs") == "../../blobs"
+    assert (layout / "blobs" / "sha256" / LAYER_HEX).read_bytes() == LAYER
+    assert beside.read_text() == "not an output of the image"
+
+
+def test_an_output_that_cannot_be_written_names_the_file_the_image_and_the_fix() -> None:
+    runner = package_runner(built(LAYER_HEX, LAYER))
+    # A file where the image's directory must be.
+    Path(runner.build_root, "dist").mkdir()
+    Path(runner.build_root, "dist", "services.api").write_text("in the way")
+
+    with pytest.raises(ExecutionError) as error:
+        package_api(runner)
+
+    message = str(error.value)
+    assert "PackageWriteError: Could not write " in message
+    in_the_way = Path(runner.build_root, "dist", "services.api")
+    assert f"{in_the_way}/api." in message
+    assert f", an output of services/api:api: {in_the_way} is not a directory." in message
+    assert "Fix: make room or permissions for dist/, or move away what is in the way" in message
+    assert "Traceback" not in message.split("PackageWriteError:")[1]
 
 
 def test_a_later_run_puts_back_a_deleted_blob_without_laying_out_the_image_again(
@@ -256,13 +346,8 @@ def packaged_docker_info(fields: str, files: dict[str, str], options: list[str])
     build = f'esb_service_image(name="api", base="//base:b", command=["python"], {fields})\n'
     runner.write_files({"services/api/BUILD": build, **files})
     runner.set_options(options)
-    packaged = package_api(runner)
-    [info] = [
-        entry
-        for entry in runner.request(DigestContents, [packaged.digest])
-        if entry.path == "services.api/api.docker-info.json"
-    ]
-    return json.loads(info.content)
+    package_api(runner)
+    return json.loads(Path(runner.build_root, "dist/services.api/api.docker-info.json").read_text())
 
 
 def test_docker_info_has_the_schema_of_pants_docker_backend() -> None:
