@@ -316,8 +316,6 @@ class ImageOutputs:
     """The layout's `blobs`: its path and its target."""
     blobs: FrozenDict[str, FileEntry]
     artifacts: tuple[BuiltPackageArtifact, ...]
-    digest: Digest
-    """The files and the link, for the goals but `package` that ask for the image's package."""
 
 
 @rule(desc="Lay out an image for dist/", level=LogLevel.DEBUG)
@@ -339,15 +337,11 @@ async def image_outputs(
     info = await _docker_info(field_set, metadata, registries)
     tags = ", ".join(metadata["tags"]) or "no tags"
     layout = f"{prefix}{_OUTPUT_SUFFIXES[IMAGE_LAYOUT]}"
-    link = layout_link(prefix)
-    written = tuple(in_writing_order([*packaged_files(contents, prefix), info]))
     return ImageOutputs(
-        written,
-        link,
+        tuple(in_writing_order([*packaged_files(contents, prefix), info])),
+        layout_link(prefix),
         FrozenDict(blobs),
         (
-            # Named so that, where Pants writes it, it deletes the layout first: one written by
-            # an earlier version of this plugin, with a `blobs` directory, is replaced.
             BuiltPackageArtifact(layout),
             BuiltPackageArtifact(
                 f"{prefix}.image.json",
@@ -362,7 +356,6 @@ async def image_outputs(
                 ),
             ),
         ),
-        await Get(Digest, CreateDigest([*written, SymlinkEntry(*link)])),
     )
 
 
@@ -407,7 +400,8 @@ async def _package(
         if not goals.is_running(PackageSubsystem.name):
             # Other goals, e.g. `publish`, package the image through this rule too; only
             # `package` writes `dist/`, so that a failed push leaves it as it was.
-            return BuiltPackage(outputs.digest, outputs.artifacts)
+            files = await Get(Digest, CreateDigest([*outputs.files, SymlinkEntry(*outputs.link)]))
+            return BuiltPackage(files, outputs.artifacts)
         await write_shared_blobs(field_set.address, outputs.blobs, dist / SHARED_BLOBS)
         write_image_files(field_set.address, outputs, dist)
     # Written above, not by Pants, which would rewrite every file of every image on every run.
