@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Iterator, Optional
 
 from pants.backend.python.subsystems.setup import PythonSetup
-from pants.backend.python.target_types import EntryPoint
+from pants.backend.python.target_types import EntryPoint, PexLayout
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
 from pants.backend.python.util_rules.pex_requirements import (
@@ -25,9 +25,9 @@ from pants.backend.python.util_rules.pex_requirements import (
     PexRequirements,
     Resolve,
 )
-from pants.engine.fs import CreateDigest, Digest, FileContent
+from pants.engine.fs import CreateDigest, Digest, DigestSubset, FileContent, PathGlobs, RemovePrefix
 from pants.engine.process import Process, ProcessCacheScope
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.option.global_options import GlobalOptions
 from pants.option.option_types import StrOption
 from pants.option.subsystem import Subsystem
@@ -99,7 +99,13 @@ class ImageToolPexRequest:
 
 @dataclass(frozen=True)
 class ImageTool:
-    pex: VenvPex
+    """The tool's venv PEX, split for its processes: `launcher` is the PEX with only its scripts
+    (which run the venv that the first run seeds into Pants' named cache), and `packed` the
+    packed PEX those scripts seed it from, which every process gets as an immutable input: Pants
+    then links it into each sandbox instead of writing its files there."""
+
+    launcher: VenvPex
+    packed: Digest
 
 
 @rule
@@ -142,6 +148,8 @@ async def image_tool_pex_request(
         PexRequest(
             output_filename="imagetool.pex",
             internal_only=True,
+            # A directory: `ImageTool.packed` is an immutable input, which must be one.
+            layout=PexLayout.PACKED,
             requirements=requirements,
             interpreter_constraints=constraints,
             sources=sources,
@@ -152,7 +160,15 @@ async def image_tool_pex_request(
 
 @rule(desc="Build the image tool", level=LogLevel.DEBUG)
 async def build_image_tool(request: ImageToolPexRequest) -> ImageTool:
-    return ImageTool(await Get(VenvPex, PexRequest, request.pex_request))
+    pex = await Get(VenvPex, PexRequest, request.pex_request)
+    packed_prefix = pex.pex_filename
+    scripts, packed = await MultiGet(
+        Get(Digest, DigestSubset(pex.digest, PathGlobs(["*", f"!{packed_prefix}"]))),
+        Get(Digest, DigestSubset(pex.digest, PathGlobs([f"{packed_prefix}/**"]))),
+    )
+    return ImageTool(
+        replace(pex, digest=scripts), await Get(Digest, RemovePrefix(packed, packed_prefix))
+    )
 
 
 @dataclass(frozen=True)
@@ -196,7 +212,7 @@ async def image_tool_process(
     process = await Get(
         Process,
         VenvPexProcess(
-            tool.pex,
+            tool.launcher,
             argv=request.full_argv,
             description=request.description,
             input_digest=request.input_digest,
@@ -211,7 +227,11 @@ async def image_tool_process(
         ),
     )
     return replace(
-        process, remote_cache_speculation_delay_millis=REMOTE_CACHE_SPECULATION_DELAY_MILLIS
+        process,
+        immutable_input_digests=FrozenDict(
+            {**process.immutable_input_digests, tool.launcher.pex_filename: tool.packed}
+        ),
+        remote_cache_speculation_delay_millis=REMOTE_CACHE_SPECULATION_DELAY_MILLIS,
     )
 
 

@@ -1,18 +1,33 @@
 from __future__ import annotations
 
+from pathlib import PurePath
+
 import pytest
 from pants.backend.python.util_rules import pex_requirements
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
+from pants.backend.python.util_rules.pex import PexRequest, Script, VenvPex, VenvPexProcess
 from pants.backend.python.util_rules.pex_requirements import (
     EntireLockfile,
     PexRequirements,
     Resolve,
 )
+from pants.engine.fs import Digest, DigestContents, DigestSubset, RemovePrefix
+from pants.engine.process import Process
 from pants.engine.rules import QueryRule
-from pants.testutil.rule_runner import RuleRunner
+from pants.option.global_options import GlobalOptions
+from pants.testutil.option_util import create_subsystem
+from pants.testutil.rule_runner import MockGet, RuleRunner, run_rule_with_mocks
+from pants.util.frozendict import FrozenDict
 
 from esb.subsystems import image_tool
-from esb.subsystems.image_tool import ImageToolPexRequest
+from esb.subsystems.image_tool import (
+    ImageTool,
+    ImageToolPexRequest,
+    ImageToolRequest,
+    build_image_tool,
+    image_tool_process,
+)
+from esb_contract import commands, flags
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +42,9 @@ def _rule_runner() -> RuleRunner:
             *image_tool.rules(),
             *pex_requirements.rules(),
             QueryRule(ImageToolPexRequest, []),
+            QueryRule(Digest, [DigestSubset]),
+            QueryRule(Digest, [RemovePrefix]),
+            QueryRule(DigestContents, [Digest]),
         ]
     )
 
@@ -56,3 +74,92 @@ def test_resolve_option_installs_that_resolve_on_its_constraints() -> None:
     assert isinstance(request.requirements, PexRequirements)
     assert request.requirements.from_superset == Resolve("pinned", use_entire_lockfile=True)
     assert request.interpreter_constraints == InterpreterConstraints(["CPython==3.12.*"])
+
+
+ASSEMBLE_ARGV = (
+    commands.ASSEMBLE,
+    flags.SPEC,
+    "spec.json",
+    flags.OUT_LAYOUT,
+    "image.oci",
+    flags.OUT_METADATA,
+    "image.json",
+)
+
+
+def _venv_pex(digest: Digest) -> VenvPex:
+    return VenvPex(
+        digest=digest,
+        append_only_caches=None,
+        pex_filename="imagetool.pex",
+        pex=Script(PurePath("imagetool.pex_pex_shim.sh")),
+        python=Script(PurePath("imagetool.pex_bin_python_shim.sh")),
+        bin=FrozenDict(),
+        venv_rel_dir="venvs/x",
+    )
+
+
+def test_the_tools_packed_pex_is_split_from_the_scripts_that_run_its_venv() -> None:
+    rule_runner = _rule_runner()
+    pex = rule_runner.make_snapshot(
+        {
+            "imagetool.pex_pex_shim.sh": "exec venv/pex",
+            "imagetool.pex_bin_python_shim.sh": "exec venv/python",
+            "imagetool.pex/PEX-INFO": "{}",
+            "imagetool.pex/.deps/isal.whl": "wheel",
+        }
+    ).digest
+    tool = run_rule_with_mocks(
+        build_image_tool,
+        rule_args=[
+            ImageToolPexRequest(PexRequest(output_filename="imagetool.pex", internal_only=True))
+        ],
+        mock_gets=[
+            MockGet(VenvPex, (PexRequest,), lambda _: _venv_pex(pex)),
+            MockGet(Digest, (DigestSubset,), lambda r: rule_runner.request(Digest, [r])),
+            MockGet(Digest, (RemovePrefix,), lambda r: rule_runner.request(Digest, [r])),
+        ],
+    )
+
+    def paths(digest: Digest) -> list[str]:
+        return sorted(f.path for f in rule_runner.request(DigestContents, [digest]))
+
+    assert paths(tool.launcher.digest) == [
+        "imagetool.pex_bin_python_shim.sh",
+        "imagetool.pex_pex_shim.sh",
+    ]
+    assert paths(tool.packed) == [".deps/isal.whl", "PEX-INFO"]
+    assert tool.launcher.pex.argv0 == "./imagetool.pex_pex_shim.sh"
+
+
+def test_every_run_links_the_packed_pex_and_gets_only_the_scripts_in_its_sandbox() -> None:
+    rule_runner = _rule_runner()
+    scripts = rule_runner.make_snapshot({"imagetool.pex_pex_shim.sh": "exec venv/pex"}).digest
+    packed = rule_runner.make_snapshot({"PEX-INFO": "{}"}).digest
+    inputs = rule_runner.make_snapshot({"spec.json": "{}"}).digest
+    asked: list[VenvPexProcess] = []
+
+    def venv_pex_process(request: VenvPexProcess) -> Process:
+        asked.append(request)
+        assert request.input_digest is not None
+        return Process(
+            argv=(request.venv_pex.pex.argv0, *request.argv),
+            description=request.description,
+            input_digest=request.input_digest,
+        )
+
+    process = run_rule_with_mocks(
+        image_tool_process,
+        rule_args=[
+            ImageToolRequest(argv=ASSEMBLE_ARGV, description="Assemble", input_digest=inputs),
+            ImageTool(_venv_pex(scripts), packed),
+            create_subsystem(GlobalOptions, ca_certs_path=None),
+        ],
+        mock_gets=[MockGet(Process, (VenvPexProcess,), venv_pex_process)],
+    )
+
+    (request,) = asked
+    assert request.venv_pex.digest == scripts
+    assert process.argv == ("./imagetool.pex_pex_shim.sh", *ASSEMBLE_ARGV)
+    assert process.input_digest == inputs
+    assert process.immutable_input_digests == FrozenDict({"imagetool.pex": packed})
