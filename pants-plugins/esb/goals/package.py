@@ -158,6 +158,39 @@ def blob_entries(image_entries: Iterable[FileEntry]) -> dict[str, FileEntry]:
     }
 
 
+@dataclass(frozen=True)
+class SharedBlobRequest:
+    """One blob for the shared directory: images that share a layer ask for the same blob, and
+    the engine runs `write_shared_blob` once per run for all of them."""
+
+    directory: str
+    entry: FileEntry
+
+
+@dataclass(frozen=True)
+class SharedBlobWrite:
+    """Whether the blob is in place: `corrupt` says why the store's bytes were refused, `error`
+    why the file could not be written; neither, and it is."""
+
+    corrupt: str | None = None
+    error: str | None = None
+
+
+@_uncacheable_rule(desc="Write a blob to dist/", level=LogLevel.TRACE)
+async def write_shared_blob(request: SharedBlobRequest) -> SharedBlobWrite:
+    directory = Path(request.directory)
+    name = posixpath.basename(request.entry.path)
+    blob = await Get(Digest, CreateDigest([request.entry]))
+    contents = await Get(DigestContents, Digest, blob)
+    try:
+        write_blob(directory, name, contents[0].content)
+    except CorruptBlobError as error:
+        return SharedBlobWrite(corrupt=str(error))
+    except OSError as error:
+        return SharedBlobWrite(error=error.strerror or str(error))
+    return SharedBlobWrite()
+
+
 async def write_shared_blobs(
     address: Address, blobs: Mapping[str, FileEntry], directory: Path
 ) -> None:
@@ -170,25 +203,22 @@ async def write_shared_blobs(
     if missing:
         remove_abandoned_partials(directory)
     for name in missing:
-        blob = await Get(Digest, CreateDigest([blobs[name]]))
-        contents = await Get(DigestContents, Digest, blob)
-        try:
-            write_blob(directory, name, contents[0].content)
-        except CorruptBlobError as error:
+        written = await Get(SharedBlobWrite, SharedBlobRequest(str(directory), blobs[name]))
+        if written.corrupt:
             raise PackageWriteError(
-                f"Pants' local store returned corrupt bytes for a blob of {address}: {error}. "
-                "Nothing was written in its place.\n\nFix: the store (by default "
-                "~/.cache/pants/lmdb_store) is damaged: move it aside and run again, e.g. "
+                f"Pants' local store returned corrupt bytes for a blob of {address}: "
+                f"{written.corrupt}. Nothing was written in its place.\n\nFix: the store (by "
+                "default ~/.cache/pants/lmdb_store) is damaged: move it aside and run again, e.g. "
                 "`mv ~/.cache/pants/lmdb_store ~/.cache/pants/lmdb_store.damaged`; the build "
                 "repopulates it (from the remote cache, if one is set)."
-            ) from None
-        except OSError as error:
+            )
+        if written.error:
             raise PackageWriteError(
                 f"Could not write {directory / name} ({sizes[name]} bytes), a blob of {address}: "
-                f"{error.strerror or error}.\n\nFix: make room or permissions for dist/ and run "
+                f"{written.error}.\n\nFix: make room or permissions for dist/ and run "
                 "again. No blob is left partial, and the image's other files in dist/ are from "
                 "an earlier run: they are written only after its blobs."
-            ) from None
+            )
 
 
 @contextmanager

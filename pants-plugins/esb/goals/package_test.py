@@ -3,14 +3,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import pytest
 from pants.core.goals.package import BuiltPackage, Package
 from pants.core.goals.publish import Publish
 from pants.core.util_rules import distdir, system_binaries
-from pants.engine.addresses import Address
+from pants.engine.addresses import Address, Addresses
+from pants.engine.collection import Collection
 from pants.engine.fs import (
     EMPTY_DIGEST,
     CreateDigest,
@@ -23,7 +25,8 @@ from pants.engine.fs import (
 )
 from pants.engine.goal import CurrentExecutingGoals, Goal
 from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.rules import Get, QueryRule, rule
+from pants.engine.rules import Get, MultiGet, QueryRule, rule
+from pants.engine.target import Targets
 from pants.testutil.rule_runner import RuleRunner
 from pants.vcs import git
 
@@ -142,10 +145,13 @@ async def no_index(request: ImageIndexRequest) -> BuiltImage:
     raise AssertionError("the tests package an image of one platform")
 
 
-def package_runner(fake_image: Callable[..., Any], goal: type[Goal] = Package) -> RuleRunner:
+def package_runner(
+    fake_image: Callable[..., Any], goal: type[Goal] = Package, extra_rules: Iterable[Any] = ()
+) -> RuleRunner:
     """A runner that packages `services/api:api` with `fake_image`, as if run by `goal`."""
     runner = RuleRunner(
         rules=[
+            *extra_rules,
             *package.rules(),
             *collisions.rules(),
             *distdir.rules(),
@@ -227,6 +233,55 @@ def test_package_writes_each_blob_once_and_the_image_files_only_when_they_change
     assert {path: content for path, (_, content) in dist_files(runner).items()} == {
         path: content for path, (_, content) in written.items()
     }
+
+
+@dataclass(frozen=True)
+class BothServices:
+    """The `package` of two services in one run, as `pants package ::` asks for them: at once."""
+
+
+class BothPackages(Collection[BuiltPackage]):
+    pass
+
+
+@rule
+async def package_both(request: BothServices) -> BothPackages:
+    addresses = [Address("services/api", target_name="api"), Address("services/worker")]
+    targets = await Get(Targets, Addresses(addresses))
+    return BothPackages(
+        await MultiGet(
+            Get(BuiltPackage, EsbServiceImageFieldSet, EsbServiceImageFieldSet.create(target))
+            for target in targets
+        )
+    )
+
+
+def test_a_blob_that_images_share_is_written_once_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = package_runner(
+        built(LAYER_HEX, LAYER),
+        extra_rules=[package_both, QueryRule(BothPackages, [BothServices])],
+    )
+    runner.write_files(
+        {
+            "services/worker/BUILD": (
+                'esb_service_image(base="//base:b", repository="esb/worker", command=["python"])\n'
+            )
+        }
+    )
+    written: list[str] = []
+    real_write_blob = package.write_blob
+
+    def counted_write_blob(directory: Path, hex_digest: str, content: bytes) -> None:
+        written.append(hex_digest)
+        real_write_blob(directory, hex_digest, content)
+
+    monkeypatch.setattr(package, "write_blob", counted_write_blob)
+    runner.request(BothPackages, [BothServices()])
+
+    assert written == [LAYER_HEX]
+    dist = Path(runner.build_root, "dist")
+    for layout in ("services.api/api.oci", "services.worker/worker.oci"):
+        assert (dist / layout / "blobs" / "sha256" / LAYER_HEX).read_bytes() == LAYER
 
 
 def test_other_goals_get_the_image_files_and_write_nothing_to_dist() -> None:
