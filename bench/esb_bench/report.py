@@ -295,7 +295,8 @@ def pull_section(all_results: list[ScaleResults]) -> list[str]:
                     ratio(ours, theirs),
                 ]
             )
-            if ours > theirs:
+            # As shown: a difference that rounds to a ratio of 1.00 is none.
+            if theirs and round(ours / theirs, 2) > 1:
                 costlier.append(
                     f"{label.split(',')[0]} at N = {r.services} ({ratio(ours, theirs)})"
                 )

@@ -136,7 +136,8 @@ def test_the_pull_section_gives_ratios_and_names_where_ours_costs_more() -> None
         requests=120,
         bytes_sent=50_000_000,
         blobs=90,
-        disk_bytes=200_000_000,
+        # More, but by a ratio that rounds to 1.00: not named as costing more.
+        disk_bytes=400_400_000,
         first_answer_seconds=(3.0, 4.0, 2.0),
     )
     results.node_pull = PullResults("svc-001", ours, theirs)
