@@ -287,19 +287,18 @@ def pull_section(all_results: list[ScaleResults]) -> list[str]:
         rows = []
         for label, field in PULL_FIGURES:
             ours, theirs = pull_value(pulled.ours, field), pull_value(pulled.dockerfiles, field)
+            shown = ratio(ours, theirs)
             rows.append(
                 [
                     label,
                     pull_figure(pulled.ours, field),
                     pull_figure(pulled.dockerfiles, field),
-                    ratio(ours, theirs),
+                    shown,
                 ]
             )
-            # As shown: a difference that rounds to a ratio of 1.00 is none.
-            if theirs and round(ours / theirs, 2) > 1:
-                costlier.append(
-                    f"{label.split(',')[0]} at N = {r.services} ({ratio(ours, theirs)})"
-                )
+            # As the table shows it: a difference whose ratio prints as 1.00 is none.
+            if theirs and float(shown) > 1:
+                costlier.append(f"{label.split(',')[0]} at N = {r.services} ({shown})")
         lines += [
             f"### N = {r.services}",
             "",

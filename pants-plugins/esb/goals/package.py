@@ -195,7 +195,8 @@ async def write_shared_blobs(
     address: Address, blobs: Mapping[str, FileEntry], directory: Path
 ) -> None:
     """Write the blobs that `directory` lacks, one at a time (a layer can be large), each checked
-    against its digest and renamed into place."""
+    against its digest and renamed into place by `write_shared_blob`, which the images of a run
+    share."""
     sizes = {name: entry.file_digest.serialized_bytes_length for name, entry in blobs.items()}
     missing = missing_blobs(directory, sizes)
     # Only before writing: the directory holds every image's blobs, so a scan for every image
