@@ -2,7 +2,7 @@
 
 from esb import pyproject_errors
 from esb.goals import lint, lock, package, publish, run, tailor
-from esb.subsystems import image_tool, uv
+from esb.subsystems import image_tool, tool_interpreter, uv
 from esb.target_types import EsbBaseImageTarget, EsbServiceImageTarget
 from esb.util_rules import base, collisions, created, dependencies, image, layers, service, upstream
 
@@ -28,6 +28,7 @@ def rules():
         *run.rules(),
         *service.rules(),
         *tailor.rules(),
+        *tool_interpreter.rules(),
         *uv.rules(),
         *upstream.rules(),
     ]

@@ -17,13 +17,15 @@ from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.target_types import EntryPoint, PexLayout
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
+from pants.backend.python.util_rules.pex_environment import PythonExecutable
 from pants.backend.python.util_rules.pex_requirements import (
     EntireLockfile,
     LoadedLockfile,
     LoadedLockfileRequest,
     Lockfile,
-    PexRequirements,
     Resolve,
+    ResolvePexConfig,
+    ResolvePexConfigRequest,
 )
 from pants.engine.fs import CreateDigest, Digest, DigestSubset, FileContent, PathGlobs, RemovePrefix
 from pants.engine.process import Process, ProcessCacheScope
@@ -36,6 +38,7 @@ from pants.util.logging import LogLevel
 from pants.util.strutil import help_text, softwrap
 
 from esb.compat import Traversable
+from esb.subsystems.tool_interpreter import ToolInterpreter, ToolInterpreterRequest
 from esb.subsystems.uv import UvWheel
 from esb_contract.commands import read_argv
 
@@ -52,6 +55,12 @@ DEFAULT_LOCKFILE_RESOURCE = ("esb.subsystems", "esb-image-tool.lock")
 # every hit). The local run waits this long for the lookup instead. A miss, or a cache that cannot
 # be reached, ends the lookup at once and the step runs without delay.
 REMOTE_CACHE_SPECULATION_DELAY_MILLIS = 10_000
+# A lockfile without a resolve's name: Pants then takes the PEX's interpreter as given.
+_UNNAMED = ""
+
+
+class ImageToolResolveError(ValueError):
+    pass
 
 
 class ImageToolSubsystem(Subsystem):
@@ -120,13 +129,19 @@ async def image_tool_pex_request(
             for file in _tool_files(resources.files(package), package)
         ),
     )
-    requirements: PexRequirements | EntireLockfile
     if subsystem.resolve:
-        requirements = PexRequirements(
-            (),
-            from_superset=Resolve(subsystem.resolve, use_entire_lockfile=True),
-            description_of_origin=f"the `[{subsystem.options_scope}].resolve` option",
-        )
+        if subsystem.resolve not in python_setup.resolves:
+            raise ImageToolResolveError(
+                softwrap(
+                    f"""
+                    The option `[{subsystem.options_scope}].resolve` names the resolve
+                    `{subsystem.resolve}`, which `[python].resolves` does not have (it has:
+                    {', '.join(sorted(python_setup.resolves)) or 'none'}). Add it there with its
+                    lockfile, or unset the option to use the lockfile shipped with the esb backend.
+                    """
+                )
+            )
+        lockfile = await Get(Lockfile, Resolve(subsystem.resolve, use_entire_lockfile=True))
         constraints = InterpreterConstraints(
             python_setup.resolves_to_interpreter_constraints.get(
                 subsystem.resolve, python_setup.interpreter_constraints
@@ -142,15 +157,28 @@ async def image_tool_pex_request(
         loaded = await Get(LoadedLockfile, LoadedLockfileRequest(lockfile))
         # Pants writes the header that holds the constraints: the shipped lockfile has one.
         assert loaded.metadata is not None
-        requirements = EntireLockfile(lockfile)
         constraints = loaded.metadata.valid_for_interpreter_constraints
+    interpreter, resolve_config, unnamed_config = await MultiGet(
+        Get(ToolInterpreter, ToolInterpreterRequest(constraints)),
+        Get(ResolvePexConfig, ResolvePexConfigRequest(lockfile.resolve_name)),
+        Get(ResolvePexConfig, ResolvePexConfigRequest(_UNNAMED)),
+    )
+    python: PythonExecutable | None = None
+    if interpreter.python and resolve_config == unnamed_config:
+        # Pants refills blank constraints from a named resolve, and a PEX request takes an
+        # interpreter or constraints, never both: the lockfile goes unnamed, which changes nothing
+        # else when no `[python]` option is set per resolve for its name.
+        python = interpreter.python
+        lockfile = replace(lockfile, resolve_name=_UNNAMED)
+        constraints = InterpreterConstraints()
     return ImageToolPexRequest(
         PexRequest(
             output_filename="imagetool.pex",
             internal_only=True,
             # A directory: `ImageTool.packed` is an immutable input, which must be one.
             layout=PexLayout.PACKED,
-            requirements=requirements,
+            requirements=EntireLockfile(lockfile),
+            python=python,
             interpreter_constraints=constraints,
             sources=sources,
             main=EntryPoint(f"{IMAGE_TOOL_PACKAGE}.cli", "main"),

@@ -1,17 +1,17 @@
 from __future__ import annotations
 
-from pathlib import PurePath
+import os
+from pathlib import Path, PurePath
+from typing import Sequence
 
 import pytest
 from pants.backend.python.util_rules import pex_requirements
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
 from pants.backend.python.util_rules.pex import PexRequest, Script, VenvPex, VenvPexProcess
-from pants.backend.python.util_rules.pex_requirements import (
-    EntireLockfile,
-    PexRequirements,
-    Resolve,
-)
+from pants.backend.python.util_rules.pex_requirements import EntireLockfile
+from pants.core.subsystems import python_bootstrap
 from pants.engine.fs import Digest, DigestContents, DigestSubset, RemovePrefix
+from pants.engine.internals.scheduler import ExecutionError
 from pants.engine.process import Process
 from pants.engine.rules import QueryRule
 from pants.option.global_options import GlobalOptions
@@ -19,11 +19,12 @@ from pants.testutil.option_util import create_subsystem
 from pants.testutil.rule_runner import MockGet, RuleRunner, run_rule_with_mocks
 from pants.util.frozendict import FrozenDict
 
-from esb.subsystems import image_tool
+from esb.subsystems import image_tool, tool_interpreter
 from esb.subsystems.image_tool import (
     ImageTool,
     ImageToolPexRequest,
     ImageToolRequest,
+    ImageToolResolveError,
     build_image_tool,
     image_tool_process,
 )
@@ -40,6 +41,8 @@ def _rule_runner() -> RuleRunner:
     return RuleRunner(
         rules=[
             *image_tool.rules(),
+            *tool_interpreter.rules(),
+            *python_bootstrap.rules(),
             *pex_requirements.rules(),
             QueryRule(ImageToolPexRequest, []),
             QueryRule(Digest, [DigestSubset]),
@@ -49,31 +52,92 @@ def _rule_runner() -> RuleRunner:
     )
 
 
-def test_default_installs_the_lockfile_shipped_with_the_backend() -> None:
+def _search_path(
+    rule_runner: RuleRunner, interpreters: list[str], options: Sequence[str] = ()
+) -> list[str]:
+    """Sets `options` and a search path that holds only `interpreters` (file names), and returns
+    the interpreters' real paths."""
+    directory = Path(rule_runner.build_root, "interpreters")
+    directory.mkdir()
+    for name in interpreters:
+        (directory / name).write_text("#!/bin/sh\n")
+        (directory / name).chmod(0o755)
+    rule_runner.set_options(
+        [f"--python-bootstrap-search-path=['{directory}']", *options],
+        env_inherit={"PATH"},
+    )
+    return [os.path.realpath(directory / name) for name in interpreters]
+
+
+def test_default_installs_the_lockfile_shipped_with_the_backend_on_its_interpreter() -> None:
     rule_runner = _rule_runner()
+    (python,) = _search_path(rule_runner, ["python3.11"])
     request = rule_runner.request(ImageToolPexRequest, []).pex_request
 
     assert isinstance(request.requirements, EntireLockfile)
     assert request.requirements.lockfile.url == "resource://esb.subsystems/esb-image-tool.lock"
-    # The constraints the lockfile was generated for, read from its header.
-    assert request.interpreter_constraints == InterpreterConstraints(["CPython==3.11.*"])
+    # The one interpreter of the constraints the lockfile was generated for (its header's
+    # `CPython==3.11.*`), found by name: the request names it, so no constraints may go with it.
+    assert request.python is not None and request.python.path == python
+    assert request.interpreter_constraints == InterpreterConstraints()
+    assert request.requirements.lockfile.resolve_name == ""
 
 
-def test_resolve_option_installs_that_resolve_on_its_constraints() -> None:
+def test_without_an_interpreter_found_by_name_pants_discovers_one_for_the_constraints() -> None:
     rule_runner = _rule_runner()
-    rule_runner.set_options(
-        [
-            "--esb-image-tool-resolve=pinned",
-            "--python-enable-resolves",
-            "--python-resolves={'pinned': 'pinned.lock'}",
-            "--python-resolves-to-interpreter-constraints={'pinned': ['CPython==3.12.*']}",
-        ]
-    )
+    # Two of the minor: only running them tells which one pex would pick.
+    _search_path(rule_runner, ["python3.11", "python3"])
     request = rule_runner.request(ImageToolPexRequest, []).pex_request
 
-    assert isinstance(request.requirements, PexRequirements)
-    assert request.requirements.from_superset == Resolve("pinned", use_entire_lockfile=True)
+    assert isinstance(request.requirements, EntireLockfile)
+    assert request.python is None
+    assert request.interpreter_constraints == InterpreterConstraints(["CPython==3.11.*"])
+    assert request.requirements.lockfile.resolve_name == "esb-image-tool"
+
+
+_PINNED = [
+    "--esb-image-tool-resolve=pinned",
+    "--python-enable-resolves",
+    "--python-resolves={'pinned': 'pinned.lock'}",
+    "--python-resolves-to-interpreter-constraints={'pinned': ['CPython==3.12.*']}",
+]
+
+
+def test_resolve_option_installs_that_resolve_on_its_interpreter() -> None:
+    rule_runner = _rule_runner()
+    (_, python) = _search_path(rule_runner, ["python3.11", "python3.12"], _PINNED)
+    request = rule_runner.request(ImageToolPexRequest, []).pex_request
+
+    assert isinstance(request.requirements, EntireLockfile)
+    assert request.requirements.lockfile.url == "pinned.lock"
+    assert request.python is not None and request.python.path == python
+    assert request.interpreter_constraints == InterpreterConstraints()
+
+
+def test_a_resolve_with_options_of_its_own_keeps_its_name_and_its_constraints() -> None:
+    rule_runner = _rule_runner()
+    # Options per resolve reach pex through the lockfile's resolve name, which must then stay.
+    only_binary = "--python-resolves-to-only-binary={'pinned': ['isal']}"
+    _search_path(rule_runner, ["python3.12"], [*_PINNED, only_binary])
+    request = rule_runner.request(ImageToolPexRequest, []).pex_request
+
+    assert isinstance(request.requirements, EntireLockfile)
+    assert request.requirements.lockfile.resolve_name == "pinned"
+    assert request.python is None
     assert request.interpreter_constraints == InterpreterConstraints(["CPython==3.12.*"])
+
+
+def test_a_resolve_that_python_does_not_have_is_named_with_the_fix() -> None:
+    rule_runner = _rule_runner()
+    rule_runner.set_options(["--esb-image-tool-resolve=pinnd", *_PINNED[1:3]])
+
+    with pytest.raises(ExecutionError) as error:
+        rule_runner.request(ImageToolPexRequest, [])
+
+    assert isinstance(error.value.wrapped_exceptions[0], ImageToolResolveError)
+    message = str(error.value.wrapped_exceptions[0])
+    assert "`[esb-image-tool].resolve`" in message and "`pinnd`" in message
+    assert "(it has: pinned)" in message and "Add it there" in message
 
 
 ASSEMBLE_ARGV = (
