@@ -1,4 +1,5 @@
-"""Ours: `./pants package ::` with the esb plugin, in a workspace with caches of its own."""
+"""Ours: `./pants package base:: services::` with the esb plugin, in a workspace with caches of its
+own."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ BASE_EDIT_FILE = "base/ensure_ca_trust.sh"
 # The CI profile: Pants' REAPI cache, read and written, at the address in this variable.
 CI_PROFILE = "pants.ci.toml"
 REMOTE_CACHE_VARIABLE = "ESB_REMOTE_CACHE"
+# The monorepo's images: the base and the services. The workspace is a copy of this checkout,
+# whose `::` also holds the plugin's own wheel, which a repository that installs the plugin does
+# not build, and which the Docker contenders do not build either.
+IMAGE_SPECS = ("base::", "services::")
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ def summarize_workunits(wall_seconds: float, launched: float, workunits: list[di
 
 
 class OurWorkspace:
-    """`./pants package ::` in `root`, with a Pants store and named caches under `caches` that the
+    """`./pants package base:: services::` in `root`, with a Pants store and named caches under `caches` that the
     first run finds empty, Pants' workunit logger on, and, with `remote_cache`, the CI profile
     reading and writing that REAPI cache."""
 
@@ -102,7 +107,7 @@ class OurWorkspace:
         if remote_cache:
             self.options.append(f"--pants-config-files={CI_PROFILE}")
             self.env[REMOTE_CACHE_VARIABLE] = remote_cache
-        self.command = ["./pants", *self.options, "package", "::"]
+        self.command = ["./pants", *self.options, "package", *IMAGE_SPECS]
 
     def package(self, label: str) -> PantsRun:
         settle()

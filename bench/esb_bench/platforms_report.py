@@ -141,7 +141,7 @@ def render(results: PlatformsResults, machine: dict[str, str], work: Path) -> st
         "generated (amd64 only), locked at the same moment, for reference. Each build in a workspace and caches of "
         "its own, no remote cache:",
         "",
-        "- **ours**: `./pants package ::`, cold and after a comment line appended to one module of the first "
+        "- **ours**: `./pants package base:: services::`, cold and after a comment line appended to one module of the first "
         "service, in each workspace. One `package` builds both platforms: the arm64 base from arm64 `.deb`s, "
         "the venvs from aarch64 wheels, nothing emulated. The arm64 row gives what the second platform adds to "
         "the amd64 build (both platforms less amd64 alone).",

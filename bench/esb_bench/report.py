@@ -503,7 +503,7 @@ def render(
         "on the shared base, each with its own `uv.lock` drawn from realistic dependency profiles that overlap, several "
         "with compiled wheels) after the base:",
         "",
-        "- **ours**: `./pants package ::` with this plugin: no daemon, every layer a cached Pants process, the CI "
+        "- **ours**: `./pants package base:: services::` (the monorepo's images) with this plugin: no daemon, every layer a cached Pants process, the CI "
         "profile's remote cache (BuildGrid on loopback) read and written. It also builds the base from its pinned "
         "`.deb`s.",
         "- **docker build**: the seed's builder/prod multi-stage Dockerfile of each service (written from "
