@@ -76,6 +76,19 @@ def local_sources(lock: Mapping[str, Any]) -> Tuple[LocalSource, ...]:
     return tuple(source for source in found if source is not None)
 
 
+def may_build_local_packages(lock: bytes) -> bool:
+    """False only when the lock's bytes cannot give `lock_local_directories` anything, which
+    spares the backend a parse of the whole lock, megabytes in a large repository, on every
+    fresh start: no backslash (an escape could spell a key), and every occurrence of a built
+    kind's key is the project's own `kind = "."`, as uv writes it. Anything else says True,
+    and the lock is parsed."""
+    if b"\\" in lock:
+        return True
+    return any(
+        lock.count(kind.encode()) != lock.count(f'{kind} = "."'.encode()) for kind in BUILT_KINDS
+    )
+
+
 def lock_local_directories(lock: Mapping[str, Any]) -> Tuple[str, ...]:
     """The directories of the local packages the lock builds (path and editable sources, and
     workspace members that are packages), normalised; the project itself (`.`) is not one."""

@@ -8,6 +8,7 @@ from esb_contract.uv_lock import (
     leaves_project,
     local_sources,
     lock_local_directories,
+    may_build_local_packages,
 )
 
 
@@ -110,3 +111,45 @@ def test_an_extra_brings_its_optional_members() -> None:
     }
     assert installed_local_directories(lock, "svc-b") == ("libs/core", "libs/shared")
     assert installed_local_directories(lock, "svc-a") == ("libs/shared",)
+
+
+REGISTRY_ENTRY = b"""
+[[package]]
+name = "six"
+version = "1.17.0"
+source = { registry = "https://pypi.org/simple" }
+"""
+
+
+@pytest.mark.parametrize(
+    "own_entry",
+    [
+        b'[[package]]\nname = "svc"\nversion = "0.1.0"\nsource = { virtual = "." }\n',
+        b'[[package]]\nname = "svc"\nversion = "0.1.0"\nsource = { editable = "." }\n',
+        b'[[package]]\nname = "svc"\nversion = "0.1.0"\nsource = { directory = "." }\n',
+        b"",
+    ],
+)
+def test_a_lock_whose_only_local_package_is_the_project_needs_no_parse(own_entry: bytes) -> None:
+    assert not may_build_local_packages(b"version = 1\n" + own_entry + REGISTRY_ENTRY)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        b'source = { editable = "libs/core" }',
+        b'source = { directory = "../shared" }',
+        b'source = { editable = ".." }',
+        b'source = { editable = "./" }',
+        b"source = { editable = '.' }",
+        b'source = { editable="libs/core" }',
+        b'source.editable = "libs/core"',
+        # A key spelled with an escape, and a comment that looks like the project's own entry.
+        b'source = { "\\u0065ditable" = "libs/core" }',
+        b'source = { editable = "libs/core" } # editable = "."',
+        b'source = { virtual = "." }\n# editable = "."\n[package.source]\neditable = "lib"',
+    ],
+)
+def test_any_other_spelling_of_a_built_source_is_parsed(entry: bytes) -> None:
+    lock = b'version = 1\n[[package]]\nname = "x"\nversion = "1"\n' + entry + b"\n"
+    assert may_build_local_packages(lock + REGISTRY_ENTRY)

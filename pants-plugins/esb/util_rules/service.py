@@ -104,7 +104,12 @@ from esb_contract.image_spec import ConfigChanges
 from esb_contract.limits import MAX_DISTRIBUTION_LAYERS
 from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.messages import tool_message
-from esb_contract.uv_lock import leaves_project, lock_local_directories, normalise_name
+from esb_contract.uv_lock import (
+    leaves_project,
+    lock_local_directories,
+    may_build_local_packages,
+    normalise_name,
+)
 from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package, pyproject_path_sources
 
 APP_DIR = "app"
@@ -210,25 +215,26 @@ def source_path(app_files: tuple[str, ...]) -> str:
     return APP_SOURCE_PATH if any(f.startswith("src/") for f in app_files) else f"/{APP_DIR}"
 
 
-def local_package_directories(pyproject: bytes, lock: bytes) -> tuple[str, ...]:
+def local_package_directories(pyproject: dict, lock: bytes) -> tuple[str, ...]:
     """The directories inside the project that its path and editable sources name: in
-    `[tool.uv.sources]` of `pyproject.toml` (what `uv lock` reads) and in `uv.lock` (what the
-    venv installs).
+    `[tool.uv.sources]` of `pyproject.toml` (its table; what `uv lock` reads) and in `uv.lock`
+    (what the venv installs).
 
     A file that does not parse names none: the lock check reports it with its fix. Sources
     outside the project are the lock check's to refuse.
     """
     paths = (
-        *(path for _, path in pyproject_path_sources(toml_table(pyproject))),
-        *lock_local_directories(toml_table(lock)),
+        *(path for _, path in pyproject_path_sources(pyproject)),
+        *(lock_local_directories(toml_table(lock)) if may_build_local_packages(lock) else ()),
     )
     inside = {posixpath.normpath(p) for p in paths if not leaves_project(p)}
     return tuple(sorted(inside - {"."}))
 
 
-def check_extras(address: Address, extras: tuple[str, ...], pyproject: bytes) -> None:
-    """Fail unless the service's `pyproject.toml` defines every extra the target asks for."""
-    project = toml_table(pyproject).get("project")
+def check_extras(address: Address, extras: tuple[str, ...], pyproject: dict) -> None:
+    """Fail unless the service's `pyproject.toml` (its table) defines every extra the target
+    asks for."""
+    project = pyproject.get("project")
     table = project.get("optional-dependencies") if isinstance(project, dict) else None
     defined = {normalise_name(n): n for n in (table if isinstance(table, dict) else {})}
     missing = [e for e in extras if normalise_name(e) not in defined]
@@ -298,15 +304,14 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
         DigestSubset(sources.snapshot.digest, PathGlobs(project_globs(request.address, ()))),
     )
     contents = {file.path: file.content for file in project_files}
+    pyproject = toml_table(contents.get(in_service(request.address, SERVICE_PYPROJECT_FILE), b""))
     local_packages = local_package_directories(
-        contents.get(in_service(request.address, SERVICE_PYPROJECT_FILE), b""),
-        contents.get(in_service(request.address, SERVICE_LOCK_FILE), b""),
+        pyproject, contents.get(in_service(request.address, SERVICE_LOCK_FILE), b"")
     )
     check_local_packages(request.address, sources.snapshot.files, local_packages)
-    pyproject = contents.get(in_service(request.address, SERVICE_PYPROJECT_FILE), b"")
     extras = target[EsbServiceExtrasField].value or ()
     check_extras(request.address, extras, pyproject)
-    package = is_package(toml_table(pyproject))
+    package = is_package(pyproject)
     globs = project_globs(request.address, local_packages)
     if package:
         # uv builds the metadata of a project that is a package from its sources to lock it.

@@ -7,6 +7,7 @@ from pants.engine.process import ProcessExecutionFailure
 from pants.engine.target import InvalidFieldException
 from pants.option.global_options import KeepSandboxes
 
+from esb.toml_files import toml_table
 from esb.util_rules.index_credentials import PackageIndex
 from esb.util_rules.lock_testutil import UV_WHEEL
 from esb.util_rules.platform import BasePlatform
@@ -93,7 +94,8 @@ platform-specific = [{ path = "vendor/a", marker = "sys_platform == 'linux'" }, 
 
 
 def test_local_package_directories_are_those_inside_the_service() -> None:
-    assert local_package_directories(PYPROJECT_WITH_LOCAL_SOURCES, LOCK_WITH_LOCAL_PACKAGES) == (
+    pyproject = toml_table(PYPROJECT_WITH_LOCAL_SOURCES)
+    assert local_package_directories(pyproject, LOCK_WITH_LOCAL_PACKAGES) == (
         "libs/greeting",
         "libs/newlib",
         "tools",
@@ -102,7 +104,7 @@ def test_local_package_directories_are_those_inside_the_service() -> None:
 
 
 def test_unreadable_files_name_no_local_package() -> None:
-    assert local_package_directories(b"[tool.uv", b"this is [not a lock") == ()
+    assert local_package_directories(toml_table(b"[tool.uv"), b"this is [not a lock") == ()
 
 
 def test_a_local_package_outside_the_sources_field_is_named_with_the_glob_to_add() -> None:
@@ -235,7 +237,7 @@ test = ["pytest"]
 
 def test_extras_are_matched_as_pep_685_normalises_them_and_reach_the_export() -> None:
     address = Address("services/x", target_name="x")
-    check_extras(address, ("main-app", "MAIN.APP"), PYPROJECT_WITH_EXTRAS)
+    check_extras(address, ("main-app", "MAIN.APP"), toml_table(PYPROJECT_WITH_EXTRAS))
     project = ServiceProject(
         address,
         EMPTY_DIGEST,
@@ -250,7 +252,7 @@ def test_extras_are_matched_as_pep_685_normalises_them_and_reach_the_export() ->
 def test_an_extra_the_project_does_not_define_names_the_field_and_the_groups() -> None:
     address = Address("services/x", target_name="x")
     with pytest.raises(InvalidFieldException) as error:
-        check_extras(address, ("server", "test"), PYPROJECT_WITH_EXTRAS)
+        check_extras(address, ("server", "test"), toml_table(PYPROJECT_WITH_EXTRAS))
     message = str(error.value)
     assert "The `extras` field of the target services/x:x names 'server'" in message
     assert "services/x/pyproject.toml does not define" in message
