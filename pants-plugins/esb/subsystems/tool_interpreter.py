@@ -20,7 +20,7 @@ from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
 from pants.backend.python.util_rules.pex_environment import PythonExecutable
 from pants.core.subsystems.python_bootstrap import PythonBootstrap
-from pants.engine.rules import _uncacheable_rule, collect_rules
+from pants.engine.rules import Get, _uncacheable_rule, collect_rules, rule
 from pants.util.logging import LogLevel
 
 # The file names pex considers an interpreter of: `python`, `python3`, `python3.11`, and PyPy's.
@@ -84,16 +84,31 @@ class ToolInterpreter:
     python: Optional[PythonExecutable]
 
 
+@dataclass(frozen=True)
+class _Minor:
+    version: Optional[tuple[int, int]]
+
+
+@rule
+async def tool_interpreter_minor(
+    request: ToolInterpreterRequest, python_setup: PythonSetup
+) -> _Minor:
+    # Apart from the lookup on disk: the constraints change only with the options.
+    return _Minor(
+        single_cpython_minor(
+            request.interpreter_constraints, python_setup.interpreter_versions_universe
+        )
+    )
+
+
 # Uncacheable: the search path is outside the workspace, which the engine does not watch, so each
 # run looks again (a few directory listings), as a new pantsd would run pex again.
 @_uncacheable_rule(desc="Find the image tool's interpreter by name", level=LogLevel.DEBUG)
 async def find_tool_interpreter(
-    request: ToolInterpreterRequest, bootstrap: PythonBootstrap, python_setup: PythonSetup
+    request: ToolInterpreterRequest, bootstrap: PythonBootstrap
 ) -> ToolInterpreter:
-    version = single_cpython_minor(
-        request.interpreter_constraints, python_setup.interpreter_versions_universe
-    )
-    path = version and find_by_name(bootstrap.interpreter_search_paths, *version)
+    minor = await Get(_Minor, ToolInterpreterRequest, request)
+    path = minor.version and find_by_name(bootstrap.interpreter_search_paths, *minor.version)
     if not path:
         return ToolInterpreter(None)
     stat = os.stat(path)
