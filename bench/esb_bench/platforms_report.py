@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from esb_bench.docker import DockerRun
-from esb_bench.ours import PantsRun
+from esb_bench.ours import IMAGE_SPECS, PantsRun
 from esb_bench.platforms import AMD64, AMD64_ONLY, ARM64, BOTH, SCENARIOS, PlatformsResults
 from esb_bench.report import (
     PLATFORMS_BEGIN,
@@ -141,7 +141,7 @@ def render(results: PlatformsResults, machine: dict[str, str], work: Path) -> st
         "generated (amd64 only), locked at the same moment, for reference. Each build in a workspace and caches of "
         "its own, no remote cache:",
         "",
-        "- **ours**: `./pants package base:: services::`, cold and after a comment line appended to one module of the first "
+        f"- **ours**: `./pants package {' '.join(IMAGE_SPECS)}`, cold and after a comment line appended to one module of the first "
         "service, in each workspace. One `package` builds both platforms: the arm64 base from arm64 `.deb`s, "
         "the venvs from aarch64 wheels, nothing emulated. The arm64 row gives what the second platform adds to "
         "the amd64 build (both platforms less amd64 alone).",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from esb_bench.docker import DockerRun
 from esb_bench.harness import DOCKER_CONTENDERS, SCENARIOS, ScaleResults
-from esb_bench.ours import PantsRun
+from esb_bench.ours import IMAGE_SPECS, PantsRun
 from esb_bench.process import BenchError
 from esb_bench.pull import FIRST_ANSWER_RUNS, NodePull, PullResults
 from esb_bench.sizes import RegistryBytes
@@ -503,7 +503,7 @@ def render(
         "on the shared base, each with its own `uv.lock` drawn from realistic dependency profiles that overlap, several "
         "with compiled wheels) after the base:",
         "",
-        "- **ours**: `./pants package base:: services::` (the monorepo's images) with this plugin: no daemon, every layer a cached Pants process, the CI "
+        f"- **ours**: `./pants package {' '.join(IMAGE_SPECS)}` (the monorepo's images) with this plugin: no daemon, every layer a cached Pants process, the CI "
         "profile's remote cache (BuildGrid on loopback) read and written. It also builds the base from its pinned "
         "`.deb`s.",
         "- **docker build**: the seed's builder/prod multi-stage Dockerfile of each service (written from "

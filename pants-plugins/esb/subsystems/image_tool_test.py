@@ -62,10 +62,7 @@ def _search_path(
     for name in interpreters:
         (directory / name).write_text("#!/bin/sh\n")
         (directory / name).chmod(0o755)
-    rule_runner.set_options(
-        [f"--python-bootstrap-search-path=['{directory}']", *options],
-        env_inherit={"PATH"},
-    )
+    rule_runner.set_options([f"--python-bootstrap-search-path=['{directory}']", *options])
     return [os.path.realpath(directory / name) for name in interpreters]
 
 

@@ -23,8 +23,9 @@ from pants.core.subsystems.python_bootstrap import PythonBootstrap
 from pants.engine.rules import Get, _uncacheable_rule, collect_rules, rule
 from pants.util.logging import LogLevel
 
-# The file names pex considers an interpreter of: `python`, `python3`, `python3.11`, and PyPy's.
-_PEX_NAME = re.compile(r"^(python|pypy)([23](\.[0-9]{1,2})?)?$")
+# The file names pex considers a CPython interpreter of: `python`, `python3`, `python3.11` (PyPy's
+# `pypy…` names it leaves out of CPython constraints).
+_PEX_NAME = re.compile(r"^python([23](\.[0-9]{1,2})?)?$")
 # The real file of a CPython interpreter carries its major.minor version in its name.
 _CPYTHON_FILE = re.compile(r"^python([23])\.([0-9]{1,2})$")
 
@@ -38,13 +39,9 @@ def find_by_name(search_paths: Iterable[str], major: int, minor: int) -> Optiona
             names = os.listdir(directory)
         except OSError:
             continue
-        for name in names:
-            match = _PEX_NAME.match(name)
+        for name in filter(_PEX_NAME.match, names):
             path = os.path.join(directory, name)
-            if not match or not os.path.isfile(path) or not os.access(path, os.X_OK):
-                continue
-            if match.group(1) == "pypy":
-                # Never CPython: pex leaves it out of CPython constraints.
+            if not os.path.isfile(path) or not os.access(path, os.X_OK):
                 continue
             real = os.path.realpath(path)
             version = _CPYTHON_FILE.match(os.path.basename(real))
