@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import traceback
 from typing import Sequence
 
 from esb_contract import commands
@@ -90,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(e, file=sys.stderr)
         return USER_ERROR
     except Exception:
-        # Told apart from a user error by its status: the backend reports it as a bug.
+        # Told apart from a user error by its status: the backend reports it as a bug. Imported
+        # here: only a bug needs it, and every build step is a run of this tool.
+        import traceback
+
         traceback.print_exc()
         return TOOL_BUG
 

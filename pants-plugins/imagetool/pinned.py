@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from esb_contract.pinned_url import PinnedUrl
@@ -60,6 +58,8 @@ def _is_cached(path: Path, pin: PinnedUrl) -> bool:
 
 def _fetch_once(pin: PinnedUrl, directory: Path) -> tuple[str, str, int]:
     """The file at the pin's URL in a partial file of `directory`: its path, sha256 and size."""
+    import urllib.request  # imported when used, as in `_download`
+
     with urllib.request.urlopen(pin.url, timeout=_TIMEOUT_S) as response:
         descriptor, partial = tempfile.mkstemp(dir=directory, prefix=".partial-")
         try:
@@ -78,6 +78,10 @@ def _fetch_once(pin: PinnedUrl, directory: Path) -> tuple[str, str, int]:
 def _download(pin: PinnedUrl, path: Path) -> None:
     """Downloads the pinned file to `path` (in the cache directory), retrying network failures;
     raises a `PinnedFetchError` when it cannot."""
+    # Imported when used: every build step is a process of its own (see `imagetool.cli`), and
+    # most find their pinned files in the cache.
+    import urllib.error
+
     last_error = ""
     for _ in range(_ATTEMPTS):
         try:

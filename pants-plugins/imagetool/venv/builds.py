@@ -22,8 +22,6 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from esb_contract.source_date import SOURCE_DATE_EPOCH
 from esb_contract.uv_project import RELOCK_PLACEHOLDER
 from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError, read_toml
@@ -218,6 +216,9 @@ def check_pinned_build_backend(package_dir: Path, shown: str) -> None:
 
 
 def is_exact_pin(requirement: object) -> bool:
+    # Imported when used: every build step is a process of its own (see `imagetool.cli`).
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         specifiers = list(Requirement(str(requirement)).specifier)
     except InvalidRequirement:

@@ -20,12 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from packaging.utils import canonicalize_name
-
 from esb_contract import flags
 from esb_contract import commands
 from esb_contract.architectures import ARCHITECTURES
-from esb_contract.uv_lock import lock_local_directories
+from esb_contract.uv_lock import lock_local_directories, normalise_name
 from esb_contract.uv_project import RELOCK_COMMAND
 from imagetool.commands import (
     AddArguments,
@@ -684,7 +682,7 @@ def locked_sdist(requirement: str, url: str) -> LockedSdist:
         raise VenvBuildError(
             f"{requirement.strip()!r} is not a pinned requirement with the one hash of an sdist."
         )
-    return LockedSdist(canonicalize_name(name), version.strip(), url, hashes[0])
+    return LockedSdist(normalise_name(name), version.strip(), url, hashes[0])
 
 
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {

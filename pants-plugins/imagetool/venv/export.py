@@ -13,12 +13,10 @@ import dataclasses
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
-
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 from esb_contract.lock_export import LockedDistribution, LockExport
+from esb_contract.uv_lock import normalise_name
 from esb_contract.uv_project import RELOCK_COMMAND
 from imagetool.venv.indexes import (
     LockError,
@@ -31,10 +29,13 @@ from imagetool.venv.sdists import LockedSdist, sdist_only_distributions
 from imagetool.venv.target_python import TargetPython
 from imagetool.venv.uv_process import Uv
 
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
 
 def _applies_to(distribution: LockedDistribution, target: TargetPython) -> bool:
     """Whether its environment marker (if any) holds on the target."""
-    marker = Requirement(_first_line(distribution.requirement)).marker
+    marker = _requirement(_first_line(distribution.requirement)).marker
     return marker is None or marker.evaluate(target.marker_environment())
 
 
@@ -111,10 +112,17 @@ def export_requirements(
     )
 
 
+def _requirement(text: str) -> Requirement:
+    # Imported when used: every build step is a process of its own (see `imagetool.cli`).
+    from packaging.requirements import Requirement
+
+    return Requirement(text)
+
+
 def _sdist_url_of(
     distribution: LockedDistribution, sdists: Mapping[tuple[str, str], LockedSdist]
 ) -> str:
-    version = Requirement(_first_line(distribution.requirement)).specifier
+    version = _requirement(_first_line(distribution.requirement)).specifier
     for (name, locked_version), sdist in sdists.items():
         if name == distribution.name and version.contains(locked_version, prereleases=True):
             return sdist.url
@@ -124,9 +132,9 @@ def _sdist_url_of(
 def _index_of(
     distribution: LockedDistribution, indexes: Mapping[tuple[str, str], PackageIndex]
 ) -> str:
-    version = Requirement(_first_line(distribution.requirement)).specifier
+    version = _requirement(_first_line(distribution.requirement)).specifier
     for (name, locked_version), index in indexes.items():
-        if canonicalize_name(name) == distribution.name and version.contains(
+        if normalise_name(name) == distribution.name and version.contains(
             locked_version, prereleases=True
         ):
             return index.argument()
@@ -150,7 +158,7 @@ def split_local_requirements(requirements: str) -> LockedRequirements:
         elif " @ git+" in requirement:
             git.append(requirement)
         else:
-            name = canonicalize_name(Requirement(requirement).name)
+            name = normalise_name(_requirement(requirement).name)
             distributions.append(LockedDistribution(name, "".join(entry)))
     if git:
         raise LockError(

@@ -12,15 +12,13 @@ and checked for paths of the build host (imagetool/venv/relocation.py).
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from packaging.utils import canonicalize_name
-
+from esb_contract.uv_lock import normalise_name
 from esb_contract.uv_project import RELOCK_PLACEHOLDER
 from imagetool.tarlayer import LayerMember, members_from_directory
 from imagetool.venv.bytecode import bytecode_incompatibility, compile_modules
@@ -227,8 +225,11 @@ def _install_error(
 
 
 def _installed_packages(site_packages: Path) -> tuple[InstalledPackage, ...]:
+    # Imported when used: every build step is a process of its own (see `imagetool.cli`).
+    import importlib.metadata
+
     packages = (
-        InstalledPackage(canonicalize_name(dist.metadata["Name"]), dist.version)
+        InstalledPackage(normalise_name(dist.metadata["Name"]), dist.version)
         for dist in importlib.metadata.distributions(path=[str(site_packages)])
     )
     return tuple(sorted(packages, key=lambda package: package.name))

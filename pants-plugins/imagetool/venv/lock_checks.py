@@ -14,8 +14,6 @@ import tomllib
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
 from esb_contract.uv_lock import leaves_project, local_sources
 from esb_contract.uv_project import RELOCK_COMMAND, pyproject_path_sources
 from imagetool.venv.indexes import LockError, check_lock_urls, project_indexes, read_toml
@@ -109,6 +107,9 @@ def check_lock_requires_python(
             f"{shown_lock} is malformed: it is not a uv lockfile (no integer `version`, or "
             f"`package` is not an array of tables).\n\nFix: {relock}."
         )
+    # Imported when used: every build step is a process of its own (see `imagetool.cli`).
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     requires_python = content.get("requires-python", "")
     try:
         specifier = SpecifierSet(requires_python)
@@ -158,6 +159,9 @@ def check_project_requires_python(
             f'`requires-python = ">={".".join(python_version.split(".")[:2])}"` to its '
             "[project] table: the lock must cover the base image's Python."
         )
+    # Imported when used: every build step is a process of its own (see `imagetool.cli`).
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     try:
         specifier = SpecifierSet(requires_python)
     except InvalidSpecifier as e:

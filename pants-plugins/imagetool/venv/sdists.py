@@ -10,17 +10,13 @@ import netrc
 import os
 import posixpath
 import shutil
-import ssl
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from packaging.utils import canonicalize_name
-
+from esb_contract.uv_lock import normalise_name
 from esb_contract.uv_project import RELOCK_PLACEHOLDER
 from imagetool.venv.indexes import HashMismatchError, IndexAccessError, VenvBuildError
 
@@ -59,7 +55,7 @@ def sdist_only_distributions(lock: Mapping[str, Any]) -> dict[tuple[str, str], L
         hash_ = str(sdist.get("hash", ""))
         if not hash_.startswith("sha256:"):
             continue
-        name, version = canonicalize_name(str(package.get("name"))), str(package.get("version"))
+        name, version = normalise_name(str(package.get("name"))), str(package.get("version"))
         found[(name, version)] = LockedSdist(name, version, sdist["url"], hash_[len("sha256:") :])
     return found
 
@@ -70,6 +66,11 @@ def fetch_sdist(sdist: LockedSdist, directory: Path, netrc_text: str = "") -> Pa
     The machine's proxies and CAs apply (`HTTPS_PROXY`, `SSL_CERT_FILE`); credentials come only
     from `netrc_text` (the index credentials the backend wrote), by host, as uv finds them.
     """
+    # Imported when used: every build step is a process of its own (see `imagetool.cli`).
+    import ssl
+    import urllib.error
+    import urllib.request
+
     parsed = urllib.parse.urlsplit(sdist.url)
     filename = posixpath.basename(urllib.parse.unquote(parsed.path))
     if not filename or filename in (".", ".."):
