@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = argv[:1] if argv[:1] and argv[0] in COMMAND_MODULES else list(COMMAND_MODULES)
     args = build_parser(names).parse_args(argv)
     _, run = command(args.subcommand)
+    _create_scratch_directory()
     try:
         return run(args)
     except (ToolError, SpecError) as e:
@@ -95,6 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         traceback.print_exc()
         return TOOL_BUG
+
+
+def _create_scratch_directory() -> None:
+    """Create the directory that `TMPDIR` names when it is missing: the backend points it into
+    the process's sandbox, which holds only the inputs, so that every scratch file, the tool's
+    and uv's, goes with the sandbox rather than staying in the machine's /tmp."""
+    directory = os.environ.get("TMPDIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
 
 
 def _summary(description: str | None) -> str:

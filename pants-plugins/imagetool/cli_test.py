@@ -5,6 +5,7 @@ import importlib
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -42,6 +43,25 @@ def test_a_bug_exits_with_its_own_status_and_traceback(
     stderr = capsys.readouterr().err
     assert stderr.startswith("Traceback (most recent call last):")
     assert stderr.rstrip().endswith("KeyError: 'a bug'")
+
+
+def test_a_command_runs_with_the_scratch_directory_that_tmpdir_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The backend names a directory of the sandbox, which holds only the inputs.
+    scratch = tmp_path / "sandbox" / ".tmp"
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    seen = []
+
+    def run(args: argparse.Namespace) -> int:
+        seen.append(tempfile.gettempdir())
+        return 0
+
+    add_arguments, _ = command(commands.MERGE_INVENTORY)
+    monkeypatch.setattr("imagetool.cli.command", lambda name: (add_arguments, run))
+    assert main([commands.MERGE_INVENTORY, "--layer", "x", "--out", "y"]) == 0
+    assert seen == [str(scratch)]
 
 
 @pytest.mark.parametrize("name", sorted(COMMAND_MODULES))

@@ -55,6 +55,9 @@ DEFAULT_LOCKFILE_RESOURCE = ("esb.subsystems", "esb-image-tool.lock")
 # every hit). The local run waits this long for the lookup instead. A miss, or a cache that cannot
 # be reached, ends the lookup at once and the step runs without delay.
 REMOTE_CACHE_SPECULATION_DELAY_MILLIS = 10_000
+# Every image-tool process's `TMPDIR`: a directory of its sandbox (Pants puts the sandbox's path for
+# `{chroot}`), so that no scratch file outlives the process in the machine's /tmp.
+SCRATCH_DIRECTORY = "{chroot}/.tmp"
 # A lockfile without a resolve's name: Pants then takes the PEX's interpreter as given.
 _UNNAMED = ""
 
@@ -231,7 +234,7 @@ class ImageToolRequest:
 async def image_tool_process(
     request: ImageToolRequest, tool: ImageTool, global_options: GlobalOptions
 ) -> Process:
-    env: dict[str, str] = dict(request.extra_env)
+    env: dict[str, str] = {**request.extra_env, "TMPDIR": SCRATCH_DIRECTORY}
     # Fetching uv's wheel, on a miss of its cache, reaches the index too.
     needs_network_trust = request.needs_network_trust or request.uv is not None
     if needs_network_trust and global_options.ca_certs_path:

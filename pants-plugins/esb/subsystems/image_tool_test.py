@@ -224,3 +224,5 @@ def test_every_run_links_the_packed_pex_and_gets_only_the_scripts_in_its_sandbox
     assert process.argv == ("./imagetool.pex_pex_shim.sh", *ASSEMBLE_ARGV)
     assert process.input_digest == inputs
     assert process.immutable_input_digests == FrozenDict({"imagetool.pex": packed})
+    # Pants puts the sandbox's path for `{chroot}`: scratch files go with the sandbox.
+    assert request.extra_env == FrozenDict({"TMPDIR": "{chroot}/.tmp"})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import pytest
 
@@ -40,6 +41,16 @@ def write_unlocked_project(directory: Path, requires_python: str, dependencies: 
         f"dependencies = [{dependencies}]\n"
     )
     return directory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scratch_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests' scratch files, uv's included, in a directory of their own, as a build step's
+    are in its sandbox, rather than left in the machine's /tmp."""
+    scratch = tmp_path_factory.mktemp("scratch")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(scratch))
+        yield scratch
 
 
 @pytest.fixture(scope="session")

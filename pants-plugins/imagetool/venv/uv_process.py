@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -53,6 +54,9 @@ class Uv:
             # Without it uv reads the user's `~/.config/uv/uv.toml` (found through the password
             # database when HOME is unset), which would make the result depend on the machine.
             "XDG_CONFIG_HOME": os.devnull,
+            # This process's scratch directory (the backend's is inside the sandbox): uv's own
+            # files, such as its build environments' locks, would otherwise be left in /tmp.
+            "TMPDIR": tempfile.gettempdir(),
             **extra_env,
         }
         return subprocess.run(
