@@ -25,12 +25,11 @@ IMAGE_INDEX = "image-index"
 IMAGE_PLATFORM = "image-platform"
 LAYER_FROM_DIR = "layer-from-dir"
 LAYER_INVENTORIES = "layer-inventories"
-MERGE_INVENTORY = "merge-inventory"
+PROJECT_LAYER = "project-layer"
 PULL_IMAGE = "pull-image"
 PUSH_IMAGE = "push-image"
 RUN_IMAGE = "run-image"
 SDIST_WHEEL = "sdist-wheel"
-SERVICE_LAYER = "service-layer"
 UV_LAYER = "uv-layer"
 UV_LOCK = "uv-lock"
 VENV_LAYER = "venv-layer"
@@ -98,7 +97,10 @@ REGISTRY_CONNECTION = arguments(
 COMMANDS: Mapping[str, Arguments] = {
     ACCOUNTS_LAYER: LAYER_OUTPUT
     | arguments(required={flags.ACCOUNT, flags.LAYOUT, flags.NAME}, repeated={flags.ACCOUNT}),
-    ASSEMBLE: arguments(required={flags.OUT_LAYOUT, flags.OUT_METADATA, flags.SPEC}),
+    ASSEMBLE: arguments(
+        required={flags.OUT_LAYOUT, flags.OUT_METADATA, flags.SPEC},
+        optional={flags.OUT_APP_INVENTORY, flags.OUT_INVENTORY},
+    ),
     BASE_LIBRARIES: arguments(required={flags.LAYOUT, flags.OUT}),
     CHECK_NATIVE: arguments(
         required={flags.BASE, flags.BASE_LIBRARIES, flags.VENV_BLOB},
@@ -155,7 +157,14 @@ COMMANDS: Mapping[str, Arguments] = {
     LAYER_FROM_DIR: LAYER_OUTPUT
     | arguments(required={flags.ROOT}, optional={flags.GID, flags.PREFIX, flags.UID}),
     LAYER_INVENTORIES: arguments(required={flags.LAYOUT, flags.OUT_DIR}),
-    MERGE_INVENTORY: arguments(required={flags.LAYER, flags.OUT}, repeated={flags.LAYER}),
+    PROJECT_LAYER: LAYER_OUTPUT
+    | TARGET_PYTHON
+    | INSTALL
+    | UV_PROJECT
+    | arguments(
+        required={flags.DISPLAY_DIR, flags.PROJECT, flags.SERVICE, flags.UV},
+        optional={flags.BUILD_CONSTRAINTS},
+    ),
     PULL_IMAGE: REGISTRY_CONNECTION
     | arguments(
         required={flags.OUT_LAYOUT, flags.PLATFORM, flags.REFERENCE},
@@ -206,15 +215,6 @@ COMMANDS: Mapping[str, Arguments] = {
             flags.INDEX_URL,
             flags.UV_CACHE,
         },
-    ),
-    SERVICE_LAYER: LAYER_OUTPUT
-    | TARGET_PYTHON
-    | INSTALL
-    | UV_PROJECT
-    | arguments(
-        required={flags.APP, flags.BUILD_FILE_PATTERN, flags.DISPLAY_DIR, flags.SERVICE},
-        optional={flags.BUILD_CONSTRAINTS},
-        repeated={flags.BUILD_FILE_PATTERN},
     ),
     UV_LAYER: LAYER_OUTPUT | arguments(required={flags.UV}, optional={flags.UV_CACHE}),
     UV_LOCK: UV_PROJECT

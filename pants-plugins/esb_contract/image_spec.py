@@ -5,7 +5,10 @@ that a typo fails loudly).
     {
       "base": {"layout": "base/oci", "ref": "latest"},        # optional; "ref" optional
       "platform": {"os": "linux", "architecture": "amd64"},   # required without a base
-      "layers": [{"descriptor": "app/layer.json", "created_by": "esb: service source"}],
+      "layers": [{"descriptor": "venv/layer.json", "created_by": "esb: venv layer"}],
+      "app": {"directory": "app", "created_by": "esb: app layer",          # optional: see
+              "python_version": "3.11.2", "python_platform": "x86_64-manylinux_2_36",  # `AppLayer`
+              "interpreter": "/usr/bin/python3.11", "build_file_patterns": ["BUILD"]},
       "config": {"env": {"PATH": "/.venv/bin:/usr/bin"}, "entrypoint": ["/entrypoint.sh"],
                  "cmd": ["python", "-m", "app"], "working_dir": "/app", "user": "0:0",
                  "stop_signal": "SIGINT", "exposed_ports": ["8443/tcp"],
@@ -13,7 +16,7 @@ that a typo fails loudly).
       "repository": "esb/hello",
       "tags": ["latest"],
       "created": 0,                                           # optional, seconds since the epoch
-      "layer_inventories": ["base/000.json", "app/inventory.json"]  # see `ImageSpec`
+      "layer_inventories": ["base/000.json", "venv/inventory.json"]  # see `ImageSpec`
     }
 
 A new image config field is a field of `ConfigChanges` (with its key in `to_json` and
@@ -161,6 +164,48 @@ class LayerInput:
 
 
 @dataclass(frozen=True)
+class AppLayer:
+    """The service's own files, which `assemble` writes as the image's top layer, under `/app`:
+    without the build files, with bytecode for the base's Python. The files are the image's
+    alone, so writing them in the assembly's process saves a process and a cache lookup per
+    image, and the assembly runs whenever they change anyway."""
+
+    directory: str
+    """The directory of the files shipped under `/app`."""
+    created_by: str
+    python_version: str
+    """The base's Python, e.g. `3.11.2`: bytecode is compiled only for the tool's own minor."""
+    python_platform: str
+    interpreter: str
+    build_file_patterns: Sequence[str] = ()
+    """File name patterns of build files, which never ship (Pants' `[GLOBAL].build_patterns`)."""
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "directory": self.directory,
+            "created_by": self.created_by,
+            "python_version": self.python_version,
+            "python_platform": self.python_platform,
+            "interpreter": self.interpreter,
+            "build_file_patterns": list(self.build_file_patterns),
+        }
+
+    @classmethod
+    def from_json(cls, value: Any, *, where: str) -> AppLayer:
+        fields = JsonFields(value, where)
+        app = cls(
+            directory=fields.required("directory", str),
+            created_by=fields.required("created_by", str),
+            python_version=fields.required("python_version", str),
+            python_platform=fields.required("python_platform", str),
+            interpreter=fields.required("interpreter", str),
+            build_file_patterns=fields.optional("build_file_patterns", list, of=str) or (),
+        )
+        fields.no_others()
+        return app
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     repository: str
     tags: Sequence[str]
@@ -174,8 +219,11 @@ class ImageSpec:
     """Seconds since the epoch; `None` lets the command choose (`SOURCE_DATE_EPOCH`, else 0)."""
     layer_inventories: Optional[Sequence[str]] = None
     """Every layer's records (`--out-inventory` of the command that wrote it), bottom first, the
-    base's layers included; required when the image's user names an account or group, which
-    must then be in the account files the layers leave."""
+    base's layers included and the app layer's left out (the assembly writes them); required
+    when the image's user names an account or group, which must then be in the account files
+    the layers leave, and for the image's inventory."""
+    app: Optional[AppLayer] = None
+    """The image's top layer, above `layers`, written by the assembly itself."""
 
     def to_json(self) -> Dict[str, Any]:
         value: Dict[str, Any] = {
@@ -197,6 +245,8 @@ class ImageSpec:
             value["created"] = self.created
         if self.layer_inventories is not None:
             value["layer_inventories"] = list(self.layer_inventories)
+        if self.app is not None:
+            value["app"] = self.app.to_json()
         return value
 
     @classmethod
@@ -204,6 +254,7 @@ class ImageSpec:
         fields = JsonFields(value, where)
         base = fields.optional("base", dict)
         platform = fields.optional("platform", dict)
+        app = fields.optional("app", dict)
         spec = cls(
             repository=fields.required("repository", str),
             tags=fields.required("tags", list, of=str),
@@ -222,6 +273,7 @@ class ImageSpec:
             ),
             created=fields.optional("created", int),
             layer_inventories=fields.optional("layer_inventories", list, of=str),
+            app=None if app is None else AppLayer.from_json(app, where=f"{where}: app"),
         )
         fields.no_others()
         return spec

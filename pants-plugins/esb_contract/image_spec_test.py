@@ -8,6 +8,7 @@ import json
 import pytest
 
 from esb_contract.image_spec import (
+    AppLayer,
     BaseImage,
     ConfigChanges,
     ImageSpec,
@@ -19,7 +20,7 @@ from esb_contract.image_spec import (
 FULL_SPEC = ImageSpec(
     repository="esb/hello",
     tags=["latest", "1.0"],
-    layers=[LayerInput(descriptor="app/layer.json", created_by="esb: source")],
+    layers=[LayerInput(descriptor="venv/layer.json", created_by="esb: venv layer")],
     config=ConfigChanges(
         env={"PATH": "/.venv/bin:/usr/bin"},
         entrypoint=["/usr/local/bin/entrypoint.sh"],
@@ -34,7 +35,15 @@ FULL_SPEC = ImageSpec(
     base=BaseImage(layout="base/oci", ref="latest"),
     platform=Platform("amd64"),
     created=1_700_000_000,
-    layer_inventories=["base/000.json", "app/layer.inventory.json"],
+    layer_inventories=["base/000.json", "venv/layer.inventory.json"],
+    app=AppLayer(
+        directory="app",
+        created_by="esb: app layer",
+        python_version="3.11.2",
+        python_platform="x86_64-manylinux_2_36",
+        interpreter="/usr/bin/python3.11",
+        build_file_patterns=["BUILD", "BUILD.*"],
+    ),
 )
 
 
@@ -65,6 +74,11 @@ def test_image_spec_round_trips_through_json(spec: ImageSpec) -> None:
             {"layers": [{"created_by": "x"}]},
             "spec.json: layers[0]: the key 'descriptor' is required",
             id="nested-required",
+        ),
+        pytest.param(
+            {"app": {"directory": "app", "created_by": "esb: app layer"}},
+            "spec.json: app: the key 'python_version' is required",
+            id="app-python",
         ),
         pytest.param(
             {"base": {"ref": "latest"}},

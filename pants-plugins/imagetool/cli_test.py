@@ -37,9 +37,9 @@ def test_a_bug_exits_with_its_own_status_and_traceback(
     def broken(args: argparse.Namespace) -> int:
         raise KeyError("a bug")
 
-    add_arguments, _ = command(commands.MERGE_INVENTORY)
+    add_arguments, _ = command(commands.BASE_LIBRARIES)
     monkeypatch.setattr("imagetool.cli.command", lambda name: (add_arguments, broken))
-    assert main([commands.MERGE_INVENTORY, "--layer", "x", "--out", "y"]) == TOOL_BUG
+    assert main([commands.BASE_LIBRARIES, "--layout", "x", "--out", "y"]) == TOOL_BUG
     stderr = capsys.readouterr().err
     assert stderr.startswith("Traceback (most recent call last):")
     assert stderr.rstrip().endswith("KeyError: 'a bug'")
@@ -58,9 +58,9 @@ def test_a_command_runs_with_the_scratch_directory_that_tmpdir_names(
         seen.append(tempfile.gettempdir())
         return 0
 
-    add_arguments, _ = command(commands.MERGE_INVENTORY)
+    add_arguments, _ = command(commands.BASE_LIBRARIES)
     monkeypatch.setattr("imagetool.cli.command", lambda name: (add_arguments, run))
-    assert main([commands.MERGE_INVENTORY, "--layer", "x", "--out", "y"]) == 0
+    assert main([commands.BASE_LIBRARIES, "--layout", "x", "--out", "y"]) == 0
     assert seen == [str(scratch)]
 
 
@@ -91,7 +91,11 @@ def test_every_flag_of_the_contract_is_some_commands() -> None:
 @pytest.mark.parametrize(
     "argv",
     [
-        [commands.MERGE_INVENTORY, flags.LAYER, "a", flags.LAYER, "b", flags.OUT, "o"],
+        [
+            commands.CHECK_NATIVE,
+            *(flags.VENV_BLOB, "a", flags.VENV_BLOB, "b"),
+            *(flags.BASE_LIBRARIES, "l", flags.BASE, "base:base"),
+        ],
         [commands.RUN_IMAGE, flags.LAYOUT, "l", flags.METADATA, "m", flags.LOAD_ONLY],
         [commands.RUN_IMAGE, f"{flags.LAYOUT}=l", flags.METADATA, "m", "--", "sh", "-c", "x"],
     ],
@@ -221,7 +225,7 @@ PER_SERVICE_COMMANDS = (
     commands.ASSEMBLE,
     commands.DISTRIBUTION_LAYER,
     commands.EXPORT_LOCK,
-    commands.SERVICE_LAYER,
+    commands.PROJECT_LAYER,
 )
 # Libraries that only other commands need: the Debian and ELF parsers, the engine and registry
 # clients.

@@ -1,5 +1,5 @@
-"""What all the image tool's commands share, and its commands on layers: `layer-from-dir` and
-`merge-inventory` (`assemble` is imagetool/assembly.py's).
+"""What all the image tool's commands share, and the command `layer-from-dir` (`assemble` is
+imagetool/assembly.py's).
 
 `COMMANDS` maps each subcommand's name to `(add_arguments(parser), run(args) -> exit status)`;
 a run raises `ToolError` for an input the user must fix, which `imagetool.cli` reports.
@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 from esb_contract import commands, flags
 from esb_contract.source_date import SOURCE_DATE_EPOCH, parse_source_date_epoch
 from imagetool.errors import ToolError
-from imagetool.inventory import LayerInventory, layer_inventory, merged_inventory
+from imagetool.inventory import layer_inventory
 from imagetool.spec import layer_descriptor_fields
 from imagetool.tarlayer import (
     LayerBlob,
@@ -62,7 +62,7 @@ def add_layer_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         flags.OUT_INVENTORY,
         type=Path,
-        help="the layer's package records (JSON) to write, for `merge-inventory`",
+        help="the layer's package records (JSON) to write, for `assemble`",
     )
     parser.add_argument(
         flags.MTIME,
@@ -160,30 +160,6 @@ def _layer_from_dir(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_merge_inventory_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "List the Debian packages and Python distributions an image holds, with versions, from "
-        "its layers' package records, bottom layer first."
-    )
-    parser.add_argument(
-        flags.LAYER,
-        type=Path,
-        action="append",
-        required=True,
-        help="a layer's records (`--out-inventory` of the command that wrote it); repeatable",
-    )
-    parser.add_argument(
-        flags.OUT, type=Path, required=True, help="the image's inventory (JSON) to write"
-    )
-
-
-def _merge_inventory(args: argparse.Namespace) -> int:
-    layers = [LayerInventory.from_json(read_json(path)) for path in args.layer]
-    write_json(args.out, [dataclasses.asdict(entry) for entry in merged_inventory(layers)])
-    return 0
-
-
 COMMANDS: dict[str, tuple[AddArguments, Run]] = {
-    commands.MERGE_INVENTORY: (_add_merge_inventory_arguments, _merge_inventory),
     commands.LAYER_FROM_DIR: (_add_layer_from_dir_arguments, _layer_from_dir),
 }

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -432,6 +433,111 @@ def test_a_named_user_needs_the_records_of_every_layer(
     build_base_with_accounts(workdir)
     message = assemble_fails(service_spec("esb", inventories), capsys)
     assert "needs `layer_inventories` for all its 2 layers" in message
+
+
+def app_spec(**changes: object) -> str:
+    """The image `hello` on `base`, whose top layer the assembly writes from the files in `src`."""
+    spec = json.loads(Path(service_spec("esb")).read_text())
+    spec["layers"] = []
+    spec["layer_inventories"] = ["os.inventory.json"]
+    spec["app"] = {
+        "directory": "src",
+        "created_by": "esb: app layer",
+        "python_version": "3.11.2",
+        "python_platform": "x86_64-manylinux_2_36",
+        "interpreter": "/usr/bin/python3.11",
+        "build_file_patterns": ["BUILD", "BUILD.*"],
+    }
+    return write_spec("service.json", **{**spec, **changes})
+
+
+def assemble_with_inventories(spec: str, name: str) -> dict:
+    outputs = ["--out-layout", name, "--out-metadata", f"{name}.image.json"]
+    inventories = ["--out-inventory", f"{name}.inventory.json"]
+    inventories += ["--out-app-inventory", f"{name}.app.json"]
+    assert run("assemble", "--spec", spec, *outputs, *inventories) == 0
+    return json.loads(Path(f"{name}.image.json").read_text())
+
+
+def test_the_assembly_writes_the_app_layer_from_the_services_files(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build_base_with_accounts(workdir)
+    (workdir / "src" / "hello" / "BUILD").write_text("python_sources()\n")
+    (workdir / "src" / "hello" / "broken.py").write_text("def broken(:\n")
+    vendored = workdir / "src" / "vendor" / "site-packages" / "six-1.17.0.dist-info"
+    vendored.mkdir(parents=True)
+    (vendored / "METADATA").write_text("Metadata-Version: 2.1\nName: six\nVersion: 1.17.0\n")
+    metadata = assemble_with_inventories(app_spec(), "hello")
+
+    layout = OciLayout(Path("hello"))
+    image = layout.load_image()
+    app = image.layers[-1]
+    assert len(image.layers) == len(json.loads(Path("base.image.json").read_text())["layers"]) + 1
+    assert metadata["layers"][-1] == {"digest": app.digest, "size": app.size}
+    # The app layer's blob is in the layout: the assembly wrote it, no other step has it.
+    blob = layout.blob_path(app.digest)
+    assert sha256_digest(blob.read_bytes()) == app.digest
+    with tarfile.open(blob) as archive:
+        names = archive.getnames()
+        assert {m.mtime for m in archive.getmembers()} == {0}
+    assert names == [
+        "app",
+        "app/entrypoint.sh",
+        "app/hello",
+        "app/hello/__main__.py",
+        "app/hello/__pycache__",
+        "app/hello/__pycache__/__main__.cpython-311.pyc",
+        "app/hello/broken.py",
+        "app/vendor",
+        "app/vendor/site-packages",
+        "app/vendor/site-packages/six-1.17.0.dist-info",
+        "app/vendor/site-packages/six-1.17.0.dist-info/METADATA",
+    ]
+    assert image.config["history"][-1]["created_by"] == "esb: app layer"
+    assert image.config["config"]["User"] == "esb"
+    # The app layer's records, and the image's packages, which the app layer's are part of.
+    six = {
+        "kind": "python",
+        "name": "six",
+        "version": "1.17.0",
+        "location": "/app/vendor/site-packages/six-1.17.0.dist-info/METADATA",
+    }
+    app_records = json.loads(Path("hello.app.json").read_text())["records"]
+    assert app_records == {six["location"].lstrip("/"): [six]}
+    assert json.loads(Path("hello.inventory.json").read_text()) == [six]
+    assert "note: /app/hello/broken.py does not compile" in capsys.readouterr().err
+
+
+def test_the_app_layer_does_not_depend_on_where_the_files_or_the_scratch_are(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_base_with_accounts(workdir)
+    first = assemble_with_inventories(app_spec(), "hello")
+    (workdir / "elsewhere").mkdir()
+    (workdir / "src").rename(workdir / "elsewhere" / "src")
+    (workdir / "scratch").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(workdir / "scratch"))
+    app = {**json.loads(Path("service.json").read_text())["app"], "directory": "elsewhere/src"}
+    assert assemble_with_inventories(app_spec(app=app), "again") == first
+
+
+@pytest.mark.parametrize(
+    "flag, change, message",
+    [
+        ("--out-inventory", {"layer_inventories": None}, "needs the spec's `layer_inventories`"),
+        ("--out-app-inventory", {"app": None}, "needs the spec's `app`"),
+    ],
+)
+def test_an_inventory_output_needs_its_inputs(
+    workdir: Path, capsys: pytest.CaptureFixture[str], flag: str, change: dict, message: str
+) -> None:
+    build_base_with_accounts(workdir)
+    spec = app_spec(**change, config={})
+    outputs = ["--out-layout", "hello", "--out-metadata", "hello.image.json"]
+    assert run("assemble", "--spec", spec, *outputs, flag, "out.json") == 1
+    assert message in capsys.readouterr().err
+    assert not Path("hello").exists()
 
 
 def test_an_image_without_account_files_has_no_named_users(

@@ -85,7 +85,7 @@ def _accounts_layer(args: argparse.Namespace) -> int:
 def _add_layer_inventories_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Read the package records (dpkg status, dist-info) of each layer of an image, for "
-        "`merge-inventory`, into OUT_DIR/<index>/layer.inventory.json (index: 000 is the bottom "
+        "`assemble`, into OUT_DIR/<index>/layer.inventory.json (index: 000 is the bottom "
         "layer)."
     )
     parser.add_argument(

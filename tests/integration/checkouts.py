@@ -280,7 +280,6 @@ def image_steps(checkout: Checkout, targets: Sequence[ImageTarget]) -> set[str]:
     for target in targets:
         steps.add(f"Assemble the image {target.address}")
         if target.is_service:
-            steps.add(f"Build the source layer of {target.address}")
             inventory = json.loads(checkout.outputs(target).inventory.read_text())
             steps.update(
                 f"Install {canonical_name(entry['name'])}=={entry['version']} into a layer"

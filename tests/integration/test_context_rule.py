@@ -171,7 +171,7 @@ def test_an_allowed_secret_and_tests_stay_as_the_target_says(
     run = checkout.pants("package", TARGET)
 
     assert run.returncode == 0, run.report()
-    shipped = source_layer_names(checkout, service)
+    shipped = app_layer_names(checkout, service)
     assert "app/src/esb_api/fake.key" in shipped
     assert "app/src/esb_api/.env.example" in shipped
     assert "app/src/esb_api/test_app.py" not in shipped
@@ -183,8 +183,8 @@ def test_an_allowed_secret_and_tests_stay_as_the_target_says(
     ), sorted(compiled)
 
 
-def source_layer_names(checkout: Checkout, service: ImageTarget) -> set[str]:
-    """The paths in the image's last layer: the service's source layer."""
+def app_layer_names(checkout: Checkout, service: ImageTarget) -> set[str]:
+    """The paths in the image's last layer: the service's app layer."""
     layout = checkout.outputs(service).layout
     manifest_digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
     manifest = json.loads((layout / "blobs" / "sha256" / manifest_digest.split(":")[1]).read_text())

@@ -229,7 +229,7 @@ def test_a_clean_build_at_another_path_gives_the_same_index_digests(
     rebuilt = second.pants("--no-local-cache", "package", *(t.address for t in targets))
     assert rebuilt.returncode == 0, rebuilt.report()
     for architecture in ("amd64", "arm64"):
-        step = f"Build the source layer of {API.address} for {architecture}"
+        step = f"Assemble the image {API.address} for {architecture}"
         assert step in rebuilt.completed_steps, rebuilt.report()
     assert second.digests(targets) == checkout.digests(targets)
     for target in targets:
@@ -237,7 +237,7 @@ def test_a_clean_build_at_another_path_gives_the_same_index_digests(
         assert [p["digest"] for p in second.outputs(target).metadata["platforms"]] == platforms
 
 
-def test_a_source_edit_rebuilds_each_platforms_source_layer_and_image_and_the_index(
+def test_a_source_edit_rebuilds_each_platforms_image_and_the_index(
     checkout: Checkout,
 ) -> None:
     before = checkout.outputs(API).metadata
@@ -251,7 +251,6 @@ def test_a_source_edit_rebuilds_each_platforms_source_layer_and_image_and_the_in
     architectures = [p.split("/")[1] for p in PLATFORMS]
     assert sorted(rebuilt.completed_steps) == sorted(
         [
-            *(f"Build the source layer of {API.address} for {a}" for a in architectures),
             *(f"Assemble the image {API.address} for {a}" for a in architectures),
             f"Assemble the image index of {API.address}",
         ]

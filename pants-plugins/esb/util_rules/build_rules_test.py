@@ -58,7 +58,7 @@ from esb.util_rules.image import (
 from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
 from esb.util_rules.lock_testutil import UV_WHEEL, debian_lock
 from esb.util_rules.platform import BasePlatform
-from esb.util_rules.service import ServiceImageRequest, ServiceLayerError
+from esb.util_rules.service import ProjectLayerError, ServiceImageRequest
 from esb.util_rules.upstream import PulledUpstreamImage, UpstreamImageRequest
 from esb_contract.base_lock import PackageLocks
 from esb_contract.commands import read_argv
@@ -120,11 +120,22 @@ def _layer_outputs(request: ImageToolRequest) -> dict[str, bytes]:
 def _assemble_outputs(argv: tuple[str, ...], inputs: Mapping[str, bytes]) -> dict[str, bytes]:
     spec_bytes = inputs[_option(argv, "--spec")]
     spec = ImageSpec.from_json(json.loads(spec_bytes), where="spec.json")
+    layout = _option(argv, "--out-layout")
     inherited = []
     if spec.base:
         # The fake's layouts keep their metadata in `index.json`.
         inherited = json.loads(inputs[f"{spec.base.layout}/index.json"])["layers"]
     own = [json.loads(inputs[layer.descriptor]) for layer in spec.layers]
+    records = [json.loads(inputs[path]) for path in spec.layer_inventories or ()]
+    outputs = {}
+    if spec.app:
+        # The app layer's blob names the files it was written from; the assembly writes it.
+        files = sorted(p for p in inputs if p.startswith(f"{spec.app.directory}/"))
+        blob = f"the app layer of {' '.join(files)}".encode()
+        own.append({"digest": sha256(blob), "size": len(blob)})
+        outputs[f"{layout}/blobs/sha256/{sha256(blob).partition(':')[2]}"] = blob
+        outputs[_option(argv, "--out-app-inventory")] = b'{"layer": "app"}'
+        records.append({"layer": "app"})
     metadata = {
         "digest": sha256(b"manifest of " + spec_bytes),
         "config_digest": sha256(b"config of " + spec_bytes),
@@ -132,10 +143,11 @@ def _assemble_outputs(argv: tuple[str, ...], inputs: Mapping[str, bytes]) -> dic
         "tags": list(spec.tags),
         "layers": [*inherited, *({"digest": d["digest"], "size": d["size"]} for d in own)],
     }
-    layout = _option(argv, "--out-layout")
     encoded = json.dumps(metadata).encode()
     return {
+        **outputs,
         _option(argv, "--out-metadata"): encoded,
+        _option(argv, "--out-inventory"): json.dumps({"layers": records}).encode(),
         f"{layout}/index.json": encoded,
         f"{layout}/oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
     }
@@ -148,9 +160,6 @@ def _tool_outputs(request: ImageToolRequest, inputs: Mapping[str, bytes]) -> dic
         return _layer_outputs(request)
     if command == "assemble":
         return _assemble_outputs(argv, inputs)
-    if command == "merge-inventory":
-        records = [json.loads(inputs[path]) for path in _options(argv, "--layer")]
-        return {_option(argv, "--out"): json.dumps({"layers": records}).encode()}
     if command == "image-platform":
         # The fake's pulled layouts say in `index.json` which platform was pulled.
         pulled = json.loads(inputs[f"{_option(argv, '--layout')}/index.json"])["platform"]
@@ -847,14 +856,17 @@ def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
     # On the base the `base` field names, built by its own rule: its layout, its platform.
     assert spec.base is not None and spec.platform is None
     assert json.loads(inputs[f"{spec.base.layout}/index.json"]) == base_image.metadata
-    # uv, one layer per locked distribution in name order, the venv, then the service's files.
+    # uv, one layer per locked distribution in name order, the venv, then the service's files,
+    # which the assembly writes as the app layer.
     assert [layer.created_by for layer in spec.layers] == [
         "esb: uv layer",
         "esb: distribution layer (anyio 4.16.0)",
         "esb: distribution layer (starlette 1.2.0)",
         "esb: venv layer",
-        "esb: app layer",
     ]
+    assert spec.app is not None and spec.app.created_by == "esb: app layer"
+    assert (spec.app.python_version, spec.app.interpreter) == ("3.11.2", "/usr/bin/python3.11")
+    assert list(spec.app.build_file_patterns) == ["BUILD", "BUILD.*"]
     runs = layer_runs(tool)
     by_command = {
         r.full_argv[0]: r for r in runs.values() if r.full_argv[0] != "distribution-layer"
@@ -867,21 +879,17 @@ def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
         [EXPORT.distributions[1].requirement],
         [EXPORT.distributions[0].requirement],
     ]
-    expected = [
-        by_command["uv-layer"],
-        *distributions,
-        by_command["venv-layer"],
-        by_command["service-layer"],
-    ]
+    expected = [by_command["uv-layer"], *distributions, by_command["venv-layer"]]
     assert [inputs[layer.descriptor] for layer in spec.layers] == [
         layer_descriptor_of(r) for r in expected
     ]
-    # The top layer holds the service's files, not its uv project (the venv's).
-    app_files = files(service_runner, by_command["service-layer"].input_digest)
-    assert sorted(p for p in app_files if not p.endswith(".whl")) == [
+    # The app layer holds the service's files, not its uv project (the venv's); a service that
+    # is no package has no layer of its own project.
+    assert sorted(p for p in inputs if p.startswith(f"{spec.app.directory}/")) == [
         "app/src/api/__init__.py",
         "app/src/api/__main__.py",
     ]
+    assert not tool.runs("project-layer")
     # The target's fields, and labels that name the base.
     assert spec.config == ConfigChanges(
         cmd=["python", "-m", "api"],
@@ -905,12 +913,18 @@ def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
     output = files(service_runner, built.digest)
     assert built.metadata == json.loads(output[IMAGE_METADATA])
     assert built.metadata["layers"][:2] == base_image.metadata["layers"]
+    app_blob = f"the app layer of {' '.join(sorted(p for p in inputs if p.startswith('app/')))}"
     assert [layer["digest"] for layer in built.metadata["layers"][2:]] == [
-        json.loads(inputs[layer.descriptor])["digest"] for layer in spec.layers
+        *(json.loads(inputs[layer.descriptor])["digest"] for layer in spec.layers),
+        sha256(app_blob.encode()),
     ]
     assert built.layer_inventories[:2] == base_image.layer_inventories
     assert len(built.layer_inventories) == 2 + 5
+    assert files(service_runner, built.layer_inventories[-1]) == {
+        LAYER_INVENTORY: b'{"layer": "app"}'
+    }
     assert all(path in output for path in built.layer_blob_paths)
+    assert json.loads(output[IMAGE_INVENTORY])["layers"][-1] == {"layer": "app"}
 
 
 def test_a_failed_distribution_install_names_the_lock_and_the_relock_command(
@@ -929,20 +943,58 @@ def test_a_failed_distribution_install_names_the_lock_and_the_relock_command(
     assert not service_assemblies(tool)
 
 
-def test_a_failed_source_layer_gives_the_tools_message(
+def make_a_package(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {
+            "services/api/pyproject.toml": (
+                '[project]\nname = "esb-api"\nversion = "0.1.0"\ndependencies = ["starlette"]\n\n'
+                '[build-system]\nrequires = ["setuptools==75.8.0"]\n'
+                'build-backend = "setuptools.build_meta"\n'
+            )
+        }
+    )
+
+
+def test_a_service_that_is_a_package_has_its_project_built_below_its_files(
     service_runner: RuleRunner, tool: FakeTool
 ) -> None:
-    tool.failures["service-layer"] = (
-        "services/api:api: src/api/__main__.py is a link out of the "
-        "service.\n\nFix: replace it with the file."
+    make_a_package(service_runner)
+    service_runner.request(BuiltImage, [ServiceImageRequest(API)])
+
+    (run,) = tool.runs("project-layer")
+    assert run.description == f"Build the project layer of {API}"
+    assert _option(run.full_argv, "--service") == str(API)
+    # The build reads the project's files and what it ships, not the lock.
+    assert sorted(
+        p for p in files(service_runner, run.input_digest) if p.startswith("project/")
+    ) == [
+        "project/pyproject.toml",
+        "project/src/api/__init__.py",
+        "project/src/api/__main__.py",
+    ]
+    (assembly,) = service_assemblies(tool)
+    spec, inputs = the_spec(service_runner, assembly)
+    assert [layer.created_by for layer in spec.layers][-2:] == [
+        "esb: venv layer",
+        "esb: project layer",
+    ]
+    assert inputs[spec.layers[-1].descriptor] == layer_descriptor_of(run)
+    assert spec.app is not None
+
+
+def test_a_failed_project_layer_gives_the_tools_message(
+    service_runner: RuleRunner, tool: FakeTool
+) -> None:
+    make_a_package(service_runner)
+    tool.failures["project-layer"] = (
+        "The service services/api:api is a package, but its build failed.\n\nFix: fix its build."
     )
     with pytest.raises(ExecutionError) as error:
         service_runner.request(BuiltImage, [ServiceImageRequest(API)])
     (wrapped,) = error.value.wrapped_exceptions
-    assert isinstance(wrapped, ServiceLayerError)
+    assert isinstance(wrapped, ProjectLayerError)
     assert str(wrapped) == (
-        "services/api:api: src/api/__main__.py is a link out of the service.\n\n"
-        "Fix: replace it with the file."
+        "The service services/api:api is a package, but its build failed.\n\nFix: fix its build."
     )
     assert not service_assemblies(tool)
 

@@ -26,18 +26,18 @@ from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
 from esb.subsystems.image_tool import ImageToolRequest
 from esb.util_rules.image import (
+    AppLayerFiles,
     BuiltImage,
     ImageAssemblyError,
     ImageAssemblyRequest,
-    ImageInventory,
-    ImageInventoryRequest,
     assemble_image,
     assembly_failure_message,
     assembly_spec,
     config_json,
 )
 from esb.util_rules.layers import BuiltLayer
-from esb_contract.image_spec import ConfigChanges, ImageSpec, Platform
+from esb.util_rules.platform import BasePlatform
+from esb_contract.image_spec import AppLayer, ConfigChanges, ImageSpec, Platform
 from esb_contract.messages import TOOL_BUG, USER_ERROR
 
 _INVENTORIES = ("inventories/000/layer.inventory.json", "inventories/001/layer.inventory.json")
@@ -89,6 +89,24 @@ def test_the_spec_the_backend_writes_is_the_one_the_tool_reads() -> None:
     assert config_json(ConfigChanges(env={"B": "1", "A": "2"})) == config_json(
         ConfigChanges(env={"A": "2", "B": "1"})
     )
+
+
+def test_the_app_layer_is_described_by_the_bases_python_and_pants_build_file_patterns() -> None:
+    app = AppLayerFiles(
+        EMPTY_DIGEST, BasePlatform("3.11.2", "2.36", "arm64", "/usr/bin/python3.11"), ("BUILD",)
+    )
+    spec = ImageSpec.from_json(
+        assembly_spec(_request(app=app), ("l/0", "l/1"), _INVENTORIES), where="spec"
+    )
+    assert spec.app == AppLayer(
+        directory="app",
+        created_by="esb: app layer",
+        python_version="3.11.2",
+        python_platform="aarch64-manylinux_2_36",
+        interpreter="/usr/bin/python3.11",
+        build_file_patterns=["BUILD"],
+    )
+    assert [layer.created_by for layer in spec.layers] == ["esb: uv layer", "esb: app layer"]
 
 
 def test_a_bug_in_the_tool_is_reported_as_one() -> None:
@@ -166,11 +184,6 @@ def test_a_refused_assembly_fails_with_the_tools_message_and_every_layers_record
                     lambda request: Process(request.argv, description=request.description),
                 ),
                 MockGet(FallibleProcessResult, (Process,), _failed_assembly),
-                MockGet(
-                    ImageInventory,
-                    (ImageInventoryRequest,),
-                    lambda _: ImageInventory(EMPTY_DIGEST),
-                ),
             ],
         )
 

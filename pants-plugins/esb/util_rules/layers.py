@@ -247,55 +247,38 @@ async def build_venv_layer(request: VenvLayerRequest, host: Platform) -> BuiltLa
 
 
 @dataclass(frozen=True)
-class ServiceLayerRequest:
-    """The service's top layer: `app` (files for `/app`, at the digest's root) and, when the
-    service is a package, its own project built from `project` (the files its build reads, at
-    the digest's root) and installed into `/.venv`; otherwise `project` is empty."""
+class ProjectLayerRequest:
+    """The layer of a service that is a package: its own project built from `project` (the files
+    its build reads, at the digest's root) and installed into `/.venv`. Its files under `/app`
+    are the assembly's (`esb.util_rules.image.AppLayerFiles`)."""
 
-    app: Digest
     project: Digest
     platform: BasePlatform
     service: str
     """The service's target, for messages."""
     display_dir: str
-    build_file_patterns: tuple[str, ...]
     description: str
     has_build_constraints: bool = False
     """Whether `project` holds the service's `build-constraints.txt`."""
 
 
 @rule
-async def build_service_layer(request: ServiceLayerRequest, host: Platform) -> BuiltLayer:
-    argv = [
-        commands.SERVICE_LAYER,
+async def build_project_layer(request: ProjectLayerRequest, host: Platform) -> BuiltLayer:
+    inputs, project_argv, uv = await staged_project(
+        request.project, host, request.has_build_constraints
+    )
+    argv = (
+        commands.PROJECT_LAYER,
         *target_argv(request.platform),
-        flags.APP,
-        "app",
         flags.SERVICE,
         request.service,
         flags.DISPLAY_DIR,
         request.display_dir,
-        *(
-            arg
-            for pattern in request.build_file_patterns
-            for arg in (flags.BUILD_FILE_PATTERN, pattern)
-        ),
-    ]
-    app = await Get(Digest, AddPrefix(request.app, "app"))
-    inputs = app
-    is_package = request.project != EMPTY_DIGEST
-    uv = None
-    if is_package:
-        project, project_argv, uv = await staged_project(
-            request.project, host, request.has_build_constraints
-        )
-        inputs = await Get(Digest, MergeDigests([project, app]))
-        argv += project_argv
+        *project_argv,
+    )
     return await run_layer_process(
-        "app",
-        layer_request(
-            tuple(argv), request.description, inputs, needs_network_trust=is_package, uv=uv
-        ),
+        "project",
+        layer_request(argv, request.description, inputs, needs_network_trust=True, uv=uv),
     )
 
 

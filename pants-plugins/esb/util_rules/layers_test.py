@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from pants.engine.fs import EMPTY_DIGEST, EMPTY_FILE_DIGEST, AddPrefix, Digest, MergeDigests
+from pants.engine.fs import EMPTY_DIGEST, EMPTY_FILE_DIGEST, AddPrefix, Digest
 from pants.engine.platform import Platform
 from pants.engine.process import (
     Process,
@@ -16,9 +16,9 @@ from esb.subsystems.uv import UvWheel, UvWheelRequest
 from esb.util_rules.layers import (
     BuiltLayer,
     DistributionLayerRequest,
-    ServiceLayerRequest,
+    ProjectLayerRequest,
     build_distribution_layer,
-    build_service_layer,
+    build_project_layer,
 )
 from esb.util_rules.lock_testutil import UV_WHEEL
 from esb.util_rules.platform import BasePlatform
@@ -87,7 +87,7 @@ def test_other_layers_are_named_by_kind() -> None:
 _PROJECT = Digest("a" * 64, 1)
 
 
-def run_service_layer(project: Digest, constraints: bool) -> ImageToolRequest:
+def run_project_layer(constraints: bool) -> ImageToolRequest:
     requests = []
 
     def process(request: ImageToolRequest) -> Process:
@@ -95,51 +95,37 @@ def run_service_layer(project: Digest, constraints: bool) -> ImageToolRequest:
         return Process(request.full_argv, description=request.description)
 
     layer = run_rule_with_mocks(
-        build_service_layer,
+        build_project_layer,
         rule_args=[
-            ServiceLayerRequest(
-                EMPTY_DIGEST,
-                project,
+            ProjectLayerRequest(
+                _PROJECT,
                 _PLATFORM,
                 "services/x:x",
                 "services/x",
-                ("BUILD", "BUILD.*"),
-                "Build the source layer of services/x:x",
+                "Build the project layer of services/x:x",
                 has_build_constraints=constraints,
             ),
             Platform.linux_x86_64,
         ],
         mock_gets=[
             MockGet(Digest, (AddPrefix,), lambda _: EMPTY_DIGEST),
-            MockGet(Digest, (MergeDigests,), lambda _: EMPTY_DIGEST),
             MockGet(UvWheel, (UvWheelRequest,), lambda _: UV_WHEEL),
             MockGet(Process, (ImageToolRequest,), process),
             MockGet(ProcessResult, (Process,), lambda _: _RESULT),
         ],
     )
-    assert isinstance(layer, BuiltLayer) and layer.name == "app"
+    assert isinstance(layer, BuiltLayer) and layer.created_by == "esb: project layer"
     (request,) = requests
     return request
 
 
-def test_a_service_that_is_no_package_ships_its_files_only_and_needs_no_index() -> None:
-    request = run_service_layer(EMPTY_DIGEST, False)
-    argv = list(request.full_argv)
-    assert argv[:1] == ["service-layer"]
-    assert flags.PROJECT not in read_argv(argv).values and flags.UV not in read_argv(argv).values
-    assert read_argv(argv).value(flags.APP) == "app"
-    assert read_argv(argv).value(flags.SERVICE) == "services/x:x"
-    assert list(read_argv(argv).get(flags.BUILD_FILE_PATTERN)) == [
-        "BUILD",
-        "BUILD.*",
-    ]
-    assert not request.needs_network_trust
-
-
 @pytest.mark.parametrize("constraints", [False, True])
 def test_a_package_is_built_with_uv_and_its_constraints(constraints: bool) -> None:
-    request = run_service_layer(_PROJECT, constraints)
+    request = run_project_layer(constraints)
     argv = list(request.full_argv)
+    assert argv[:1] == ["project-layer"]
+    assert read_argv(argv).value(flags.SERVICE) == "services/x:x"
+    assert read_argv(argv).value(flags.DISPLAY_DIR) == "services/x"
     assert read_argv(argv).value(flags.PROJECT) == "project"
     assert read_argv(argv).value(flags.UV) == UV_WHEEL.pin.to_argument()
     if constraints:

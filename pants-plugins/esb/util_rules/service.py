@@ -1,4 +1,5 @@
-"""A service image: its base, then uv, then the venv from its `uv.lock`, then its own files."""
+"""A service image: its base, then uv, then the venv from its `uv.lock`, then its own project when
+it is a package, then its own files (the app layer, which the assembly writes)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ from esb.util_rules.created import image_created
 from esb.util_rules.dependencies import ResolvedBaseAddress
 from esb.util_rules.image import (
     IMAGE_LAYOUT,
+    AppLayerFiles,
     BuiltImage,
     ImageAssemblyRequest,
     config_json,
@@ -86,7 +88,7 @@ from esb.util_rules.layers import (
     DistributionLayerRequest,
     NativeCheck,
     NativeCheckRequest,
-    ServiceLayerRequest,
+    ProjectLayerRequest,
     UvLayerRequest,
     VenvLayerRequest,
     target_argv,
@@ -161,7 +163,7 @@ class ServiceProject:
     base_address: Address
     local_packages: tuple[str, ...] = ()
     """The directories, relative to the service's, of the path and editable sources its lock
-    names; their files belong to the venv, not to the source layer."""
+    names; their files belong to the venv, not to the app layer."""
     workspace: Optional[WorkspaceMember] = None
     """When the service is a member of a uv workspace: it is locked there (esb/util_rules/
     workspace.py), and `local_packages` is empty."""
@@ -538,20 +540,20 @@ async def distribution_layer_requests(
     return tuple(requests)
 
 
-class ServiceLayerError(Exception):
-    """The service's top layer could not be built (e.g. its own project does not build); the
-    image tool's message names the service and the fix."""
+class ProjectLayerError(Exception):
+    """The layer of the service's own project could not be built (e.g. its project does not
+    build); the image tool's message names the service and the fix."""
 
 
-def is_service_layer_failure(
+def is_project_layer_failure(
     failure: ProcessExecutionFailure, spec: str, architecture: str = ""
 ) -> bool:
-    # The description of the service layer's process, as the failure quotes it.
-    return str(failure).startswith(f"Process '{service_layer_description(spec, architecture)}'")
+    # The description of the project layer's process, as the failure quotes it.
+    return str(failure).startswith(f"Process '{project_layer_description(spec, architecture)}'")
 
 
-def service_layer_description(spec: str, architecture: str = "") -> str:
-    return steps.describe(steps.BUILD, f"source layer of {spec}{platform_suffix(architecture)}")
+def project_layer_description(spec: str, architecture: str = "") -> str:
+    return steps.describe(steps.BUILD, f"project layer of {spec}{platform_suffix(architecture)}")
 
 
 async def service_files(sources: Digest, paths: Iterable[str], root: str) -> Digest:
@@ -627,7 +629,21 @@ async def build_service_image(
         await Get(IndexCredentials, IndexCredentialsRequest(indexes))
     try:
         layer_requests = await distribution_layer_requests(project, groups)
-        base, uv, venv, app, *distributions = await MultiGet(
+        project_layer_requests = (
+            [
+                ProjectLayerRequest(
+                    build_files,
+                    platform,
+                    spec,
+                    root or ".",
+                    project_layer_description(spec, request.architecture),
+                    has_build_constraints=project.has_build_constraints,
+                )
+            ]
+            if project.is_package
+            else []
+        )
+        base, uv, venv, *layers = await MultiGet(
             Get(BuiltBaseImage, BaseImageRequest, base_request),
             Get(BuiltLayer, UvLayerRequest(platform.tool_platform)),
             Get(
@@ -652,28 +668,18 @@ async def build_service_image(
                     has_build_constraints=project.has_build_constraints,
                 ),
             ),
-            Get(
-                BuiltLayer,
-                ServiceLayerRequest(
-                    app_files,
-                    build_files,
-                    platform,
-                    spec,
-                    root or ".",
-                    tuple(global_options.build_patterns),
-                    service_layer_description(spec, request.architecture),
-                    has_build_constraints=project.has_build_constraints,
-                ),
-            ),
             *(Get(BuiltLayer, DistributionLayerRequest, r) for r in layer_requests),
+            *(Get(BuiltLayer, ProjectLayerRequest, r) for r in project_layer_requests),
         )
     except ProcessExecutionFailure as failure:
-        if is_service_layer_failure(failure, spec, request.architecture):
+        if is_project_layer_failure(failure, spec, request.architecture):
             stderr = failure.stderr.decode(errors="replace")
-            raise ServiceLayerError(tool_message(failure.exit_code, stderr)) from None
+            raise ProjectLayerError(tool_message(failure.exit_code, stderr)) from None
         if not is_distribution_layer_failure(failure):
             raise
         raise DistributionInstallError(distribution_install_error(project, failure)) from None
+    # The service's own project, when it is a package, comes last, above what it depends on.
+    distributions, own_project = layers[: len(layer_requests)], layers[len(layer_requests) :]
     venv_layers = (*distributions, venv)
     await Get(
         NativeCheck,
@@ -709,9 +715,10 @@ async def build_service_image(
                     stop_signal=target[EsbImageStopSignalField].value,
                 )
             ),
-            layers=(uv, *venv_layers, app),
+            layers=(uv, *venv_layers, *own_project),
             base=base.image,
             created=created,
+            app=AppLayerFiles(app_files, platform, tuple(global_options.build_patterns)),
         ),
     )
 

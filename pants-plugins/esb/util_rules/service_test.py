@@ -21,7 +21,7 @@ from esb.util_rules.service import (
     distribution_layer_groups,
     export_lock_argv,
     is_distribution_layer_failure,
-    is_service_layer_failure,
+    is_project_layer_failure,
     local_package_directories,
     project_globs,
     source_path,
@@ -209,19 +209,19 @@ def test_the_build_constraints_belong_to_the_project_and_reach_the_check() -> No
     ).builds_wheels
 
 
-def test_a_failure_of_the_service_layer_is_told_apart_by_its_service() -> None:
+def test_a_failure_of_the_project_layer_is_told_apart_by_its_service() -> None:
     def failure(description: str) -> ProcessExecutionFailure:
         return ProcessExecutionFailure(
             1, b"", b"...", description, keep_sandboxes=KeepSandboxes.never
         )
 
-    assert is_service_layer_failure(
-        failure("Build the source layer of services/x:x"), "services/x:x"
+    assert is_project_layer_failure(
+        failure("Build the project layer of services/x:x"), "services/x:x"
     )
-    assert not is_service_layer_failure(
-        failure("Build the source layer of services/x:x"), "services/y:y"
+    assert not is_project_layer_failure(
+        failure("Build the project layer of services/x:x"), "services/y:y"
     )
-    assert not is_service_layer_failure(failure("Install six==1.17.0 into a layer"), "services/x:x")
+    assert not is_project_layer_failure(failure("Install six==1.17.0 into a layer"), "services/x:x")
 
 
 PYPROJECT_WITH_EXTRAS = b"""\

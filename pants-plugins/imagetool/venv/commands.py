@@ -1,4 +1,5 @@
-"""Subcommands for the uv layer, a service's venv layers and its top layer (see `imagetool.cli`).
+"""Subcommands for the uv layer, a service's venv layers and its own project's layer (see
+`imagetool.cli`).
 
 Each writes its layer blob and a JSON descriptor of it, `{"digest", "diff_id", "media_type",
 "size"}` (see `imagetool.commands.LayerOutputs`); `venv-layer` also writes the installed
@@ -64,8 +65,6 @@ from imagetool.venv.project import (
     backend_environment,
     build_project_wheel,
     install_project_wheel,
-    service_layer_members,
-    stage_app_files,
 )
 from imagetool.venv.relocation import write_venv_files
 from imagetool.venv.sdists import LockedSdist, fetch_sdist
@@ -329,76 +328,50 @@ def run_venv_layer(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_service_layer_arguments(parser: argparse.ArgumentParser) -> None:
+def add_project_layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Write the service's top layer: its files under /app (without build files, with "
-        "bytecode) and, with --project, its own project built into a wheel and installed into "
-        "/.venv without dependencies (console scripts, metadata, entry points, package data)."
+        "Write the layer of the service's own project, when it is a package: built into a wheel "
+        "and installed into /.venv without dependencies (console scripts, metadata, entry "
+        "points, package data)."
     )
     _add_target_arguments(parser)
     parser.add_argument(
-        flags.APP, type=Path, required=True, help="The directory of the files shipped under /app."
-    )
-    parser.add_argument(
         flags.PROJECT,
         type=Path,
-        help="The service's directory with what its build reads, when the service is a package.",
+        required=True,
+        help="The service's directory with what its build reads.",
     )
-    add_uv_arguments(parser, required=False, needed=": needed with --project")
+    add_uv_arguments(parser, required=True, needed="")
     parser.add_argument(
         flags.SERVICE, required=True, help="The service's target, for messages, e.g. services/x:x."
     )
     parser.add_argument(
         flags.DISPLAY_DIR, required=True, help="The service's directory, e.g. services/x."
     )
-    parser.add_argument(
-        flags.BUILD_FILE_PATTERN,
-        action="append",
-        dest="build_file_patterns",
-        required=True,
-        help="A file name pattern of build files that never ship (Pants' "
-        "`[GLOBAL].build_patterns`); repeatable.",
-    )
     _add_build_constraints_argument(parser)
     _add_install_arguments(parser)
     add_layer_output_arguments(parser)
 
 
-def run_service_layer(args: argparse.Namespace) -> int:
+def run_project_layer(args: argparse.Namespace) -> int:
     outputs = LayerOutputs.from_args(args)
     target = _target(args)
-    if args.project and not args.uv:
-        raise VenvBuildError("--project needs --uv.")
-    with tempfile.TemporaryDirectory(prefix="esb-service-") as scratch:
-        app = stage_app_files(
-            args.app,
-            Path(scratch) / "app",
-            target,
-            compile_bytecode=args.compile_bytecode,
-            build_file_patterns=args.build_file_patterns,
+    with tempfile.TemporaryDirectory(prefix="esb-project-") as scratch:
+        uv = uv_from(args.uv, args.uv_cache, Path(scratch), cache_dir=args.cache_dir)
+        wheel = build_project_wheel(
+            uv,
+            args.project,
+            Path(scratch) / "build",
+            ServiceProject(args.service, args.display_dir),
+            source_date_epoch=outputs.mtime,
+            build_constraints=args.build_constraints,
+            index_url=args.index_url,
         )
-        installed = None
-        if args.project:
-            uv = uv_from(args.uv, args.uv_cache, Path(scratch), cache_dir=args.cache_dir)
-            wheel = build_project_wheel(
-                uv,
-                args.project,
-                Path(scratch) / "build",
-                ServiceProject(args.service, args.display_dir),
-                source_date_epoch=outputs.mtime,
-                build_constraints=args.build_constraints,
-                index_url=args.index_url,
-            )
-            installed = install_project_wheel(
-                uv, wheel, Path(scratch) / "venv", target, compile_bytecode=args.compile_bytecode
-            )
-        outputs.write(service_layer_members(app, installed))
-    if installed is not None:
-        _report_bytecode(installed)
-    for module in app.uncompiled_modules:
-        print(f"note: {module} does not compile, and ships without bytecode.", file=sys.stderr)
-    if app.bytecode_skipped:
-        print(f"note: /app ships without bytecode: {app.bytecode_skipped}.", file=sys.stderr)
+        installed = install_project_wheel(
+            uv, wheel, Path(scratch) / "venv", target, compile_bytecode=args.compile_bytecode
+        )
+        outputs.write(venv_layer_members(installed))
+    _report_bytecode(installed)
     return 0
 
 
@@ -692,5 +665,5 @@ COMMANDS: dict[str, tuple[AddArguments, Run]] = {
     commands.DISTRIBUTION_LAYER: (add_distribution_layer_arguments, run_distribution_layer),
     commands.SDIST_WHEEL: (add_sdist_wheel_arguments, run_sdist_wheel),
     commands.VENV_LAYER: (add_venv_layer_arguments, run_venv_layer),
-    commands.SERVICE_LAYER: (add_service_layer_arguments, run_service_layer),
+    commands.PROJECT_LAYER: (add_project_layer_arguments, run_project_layer),
 }

@@ -1,13 +1,11 @@
-"""The service layer: the service's files under `/app` and, when it is a package, its own project
-installed into `/.venv`.
+"""The service's own project, when it is a package, and the builds the lock check needs.
 
 A service whose `pyproject.toml` has a `[build-system]` (and does not opt out with `[tool.uv]
 package = false`, as uv does) is built into a wheel by its pinned build backend, with
 `SOURCE_DATE_EPOCH` fixed, and installed without dependencies (each has a layer of its own):
 its console scripts land in `/.venv/bin` with `#!/.venv/bin/python`, and its metadata, entry
-points and package data in site-packages. Either way the service's files go under `/app`,
-without the build files of Pants (they describe the repository, not the service), and its
-modules are compiled in `unchecked-hash` mode with their in-image paths, as the venv's are.
+points and package data in site-packages. Its files go under `/app` either way, in the app
+layer (`imagetool.app_layer`).
 
 The lock check needs the build backends too when uv must build metadata to compare the lock
 with the project (a `setup.py`, a dynamic version or dependencies): `backend_environment`
@@ -17,23 +15,19 @@ runs again, still offline for everything else.
 
 from __future__ import annotations
 
-import fnmatch
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package
-from imagetool.tarlayer import LayerMember, members_from_directory
+from imagetool.app_layer import APP_PATH
 from imagetool.venv.builds import build_wheel, is_exact_pin
-from imagetool.venv.bytecode import bytecode_incompatibility, compile_modules
 from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError, read_toml
-from imagetool.venv.install import BuiltVenv, install_distributions, venv_layer_members
+from imagetool.venv.install import BuiltVenv, install_distributions
 from imagetool.venv.target_python import TargetPython
 from imagetool.venv.uv_process import Uv
-
-APP_PATH = "/app"
 
 
 class ProjectBuildError(VenvBuildError):
@@ -152,56 +146,6 @@ def install_project_wheel(
     return install_distributions(
         uv, "", prefix, target, local_wheels=[wheel], compile_bytecode=compile_bytecode
     )
-
-
-def is_build_file(relative_path: str, patterns: Sequence[str]) -> bool:
-    name = relative_path.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
-
-
-@dataclass(frozen=True)
-class AppFiles:
-    root: Path
-    uncompiled_modules: tuple[str, ...]
-    bytecode_skipped: Optional[str]
-
-
-def stage_app_files(
-    files: Path,
-    staged: Path,
-    target: TargetPython,
-    *,
-    compile_bytecode: bool,
-    build_file_patterns: Sequence[str],
-) -> AppFiles:
-    """Copy the service's files from `files` to `staged` (which must not exist) without build
-    files (the file name patterns of Pants' `[GLOBAL].build_patterns`), and compile their modules for `/app` when this interpreter can (see
-    `bytecode_incompatibility`)."""
-    staged.mkdir(parents=True)
-    for path in sorted(files.rglob("*")):
-        relative = path.relative_to(files).as_posix()
-        if path.is_dir() and not path.is_symlink():
-            continue
-        if is_build_file(relative, build_file_patterns):
-            continue
-        destination = staged / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_symlink():
-            destination.symlink_to(path.readlink())
-        else:
-            shutil.copy2(path, destination)
-    skipped = bytecode_incompatibility(target) if compile_bytecode else None
-    uncompiled: list[str] = []
-    if compile_bytecode and not skipped:
-        uncompiled = compile_modules(staged, staged, APP_PATH)
-    return AppFiles(staged, tuple(uncompiled), skipped)
-
-
-def service_layer_members(app: AppFiles, project: Optional[BuiltVenv]) -> Iterator[LayerMember]:
-    """`/app` and, if any, the project's files under `/.venv`."""
-    if project is not None:
-        yield from venv_layer_members(project)
-    yield from members_from_directory(app.root, prefix=APP_PATH.lstrip("/"))
 
 
 def local_build_requirements(

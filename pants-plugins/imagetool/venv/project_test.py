@@ -1,11 +1,9 @@
-"""The service layer: the service's own project built by its pinned backend and installed into
-/.venv, its files under /app with bytecode and without BUILD files; and the lock check of
-projects whose metadata only their build backend knows."""
+"""The project layer: the service's own project built by its pinned backend and installed into
+/.venv; and the lock check of projects whose metadata only their build backend knows."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -26,17 +24,12 @@ from imagetool.venv.project import (
     backend_environment,
     build_project_wheel,
     install_project_wheel,
-    stage_app_files,
 )
-from imagetool.venv.target_python import TargetPython
 from imagetool.venv.uv_process import Uv
 
 EPOCH = 315532800
 SETUPTOOLS = "setuptools==75.8.0"
 SERVICE = ServiceProject("services/svc:svc", "services/svc")
-
-# What the backend passes from Pants' `[GLOBAL].build_patterns` (its default).
-BUILD_FILE_PATTERNS = ("BUILD", "BUILD.*")
 
 
 def write_own_project(root: Path, requires: str = f'["{SETUPTOOLS}"]') -> Path:
@@ -286,58 +279,17 @@ def test_a_project_that_needs_a_compiler_is_refused_not_built_with_the_hosts(
     assert "services/svc:svc" in message
 
 
-def test_app_files_ship_without_build_files_and_with_unchecked_hash_bytecode(
-    own_project: Path, tmp_path: Path
-) -> None:
-    app = stage_app_files(
-        own_project / "app",
-        tmp_path / "staged",
-        DEBIAN_12,
-        compile_bytecode=True,
-        build_file_patterns=BUILD_FILE_PATTERNS,
-    )
-
-    names = sorted(p.relative_to(app.root).as_posix() for p in app.root.rglob("*") if p.is_file())
-    assert "BUILD" not in names
-    assert "__pycache__/main.cpython-311.pyc" in names
-    pyc = (app.root / "__pycache__/main.cpython-311.pyc").read_bytes()
-    assert pyc[:4] == importlib.util.MAGIC_NUMBER
-    # Flags: hash-based (bit 0), not checked against the source (bit 1 clear).
-    assert int.from_bytes(pyc[4:8], "little") == 0b01
-    assert b"/app/main.py" in pyc and str(own_project).encode() not in pyc
-
-
-def test_app_files_of_another_python_ship_without_bytecode(
-    own_project: Path, tmp_path: Path
-) -> None:
-    app = stage_app_files(
-        own_project / "app",
-        tmp_path / "staged",
-        TargetPython("3.12.8", "x86_64-manylinux_2_36", "/usr/local/bin/python3.12"),
-        compile_bytecode=True,
-        build_file_patterns=BUILD_FILE_PATTERNS,
-    )
-    assert app.bytecode_skipped and "3.12" in app.bytecode_skipped
-    assert not list(app.root.rglob("*.pyc"))
-
-
-def test_the_service_layer_command(uv_wheel: Path, own_project: Path, tmp_path: Path) -> None:
-    app = tmp_path / "app"
-    shutil.copytree(
-        own_project, app, ignore=shutil.ignore_patterns("pyproject.toml", "uv.lock", "libs")
-    )
+def test_the_project_layer_command(uv_wheel: Path, own_project: Path, tmp_path: Path) -> None:
     layer, descriptor = tmp_path / "layer.tar.gz", tmp_path / "layer.json"
     argv = [
-        "service-layer",
+        "project-layer",
         f"--python-version={DEBIAN_12.version}",
         f"--python-platform={DEBIAN_12.platform}",
         f"--interpreter={DEBIAN_12.interpreter}",
-        f"--app={app}",
         f"--project={own_project}",
         f"--uv={uv_wheel}",
         "--service=services/svc:svc",
         "--display-dir=services/svc",
-        *(f"--build-file-pattern={pattern}" for pattern in BUILD_FILE_PATTERNS),
         f"--out-blob={layer}",
         f"--out-descriptor={descriptor}",
         "--mtime=0",
@@ -348,8 +300,8 @@ def test_the_service_layer_command(uv_wheel: Path, own_project: Path, tmp_path: 
         names = set(archive.getnames())
         script = archive.getmember(".venv/bin/svc-hello")
     assert script.mode == 0o755
-    assert "app/app/main.py" in names and "app/app/__pycache__/main.cpython-311.pyc" in names
-    assert not any(name.endswith("/BUILD") for name in names)
+    # The service's files are the app layer's, which the assembly writes.
+    assert not any(name.startswith("app/") for name in names)
     assert ".venv/lib/python3.11/site-packages/svc-1.2.3.dist-info/entry_points.txt" in names
     assert ".venv/lib/python3.11/site-packages/app/data/greeting.txt" in names
     assert not any("six" in name or "greeting-" in name for name in names)
