@@ -3,6 +3,7 @@ for the example and for real projects."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -81,4 +82,29 @@ def test_clean_builds_at_two_paths_on_two_clocks_give_identical_digests(
     # The clock the second build's processes saw: a process run the same way, in the same place.
     fake_date = FAKE_MOMENT.split()[0]
     assert date_seen_by_sandboxed_processes(second, second_options, fake_clock) == fake_date
-    assert second.digests(every_target) == first.digests(every_target)
+    assert second.digests(every_target) == first.digests(every_target), differing_layers(
+        first, second, every_target
+    )
+
+
+def layer_history(checkout: Checkout, target: ImageTarget) -> list[tuple[str, str]]:
+    """Each layer of the image's manifest, bottom first, with the history entry that made it."""
+    outputs = checkout.outputs(target)
+    blobs = outputs.layout / "blobs" / "sha256"
+    config_digest = outputs.metadata["config_digest"].partition(":")[2]
+    config = json.loads((blobs / config_digest).read_text())
+    made_by = [e.get("created_by", "") for e in config["history"] if not e.get("empty_layer")]
+    return list(zip((layer["digest"] for layer in outputs.metadata["layers"]), made_by))
+
+
+def differing_layers(first: Checkout, second: Checkout, targets: list[ImageTarget]) -> str:
+    """Which layers of the images whose digests differ are not the same in both checkouts."""
+    lines = []
+    for target in targets:
+        ours, theirs = layer_history(first, target), layer_history(second, target)
+        if ours != theirs:
+            changed = [made_by for (a, made_by), (b, _) in zip(ours, theirs) if a != b]
+            lines.append(
+                f"{target.address}: {len(ours)} and {len(theirs)} layers; differ: {changed}"
+            )
+    return "\n".join(lines) or "the same layers: the configs or manifests differ"
