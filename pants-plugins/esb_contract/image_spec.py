@@ -36,6 +36,11 @@ PORT = re.compile(r"(?P<port>[0-9]{1,5})(?:/(?P<protocol>tcp|udp|sctp))?")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+# Where an image's app layer puts the service's files; the venv's `.pth` names this directory
+# (or its `src/`) too.
+APP_PATH = "/app"
+
+
 class SpecError(ValueError):
     """A spec is malformed; the message names the file and the key."""
 

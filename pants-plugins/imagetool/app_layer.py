@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from esb_contract.image_spec import AppLayer
+from esb_contract.image_spec import APP_PATH, AppLayer
 from imagetool.inventory import LayerInventory, layer_inventory
 from imagetool.tarlayer import LayerBlob, members_from_directory, write_layer
 from imagetool.venv.bytecode import bytecode_incompatibility, compile_modules
 from imagetool.venv.target_python import TargetPython
-
-APP_PATH = "/app"
 
 
 def is_build_file(relative_path: str, patterns: Sequence[str]) -> bool:

@@ -102,7 +102,7 @@ from esb.util_rules.workspace import (
     in_repo,
 )
 from esb_contract import commands, flags, steps
-from esb_contract.image_spec import ConfigChanges
+from esb_contract.image_spec import APP_PATH, ConfigChanges
 from esb_contract.limits import MAX_DISTRIBUTION_LAYERS
 from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.messages import tool_message
@@ -114,8 +114,7 @@ from esb_contract.uv_lock import (
 )
 from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package, pyproject_path_sources
 
-APP_DIR = "app"
-APP_SOURCE_PATH = f"/{APP_DIR}/src"
+APP_SOURCE_PATH = f"{APP_PATH}/src"
 
 
 @dataclass(frozen=True)
@@ -214,7 +213,7 @@ def source_path(app_files: tuple[str, ...]) -> str:
     """The directory the venv's `.pth` file puts on `sys.path`: `/app/src` for a `src/` layout,
     else `/app` (a flat layout: `app/main.py` imports as `app.main`). `app_files` are relative
     to the service's directory."""
-    return APP_SOURCE_PATH if any(f.startswith("src/") for f in app_files) else f"/{APP_DIR}"
+    return APP_SOURCE_PATH if any(f.startswith("src/") for f in app_files) else APP_PATH
 
 
 def local_package_directories(pyproject: dict, lock: bytes) -> tuple[str, ...]:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from esb_contract.image_spec import APP_PATH
 from esb_contract.uv_project import RELOCK_PLACEHOLDER, is_package
-from imagetool.app_layer import APP_PATH
 from imagetool.venv.builds import build_wheel, is_exact_pin
 from imagetool.venv.indexes import PYPI_INDEX_URL, VenvBuildError, read_toml
 from imagetool.venv.install import BuiltVenv, install_distributions
