@@ -943,6 +943,20 @@ def test_a_failed_distribution_install_names_the_lock_and_the_relock_command(
     assert not service_assemblies(tool)
 
 
+def test_a_native_library_the_base_lacks_fails_the_image_with_the_tools_message(
+    service_runner: RuleRunner, tool: FakeTool
+) -> None:
+    tool.failures["check-native"] = (
+        "cryptography's _rust.abi3.so needs libssl.so.3, which base:base does not have.\n\n"
+        "Fix: add libssl3 to the base's packages."
+    )
+    with pytest.raises(ExecutionError) as error:
+        service_runner.request(BuiltImage, [ServiceImageRequest(API)])
+    assert tool.failures["check-native"] in str(error.value)
+    (check,) = tool.runs("check-native")
+    assert check.description == f"Check the native libraries of the venv of {API}"
+
+
 def make_a_package(rule_runner: RuleRunner) -> None:
     rule_runner.write_files(
         {

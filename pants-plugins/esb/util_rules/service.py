@@ -427,12 +427,19 @@ async def venv_project_digest(project: ServiceProject, export: LockExport, own: 
     )
 
 
-async def native_check_request(
-    base: BuiltBaseImage,
-    base_request: BaseImageRequest,
-    venv_layers: tuple[BuiltLayer, ...],
-    spec: str,
-) -> NativeCheckRequest:
+@dataclass(frozen=True)
+class ServiceNativeCheckRequest:
+    """Check a service's venv layers against the base it is built on."""
+
+    base: BuiltBaseImage
+    base_request: BaseImageRequest
+    venv_layers: tuple[BuiltLayer, ...]
+    spec: str
+
+
+@rule
+async def check_service_native_libraries(request: ServiceNativeCheckRequest) -> NativeCheck:
+    base, base_request = request.base, request.base_request
     base_spec = str(base_request.address)
     layout_files, base_sources = await MultiGet(
         Get(Digest, DigestSubset(base.image.digest, PathGlobs([f"{IMAGE_LAYOUT}/**"]))),
@@ -449,12 +456,15 @@ async def native_check_request(
         BaseLibraries,
         BaseLibrariesRequest(layout, f"List the shared libraries of {base_spec}"),
     )
-    return NativeCheckRequest(
-        venv_layers,
-        libraries,
-        base_lock,
-        base_spec,
-        f"Check the native libraries of the venv of {spec}",
+    return await Get(
+        NativeCheck,
+        NativeCheckRequest(
+            request.venv_layers,
+            libraries,
+            base_lock,
+            base_spec,
+            f"Check the native libraries of the venv of {request.spec}",
+        ),
     )
 
 
@@ -680,46 +690,48 @@ async def build_service_image(
     # The service's own project, when it is a package, comes last, above what it depends on.
     distributions, own_project = layers[: len(layer_requests)], layers[len(layer_requests) :]
     venv_layers = (*distributions, venv)
-    await Get(
-        NativeCheck,
-        NativeCheckRequest,
-        await native_check_request(base, base_request, venv_layers, spec),
-    )
     base_metadata = base.image.metadata
     labels = {
         "org.opencontainers.image.base.digest": base.image.image_digest,
         "org.opencontainers.image.base.name": base_metadata["repository"],
         **image_labels(target),
     }
-    return await Get(
-        BuiltImage,
-        ImageAssemblyRequest(
-            description=steps.describe(
-                steps.ASSEMBLE, f"the image {spec}{platform_suffix(request.architecture)}"
+    # The check and the assembly run side by side: neither reads the other's output, and
+    # either one failing fails the image before anything reaches `dist/`. Run one after the
+    # other, every assembly of a fresh clone's build would wait for the base's library list.
+    _, image = await MultiGet(
+        Get(NativeCheck, ServiceNativeCheckRequest(base, base_request, venv_layers, spec)),
+        Get(
+            BuiltImage,
+            ImageAssemblyRequest(
+                description=steps.describe(
+                    steps.ASSEMBLE, f"the image {spec}{platform_suffix(request.architecture)}"
+                ),
+                repository=target[EsbImageRepositoryField].image_repository(
+                    registries.default_repository
+                ),
+                tags=target[EsbImageTagsField].literal(),
+                architecture=platform.architecture,
+                config_json=config_json(
+                    ConfigChanges(
+                        cmd=target[EsbServiceCommandField].value or (),
+                        env=target[EsbImageEnvironmentField].value or {},
+                        exposed_ports=target[EsbServicePortsField].normalized(),
+                        volumes=target[EsbServiceVolumesField].value or (),
+                        labels=labels,
+                        working_dir=target[EsbServiceWorkdirField].value,
+                        user=target[EsbImageUserField].value,
+                        stop_signal=target[EsbImageStopSignalField].value,
+                    )
+                ),
+                layers=(uv, *venv_layers, *own_project),
+                base=base.image,
+                created=created,
+                app=AppLayerFiles(app_files, platform, tuple(global_options.build_patterns)),
             ),
-            repository=target[EsbImageRepositoryField].image_repository(
-                registries.default_repository
-            ),
-            tags=target[EsbImageTagsField].literal(),
-            architecture=platform.architecture,
-            config_json=config_json(
-                ConfigChanges(
-                    cmd=target[EsbServiceCommandField].value or (),
-                    env=target[EsbImageEnvironmentField].value or {},
-                    exposed_ports=target[EsbServicePortsField].normalized(),
-                    volumes=target[EsbServiceVolumesField].value or (),
-                    labels=labels,
-                    working_dir=target[EsbServiceWorkdirField].value,
-                    user=target[EsbImageUserField].value,
-                    stop_signal=target[EsbImageStopSignalField].value,
-                )
-            ),
-            layers=(uv, *venv_layers, *own_project),
-            base=base.image,
-            created=created,
-            app=AppLayerFiles(app_files, platform, tuple(global_options.build_patterns)),
         ),
     )
+    return image
 
 
 class ContextRuleViolation(Exception):
