@@ -325,7 +325,8 @@ class _Scan:
 
     def reaches(self, directory: str) -> bool:
         """Whether an include glob may match a path below `directory`."""
-        parts = PurePosixPath(directory).parts
+        # The walk joins names to a normalised root: splitting is what PurePosixPath would do.
+        parts = tuple(directory.split("/"))
         return any(_glob_reaches(glob, parts) for glob in self.includes)
 
     def show(self, path: str) -> str:
@@ -336,17 +337,24 @@ class _Scan:
 
     def walk(self, real_directory: str, directory: str, above: frozenset[str]) -> None:
         try:
-            names = sorted(os.listdir(real_directory))
+            with os.scandir(real_directory) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
         except OSError as error:
             reason = f"cannot be read: {error.strerror}"
             fix = "make the directory readable, or leave it out of `sources`."
             self.violations.append(Violation(directory, reason, fix))
             self.capturable = False
             return
-        for name in names:
+        for entry in entries:
+            name = entry.name
+            # Most entries are regular files, and one can only be wrong in its name: skipped
+            # here without a stat (the listing gives the type) or a match, as every run scans
+            # every service.
+            if entry.is_file(follow_symlinks=False) and _utf8(name):
+                continue
             path = posixpath.join(directory, name)
-            on_disk = posixpath.join(real_directory, name)
-            mode = os.lstat(on_disk).st_mode
+            on_disk = entry.path
+            mode = entry.stat(follow_symlinks=False).st_mode
             if self.ignored(name, stat.S_ISDIR(mode)):
                 continue
             if not (self.selects(path) or self.reaches(path)):
@@ -437,6 +445,9 @@ class _Scan:
         return None
 
 
+_WILDCARD = re.compile(r"[*?[]")
+
+
 def _glob_reaches(glob: tuple[str, ...], directory: tuple[str, ...]) -> bool:
     """Whether the glob (components) may match a path below the directory (components)."""
     if not glob:
@@ -445,7 +456,14 @@ def _glob_reaches(glob: tuple[str, ...], directory: tuple[str, ...]) -> bool:
         return True
     if not directory:
         return True
-    return fnmatch.fnmatchcase(directory[0], glob[0]) and _glob_reaches(glob[1:], directory[1:])
+    # A component without wildcards (a service's own directory, in every service's globs) is
+    # compared as it is: fnmatch would compile and cache a pattern per service.
+    matches = (
+        fnmatch.fnmatchcase(directory[0], glob[0])
+        if _WILDCARD.search(glob[0])
+        else directory[0] == glob[0]
+    )
+    return matches and _glob_reaches(glob[1:], directory[1:])
 
 
 def _utf8(name: str) -> bool:

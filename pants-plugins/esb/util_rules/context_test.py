@@ -436,6 +436,21 @@ def test_the_scan_walks_only_where_the_globs_reach_and_skips_ignored_directories
     assert violation.path == "svc/docs/loop"
 
 
+def test_the_scan_reaches_directories_by_literal_and_wildcard_components(tmp_path: Path) -> None:
+    for directory in ("svc/src/pkg_a", "svc/src/pkg_b", "svc/other"):
+        (tmp_path / directory).mkdir(parents=True)
+        os.symlink("/etc", tmp_path / directory / "out")
+
+    def reached(includes: list[str]) -> list[str]:
+        return sorted(v.path for v in scan(tmp_path, includes).violations)
+
+    assert reached(["svc/src/pkg_a/*"]) == ["svc/src/pkg_a/out"]
+    assert reached(["svc/src/pkg_?/*"]) == ["svc/src/pkg_a/out", "svc/src/pkg_b/out"]
+    assert reached(["svc/*/pkg_b/*"]) == ["svc/src/pkg_b/out"]
+    assert reached(["svc/src/pkg_[a]/*"]) == ["svc/src/pkg_a/out"]
+    assert reached(["svc/src/pkg_c/*"]) == []
+
+
 def test_the_scan_compares_with_the_real_path_of_the_build_root(tmp_path: Path) -> None:
     (tmp_path / "real/svc/src").mkdir(parents=True)
     (tmp_path / "real/svc/src/app.py").write_text("")
