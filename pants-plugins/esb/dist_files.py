@@ -27,10 +27,14 @@ def write_atomically(path: Path, content: bytes, *, executable: bool = False) ->
 
     Two writers of the same file (concurrent runs) both succeed: whichever rename comes last wins.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=PARTIAL_SUFFIX
-    )
+    try:
+        descriptor, temporary = _temporary_beside(path)
+    except (FileNotFoundError, NotADirectoryError):
+        # Only the first file of a directory creates it: a write per file of a fresh `dist/`
+        # would otherwise pay two more system calls. A file in the way of a directory fails
+        # here, naming the file.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = _temporary_beside(path)
     try:
         with os.fdopen(descriptor, "wb") as file:
             file.write(content)
@@ -39,6 +43,12 @@ def write_atomically(path: Path, content: bytes, *, executable: bool = False) ->
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=PARTIAL_SUFFIX
+    )
 
 
 _VERIFIED: dict[str, tuple[bytes, tuple[int, ...]]] = {}

@@ -135,3 +135,15 @@ def test_a_file_found_whole_is_not_read_again_until_it_changes(
 
     assert write_if_changed(path, b'{"a": 1}')
     assert path.read_bytes() == b'{"a": 1}'
+
+
+def test_a_write_creates_missing_directories_and_names_a_file_in_the_way(tmp_path: Path) -> None:
+    nested = tmp_path / "a/b/c.json"
+    write_atomically(nested, b"{}")
+    assert nested.read_bytes() == b"{}"
+    assert sorted(p.name for p in nested.parent.iterdir()) == ["c.json"]
+
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(FileExistsError) as error:
+        write_atomically(tmp_path / "file/d.json", b"{}")
+    assert error.value.filename == str(tmp_path / "file")
