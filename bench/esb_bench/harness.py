@@ -35,9 +35,11 @@ UV_IN_IMAGE = "usr/local/bin/uv"
 NOT_COPIED = ("dist", ".pants.d", ".pids", ".ci-state")
 DOCKER_CONTENDERS = ("docker build", "Pants docker_image")
 FLOOR = "Pants' floor in that clone"
+NOOP_FLOOR = "Pants' no-op floor: `list`"
 SCENARIOS = (
     "cold",
     "no-op",
+    NOOP_FLOOR,
     "one-file edit",
     "one lock changed",
     "base changed",
@@ -189,6 +191,9 @@ class Scale:
             for number in range(1, self.runs + 1):
                 ours_round("no-op", f"noop-{number}")
                 docker_round("no-op", f"noop-{number}")
+            for number in range(1, self.runs + 1):
+                progress(f"N={self.count}: Pants' list of the same targets")
+                results.ours.setdefault(NOOP_FLOOR, []).append(ours.list_targets(f"list-{number}"))
             edited_file = edited.edit_file.relative_to(workspace)
             for number in range(1, self.runs + 1):
                 for root in (workspace, *trees):

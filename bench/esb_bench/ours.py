@@ -134,10 +134,18 @@ class OurWorkspace:
     def floor(self, label: str) -> PantsRun:
         """`./pants --no-pantsd --version` here: Pants' start-up alone, which no build of the
         workspace can undercut; it runs no rule and leaves the caches as they were."""
+        return self._timed(["./pants", "--no-pantsd", "--version"], label)
+
+    def list_targets(self, label: str) -> PantsRun:
+        """`./pants list` of the targets that `package` builds, with the same options and pantsd
+        warm: Pants' own work for a run over these targets, under which no no-op can go."""
+        settle()
+        return self._timed(["./pants", *self.options, "list", *IMAGE_SPECS], label)
+
+    def _timed(self, command: list[str], label: str) -> PantsRun:
+        """A Pants command that runs no process, timed as a whole."""
         log = self.logs / f"ours-{label}.log"
-        attempts = timed_with_retries(
-            ["./pants", "--no-pantsd", "--version"], cwd=self.root, env=self.env, log=log
-        )
+        attempts = timed_with_retries(command, cwd=self.root, env=self.env, log=log)
         return PantsRun(
             seconds=attempts.seconds,
             startup_seconds=attempts.seconds,

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from esb_bench.docker import DockerRun
-from esb_bench.harness import DOCKER_CONTENDERS, SCENARIOS, ScaleResults
+from esb_bench.harness import DOCKER_CONTENDERS, NOOP_FLOOR, SCENARIOS, ScaleResults
 from esb_bench.ours import IMAGE_SPECS, PantsRun
 from esb_bench.process import BenchError
 from esb_bench.pull import FIRST_ANSWER_RUNS, NodePull, PullResults
@@ -18,6 +18,9 @@ from esb_bench.sizes import RegistryBytes
 from esb_contract.steps import is_image_step
 
 MB = 1_000_000
+# Warm runs past this N are held to at most this multiple of their figures at it.
+GROWTH_REFERENCE = 100
+GROWTH_TARGET = 2.0
 # The warm-build targets, at the largest scale: no-op and one-file edit at most this fraction of
 # the daemon build's time.
 WARM_TARGET_RATIO = 0.1
@@ -206,6 +209,43 @@ def scaling_section(all_results: list[ScaleResults]) -> list[str]:
         series = {c: [f.median(c, scenario) for f in both] for c in contenders}
         lines += [*xychart(title, [f.results.services for f in both], series, "seconds"), ""]
     return lines
+
+
+def growth_section(all_results: list[ScaleResults]) -> list[str]:
+    """The warm runs past N = 100 against their N = 100 figures (goal: at most twice), beside
+    Pants' own no-op floor over the same targets, which bounds how flat they can be."""
+    by_count = {results.services: Figures(results) for results in all_results}
+    reference = by_count.get(GROWTH_REFERENCE)
+    larger = [n for n in by_count if n > GROWTH_REFERENCE]
+    if reference is None or not larger:
+        return []
+    lines = [f"### Warm runs past N = {GROWTH_REFERENCE}", ""]
+    for n in larger:
+        figures = by_count[n]
+        for scenario in ("no-op", "one-file edit"):
+            then, now = reference.median("ours", scenario), figures.median("ours", scenario)
+            if then is None or now is None:
+                continue
+            growth = now / then
+            verdict = (
+                "met" if growth <= GROWTH_TARGET else f"missed by {growth / GROWTH_TARGET:.1f}×"
+            )
+            lines.append(
+                f"- {scenario} at N = {n}: ours {seconds(now)} s, {growth:.1f}× its {seconds(then)} s at "
+                f"N = {GROWTH_REFERENCE}: at most {GROWTH_TARGET:.0f}× — {verdict}."
+            )
+        floor_then, floor_now = reference.median("ours", NOOP_FLOOR), figures.median(
+            "ours", NOOP_FLOOR
+        )
+        noop_then, noop_now = reference.median("ours", "no-op"), figures.median("ours", "no-op")
+        if floor_then and floor_now and noop_then and noop_now:
+            lines.append(
+                f"- Pants' no-op floor (`list` of the same targets) at N = {n}: {seconds(floor_now)} s, "
+                f"{floor_now / floor_then:.1f}× its {seconds(floor_then)} s at N = {GROWTH_REFERENCE}. "
+                f"The no-op above that floor: {seconds(noop_now - floor_now)} s, against "
+                f"{seconds(noop_then - floor_then)} s at N = {GROWTH_REFERENCE}."
+            )
+    return [*lines, ""]
 
 
 def registry_section(all_results: list[ScaleResults]) -> list[str]:
@@ -541,6 +581,7 @@ def render(
         "its few JSON files.",
         "",
         *scaling_section(all_results),
+        *growth_section(all_results),
         "## Every scenario, per N",
         "",
         f"Wall-clock seconds, median (min–max) of {runs} runs for no-op, edit and lock, {base_runs} for the base, one "
@@ -549,6 +590,9 @@ def render(
         "- **cold**: a fresh copy (ours: a copy of the checkout with the generated services; empty Pants store and named "
         "caches, an empty remote cache; Docker: a new engine holding only our loaded base).",
         "- **no-op**: the same command again; pantsd warm.",
+        f"- **{NOOP_FLOOR}**: `./pants list {' '.join(IMAGE_SPECS)}` with the same options, pantsd warm, after "
+        "the no-ops: Pants' own work for a run over the same targets (their BUILD files, the specs), which runs "
+        "no rule of ours.",
         "- **one-file edit**: a new comment line appended to one module of the first service, a different line each run.",
         "- **one lock changed**: the first service switches to another dependency profile (its `pyproject.toml` and "
         "`uv.lock`), a different one each run.",

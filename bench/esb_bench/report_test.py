@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from esb_bench.docker import DockerRun
-from esb_bench.harness import DOCKER_CONTENDERS, FLOOR, ScaleResults
+from esb_bench.harness import DOCKER_CONTENDERS, FLOOR, NOOP_FLOOR, ScaleResults
 from esb_bench.ours import PantsRun, Step
 from esb_bench.process import BenchError
 from esb_bench.pull import NodePull, PullResults
@@ -116,6 +116,41 @@ def test_the_fresh_clone_is_shown_beside_pants_floor_in_that_clone() -> None:
     report = render([results], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), "")
     assert "| remote-cache-warm fresh clone | 25.0 | — | — | — | — |" in report
     assert f"| {FLOOR} | 18.0 | — | — | — | — |" in report
+
+
+def warm_run(seconds: float) -> PantsRun:
+    return PantsRun(
+        seconds=seconds, startup_seconds=0.1, processes=(), downloads=0, download_seconds=0
+    )
+
+
+def test_warm_runs_past_100_services_are_set_against_their_100_and_pants_floor() -> None:
+    hundred, thousand = measured_scale(), measured_scale()
+    hundred.services, thousand.services = 100, 1000
+    thousand.docker = {}
+    for results, noop, edit, floor in ((hundred, 0.4, 0.6, 0.2), (thousand, 2.4, 1.0, 1.2)):
+        results.ours["no-op"] = [warm_run(noop)]
+        results.ours["one-file edit"] = [warm_run(edit)]
+        results.ours[NOOP_FLOOR] = [warm_run(floor)]
+    report = render([thousand, hundred], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), "")
+    assert (
+        "- no-op at N = 1000: ours 2.4 s, 6.0× its 0.40 s at N = 100: at most 2× — missed by 3.0×."
+        in report
+    )
+    assert (
+        "- one-file edit at N = 1000: ours 1.0 s, 1.7× its 0.60 s at N = 100: at most 2× — met."
+        in report
+    )
+    assert (
+        "- Pants' no-op floor (`list` of the same targets) at N = 1000: 1.2 s, 6.0× its 0.20 s at N = 100. "
+        "The no-op above that floor: 1.2 s, against 0.20 s at N = 100."
+    ) in report
+    assert f"| {NOOP_FLOOR} | 0.20 | — | — | — | — |" in report
+
+
+def test_no_growth_section_without_a_scale_past_100() -> None:
+    report = render([measured_scale()], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), "")
+    assert "Warm runs past" not in report
 
 
 def test_the_pull_section_gives_ratios_and_names_where_ours_costs_more() -> None:
