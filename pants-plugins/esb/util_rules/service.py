@@ -696,40 +696,36 @@ async def build_service_image(
         "org.opencontainers.image.base.name": base_metadata["repository"],
         **image_labels(target),
     }
+    assembly = ImageAssemblyRequest(
+        description=steps.describe(
+            steps.ASSEMBLE, f"the image {spec}{platform_suffix(request.architecture)}"
+        ),
+        repository=target[EsbImageRepositoryField].image_repository(registries.default_repository),
+        tags=target[EsbImageTagsField].literal(),
+        architecture=platform.architecture,
+        config_json=config_json(
+            ConfigChanges(
+                cmd=target[EsbServiceCommandField].value or (),
+                env=target[EsbImageEnvironmentField].value or {},
+                exposed_ports=target[EsbServicePortsField].normalized(),
+                volumes=target[EsbServiceVolumesField].value or (),
+                labels=labels,
+                working_dir=target[EsbServiceWorkdirField].value,
+                user=target[EsbImageUserField].value,
+                stop_signal=target[EsbImageStopSignalField].value,
+            )
+        ),
+        layers=(uv, *venv_layers, *own_project),
+        base=base.image,
+        created=created,
+        app=AppLayerFiles(app_files, platform, tuple(global_options.build_patterns)),
+    )
     # The check and the assembly run side by side: neither reads the other's output, and
     # either one failing fails the image before anything reaches `dist/`. Run one after the
     # other, every assembly of a fresh clone's build would wait for the base's library list.
     _, image = await MultiGet(
         Get(NativeCheck, ServiceNativeCheckRequest(base, base_request, venv_layers, spec)),
-        Get(
-            BuiltImage,
-            ImageAssemblyRequest(
-                description=steps.describe(
-                    steps.ASSEMBLE, f"the image {spec}{platform_suffix(request.architecture)}"
-                ),
-                repository=target[EsbImageRepositoryField].image_repository(
-                    registries.default_repository
-                ),
-                tags=target[EsbImageTagsField].literal(),
-                architecture=platform.architecture,
-                config_json=config_json(
-                    ConfigChanges(
-                        cmd=target[EsbServiceCommandField].value or (),
-                        env=target[EsbImageEnvironmentField].value or {},
-                        exposed_ports=target[EsbServicePortsField].normalized(),
-                        volumes=target[EsbServiceVolumesField].value or (),
-                        labels=labels,
-                        working_dir=target[EsbServiceWorkdirField].value,
-                        user=target[EsbImageUserField].value,
-                        stop_signal=target[EsbImageStopSignalField].value,
-                    )
-                ),
-                layers=(uv, *venv_layers, *own_project),
-                base=base.image,
-                created=created,
-                app=AppLayerFiles(app_files, platform, tuple(global_options.build_patterns)),
-            ),
-        ),
+        Get(BuiltImage, ImageAssemblyRequest, assembly),
     )
     return image
 
