@@ -22,11 +22,12 @@ import shutil
 import sys
 import tarfile
 import tempfile
-import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
+
+import tomllib
 
 from esb_contract.uv_project import is_package
 from imagetool.venv.builds import BuildConstraintsError, build_wheel

@@ -12,11 +12,12 @@ that is not part of any process's key, and the image tool gives uv that file thr
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
 from urllib.parse import urlsplit
+
+import tomllib
 
 from esb_contract.uv_project import RELOCK_PLACEHOLDER
 from imagetool.errors import ToolError

@@ -10,9 +10,10 @@ than what the project declares. The checks run offline.
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
 from typing import Callable, Mapping, Optional
+
+import tomllib
 
 from esb_contract.uv_lock import leaves_project, local_sources
 from esb_contract.uv_project import RELOCK_COMMAND, pyproject_path_sources

@@ -8,7 +8,6 @@ base's Python, so that a lock this writes passes `lock_checks.check_lock`.
 from __future__ import annotations
 
 import re
-
 import sys
 from pathlib import Path
 from typing import Optional, Sequence

@@ -41,8 +41,8 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
 from esb_contract.architectures import ARCHITECTURES
-from imagetool.errors import ToolError
 from imagetool import tarlayer
+from imagetool.errors import ToolError
 from imagetool.tarlayer import LayerMember
 
 VENV_DIR = ".venv"

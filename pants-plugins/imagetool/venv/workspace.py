@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from esb_contract.uv_project import RELOCK_COMMAND
 from imagetool.venv.indexes import PYPI_INDEX_URL, LockError, project_indexes, read_toml
 from imagetool.venv.lock_checks import (
     check_lock_requires_python,
     check_path_sources,
     check_project_requires_python,
 )
-from esb_contract.uv_project import RELOCK_COMMAND
 from imagetool.venv.locking import run_uv_lock
 from imagetool.venv.uv_process import Uv
 
