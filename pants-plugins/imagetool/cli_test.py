@@ -235,20 +235,43 @@ OTHER_COMMANDS_LIBRARIES = ("debian", "docker", "elftools", "requests", "urllib3
 MODULES_IMPORTED_WHEN_USED = ("ssl", "urllib.request", "packaging", "importlib.metadata")
 
 
+def _modules_loaded_by(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running `code`."""
+    return set(
+        subprocess.run(
+            [sys.executable, "-c", f"import sys\n{code}\nprint(' '.join(sys.modules))"],
+            capture_output=True,
+            text=True,
+            check=True,
+            # A fresh interpreter, which finds the tool and its requirements where this one does.
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        ).stdout.split()
+    )
+
+
 @pytest.mark.parametrize("name", PER_SERVICE_COMMANDS)
 def test_a_per_service_command_imports_only_what_every_run_needs(name: str) -> None:
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from imagetool.cli import build_parser; "
-            f"build_parser([{name!r}]); print(' '.join(sys.modules))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        # A fresh interpreter, which finds the tool and its requirements where this one does.
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    ).stdout.split()
+    loaded = _modules_loaded_by(f"from imagetool.cli import build_parser; build_parser([{name!r}])")
     assert not {m.split(".")[0] for m in loaded} & set(OTHER_COMMANDS_LIBRARIES)
     assert not set(loaded) & set(MODULES_IMPORTED_WHEN_USED)
+
+
+def test_a_distributions_layer_records_need_no_debian_or_metadata_library() -> None:
+    # What `distribution-layer` runs besides uv and the layer's writing: the records of the
+    # distribution's METADATA, and the venv's result.
+    loaded = _modules_loaded_by(
+        "import tarfile\n"
+        "from pathlib import Path\n"
+        "from imagetool.cli import build_parser\n"
+        "from imagetool.inventory import layer_inventory\n"
+        "from imagetool.venv.install import BuiltVenv\n"
+        f"build_parser([{commands.DISTRIBUTION_LAYER!r}])\n"
+        "data = b'Metadata-Version: 2.1\\nName: demo\\nVersion: 1.0\\n\\n'\n"
+        "info = tarfile.TarInfo('.venv/lib/python3.11/site-packages/demo-1.0.dist-info/METADATA')\n"
+        "info.size = len(data)\n"
+        "inventory = layer_inventory([(info, data)])\n"
+        "assert [e.name for es in inventory.records.values() for e in es] == ['demo']\n"
+        "BuiltVenv(Path('venv'), Path('venv/lib/python3.11/site-packages'), ())"
+    )
+    assert "debian" not in {m.split(".")[0] for m in loaded}
+    assert "importlib.metadata" not in loaded

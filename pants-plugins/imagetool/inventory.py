@@ -95,17 +95,18 @@ def layer_inventory(members: Iterable[LayerMember]) -> LayerInventory:
 
 def _entries(path: str, content: bytes) -> list[InventoryEntry]:
     # Imported here, not above: every layer step computes an inventory, and only the layers
-    # that hold a package database or a distribution's METADATA need these parsers.
-    import email.parser
-
-    from debian import deb822
-
+    # that hold a package database or a distribution's METADATA need a parser; python-debian's
+    # costs a distribution's layer process more than its METADATA's parse.
     if path == DPKG_STATUS:
+        from debian import deb822
+
         return [
             InventoryEntry("deb", paragraph["Package"], paragraph["Version"], f"/{path}")
             for paragraph in deb822.Deb822.iter_paragraphs(content.decode())
             if paragraph.get("Status", "").endswith(" installed")
         ]
+    import email.parser
+
     metadata = email.parser.BytesHeaderParser().parsebytes(content)
     return [InventoryEntry("python", metadata["Name"], metadata["Version"], f"/{path}")]
 

@@ -19,11 +19,9 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from esb_contract import flags
-from esb_contract import commands
-from esb_contract.architectures import ARCHITECTURES
+from esb_contract import commands, flags
 from esb_contract.uv_lock import lock_local_directories, normalise_name
 from esb_contract.uv_project import RELOCK_COMMAND
 from imagetool.commands import (
@@ -31,18 +29,9 @@ from imagetool.commands import (
     LayerOutputs,
     Run,
     add_layer_output_arguments,
-    read_json,
     source_date_epoch,
     write_json,
 )
-from imagetool.oci import OciLayout
-from imagetool.venv.build_constraints import (
-    build_sources,
-    check_build_constraints,
-    write_build_constraints,
-)
-from imagetool.venv.builds import build_local_wheels, build_wheel
-from imagetool.venv.export import export_requirements
 from imagetool.venv.indexes import (
     PYPI_INDEX_URL,
     PackageIndex,
@@ -58,20 +47,18 @@ from imagetool.venv.install import (
     install_distributions,
     venv_layer_members,
 )
-from imagetool.venv.lock_checks import check_lock, recorded_exclude_newer
-from imagetool.venv.locking import lock_project
-from imagetool.venv.project import (
-    ServiceProject,
-    backend_environment,
-    build_project_wheel,
-    install_project_wheel,
-)
-from imagetool.venv.relocation import write_venv_files
-from imagetool.venv.sdists import LockedSdist, fetch_sdist
+from imagetool.venv.relocation import site_packages_of, write_venv_files
 from imagetool.venv.target_python import TargetPython
 from imagetool.venv.uv_binary import read_uv_binary, uv_executable, uv_layer_members, uv_wheel
 from imagetool.venv.uv_process import EXCLUDE_NEWER_ENV, Uv
-from imagetool.venv.workspace import lock_workspace
+
+if TYPE_CHECKING:
+    from imagetool.venv.sdists import LockedSdist
+
+# The modules that only some of these commands use (locking, checking and exporting a lock,
+# building wheels, the service's own project) are imported in the functions that use them:
+# every command is a process of its own, and `distribution-layer`, run once per distribution,
+# needs none of them.
 
 NETWORK_ENV_VARS = (
     "SSL_CERT_FILE",
@@ -143,6 +130,11 @@ def add_export_lock_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_export_lock(args: argparse.Namespace) -> int:
+    from imagetool.venv.build_constraints import build_sources, check_build_constraints
+    from imagetool.venv.export import export_requirements
+    from imagetool.venv.lock_checks import check_lock
+    from imagetool.venv.project import backend_environment
+
     target = _target(args)
     relock = args.relock_command or RELOCK_COMMAND
     shown = args.display_dir or str(args.project)
@@ -298,6 +290,8 @@ def run_venv_layer(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="esb-venv-") as scratch:
         venv_dir = Path(scratch) / "venv"
         if args.local_packages:
+            from imagetool.venv.builds import build_local_wheels
+
             uv = uv_from(args.uv, args.uv_cache, Path(scratch), cache_dir=args.cache_dir)
             local_wheels = build_local_wheels(
                 uv,
@@ -322,7 +316,7 @@ def run_venv_layer(args: argparse.Namespace) -> int:
         else:
             venv_dir.mkdir()
             write_venv_files(venv_dir, target, source_paths)
-            venv = BuiltVenv(venv_dir, (), ())
+            venv = BuiltVenv(venv_dir, site_packages_of(venv_dir, target), ())
         outputs.write(venv_layer_members(venv))
     _report_bytecode(venv)
     return 0
@@ -354,6 +348,12 @@ def add_project_layer_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_project_layer(args: argparse.Namespace) -> int:
+    from imagetool.venv.project import (
+        ServiceProject,
+        build_project_wheel,
+        install_project_wheel,
+    )
+
     outputs = LayerOutputs.from_args(args)
     target = _target(args)
     with tempfile.TemporaryDirectory(prefix="esb-project-") as scratch:
@@ -535,6 +535,12 @@ def add_lock_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_lock(args: argparse.Namespace) -> int:
+    from imagetool.venv.build_constraints import build_sources, write_build_constraints
+    from imagetool.venv.export import export_requirements
+    from imagetool.venv.lock_checks import recorded_exclude_newer
+    from imagetool.venv.locking import lock_project
+    from imagetool.venv.workspace import lock_workspace
+
     pyproject = args.project / "pyproject.toml"
     shown = f"{args.display_dir or args.project}/pyproject.toml"
     indexes = (
@@ -622,6 +628,9 @@ def add_sdist_wheel_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_sdist_wheel(args: argparse.Namespace) -> int:
+    from imagetool.venv.builds import build_wheel
+    from imagetool.venv.sdists import fetch_sdist
+
     sdist = locked_sdist(args.requirement, args.sdist_url)
     _target(args)
     indexes = (args.index,) if args.index else ()
@@ -655,6 +664,8 @@ def locked_sdist(requirement: str, url: str) -> LockedSdist:
         raise VenvBuildError(
             f"{requirement.strip()!r} is not a pinned requirement with the one hash of an sdist."
         )
+    from imagetool.venv.sdists import LockedSdist
+
     return LockedSdist(normalise_name(name), version.strip(), url, hashes[0])
 
 

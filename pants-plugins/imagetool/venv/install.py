@@ -70,12 +70,26 @@ class InstalledPackage:
 class BuiltVenv:
     root: Path
     """The venv's directory on the build host, whose contents go to `/.venv` in the image."""
-    packages: tuple[InstalledPackage, ...]
+    site_packages: Path
     uncompiled_modules: tuple[str, ...]
     """In-image paths of modules that do not compile (e.g. test data in another Python's
     syntax); they stay source-only, as pip and uv leave them."""
     bytecode_skipped: Optional[str] = None
     """Why the venv has no bytecode although it was asked for, if so."""
+
+    @property
+    def packages(self) -> tuple[InstalledPackage, ...]:
+        """The distributions installed, by name. Read when asked for, not by the build: the
+        layer's inventory records them for the image, and the metadata reader costs every
+        distribution's layer process its import."""
+        # Imported when used: every build step is a process of its own (see `imagetool.cli`).
+        import importlib.metadata
+
+        packages = (
+            InstalledPackage(normalise_name(dist.metadata["Name"]), dist.version)
+            for dist in importlib.metadata.distributions(path=[str(self.site_packages)])
+        )
+        return tuple(sorted(packages, key=lambda package: package.name))
 
 
 def install_args(prefix: Path, target: TargetPython, index_url: str) -> list[str]:
@@ -180,7 +194,7 @@ def install_distributions(
     # its path is rightly everywhere in the venv.
     host_paths = {str(prefix), sys.executable} - {target.interpreter}
     check_no_host_paths(prefix, sorted(host_paths))
-    return BuiltVenv(prefix, _installed_packages(site_packages), tuple(uncompiled), skipped)
+    return BuiltVenv(prefix, site_packages, tuple(uncompiled), skipped)
 
 
 def venv_layer_members(venv: BuiltVenv) -> Iterator[LayerMember]:
@@ -222,14 +236,3 @@ def _install_error(
             package,
         )
     return VenvBuildError(f"uv could not install the locked requirements:\n{uv_output}")
-
-
-def _installed_packages(site_packages: Path) -> tuple[InstalledPackage, ...]:
-    # Imported when used: every build step is a process of its own (see `imagetool.cli`).
-    import importlib.metadata
-
-    packages = (
-        InstalledPackage(normalise_name(dist.metadata["Name"]), dist.version)
-        for dist in importlib.metadata.distributions(path=[str(site_packages)])
-    )
-    return tuple(sorted(packages, key=lambda package: package.name))
