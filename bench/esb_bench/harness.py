@@ -34,6 +34,7 @@ UV_IN_IMAGE = "usr/local/bin/uv"
 # Never copied into a workspace: build outputs, Pants' state, the test engines'.
 NOT_COPIED = ("dist", ".pants.d", ".pids", ".ci-state")
 DOCKER_CONTENDERS = ("docker build", "Pants docker_image")
+FRESH_CLONE = "remote-cache-warm fresh clone"
 FLOOR = "Pants' floor in that clone"
 NOOP_FLOOR = "Pants' no-op floor: `list`"
 SCENARIOS = (
@@ -43,7 +44,7 @@ SCENARIOS = (
     "one-file edit",
     "one lock changed",
     "base changed",
-    "remote-cache-warm fresh clone",
+    FRESH_CLONE,
     FLOOR,
 )
 # Disk a scale takes at its peak: per service, two engines' images and build caches, ours' store,
@@ -236,7 +237,7 @@ class Scale:
             )
             # Pants' own start-up in the same clone, the floor under any build of it.
             results.ours[FLOOR] = [fresh.floor("floor")]
-            results.ours["remote-cache-warm fresh clone"] = [fresh.package("remote-warm")]
+            results.ours[FRESH_CLONE] = [fresh.package("remote-warm")]
         finally:
             for root in (workspace, pants_docker_tree, clone):
                 stop_pantsd(root)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from esb_bench.docker import DockerRun
-from esb_bench.harness import DOCKER_CONTENDERS, FLOOR, NOOP_FLOOR, ScaleResults
+from esb_bench.harness import DOCKER_CONTENDERS, FLOOR, FRESH_CLONE, NOOP_FLOOR, ScaleResults
 from esb_bench.ours import PantsRun, Step
 from esb_bench.process import BenchError
 from esb_bench.pull import NodePull, PullResults
@@ -105,7 +105,7 @@ def test_an_unterminated_section_is_no_section() -> None:
 
 def test_the_fresh_clone_is_shown_beside_pants_floor_in_that_clone() -> None:
     results = measured_scale()
-    results.ours["remote-cache-warm fresh clone"] = [
+    results.ours[FRESH_CLONE] = [
         PantsRun(
             seconds=25.0, startup_seconds=12.0, processes=(), downloads=1, download_seconds=0.2
         )
@@ -116,6 +116,31 @@ def test_the_fresh_clone_is_shown_beside_pants_floor_in_that_clone() -> None:
     report = render([results], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), "")
     assert "| remote-cache-warm fresh clone | 25.0 | — | — | — | — |" in report
     assert f"| {FLOOR} | 18.0 | — | — | — | — |" in report
+    assert (
+        "- remote-cache-warm fresh clone at N = 1: ours 25.0 s, Pants' floor in that clone 18.0 s: "
+        "at most the floor + 3 s — missed by 4.0 s."
+    ) in report
+
+
+def test_a_fresh_clone_within_3_s_of_the_floor_meets_its_target() -> None:
+    results = measured_scale()
+    results.ours[FRESH_CLONE] = [warm_run(20.5)]
+    results.ours[FLOOR] = [warm_run(18.0)]
+    report = render([results], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), "")
+    assert "Pants' floor in that clone 18.0 s: at most the floor + 3 s — met." in report
+
+
+def test_the_layer_processes_are_held_to_ten_times_the_write_floor() -> None:
+    # The cold run's one layer process took 10 s, and one process writes the layers in 2 s.
+    report = rendered("")
+    assert (
+        "- cold build's layer and image processes at N = 1: 5.0× the write floor "
+        '("The physical limit"): at most 10× — met.'
+    ) in report
+    results = measured_scale()
+    results.throughput["write_layer_seconds"] = 0.5
+    report = render([results], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), "")
+    assert "20.0× the write floor" in report and "at most 10× — missed by 2.0×." in report
 
 
 def warm_run(seconds: float) -> PantsRun:
@@ -224,7 +249,7 @@ def test_a_scale_of_ours_alone_shows_dashes_for_the_docker_contenders() -> None:
 
     assert "At N = 1000, ours alone was measured (`--ours-alone-above`)" in report
     # The targets and the Dockerfile are the largest compared scale's.
-    assert "## Warm-build targets, at N = 100\n" in report
+    assert "## Targets, at N = 100\n" in report
     assert "FROM esb/service-base:latest AS the-compared-one" in report
     # Ours at N = 1000 in the scaling table, the Docker contenders' cells empty.
     assert "| 1000 | 40.0 | — | — | 40.0 | — | — | 40.0 | — | — |" in report
