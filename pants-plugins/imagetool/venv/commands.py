@@ -1,9 +1,9 @@
-"""Subcommands for the uv layer, a service's venv layers and its own project's layer (see
-`imagetool.cli`).
+"""Subcommands for the uv layer, a service's venv layers and its own project's layer, and for
+its lock: checking and exporting it, locking, building an sdist's wheel (see `imagetool.cli`).
 
-Each writes its layer blob and a JSON descriptor of it, `{"digest", "diff_id", "media_type",
-"size"}` (see `imagetool.commands.LayerOutputs`); `venv-layer` also writes the installed
-packages, `[{"name", "version"}, ...]`. The commands are the only place that reads the
+Each layer command writes its layer blob, a JSON descriptor of it, `{"digest", "diff_id",
+"media_type", "size"}`, and its records, which list the distributions it installs (see
+`imagetool.commands.LayerOutputs`). The commands are the only place that reads the
 environment: `SOURCE_DATE_EPOCH` for the default mtime, and the variables that let uv reach the
 index through the machine's TLS trust and proxies. Index credentials come from files in
 `--credentials-dir` (see `imagetool.venv.indexes`), never from the arguments or environment,
