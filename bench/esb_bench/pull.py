@@ -66,6 +66,9 @@ class NodePull:
     first_answer_seconds: tuple[float, ...]
     """In another fresh engine each time: from the start of the answering service's pull to its
     container's first 200 on /healthz; one figure per run."""
+    first_pull_seconds: tuple[float, ...]
+    """Of each first answer, the `docker pull`: what the image's layout costs, apart from the
+    container's start and the service's own start-up."""
 
 
 @dataclass(frozen=True)
@@ -282,13 +285,14 @@ class Node:
         finally:
             self.discard(engine)
 
-    def first_answer(self, name: str, image: str, port: str) -> float:
+    def first_answer(self, name: str, image: str, port: str) -> tuple[float, float]:
         """From the start of `docker pull` of `image` to the first 200 of its container's
-        /healthz, in a fresh engine."""
+        /healthz, in a fresh engine; and of that, the pull."""
         engine = self.engine(name)
         try:
             start = time.monotonic()
             engine.docker("pull", "--quiet", image)
+            pulled = time.monotonic() - start
             container = engine.docker("run", "--detach", image)
             url = f"http://{container_address(engine, container)}:{port}{HEALTH_PATH}"
 
@@ -316,7 +320,7 @@ class Node:
                 raise BenchError(
                     f"{image} did not answer on {HEALTH_PATH}:\n{output.stdout}{output.stderr}"
                 )
-            return time.monotonic() - start
+            return time.monotonic() - start, pulled
         finally:
             self.discard(engine)
 
@@ -345,7 +349,7 @@ def measure(
         node = Node(registry, work, logs, index)
         references = {"ours": ours_refs, "dockerfiles": theirs_refs}
         pulled = {side: node.pull_all(f"pull-{side}", refs) for side, refs in references.items()}
-        first: dict[str, list[float]] = {side: [] for side in references}
+        first: dict[str, list[tuple[float, float]]] = {side: [] for side in references}
         for number in range(FIRST_ANSWER_RUNS):
             # Each side first in every other run: neither always starts on a machine just woken.
             order = list(references) if number % 2 == 0 else list(reversed(references))
@@ -360,7 +364,8 @@ def measure(
                 sent.bytes_sent,
                 sent.blobs,
                 disk,
-                tuple(first[side]),
+                tuple(answer for answer, _ in first[side]),
+                tuple(pull for _, pull in first[side]),
             )
             for side, (seconds, sent, disk) in pulled.items()
         }

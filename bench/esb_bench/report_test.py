@@ -51,6 +51,7 @@ def measured_scale() -> ScaleResults:
         blobs=8,
         disk_bytes=200_000_000,
         first_answer_seconds=(5.0,),
+        first_pull_seconds=(3.0,),
     )
     results.node_pull = PullResults("svc-001", side, side)
     results.throughput = {
@@ -189,6 +190,7 @@ def test_the_pull_section_gives_ratios_and_names_where_ours_costs_more() -> None
         blobs=30,
         disk_bytes=400_000_000,
         first_answer_seconds=(6.0, 5.0, 7.0),
+        first_pull_seconds=(3.0, 2.5, 3.5),
     )
     ours = NodePull(
         images=10,
@@ -199,6 +201,7 @@ def test_the_pull_section_gives_ratios_and_names_where_ours_costs_more() -> None
         # More, but by a ratio that rounds to 1.00: not named as costing more.
         disk_bytes=400_400_000,
         first_answer_seconds=(3.0, 4.0, 2.0),
+        first_pull_seconds=(2.0, 2.5, 1.5),
     )
     results.node_pull = PullResults("svc-001", ours, theirs)
 
@@ -212,6 +215,7 @@ def test_the_pull_section_gives_ratios_and_names_where_ours_costs_more() -> None
         "| time to the first answer of one service, s | 3.0 (2.0–4.0) | 6.0 (5.0–7.0) | 0.50 |"
         in report
     )
+    assert "| first answer's image pull, s | 2.0 (1.5–2.5) | 3.0 (2.5–3.5) | 0.67 |" in report
     assert (
         "Where ours costs the node more than the Dockerfile images: requests at N = 10 (3.00); "
         "blobs downloaded at N = 10 (3.00)." in report
