@@ -94,9 +94,8 @@ def layer_inventory(members: Iterable[LayerMember]) -> LayerInventory:
 
 
 def _entries(path: str, content: bytes) -> list[InventoryEntry]:
-    # Imported here, not above: every layer step computes an inventory, and only the layers
-    # that hold a package database or a distribution's METADATA need a parser; python-debian's
-    # costs a distribution's layer process more than its METADATA's parse.
+    # Imported here, not above: every layer step computes an inventory, and each parser is
+    # needed only by the layers that hold its file: python-debian's by the dpkg database alone.
     if path == DPKG_STATUS:
         from debian import deb822
 
