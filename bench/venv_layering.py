@@ -1,4 +1,5 @@
-"""Measures what one layer per installed distribution saves over one venv layer per lock.
+"""Measures what one layer per installed distribution saves over one venv layer per lock, and
+what merging the small ones into one layer per image keeps of it.
 
 Usage: ./pants run bench/venv_layering.py -- --uv <uv binary or uv 0.13.9 wheel>
 
@@ -12,11 +13,13 @@ with identical locks), locks each with uv, installs each lock with the image too
 - the venv as one layer (what `pants package` did before it split venvs by distribution);
 - the same files split by distribution (the files each `RECORD` lists, plus their bytecode) into
   one layer per distribution and one layer for the rest (`pyvenv.cfg`, `bin/python*`, the
-  `.pth`), as `pants package` builds them now.
+  `.pth`), as `pants package` builds them;
+- those layers as `pants package` lists them in the image: the ones below
+  `MERGED_LAYER_BELOW_BYTES` merged into one by the image tool's `merge-layers` code.
 
 Layers are written by `imagetool.tarlayer.write_layer`, so equal contents give equal digests, as
 in a registry. It prints the unique compressed bytes (what a registry stores and a cold node
-pulls) and the layers per image for both ways, and the time each took to write.
+pulls) and the layers per image for the three ways, and the time each took to write.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from esb_contract.limits import MERGED_LAYER_BELOW_BYTES
+from imagetool.merge_layers import merged_members
 from imagetool.tarlayer import LayerBlob, members_from_directory, write_layer
 from imagetool.venv.commands import uv_from
 from imagetool.venv.export import export_requirements
@@ -123,10 +128,12 @@ def distribution_files(venv_root: Path) -> dict[str, set[str]]:
     return owned
 
 
-def split_layers(venv_root: Path, out_dir: Path, written: dict[str, LayerBlob]) -> list[LayerBlob]:
-    """The venv as one layer per distribution and one for the rest. A layer whose files were
-    already written for another service is not written again: `written` stands for the cache
-    that shares it (keyed here by its paths and contents)."""
+def split_layers(
+    venv_root: Path, out_dir: Path, written: dict[str, tuple[LayerBlob, Path]]
+) -> list[tuple[LayerBlob, Path]]:
+    """The venv as one layer per distribution and one for the rest, each with its file. A layer
+    whose files were already written for another service is not written again: `written` stands
+    for the cache that shares it (keyed here by its paths and contents)."""
     owned = distribution_files(venv_root)
     # Parent directories are implied (0755 root:root, as `members_from_directory` makes them).
     files = {
@@ -145,16 +152,37 @@ def split_layers(venv_root: Path, out_dir: Path, written: dict[str, LayerBlob]) 
             digest.update(hashlib.sha256(data or b"").digest())
         key = digest.hexdigest()
         if key not in written:
-            written[key] = write_layer(members, out_dir / f"{index}.tar.gz", mtime=MTIME)
+            path = out_dir / f"{index}.tar.gz"
+            written[key] = (write_layer(members, path, mtime=MTIME), path)
         blobs.append(written[key])
     return blobs
 
 
-def measure(uv: Uv, services: dict[str, Path], scratch: Path) -> tuple[Totals, Totals]:
+def merge_small(
+    blobs: list[tuple[LayerBlob, Path]], out_path: Path, written: dict[tuple[str, ...], LayerBlob]
+) -> list[LayerBlob]:
+    """The layers as `pants package` lists them in the image: those of
+    `MERGED_LAYER_BELOW_BYTES` and more as they are, the smaller ones merged into one by the
+    image tool's own `merge-layers` code. Services with the same small layers share the merged
+    one (`written`, keyed by their digests)."""
+    small = [(blob, path) for blob, path in blobs if blob.size < MERGED_LAYER_BELOW_BYTES]
+    if len(small) < 2:
+        return [blob for blob, _ in blobs]
+    key = tuple(blob.digest for blob, _ in small)
+    if key not in written:
+        members = merged_members([path for _, path in small])
+        written[key] = write_layer(members, out_path, mtime=MTIME)
+    kept = [blob for blob, _ in blobs if blob.size >= MERGED_LAYER_BELOW_BYTES]
+    return [*kept, written[key]]
+
+
+def measure(uv: Uv, services: dict[str, Path], scratch: Path) -> tuple[Totals, Totals, Totals]:
     whole = Totals([], {}, 0.0)
     split = Totals([], {}, 0.0)
+    merged = Totals([], {}, 0.0)
     written_whole: set[str] = set()
-    written_split: dict[str, LayerBlob] = {}
+    written_split: dict[str, tuple[LayerBlob, Path]] = {}
+    written_merged: dict[tuple[str, ...], LayerBlob] = {}
     for name, project in services.items():
         requirements = export_requirements(uv, project).hashed
         venv = build_venv(uv, requirements, scratch / name / "venv", DEBIAN_12)
@@ -172,22 +200,53 @@ def measure(uv: Uv, services: dict[str, Path], scratch: Path) -> tuple[Totals, T
         (scratch / name / "split").mkdir()
         started = time.perf_counter()
         blobs = split_layers(venv.root, scratch / name / "split", written_split)
-        split.seconds += time.perf_counter() - started
+        split_seconds = time.perf_counter() - started
+        split.seconds += split_seconds
         split.layers_per_image.append(len(blobs))
-        split.unique.update({blob.digest: blob.size for blob in blobs})
-    return whole, split
+        split.unique.update({blob.digest: blob.size for blob, _ in blobs})
+
+        started = time.perf_counter()
+        listed = merge_small(blobs, scratch / name / "merged.tar.gz", written_merged)
+        # The build writes the small layers for its cache too, then merges them.
+        merged.seconds += split_seconds + time.perf_counter() - started
+        merged.layers_per_image.append(len(listed))
+        merged.unique.update({blob.digest: blob.size for blob in listed})
+    return whole, split, merged
 
 
-def report(whole: Totals, split: Totals, services: int) -> str:
+def report(whole: Totals, split: Totals, merged: Totals, services: int) -> str:
     mb = 1_000_000
     listed = "\n".join(
         f"| {name} | {', '.join(f'`{r}`' for stack in stacks for r in STACKS[stack])} |"
         for name, stacks in SERVICES.items()
     )
+    columns = (whole, split, merged)
+
+    def row(label: str, values: list[str]) -> str:
+        return f"| {label} | " + " | ".join(values) + " |"
+
+    table = "\n".join(
+        [
+            f"| {services} services | one layer per lock | one layer per distribution "
+            f"| small layers merged (below {MERGED_LAYER_BELOW_BYTES / mb:g} MB) |",
+            "|---|---:|---:|---:|",
+            row(
+                "unique compressed bytes (registry, cold pull of all)",
+                [f"{t.unique_bytes / mb:.1f} MB" for t in columns],
+            ),
+            row("distinct venv layers", [str(len(t.unique)) for t in columns]),
+            row("venv layers per image (max)", [str(max(t.layers_per_image)) for t in columns]),
+            row(
+                "venv layers per image (mean)",
+                [f"{sum(t.layers_per_image) / len(t.layers_per_image):.1f}" for t in columns],
+            ),
+            row("time to write the layers (s)", [f"{t.seconds:.1f}" for t in columns]),
+        ]
+    )
     return (
         textwrap.dedent(
             f"""\
-        # Venv layering: one layer per lock, or one per distribution
+        # Venv layering: one layer per lock, one per distribution, or the small ones merged
 
         Written by `./pants run bench/venv_layering.py -- --uv <uv>` on {datetime.date.today()},
         on a machine with {os.cpu_count()} cores. Re-run it rather than editing this file.
@@ -196,25 +255,36 @@ def report(whole: Totals, split: Totals, services: int) -> str:
         packages. This measures, on {services} synthetic services (below), each locked by uv and
         installed by the image tool's own code for Debian 12's CPython 3.11, what a registry
         stores (and a node with none of the images pulls) when each service's venv is one layer,
-        against one layer per installed distribution. Equal layers have equal digests
-        (`imagetool.tarlayer`), so a layer shared by services counts once.
+        one layer per installed distribution, or one layer per distribution of
+        {MERGED_LAYER_BELOW_BYTES / mb:g} MB or more with the smaller ones (and the venv's own
+        files) merged into one layer, as `pants package` lists them. Equal layers have equal
+        digests (`imagetool.tarlayer`), so a layer shared by services counts once.
 
-        | {services} services | one layer per lock | one layer per distribution |
-        |---|---:|---:|
-        | unique compressed bytes (registry, cold pull of all) | {whole.unique_bytes / mb:.1f} MB | {split.unique_bytes / mb:.1f} MB |
-        | distinct venv layers | {len(whole.unique)} | {len(split.unique)} |
-        | venv layers per image (max) | {max(whole.layers_per_image)} | {max(split.layers_per_image)} |
-        | time to write the layers (s) | {whole.seconds:.1f} | {split.seconds:.1f} |
-
+        """
+        )
+        + table
+        + "\n\n"
+        + textwrap.dedent(
+            f"""\
         The time is that of writing (tar, ISA-L, sha256) each distinct layer once, as the cache
         does; installing the wheels is the same work either way.
 
-        One layer per distribution stores {whole.unique_bytes / split.unique_bytes:.1f}× fewer
-        bytes here, so that is what `pants package` builds: each distribution is its own cached
-        process, keyed by its requirement (version and hashes) and the base's platform, shared
-        by every service that locks it; a service with more than 100 distributions puts the last
-        ones (in name order) in one layer, to stay under the 127 layers an image may have. The
-        layers are as reproducible as the one venv layer was: same files, same tar rules.
+        Here one layer per distribution stores {whole.unique_bytes / split.unique_bytes:.1f}×
+        fewer bytes than one layer per lock, and merging the small ones
+        {whole.unique_bytes / merged.unique_bytes:.1f}× fewer
+        ({merged.unique_bytes / split.unique_bytes:.2f}× one per distribution), with
+        {max(merged.layers_per_image)} venv layers per image at most instead of
+        {max(split.layers_per_image)}, and {len(merged.unique)} distinct layers for a node that
+        pulls every image instead of {len(split.unique)}. Every layer costs a node that pulls the image requests
+        and an unpacking of its own, whatever its size ([benchmarks](benchmarks.md#a-nodes-pull)
+        measures the node's side), so that is what `pants package` builds: each distribution is
+        its own cached process, keyed by its requirement (version and hashes) and the base's
+        platform, shared by every service that locks it; the image lists the large ones as they
+        are and one layer merged from the small ones, itself a cached process keyed by their
+        digests, so services with the same small layers share it too. A service with more than
+        100 distributions installs the last ones (in name order) in one layer, to stay under the
+        127 layers an image may have. The layers are as reproducible as the one venv layer was:
+        same files, same tar rules.
 
         | service | top-level requirements |
         |---|---|
@@ -244,8 +314,8 @@ def main() -> int:
                 print(locked.stderr, file=sys.stderr)
                 return 1
             services[name] = project
-        whole, split = measure(uv, services, scratch / "work")
-    text = report(whole, split, len(services))
+        whole, split, merged = measure(uv, services, scratch / "work")
+    text = report(whole, split, merged, len(services))
     args.out.write_text(text)
     print(text)
     return 0

@@ -25,6 +25,7 @@ IMAGE_INDEX = "image-index"
 IMAGE_PLATFORM = "image-platform"
 LAYER_FROM_DIR = "layer-from-dir"
 LAYER_INVENTORIES = "layer-inventories"
+MERGE_LAYERS = "merge-layers"
 PROJECT_LAYER = "project-layer"
 PULL_IMAGE = "pull-image"
 PUSH_IMAGE = "push-image"
@@ -157,6 +158,7 @@ COMMANDS: Mapping[str, Arguments] = {
     LAYER_FROM_DIR: LAYER_OUTPUT
     | arguments(required={flags.ROOT}, optional={flags.GID, flags.PREFIX, flags.UID}),
     LAYER_INVENTORIES: arguments(required={flags.LAYOUT, flags.OUT_DIR}),
+    MERGE_LAYERS: LAYER_OUTPUT | arguments(required={flags.LAYER}, repeated={flags.LAYER}),
     PROJECT_LAYER: LAYER_OUTPUT
     | TARGET_PYTHON
     | INSTALL

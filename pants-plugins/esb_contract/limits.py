@@ -8,3 +8,8 @@ MAX_LAYERS = 127
 RESERVED_LAYERS = 27
 # What the locked distributions of a service may take, one layer each (or grouped beyond it).
 MAX_DISTRIBUTION_LAYERS = MAX_LAYERS - RESERVED_LAYERS
+# A layer costs a node that pulls the image requests and an unpacking of its own, whatever its
+# size; below this many compressed bytes, that costs more than sharing the layer with the node's
+# other images saves. A service's venv layers (its distributions' and the venv's own files) this
+# small are merged into one layer of the image.
+MERGED_LAYER_BELOW_BYTES = 1_000_000

@@ -39,6 +39,7 @@ COMMAND_MODULES = {
     commands.IMAGE_PLATFORM: "imagetool.upstream",
     commands.LAYER_FROM_DIR: "imagetool.commands",
     commands.LAYER_INVENTORIES: "imagetool.upstream",
+    commands.MERGE_LAYERS: "imagetool.merge_layers",
     commands.PROJECT_LAYER: "imagetool.venv.commands",
     commands.PULL_IMAGE: "imagetool.registry.commands",
     commands.PUSH_IMAGE: "imagetool.registry.commands",

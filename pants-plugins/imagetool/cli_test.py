@@ -225,6 +225,7 @@ PER_SERVICE_COMMANDS = (
     commands.ASSEMBLE,
     commands.DISTRIBUTION_LAYER,
     commands.EXPORT_LOCK,
+    commands.MERGE_LAYERS,
     commands.PROJECT_LAYER,
 )
 # Libraries that only other commands need: the Debian and ELF parsers, the engine and registry

@@ -23,10 +23,8 @@ from esb_contract.media_types import (
 )
 from imagetool.errors import ToolError
 from imagetool.oci import Descriptor, LoadedImage, OciLayout, Platform
-from imagetool.tarlayer import LayerMember
+from imagetool.tarlayer import OPAQUE_WHITEOUT, WHITEOUT, LayerMember
 
-_WHITEOUT = ".wh."
-_OPAQUE_WHITEOUT = ".wh..wh..opq"
 # The layer formats a stream read of Python's tarfile decompresses.
 _READABLE_LAYER_MEDIA_TYPES = frozenset(
     {
@@ -69,35 +67,58 @@ def load_single_image(layout: Path, platform: Platform | None = None) -> LoadedI
 
 def read_image_files(image: LoadedImage, select: Select) -> dict[str, ImageFile]:
     """The entries `select` picks, by path, as the image's layers leave them."""
+    return stacked_files(
+        (
+            layer_members(
+                image.layout,
+                layer,
+                select,
+                f"layer {index} ({layer.digest}) of {image.layout.root}",
+            )
+            for index, layer in enumerate(image.layers)
+        ),
+        select,
+    )
+
+
+def stacked_files(layers: Iterable[Iterable[LayerMember]], select: Select) -> dict[str, ImageFile]:
+    """The entries `select` picks, by path, as `layers` leave them stacked: bottom first, each
+    its members in archive order, with the data of the regular files `select` picks."""
     files: dict[str, ImageFile] = {}
-    for index, layer in enumerate(image.layers):
-        where = f"layer {index} ({layer.digest}) of {image.layout.root}"
-        added, deleted, opaque = _read_layer(image.layout, layer, select, where)
+    for members in layers:
+        added, deleted, opaque = _read_layer(members, select)
         # A layer's whiteouts hide what the layers below it hold, never its own entries.
         for directory in opaque:
-            for path in [p for p in files if p.startswith(directory + "/") or not directory]:
-                del files[path]
+            _delete_under(files, directory)
         for path in deleted:
             files.pop(path, None)
-            for below in [p for p in files if p.startswith(path + "/")]:
-                del files[below]
+            _delete_under(files, path)
+        for path, file in added.items():
+            # Anything but a directory, put where a directory was, replaces all it held.
+            if path in files and files[path].info.isdir() and not file.info.isdir():
+                _delete_under(files, path)
         files.update(added)
     return files
 
 
+def _delete_under(files: dict[str, ImageFile], directory: str) -> None:
+    for path in [p for p in files if p.startswith(directory + "/") or not directory]:
+        del files[path]
+
+
 def _read_layer(
-    layout: OciLayout, layer: Descriptor, select: Select, where: str
+    members: Iterable[LayerMember], select: Select
 ) -> tuple[dict[str, ImageFile], list[str], list[str]]:
     added: dict[str, ImageFile] = {}
     deleted: list[str] = []
     opaque: list[str] = []
-    for info, data in layer_members(layout, layer, select, where):
+    for info, data in members:
         path = normalized_path(info.name)
         directory, name = posixpath.split(path)
-        if name == _OPAQUE_WHITEOUT:
+        if name == OPAQUE_WHITEOUT:
             opaque.append(directory)
-        elif name.startswith(_WHITEOUT):
-            deleted.append(posixpath.join(directory, name[len(_WHITEOUT) :]))
+        elif name.startswith(WHITEOUT):
+            deleted.append(posixpath.join(directory, name[len(WHITEOUT) :]))
         elif select(path):
             if info.islnk():
                 # A hard link's target comes before it in a tar; its data is known when the

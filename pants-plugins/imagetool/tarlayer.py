@@ -42,6 +42,11 @@ from imagetool.oci import GZIP_LAYER_MEDIA_TYPE
 LayerMember = tuple[tarfile.TarInfo, Optional[bytes]]
 """A tar header, with the file's data for a regular file and None for any other type."""
 
+WHITEOUT = ".wh."
+"""The name prefix of an OCI whiteout: `.wh.<name>` deletes `<name>` of the layers below."""
+OPAQUE_WHITEOUT = ".wh..wh..opq"
+"""An opaque whiteout: what the layers below hold in its directory is hidden."""
+
 ModeFor = Callable[[str, int], int]
 """Given an entry's path in the layer and its `st_mode` on disk, the permission bits to store."""
 

@@ -134,6 +134,17 @@ class ImageOutputs:
     def digest(self) -> str:
         return self.metadata["digest"]
 
+    @property
+    def config(self) -> dict[str, Any]:
+        digest = self.metadata["config_digest"].partition(":")[2]
+        return json.loads((self.layout / "blobs" / "sha256" / digest).read_bytes())
+
+    def layers_made_by(self, made_by: str) -> list[str]:
+        """What the layers whose history entry is `<made_by> (<contents>)` hold, bottom first."""
+        history = [entry.get("created_by", "") for entry in self.config["history"]]
+        prefix = f"{made_by} ("
+        return [entry[len(prefix) : -1] for entry in history if entry.startswith(prefix)]
+
     def load_into(self, docker_client: DockerClient, platform: Platform | None = None) -> Image:
         """Loads the image into the engine from its layout, as `pants run` does; of an image of
         several platforms, that of `platform`."""
@@ -275,16 +286,22 @@ def add_worker_dependency(checkout: Checkout, requirement: str) -> None:
 def image_steps(checkout: Checkout, targets: Sequence[ImageTarget]) -> set[str]:
     """The `Completed:` descriptions of every image-building process of a full build in
     `checkout`, less the uv layer's and the venv layer's, whose descriptions name a platform.
-    A service's distribution layers are those of the Python packages in its inventory."""
+    A service's distribution layers are those of the Python packages in its inventory, and its
+    merged layer is in its image's history."""
     steps: set[str] = set()
     for target in targets:
         steps.add(f"Assemble the image {target.address}")
         if target.is_service:
-            inventory = json.loads(checkout.outputs(target).inventory.read_text())
+            outputs = checkout.outputs(target)
+            inventory = json.loads(outputs.inventory.read_text())
             steps.update(
                 f"Install {canonical_name(entry['name'])}=={entry['version']} into a layer"
                 for entry in inventory
                 if entry["kind"] == "python"
+            )
+            steps.update(
+                f"Build the merged layer of {contents}"
+                for contents in outputs.layers_made_by("esb: merged layer")
             )
         else:
             steps.add(f"Assemble the Debian root filesystem of {target.address}")

@@ -6,16 +6,14 @@ date, as a CI job checks out the same commit.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import docker
 from docker import DockerClient
 
-from integration.checkouts import Checkout, ImageOutputs, ImageTarget
+from integration.checkouts import Checkout, ImageTarget
 
 BASE = "base:esb-service-base"
 API = "services/api:api"
@@ -56,11 +54,6 @@ def dated_checkout(repo_root: Path, destination: Path) -> Checkout:
     return checkout
 
 
-def image_config(outputs: ImageOutputs) -> dict[str, Any]:
-    hex_digest = outputs.metadata["config_digest"].partition(":")[2]
-    return json.loads((outputs.layout / "blobs" / "sha256" / hex_digest).read_bytes())
-
-
 def test_images_dated_by_the_commit_are_the_same_from_any_checkout_of_it(
     repo_root: Path, scratch: Path, docker_client: DockerClient
 ) -> None:
@@ -72,7 +65,7 @@ def test_images_dated_by_the_commit_are_the_same_from_any_checkout_of_it(
         assert run.returncode == 0, run.report()
 
     for target in TARGETS:
-        config = image_config(first.outputs(target))
+        config = first.outputs(target).config
         assert config["created"] == COMMITTER_DATE, target.address
         assert {entry["created"] for entry in config["history"]} == {COMMITTER_DATE}
     assert first.digests(TARGETS) == second.digests(TARGETS)

@@ -12,7 +12,9 @@ import docker
 import pytest
 from docker import DockerClient
 from docker.models.images import Image
+from packaging.utils import canonicalize_name as canonical_name
 
+from esb_contract.limits import MERGED_LAYER_BELOW_BYTES
 from integration.checkouts import Checkout, ImageTarget
 from integration.containers import (
     HEALTHZ_SCRIPT,
@@ -82,6 +84,30 @@ def test_package_writes_every_image_with_its_metadata(
         own += [layer["digest"] for layer in metadata["layers"]]
         for digest in own:
             assert (blobs / "sha256" / digest.split(":")[1]).is_file(), (target.address, digest)
+
+
+def test_a_service_image_lists_its_small_venv_layers_merged_into_one(
+    built_checkout: Checkout, image_targets: list[ImageTarget]
+) -> None:
+    for target in service_targets(image_targets):
+        outputs = built_checkout.outputs(target)
+        made_by = [e["created_by"] for e in outputs.config["history"] if not e.get("empty_layer")]
+        sizes = dict(zip(made_by, (layer["size"] for layer in outputs.metadata["layers"])))
+        apart = outputs.layers_made_by("esb: distribution layer")
+        merged = outputs.layers_made_by("esb: merged layer")
+        assert len(merged) == 1 and merged[0].endswith(", venv"), (target.address, made_by)
+        for contents in apart:
+            size = sizes[f"esb: distribution layer ({contents})"]
+            assert size >= MERGED_LAYER_BELOW_BYTES, (target.address, contents, size)
+        # Every distribution of the image is in one of them, once.
+        listed = [d for contents in [*apart, *merged] for d in contents.split(", ")]
+        inventory = json.loads(outputs.inventory.read_text())
+        python = [
+            f"{canonical_name(e['name'])} {e['version']}"
+            for e in inventory
+            if e["kind"] == "python"
+        ]
+        assert sorted(listed) == sorted([*python, "venv"]), target.address
 
 
 def _remove_image(docker_client: DockerClient, image_id: str) -> None:

@@ -63,6 +63,7 @@ from esb.util_rules.upstream import PulledUpstreamImage, UpstreamImageRequest
 from esb_contract.base_lock import PackageLocks
 from esb_contract.commands import read_argv
 from esb_contract.image_spec import ConfigChanges, ImageSpec, Platform
+from esb_contract.limits import MERGED_LAYER_BELOW_BYTES
 from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.uv_project import RELOCK_PLACEHOLDER
 
@@ -78,12 +79,15 @@ class FakeTool:
 
     requests: list[ImageToolRequest]
     failures: dict[str, str]
+    large: set[str]
+    """Descriptions of the layer commands whose blobs are as large as a layer the image lists
+    apart (the others' are a few bytes)."""
 
     def runs(self, command: str) -> list[ImageToolRequest]:
         return [request for request in self.requests if request.full_argv[0] == command]
 
 
-TOOL = FakeTool([], {})
+TOOL = FakeTool([], {}, set())
 
 
 def sha256(content: bytes) -> str:
@@ -103,6 +107,8 @@ def _options(argv: tuple[str, ...], name: str) -> list[str]:
 def _layer_outputs(request: ImageToolRequest) -> dict[str, bytes]:
     """A layer command's three files; the blob says which command, for which step, built it."""
     blob = f"{request.full_argv[0]}: {request.description}".encode()
+    if request.description in TOOL.large:
+        blob = blob.ljust(MERGED_LAYER_BELOW_BYTES, b" ")
     descriptor = {
         "digest": sha256(blob),
         "diff_id": sha256(blob + b"(uncompressed)"),
@@ -217,9 +223,11 @@ async def fake_image_tool(request: ImageToolRequest) -> Process:
 def tool() -> Iterator[FakeTool]:
     TOOL.requests.clear()
     TOOL.failures.clear()
+    TOOL.large.clear()
     yield TOOL
     TOOL.requests.clear()
     TOOL.failures.clear()
+    TOOL.large.clear()
 
 
 def files(rule_runner: RuleRunner, digest: Digest) -> dict[str, bytes]:
@@ -846,6 +854,7 @@ def service_assemblies(tool: FakeTool) -> list[ImageToolRequest]:
 def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
     service_runner: RuleRunner, tool: FakeTool
 ) -> None:
+    tool.large.add("Install starlette==1.2.0 into a layer")
     built = service_runner.request(BuiltImage, [ServiceImageRequest(API)])
     base_image = service_runner.request(BuiltBaseImage, [BaseImageRequest(DEBIAN_BASE)]).image
 
@@ -856,13 +865,12 @@ def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
     # On the base the `base` field names, built by its own rule: its layout, its platform.
     assert spec.base is not None and spec.platform is None
     assert json.loads(inputs[f"{spec.base.layout}/index.json"]) == base_image.metadata
-    # uv, one layer per locked distribution in name order, the venv, then the service's files,
-    # which the assembly writes as the app layer.
+    # uv, the large distributions' layers, one layer merged from the small ones' and the venv's
+    # (in that order), then the service's files, which the assembly writes as the app layer.
     assert [layer.created_by for layer in spec.layers] == [
         "esb: uv layer",
-        "esb: distribution layer (anyio 4.16.0)",
         "esb: distribution layer (starlette 1.2.0)",
-        "esb: venv layer",
+        "esb: merged layer (anyio 4.16.0, venv)",
     ]
     assert spec.app is not None and spec.app.created_by == "esb: app layer"
     assert (spec.app.python_version, spec.app.interpreter) == ("3.11.2", "/usr/bin/python3.11")
@@ -879,9 +887,17 @@ def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
         [EXPORT.distributions[1].requirement],
         [EXPORT.distributions[0].requirement],
     ]
-    expected = [by_command["uv-layer"], *distributions, by_command["venv-layer"]]
+    expected = [by_command["uv-layer"], distributions[1], by_command["merge-layers"]]
     assert [inputs[layer.descriptor] for layer in spec.layers] == [
         layer_descriptor_of(r) for r in expected
+    ]
+    # The merged layer is written from the small layers' blobs, in their order; each is built
+    # as before, shared by the services that lock it.
+    merge = by_command["merge-layers"]
+    assert merge.description == "Build the merged layer of anyio 4.16.0, venv"
+    merged_inputs = files(service_runner, merge.input_digest)
+    assert [merged_inputs[path] for path in _options(merge.full_argv, "--layer")] == [
+        _layer_outputs(r)[LAYER_BLOB] for r in (distributions[0], by_command["venv-layer"])
     ]
     # The app layer holds the service's files, not its uv project (the venv's); a service that
     # is no package has no layer of its own project.
@@ -919,7 +935,7 @@ def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
         sha256(app_blob.encode()),
     ]
     assert built.layer_inventories[:2] == base_image.layer_inventories
-    assert len(built.layer_inventories) == 2 + 5
+    assert len(built.layer_inventories) == 2 + 4
     assert files(service_runner, built.layer_inventories[-1]) == {
         LAYER_INVENTORY: b'{"layer": "app"}'
     }
@@ -989,7 +1005,7 @@ def test_a_service_that_is_a_package_has_its_project_built_below_its_files(
     (assembly,) = service_assemblies(tool)
     spec, inputs = the_spec(service_runner, assembly)
     assert [layer.created_by for layer in spec.layers][-2:] == [
-        "esb: venv layer",
+        "esb: merged layer (anyio 4.16.0, starlette 1.2.0, venv)",
         "esb: project layer",
     ]
     assert inputs[spec.layers[-1].descriptor] == layer_descriptor_of(run)

@@ -25,7 +25,12 @@ from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 from esb.subsystems.image_tool import ImageToolRequest
-from esb.util_rules.layers import LAYER_BLOB, LAYER_DESCRIPTOR, LAYER_INVENTORY, BuiltLayer
+from esb.util_rules.layers import (
+    LAYER_DESCRIPTOR,
+    LAYER_INVENTORY,
+    BuiltLayer,
+    layer_blob_entry,
+)
 from esb.util_rules.platform import BasePlatform
 from esb_contract import commands, flags
 from esb_contract.image_spec import (
@@ -176,10 +181,8 @@ async def _layer_blobs(request: ImageAssemblyRequest) -> Digest:
     are in its layout, ours named by the sha256 that Pants keeps of every file (the OCI digest)."""
     own = await MultiGet(Get(DigestEntries, Digest, layer.digest) for layer in request.layers)
     entries = [
-        FileEntry(blob_path(entry.file_digest.fingerprint), entry.file_digest)
-        for layer_entries in own
-        for entry in layer_entries
-        if isinstance(entry, FileEntry) and entry.path == LAYER_BLOB
+        FileEntry(blob_path(blob.file_digest.fingerprint), blob.file_digest)
+        for blob in map(layer_blob_entry, own)
     ]
     inherited = []
     if request.base:

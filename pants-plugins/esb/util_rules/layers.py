@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, MergeDigests
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    AddPrefix,
+    Digest,
+    DigestEntries,
+    DigestSubset,
+    FileEntry,
+    MergeDigests,
+    PathGlobs,
+)
 from pants.engine.platform import Platform
 from pants.engine.process import Process, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -58,6 +67,12 @@ async def run_layer_process(name: str, request: ImageToolRequest, contents: str 
     return BuiltLayer(name, result.output_digest, contents)
 
 
+def layer_blob_entry(entries: DigestEntries) -> FileEntry:
+    """The blob of a layer, of the entries of its `BuiltLayer.digest`: its file digest is the
+    layer's OCI digest and size, known without reading a byte."""
+    return next(e for e in entries if isinstance(e, FileEntry) and e.path == LAYER_BLOB)
+
+
 def layer_request(
     argv: tuple[str, ...],
     description: str,
@@ -101,6 +116,38 @@ async def build_files_layer(request: FilesLayerRequest) -> BuiltLayer:
             request.description,
             staged,
         ),
+    )
+
+
+@dataclass(frozen=True)
+class MergedLayerRequest:
+    """Layers, bottom first, written as one that holds what stacking them would leave."""
+
+    layers: tuple[BuiltLayer, ...]
+
+
+@rule
+async def merge_layers(request: MergedLayerRequest) -> BuiltLayer:
+    # Keyed by the parts' blobs alone: services whose small layers are the same share it.
+    directories = tuple(f"layers/{index:03d}" for index in range(len(request.layers)))
+    blobs = await MultiGet(
+        Get(Digest, DigestSubset(layer.digest, PathGlobs([LAYER_BLOB]))) for layer in request.layers
+    )
+    staged = await MultiGet(
+        Get(Digest, AddPrefix(blob, directory)) for blob, directory in zip(blobs, directories)
+    )
+    contents = ", ".join(layer.contents or layer.name for layer in request.layers)
+    return await run_layer_process(
+        "merged",
+        layer_request(
+            (
+                commands.MERGE_LAYERS,
+                *(a for d in directories for a in (flags.LAYER, f"{d}/{LAYER_BLOB}")),
+            ),
+            steps.describe(steps.BUILD, f"merged layer of {contents}"),
+            await Get(Digest, MergeDigests(staged)),
+        ),
+        contents=contents,
     )
 
 

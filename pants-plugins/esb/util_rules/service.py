@@ -15,6 +15,7 @@ from pants.engine.fs import (
     CreateDigest,
     Digest,
     DigestContents,
+    DigestEntries,
     DigestSubset,
     FileContent,
     MergeDigests,
@@ -86,11 +87,13 @@ from esb.util_rules.layers import (
     BaseLibrariesRequest,
     BuiltLayer,
     DistributionLayerRequest,
+    MergedLayerRequest,
     NativeCheck,
     NativeCheckRequest,
     ProjectLayerRequest,
     UvLayerRequest,
     VenvLayerRequest,
+    layer_blob_entry,
     target_argv,
 )
 from esb.util_rules.platform import BasePlatform, platform_suffix
@@ -103,7 +106,7 @@ from esb.util_rules.workspace import (
 )
 from esb_contract import commands, flags, steps
 from esb_contract.image_spec import APP_PATH, ConfigChanges
-from esb_contract.limits import MAX_DISTRIBUTION_LAYERS
+from esb_contract.limits import MAX_DISTRIBUTION_LAYERS, MERGED_LAYER_BELOW_BYTES
 from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.messages import tool_message
 from esb_contract.uv_lock import (
@@ -486,6 +489,19 @@ def distribution_layer_groups(
     return tuple(sorted((g for g in groups if g), key=lambda g: g[0].name))
 
 
+def merged_venv_layers(
+    layers: tuple[BuiltLayer, ...], sizes: tuple[int, ...]
+) -> tuple[tuple[BuiltLayer, ...], tuple[BuiltLayer, ...]]:
+    """Of a service's venv layers (bottom first) and their blobs' sizes: those the image lists
+    as they are, and those it lists merged into one layer above them, the layers below
+    `MERGED_LAYER_BELOW_BYTES` when there are several. Every one stays a layer of its own in
+    the build, shared by the services that have it."""
+    small = tuple(layer for layer, size in zip(layers, sizes) if size < MERGED_LAYER_BELOW_BYTES)
+    if len(small) < 2:
+        return layers, ()
+    return tuple(layer for layer in layers if layer not in small), small
+
+
 def distribution_indexes(export: LockExport) -> tuple[PackageIndex, ...]:
     """The indexes other than PyPI that the lock installs from."""
     arguments = sorted({d.index for d in export.distributions if d.index})
@@ -690,6 +706,12 @@ async def build_service_image(
     # The service's own project, when it is a package, comes last, above what it depends on.
     distributions, own_project = layers[: len(layer_requests)], layers[len(layer_requests) :]
     venv_layers = (*distributions, venv)
+    blobs = await MultiGet(Get(DigestEntries, Digest, layer.digest) for layer in venv_layers)
+    kept, small = merged_venv_layers(
+        venv_layers,
+        tuple(layer_blob_entry(entries).file_digest.serialized_bytes_length for entries in blobs),
+    )
+    merged = (await Get(BuiltLayer, MergedLayerRequest(small)),) if small else ()
     base_metadata = base.image.metadata
     labels = {
         "org.opencontainers.image.base.digest": base.image.image_digest,
@@ -715,7 +737,7 @@ async def build_service_image(
                 stop_signal=target[EsbImageStopSignalField].value,
             )
         ),
-        layers=(uv, *venv_layers, *own_project),
+        layers=(uv, *kept, *merged, *own_project),
         base=base.image,
         created=created,
         app=AppLayerFiles(app_files, platform, tuple(global_options.build_patterns)),

@@ -9,6 +9,7 @@ from pants.option.global_options import KeepSandboxes
 
 from esb.toml_files import toml_table
 from esb.util_rules.index_credentials import PackageIndex
+from esb.util_rules.layers import BuiltLayer
 from esb.util_rules.lock_testutil import UV_WHEEL
 from esb.util_rules.platform import BasePlatform
 from esb.util_rules.service import (
@@ -23,11 +24,13 @@ from esb.util_rules.service import (
     is_distribution_layer_failure,
     is_project_layer_failure,
     local_package_directories,
+    merged_venv_layers,
     project_globs,
     source_path,
 )
 from esb_contract import flags
 from esb_contract.commands import read_argv
+from esb_contract.limits import MERGED_LAYER_BELOW_BYTES
 from esb_contract.lock_export import LockedDistribution, LockExport
 
 
@@ -137,6 +140,25 @@ def test_each_distribution_gets_a_layer_of_its_own_in_name_order() -> None:
 def test_past_the_limit_the_last_distributions_share_the_last_layer() -> None:
     groups = distribution_layer_groups(distributions("e", "d", "c", "b", "a"), 3)
     assert groups == (distributions("a"), distributions("b"), distributions("c", "d", "e"))
+
+
+def built_layers(*names: str) -> tuple[BuiltLayer, ...]:
+    return tuple(BuiltLayer("distribution", EMPTY_DIGEST, name) for name in names)
+
+
+def test_the_small_venv_layers_are_merged_above_the_others_in_their_order() -> None:
+    large, small = MERGED_LAYER_BELOW_BYTES, MERGED_LAYER_BELOW_BYTES - 1
+    layers = built_layers("anyio", "numpy", "six", "venv")
+
+    kept, merged = merged_venv_layers(layers, (small, large, small, small))
+
+    assert kept == built_layers("numpy")
+    assert merged == built_layers("anyio", "six", "venv")
+
+
+def test_a_lone_small_venv_layer_is_listed_as_it_is() -> None:
+    layers = built_layers("numpy", "venv")
+    assert merged_venv_layers(layers, (MERGED_LAYER_BELOW_BYTES, 10)) == (layers, ())
 
 
 INTERNAL = "internal=https://pypi.internal.example/simple"

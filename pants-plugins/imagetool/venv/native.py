@@ -43,11 +43,9 @@ from elftools.elf.elffile import ELFFile
 from esb_contract.architectures import ARCHITECTURES
 from imagetool import tarlayer
 from imagetool.errors import ToolError
-from imagetool.tarlayer import LayerMember
+from imagetool.tarlayer import OPAQUE_WHITEOUT, WHITEOUT, LayerMember
 
 VENV_DIR = ".venv"
-_WHITEOUT = ".wh."
-_OPAQUE_WHITEOUT = ".wh..wh..opq"
 _LD_SO_CONF = "etc/ld.so.conf"
 _MAX_SYMLINK_HOPS = 40
 # The dynamic linker's built-in directories (glibc's trusted directories on Debian: the
@@ -110,10 +108,10 @@ class _Filesystem:
             if path in ("", "."):
                 continue
             directory, name = posixpath.split(path)
-            if name == _OPAQUE_WHITEOUT:
+            if name == OPAQUE_WHITEOUT:
                 self._delete_under(directory)
-            elif name.startswith(_WHITEOUT):
-                target = posixpath.join(directory, name[len(_WHITEOUT) :])
+            elif name.startswith(WHITEOUT):
+                target = posixpath.join(directory, name[len(WHITEOUT) :])
                 self.entries.pop(target, None)
                 self._delete_under(target)
             elif info.isdir():
