@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from esb_contract.limits import MERGED_LAYER_BELOW_BYTES
+from esb_contract.limits import MERGED_LAYER_BELOW_BYTES, layers_to_merge
 from imagetool.merge_layers import merged_members
 from imagetool.tarlayer import LayerBlob, members_from_directory, write_layer
 from imagetool.venv.commands import uv_from
@@ -161,18 +161,18 @@ def split_layers(
 def merge_small(
     blobs: list[tuple[LayerBlob, Path]], out_path: Path, written: dict[tuple[str, ...], LayerBlob]
 ) -> list[LayerBlob]:
-    """The layers as `pants package` lists them in the image: those of
-    `MERGED_LAYER_BELOW_BYTES` and more as they are, the smaller ones merged into one by the
-    image tool's own `merge-layers` code. Services with the same small layers share the merged
-    one (`written`, keyed by their digests)."""
-    small = [(blob, path) for blob, path in blobs if blob.size < MERGED_LAYER_BELOW_BYTES]
-    if len(small) < 2:
+    """The layers as `pants package` lists them in the image (`layers_to_merge`): the large ones
+    as they are, the small ones merged into one by the image tool's own `merge-layers` code.
+    Services with the same small layers share the merged one (`written`, keyed by their
+    digests)."""
+    merged = layers_to_merge([blob.size for blob, _ in blobs])
+    if not merged:
         return [blob for blob, _ in blobs]
-    key = tuple(blob.digest for blob, _ in small)
+    key = tuple(blobs[index][0].digest for index in merged)
     if key not in written:
-        members = merged_members([path for _, path in small])
+        members = merged_members([blobs[index][1] for index in merged])
         written[key] = write_layer(members, out_path, mtime=MTIME)
-    kept = [blob for blob, _ in blobs if blob.size >= MERGED_LAYER_BELOW_BYTES]
+    kept = [blob for index, (blob, _) in enumerate(blobs) if index not in merged]
     return [*kept, written[key]]
 
 

@@ -106,7 +106,7 @@ from esb.util_rules.workspace import (
 )
 from esb_contract import commands, flags, steps
 from esb_contract.image_spec import APP_PATH, ConfigChanges
-from esb_contract.limits import MAX_DISTRIBUTION_LAYERS, MERGED_LAYER_BELOW_BYTES
+from esb_contract.limits import MAX_DISTRIBUTION_LAYERS, layers_to_merge
 from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.messages import tool_message
 from esb_contract.uv_lock import (
@@ -493,13 +493,11 @@ def merged_venv_layers(
     layers: tuple[BuiltLayer, ...], sizes: tuple[int, ...]
 ) -> tuple[tuple[BuiltLayer, ...], tuple[BuiltLayer, ...]]:
     """Of a service's venv layers (bottom first) and their blobs' sizes: those the image lists
-    as they are, and those it lists merged into one layer above them, the layers below
-    `MERGED_LAYER_BELOW_BYTES` when there are several. Every one stays a layer of its own in
-    the build, shared by the services that have it."""
-    small = tuple(layer for layer, size in zip(layers, sizes) if size < MERGED_LAYER_BELOW_BYTES)
-    if len(small) < 2:
-        return layers, ()
-    return tuple(layer for layer in layers if layer not in small), small
+    as they are, and those it lists merged into one layer above them (`layers_to_merge`). Every
+    one stays a layer of its own in the build, shared by the services that have it."""
+    merged = layers_to_merge(sizes)
+    kept = tuple(layer for index, layer in enumerate(layers) if index not in merged)
+    return kept, tuple(layers[index] for index in merged)
 
 
 def distribution_indexes(export: LockExport) -> tuple[PackageIndex, ...]:
