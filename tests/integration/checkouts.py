@@ -1,13 +1,15 @@
 """Copies of the checkout under test, and the Pants runs made in them.
 
 Each copy is the working tree as git sees it (tracked and untracked files, less ignored ones), so
-uncommitted work is tested too. Pants runs there without its daemon, with the plain console (one
-`Completed: <description>` line per process that actually ran, none for a cache hit), and with
-an environment of its own rather than the test's.
+uncommitted work is tested too. Pants runs there as a user runs it, with the copy's own daemon
+(started by its first run and stopped by `stop_daemons` before the copy is deleted), with the plain
+console (one `Completed: <description>` line per process that actually ran, none for a cache hit),
+and with an environment of its own rather than the test's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,7 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from docker import DockerClient
 from docker.models.images import Image
@@ -39,6 +41,8 @@ PANTS_TIMEOUT_S = 900
 IMAGE_TARGET_TYPES = ("esb_base_image", "esb_service_image")
 WORKER = "services/worker"
 _COMPLETED = re.compile(r"^\S+ \[INFO\] Completed: (.+)$", re.MULTILINE)
+# The roots of the copies whose daemon a run started and `stop_daemons` has not stopped yet.
+_DAEMON_ROOTS: set[Path] = set()
 
 
 @dataclass(frozen=True)
@@ -189,17 +193,27 @@ class Checkout:
         *args: str,
         wrapper: Sequence[str] = (),
         passed_env: Sequence[str] = (),
-        pantsd: bool = False,
         timeout_s: float = PANTS_TIMEOUT_S,
     ) -> PantsRun:
         """Runs `./pants ARGS` here, as `WRAPPER ./pants ARGS` when a wrapper is given, with the
         test's variables Pants needs and those named in `passed_env`; a run that outlasts
-        `timeout_s` is killed and raises `subprocess.TimeoutExpired`. With `pantsd`, the run
-        uses (and starts) this checkout's daemon: the caller stops it with `stop_pantsd`."""
-        daemon = "--pantsd" if pantsd else "--no-pantsd"
-        argv = (*wrapper, "./pants", daemon, "--no-dynamic-ui", *args)
+        `timeout_s` is killed and raises `subprocess.TimeoutExpired`.
+
+        The run uses this copy's daemon, which its first run starts, so that only that run pays
+        for Pants' start-up. A wrapper would wrap the client alone, not the daemon that does the
+        work, so a run with one runs without the daemon, all in the wrapped process."""
+        daemon = not wrapper
+        argv = (
+            *wrapper,
+            "./pants",
+            "--pantsd" if daemon else "--no-pantsd",
+            "--no-dynamic-ui",
+            *args,
+        )
         names = (*PANTS_ENVIRONMENT, *passed_env)
         environment = {name: os.environ[name] for name in names if name in os.environ}
+        if daemon:
+            _DAEMON_ROOTS.add(self.root)
         completed = subprocess.run(
             argv,
             cwd=self.root,
@@ -212,13 +226,14 @@ class Checkout:
         return PantsRun(argv, completed.returncode, completed.stdout, completed.stderr)
 
     def stop_pantsd(self) -> None:
-        """Stops the daemon that runs with `pantsd=True` started here, if one runs."""
-        for pidfile in self.root.glob(".pids/*/pantsd/pid"):
+        """Stops this copy's daemon, if one runs, and waits until it has exited."""
+        pidfiles = list(self.root.glob(".pids/*/pantsd/pid"))
+        for pidfile in pidfiles:
             try:
                 os.kill(int(pidfile.read_text()), signal.SIGTERM)
-            except (ValueError, ProcessLookupError):
+            except (ValueError, ProcessLookupError, FileNotFoundError):
                 continue
-        for pidfile in self.root.glob(".pids/*/pantsd/pid"):
+        for pidfile in pidfiles:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 try:
@@ -307,3 +322,23 @@ def image_steps(checkout: Checkout, targets: Sequence[ImageTarget]) -> set[str]:
             steps.add(f"Assemble the Debian root filesystem of {target.address}")
             steps.add(f"Build the trust/tools layer of {target.address}")
     return steps
+
+
+def stop_daemons(under: Path = Path("/")) -> None:
+    """Stops the daemons of the copies under `under` (of every copy, by default) that runs
+    started: each holds hundreds of megabytes and watches its copy's files until stopped."""
+    for root in sorted(_DAEMON_ROOTS):
+        if root.is_relative_to(under):
+            Checkout(root).stop_pantsd()
+            _DAEMON_ROOTS.discard(root)
+
+
+@contextlib.contextmanager
+def scratch_directory(prefix: str) -> Iterator[Path]:
+    """An empty temporary directory for copies of the checkout, deleted on exit after their
+    daemons are stopped."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        try:
+            yield Path(directory)
+        finally:
+            stop_daemons(under=Path(directory))

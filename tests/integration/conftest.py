@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -13,15 +12,23 @@ import docker
 import pytest
 from docker import DockerClient
 
-from integration.checkouts import Checkout, ImageTarget, PantsRun
+from integration.checkouts import Checkout, ImageTarget, PantsRun, scratch_directory, stop_daemons
 from integration.prerequisites import unavailable
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_daemon_outlives_the_session() -> Iterator[None]:
+    """Stops the daemons of the copies that no fixture deleted, such as those under pytest's
+    own temporary directories."""
+    yield
+    stop_daemons()
 
 
 @pytest.fixture
 def scratch() -> Iterator[Path]:
     """An empty directory, deleted after the test (builds leave hundreds of megabytes)."""
-    with tempfile.TemporaryDirectory(prefix="esb-integration-") as directory:
-        yield Path(directory)
+    with scratch_directory("esb-integration-") as directory:
+        yield directory
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +48,8 @@ def checkout(repo_root: Path, scratch: Path) -> Checkout:
 @pytest.fixture(scope="session")
 def session_checkout(repo_root: Path) -> Iterator[Checkout]:
     """A copy of the checkout shared by the tests that only read it."""
-    with tempfile.TemporaryDirectory(prefix="esb-integration-session-") as directory:
-        yield Checkout.copy_of(repo_root, Path(directory) / "checkout")
+    with scratch_directory("esb-integration-session-") as directory:
+        yield Checkout.copy_of(repo_root, directory / "checkout")
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ import pytest
 from docker import DockerClient
 from docker.models.images import Image
 
-from integration.checkouts import Checkout, PantsRun
+from integration.checkouts import Checkout, PantsRun, scratch_directory
 from integration.containers import run_to_exit
 
 # The module-scoped fixture that loads every built image into the engine, shared, not copied.
@@ -397,27 +397,22 @@ def outputs_of(checkout: Checkout) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def table(
-    repo_root: Path, test_registry: SharedRegistry, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Table]:
-    scratch = tmp_path_factory.mktemp("adversarial")
-    checkout = Checkout.copy_of(repo_root, scratch / "checkout")
-    publisher = PublishCheckout.set_up(
-        checkout, test_registry, f"adversarial-{uuid.uuid4().hex[:12]}", scratch
-    )
-    try:
-        built = checkout.pants("package", "::", pantsd=True)
+def table(repo_root: Path, test_registry: SharedRegistry) -> Iterator[Table]:
+    with scratch_directory("esb-integration-adversarial-") as scratch:
+        checkout = Checkout.copy_of(repo_root, scratch / "checkout")
+        publisher = PublishCheckout.set_up(
+            checkout, test_registry, f"adversarial-{uuid.uuid4().hex[:12]}", scratch
+        )
+        built = checkout.pants("package", "::")
         assert built.returncode == 0, built.report()
         yield Table(checkout, publisher, outputs_of(checkout))
-    finally:
-        checkout.stop_pantsd()
 
 
 def run_case(table: Table, case: Case) -> PantsRun:
     edits = Edits(table.checkout.root)
     try:
         case.edit(edits)
-        return table.checkout.pants(*case.options, *case.goal, pantsd=True)
+        return table.checkout.pants(*case.options, *case.goal)
     finally:
         edits.restore()
 
@@ -449,7 +444,7 @@ def test_a_lock_that_cannot_be_resolved_writes_no_lock(table: Table) -> None:
         )
         # The worker's lock would be written again were anything written.
         edits.remove(f"{WORKER}/uv.lock")
-        run = table.checkout.pants("esb-lock", f"{API}:", f"{WORKER}:", pantsd=True)
+        run = table.checkout.pants("esb-lock", f"{API}:", f"{WORKER}:")
         output = run.stdout + run.stderr
         assert run.returncode == 1, run.report()
         assert "Traceback" not in output and "traceback" not in output, run.report()
@@ -508,7 +503,7 @@ def publish_to(address: str) -> str:
 
 def test_publish_to_a_closed_port_fails_naming_the_registry(table: Table) -> None:
     address = closed_port()
-    run = table.checkout.pants(publish_to(address), "publish", f"{WORKER}:", pantsd=True)
+    run = table.checkout.pants(publish_to(address), "publish", f"{WORKER}:")
     assert run.returncode == 1, run.report()
     assert address in run.stderr and "Connection refused" in run.stderr, run.report()
     assert "Traceback" not in run.stderr
@@ -524,7 +519,6 @@ def test_publish_to_a_registry_that_never_answers_fails_within_the_deadline(
             "--esb-registries-push-read-timeout=2",
             "publish",
             f"{WORKER}:",
-            pantsd=True,
         )
     assert run.returncode == 1, run.report()
     assert address in run.stderr and "push_read_timeout" in run.stderr, run.report()
@@ -541,9 +535,7 @@ def test_publish_with_wrong_credentials_fails_and_pushes_nothing(
     config.write_text(
         json.dumps({"auths": {table.publisher.registry.host: {"auth": auth.decode()}}})
     )
-    run = table.checkout.pants(
-        f"--esb-registries-docker-config={config}", "publish", "::", pantsd=True
-    )
+    run = table.checkout.pants(f"--esb-registries-docker-config={config}", "publish", "::")
     assert run.returncode == 1, run.report()
     assert table.publisher.registry.host in run.stderr and "401" in run.stderr, run.report()
     assert wrong_password not in run.stdout + run.stderr
@@ -552,7 +544,7 @@ def test_publish_with_wrong_credentials_fails_and_pushes_nothing(
 
 
 def test_publish_of_a_registry_with_an_unknown_ca_fails_and_pushes_nothing(table: Table) -> None:
-    run = table.checkout.pants("--esb-registries-registries={}", "publish", "::", pantsd=True)
+    run = table.checkout.pants("--esb-registries-registries={}", "publish", "::")
     assert run.returncode == 1, run.report()
     assert f"The TLS certificate of {table.publisher.registry.host} does not verify" in run.stderr
     assert "Traceback" not in run.stderr
@@ -577,7 +569,7 @@ def test_a_blob_truncated_in_dist_is_written_whole_again(table: Table) -> None:
     largest.write_bytes(b"")
     abandoned = largest.parent / f".{largest.name}.4000001.abcd.partial"
     abandoned.write_bytes(b"half")
-    run = table.checkout.pants("package", "::", pantsd=True)
+    run = table.checkout.pants("package", "::")
     assert run.returncode == 0, run.report()
     assert hashlib.sha256(largest.read_bytes()).hexdigest() == largest.name
     assert not abandoned.exists()

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -22,21 +21,17 @@ LOCAL_STORE = Path.home() / ".cache" / "pants" / "lmdb_store"
 
 
 @pytest.fixture
-def daemon_checkout(repo_root: Path, scratch: Path) -> Iterator[Checkout]:
-    """A copy of the checkout built once with its own pantsd, which later runs reuse."""
-    checkout = Checkout.copy_of(repo_root, scratch / "checkout")
-    try:
-        run = checkout.pants("package", "::", pantsd=True)
-        assert run.returncode == 0, run.report()
-        yield checkout
-    finally:
-        checkout.stop_pantsd()
+def built_copy(checkout: Checkout) -> Checkout:
+    """A copy of the checkout built once, whose later runs reuse its warm pantsd."""
+    run = checkout.pants("package", "::")
+    assert run.returncode == 0, run.report()
+    return checkout
 
 
 def test_a_reader_never_sees_a_shared_blob_partial_during_no_op_runs(
-    daemon_checkout: Checkout,
+    built_copy: Checkout,
 ) -> None:
-    blob = daemon_checkout.largest_blob()
+    blob = built_copy.largest_blob()
     size, inode = blob.stat().st_size, blob.stat().st_ino
     sizes_seen: set[int] = set()
     reads = 0
@@ -53,7 +48,7 @@ def test_a_reader_never_sees_a_shared_blob_partial_during_no_op_runs(
     reader.start()
     try:
         for _ in range(NO_OP_RUNS):
-            run = daemon_checkout.pants("package", "::", pantsd=True)
+            run = built_copy.pants("package", "::")
             assert run.returncode == 0, run.report()
     finally:
         done.set()
@@ -63,41 +58,41 @@ def test_a_reader_never_sees_a_shared_blob_partial_during_no_op_runs(
     assert sizes_seen == {size}
     # Not rewritten at all: the same file, whole.
     assert blob.stat().st_ino == inode
-    daemon_checkout.assert_every_blob_is_whole()
+    built_copy.assert_every_blob_is_whole()
 
 
 def test_a_failed_run_leaves_the_earlier_outputs_whole_and_says_they_are_earlier(
-    daemon_checkout: Checkout, image_targets: list[ImageTarget]
+    built_copy: Checkout, image_targets: list[ImageTarget]
 ) -> None:
     service = next(target for target in image_targets if target.is_service)
     before = {
-        target.address: daemon_checkout.outputs(target).metadata_file.read_bytes()
+        target.address: built_copy.outputs(target).metadata_file.read_bytes()
         for target in image_targets
     }
     # A dependency the service's lock does not have: its lock check fails the build.
-    daemon_checkout.substitute(
+    built_copy.substitute(
         f"{service.spec_path}/pyproject.toml",
         r"dependencies\s*=\s*\[",
         'dependencies = ["esb-no-such-distribution==1.0", ',
     )
 
-    run = daemon_checkout.pants("package", "::", pantsd=True)
+    run = built_copy.pants("package", "::")
 
     assert run.returncode == 1, run.report()
     assert "Traceback" not in run.stderr, run.report()
-    metadata = daemon_checkout.outputs(service).metadata_file
+    metadata = built_copy.outputs(service).metadata_file
     assert f"{service.address} failed: nothing of this run was written to dist/" in run.stderr
     assert f"{metadata} and the other outputs there are from an earlier run" in run.stderr
     after = {
-        target.address: daemon_checkout.outputs(target).metadata_file.read_bytes()
+        target.address: built_copy.outputs(target).metadata_file.read_bytes()
         for target in image_targets
     }
     assert after == before
-    daemon_checkout.assert_every_blob_is_whole()
+    built_copy.assert_every_blob_is_whole()
     for target in image_targets:
-        layout = json.loads((daemon_checkout.outputs(target).layout / "index.json").read_text())
+        layout = json.loads((built_copy.outputs(target).layout / "index.json").read_text())
         for manifest in layout["manifests"]:
-            assert manifest["digest"].removeprefix("sha256:") in daemon_checkout.blob_files()
+            assert manifest["digest"].removeprefix("sha256:") in built_copy.blob_files()
 
 
 def test_a_corrupt_entry_of_the_local_store_fails_package_and_lands_nowhere(

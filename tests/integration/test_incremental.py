@@ -3,7 +3,6 @@ else."""
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from integration.checkouts import Checkout, ImageTarget, PantsRun
+from integration.checkouts import Checkout, ImageTarget, PantsRun, scratch_directory
 
 
 @dataclass(frozen=True)
@@ -30,8 +29,8 @@ def incremental_builds(
 ) -> Iterator[IncrementalBuilds]:
     """Builds a copy of the checkout, edits a `.py` file of the first service and builds again,
     then builds a third time without a change."""
-    with tempfile.TemporaryDirectory(prefix="esb-integration-incremental-") as directory:
-        checkout = Checkout.copy_of(repo_root, Path(directory) / "checkout")
+    with scratch_directory("esb-integration-incremental-") as directory:
+        checkout = Checkout.copy_of(repo_root, directory / "checkout")
         initial = checkout.pants("package", "::")
         assert initial.returncode == 0, initial.report()
         digests_before = checkout.digests(image_targets)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Iterator
 import pytest
 import tomllib
 
-from integration.checkouts import Checkout, ImageTarget, PantsRun
+from integration.checkouts import Checkout, ImageTarget, PantsRun, scratch_directory
 from integration.test_publish import PublishCheckout
 
 # `test_registry` is the fixture, shared with the upstream base's tests.
@@ -134,8 +133,7 @@ def _new_repository(repo_root: Path, root: Path, version: str, wheels: Path) -> 
 def installed(
     repo_root: Path, test_registry: SharedRegistry  # noqa: F811
 ) -> Iterator[InstalledRepository]:
-    with tempfile.TemporaryDirectory(prefix="esb-integration-installed-") as directory:
-        scratch = Path(directory)
+    with scratch_directory("esb-integration-installed-") as scratch:
         source = Checkout.copy_of(repo_root, scratch / "source")
         built = source.pants("package", WHEEL_TARGET)
         assert built.returncode == 0, built.report()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -25,7 +24,7 @@ from esb_contract.image_spec import Platform
 from esb_contract.media_types import INDEX_MEDIA_TYPE
 from imagetool.oci import OciLayout
 from imagetool.tarlayer import read_layer_members
-from integration.checkouts import Checkout, ImageTarget
+from integration.checkouts import Checkout, ImageTarget, scratch_directory
 from integration.containers import (
     HEALTHZ_SCRIPT,
     assert_stopped_by_the_garbage_ca,
@@ -63,8 +62,7 @@ def two_platform_copy(repo_root: Path, destination: Path) -> Checkout:
 def publisher(repo_root: Path, test_registry: SharedRegistry) -> Iterator[PublishCheckout]:
     """The example monorepo with its base on both platforms, locked, then the base and the API
     built, set up to publish to the test registry."""
-    with tempfile.TemporaryDirectory(prefix="esb-integration-platforms-") as directory:
-        scratch = Path(directory)
+    with scratch_directory("esb-integration-platforms-") as scratch:
         checkout = two_platform_copy(repo_root, scratch / "checkout")
         namespace = f"platforms-{uuid.uuid4().hex[:12]}"
         publisher = PublishCheckout.set_up(checkout, test_registry, namespace, scratch)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tempfile
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from esb_contract.media_types import INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
 from imagetool.registry.auth import pull_scope
 from imagetool.registry.credentials import DockerConfig
 from imagetool.registry.transport import RegistryClient, RegistryOptions
-from integration.checkouts import Checkout, ImageTarget, PantsRun
+from integration.checkouts import Checkout, ImageTarget, PantsRun, scratch_directory
 
 # `test_registry` is the fixture, shared with the upstream base's tests.
 from integration.test_upstream_base import (  # noqa: F401
@@ -124,8 +123,7 @@ class PublishCheckout:
 @pytest.fixture(scope="module")
 def publish_checkout(repo_root: Path, test_registry: SharedRegistry) -> Iterator[PublishCheckout]:
     """A copy of the checkout set up to publish to the test registry, after `package ::`."""
-    with tempfile.TemporaryDirectory(prefix="esb-integration-publish-") as directory:
-        scratch = Path(directory)
+    with scratch_directory("esb-integration-publish-") as scratch:
         checkout = Checkout.copy_of(repo_root, scratch / "checkout")
         namespace = f"publish-{uuid.uuid4().hex[:12]}"
         publisher = PublishCheckout.set_up(checkout, test_registry, namespace, scratch)

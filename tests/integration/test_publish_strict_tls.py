@@ -33,7 +33,7 @@ import docker
 import pytest
 from docker import DockerClient
 
-from integration.checkouts import Checkout, ImageTarget, PantsRun
+from integration.checkouts import Checkout, ImageTarget, PantsRun, scratch_directory
 from integration.prerequisites import unavailable
 from integration.test_publish import ALIAS, PublishCheckout, assert_unknown_ca_refused
 from integration.test_upstream_base import SharedRegistry
@@ -186,8 +186,7 @@ def trusted_by_the_engine(registry: SharedRegistry) -> Iterator[None]:
 def strict_checkout(repo_root: Path, strict_registry: SharedRegistry) -> Iterator[PublishCheckout]:
     """A copy of the checkout set up to publish to the strict registry, with its CA in
     `[esb-registries]`, after `package` of the one image the tests publish."""
-    with tempfile.TemporaryDirectory(prefix="esb-integration-strict-tls-publish-") as directory:
-        scratch = Path(directory)
+    with scratch_directory("esb-integration-strict-tls-publish-") as scratch:
         checkout = Checkout.copy_of(repo_root, scratch / "checkout")
         publisher = PublishCheckout.set_up(checkout, strict_registry, NAMESPACE, scratch)
         built = checkout.pants("package", WORKER.address)

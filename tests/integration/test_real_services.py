@@ -13,7 +13,7 @@ import pytest
 from docker import DockerClient
 from docker.models.images import Image
 
-from integration.checkouts import Checkout
+from integration.checkouts import Checkout, scratch_directory
 from integration.containers import run_to_exit
 from integration.real_projects import (
     GRIP,
@@ -64,12 +64,13 @@ print(json.dumps({"build_files": build_files, "uncompiled": uncompiled}))
 
 
 @pytest.fixture(scope="module")
-def real_checkout(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkout:
+def real_checkout(repo_root: Path) -> Iterator[Checkout]:
     """The checkout with the real services laid out and locked by `pants esb-lock`."""
-    checkout = Checkout.copy_of(repo_root, tmp_path_factory.mktemp("real") / "checkout")
-    add_real_services(checkout, sdist_cache())
-    lock_as_of_exclude_newer(checkout, *TARGETS)
-    return checkout
+    with scratch_directory("esb-integration-real-") as scratch:
+        checkout = Checkout.copy_of(repo_root, scratch / "checkout")
+        add_real_services(checkout, sdist_cache())
+        lock_as_of_exclude_newer(checkout, *TARGETS)
+        yield checkout
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from docker import DockerClient
 from docker.models.images import Image
 
-from integration.checkouts import Checkout
+from integration.checkouts import Checkout, scratch_directory
 from integration.containers import run_to_exit
 from integration.real_projects import (
     PACKAGING,
@@ -39,13 +39,14 @@ LIBRARY_SCRIPT = (
 
 
 @pytest.fixture(scope="module")
-def workspace_checkout(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkout:
-    checkout = Checkout.copy_of(repo_root, tmp_path_factory.mktemp("realws") / "checkout")
-    add_real_workspace(checkout, sdist_cache())
-    run = lock_as_of_exclude_newer(checkout, *TARGETS)
-    assert run.stdout.count(f"Wrote {WORKSPACE_ROOT}/uv.lock") == 1, run.stdout
-    assert f"Wrote {WORKSPACE_ROOT}/build-constraints.txt" in run.stdout, run.stdout
-    return checkout
+def workspace_checkout(repo_root: Path) -> Iterator[Checkout]:
+    with scratch_directory("esb-integration-real-workspace-") as scratch:
+        checkout = Checkout.copy_of(repo_root, scratch / "checkout")
+        add_real_workspace(checkout, sdist_cache())
+        run = lock_as_of_exclude_newer(checkout, *TARGETS)
+        assert run.stdout.count(f"Wrote {WORKSPACE_ROOT}/uv.lock") == 1, run.stdout
+        assert f"Wrote {WORKSPACE_ROOT}/build-constraints.txt" in run.stdout, run.stdout
+        yield checkout
 
 
 @pytest.fixture(scope="module")

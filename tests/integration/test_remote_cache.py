@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from integration.checkouts import Checkout, ImageTarget, PantsRun, image_steps
+from integration.checkouts import Checkout, ImageTarget, PantsRun, image_steps, scratch_directory
 from integration.prerequisites import unavailable
 from integration.test_publish import PUSHED_LINE, PublishCheckout
 
@@ -88,8 +87,7 @@ class CacheBuilds:
 @pytest.fixture(scope="module")
 def cache_builds(repo_root: Path, remote_cache: str) -> Iterator[CacheBuilds]:
     """`package ::` in A, writing to the cache, then in B, reading from it."""
-    with tempfile.TemporaryDirectory(prefix="esb-integration-remote-cache-") as directory:
-        root = Path(directory)
+    with scratch_directory("esb-integration-remote-cache-") as root:
         writer = Workspace(Checkout.copy_of(repo_root, root / "a" / "checkout"), root / "a-caches")
         # Paths of different lengths: a path in a process's key would make every lookup miss.
         reader = Workspace(
@@ -115,8 +113,7 @@ def cache_publish(
     repo_root: Path, remote_cache: str, cache_builds: CacheBuilds, test_registry: SharedRegistry
 ) -> Iterator[CachePublish]:
     """`publish ::` in C, reading what A wrote to the cache."""
-    with tempfile.TemporaryDirectory(prefix="esb-integration-remote-cache-publish-") as directory:
-        scratch = Path(directory)
+    with scratch_directory("esb-integration-remote-cache-publish-") as scratch:
         workspace = Workspace(
             Checkout.copy_of(repo_root, scratch / "c" / "a-publishing-workspace" / "checkout"),
             scratch / "c-caches",
