@@ -456,6 +456,10 @@ def step_kind(description: str) -> str:
     def names_one(word: str) -> bool:
         return "/" in word or "==" in word or ":" in word.rstrip(":")
 
+    head, of, names = description.partition(" of ")
+    if of and "," in names:
+        # A list of distributions (`name version, …`), as a merged layer's step names them.
+        return f"{head} of …"
     return " ".join("…" if names_one(word) else word for word in description.split())
 
 

@@ -18,6 +18,7 @@ from esb_bench.report import (
     PLATFORMS_END,
     platforms_block,
     render,
+    step_kind,
     with_platforms_block,
 )
 from esb_bench.sizes import RegistryBytes
@@ -269,3 +270,19 @@ def test_a_scale_of_ours_alone_shows_dashes_for_the_docker_contenders() -> None:
 def test_a_run_of_ours_alone_at_every_n_is_refused() -> None:
     with pytest.raises(BenchError, match="no N was measured with the Docker contenders"):
         render([ours_alone_scale(1000)], {"CPU": "test"}, 1, 1, Path("/tmp/bench"), "")
+
+
+@pytest.mark.parametrize(
+    ("description", "kind"),
+    [
+        ("Install anyio==4.16.0 into a layer", "Install … into a layer"),
+        (
+            "Check the native libraries of the venv of services/svc-001:svc-001",
+            "Check the native libraries of the venv of …",
+        ),
+        ("Build the merged layer of anyio 4.16.0, idna 3.20, venv", "Build the merged layer of …"),
+        ("Build the merged layer of cffi 2.1.1, venv", "Build the merged layer of …"),
+    ],
+)
+def test_a_step_kind_leaves_out_what_its_step_names(description: str, kind: str) -> None:
+    assert step_kind(description) == kind
