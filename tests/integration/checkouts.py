@@ -2,9 +2,10 @@
 
 Each copy is the working tree as git sees it (tracked and untracked files, less ignored ones), so
 uncommitted work is tested too. Pants runs there as a user runs it, with the copy's own daemon
-(started by its first run and stopped by `stop_daemons` before the copy is deleted), with the plain
-console (one `Completed: <description>` line per process that actually ran, none for a cache hit),
-and with an environment of its own rather than the test's.
+(started by its first run; every copy lives in a `scratch_directory`, which stops the daemon
+before deleting the copy), with the plain console (one `Completed: <description>` line per
+process that actually ran, none for a cache hit), and with an environment of its own rather than
+the test's.
 """
 
 from __future__ import annotations
@@ -324,9 +325,9 @@ def image_steps(checkout: Checkout, targets: Sequence[ImageTarget]) -> set[str]:
     return steps
 
 
-def stop_daemons(under: Path = Path("/")) -> None:
-    """Stops the daemons of the copies under `under` (of every copy, by default) that runs
-    started: each holds hundreds of megabytes and watches its copy's files until stopped."""
+def stop_daemons(under: Path) -> None:
+    """Stops the daemons that runs started in the copies under `under`: each holds hundreds of
+    megabytes and watches its copy's files until stopped."""
     for root in sorted(_DAEMON_ROOTS):
         if root.is_relative_to(under):
             Checkout(root).stop_pantsd()

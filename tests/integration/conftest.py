@@ -12,16 +12,8 @@ import docker
 import pytest
 from docker import DockerClient
 
-from integration.checkouts import Checkout, ImageTarget, PantsRun, scratch_directory, stop_daemons
+from integration.checkouts import Checkout, ImageTarget, PantsRun, scratch_directory
 from integration.prerequisites import unavailable
-
-
-@pytest.fixture(scope="session", autouse=True)
-def no_daemon_outlives_the_session() -> Iterator[None]:
-    """Stops the daemons of the copies that no fixture deleted, such as those under pytest's
-    own temporary directories."""
-    yield
-    stop_daemons()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from imagetool.registry.push import push_image
 from imagetool.registry.reference import Reference
 from imagetool.registry.transport import RegistryClient, RegistryOptions
 from imagetool.tarlayer import LayerMember, write_layer
-from integration.checkouts import Checkout, ImageOutputs, ImageTarget, PantsRun
+from integration.checkouts import Checkout, ImageOutputs, ImageTarget, PantsRun, scratch_directory
 from integration.prerequisites import unavailable
 
 REGISTRY_VARIABLES = (
@@ -193,8 +192,7 @@ def upstream_checkout(
 ) -> Iterator[UpstreamCheckout]:
     """A copy of the checkout whose first service builds on `upstream-base:on-upstream`, an
     `esb_base_image` on the Debian base that this copy built and the test pushed."""
-    with tempfile.TemporaryDirectory(prefix="esb-integration-upstream-") as directory:
-        scratch = Path(directory)
+    with scratch_directory("esb-integration-upstream-") as scratch:
         checkout = Checkout.copy_of(repo_root, scratch / "checkout")
         debian_base = next(target for target in image_targets if not target.is_service)
         built = checkout.pants("package", debian_base.address)

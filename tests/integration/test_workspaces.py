@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from docker import DockerClient
 
-from integration.checkouts import Checkout, ImageTarget
+from integration.checkouts import Checkout, ImageTarget, scratch_directory
 from integration.containers import run_to_exit
 
 ROOT = "workspace"
@@ -80,16 +81,17 @@ def write_workspace(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def checkout(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkout:
+def checkout(repo_root: Path) -> Iterator[Checkout]:
     """The checkout with the workspace, locked by `pants esb-lock` of both members."""
-    checkout = Checkout.copy_of(repo_root, tmp_path_factory.mktemp("workspace") / "checkout")
-    write_workspace(checkout.root / ROOT)
-    run = checkout.pants("esb-lock", ALPHA, BETA)
-    assert run.returncode == 0, run.report()
-    # Once for both members, at the root.
-    assert run.stdout.count(f"Wrote {ROOT}/uv.lock") == 1, run.stdout
-    assert not (checkout.root / ROOT / "services/alpha/uv.lock").exists()
-    return checkout
+    with scratch_directory("esb-integration-workspace-") as scratch:
+        checkout = Checkout.copy_of(repo_root, scratch / "checkout")
+        write_workspace(checkout.root / ROOT)
+        run = checkout.pants("esb-lock", ALPHA, BETA)
+        assert run.returncode == 0, run.report()
+        # Once for both members, at the root.
+        assert run.stdout.count(f"Wrote {ROOT}/uv.lock") == 1, run.stdout
+        assert not (checkout.root / ROOT / "services/alpha/uv.lock").exists()
+        yield checkout
 
 
 def package(checkout: Checkout) -> dict[str, str]:
