@@ -140,7 +140,13 @@ COMMANDS: Mapping[str, Arguments] = {
     | UV_PROJECT
     | arguments(
         required={flags.OUT, flags.PROJECT, flags.UV},
-        optional={flags.BUILD_CONSTRAINTS, flags.EXTRA, flags.PACKAGE, flags.RELOCK_COMMAND},
+        optional={
+            flags.BUILD_CONSTRAINTS,
+            flags.CACHE_DIR,
+            flags.EXTRA,
+            flags.PACKAGE,
+            flags.RELOCK_COMMAND,
+        },
         repeated={flags.EXTRA},
     ),
     IMAGE_INDEX: arguments(

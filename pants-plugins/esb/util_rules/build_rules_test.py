@@ -921,6 +921,11 @@ def test_a_service_image_is_its_base_then_uv_its_locked_venv_and_its_files(
             "org.example.team": "api",
         },
     )
+    # The lock is checked offline with a uv cache of its own, kept between runs.
+    (lock_check,) = tool.runs("export-lock")
+    assert dict(lock_check.append_only_caches) == {
+        "esb_uv_offline": _option(lock_check.full_argv, "--cache-dir")
+    }
     # The venv layers' native libraries are checked against the base's.
     (check,) = tool.runs("check-native")
     assert len(_options(check.full_argv, "--venv-blob")) == 3

@@ -34,6 +34,7 @@ from pants.engine.target import (
     WrappedTargetRequest,
 )
 from pants.option.global_options import GlobalOptions
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from esb.subsystems.image_tool import ImageToolRequest
@@ -351,6 +352,11 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
 
 
 LOCK_EXPORT = "lock-export.json"
+# A Pants named cache (`~/.cache/pants/named_caches/esb_uv_offline`) for the lock check's offline
+# runs of uv: outside every key, it saves each check uv's query of the interpreter, and holds no
+# index's answers that could change a check's outcome.
+LOCK_CHECK_CACHE_NAME = "esb_uv_offline"
+LOCK_CHECK_CACHE_PATH = ".cache/esb-uv-offline"
 
 
 def export_lock_argv(project: ServiceProject) -> tuple[str, ...]:
@@ -371,6 +377,8 @@ def export_lock_argv(project: ServiceProject) -> tuple[str, ...]:
         f"project/{SERVICE_BUILD_CONSTRAINTS_FILE}",
         flags.OUT,
         LOCK_EXPORT,
+        flags.CACHE_DIR,
+        LOCK_CHECK_CACHE_PATH,
     )
 
 
@@ -403,6 +411,7 @@ async def lock_export_process(request: LockExportProcessRequest, host: Platform)
             # uv builds the metadata of a package whose metadata is not static with its pinned
             # build backend, which the check installs from the index.
             needs_network_trust=project.builds_wheels,
+            append_only_caches=FrozenDict({LOCK_CHECK_CACHE_NAME: LOCK_CHECK_CACHE_PATH}),
             uv=wheel,
         ),
     )

@@ -13,6 +13,7 @@ which are part of the process's cache key.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
@@ -127,6 +128,13 @@ def add_export_lock_arguments(parser: argparse.ArgumentParser) -> None:
         help='Where to write {"distributions": [{"name", "requirement", "index", "sdist_url"}], '
         '"local_directories"}.',
     )
+    parser.add_argument(
+        flags.CACHE_DIR,
+        type=Path,
+        help="uv's cache for the offline lock check and export, kept between runs (default: no "
+        "cache). Only offline runs of uv use it, so it never holds an index's answers, and the "
+        "check's outcome cannot depend on it: it saves uv's query of the interpreter.",
+    )
 
 
 def run_export_lock(args: argparse.Namespace) -> int:
@@ -140,8 +148,10 @@ def run_export_lock(args: argparse.Namespace) -> int:
     shown = args.display_dir or str(args.project)
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
         uv = uv_from(args.uv, args.uv_cache, Path(scratch))
+        # The build backends come from the index, with no cache; the offline runs share one.
+        offline = dataclasses.replace(uv, cache_dir=args.cache_dir)
         lock = check_lock(
-            uv,
+            offline,
             args.project,
             target.version,
             display_dir=args.display_dir,
@@ -162,12 +172,13 @@ def run_export_lock(args: argparse.Namespace) -> int:
             ),
         )
         exported = export_requirements(
-            uv,
+            offline,
             args.project,
             args.extras,
             args.display_dir,
             relock_command=relock,
             package=args.package,
+            lock=lock,
         )
         requirements = exported.for_target(target)
         if args.build_constraints is not None:

@@ -65,6 +65,32 @@ def test_export_lock_writes_one_requirement_per_distribution_for_the_target(
     assert exported["local_directories"] == []
 
 
+def test_export_lock_keeps_a_cache_that_never_decides_the_check(
+    uv_wheel: Path, make_project: MakeProject, tmp_path: Path
+) -> None:
+    project = make_project("cached-export", ["six==1.17.0"])
+    cache = tmp_path / "offline-cache"
+
+    def export_lock(out: Path, *cached: str) -> int:
+        argv = [f"--project={project}", f"--uv={uv_wheel}", *TARGET_ARGS, f"--out={out}"]
+        return run_command(["export-lock", *argv, *cached])
+
+    outputs = [tmp_path / name for name in ("none.json", "first.json", "second.json")]
+    assert export_lock(outputs[0]) == 0
+    assert export_lock(outputs[1], f"--cache-dir={cache}") == 0
+    assert export_lock(outputs[2], f"--cache-dir={cache}") == 0
+    assert outputs[0].read_bytes() == outputs[1].read_bytes() == outputs[2].read_bytes()
+    # What the checks keep is uv's record of the interpreter; no index answered them.
+    buckets = {path.name.rsplit("-", 1)[0] for path in cache.iterdir() if path.is_dir()}
+    assert "interpreter" in buckets
+    assert not buckets & {"simple", "wheels", "archive", "flat-index"}
+    # A lock gone stale is refused with the cache as without it.
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"six==1.17.0"', '"six==1.16.0"'))
+    assert export_lock(tmp_path / "stale.json", f"--cache-dir={cache}") == 1
+    assert export_lock(tmp_path / "stale.json") == 1
+
+
 def test_distribution_layer_holds_one_distribution_and_no_venv_files(
     uv_wheel: Path, make_project: MakeProject, tmp_path: Path
 ) -> None:

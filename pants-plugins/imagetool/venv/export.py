@@ -13,7 +13,7 @@ import dataclasses
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from esb_contract.lock_export import LockedDistribution, LockExport
 from esb_contract.uv_lock import normalise_name
@@ -75,6 +75,7 @@ def export_requirements(
     display_dir: Optional[str] = None,
     relock_command: Optional[str] = None,
     package: Optional[str] = None,
+    lock: Optional[dict[str, Any]] = None,
 ) -> LockedRequirements:
     """The locked requirements of the project's runtime, each with the index the lock takes it
     from when that is not PyPI.
@@ -83,7 +84,8 @@ def export_requirements(
     test-only dependencies never enter the image. Editable sources are exported as plain local
     directories: an image is immutable, so there is nothing to edit in place. With `package`,
     `project_dir` is a uv workspace's root and the requirements are those of that member (see
-    imagetool/venv/workspace.py); local directories are then relative to the root.
+    imagetool/venv/workspace.py); local directories are then relative to the root. `lock` is
+    the table of the project's `uv.lock` when the caller has read it already.
     """
     shown = display_dir if display_dir is not None else str(project_dir)
     result = uv.run(export_args(extras, package), cwd=project_dir)
@@ -96,7 +98,8 @@ def export_requirements(
     shown_pyproject, shown_lock = f"{shown}/pyproject.toml", f"{shown}/uv.lock"
     fix = f"run `{relock_command or RELOCK_COMMAND}`"
     pyproject = read_toml(project_dir / "pyproject.toml", shown_pyproject, fix)
-    lock = read_toml(project_dir / "uv.lock", shown_lock, fix)
+    if lock is None:
+        lock = read_toml(project_dir / "uv.lock", shown_lock, fix)
     indexes = distribution_indexes(
         lock, project_indexes(pyproject, shown_pyproject), shown_lock, shown_pyproject
     )
