@@ -352,9 +352,8 @@ async def read_service_project(request: ServiceProjectRequest) -> ServiceProject
 
 
 LOCK_EXPORT = "lock-export.json"
-# A Pants named cache (`~/.cache/pants/named_caches/esb_uv_offline`) for the lock check's offline
-# runs of uv: outside every key, it saves each check uv's query of the interpreter, and holds no
-# index's answers that could change a check's outcome.
+# The lock check's uv cache (`export-lock --cache-dir`): a Pants named cache, kept between runs
+# and outside every key.
 LOCK_CHECK_CACHE_NAME = "esb_uv_offline"
 LOCK_CHECK_CACHE_PATH = ".cache/esb-uv-offline"
 

@@ -131,9 +131,10 @@ def add_export_lock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         flags.CACHE_DIR,
         type=Path,
-        help="uv's cache for the offline lock check and export, kept between runs (default: no "
-        "cache). Only offline runs of uv use it, so it never holds an index's answers, and the "
-        "check's outcome cannot depend on it: it saves uv's query of the interpreter.",
+        help="uv's cache for the runs that need no index (the offline check, the export from "
+        "the lock as it is), kept between runs (default: no cache): it saves uv's query of the "
+        "interpreter. No run that reaches an index uses it, so it never holds an index's answers "
+        "and cannot change the check's outcome.",
     )
 
 
@@ -148,7 +149,7 @@ def run_export_lock(args: argparse.Namespace) -> int:
     shown = args.display_dir or str(args.project)
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
         uv = uv_from(args.uv, args.uv_cache, Path(scratch))
-        # The build backends come from the index, with no cache; the offline runs share one.
+        # The build backends come from the index, with no cache; the runs that need none share one.
         offline = dataclasses.replace(uv, cache_dir=args.cache_dir)
         lock = check_lock(
             offline,
