@@ -150,9 +150,9 @@ def run_export_lock(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="esb-lock-") as scratch:
         uv = uv_from(args.uv, args.uv_cache, Path(scratch))
         # The build backends come from the index, with no cache; the runs that need none share one.
-        offline = dataclasses.replace(uv, cache_dir=args.cache_dir)
+        indexless = dataclasses.replace(uv, cache_dir=args.cache_dir)
         lock = check_lock(
-            offline,
+            indexless,
             args.project,
             target.version,
             display_dir=args.display_dir,
@@ -173,7 +173,7 @@ def run_export_lock(args: argparse.Namespace) -> int:
             ),
         )
         exported = export_requirements(
-            offline,
+            indexless,
             args.project,
             args.extras,
             args.display_dir,
